@@ -1,0 +1,53 @@
+//! Applied topology records as protobuf messages. auth-pass never leaves the node: only whether
+//! one is set.
+
+use crate::events::IndexedEvent;
+use crate::pb;
+use crate::topology::{MasterRecord, ReplicaRecord};
+
+pub fn master(m: &MasterRecord, applied_index: u64) -> pb::Master {
+    pb::Master {
+        name: m.name.clone(),
+        host: m.addr.host.clone(),
+        port: u32::from(m.addr.port),
+        quorum: m.quorum,
+        down_after_ms: m.down_after_ms,
+        failover_timeout_ms: m.failover_timeout_ms,
+        parallel_syncs: m.parallel_syncs,
+        auth_user: m.auth_user.clone().unwrap_or_default(),
+        auth_pass_set: m.auth_pass.is_some(),
+        config_epoch: m.config_epoch,
+        epoch: m.epoch,
+        replid: m.replid.clone().unwrap_or_default(),
+        replicas: m.replicas.iter().map(replica).collect(),
+        failover: m.failover.as_ref().map(|f| pb::Failover {
+            epoch: f.epoch,
+            candidate_host: f.candidate.host.clone(),
+            candidate_port: u32::from(f.candidate.port),
+            state: f.state.to_string(),
+            reason: f.reason.clone(),
+            started_at_ms: f.started_at_ms,
+        }),
+        lease_holder: m.holder.unwrap_or(0),
+        applied_index,
+    }
+}
+
+fn replica(r: &ReplicaRecord) -> pb::Replica {
+    pb::Replica {
+        host: r.addr.host.clone(),
+        port: u32::from(r.addr.port),
+        run_id: r.run_id.clone(),
+        replid: r.replid.clone(),
+    }
+}
+
+pub fn event(e: &IndexedEvent) -> pb::Event {
+    pb::Event {
+        index: e.index,
+        kind: e.event.kind.clone(),
+        payload: e.event.payload.clone(),
+        master: e.event.master.clone().unwrap_or_default(),
+        epoch: e.event.epoch,
+    }
+}

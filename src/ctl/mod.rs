@@ -1,0 +1,241 @@
+//! `raftinel ctl`: the operator's client for the gRPC API. It tries the listed nodes in turn,
+//! prints human-readable text or `--json`, and exits non-zero with a one-line reason on failure.
+
+mod client;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::dial::{DialError, Dialer, TlsPem};
+use crate::pb;
+use client::Cluster;
+
+#[derive(Args, Debug)]
+pub struct CtlArgs {
+    /// gRPC addresses of cluster nodes, tried in turn: HOST:PORT[,HOST:PORT...]
+    #[arg(long, default_value = "127.0.0.1:26380")]
+    pub cluster: String,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Refuse to talk to a cluster with another id (see `ctl status`).
+    #[arg(long = "cluster-id")]
+    pub cluster_id: Option<String>,
+    /// Read this node's applied state instead of a linearizable read through the leader.
+    #[arg(long, global = true)]
+    pub local: bool,
+    #[arg(long = "tls-cert", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long = "tls-key", requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    #[arg(long = "tls-ca", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CtlCommand {
+    /// Leader, term, commit/applied index and members with reachability.
+    Status,
+    /// Every monitored master.
+    Masters,
+    /// One master: address, epoch, replicas, failover in progress.
+    Master { name: String },
+    /// Start monitoring a master (SENTINEL MONITOR).
+    Monitor {
+        name: String,
+        host: String,
+        port: u32,
+        quorum: u32,
+    },
+    /// Stop monitoring a master (SENTINEL REMOVE).
+    Remove { name: String },
+    /// Change options (SENTINEL SET): down-after-milliseconds, failover-timeout, parallel-syncs,
+    /// quorum, auth-pass, auth-user. Several OPTION VALUE pairs are applied all or none.
+    Set {
+        name: String,
+        #[arg(num_args = 2.., value_names = ["OPTION", "VALUE"], required = true)]
+        pairs: Vec<String>,
+    },
+    /// Stream topology events as they are applied.
+    Watch {
+        /// Replay retained events from this log index first (0: only new events).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// List members, or add / remove one.
+    Members {
+        #[command(subcommand)]
+        action: Option<MembersAction>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MembersAction {
+    /// Add a node (started with --join) as a learner, then as a voter once caught up.
+    Add {
+        id: u64,
+        /// The new node's gRPC address.
+        addr: String,
+        /// Its Sentinel (RESP) address; default: same IP, port 26379.
+        #[arg(long)]
+        sentinel: Option<String>,
+    },
+    /// Remove a node from the cluster.
+    Remove { id: u64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error("{0}")]
+    Dial(#[from] DialError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Status(String),
+    #[error("writing JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+fn consistency(local: bool) -> i32 {
+    if local {
+        pb::Consistency::Local as i32
+    } else {
+        pb::Consistency::Linearizable as i32
+    }
+}
+
+/// Runs one ctl command, printing its result to stdout.
+pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
+    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+        (Some(c), Some(k), Some(a)) => Some(TlsPem::load(c, k, a)?),
+        _ => None,
+    };
+    let cluster = Cluster::new(&args.cluster, Dialer::new(tls), args.cluster_id.clone())?;
+    let json = args.json;
+    match args.command {
+        CtlCommand::Status => {
+            let s = cluster
+                .call(|mut c, r| async move {
+                    c.cluster_status(r.req(pb::ClusterStatusRequest {})).await
+                })
+                .await?;
+            output::status(&s, json)
+        }
+        CtlCommand::Masters => {
+            let req = pb::ListMastersRequest {
+                consistency: consistency(args.local),
+            };
+            let reply = cluster
+                .call(|mut c, r| async move { c.list_masters(r.req(req)).await })
+                .await?;
+            output::masters(&reply.masters, json)
+        }
+        CtlCommand::Master { name } => {
+            let req = pb::GetMasterRequest {
+                name,
+                consistency: consistency(args.local),
+            };
+            let m = cluster
+                .call(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.get_master(r.req(req)).await }
+                })
+                .await?;
+            output::master(&m, json)
+        }
+        CtlCommand::Monitor {
+            name,
+            host,
+            port,
+            quorum,
+        } => {
+            let req = pb::MonitorRequest {
+                name,
+                host,
+                port,
+                quorum,
+            };
+            let w = cluster
+                .call(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.monitor(r.req(req)).await }
+                })
+                .await?;
+            output::written(&w, json)
+        }
+        CtlCommand::Remove { name } => {
+            let req = pb::RemoveRequest { name };
+            let w = cluster
+                .call(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.remove(r.req(req)).await }
+                })
+                .await?;
+            output::written(&w, json)
+        }
+        CtlCommand::Set { name, pairs } => {
+            if pairs.len() % 2 != 0 {
+                return Err(CtlError::Usage("set takes OPTION VALUE pairs".into()));
+            }
+            let options = pairs
+                .chunks(2)
+                .filter_map(|p| match p {
+                    [option, value] => Some(pb::SetOption {
+                        option: option.clone(),
+                        value: value.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            let req = pb::SetRequest { name, options };
+            let w = cluster
+                .call(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.set(r.req(req)).await }
+                })
+                .await?;
+            output::written(&w, json)
+        }
+        CtlCommand::Watch { from, count } => cluster.watch(from, count, json).await,
+        CtlCommand::Members { action: None } => {
+            let s = cluster
+                .call(|mut c, r| async move {
+                    c.cluster_status(r.req(pb::ClusterStatusRequest {})).await
+                })
+                .await?;
+            output::members(&s, json)
+        }
+        CtlCommand::Members {
+            action: Some(MembersAction::Add { id, addr, sentinel }),
+        } => {
+            let req = pb::AddMemberRequest {
+                id,
+                addr,
+                sentinel_addr: sentinel.unwrap_or_default(),
+            };
+            let w = cluster
+                .call_long(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.add_member(r.req(req)).await }
+                })
+                .await?;
+            output::written(&w, json)
+        }
+        CtlCommand::Members {
+            action: Some(MembersAction::Remove { id }),
+        } => {
+            let req = pb::RemoveMemberRequest { id };
+            let w = cluster
+                .call_long(|mut c, r| async move { c.remove_member(r.req(req)).await })
+                .await?;
+            output::written(&w, json)
+        }
+    }
+}

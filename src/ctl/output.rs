@@ -1,0 +1,178 @@
+//! What `raftinel ctl` prints: a short human-readable form, or JSON with `--json`.
+
+use serde_json::{json, Value};
+
+use super::CtlError;
+use crate::pb;
+
+fn print_json(v: &Value) -> Result<(), CtlError> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn master_json(m: &pb::Master) -> Value {
+    json!({
+        "name": m.name,
+        "addr": format!("{}:{}", m.host, m.port),
+        "host": m.host,
+        "port": m.port,
+        "epoch": m.config_epoch,
+        "max_epoch": m.epoch,
+        "quorum": m.quorum,
+        "down_after_ms": m.down_after_ms,
+        "failover_timeout_ms": m.failover_timeout_ms,
+        "parallel_syncs": m.parallel_syncs,
+        "auth_user": m.auth_user,
+        "auth_pass_set": m.auth_pass_set,
+        "replid": m.replid,
+        "replicas": m.replicas.iter().map(|r| json!({
+            "addr": format!("{}:{}", r.host, r.port), "run_id": r.run_id, "replid": r.replid,
+        })).collect::<Vec<_>>(),
+        "failover": m.failover.as_ref().map(|f| json!({
+            "epoch": f.epoch,
+            "candidate": format!("{}:{}", f.candidate_host, f.candidate_port),
+            "state": f.state,
+            "reason": f.reason,
+            "started_at_ms": f.started_at_ms,
+        })),
+        "lease_holder": (m.lease_holder != 0).then_some(m.lease_holder),
+        "applied_index": m.applied_index,
+    })
+}
+
+pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
+    if json {
+        return print_json(&master_json(m));
+    }
+    println!(
+        "{}  {}:{}  epoch {}  quorum {}",
+        m.name, m.host, m.port, m.config_epoch, m.quorum
+    );
+    println!(
+        "  down-after-milliseconds {}  failover-timeout {}  parallel-syncs {}  auth-pass {}",
+        m.down_after_ms,
+        m.failover_timeout_ms,
+        m.parallel_syncs,
+        if m.auth_pass_set { "set" } else { "none" }
+    );
+    for r in &m.replicas {
+        println!("  replica {}:{}", r.host, r.port);
+    }
+    if let Some(f) = &m.failover {
+        println!(
+            "  failover in progress: epoch {} to {}:{} ({}, {})",
+            f.epoch, f.candidate_host, f.candidate_port, f.state, f.reason
+        );
+    }
+    Ok(())
+}
+
+pub fn masters(ms: &[pb::Master], json: bool) -> Result<(), CtlError> {
+    if json {
+        return print_json(&Value::Array(ms.iter().map(master_json).collect()));
+    }
+    if ms.is_empty() {
+        println!("no masters monitored");
+    }
+    for m in ms {
+        println!(
+            "{}  {}:{}  epoch {}  quorum {}  replicas {}",
+            m.name,
+            m.host,
+            m.port,
+            m.config_epoch,
+            m.quorum,
+            m.replicas.len()
+        );
+    }
+    Ok(())
+}
+
+pub fn written(w: &pb::WriteReply, json: bool) -> Result<(), CtlError> {
+    if json {
+        return print_json(&json!({ "ok": true, "index": w.index }));
+    }
+    println!("OK (committed at log index {})", w.index);
+    Ok(())
+}
+
+fn members_json(s: &pb::ClusterStatusReply) -> Value {
+    Value::Array(
+        s.members
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id, "addr": m.addr, "sentinel_addr": m.sentinel_addr, "voter": m.voter,
+                    "reachable": m.reachable, "leader": m.id == s.leader_id, "matched_index": m.matched_index,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn status(s: &pb::ClusterStatusReply, json: bool) -> Result<(), CtlError> {
+    if json {
+        return print_json(&json!({
+            "node_id": s.node_id, "cluster_id": s.cluster_id, "state": s.state,
+            "leader_id": (s.leader_id != 0).then_some(s.leader_id), "term": s.term,
+            "commit_index": s.commit_index, "applied_index": s.applied_index,
+            "last_log_index": s.last_log_index, "snapshot_index": s.snapshot_index,
+            "purged_index": s.purged_index, "members": members_json(s),
+        }));
+    }
+    let leader = if s.leader_id == 0 {
+        "none".to_string()
+    } else {
+        s.leader_id.to_string()
+    };
+    println!(
+        "cluster {}  answered by node {} ({})",
+        s.cluster_id, s.node_id, s.state
+    );
+    println!(
+        "leader {}  term {}  commit {}  applied {}  snapshot {}  purged {}",
+        leader, s.term, s.commit_index, s.applied_index, s.snapshot_index, s.purged_index
+    );
+    print_members(s);
+    Ok(())
+}
+
+fn print_members(s: &pb::ClusterStatusReply) {
+    for m in &s.members {
+        println!(
+            "  {} {:<21} sentinel {:<21} {:<7} {}{}",
+            m.id,
+            m.addr,
+            m.sentinel_addr,
+            if m.voter { "voter" } else { "learner" },
+            if m.reachable {
+                "reachable"
+            } else {
+                "UNREACHABLE"
+            },
+            if m.id == s.leader_id { "  leader" } else { "" }
+        );
+    }
+}
+
+pub fn members(s: &pb::ClusterStatusReply, json: bool) -> Result<(), CtlError> {
+    if json {
+        return print_json(&members_json(s));
+    }
+    print_members(s);
+    Ok(())
+}
+
+pub fn event(e: &pb::Event, json: bool) -> Result<(), CtlError> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&json!({
+                "index": e.index, "kind": e.kind, "payload": e.payload, "master": e.master, "epoch": e.epoch,
+            }))?
+        );
+    } else {
+        println!("{} {} {}", e.index, e.kind, e.payload);
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Outgoing gRPC channels: plain or mutual TLS, lazily connected, one per peer address. Used by
+//! the Raft transport, request forwarding, the bootstrap probe and `raftinel ctl`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("reading {what} file {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("address {addr}: {source}")]
+    Endpoint {
+        addr: String,
+        source: tonic::transport::Error,
+    },
+}
+
+/// PEM files for mutual TLS: this party's certificate and key, and the CA both sides trust.
+#[derive(Debug, Clone)]
+pub struct TlsPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub ca: Vec<u8>,
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, DialError> {
+    std::fs::read(path).map_err(|source| DialError::Read {
+        what,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+impl TlsPem {
+    pub fn load(cert: &Path, key: &Path, ca: &Path) -> Result<Self, DialError> {
+        Ok(TlsPem {
+            cert: read("certificate", cert)?,
+            key: read("key", key)?,
+            ca: read("CA", ca)?,
+        })
+    }
+
+    pub fn server(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new()
+            .identity(Identity::from_pem(&self.cert, &self.key))
+            .client_ca_root(Certificate::from_pem(&self.ca))
+    }
+
+    fn client(&self) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .identity(Identity::from_pem(&self.cert, &self.key))
+            .ca_certificate(Certificate::from_pem(&self.ca))
+    }
+}
+
+/// Builds channels to HOST:PORT addresses.
+#[derive(Debug, Clone, Default)]
+pub struct Dialer {
+    tls: Option<TlsPem>,
+}
+
+impl Dialer {
+    pub fn new(tls: Option<TlsPem>) -> Self {
+        Dialer { tls }
+    }
+
+    /// A lazily connected channel: building it never blocks or fails on an unreachable peer.
+    pub fn channel(&self, addr: &str) -> Result<Channel, DialError> {
+        let err = |source| DialError::Endpoint {
+            addr: addr.to_string(),
+            source,
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(err)?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5));
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.client()).map_err(err)?;
+        }
+        Ok(endpoint.connect_lazy())
+    }
+}

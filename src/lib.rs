@@ -1,0 +1,22 @@
+//! raftinel: a Raft-backed Redis high-availability controller and drop-in for Redis Sentinel.
+//!
+//! # Layout
+//! - [`config`]: the TOML file and `serve` flags, defaults and the timing rules.
+//! - [`topology`]: the replicated state and the commands that change it (pure, no I/O).
+//! - [`raft`]: openraft wiring: sled log store and state machine, gRPC transport, cluster
+//!   identity, first-boot initialization.
+//! - [`api`]: the gRPC `Topology` service (reads, writes, forwarding, Watch, membership).
+//! - [`events`]: the broadcast stream of applied topology events.
+//! - [`node`]: one node as a service, and its shutdown path.
+//! - [`ctl`]: `raftinel ctl`, the operator's client.
+//! - [`dial`]: outgoing gRPC channels, plain or mTLS. [`pb`]: generated protobuf code.
+
+pub mod api;
+pub mod config;
+pub mod ctl;
+pub mod dial;
+pub mod events;
+pub mod node;
+pub mod pb;
+pub mod raft;
+pub mod topology;

@@ -1,0 +1,103 @@
+//! The `raftinel` binary: `serve` runs a node, `ctl` talks to a cluster.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{signal, SignalKind};
+
+use raftinel::config::{self, ServeArgs};
+use raftinel::ctl::{self, CtlArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "raftinel",
+    version,
+    about = "Raft-backed Redis HA controller, a drop-in for Redis Sentinel"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a raftinel node.
+    Serve(ServeArgs),
+    /// Operate a cluster through its gRPC API.
+    Ctl(CtlArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("raftinel: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Cmd::Serve(args) => runtime.block_on(serve(args)),
+        Cmd::Ctl(args) => match runtime.block_on(ctl::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("raftinel ctl: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    init_tracing();
+    let (config, warnings) = match config::load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("raftinel: config error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in warnings {
+        tracing::warn!("config: {w}");
+    }
+    match raftinel::node::run(config, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            tracing::error!("fatal: {e:#}");
+            eprintln!("raftinel: fatal: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn,h2=warn,tower=warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// SIGTERM (systemd) or SIGINT (a terminal): the one way a node is asked to stop.
+async fn shutdown_signal() {
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stop with kill -9");
+            std::future::pending::<()>().await
+        }
+    }
+}

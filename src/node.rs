@@ -1,0 +1,224 @@
+//! One raftinel node as a tokio service: opens the store, starts openraft and the gRPC server,
+//! runs first-boot initialization, and owns the single shutdown path (signal → cancel → wait for
+//! every task → raft shutdown → sled flush).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::api::Api;
+use crate::config::Config;
+use crate::dial::{DialError, Dialer, TlsPem};
+use crate::events::EventBus;
+use crate::pb::raft_internal_server::RaftInternalServer;
+use crate::pb::topology_server::TopologyServer;
+use crate::raft::bootstrap::Bootstrap;
+use crate::raft::identity::IdentityError;
+use crate::raft::network::Network;
+use crate::raft::service::RaftService;
+use crate::raft::types::typ::StorageError;
+use crate::raft::{ClusterIdentity, LogStore, Raft, StateMachineStore};
+
+/// sled's default cache is 1 GiB; raftinel's state is a few KB plus a bounded log.
+const SLED_CACHE_BYTES: u64 = 32 << 20;
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("data dir {dir}: {source}")]
+    DataDir { dir: String, source: std::io::Error },
+    #[error("opening the sled store in {dir}: {source}")]
+    Open { dir: String, source: sled::Error },
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cluster identity: {0}")]
+    Identity(#[from] IdentityError),
+    #[error("raft timings rejected by openraft: {0}")]
+    RaftConfig(#[from] openraft::ConfigError),
+    #[error("starting raft: {0}")]
+    RaftStart(String),
+    #[error("binding the gRPC listener {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[from] DialError),
+    #[error("gRPC server: {0}")]
+    Server(#[from] tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(String),
+    #[error("raft core stopped: {0}")]
+    RaftFatal(String),
+    #[error("flushing the store on shutdown: {0}")]
+    Flush(sled::Error),
+}
+
+#[allow(clippy::result_large_err)] // openraft's own error type, returned once at startup
+fn raft_config(config: &Config) -> Result<openraft::Config, openraft::ConfigError> {
+    let r = &config.raft;
+    openraft::Config {
+        cluster_name: "raftinel".to_string(),
+        heartbeat_interval: r.heartbeat_ms,
+        election_timeout_min: r.election_min_ms,
+        election_timeout_max: r.election_max_ms,
+        install_snapshot_timeout: r.install_snapshot_timeout_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(r.snapshot_every),
+        max_in_snapshot_log_to_keep: r.keep_logs,
+        ..Default::default()
+    }
+    .validate()
+}
+
+/// Runs the node until `shutdown` resolves (or raft stops on a fatal error, which is returned).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let span = tracing::info_span!("node", id = config.id);
+    run_node(Arc::new(config), shutdown).instrument(span).await
+}
+
+async fn run_node(
+    config: Arc<Config>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let dir = config.data_dir.display().to_string();
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+        dir: dir.clone(),
+        source,
+    })?;
+    let db = sled::Config::new()
+        .path(&config.data_dir)
+        .cache_capacity(SLED_CACHE_BYTES)
+        .open()
+        .map_err(|source| NodeError::Open {
+            dir: dir.clone(),
+            source,
+        })?;
+
+    let tls = match &config.tls {
+        Some(t) => Some(TlsPem::load(&t.cert, &t.key, &t.ca)?),
+        None => None,
+    };
+    let dialer = Dialer::new(tls.clone());
+    let identity = ClusterIdentity::open(&db)?;
+    let bus = EventBus::default();
+    let log_store = LogStore::open(&db).map_err(|source| NodeError::Open {
+        dir: dir.clone(),
+        source,
+    })?;
+    let sm = StateMachineStore::open(&db, bus.clone())?;
+    let view = sm.view();
+    let event_log = sm.event_log();
+    let network = Network::new(dialer.clone(), identity.clone());
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config(&config)?),
+        network,
+        log_store,
+        sm,
+    )
+    .await
+    .map_err(|e| NodeError::RaftStart(e.to_string()))?;
+
+    let cancel = CancellationToken::new();
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| NodeError::Bind {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    tracing::info!(listen = %config.listen, cluster = ?identity.get(), "gRPC listening");
+
+    let raft_service = RaftService {
+        raft: raft.clone(),
+        identity: identity.clone(),
+        node_id: config.id,
+        peers: config.peers.clone(),
+        sentinel_addr: config.sentinel_listen.to_string(),
+    };
+    let api = Api {
+        node_id: config.id,
+        raft: raft.clone(),
+        view,
+        events: event_log,
+        bus,
+        identity: identity.clone(),
+        dialer: dialer.clone(),
+        config: config.clone(),
+        cancel: cancel.clone(),
+    };
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| NodeError::Reflection(e.to_string()))?;
+    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+    if let Some(tls) = &tls {
+        builder = builder.tls_config(tls.server())?;
+    }
+    let server_cancel = cancel.clone();
+    let server = builder
+        .add_service(
+            RaftInternalServer::new(raft_service)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(TopologyServer::new(api))
+        .add_service(reflection)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            server_cancel.cancelled().await
+        });
+    let server = tokio::spawn(server.in_current_span());
+
+    let bootstrap = Bootstrap {
+        node_id: config.id,
+        peers: config.peers.clone(),
+        sentinel_addr: config.sentinel_listen.to_string(),
+        joining: config.join.is_some(),
+        raft: raft.clone(),
+        identity,
+        dialer,
+    };
+    let bootstrap = tokio::spawn(bootstrap.run(cancel.clone()).in_current_span());
+
+    let fatal = tokio::select! {
+        _ = shutdown => None,
+        e = raft_stopped(&raft) => Some(e),
+    };
+    match &fatal {
+        None => tracing::info!("shutting down"),
+        Some(e) => tracing::error!(error = %e, "raft core stopped; shutting down"),
+    }
+    cancel.cancel();
+    let _ = bootstrap.await;
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server ended with an error"),
+        Err(_) => tracing::warn!("gRPC server did not stop within 5 s"),
+        _ => {}
+    }
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown");
+    }
+    drop(raft);
+    db.flush_async().await.map_err(NodeError::Flush)?;
+    match fatal {
+        Some(e) => Err(NodeError::RaftFatal(e)),
+        None => Ok(()),
+    }
+}
+
+/// Resolves when openraft's core stops (a storage error, a panic): the node must not linger.
+async fn raft_stopped(raft: &Raft) -> String {
+    let mut metrics = raft.metrics();
+    loop {
+        if let Err(e) = &metrics.borrow().running_state {
+            return e.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "raft metrics closed".to_string();
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! How raftinel stores values in sled and carries openraft messages over gRPC: a format-version
+//! byte, then bincode. A value that does not decode is corruption, never "absent".
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Bumped whenever a stored or transmitted type changes shape incompatibly.
+pub const FORMAT_VERSION: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("empty value")]
+    Empty,
+    #[error("format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    Version { found: u8 },
+    #[error("bincode: {0}")]
+    Bincode(#[from] bincode::Error),
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![FORMAT_VERSION];
+    bincode::serialize_into(&mut out, value)?;
+    Ok(out)
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if version != FORMAT_VERSION {
+        return Err(CodecError::Version { found: version });
+    }
+    Ok(bincode::deserialize(body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_rejects_garbage() {
+        let v = (7u64, "x".to_string());
+        let bytes = encode(&v).unwrap();
+        assert_eq!(decode::<(u64, String)>(&bytes).unwrap(), v);
+        assert!(matches!(decode::<u64>(&[]), Err(CodecError::Empty)));
+        assert!(matches!(
+            decode::<u64>(&[9, 0]),
+            Err(CodecError::Version { found: 9 })
+        ));
+        assert!(decode::<(u64, String)>(&[FORMAT_VERSION, 1, 2]).is_err());
+    }
+}

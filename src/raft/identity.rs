@@ -1,0 +1,123 @@
+//! Cluster identity (DESIGN invariant 10): an id made once at initialization, stored with the
+//! Raft metadata, sent with every Raft and admin RPC, and checked by every receiver.
+
+use std::sync::{Arc, RwLock};
+
+use rand::RngCore;
+use tonic::metadata::MetadataMap;
+use tonic::Status;
+
+use super::codec::{decode, encode, CodecError};
+
+/// gRPC metadata key carrying the sender's cluster id.
+pub const HEADER: &str = "x-raftinel-cluster-id";
+const KEY: &[u8] = b"cluster_id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("cluster id store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored cluster id is corrupt: {0}")]
+    Codec(#[from] CodecError),
+    #[error("this node belongs to cluster {ours}, not {theirs}")]
+    Mismatch { ours: String, theirs: String },
+}
+
+#[derive(Clone)]
+pub struct ClusterIdentity {
+    db: sled::Db,
+    meta: sled::Tree,
+    current: Arc<RwLock<Option<String>>>,
+}
+
+impl ClusterIdentity {
+    pub fn open(db: &sled::Db) -> Result<Self, IdentityError> {
+        let meta = db.open_tree("raft_meta")?;
+        let current = meta.get(KEY)?.map(|v| decode::<String>(&v)).transpose()?;
+        Ok(ClusterIdentity {
+            db: db.clone(),
+            meta,
+            current: Arc::new(RwLock::new(current)),
+        })
+    }
+
+    /// A fresh random id: 128 bits as 32 hex digits.
+    pub fn generate() -> String {
+        let mut bytes = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.current
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Records `id` as this node's cluster durably; a node never changes cluster.
+    pub async fn adopt(&self, id: &str) -> Result<(), IdentityError> {
+        if let Some(ours) = self.get() {
+            return if ours == id {
+                Ok(())
+            } else {
+                Err(IdentityError::Mismatch {
+                    ours,
+                    theirs: id.to_string(),
+                })
+            };
+        }
+        self.meta.insert(KEY, encode(&id.to_string())?)?;
+        self.db.flush_async().await?;
+        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *guard = Some(id.to_string());
+        Ok(())
+    }
+
+    /// Checks a Raft RPC from a peer. A node that has no id yet joins the sender's cluster: that
+    /// is how a new member learns it. A peer that sends none, or another one, is refused.
+    pub async fn admit_peer(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        let theirs = header(metadata).ok_or_else(|| {
+            Status::failed_precondition(
+                "cluster id missing: the caller is not an initialized raftinel node",
+            )
+        })?;
+        self.adopt(&theirs).await.map_err(refusal)
+    }
+
+    /// Checks an admin or client call: the id is optional for clients, but must match if sent.
+    pub fn admit_client(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        match (header(metadata), self.get()) {
+            (Some(theirs), Some(ours)) if theirs != ours => {
+                Err(refusal(IdentityError::Mismatch { ours, theirs }))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds this node's id, if it has one, to an outgoing request.
+    pub fn stamp(&self, metadata: &mut MetadataMap) {
+        if let Some(id) = self.get() {
+            if let Ok(v) = id.parse() {
+                metadata.insert(HEADER, v);
+            }
+        }
+    }
+}
+
+fn header(metadata: &MetadataMap) -> Option<String> {
+    metadata
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+}
+
+fn refusal(e: IdentityError) -> Status {
+    match e {
+        IdentityError::Mismatch { .. } => {
+            Status::failed_precondition(format!("cluster id mismatch: {e}; refusing the call"))
+        }
+        other => Status::internal(other.to_string()),
+    }
+}

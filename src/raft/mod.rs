@@ -1,0 +1,19 @@
+//! Raft for raftinel: openraft's type configuration, the sled log store and state machine, the
+//! gRPC transport (client and server), cluster identity and first-boot initialization.
+
+// openraft's StorageError is large by design; boxing it at every storage call buys nothing.
+#![allow(clippy::result_large_err)]
+
+pub mod bootstrap;
+pub mod codec;
+pub mod identity;
+pub mod log_store;
+pub mod network;
+pub mod service;
+pub mod state_machine;
+pub mod types;
+
+pub use identity::ClusterIdentity;
+pub use log_store::LogStore;
+pub use state_machine::{EventLog, SmData, StateMachineStore};
+pub use types::{Member, NodeId, Raft, Response, TypeConfig};

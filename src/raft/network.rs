@@ -1,0 +1,153 @@
+//! The Raft transport's client side: openraft RPCs as bincode inside `RaftInternal` gRPC calls,
+//! over one cached lazily-connected channel per peer, stamped with the cluster id.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::Channel;
+
+use super::codec::{decode, encode};
+use super::identity::ClusterIdentity;
+use super::types::typ::{RaftError, RpcError};
+use super::types::{Member, NodeId, TypeConfig};
+use crate::dial::Dialer;
+use crate::pb::raft_internal_client::RaftInternalClient;
+use crate::pb::RaftBytes;
+
+/// Hands openraft one client per target; channels are cached by address and shared.
+#[derive(Clone)]
+pub struct Network {
+    dialer: Dialer,
+    identity: ClusterIdentity,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Network {
+    pub fn new(dialer: Dialer, identity: ClusterIdentity) -> Self {
+        Network {
+            dialer,
+            identity,
+            channels: Arc::default(),
+        }
+    }
+
+    fn channel(&self, addr: &str) -> Option<Channel> {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ch) = map.get(addr) {
+            return Some(ch.clone());
+        }
+        match self.dialer.channel(addr) {
+            Ok(ch) => {
+                map.insert(addr.to_string(), ch.clone());
+                Some(ch)
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot build a channel to peer");
+                None
+            }
+        }
+    }
+}
+
+pub struct PeerClient {
+    target: NodeId,
+    addr: String,
+    channel: Option<Channel>,
+    identity: ClusterIdentity,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            channel: self.channel(&node.addr),
+            identity: self.identity.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Rpc {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(
+        &self,
+        rpc: Rpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, Member, RaftError<E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let channel = self.channel.clone().ok_or_else(|| {
+            RPCError::Unreachable(Unreachable::new(&std::io::Error::other(format!(
+                "no channel to {}",
+                self.addr
+            ))))
+        })?;
+        let data = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut request = tonic::Request::new(RaftBytes { data });
+        request.set_timeout(option.soft_ttl());
+        self.identity.stamp(request.metadata_mut());
+        let mut client = RaftInternalClient::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        let reply = match rpc {
+            Rpc::Append => client.append_entries(request).await,
+            Rpc::Vote => client.vote(request).await,
+            Rpc::Snapshot => client.install_snapshot(request).await,
+        };
+        let reply = reply.map_err(|status| match status.code() {
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                RPCError::Unreachable(Unreachable::new(&status))
+            }
+            _ => RPCError::Network(NetworkError::new(&status)),
+        })?;
+        let result: Result<Resp, RaftError<E>> = decode(&reply.into_inner().data)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
+        self.call(Rpc::Append, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
+        self.call(Rpc::Snapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcError> {
+        self.call(Rpc::Vote, &rpc, &option).await
+    }
+}

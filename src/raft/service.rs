@@ -1,0 +1,81 @@
+//! The Raft transport's server side: decodes openraft RPCs from `RaftInternal` calls, after the
+//! cluster-id check, and answers the bootstrap probe. Only raftinel nodes should reach it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+use tonic::{Request, Response, Status};
+
+use super::codec::{decode, encode};
+use super::identity::ClusterIdentity;
+use super::types::Raft;
+use crate::pb::raft_internal_server::RaftInternal;
+use crate::pb::{NodeInfoReply, NodeInfoRequest, Peer, RaftBytes};
+
+pub struct RaftService {
+    pub raft: Raft,
+    pub identity: ClusterIdentity,
+    pub node_id: u64,
+    pub peers: BTreeMap<u64, SocketAddr>,
+    pub sentinel_addr: String,
+}
+
+fn reply<T: Serialize>(value: &T) -> Result<Response<RaftBytes>, Status> {
+    let data = encode(value).map_err(|e| Status::internal(format!("encoding reply: {e}")))?;
+    Ok(Response::new(RaftBytes { data }))
+}
+
+fn body<T: serde::de::DeserializeOwned>(req: Request<RaftBytes>) -> Result<T, Status> {
+    decode(&req.into_inner().data)
+        .map_err(|e| Status::invalid_argument(format!("undecodable Raft RPC: {e}")))
+}
+
+#[tonic::async_trait]
+impl RaftInternal for RaftService {
+    async fn append_entries(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+        self.identity.admit_peer(req.metadata()).await?;
+        let rpc = body(req)?;
+        reply(&self.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
+        self.identity.admit_peer(req.metadata()).await?;
+        let rpc = body(req)?;
+        reply(&self.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: Request<RaftBytes>,
+    ) -> Result<Response<RaftBytes>, Status> {
+        self.identity.admit_peer(req.metadata()).await?;
+        let rpc = body(req)?;
+        reply(&self.raft.install_snapshot(rpc).await)
+    }
+
+    async fn node_info(
+        &self,
+        _req: Request<NodeInfoRequest>,
+    ) -> Result<Response<NodeInfoReply>, Status> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| Status::unavailable(format!("raft core stopped: {e}")))?;
+        Ok(Response::new(NodeInfoReply {
+            node_id: self.node_id,
+            initialized: initialized || self.identity.get().is_some(),
+            cluster_id: self.identity.get().unwrap_or_default(),
+            peers: self
+                .peers
+                .iter()
+                .map(|(&id, addr)| Peer {
+                    id,
+                    addr: addr.to_string(),
+                })
+                .collect(),
+            sentinel_addr: self.sentinel_addr.clone(),
+        }))
+    }
+}

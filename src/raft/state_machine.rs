@@ -1,0 +1,338 @@
+//! The state machine: raftinel's `TopologyState` kept in memory and persisted whole to sled after
+//! every applied batch (it is a few KB), its snapshots, and the stored events that Watch resumes from.
+
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError, StoredMembership};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::codec::{decode, encode, CodecError};
+use super::types::typ::{Entry, LogId, SnapshotMeta, StorageError};
+use super::types::{Response, TypeConfig};
+use crate::events::{EventBus, IndexedEvent};
+use crate::topology::{ApplyContext, TopologyEvent, TopologyState};
+
+const DATA: &[u8] = b"data";
+const SNAPSHOT: &[u8] = b"snapshot";
+const EVENTS_FROM: &[u8] = b"events_from";
+
+/// How many log indexes of events are kept for Watch to resume from, behind the last snapshot.
+const EVENT_RETENTION: u64 = 10_000;
+
+/// Everything the state machine holds; also the snapshot format.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SmData {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership<u64, super::types::Member>,
+    pub topology: TopologyState,
+}
+
+impl SmData {
+    pub fn applied_index(&self) -> u64 {
+        self.last_applied.map(|l| l.index).unwrap_or(0)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// Reads the retained events, for Watch.
+#[derive(Clone)]
+pub struct EventLog {
+    sm: sled::Tree,
+    events: sled::Tree,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventLogError {
+    #[error("events before log index {first} are no longer retained")]
+    Purged { first: u64 },
+    #[error("reading stored events: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored event is corrupt: {0}")]
+    Codec(#[from] CodecError),
+}
+
+fn event_key(index: u64, seq: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&index.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+impl EventLog {
+    /// Every retained event with index >= `from`, in order, up to `until` inclusive.
+    pub fn read(&self, from: u64, until: u64) -> Result<Vec<IndexedEvent>, EventLogError> {
+        let first = match self.sm.get(EVENTS_FROM)? {
+            Some(v) => decode::<u64>(&v)?,
+            None => 1,
+        };
+        if from < first {
+            return Err(EventLogError::Purged { first });
+        }
+        let mut out = Vec::new();
+        for item in self
+            .events
+            .range(event_key(from, 0)..=event_key(until, u32::MAX))
+        {
+            let (k, v) = item?;
+            let mut idx = [0u8; 8];
+            idx.copy_from_slice(k.get(..8).unwrap_or(&[0u8; 8]));
+            out.push(IndexedEvent {
+                index: u64::from_be_bytes(idx),
+                event: decode::<TopologyEvent>(&v)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+pub struct StateMachineStore {
+    db: sled::Db,
+    sm: sled::Tree,
+    events: sled::Tree,
+    data: SmData,
+    view: watch::Sender<Arc<SmData>>,
+    bus: EventBus,
+    snapshot_seq: Arc<AtomicU64>,
+}
+
+impl StateMachineStore {
+    /// Opens the state machine trees and loads the persisted state; a value that does not decode
+    /// is returned as an error (the node must not start on a corrupt store).
+    pub fn open(db: &sled::Db, bus: EventBus) -> Result<Self, StorageError> {
+        let sm = db
+            .open_tree("sm")
+            .map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let events = db
+            .open_tree("events")
+            .map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let data = match sm
+            .get(DATA)
+            .map_err(|e| StorageIOError::read_state_machine(&e))?
+        {
+            Some(v) => decode(&v).map_err(|e| StorageIOError::read_state_machine(&e))?,
+            None => SmData::default(),
+        };
+        Ok(StateMachineStore {
+            db: db.clone(),
+            sm,
+            events,
+            view: watch::channel(Arc::new(data.clone())).0,
+            data,
+            bus,
+            snapshot_seq: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// The applied state, updated after every persisted batch.
+    pub fn view(&self) -> watch::Receiver<Arc<SmData>> {
+        self.view.subscribe()
+    }
+
+    pub fn event_log(&self) -> EventLog {
+        EventLog {
+            sm: self.sm.clone(),
+            events: self.events.clone(),
+        }
+    }
+
+    async fn persist(&self, events: &[IndexedEvent]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        let mut seq = 0u32;
+        let mut last_index = 0;
+        for e in events {
+            if e.index != last_index {
+                seq = 0;
+                last_index = e.index;
+            }
+            let bytes = encode(&e.event).map_err(|e| StorageIOError::write_state_machine(&e))?;
+            batch.insert(&event_key(e.index, seq), bytes);
+            seq = seq.saturating_add(1);
+        }
+        self.events
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        let bytes = encode(&self.data).map_err(|e| StorageIOError::write_state_machine(&e))?;
+        self.sm
+            .insert(DATA, bytes)
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        self.db
+            .flush_async()
+            .await
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        Ok(())
+    }
+}
+
+pub struct SnapshotBuilder {
+    db: sled::Db,
+    sm: sled::Tree,
+    events: sled::Tree,
+    data: SmData,
+    seq: Arc<AtomicU64>,
+}
+
+fn sig_err(e: &(impl std::error::Error + 'static)) -> StorageError {
+    StorageIOError::write_snapshot(None, e).into()
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let blob = encode(&self.data).map_err(|e| sig_err(&e))?;
+        let last = self.data.last_applied;
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: self.data.membership.clone(),
+            snapshot_id: format!("{}-{}", last.map(|l| l.to_string()).unwrap_or_default(), n),
+        };
+        let stored = encode(&StoredSnapshot {
+            meta: meta.clone(),
+            data: blob.clone(),
+        })
+        .map_err(|e| sig_err(&e))?;
+        self.sm.insert(SNAPSHOT, stored).map_err(|e| sig_err(&e))?;
+        // Events far behind the snapshot are dropped; Watch from before them gets OUT_OF_RANGE.
+        let applied = self.data.applied_index();
+        if applied > EVENT_RETENTION {
+            let first = applied - EVENT_RETENTION;
+            let mut batch = sled::Batch::default();
+            for item in self.events.range(..event_key(first, 0)) {
+                let (k, _) = item.map_err(|e| sig_err(&e))?;
+                batch.remove(k);
+            }
+            self.events.apply_batch(batch).map_err(|e| sig_err(&e))?;
+            let from = encode(&first).map_err(|e| sig_err(&e))?;
+            self.sm.insert(EVENTS_FROM, from).map_err(|e| sig_err(&e))?;
+        }
+        self.db.flush_async().await.map_err(|e| sig_err(&e))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(blob)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership<u64, super::types::Member>), StorageError> {
+        Ok((self.data.last_applied, self.data.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut responses = Vec::new();
+        let mut events = Vec::new();
+        for entry in entries {
+            self.data.last_applied = Some(entry.log_id);
+            match entry.payload {
+                EntryPayload::Blank => responses.push(Response::default()),
+                EntryPayload::Normal(cmd) => {
+                    let voters = self.data.membership.membership().voter_ids().count();
+                    let ctx = ApplyContext {
+                        index: entry.log_id.index,
+                        voters,
+                    };
+                    let applied = self.data.topology.apply(&cmd, ctx);
+                    events.extend(applied.events.into_iter().map(|event| IndexedEvent {
+                        index: entry.log_id.index,
+                        event,
+                    }));
+                    responses.push(Response {
+                        result: applied.result,
+                    });
+                }
+                EntryPayload::Membership(m) => {
+                    self.data.membership = StoredMembership::new(Some(entry.log_id), m);
+                    responses.push(Response::default());
+                }
+            }
+        }
+        self.persist(&events).await?;
+        self.view.send_replace(Arc::new(self.data.clone()));
+        for e in events {
+            self.bus.publish(e);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            sm: self.sm.clone(),
+            events: self.events.clone(),
+            data: self.data.clone(),
+            seq: self.snapshot_seq.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let blob = snapshot.into_inner();
+        let sig = Some(meta.signature());
+        let data: SmData =
+            decode(&blob).map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
+        self.data = SmData {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            topology: data.topology,
+        };
+        let stored = encode(&StoredSnapshot {
+            meta: meta.clone(),
+            data: blob,
+        })
+        .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        self.sm
+            .insert(SNAPSHOT, stored)
+            .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        // The events between our old state and the snapshot are unknown here: history restarts.
+        self.events
+            .clear()
+            .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        let from = encode(&(self.data.applied_index() + 1))
+            .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        self.sm
+            .insert(EVENTS_FROM, from)
+            .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        self.persist(&[]).await?;
+        self.view.send_replace(Arc::new(self.data.clone()));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let Some(raw) = self
+            .sm
+            .get(SNAPSHOT)
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?
+        else {
+            return Ok(None);
+        };
+        let stored: StoredSnapshot =
+            decode(&raw).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        Ok(Some(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}

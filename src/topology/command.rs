@@ -1,0 +1,175 @@
+//! The commands of the Raft log: every change to the topology is one of these, applied by
+//! `TopologyState::apply`. Plain data, no I/O.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::master::{Addr, ReplicaRecord, Secret};
+
+/// One log entry's payload. Times (`at_ms`) are the proposing leader's wall clock, carried in the
+/// entry so that applying stays deterministic.
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
+pub enum Command {
+    /// SENTINEL MONITOR.
+    Monitor {
+        name: String,
+        addr: Addr,
+        quorum: u32,
+        down_after_ms: u64,
+    },
+    /// SENTINEL REMOVE.
+    Remove { name: String },
+    /// SENTINEL SET, all-or-nothing (unlike Sentinel, which keeps options applied before an error).
+    Set {
+        name: String,
+        options: Vec<(String, String)>,
+    },
+    /// The replica set the leader sees for a master; replaces the known set.
+    ReplicasDiscovered {
+        name: String,
+        replicas: Vec<ReplicaRecord>,
+    },
+    /// Which node's host runs the master (matched by run id), so a failover revokes that node's
+    /// grant; `None` when no raftinel node is co-located (`fencing: none`).
+    HolderAssigned { name: String, holder: Option<u64> },
+    /// Takes `epoch` for a failover to `candidate` (invariant 1: committed before any promotion).
+    FailoverStarted {
+        name: String,
+        epoch: u64,
+        candidate: Addr,
+        candidate_holder: Option<u64>,
+        reason: String,
+        at_ms: u64,
+    },
+    /// The candidate reports role master; records its replication id (invariant 7).
+    MasterSwitched {
+        name: String,
+        epoch: u64,
+        replid: String,
+        at_ms: u64,
+    },
+    /// The replicas are repointed at the new master.
+    FailoverEnded {
+        name: String,
+        epoch: u64,
+        at_ms: u64,
+    },
+    /// The failover gave up before promotion.
+    FailoverAborted {
+        name: String,
+        epoch: u64,
+        reason: String,
+        at_ms: u64,
+    },
+    /// Grants `holder` a lease whose id is this entry's log index.
+    LeaseGranted { holder: u64 },
+    /// The holder hands back grant `id` (after fencing itself).
+    LeaseReleased { id: u64 },
+}
+
+/// SET options for `Debug`, with auth-pass values redacted like Sentinel's `+set` event.
+struct RedactedOptions<'a>(&'a [(String, String)]);
+
+impl fmt::Debug for RedactedOptions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for (option, value) in self.0 {
+            if option.eq_ignore_ascii_case("auth-pass") {
+                list.entry(&(option, Secret::new(value.as_str())));
+            } else {
+                list.entry(&(option, value));
+            }
+        }
+        list.finish()
+    }
+}
+
+impl fmt::Debug for Command {
+    /// Written by hand only so that a SET auth-pass value never reaches a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Monitor {
+                name,
+                addr,
+                quorum,
+                down_after_ms,
+            } => f
+                .debug_struct("Monitor")
+                .field("name", name)
+                .field("addr", addr)
+                .field("quorum", quorum)
+                .field("down_after_ms", down_after_ms)
+                .finish(),
+            Command::Remove { name } => f.debug_struct("Remove").field("name", name).finish(),
+            Command::Set { name, options } => f
+                .debug_struct("Set")
+                .field("name", name)
+                .field("options", &RedactedOptions(options))
+                .finish(),
+            Command::ReplicasDiscovered { name, replicas } => f
+                .debug_struct("ReplicasDiscovered")
+                .field("name", name)
+                .field("replicas", replicas)
+                .finish(),
+            Command::HolderAssigned { name, holder } => f
+                .debug_struct("HolderAssigned")
+                .field("name", name)
+                .field("holder", holder)
+                .finish(),
+            Command::FailoverStarted {
+                name,
+                epoch,
+                candidate,
+                candidate_holder,
+                reason,
+                at_ms,
+            } => f
+                .debug_struct("FailoverStarted")
+                .field("name", name)
+                .field("epoch", epoch)
+                .field("candidate", candidate)
+                .field("candidate_holder", candidate_holder)
+                .field("reason", reason)
+                .field("at_ms", at_ms)
+                .finish(),
+            Command::MasterSwitched {
+                name,
+                epoch,
+                replid,
+                at_ms,
+            } => f
+                .debug_struct("MasterSwitched")
+                .field("name", name)
+                .field("epoch", epoch)
+                .field("replid", replid)
+                .field("at_ms", at_ms)
+                .finish(),
+            Command::FailoverEnded { name, epoch, at_ms } => f
+                .debug_struct("FailoverEnded")
+                .field("name", name)
+                .field("epoch", epoch)
+                .field("at_ms", at_ms)
+                .finish(),
+            Command::FailoverAborted {
+                name,
+                epoch,
+                reason,
+                at_ms,
+            } => f
+                .debug_struct("FailoverAborted")
+                .field("name", name)
+                .field("epoch", epoch)
+                .field("reason", reason)
+                .field("at_ms", at_ms)
+                .finish(),
+            Command::LeaseGranted { holder } => f
+                .debug_struct("LeaseGranted")
+                .field("holder", holder)
+                .finish(),
+            Command::LeaseReleased { id } => {
+                f.debug_struct("LeaseReleased").field("id", id).finish()
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The failover in progress for one master and the log entries that move it along
+//! (started → promoted → ended, or started → aborted). No I/O: the failover module acts on it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::event::{self, TopologyEvent};
+use super::lease::{self, LeaseGrant};
+use super::master::{Addr, MasterRecord, ReplicaRecord};
+use super::refusal::Refusal;
+
+/// Where a failover stands in the log.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailoverState {
+    /// FailoverStarted is committed: the epoch is taken and the old grant revoked.
+    Started,
+    /// MasterSwitched is committed: the candidate is the master of the log.
+    Promoted,
+}
+
+impl fmt::Display for FailoverState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailoverState::Started => "started",
+            FailoverState::Promoted => "promoted",
+        })
+    }
+}
+
+/// The failover in progress; a new leader resumes from it (invariant 3).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct FailoverRecord {
+    pub epoch: u64,
+    pub candidate: Addr,
+    /// Node id whose lease covers the candidate's host (granted when the failover started).
+    pub candidate_holder: Option<u64>,
+    pub state: FailoverState,
+    pub reason: String,
+    pub started_at_ms: u64,
+    /// Leader time of MasterSwitched; bounds replica reconfiguration by failover-timeout.
+    pub promoted_at_ms: Option<u64>,
+}
+
+/// How the last failover of a master finished.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct FailoverOutcome {
+    pub epoch: u64,
+    pub started_at_ms: u64,
+    pub finished_at_ms: u64,
+    /// The abort reason, `None` when the failover completed.
+    pub aborted: Option<String>,
+}
+
+/// FailoverStarted: takes the epoch, revokes the old holder's grant and grants the candidate's host.
+pub(super) fn start(
+    master: &mut MasterRecord,
+    leases: &mut BTreeMap<u64, LeaseGrant>,
+    record: FailoverRecord,
+    index: u64,
+) -> Result<Vec<TopologyEvent>, Refusal> {
+    if master.failover.is_some() {
+        return Err(Refusal::FailoverInProgress);
+    }
+    // Epochs only increase, so one epoch can never carry two promotions (invariant 1).
+    if record.epoch <= master.epoch {
+        return Err(Refusal::StaleEpoch {
+            epoch: record.epoch,
+            current: master.epoch,
+        });
+    }
+    if record.candidate == master.addr {
+        return Err(Refusal::CandidateIsMaster {
+            candidate: record.candidate.to_string(),
+        });
+    }
+    // The old holder loses its grant even if it covers other masters: it must fetch a fresh one,
+    // and nodes stop promising for the revoked id (invariant 4).
+    if let Some(old) = master.holder {
+        lease::revoke_holder(leases, old);
+    }
+    if let Some(new) = record.candidate_holder {
+        lease::grant(leases, new, index);
+    }
+    master.epoch = record.epoch;
+    let events = vec![
+        event::new_epoch(master),
+        event::about_master("+try-failover", master),
+        event::about_replica("+selected-slave", &record.candidate, master, &master.addr),
+    ];
+    master.failover = Some(record);
+    Ok(events)
+}
+
+/// The failover in progress, if `epoch` is its epoch.
+fn in_progress(master: &mut MasterRecord, epoch: u64) -> Result<&mut FailoverRecord, Refusal> {
+    let name = master.name.clone();
+    let failover = master
+        .failover
+        .as_mut()
+        .ok_or(Refusal::NoFailoverInProgress { name })?;
+    if failover.epoch != epoch {
+        return Err(Refusal::EpochMismatch {
+            epoch,
+            in_progress: failover.epoch,
+        });
+    }
+    Ok(failover)
+}
+
+/// MasterSwitched: the candidate reports master; the log now names it, with its replication id.
+pub(super) fn switch(
+    master: &mut MasterRecord,
+    epoch: u64,
+    replid: &str,
+    at_ms: u64,
+) -> Result<Vec<TopologyEvent>, Refusal> {
+    let failover = in_progress(master, epoch)?;
+    if failover.state == FailoverState::Promoted {
+        return Err(Refusal::AlreadyPromoted { epoch });
+    }
+    failover.state = FailoverState::Promoted;
+    failover.promoted_at_ms = Some(at_ms);
+    let new = failover.candidate.clone();
+    let holder = failover.candidate_holder;
+
+    let old = std::mem::replace(&mut master.addr, new.clone());
+    let mut events = vec![event::about_replica("+promoted-slave", &new, master, &old)];
+    master.config_epoch = epoch;
+    master.replid = Some(replid.to_owned());
+    master.holder = holder;
+    master.replicas.retain(|r| r.addr != new);
+    if master.replica(&old).is_none() {
+        // The old master comes back as a replica; run id and replid are learnt when it answers.
+        master.replicas.push(ReplicaRecord {
+            addr: old.clone(),
+            run_id: String::new(),
+            replid: String::new(),
+        });
+        master.replicas.sort_by(|a, b| a.addr.cmp(&b.addr));
+    }
+    events.push(event::switch_master(master, &old, &new));
+    // Sentinel announces every replica again under the new master right after +switch-master.
+    for replica in &master.replicas {
+        events.push(event::about_replica(
+            "+slave",
+            &replica.addr,
+            master,
+            &master.addr,
+        ));
+    }
+    Ok(events)
+}
+
+/// FailoverEnded: replicas are repointed; only a promoted failover can end.
+pub(super) fn end(
+    master: &mut MasterRecord,
+    epoch: u64,
+    at_ms: u64,
+) -> Result<Vec<TopologyEvent>, Refusal> {
+    let failover = in_progress(master, epoch)?;
+    if failover.state != FailoverState::Promoted {
+        return Err(Refusal::NotPromoted { epoch });
+    }
+    let started_at_ms = failover.started_at_ms;
+    master.failover = None;
+    master.last_failover = Some(FailoverOutcome {
+        epoch,
+        started_at_ms,
+        finished_at_ms: at_ms,
+        aborted: None,
+    });
+    Ok(vec![event::about_master("+failover-end", master)])
+}
+
+/// FailoverAborted: gives up before promotion; the epoch stays taken (it never goes back).
+pub(super) fn abort(
+    master: &mut MasterRecord,
+    epoch: u64,
+    reason: &str,
+    at_ms: u64,
+) -> Result<Vec<TopologyEvent>, Refusal> {
+    let failover = in_progress(master, epoch)?;
+    // After MasterSwitched the candidate is the master of the log: only moving forward is safe.
+    if failover.state == FailoverState::Promoted {
+        return Err(Refusal::CannotAbortPromoted { epoch });
+    }
+    let started_at_ms = failover.started_at_ms;
+    master.failover = None;
+    master.last_failover = Some(FailoverOutcome {
+        epoch,
+        started_at_ms,
+        finished_at_ms: at_ms,
+        aborted: Some(reason.to_owned()),
+    });
+    Ok(vec![event::about_master(
+        &event::failover_abort_kind(reason),
+        master,
+    )])
+}

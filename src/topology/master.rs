@@ -1,0 +1,217 @@
+//! One monitored master: its address, Sentinel settings, known replicas, epochs and lease holder,
+//! plus SENTINEL SET option parsing. No I/O.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::failover::{FailoverOutcome, FailoverRecord};
+use super::refusal::Refusal;
+
+/// Sentinel's default `failover-timeout`.
+pub const DEFAULT_FAILOVER_TIMEOUT_MS: u64 = 180_000;
+/// Sentinel's default `parallel-syncs`.
+pub const DEFAULT_PARALLEL_SYNCS: u32 = 1;
+
+/// A Redis instance address as Sentinel reports it (`ip` and `port` fields).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Addr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Addr {
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Addr {
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// SENTINEL MONITOR's range check on an already parsed integer port: outside 0..=65535 is
+    /// "Invalid port number."; port 0 is accepted because Sentinel accepts it.
+    pub fn checked(host: impl Into<String>, port: i64) -> Result<Self, Refusal> {
+        let port = u16::try_from(port).map_err(|_| Refusal::InvalidPort)?;
+        Ok(Addr::new(host, port))
+    }
+}
+
+impl fmt::Display for Addr {
+    /// "host:port", with an IPv6 host in brackets as Sentinel's `anetFormatAddr` writes it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A password that never shows up in logs, `Debug` output or events.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The plaintext, for the one place that needs it: AUTH towards Redis.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("******")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("******")
+    }
+}
+
+/// A replica known for a master; empty `run_id` / `replid` mean "not reported yet".
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaRecord {
+    pub addr: Addr,
+    pub run_id: String,
+    pub replid: String,
+}
+
+/// Everything the log says about one monitored name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct MasterRecord {
+    pub name: String,
+    pub addr: Addr,
+    pub quorum: u32,
+    pub down_after_ms: u64,
+    pub failover_timeout_ms: u64,
+    pub parallel_syncs: u32,
+    pub auth_user: Option<String>,
+    pub auth_pass: Option<Secret>,
+    /// Sorted by address and unique, so equal sets compare equal on every replica.
+    pub replicas: Vec<ReplicaRecord>,
+    /// The current master's replication id, recorded at each switch (the lineage, invariant 7).
+    pub replid: Option<String>,
+    /// Epoch of the current master configuration (Sentinel's `config-epoch`).
+    pub config_epoch: u64,
+    /// Highest epoch ever started for this name; never goes back, always >= `config_epoch`.
+    pub epoch: u64,
+    pub failover: Option<FailoverRecord>,
+    /// Node id whose lease covers the master's host; its grant is revoked when a failover starts.
+    pub holder: Option<u64>,
+    /// How the last failover finished, kept for anti-flapping (invariant 3).
+    pub last_failover: Option<FailoverOutcome>,
+}
+
+impl MasterRecord {
+    pub fn new(name: impl Into<String>, addr: Addr, quorum: u32, down_after_ms: u64) -> Self {
+        MasterRecord {
+            name: name.into(),
+            addr,
+            quorum,
+            down_after_ms,
+            failover_timeout_ms: DEFAULT_FAILOVER_TIMEOUT_MS,
+            parallel_syncs: DEFAULT_PARALLEL_SYNCS,
+            auth_user: None,
+            auth_pass: None,
+            replicas: Vec::new(),
+            replid: None,
+            config_epoch: 0,
+            epoch: 0,
+            failover: None,
+            holder: None,
+            last_failover: None,
+        }
+    }
+
+    pub fn replica(&self, addr: &Addr) -> Option<&ReplicaRecord> {
+        self.replicas.iter().find(|r| &r.addr == addr)
+    }
+
+    pub fn apply_option(&mut self, option: &MasterOption) {
+        match option {
+            MasterOption::DownAfterMs(ms) => self.down_after_ms = *ms,
+            MasterOption::FailoverTimeoutMs(ms) => self.failover_timeout_ms = *ms,
+            MasterOption::ParallelSyncs(n) => self.parallel_syncs = *n,
+            MasterOption::Quorum(q) => self.quorum = *q,
+            MasterOption::AuthPass(pass) => self.auth_pass = pass.clone(),
+            MasterOption::AuthUser(user) => self.auth_user = user.clone(),
+        }
+    }
+}
+
+/// One parsed SENTINEL SET option; `None` credentials mean "cleared" (an empty value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MasterOption {
+    DownAfterMs(u64),
+    FailoverTimeoutMs(u64),
+    ParallelSyncs(u32),
+    Quorum(u32),
+    AuthPass(Option<Secret>),
+    AuthUser(Option<String>),
+}
+
+impl MasterOption {
+    /// Sentinel's lowercase option name, as `+set` reports it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MasterOption::DownAfterMs(_) => "down-after-milliseconds",
+            MasterOption::FailoverTimeoutMs(_) => "failover-timeout",
+            MasterOption::ParallelSyncs(_) => "parallel-syncs",
+            MasterOption::Quorum(_) => "quorum",
+            MasterOption::AuthPass(_) => "auth-pass",
+            MasterOption::AuthUser(_) => "auth-user",
+        }
+    }
+
+    /// Whether events must show `******` instead of the value (Sentinel redacts auth-pass).
+    pub fn is_secret(&self) -> bool {
+        matches!(self, MasterOption::AuthPass(_))
+    }
+}
+
+/// Parses one SENTINEL SET `<option> <value>` pair; option names are case-insensitive as in
+/// Sentinel, and refusals echo the option as the client typed it.
+pub fn parse_option(option: &str, value: &str) -> Result<MasterOption, Refusal> {
+    match option.to_ascii_lowercase().as_str() {
+        "down-after-milliseconds" => positive::<u64>(option, value).map(MasterOption::DownAfterMs),
+        "failover-timeout" => positive::<u64>(option, value).map(MasterOption::FailoverTimeoutMs),
+        "parallel-syncs" => positive::<u32>(option, value).map(MasterOption::ParallelSyncs),
+        "quorum" => positive::<u32>(option, value).map(MasterOption::Quorum),
+        "auth-pass" => Ok(MasterOption::AuthPass(non_empty(value).map(Secret::new))),
+        "auth-user" => Ok(MasterOption::AuthUser(non_empty(value).map(str::to_owned))),
+        _ => Err(Refusal::UnknownOption {
+            option: option.to_owned(),
+        }),
+    }
+}
+
+fn non_empty(value: &str) -> Option<&str> {
+    (!value.is_empty()).then_some(value)
+}
+
+/// Sentinel refuses 0 and non-numbers for every numeric SET option with the same message.
+fn positive<T>(option: &str, value: &str) -> Result<T, Refusal>
+where
+    T: std::str::FromStr + Default + PartialEq,
+{
+    match value.parse::<T>() {
+        Ok(n) if n != T::default() => Ok(n),
+        _ => Err(Refusal::InvalidOptionValue {
+            option: option.to_owned(),
+            value: value.to_owned(),
+        }),
+    }
+}

@@ -1,0 +1,21 @@
+//! The replicated topology: masters, replicas, epochs, the failover in progress and lease grants,
+//! and the Raft log `Command`s that change them. Pure and deterministic: no I/O, no clock.
+
+pub mod command;
+pub mod event;
+pub mod failover;
+pub mod lease;
+pub mod master;
+pub mod refusal;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+pub use command::Command;
+pub use event::TopologyEvent;
+pub use failover::{FailoverOutcome, FailoverRecord, FailoverState};
+pub use lease::LeaseGrant;
+pub use master::{parse_option, Addr, MasterOption, MasterRecord, ReplicaRecord, Secret};
+pub use refusal::{Refusal, RefusalKind};
+pub use state::{check_quorum, Applied, ApplyContext, Outcome, TopologyState};

@@ -1,0 +1,85 @@
+//! Why a command was refused: a value every replica computes the same way, with Redis Sentinel's
+//! exact error text where Sentinel has one. No I/O.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A refused command. `Display` is the RESP error line without its leading '-'.
+#[derive(Error, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    #[error("ERR Duplicate master name.")]
+    DuplicateMaster,
+    #[error("ERR No such master with that name")]
+    NoSuchMaster,
+    #[error("ERR Quorum must be 1 or greater.")]
+    QuorumTooSmall,
+    /// raftinel-specific: ODOWN must be agreed by a majority of the voters.
+    #[error(
+        "ERR quorum {quorum} is less than a majority of the {voters} voters (at least {})",
+        .voters / 2 + 1
+    )]
+    QuorumNotMajority { quorum: u32, voters: usize },
+    /// raftinel-specific: a quorum no membership can reach would block every failover.
+    #[error("ERR quorum {quorum} is more than the {voters} voters")]
+    QuorumAboveVoters { quorum: u32, voters: usize },
+    #[error("ERR Invalid port number.")]
+    InvalidPort,
+    #[error("ERR Unknown option or number of arguments for SENTINEL SET '{option}'")]
+    UnknownOption { option: String },
+    #[error("ERR Invalid argument '{value}' for SENTINEL SET '{option}'")]
+    InvalidOptionValue { option: String, value: String },
+    #[error("INPROG Failover already in progress")]
+    FailoverInProgress,
+    #[error("ERR No failover in progress for '{name}'")]
+    NoFailoverInProgress { name: String },
+    #[error("ERR epoch {epoch} is not the failover in progress (epoch {in_progress})")]
+    EpochMismatch { epoch: u64, in_progress: u64 },
+    #[error("ERR epoch {epoch} is not above the current epoch {current}")]
+    StaleEpoch { epoch: u64, current: u64 },
+    #[error("ERR failover of epoch {epoch} has promoted its candidate and cannot be aborted")]
+    CannotAbortPromoted { epoch: u64 },
+    #[error("ERR failover of epoch {epoch} has already promoted its candidate")]
+    AlreadyPromoted { epoch: u64 },
+    #[error("ERR failover of epoch {epoch} has not promoted its candidate yet")]
+    NotPromoted { epoch: u64 },
+    #[error("ERR candidate {candidate} is already the master")]
+    CandidateIsMaster { candidate: String },
+    #[error("ERR no current lease grant with id {id}")]
+    NoSuchLease { id: u64 },
+    #[error("ERR master name must not be empty")]
+    EmptyName,
+}
+
+/// How an API layer should classify a refusal (maps onto gRPC status codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalKind {
+    AlreadyExists,
+    NotFound,
+    InvalidArgument,
+    FailedPrecondition,
+}
+
+impl Refusal {
+    pub fn code(&self) -> RefusalKind {
+        match self {
+            Refusal::DuplicateMaster => RefusalKind::AlreadyExists,
+            Refusal::NoSuchMaster | Refusal::NoSuchLease { .. } => RefusalKind::NotFound,
+            Refusal::QuorumTooSmall
+            | Refusal::QuorumNotMajority { .. }
+            | Refusal::QuorumAboveVoters { .. }
+            | Refusal::InvalidPort
+            | Refusal::UnknownOption { .. }
+            | Refusal::InvalidOptionValue { .. }
+            | Refusal::CandidateIsMaster { .. }
+            | Refusal::EmptyName => RefusalKind::InvalidArgument,
+            // These depend on the state, not on the request: retrying later may succeed.
+            Refusal::FailoverInProgress
+            | Refusal::NoFailoverInProgress { .. }
+            | Refusal::EpochMismatch { .. }
+            | Refusal::StaleEpoch { .. }
+            | Refusal::CannotAbortPromoted { .. }
+            | Refusal::AlreadyPromoted { .. }
+            | Refusal::NotPromoted { .. } => RefusalKind::FailedPrecondition,
+        }
+    }
+}

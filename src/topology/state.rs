@@ -1,0 +1,235 @@
+//! The replicated topology state and `apply`, the one function that changes it: pure and
+//! deterministic (no I/O, no clock, no randomness), so every node computes the same state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::command::Command;
+use super::event::{self, TopologyEvent};
+use super::failover::{self, FailoverRecord, FailoverState};
+use super::lease::{self, LeaseGrant};
+use super::master::{parse_option, MasterOption, MasterRecord, ReplicaRecord};
+use super::refusal::Refusal;
+
+/// Every monitored master and every current lease grant.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct TopologyState {
+    pub masters: BTreeMap<String, MasterRecord>,
+    /// Keyed by holder node id: at most one current grant per holder.
+    pub leases: BTreeMap<u64, LeaseGrant>,
+}
+
+/// What `apply` needs to know about the entry besides its command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApplyContext {
+    /// Log index of the entry; becomes the id of the lease grants it makes.
+    pub index: u64,
+    /// Voters in the membership at this entry, for the quorum rule.
+    pub voters: usize,
+}
+
+/// The result of applying one entry: identical on every node.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Applied {
+    pub result: Result<Outcome, Refusal>,
+    /// Empty when the command was refused.
+    pub events: Vec<TopologyEvent>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    LeaseGranted { id: u64 },
+}
+
+impl TopologyState {
+    /// Applies one committed command. A refusal is a value and leaves the state exactly as it was:
+    /// the command runs on a copy that replaces the state only on success (states are small).
+    pub fn apply(&mut self, cmd: &Command, ctx: ApplyContext) -> Applied {
+        let mut next = self.clone();
+        match next.dispatch(cmd, ctx) {
+            Ok((outcome, events)) => {
+                *self = next;
+                Applied {
+                    result: Ok(outcome),
+                    events,
+                }
+            }
+            Err(refusal) => Applied {
+                result: Err(refusal),
+                events: Vec::new(),
+            },
+        }
+    }
+
+    pub fn master(&self, name: &str) -> Option<&MasterRecord> {
+        self.masters.get(name)
+    }
+
+    pub fn masters(&self) -> impl Iterator<Item = &MasterRecord> {
+        self.masters.values()
+    }
+
+    fn master_mut(&mut self, name: &str) -> Result<&mut MasterRecord, Refusal> {
+        self.masters.get_mut(name).ok_or(Refusal::NoSuchMaster)
+    }
+
+    fn dispatch(
+        &mut self,
+        cmd: &Command,
+        ctx: ApplyContext,
+    ) -> Result<(Outcome, Vec<TopologyEvent>), Refusal> {
+        let events = match cmd {
+            Command::Monitor {
+                name,
+                addr,
+                quorum,
+                down_after_ms,
+            } => {
+                if name.is_empty() {
+                    return Err(Refusal::EmptyName);
+                }
+                // Sentinel checks the quorum before the duplicate name.
+                check_quorum(*quorum, ctx.voters)?;
+                if self.masters.contains_key(name) {
+                    return Err(Refusal::DuplicateMaster);
+                }
+                if *down_after_ms == 0 {
+                    return Err(Refusal::InvalidOptionValue {
+                        option: "down-after-milliseconds".to_owned(),
+                        value: "0".to_owned(),
+                    });
+                }
+                let master = MasterRecord::new(name.clone(), addr.clone(), *quorum, *down_after_ms);
+                let events = vec![event::monitor(&master)];
+                self.masters.insert(name.clone(), master);
+                events
+            }
+            Command::Remove { name } => {
+                let master = self.masters.remove(name).ok_or(Refusal::NoSuchMaster)?;
+                vec![event::unmonitor(&master)]
+            }
+            Command::Set { name, options } => set(self.master_mut(name)?, options, ctx.voters)?,
+            Command::ReplicasDiscovered { name, replicas } => {
+                replicas_discovered(self.master_mut(name)?, replicas)
+            }
+            Command::HolderAssigned { name, holder } => {
+                let master = self.master_mut(name)?;
+                // The failover in progress revoked the old holder already; changing it now
+                // would make the record disagree with the grants.
+                if master.failover.is_some() {
+                    return Err(Refusal::FailoverInProgress);
+                }
+                master.holder = *holder;
+                Vec::new()
+            }
+            Command::FailoverStarted {
+                name,
+                epoch,
+                candidate,
+                candidate_holder,
+                reason,
+                at_ms,
+            } => {
+                let record = FailoverRecord {
+                    epoch: *epoch,
+                    candidate: candidate.clone(),
+                    candidate_holder: *candidate_holder,
+                    state: FailoverState::Started,
+                    reason: reason.clone(),
+                    started_at_ms: *at_ms,
+                    promoted_at_ms: None,
+                };
+                let master = self.masters.get_mut(name).ok_or(Refusal::NoSuchMaster)?;
+                failover::start(master, &mut self.leases, record, ctx.index)?
+            }
+            Command::MasterSwitched {
+                name,
+                epoch,
+                replid,
+                at_ms,
+            } => failover::switch(self.master_mut(name)?, *epoch, replid, *at_ms)?,
+            Command::FailoverEnded { name, epoch, at_ms } => {
+                failover::end(self.master_mut(name)?, *epoch, *at_ms)?
+            }
+            Command::FailoverAborted {
+                name,
+                epoch,
+                reason,
+                at_ms,
+            } => failover::abort(self.master_mut(name)?, *epoch, reason, *at_ms)?,
+            Command::LeaseGranted { holder } => {
+                let grant = lease::grant(&mut self.leases, *holder, ctx.index);
+                return Ok((Outcome::LeaseGranted { id: grant.id }, Vec::new()));
+            }
+            Command::LeaseReleased { id } => {
+                lease::release(&mut self.leases, *id)?;
+                Vec::new()
+            }
+        };
+        Ok((Outcome::Done, events))
+    }
+}
+
+/// Quorum rule for MONITOR and SET quorum: at least 1 (Sentinel's check, first), at least a
+/// majority of the voters (ODOWN must be agreed by a majority) and at most the voters.
+pub fn check_quorum(quorum: u32, voters: usize) -> Result<(), Refusal> {
+    if quorum == 0 {
+        return Err(Refusal::QuorumTooSmall);
+    }
+    // A membership always has a voter; 0 would only come from a bug upstream.
+    let voters = voters.max(1);
+    let wanted = usize::try_from(quorum).unwrap_or(usize::MAX);
+    if wanted < voters / 2 + 1 {
+        return Err(Refusal::QuorumNotMajority { quorum, voters });
+    }
+    if wanted > voters {
+        return Err(Refusal::QuorumAboveVoters { quorum, voters });
+    }
+    Ok(())
+}
+
+/// SENTINEL SET on `master`, option after option; the caller discards the whole copy on the first
+/// refusal, which makes the command all-or-nothing.
+fn set(
+    master: &mut MasterRecord,
+    options: &[(String, String)],
+    voters: usize,
+) -> Result<Vec<TopologyEvent>, Refusal> {
+    let mut events = Vec::with_capacity(options.len());
+    for (option, value) in options {
+        let parsed = parse_option(option, value)?;
+        if let MasterOption::Quorum(quorum) = parsed {
+            check_quorum(quorum, voters)?;
+        }
+        master.apply_option(&parsed);
+        events.push(event::set(master, &parsed, value));
+    }
+    Ok(events)
+}
+
+/// Replaces the known replicas with `replicas`, kept sorted and unique by address so the same set
+/// always yields the same state; `+slave` for each address not known before.
+fn replicas_discovered(
+    master: &mut MasterRecord,
+    replicas: &[ReplicaRecord],
+) -> Vec<TopologyEvent> {
+    let mut next: Vec<ReplicaRecord> = replicas
+        .iter()
+        .filter(|r| r.addr != master.addr) // the master is never its own replica
+        .cloned()
+        .collect();
+    next.sort_by(|a, b| a.addr.cmp(&b.addr));
+    next.dedup_by(|later, first| later.addr == first.addr);
+    if next == master.replicas {
+        return Vec::new();
+    }
+    let events = next
+        .iter()
+        .filter(|r| master.replica(&r.addr).is_none())
+        .map(|r| event::about_replica("+slave", &r.addr, master, &master.addr))
+        .collect();
+    master.replicas = next;
+    events
+}

@@ -1,0 +1,343 @@
+//! Failover entries: started, switched, ended, aborted.
+
+use super::*;
+
+// DESIGN invariants 1, 3, 4, 7 and Sentinel §2.3's captured stream: a whole failover, event by event.
+#[test]
+fn failover_happy_path() {
+    let mut log = Log::monitored();
+    let grant_old = log.state.lease_of(1).map(|g| g.id);
+    assert_eq!(grant_old, Some(4));
+
+    let start_index = log.index;
+    let events = log.ok(&started(1, 6391, Some(2)));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [
+            ("+new-epoch", "1"),
+            ("+try-failover", "master mymaster 127.0.0.1 6390"),
+            (
+                "+selected-slave",
+                "slave 127.0.0.1:6391 127.0.0.1 6391 @ mymaster 127.0.0.1 6390"
+            ),
+        ]
+    );
+    assert!(events.iter().all(|e| e.epoch == 1));
+    let m = log.mymaster();
+    assert_eq!((m.epoch, m.config_epoch, m.addr.port), (1, 0, 6390));
+    let f = m.failover.as_ref().unwrap();
+    assert_eq!(
+        (f.epoch, f.state, f.candidate_holder, f.started_at_ms),
+        (1, FailoverState::Started, Some(2), 1_000)
+    );
+    assert_eq!(f.state.to_string(), "started");
+    // Invariant 4: the old grant is revoked, the candidate's host holds a grant whose id is the index.
+    assert!(!log.state.is_current_grant(4));
+    assert_eq!(log.state.lease_of(1), None);
+    assert_eq!(
+        log.state.lease_of(2),
+        Some(&LeaseGrant {
+            id: start_index,
+            holder: 2
+        })
+    );
+
+    let events = log.ok(&switched(1));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [
+            (
+                "+promoted-slave",
+                "slave 127.0.0.1:6391 127.0.0.1 6391 @ mymaster 127.0.0.1 6390"
+            ),
+            ("+switch-master", "mymaster 127.0.0.1 6390 127.0.0.1 6391"),
+            (
+                "+slave",
+                "slave 127.0.0.1:6390 127.0.0.1 6390 @ mymaster 127.0.0.1 6391"
+            ),
+            (
+                "+slave",
+                "slave 127.0.0.1:6392 127.0.0.1 6392 @ mymaster 127.0.0.1 6391"
+            ),
+        ]
+    );
+    let m = log.mymaster();
+    assert_eq!(
+        (m.addr.port, m.config_epoch, m.replid.as_deref(), m.holder),
+        (6391, 1, Some("replid1"), Some(2))
+    );
+    let f = m.failover.as_ref().unwrap();
+    assert_eq!(
+        (f.state, f.promoted_at_ms),
+        (FailoverState::Promoted, Some(2_000))
+    );
+    assert_eq!(f.state.to_string(), "promoted");
+    // The old master is a replica with nothing learnt yet; the new master is no longer one.
+    assert_eq!(
+        m.replica(&addr(6390)),
+        Some(&ReplicaRecord {
+            addr: addr(6390),
+            run_id: String::new(),
+            replid: String::new()
+        })
+    );
+    assert!(m.replica(&addr(6391)).is_none());
+
+    let events = log.ok(&ended(1));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [("+failover-end", "master mymaster 127.0.0.1 6391")]
+    );
+    let m = log.mymaster();
+    assert_eq!(m.failover, None);
+    assert_eq!(
+        m.last_failover,
+        Some(FailoverOutcome {
+            epoch: 1,
+            started_at_ms: 1_000,
+            finished_at_ms: 3_000,
+            aborted: None
+        })
+    );
+}
+
+// DESIGN invariant 1: MasterSwitched only for the epoch in progress; FailoverStarted refused while
+// one is in progress, for a used epoch, or for the current master. Every refusal changes nothing.
+#[test]
+fn failover_refusals() {
+    let mut log = Log::monitored();
+    let nosuch = |cmd: Command| match cmd {
+        Command::FailoverStarted {
+            epoch,
+            candidate,
+            candidate_holder,
+            reason,
+            at_ms,
+            ..
+        } => Command::FailoverStarted {
+            name: "nosuch".to_owned(),
+            epoch,
+            candidate,
+            candidate_holder,
+            reason,
+            at_ms,
+        },
+        other => other,
+    };
+    let no_failover = Refusal::NoFailoverInProgress {
+        name: "mymaster".to_owned(),
+    };
+    let table = [
+        (nosuch(started(1, 6391, None)), Refusal::NoSuchMaster),
+        (
+            Command::MasterSwitched {
+                name: "nosuch".to_owned(),
+                epoch: 1,
+                replid: String::new(),
+                at_ms: 0,
+            },
+            Refusal::NoSuchMaster,
+        ),
+        (
+            Command::FailoverEnded {
+                name: "nosuch".to_owned(),
+                epoch: 1,
+                at_ms: 0,
+            },
+            Refusal::NoSuchMaster,
+        ),
+        (
+            Command::FailoverAborted {
+                name: "nosuch".to_owned(),
+                epoch: 1,
+                reason: String::new(),
+                at_ms: 0,
+            },
+            Refusal::NoSuchMaster,
+        ),
+        (
+            started(0, 6391, None),
+            Refusal::StaleEpoch {
+                epoch: 0,
+                current: 0,
+            },
+        ),
+        (
+            started(1, 6390, None),
+            Refusal::CandidateIsMaster {
+                candidate: "127.0.0.1:6390".to_owned(),
+            },
+        ),
+        (switched(1), no_failover.clone()),
+        (ended(1), no_failover.clone()),
+        (aborted(1, "x"), no_failover),
+    ];
+    for (cmd, refusal) in table {
+        log.refused(&cmd, refusal);
+    }
+
+    log.ok(&started(2, 6391, Some(2)));
+    let table = [
+        // Never two promotions for one epoch: the same epoch cannot start again.
+        (started(2, 6392, None), Refusal::FailoverInProgress),
+        (started(3, 6392, None), Refusal::FailoverInProgress),
+        (
+            switched(1),
+            Refusal::EpochMismatch {
+                epoch: 1,
+                in_progress: 2,
+            },
+        ),
+        (
+            switched(3),
+            Refusal::EpochMismatch {
+                epoch: 3,
+                in_progress: 2,
+            },
+        ),
+        (ended(2), Refusal::NotPromoted { epoch: 2 }),
+        (
+            aborted(3, "x"),
+            Refusal::EpochMismatch {
+                epoch: 3,
+                in_progress: 2,
+            },
+        ),
+    ];
+    for (cmd, refusal) in table {
+        log.refused(&cmd, refusal);
+    }
+
+    log.ok(&switched(2));
+    let table = [
+        (switched(2), Refusal::AlreadyPromoted { epoch: 2 }),
+        (
+            aborted(2, "slave-timeout"),
+            Refusal::CannotAbortPromoted { epoch: 2 },
+        ),
+        (
+            ended(1),
+            Refusal::EpochMismatch {
+                epoch: 1,
+                in_progress: 2,
+            },
+        ),
+        (started(3, 6392, None), Refusal::FailoverInProgress),
+    ];
+    for (cmd, refusal) in table {
+        log.refused(&cmd, refusal);
+    }
+    log.ok(&ended(2));
+    // DESIGN invariant 1: epochs never go back, even after the failover ended.
+    log.refused(
+        &started(2, 6390, None),
+        Refusal::StaleEpoch {
+            epoch: 2,
+            current: 2,
+        },
+    );
+    log.refused(
+        &started(1, 6390, None),
+        Refusal::StaleEpoch {
+            epoch: 1,
+            current: 2,
+        },
+    );
+    log.ok(&started(3, 6390, None));
+}
+
+// DESIGN invariant 3: candidate unreachable → abort, then epoch + 1 with another candidate; the
+// aborted epoch stays taken (Sentinel §2.2 abort channels, payload %@ of the master).
+#[test]
+fn abort_then_next_epoch() {
+    let mut log = Log::monitored();
+    log.ok(&started(1, 6391, Some(2)));
+    let events = log.ok(&aborted(1, "slave-timeout"));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [(
+            "-failover-abort-slave-timeout",
+            "master mymaster 127.0.0.1 6390"
+        )]
+    );
+    let m = log.mymaster();
+    assert_eq!(
+        (m.epoch, m.config_epoch, m.addr.port, m.failover.as_ref()),
+        (1, 0, 6390, None)
+    );
+    assert_eq!(
+        m.last_failover.as_ref().and_then(|o| o.aborted.as_deref()),
+        Some("slave-timeout")
+    );
+    // The candidate host's grant stays (it may cover other masters); the old holder needs a new one.
+    assert!(log.state.lease_of(2).is_some());
+    assert_eq!(log.state.lease_of(1), None);
+
+    log.refused(
+        &started(1, 6392, None),
+        Refusal::StaleEpoch {
+            epoch: 1,
+            current: 1,
+        },
+    );
+    let events = log.ok(&started(2, 6392, None));
+    assert_eq!(events[0].payload, "2");
+    let events = log.ok(&aborted(2, "candidate unreachable"));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [("-failover-abort", "master mymaster 127.0.0.1 6390")]
+    );
+}
+
+// Sentinel §2.2 catalogue: only its own abort reasons get their own channel.
+#[test]
+fn abort_channels() {
+    let table = [
+        ("not-elected", "-failover-abort-not-elected"),
+        ("no-good-slave", "-failover-abort-no-good-slave"),
+        ("slave-timeout", "-failover-abort-slave-timeout"),
+        ("operator", "-failover-abort"),
+        ("", "-failover-abort"),
+    ];
+    for (reason, kind) in table {
+        assert_eq!(event::failover_abort_kind(reason), kind);
+    }
+}
+
+// DESIGN invariant 1 over many steps: whatever sequence is applied, epoch never decreases and
+// config_epoch never passes epoch.
+#[test]
+fn epochs_only_increase() {
+    let mut log = Log::monitored();
+    let steps = [
+        started(1, 6391, Some(2)),
+        switched(1),
+        started(5, 6392, None),
+        ended(1),
+        started(2, 6392, None),
+        started(5, 6392, None),
+        aborted(2, "no-good-slave"),
+        switched(2),
+        started(2, 6390, None),
+        started(6, 6390, None),
+        switched(6),
+        ended(6),
+        started(6, 6391, None),
+    ];
+    let mut last = 0;
+    for cmd in steps {
+        log.apply(&cmd);
+        let m = log.mymaster();
+        assert!(m.epoch >= last, "{cmd:?} moved epoch back");
+        assert!(m.config_epoch <= m.epoch);
+        last = m.epoch;
+    }
+    assert_eq!(
+        (
+            log.mymaster().epoch,
+            log.mymaster().config_epoch,
+            log.mymaster().addr.port
+        ),
+        (6, 6, 6390)
+    );
+}

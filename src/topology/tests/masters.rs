@@ -1,0 +1,384 @@
+//! MONITOR, REMOVE, SET and replica discovery.
+
+use super::*;
+
+// Sentinel §2.2: `+monitor` is "%@ quorum <q>"; a new master has Sentinel's defaults and epoch 0.
+#[test]
+fn monitor_creates_master_with_defaults() {
+    let mut log = Log::new();
+    let events = log.ok(&monitor("mymaster", 6390, 2));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [("+monitor", "master mymaster 127.0.0.1 6390 quorum 2")]
+    );
+    assert_eq!(events[0].master.as_deref(), Some("mymaster"));
+    let m = log.mymaster();
+    assert_eq!(
+        (m.failover_timeout_ms, m.parallel_syncs, m.down_after_ms),
+        (180_000, 1, 5000)
+    );
+    assert_eq!(
+        (m.config_epoch, m.epoch, m.failover.as_ref(), m.holder),
+        (0, 0, None, None)
+    );
+    assert_eq!(log.state.masters().count(), 1);
+}
+
+// Sentinel §1.4 MONITOR errors, quorum checked before the duplicate name; raftinel adds the
+// majority rule (DESIGN invariant 8: quorum >= a majority of voters) and the empty name.
+#[test]
+fn monitor_refusals() {
+    let mut log = Log::new();
+    log.ok(&monitor("mymaster", 6390, 2));
+    let table = [
+        (monitor("", 6390, 2), Refusal::EmptyName),
+        (monitor("mymaster", 6390, 0), Refusal::QuorumTooSmall),
+        (monitor("new", 6390, 0), Refusal::QuorumTooSmall),
+        (
+            monitor("mymaster", 6390, 1),
+            Refusal::QuorumNotMajority {
+                quorum: 1,
+                voters: 3,
+            },
+        ),
+        (
+            monitor("new", 6390, 4),
+            Refusal::QuorumAboveVoters {
+                quorum: 4,
+                voters: 3,
+            },
+        ),
+        (monitor("mymaster", 6391, 2), Refusal::DuplicateMaster),
+        (
+            Command::Monitor {
+                name: "new".to_owned(),
+                addr: addr(1),
+                quorum: 2,
+                down_after_ms: 0,
+            },
+            Refusal::InvalidOptionValue {
+                option: "down-after-milliseconds".to_owned(),
+                value: "0".to_owned(),
+            },
+        ),
+    ];
+    for (cmd, refusal) in table {
+        log.refused(&cmd, refusal);
+    }
+}
+
+// Majority = voters/2 + 1, at most voters; a 0-voter context (a bug upstream) counts as 1 voter.
+#[test]
+fn quorum_rule_by_voters() {
+    let table: [(u32, usize, Result<(), Refusal>); 8] = [
+        (1, 1, Ok(())),
+        (1, 0, Ok(())),
+        (
+            2,
+            0,
+            Err(Refusal::QuorumAboveVoters {
+                quorum: 2,
+                voters: 1,
+            }),
+        ),
+        (2, 3, Ok(())),
+        (3, 3, Ok(())),
+        (
+            2,
+            4,
+            Err(Refusal::QuorumNotMajority {
+                quorum: 2,
+                voters: 4,
+            }),
+        ),
+        (3, 5, Ok(())),
+        (0, 5, Err(Refusal::QuorumTooSmall)),
+    ];
+    for (quorum, voters, want) in table {
+        assert_eq!(
+            check_quorum(quorum, voters),
+            want,
+            "quorum {quorum} voters {voters}"
+        );
+    }
+}
+
+// Sentinel §1.4: port 0 is accepted, outside 0..=65535 is "ERR Invalid port number.".
+#[test]
+fn port_range() {
+    assert_eq!(Addr::checked("127.0.0.1", 0), Ok(addr(0)));
+    assert_eq!(Addr::checked("127.0.0.1", 65535), Ok(addr(65535)));
+    assert_eq!(Addr::checked("127.0.0.1", 65536), Err(Refusal::InvalidPort));
+    assert_eq!(Addr::checked("127.0.0.1", -1), Err(Refusal::InvalidPort));
+    assert_eq!(addr(6390).to_string(), "127.0.0.1:6390");
+    assert_eq!(Addr::new("::1", 6390).to_string(), "[::1]:6390");
+}
+
+// Sentinel §1.4 REMOVE: `+OK` and `-monitor` "%@", then "No such master" the second time.
+#[test]
+fn remove() {
+    let mut log = Log::monitored();
+    let events = log.ok(&Command::Remove {
+        name: "mymaster".to_owned(),
+    });
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [("-monitor", "master mymaster 127.0.0.1 6390")]
+    );
+    assert!(log.state.master("mymaster").is_none());
+    log.refused(
+        &Command::Remove {
+            name: "mymaster".to_owned(),
+        },
+        Refusal::NoSuchMaster,
+    );
+}
+
+// Sentinel §1.4 SET: options and their value rules; names case-insensitive; empty credentials clear.
+#[test]
+fn parse_options() {
+    let invalid = |o: &str, v: &str| {
+        Err(Refusal::InvalidOptionValue {
+            option: o.to_owned(),
+            value: v.to_owned(),
+        })
+    };
+    let table: Vec<(&str, &str, Result<MasterOption, Refusal>)> = vec![
+        (
+            "down-after-milliseconds",
+            "1000",
+            Ok(MasterOption::DownAfterMs(1000)),
+        ),
+        (
+            "DOWN-AFTER-MILLISECONDS",
+            "7",
+            Ok(MasterOption::DownAfterMs(7)),
+        ),
+        (
+            "down-after-milliseconds",
+            "0",
+            invalid("down-after-milliseconds", "0"),
+        ),
+        (
+            "Down-After-Milliseconds",
+            "x",
+            invalid("Down-After-Milliseconds", "x"),
+        ),
+        (
+            "failover-timeout",
+            "60000",
+            Ok(MasterOption::FailoverTimeoutMs(60_000)),
+        ),
+        ("failover-timeout", "-1", invalid("failover-timeout", "-1")),
+        ("parallel-syncs", "2", Ok(MasterOption::ParallelSyncs(2))),
+        ("parallel-syncs", "0", invalid("parallel-syncs", "0")),
+        ("quorum", "3", Ok(MasterOption::Quorum(3))),
+        ("quorum", "0", invalid("quorum", "0")),
+        ("quorum", "99999999999", invalid("quorum", "99999999999")),
+        (
+            "auth-pass",
+            "hunter2",
+            Ok(MasterOption::AuthPass(Some(Secret::new("hunter2")))),
+        ),
+        ("auth-pass", "", Ok(MasterOption::AuthPass(None))),
+        (
+            "auth-user",
+            "sentinel",
+            Ok(MasterOption::AuthUser(Some("sentinel".to_owned()))),
+        ),
+        ("auth-user", "", Ok(MasterOption::AuthUser(None))),
+        (
+            "foo",
+            "2",
+            Err(Refusal::UnknownOption {
+                option: "foo".to_owned(),
+            }),
+        ),
+        (
+            "notification-script",
+            "/x.sh",
+            Err(Refusal::UnknownOption {
+                option: "notification-script".to_owned(),
+            }),
+        ),
+    ];
+    for (option, value, want) in table {
+        assert_eq!(parse_option(option, value), want, "{option} {value}");
+    }
+}
+
+// Sentinel §2.2 `+set` "%@ <option> <value>", one per option, auth-pass shown as ******.
+#[test]
+fn set_applies_every_option_with_one_event_each() {
+    let mut log = Log::monitored();
+    let events = log.ok(&set(&[
+        ("down-after-milliseconds", "1000"),
+        ("Failover-Timeout", "60000"),
+        ("parallel-syncs", "3"),
+        ("quorum", "3"),
+        ("auth-user", "sentinel"),
+        ("auth-pass", "hunter2"),
+    ]));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [
+            (
+                "+set",
+                "master mymaster 127.0.0.1 6390 down-after-milliseconds 1000"
+            ),
+            (
+                "+set",
+                "master mymaster 127.0.0.1 6390 failover-timeout 60000"
+            ),
+            ("+set", "master mymaster 127.0.0.1 6390 parallel-syncs 3"),
+            ("+set", "master mymaster 127.0.0.1 6390 quorum 3"),
+            ("+set", "master mymaster 127.0.0.1 6390 auth-user sentinel"),
+            ("+set", "master mymaster 127.0.0.1 6390 auth-pass ******"),
+        ]
+    );
+    let m = log.mymaster();
+    assert_eq!(
+        (
+            m.down_after_ms,
+            m.failover_timeout_ms,
+            m.parallel_syncs,
+            m.quorum
+        ),
+        (1000, 60_000, 3, 3)
+    );
+    assert_eq!(m.auth_user.as_deref(), Some("sentinel"));
+    assert_eq!(m.auth_pass.as_ref().map(Secret::expose), Some("hunter2"));
+    // An empty value clears a credential.
+    log.ok(&set(&[("auth-pass", ""), ("auth-user", "")]));
+    assert_eq!(
+        (
+            log.mymaster().auth_pass.as_ref(),
+            log.mymaster().auth_user.as_ref()
+        ),
+        (None, None)
+    );
+}
+
+// raftinel SET is all-or-nothing (Sentinel keeps options applied before an error): a bad option
+// anywhere refuses the whole command, with no `+set` events.
+#[test]
+fn set_is_all_or_nothing() {
+    let mut log = Log::monitored();
+    let table = [
+        (
+            set(&[("parallel-syncs", "2"), ("foo", "1")]),
+            Refusal::UnknownOption {
+                option: "foo".to_owned(),
+            },
+        ),
+        (
+            set(&[
+                ("down-after-milliseconds", "1000"),
+                ("down-after-milliseconds", "0"),
+            ]),
+            Refusal::InvalidOptionValue {
+                option: "down-after-milliseconds".to_owned(),
+                value: "0".to_owned(),
+            },
+        ),
+        (
+            set(&[("auth-pass", "x"), ("quorum", "1")]),
+            Refusal::QuorumNotMajority {
+                quorum: 1,
+                voters: 3,
+            },
+        ),
+        (
+            set(&[("quorum", "4")]),
+            Refusal::QuorumAboveVoters {
+                quorum: 4,
+                voters: 3,
+            },
+        ),
+        (
+            Command::Set {
+                name: "nosuch".to_owned(),
+                options: vec![("quorum".to_owned(), "2".to_owned())],
+            },
+            Refusal::NoSuchMaster,
+        ),
+    ];
+    for (cmd, refusal) in table {
+        log.refused(&cmd, refusal);
+    }
+    // Later options see earlier ones: the last value of a repeated option wins.
+    log.ok(&set(&[("parallel-syncs", "2"), ("parallel-syncs", "5")]));
+    assert_eq!(log.mymaster().parallel_syncs, 5);
+}
+
+// Sentinel §2.2: auth-pass is redacted in `+set`; raftinel also keeps it out of every Debug output.
+#[test]
+fn auth_pass_never_printed() {
+    let mut log = Log::monitored();
+    let cmd = set(&[("AUTH-PASS", "hunter2"), ("auth-user", "bob")]);
+    let events = log.ok(&cmd);
+    let printed = [
+        format!("{cmd:?}"),
+        format!("{:?}", log.mymaster()),
+        format!("{:?}", log.state),
+        format!("{events:?}"),
+        format!("{}", Secret::new("hunter2")),
+        format!("{:?}", parse_option("auth-pass", "hunter2")),
+    ];
+    for text in printed {
+        assert!(!text.contains("hunter2"), "leaked in {text}");
+        assert!(text.contains("******"), "no redaction marker in {text}");
+    }
+    assert!(
+        format!("{cmd:?}").contains("bob"),
+        "other options stay visible"
+    );
+}
+
+// Sentinel §2.2 `+slave` "%@" (replica) once per newly discovered replica; an unchanged set is a
+// no-op; the set is stored sorted and unique so equal sets give equal states (determinism).
+#[test]
+fn replicas_discovered() {
+    let mut log = Log::new();
+    log.ok(&monitor("mymaster", 6390, 2));
+    let events = log.ok(&discovered(&[6392, 6391, 6392, 6390]));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [
+            (
+                "+slave",
+                "slave 127.0.0.1:6391 127.0.0.1 6391 @ mymaster 127.0.0.1 6390"
+            ),
+            (
+                "+slave",
+                "slave 127.0.0.1:6392 127.0.0.1 6392 @ mymaster 127.0.0.1 6390"
+            ),
+        ]
+    );
+    let ports: Vec<u16> = log
+        .mymaster()
+        .replicas
+        .iter()
+        .map(|r| r.addr.port)
+        .collect();
+    assert_eq!(ports, [6391, 6392]);
+    let before = log.state.clone();
+    assert!(log.ok(&discovered(&[6391, 6392])).is_empty());
+    assert_eq!(log.state, before);
+    // A departed replica is dropped silently; only the new one is announced.
+    let events = log.ok(&discovered(&[6393, 6391]));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [(
+            "+slave",
+            "slave 127.0.0.1:6393 127.0.0.1 6393 @ mymaster 127.0.0.1 6390"
+        )]
+    );
+    log.refused(
+        &Command::ReplicasDiscovered {
+            name: "nosuch".to_owned(),
+            replicas: vec![],
+        },
+        Refusal::NoSuchMaster,
+    );
+}

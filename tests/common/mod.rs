@@ -1,0 +1,311 @@
+//! Test harness: real `raftinel serve` processes on loopback with OS-assigned ports and temporary
+//! data dirs, killed with SIGKILL or stopped with SIGTERM, polled against deadlines.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use raftinel::pb;
+use raftinel::pb::topology_client::TopologyClient;
+use tonic::transport::Channel;
+
+/// Cluster tests run one at a time: on 2 cores, parallel clusters cause spurious elections.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Node {
+    pub id: u64,
+    pub grpc: String,
+    pub sentinel: String,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => c.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+}
+
+pub struct Cluster {
+    pub tmp: tempfile::TempDir,
+    pub nodes: BTreeMap<u64, Node>,
+    pub extra: String,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_raftinel")
+}
+
+impl Cluster {
+    /// Prepares (does not start) `n` nodes with ids 1..=n; `extra` is appended to every config.
+    pub fn new(n: u64, extra: &str) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut nodes = BTreeMap::new();
+        for id in 1..=n {
+            nodes.insert(id, Self::make_node(tmp.path(), id));
+        }
+        let c = Cluster {
+            tmp,
+            nodes,
+            extra: extra.to_string(),
+        };
+        for id in 1..=n {
+            c.write_config(id, None);
+        }
+        c
+    }
+
+    fn make_node(root: &Path, id: u64) -> Node {
+        Node {
+            id,
+            grpc: format!("127.0.0.1:{}", free_port()),
+            sentinel: format!("127.0.0.1:{}", free_port()),
+            dir: root.join(format!("n{id}")),
+            config: root.join(format!("n{id}.toml")),
+            log: root.join(format!("n{id}.log")),
+            child: None,
+        }
+    }
+
+    pub fn peers_flag(&self) -> String {
+        self.nodes
+            .values()
+            .map(|n| format!("{}={}", n.id, n.grpc))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Writes node `id`'s config: a voter of the initial peer map, or a joiner via `join`.
+    pub fn write_config(&self, id: u64, join: Option<&str>) {
+        let n = &self.nodes[&id];
+        let mut text = format!(
+            "id = {id}\nlisten = \"{}\"\nsentinel-listen = \"{}\"\ndata-dir = \"{}\"\n",
+            n.grpc,
+            n.sentinel,
+            n.dir.display()
+        );
+        let peers = match join {
+            Some(j) => {
+                text.push_str(&format!("join = \"{j}\"\n"));
+                String::new()
+            }
+            None => {
+                let mut p = String::from("[peers]\n");
+                for peer in self.nodes.values().filter(|p| p.id <= 3 || p.id == id) {
+                    p.push_str(&format!("{} = \"{}\"\n", peer.id, peer.grpc));
+                }
+                p
+            }
+        };
+        // Top-level keys first, then `extra` (which may open tables), then [peers].
+        text.push_str(&self.extra);
+        text.push_str(&peers);
+        std::fs::write(&n.config, text).unwrap();
+    }
+
+    pub fn add_joiner(&mut self, id: u64) {
+        let node = Self::make_node(self.tmp.path(), id);
+        self.nodes.insert(id, node);
+        let join = self.nodes[&1].grpc.clone();
+        self.write_config(id, Some(&join));
+    }
+
+    pub fn start(&mut self, id: u64) {
+        let n = self.nodes.get_mut(&id).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .unwrap();
+        let child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&n.config)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        n.child = Some(child);
+    }
+
+    pub fn start_all(&mut self) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.start(id);
+        }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill(&mut self, id: u64) {
+        let n = self.nodes.get_mut(&id).unwrap();
+        if let Some(mut c) = n.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait: the node's own shutdown path; returns its exit status.
+    pub fn stop(&mut self, id: u64) -> std::process::ExitStatus {
+        let n = self.nodes.get_mut(&id).unwrap();
+        let mut c = n.child.take().expect("node not running");
+        let pid = c.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("node {id} did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_of(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.nodes[&id].log).unwrap_or_default()
+    }
+
+    pub async fn client(&self, id: u64) -> TopologyClient<Channel> {
+        let ch = raftinel::dial::Dialer::default()
+            .channel(&self.nodes[&id].grpc)
+            .unwrap();
+        TopologyClient::new(ch)
+    }
+
+    pub async fn status(&self, id: u64) -> Option<pb::ClusterStatusReply> {
+        let mut c = self.client(id).await;
+        let mut req = tonic::Request::new(pb::ClusterStatusRequest {});
+        req.set_timeout(Duration::from_secs(2));
+        c.cluster_status(req).await.ok().map(|r| r.into_inner())
+    }
+
+    /// Waits until every node in `ids` agrees on one leader among them; returns it.
+    pub async fn wait_leader(&self, ids: &[u64], within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut leaders = Vec::new();
+            for id in ids {
+                match self.status(*id).await {
+                    Some(s) if s.leader_id != 0 => leaders.push(s.leader_id),
+                    _ => break,
+                }
+            }
+            if leaders.len() == ids.len()
+                && leaders.iter().all(|l| *l == leaders[0])
+                && ids.contains(&leaders[0])
+            {
+                return leaders[0];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among {ids:?} within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until node `id` has applied at least `index`.
+    pub async fn wait_applied(&self, id: u64, index: u64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.status(id).await {
+                if s.applied_index >= index {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} did not apply index {index} within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Monitors a master through node `via`, retrying while the cluster has no leader.
+    pub async fn monitor(&self, via: u64, name: &str, port: u32) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut c = self.client(via).await;
+            let r = c
+                .monitor(pb::MonitorRequest {
+                    name: name.into(),
+                    host: "127.0.0.1".into(),
+                    port,
+                    quorum: 2,
+                })
+                .await;
+            match r {
+                Ok(w) => return w.into_inner().index,
+                Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(s) => panic!("monitor {name} via {via}: {s}"),
+            }
+        }
+    }
+
+    pub async fn get(
+        &self,
+        id: u64,
+        name: &str,
+        consistency: pb::Consistency,
+    ) -> Result<pb::Master, tonic::Status> {
+        let mut c = self.client(id).await;
+        c.get_master(pb::GetMasterRequest {
+            name: name.into(),
+            consistency: consistency as i32,
+        })
+        .await
+        .map(|r| r.into_inner())
+    }
+
+    pub async fn list(&self, id: u64) -> Result<Vec<pb::Master>, tonic::Status> {
+        let mut c = self.client(id).await;
+        c.list_masters(pb::ListMastersRequest {
+            consistency: pb::Consistency::Linearizable as i32,
+        })
+        .await
+        .map(|r| r.into_inner().masters)
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> std::process::Output {
+        let list: Vec<&str> = self.nodes.values().map(|n| n.grpc.as_str()).collect();
+        Command::new(bin())
+            .args(["ctl", "--cluster", &list.join(",")])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.kill(id);
+        }
+    }
+}
