@@ -292,6 +292,7 @@ async fn membership_grows_to_four_and_back_with_writes() {
     let mut c = Cluster::new(3, "");
     c.start_all();
     c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(1, "w", 8000).await;
     c.add_joiner(4);
     c.start(4);
     let writer = {
@@ -304,15 +305,17 @@ async fn membership_grows_to_four_and_back_with_writes() {
                     .unwrap();
                 let mut cl = pb::topology_client::TopologyClient::new(ch);
                 let r = cl
-                    .monitor(pb::MonitorRequest {
-                        name: format!("w{i}"),
-                        host: "127.0.0.1".into(),
-                        port: 8000 + i,
-                        quorum: 2,
+                    .set(pb::SetRequest {
+                        name: "w".into(),
+                        options: vec![pb::SetOption {
+                            option: "failover-timeout".into(),
+                            value: (10_000 + i).to_string(),
+                        }],
                     })
                     .await;
-                if r.is_ok() {
-                    ok += 1;
+                match r {
+                    Ok(_) => ok += 1,
+                    Err(e) => eprintln!("write w{i}: {e}"),
                 }
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
