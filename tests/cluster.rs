@@ -467,3 +467,78 @@ async fn bootstrap_any_order_and_cluster_identity() {
     let _ = foreign.kill();
     let _ = foreign.wait();
 }
+
+// --- Watch streams applied events with Sentinel's payloads and resumes from a log index
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_and_resumes_from_index() {
+    let _g = serial();
+    let mut c = Cluster::new(3, "");
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let follower = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
+    let mut live = c
+        .client(follower)
+        .await
+        .watch(pb::WatchRequest { from_index: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = c.monitor(leader, "mymaster", 6390).await;
+    let mut cl = c.client(leader).await;
+    cl.set(pb::SetRequest {
+        name: "mymaster".into(),
+        options: vec![
+            pb::SetOption {
+                option: "down-after-milliseconds".into(),
+                value: "1000".into(),
+            },
+            pb::SetOption {
+                option: "auth-pass".into(),
+                value: "hunter2".into(),
+            },
+        ],
+    })
+    .await
+    .unwrap();
+    let e = next_event(&mut live).await;
+    assert_eq!(
+        (e.kind.as_str(), e.payload.as_str()),
+        ("+monitor", "master mymaster 127.0.0.1 6390 quorum 2")
+    );
+    assert_eq!(e.index, first);
+    let e = next_event(&mut live).await;
+    assert_eq!(
+        e.payload,
+        "master mymaster 127.0.0.1 6390 down-after-milliseconds 1000"
+    );
+    let e = next_event(&mut live).await;
+    assert_eq!(e.payload, "master mymaster 127.0.0.1 6390 auth-pass ******");
+    // Resume from the first index on another node: the same three events, in order.
+    let mut replay = c
+        .client(leader)
+        .await
+        .watch(pb::WatchRequest { from_index: first })
+        .await
+        .unwrap()
+        .into_inner();
+    let kinds = [
+        next_event(&mut replay).await,
+        next_event(&mut replay).await,
+        next_event(&mut replay).await,
+    ]
+    .map(|e| (e.index, e.kind));
+    assert_eq!(kinds[0], (first, "+monitor".to_string()));
+    assert_eq!(kinds[1].1, "+set");
+    assert_eq!(kinds[1].0, kinds[2].0);
+    let out = c.ctl(&["watch", "--from", &first.to_string(), "--count", "1"]);
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("+monitor master mymaster 127.0.0.1 6390 quorum 2"));
+}
+
+async fn next_event(s: &mut tonic::Streaming<pb::Event>) -> pb::Event {
+    tokio::time::timeout(Duration::from_secs(5), s.message())
+        .await
+        .expect("an event within 5 s")
+        .expect("stream ok")
+        .expect("stream open")
+}
