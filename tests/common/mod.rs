@@ -51,6 +51,10 @@ pub struct Cluster {
     pub tmp: tempfile::TempDir,
     pub nodes: BTreeMap<u64, Node>,
     pub extra: String,
+    /// How the harness dials nodes (set a TLS dialer for mTLS clusters).
+    pub dialer: raftinel::dial::Dialer,
+    /// Extra `ctl` flags, e.g. the TLS files.
+    pub ctl_flags: Vec<String>,
 }
 
 pub fn bin() -> &'static str {
@@ -69,6 +73,8 @@ impl Cluster {
             tmp,
             nodes,
             extra: extra.to_string(),
+            dialer: raftinel::dial::Dialer::default(),
+            ctl_flags: Vec::new(),
         };
         for id in 1..=n {
             c.write_config(id, None);
@@ -184,14 +190,24 @@ impl Cluster {
         }
     }
 
+    /// The last lines of every node's log, for failure messages.
+    pub fn logs_tail(&self) -> String {
+        let mut out = String::new();
+        for id in self.nodes.keys() {
+            let log = self.log_of(*id);
+            let lines: Vec<&str> = log.lines().collect();
+            let start = lines.len().saturating_sub(15);
+            out.push_str(&format!("--- node {id}\n{}\n", lines[start..].join("\n")));
+        }
+        out
+    }
+
     pub fn log_of(&self, id: u64) -> String {
         std::fs::read_to_string(&self.nodes[&id].log).unwrap_or_default()
     }
 
     pub async fn client(&self, id: u64) -> TopologyClient<Channel> {
-        let ch = raftinel::dial::Dialer::default()
-            .channel(&self.nodes[&id].grpc)
-            .unwrap();
+        let ch = self.dialer.channel(&self.nodes[&id].grpc).unwrap();
         TopologyClient::new(ch)
     }
 
@@ -221,7 +237,8 @@ impl Cluster {
             }
             assert!(
                 Instant::now() < deadline,
-                "no agreed leader among {ids:?} within {within:?}"
+                "no agreed leader among {ids:?} within {within:?}\n{}",
+                self.logs_tail()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -295,6 +312,7 @@ impl Cluster {
         let list: Vec<&str> = self.nodes.values().map(|n| n.grpc.as_str()).collect();
         Command::new(bin())
             .args(["ctl", "--cluster", &list.join(",")])
+            .args(&self.ctl_flags)
             .args(args)
             .output()
             .unwrap()
