@@ -834,16 +834,16 @@ fn warning_displays_its_text() {
     assert_eq!(Warning("careful".to_owned()).to_string(), "careful");
 }
 
-// --- docs/config.md stays true ---------------------------------------------------------------
+// --- README.md's Configuration section stays true ---------------------------------------------------------------
 
 #[test]
 fn documented_example_and_benchmark_timings_are_valid() {
-    let doc = include_str!("../../docs/config.md");
+    let doc = include_str!("../../README.md");
     let example = doc
         .split("```toml\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .unwrap_or_else(|| panic!("no toml block in docs/config.md"));
+        .unwrap_or_else(|| panic!("no toml block in README.md"));
     let (c, w) = ok(example);
     assert!(w.is_empty(), "{w:?}");
     assert_eq!(c.listen, addr("10.0.0.1:26380"));

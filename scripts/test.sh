@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, with the set-up a fresh Debian 12 machine with only Rust needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/bin/kill ] || [ -x /bin/kill ] || need+=(procps)   # SIGTERM in the cluster tests
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)       # sled/ring build C
+if ((${#need[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh: please install: ${need[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+# Cluster tests serialize themselves; unit tests run in parallel on the two cores.
+cargo test --locked -- --test-threads=2
