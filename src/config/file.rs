@@ -84,7 +84,7 @@ fn toml_error(e: &toml::de::Error, text: &str, path: &str) -> ConfigError {
         raw.replacen("unknown field", "unknown key", 1)
     };
     let fix = if message.starts_with("unknown key") {
-        "remove it or correct its spelling (keys are kebab-case; see README.md, "Configuration")"
+        "remove it or correct its spelling (keys are kebab-case; see the Configuration section of README.md)"
     } else if message.contains("duplicate key") {
         "keep only one of them"
     } else if message.contains("expected u64") {
