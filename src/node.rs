@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 use tracing::Instrument;
 
 use crate::api::Api;
@@ -25,7 +25,7 @@ use crate::raft::types::typ::StorageError;
 use crate::raft::{ClusterIdentity, LogStore, Raft, StateMachineStore};
 
 /// sled's default cache is 1 GiB; raftinel's state is a few KB plus a bounded log.
-const SLED_CACHE_BYTES: u64 = 32 << 20;
+const SLED_CACHE_BYTES: u64 = 4 << 20;
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -168,9 +168,12 @@ async fn run_node(
         )
         .add_service(TopologyServer::new(api))
         .add_service(reflection)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            server_cancel.cancelled().await
-        });
+        // The builder's tcp_nodelay does not reach a listener we bound ourselves: without it, Nagle and
+        // delayed ACKs add ~40 ms to a share of small RPCs.
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async move { server_cancel.cancelled().await },
+        );
     let server = tokio::spawn(server.in_current_span());
 
     let bootstrap = Bootstrap {

@@ -310,7 +310,7 @@ impl Topology for Api {
             term: m.current_term,
             commit_index: committed.map(|l| l.index).unwrap_or(0),
             applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
-            state: format!("{:?}", m.state),
+            state: describe_state(&m, self.config.raft.election_max_ms),
             members,
             last_log_index: m.last_log_index.unwrap_or(0),
             snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
@@ -391,5 +391,16 @@ fn default_sentinel_addr(addr: &str) -> String {
     match addr.parse::<std::net::SocketAddr>() {
         Ok(a) => std::net::SocketAddr::new(a.ip(), 26379).to_string(),
         Err(_) => String::new(),
+    }
+}
+
+/// The node's Raft role; a leader that has not heard from a quorum lately says so, since a node
+/// restarted alone restores itself as leader from its stored vote.
+fn describe_state(m: &crate::raft::types::typ::RaftMetrics, election_max_ms: u64) -> String {
+    match (m.state, m.millis_since_quorum_ack) {
+        (openraft::ServerState::Leader, Some(ms)) if ms <= election_max_ms => "Leader".to_string(),
+        (openraft::ServerState::Leader, Some(ms)) => format!("Leader (no quorum ack for {ms} ms)"),
+        (openraft::ServerState::Leader, None) => "Leader (not confirmed by a quorum)".to_string(),
+        (state, _) => format!("{state:?}"),
     }
 }
