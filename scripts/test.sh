@@ -16,4 +16,9 @@ if ((${#need[@]})); then
 fi
 
 # Cluster tests serialize themselves; unit tests run in parallel on the two cores.
-cargo test --locked -- --test-threads=2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --locked --lib --bins --tests -- --test-threads=2 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"
