@@ -16,6 +16,8 @@ pub mod config;
 pub mod ctl;
 pub mod dial;
 pub mod events;
+pub mod failover;
+pub mod monitor;
 pub mod node;
 pub mod pb;
 pub mod raft;

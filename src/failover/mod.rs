@@ -1,0 +1,2 @@
+//! Leader-run failover: ODOWN from the nodes' reports, the candidate choice, the failover steps,
+//! and resuming a predecessor's failover.

@@ -1,0 +1,71 @@
+//! What one node observed of one Redis instance, as data: the monitor produces it, followers send
+//! it to the leader, and the failover decisions read it. No I/O.
+
+use serde::{Deserialize, Serialize};
+
+use crate::topology::Addr;
+
+/// The role an instance reported in its last INFO replication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportedRole {
+    Master {
+        /// The replicas it lists (`slaveN:ip=…,port=…,state=…,offset=…`).
+        replicas: Vec<ReplicaLink>,
+    },
+    Replica {
+        master: Addr,
+        /// `master_link_status:up`.
+        link_up: bool,
+        /// How long the link has been down (`master_link_down_since_seconds`), 0 when up.
+        link_down_ms: u64,
+        /// `slave_priority` / `replica-priority`: 0 means never promote.
+        priority: u32,
+        /// `slave_read_repl_offset` or `slave_repl_offset`.
+        offset: u64,
+        /// `master_last_io_seconds_ago`, in ms; None when unknown (-1).
+        last_io_ms: Option<u64>,
+    },
+}
+
+/// One `slaveN` line of a master's INFO replication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaLink {
+    pub addr: Addr,
+    pub state: String,
+    pub offset: u64,
+}
+
+/// One node's view of one instance. Ages are relative to when the report was built, so a report
+/// means the same on any node's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub addr: Addr,
+    /// Subjectively down: no valid reply for down-after.
+    pub sdown: bool,
+    /// Time since the last valid PING reply (+PONG, -LOADING, -MASTERDOWN).
+    pub reply_age_ms: u64,
+    /// Time since the last successful INFO; None if never.
+    pub info_age_ms: Option<u64>,
+    /// From the last successful INFO; None if never.
+    pub role: Option<ReportedRole>,
+    pub run_id: String,
+    /// `master_replid`.
+    pub replid: String,
+    /// `master_repl_offset`.
+    pub repl_offset: u64,
+}
+
+/// Everything one node observed, per monitored master name: the master and every replica.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub node_id: u64,
+    /// The node's scheduling lagged (TILT): its observations are not to be trusted.
+    pub tilt: bool,
+    pub masters: std::collections::BTreeMap<String, Vec<Observation>>,
+}
+
+impl NodeReport {
+    pub fn observation(&self, master: &str, addr: &Addr) -> Option<&Observation> {
+        self.masters.get(master)?.iter().find(|o| &o.addr == addr)
+    }
+}
