@@ -15,6 +15,7 @@ use crate::api::Api;
 use crate::config::Config;
 use crate::dial::{DialError, Dialer, TlsPem};
 use crate::events::EventBus;
+use crate::failover::reports::Reports;
 use crate::pb::raft_internal_server::RaftInternalServer;
 use crate::pb::topology_server::TopologyServer;
 use crate::raft::bootstrap::Bootstrap;
@@ -125,6 +126,7 @@ async fn run_node(
     .map_err(|e| NodeError::RaftStart(e.to_string()))?;
 
     let cancel = CancellationToken::new();
+    let reports = Reports::new();
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| NodeError::Bind {
@@ -139,6 +141,7 @@ async fn run_node(
         node_id: config.id,
         peers: config.peers.clone(),
         sentinel_addr: config.sentinel_listen.to_string(),
+        reports: reports.clone(),
     };
     let api = Api {
         node_id: config.id,

@@ -11,7 +11,9 @@ use super::codec::{decode, encode};
 use super::identity::ClusterIdentity;
 use super::types::Raft;
 use crate::pb::raft_internal_server::RaftInternal;
-use crate::pb::{NodeInfoReply, NodeInfoRequest, Peer, RaftBytes};
+use crate::failover::reports::Reports;
+use crate::monitor::NodeReport;
+use crate::pb::{NodeInfoReply, NodeInfoRequest, Peer, RaftBytes, ReportReply};
 
 pub struct RaftService {
     pub raft: Raft,
@@ -19,6 +21,7 @@ pub struct RaftService {
     pub node_id: u64,
     pub peers: BTreeMap<u64, SocketAddr>,
     pub sentinel_addr: String,
+    pub reports: Reports,
 }
 
 fn reply<T: Serialize>(value: &T) -> Result<Response<RaftBytes>, Status> {
@@ -52,6 +55,17 @@ impl RaftInternal for RaftService {
         self.identity.admit_peer(req.metadata()).await?;
         let rpc = body(req)?;
         reply(&self.raft.install_snapshot(rpc).await)
+    }
+
+    async fn report(&self, req: Request<RaftBytes>) -> Result<Response<ReportReply>, Status> {
+        self.identity.admit_peer(req.metadata()).await?;
+        let report: NodeReport = body(req)?;
+        // Only the leader decides; a stale sender learns to look again.
+        let accepted = self.raft.metrics().borrow().current_leader == Some(self.node_id);
+        if accepted {
+            self.reports.put(std::sync::Arc::new(report));
+        }
+        Ok(Response::new(ReportReply { accepted }))
     }
 
     async fn node_info(

@@ -1,0 +1,136 @@
+//! The commands the leader sends to Redis instances to change roles, each on a fresh connection
+//! with a timeout: promotion, repointing, and reading back the role.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+
+use crate::topology::{Addr, MasterRecord};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(1000);
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("{addr}: {source}")]
+    Redis { addr: String, source: redis::RedisError },
+    #[error("{addr}: timed out")]
+    Timeout { addr: String },
+    #[error("{addr}: unexpected ROLE reply")]
+    Role { addr: String },
+}
+
+/// What ROLE says an instance is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Replica { master: Addr },
+    Other(String),
+}
+
+pub struct Instance {
+    addr: Addr,
+    conn: MultiplexedConnection,
+}
+
+fn url(addr: &Addr, master: &MasterRecord) -> redis::RedisResult<redis::ConnectionInfo> {
+    let mut redis = redis::RedisConnectionInfo::default();
+    if let Some(pass) = &master.auth_pass {
+        redis = redis.set_password(pass.expose());
+    }
+    if let Some(user) = &master.auth_user {
+        redis = redis.set_username(user.clone());
+    }
+    let tcp = redis::ConnectionAddr::Tcp(addr.host.clone(), addr.port);
+    Ok(redis::IntoConnectionInfo::into_connection_info(tcp)?.set_redis_settings(redis))
+}
+
+async fn timed<T>(addr: &Addr, fut: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, OpsError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+        Err(_) => Err(OpsError::Timeout { addr: addr.to_string() }),
+        Ok(r) => r.map_err(|source| OpsError::Redis { addr: addr.to_string(), source }),
+    }
+}
+
+impl Instance {
+    /// Connects with the master's credentials (replicas share them, as with Sentinel).
+    pub async fn connect(addr: &Addr, master: &MasterRecord) -> Result<Instance, OpsError> {
+        let client = url(addr, master)
+            .and_then(redis::Client::open)
+            .map_err(|source| OpsError::Redis { addr: addr.to_string(), source })?;
+        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection()).await {
+            Err(_) => return Err(OpsError::Timeout { addr: addr.to_string() }),
+            Ok(r) => r.map_err(|source| OpsError::Redis { addr: addr.to_string(), source })?,
+        };
+        Ok(Instance { addr: addr.clone(), conn })
+    }
+
+    /// Sentinel's reconfiguration block: the role change, persisted if Redis has a config file
+    /// (CONFIG REWRITE fails harmlessly otherwise), and every client disconnected so it looks again.
+    async fn reconfigure(&mut self, replicaof: &[&str]) -> Result<(), OpsError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("REPLICAOF")
+            .arg(replicaof)
+            .ignore()
+            .cmd("CONFIG")
+            .arg("REWRITE")
+            .ignore()
+            .cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "normal"])
+            .ignore()
+            .cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "pubsub"])
+            .ignore();
+        let addr = self.addr.clone();
+        match timed(&addr, pipe.query_async::<()>(&mut self.conn)).await {
+            // The block ran; only CONFIG REWRITE (no config file) may have failed inside it.
+            Err(OpsError::Redis { source, .. }) if source.to_string().contains("CONFIG") => Ok(()),
+            other => other,
+        }
+    }
+
+    pub async fn promote(&mut self) -> Result<(), OpsError> {
+        self.reconfigure(&["NO", "ONE"]).await
+    }
+
+    pub async fn replicate(&mut self, to: &Addr) -> Result<(), OpsError> {
+        let port = to.port.to_string();
+        self.reconfigure(&[&to.host, &port]).await
+    }
+
+    pub async fn role(&mut self) -> Result<Role, OpsError> {
+        let addr = self.addr.clone();
+        let reply: Vec<redis::Value> = timed(&addr, redis::cmd("ROLE").query_async(&mut self.conn)).await?;
+        let text = |v: Option<&redis::Value>| match v {
+            Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).to_string()),
+            Some(redis::Value::SimpleString(s)) => Some(s.clone()),
+            _ => None,
+        };
+        match text(reply.first()).as_deref() {
+            Some("master") => Ok(Role::Master),
+            Some("slave") => {
+                let host = text(reply.get(1)).ok_or(OpsError::Role { addr: addr.to_string() })?;
+                let port = match reply.get(2) {
+                    Some(redis::Value::Int(p)) => u16::try_from(*p).ok(),
+                    _ => None,
+                }
+                .ok_or(OpsError::Role { addr: addr.to_string() })?;
+                Ok(Role::Replica { master: Addr { host, port } })
+            }
+            Some(other) => Ok(Role::Other(other.to_string())),
+            None => Err(OpsError::Role { addr: addr.to_string() }),
+        }
+    }
+
+    /// `master_replid` from INFO replication.
+    pub async fn replid(&mut self) -> Result<String, OpsError> {
+        let addr = self.addr.clone();
+        let info: String = timed(&addr, redis::cmd("INFO").arg("replication").query_async(&mut self.conn)).await?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix("master_replid:"))
+            .unwrap_or_default()
+            .to_string())
+    }
+}

@@ -1,0 +1,338 @@
+//! The leader's failover loop: on every report, topology change or tick, ask `decide` what the
+//! next step is for each master, and carry it out. Every step that changes a role starts with a
+//! commit or a quorum-confirmed read (invariants 1 and 2); metrics saying "Leader" only trigger.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openraft::ServerState;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::decide::{decide, DecideInput, Step};
+use super::odown::ReportIn;
+use super::redis_ops::{Instance, Role};
+use super::reports::Reports;
+use crate::monitor::{NodeReport, ReportedRole};
+use crate::raft::types::typ::{ClientWriteError, RaftError};
+use crate::raft::{Raft, SmData};
+use crate::topology::{Addr, Command, MasterRecord, ReplicaRecord};
+
+const TICK: Duration = Duration::from_millis(25);
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
+const ROLE_POLL: Duration = Duration::from_millis(10);
+
+/// The probe period the monitor uses for a master: min(down-after / 10, 100 ms), at least 10 ms.
+pub fn ping_interval_ms(down_after_ms: u64) -> u64 {
+    (down_after_ms / 10).clamp(10, 100)
+}
+
+/// A report older than this is unknown, not evidence.
+pub fn fresh_ms(down_after_ms: u64) -> u64 {
+    (5 * ping_interval_ms(down_after_ms)).max(500)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[derive(Clone)]
+pub struct Runner {
+    pub node_id: u64,
+    pub raft: Raft,
+    pub view: watch::Receiver<Arc<SmData>>,
+    pub reports: Reports,
+}
+
+/// Names with a step under way: one step at a time per master.
+#[derive(Clone, Default)]
+struct Busy(Arc<Mutex<HashSet<String>>>);
+
+struct BusyGuard(Busy, String);
+
+impl Busy {
+    fn claim(&self, name: &str) -> Option<BusyGuard> {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(name.to_string()).then(|| BusyGuard(self.clone(), name.to_string()))
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        let mut set = (self.0).0.lock().unwrap_or_else(|p| p.into_inner());
+        set.remove(&self.1);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("not the leader")]
+    NotLeader,
+    #[error("no quorum in time")]
+    Timeout,
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("redis: {0}")]
+    Redis(#[from] super::redis_ops::OpsError),
+    #[error("{0} did not report role master within failover-timeout")]
+    NotPromoted(Addr),
+}
+
+impl Runner {
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut changed = self.reports.subscribe();
+        let mut metrics = self.raft.metrics();
+        let mut view = self.view.clone();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let busy = Busy::default();
+        let mut tasks = JoinSet::new();
+        let mut leading = false;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = changed.changed() => if r.is_err() { break },
+                r = metrics.changed() => if r.is_err() { break },
+                r = view.changed() => if r.is_err() { break },
+                _ = tick.tick() => {}
+            }
+            while tasks.try_join_next().is_some() {}
+            let is_leader = {
+                let m = metrics.borrow();
+                m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+            };
+            if is_leader != leading {
+                leading = is_leader;
+                if leading {
+                    // A predecessor's reports may be stale: only reports sent to us count.
+                    self.reports.clear_others(self.node_id);
+                    tracing::info!("leading: failover decisions from fresh reports");
+                }
+            }
+            if !leading {
+                continue;
+            }
+            let data = self.view.borrow().clone();
+            let snapshot = self.reports.snapshot();
+            for master in data.topology.masters() {
+                let Some(guard) = busy.claim(&master.name) else { continue };
+                let step = self.next_step(master, &snapshot);
+                if step == Step::None {
+                    continue;
+                }
+                let span = tracing::info_span!("failover", master = %master.name, epoch = master.epoch);
+                let runner = self.clone();
+                let master = master.clone();
+                tasks.spawn(
+                    async move {
+                        let _guard = guard;
+                        if let Err(e) = runner.execute(&master, step).await {
+                            tracing::warn!(error = %e, "failover step not completed");
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+        tasks.shutdown().await;
+    }
+
+    fn next_step(&self, master: &MasterRecord, snapshot: &[(u64, Arc<NodeReport>)]) -> Step {
+        let inputs: Vec<ReportIn> = snapshot
+            .iter()
+            .map(|(age, r)| ReportIn { node_id: r.node_id, age_ms: *age, report: r })
+            .collect();
+        let fresh = fresh_ms(master.down_after_ms);
+        let master_down_ms = inputs
+            .iter()
+            .filter(|r| r.age_ms <= fresh)
+            .filter_map(|r| r.report.observation(&master.name, &master.addr))
+            .map(|o| o.reply_age_ms)
+            .min()
+            .unwrap_or(0);
+        let step = decide(&DecideInput {
+            name: &master.name,
+            master,
+            reports: &inputs,
+            fresh_ms: fresh,
+            ping_interval_ms: ping_interval_ms(master.down_after_ms),
+            now_ms: now_ms(),
+            master_down_ms,
+            paused: false,
+            forced: false,
+        });
+        if step != Step::None {
+            return step;
+        }
+        match discovered(master, &inputs, fresh) {
+            Some(replicas) => Step::Discovered { replicas },
+            None => Step::None,
+        }
+    }
+
+    async fn commit(&self, cmd: Command) -> Result<u64, StepError> {
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(cmd)).await {
+            Err(_) => Err(StepError::Timeout),
+            Ok(Ok(resp)) => match resp.data.result {
+                Ok(_) => Ok(resp.log_id.index),
+                Err(refusal) => Err(StepError::Refused(refusal.to_string())),
+            },
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(StepError::NotLeader),
+            Ok(Err(e)) => Err(StepError::Raft(e.to_string())),
+        }
+    }
+
+    /// Proves leadership with a quorum right before a role change (no log write needed).
+    async fn prove_leadership(&self) -> Result<(), StepError> {
+        for _ in 0..3 {
+            match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.ensure_linearizable()).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(_)))) => {
+                    return Err(StepError::NotLeader)
+                }
+                Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(_) => return Err(StepError::Timeout),
+            }
+        }
+        Err(StepError::Timeout)
+    }
+
+    async fn execute(&self, master: &MasterRecord, step: Step) -> Result<(), StepError> {
+        let name = master.name.clone();
+        let in_progress = master.failover.as_ref().map(|f| f.epoch);
+        match step {
+            Step::None => Ok(()),
+            Step::Start { candidate, reason } => {
+                let epoch = master.epoch + 1;
+                tracing::warn!(%candidate, %reason, epoch, "starting failover");
+                self.commit(Command::FailoverStarted {
+                    name: name.clone(),
+                    epoch,
+                    candidate: candidate.clone(),
+                    candidate_holder: None,
+                    reason,
+                    at_ms: now_ms(),
+                })
+                .await?;
+                // The commit just proved leadership: promote at once.
+                self.promote_and_switch(master, &candidate, epoch).await
+            }
+            Step::Promote { candidate } => {
+                let epoch = in_progress.unwrap_or(master.epoch);
+                self.prove_leadership().await?;
+                self.promote_and_switch(master, &candidate, epoch).await
+            }
+            Step::Switched { candidate, replid } => {
+                let epoch = in_progress.unwrap_or(master.epoch);
+                tracing::info!(%candidate, "candidate reports master: committing the switch");
+                self.commit(Command::MasterSwitched { name, epoch, replid, at_ms: now_ms() }).await.map(drop)
+            }
+            Step::Repoint { replicas, to } => {
+                self.prove_leadership().await?;
+                let mut set = JoinSet::new();
+                for addr in replicas {
+                    let (master, to) = (master.clone(), to.clone());
+                    set.spawn(async move {
+                        let mut i = Instance::connect(&addr, &master).await?;
+                        tracing::info!(replica = %addr, %to, "repointing replica");
+                        i.replicate(&to).await
+                    });
+                }
+                while let Some(r) = set.join_next().await {
+                    if let Ok(Err(e)) = r {
+                        tracing::warn!(error = %e, "repointing failed; retried on a later round");
+                    }
+                }
+                Ok(())
+            }
+            Step::FoldIn { addr, to } => {
+                self.prove_leadership().await?;
+                tracing::info!(instance = %addr, %to, "folding the old master back in as a replica");
+                Instance::connect(&addr, master).await?.replicate(&to).await?;
+                Ok(())
+            }
+            Step::End => {
+                let epoch = in_progress.unwrap_or(master.epoch);
+                self.commit(Command::FailoverEnded { name, epoch, at_ms: now_ms() }).await.map(drop)
+            }
+            Step::Abort { reason } => {
+                let epoch = in_progress.unwrap_or(master.epoch);
+                tracing::warn!(%reason, "aborting failover");
+                self.commit(Command::FailoverAborted { name, epoch, reason, at_ms: now_ms() }).await.map(drop)
+            }
+            Step::NoCandidate { reasons } => {
+                tracing::warn!(?reasons, "master is down but no replica can be promoted");
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                Ok(())
+            }
+            Step::Conflict { addr, detail } => {
+                tracing::error!(instance = %addr, %detail, "+topology-conflict: instance is ahead of the log; waiting for an operator");
+                tokio::time::sleep(Duration::from_millis(5000)).await;
+                Ok(())
+            }
+            Step::Discovered { replicas } => {
+                self.commit(Command::ReplicasDiscovered { name, replicas }).await.map(drop)
+            }
+        }
+    }
+
+    /// Sends the promotion, waits for ROLE master (within failover-timeout), then commits
+    /// MasterSwitched with the new master's replication id.
+    async fn promote_and_switch(&self, master: &MasterRecord, candidate: &Addr, epoch: u64) -> Result<(), StepError> {
+        let mut instance = Instance::connect(candidate, master).await?;
+        instance.promote().await?;
+        tracing::info!(%candidate, "promotion sent");
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(master.failover_timeout_ms);
+        loop {
+            if instance.role().await? == Role::Master {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StepError::NotPromoted(candidate.clone()));
+            }
+            tokio::time::sleep(ROLE_POLL).await;
+        }
+        let replid = instance.replid().await?;
+        self.commit(Command::MasterSwitched { name: master.name.clone(), epoch, replid, at_ms: now_ms() })
+            .await?;
+        tracing::warn!(%candidate, epoch, "+switch-master");
+        Ok(())
+    }
+}
+
+/// Replicas the master lists in fresh reports that the log does not know yet (the log keeps the
+/// ones it knows, so an old master that is down stays known and is folded in when it returns).
+fn discovered(master: &MasterRecord, reports: &[ReportIn], fresh: u64) -> Option<Vec<ReplicaRecord>> {
+    if master.failover.is_some() {
+        return None;
+    }
+    let fresh_reports: Vec<&ReportIn> = reports.iter().filter(|r| r.age_ms <= fresh && !r.report.tilt).collect();
+    let mut known: BTreeMap<Addr, ReplicaRecord> =
+        master.replicas.iter().map(|r| (r.addr.clone(), r.clone())).collect();
+    let mut changed = false;
+    for r in &fresh_reports {
+        let Some(o) = r.report.observation(&master.name, &master.addr) else { continue };
+        let Some(ReportedRole::Master { replicas }) = &o.role else { continue };
+        for link in replicas {
+            let seen = fresh_reports
+                .iter()
+                .filter_map(|r| r.report.observation(&master.name, &link.addr))
+                .min_by_key(|o| o.reply_age_ms);
+            let record = ReplicaRecord {
+                addr: link.addr.clone(),
+                run_id: seen.map(|o| o.run_id.clone()).unwrap_or_default(),
+                replid: seen.map(|o| o.replid.clone()).unwrap_or_default(),
+            };
+            if link.addr != master.addr && known.get(&link.addr) != Some(&record) && !record.run_id.is_empty() {
+                known.insert(link.addr.clone(), record);
+                changed = true;
+            }
+        }
+    }
+    changed.then(|| known.into_values().collect())
+}
