@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || need+=(procps)   # SIGTERM in the cluster tests
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)       # sled/ring build C
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server) # the Redis that raftinel watches
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: please install: ${need[*]}" >&2
@@ -14,6 +15,8 @@ if ((${#need[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
+# The package starts a system redis on 6379; the tests start their own on free ports.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
 
 # Cluster tests serialize themselves; unit tests run in parallel on the two cores.
 log=$(mktemp)

@@ -15,7 +15,9 @@ use crate::api::Api;
 use crate::config::Config;
 use crate::dial::{DialError, Dialer, TlsPem};
 use crate::events::EventBus;
-use crate::failover::reports::Reports;
+use crate::failover::reports::{send_reports, Reports};
+use crate::failover::run::Runner;
+use crate::monitor::Monitor;
 use crate::pb::raft_internal_server::RaftInternalServer;
 use crate::pb::topology_server::TopologyServer;
 use crate::raft::bootstrap::Bootstrap;
@@ -113,6 +115,7 @@ async fn run_node(
     })?;
     let sm = StateMachineStore::open(&db, bus.clone())?;
     let view = sm.view();
+    let sm_view = sm.view();
     let event_log = sm.event_log();
     let network = Network::new(dialer.clone(), identity.clone());
     let raft = Raft::new(
@@ -179,6 +182,8 @@ async fn run_node(
         );
     let server = tokio::spawn(server.in_current_span());
 
+    let identity_for_reports = identity.clone();
+    let dialer_for_reports = dialer.clone();
     let bootstrap = Bootstrap {
         node_id: config.id,
         peers: config.peers.clone(),
@@ -190,6 +195,28 @@ async fn run_node(
     };
     let bootstrap = tokio::spawn(bootstrap.run(cancel.clone()).in_current_span());
 
+    // Detection on every node; decisions on the leader only (the runner idles elsewhere).
+    let own_report = Monitor::spawn(config.id, sm_view.clone(), cancel.clone());
+    let sender = tokio::spawn(
+        send_reports(
+            config.id,
+            raft.clone(),
+            own_report,
+            reports.clone(),
+            identity_for_reports,
+            dialer_for_reports,
+            cancel.clone(),
+        )
+        .in_current_span(),
+    );
+    let runner = Runner {
+        node_id: config.id,
+        raft: raft.clone(),
+        view: sm_view,
+        reports,
+    };
+    let runner = tokio::spawn(runner.run(cancel.clone()).in_current_span());
+
     let fatal = tokio::select! {
         _ = shutdown => None,
         e = raft_stopped(&raft) => Some(e),
@@ -200,6 +227,8 @@ async fn run_node(
     }
     cancel.cancel();
     let _ = bootstrap.await;
+    let _ = sender.await;
+    let _ = runner.await;
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server ended with an error"),
         Err(_) => tracing::warn!("gRPC server did not stop within 5 s"),

@@ -1,5 +1,12 @@
 //! Leader-run failover: ODOWN from the nodes' reports, the candidate choice, the failover steps,
 //! and resuming a predecessor's failover.
 
-pub mod reports;
+pub mod candidate;
+pub mod decide;
+pub mod odown;
 pub mod redis_ops;
+pub mod reports;
+
+pub mod run;
+#[cfg(test)]
+mod tests;

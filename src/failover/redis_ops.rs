@@ -13,7 +13,10 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(1000);
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
     #[error("{addr}: {source}")]
-    Redis { addr: String, source: redis::RedisError },
+    Redis {
+        addr: String,
+        source: redis::RedisError,
+    },
     #[error("{addr}: timed out")]
     Timeout { addr: String },
     #[error("{addr}: unexpected ROLE reply")]
@@ -45,10 +48,18 @@ fn url(addr: &Addr, master: &MasterRecord) -> redis::RedisResult<redis::Connecti
     Ok(redis::IntoConnectionInfo::into_connection_info(tcp)?.set_redis_settings(redis))
 }
 
-async fn timed<T>(addr: &Addr, fut: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, OpsError> {
+async fn timed<T>(
+    addr: &Addr,
+    fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, OpsError> {
     match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
-        Err(_) => Err(OpsError::Timeout { addr: addr.to_string() }),
-        Ok(r) => r.map_err(|source| OpsError::Redis { addr: addr.to_string(), source }),
+        Err(_) => Err(OpsError::Timeout {
+            addr: addr.to_string(),
+        }),
+        Ok(r) => r.map_err(|source| OpsError::Redis {
+            addr: addr.to_string(),
+            source,
+        }),
     }
 }
 
@@ -57,12 +68,28 @@ impl Instance {
     pub async fn connect(addr: &Addr, master: &MasterRecord) -> Result<Instance, OpsError> {
         let client = url(addr, master)
             .and_then(redis::Client::open)
-            .map_err(|source| OpsError::Redis { addr: addr.to_string(), source })?;
-        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection()).await {
-            Err(_) => return Err(OpsError::Timeout { addr: addr.to_string() }),
-            Ok(r) => r.map_err(|source| OpsError::Redis { addr: addr.to_string(), source })?,
-        };
-        Ok(Instance { addr: addr.clone(), conn })
+            .map_err(|source| OpsError::Redis {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let conn =
+            match tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
+                .await
+            {
+                Err(_) => {
+                    return Err(OpsError::Timeout {
+                        addr: addr.to_string(),
+                    })
+                }
+                Ok(r) => r.map_err(|source| OpsError::Redis {
+                    addr: addr.to_string(),
+                    source,
+                })?,
+            };
+        Ok(Instance {
+            addr: addr.clone(),
+            conn,
+        })
     }
 
     /// Sentinel's reconfiguration block: the role change, persisted if Redis has a config file
@@ -101,7 +128,8 @@ impl Instance {
 
     pub async fn role(&mut self) -> Result<Role, OpsError> {
         let addr = self.addr.clone();
-        let reply: Vec<redis::Value> = timed(&addr, redis::cmd("ROLE").query_async(&mut self.conn)).await?;
+        let reply: Vec<redis::Value> =
+            timed(&addr, redis::cmd("ROLE").query_async(&mut self.conn)).await?;
         let text = |v: Option<&redis::Value>| match v {
             Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).to_string()),
             Some(redis::Value::SimpleString(s)) => Some(s.clone()),
@@ -110,23 +138,37 @@ impl Instance {
         match text(reply.first()).as_deref() {
             Some("master") => Ok(Role::Master),
             Some("slave") => {
-                let host = text(reply.get(1)).ok_or(OpsError::Role { addr: addr.to_string() })?;
+                let host = text(reply.get(1)).ok_or(OpsError::Role {
+                    addr: addr.to_string(),
+                })?;
                 let port = match reply.get(2) {
                     Some(redis::Value::Int(p)) => u16::try_from(*p).ok(),
                     _ => None,
                 }
-                .ok_or(OpsError::Role { addr: addr.to_string() })?;
-                Ok(Role::Replica { master: Addr { host, port } })
+                .ok_or(OpsError::Role {
+                    addr: addr.to_string(),
+                })?;
+                Ok(Role::Replica {
+                    master: Addr { host, port },
+                })
             }
             Some(other) => Ok(Role::Other(other.to_string())),
-            None => Err(OpsError::Role { addr: addr.to_string() }),
+            None => Err(OpsError::Role {
+                addr: addr.to_string(),
+            }),
         }
     }
 
     /// `master_replid` from INFO replication.
     pub async fn replid(&mut self) -> Result<String, OpsError> {
         let addr = self.addr.clone();
-        let info: String = timed(&addr, redis::cmd("INFO").arg("replication").query_async(&mut self.conn)).await?;
+        let info: String = timed(
+            &addr,
+            redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut self.conn),
+        )
+        .await?;
         Ok(info
             .lines()
             .find_map(|l| l.trim_end().strip_prefix("master_replid:"))

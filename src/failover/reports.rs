@@ -22,10 +22,13 @@ use crate::raft::{ClusterIdentity, Raft};
 const RESEND_EVERY: Duration = Duration::from_millis(100);
 const SEND_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// The latest report of each sender and when it arrived.
+type Latest = HashMap<u64, (Instant, Arc<NodeReport>)>;
+
 /// Reports received by this node, by sender.
 #[derive(Clone, Default)]
 pub struct Reports {
-    inner: Arc<Mutex<HashMap<u64, (Instant, Arc<NodeReport>)>>>,
+    inner: Arc<Mutex<Latest>>,
     changed: Arc<watch::Sender<u64>>,
 }
 
@@ -49,7 +52,12 @@ impl Reports {
         let now = Instant::now();
         let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.values()
-            .map(|(at, r)| (now.saturating_duration_since(*at).as_millis() as u64, r.clone()))
+            .map(|(at, r)| {
+                (
+                    now.saturating_duration_since(*at).as_millis() as u64,
+                    r.clone(),
+                )
+            })
             .collect()
     }
 
@@ -90,9 +98,12 @@ pub async fn send_reports(
         let report = own.borrow().clone();
         let (leader, addr) = {
             let m = metrics.borrow();
-            let addr = m
-                .current_leader
-                .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+            let addr = m.current_leader.and_then(|l| {
+                m.membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.addr.clone())
+            });
             (m.current_leader, addr)
         };
         match (leader, addr) {

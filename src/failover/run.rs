@@ -36,7 +36,10 @@ pub fn fresh_ms(down_after_ms: u64) -> u64 {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[derive(Clone)]
@@ -56,7 +59,8 @@ struct BusyGuard(Busy, String);
 impl Busy {
     fn claim(&self, name: &str) -> Option<BusyGuard> {
         let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        set.insert(name.to_string()).then(|| BusyGuard(self.clone(), name.to_string()))
+        set.insert(name.to_string())
+            .then(|| BusyGuard(self.clone(), name.to_string()))
     }
 }
 
@@ -120,12 +124,15 @@ impl Runner {
             let data = self.view.borrow().clone();
             let snapshot = self.reports.snapshot();
             for master in data.topology.masters() {
-                let Some(guard) = busy.claim(&master.name) else { continue };
+                let Some(guard) = busy.claim(&master.name) else {
+                    continue;
+                };
                 let step = self.next_step(master, &snapshot);
                 if step == Step::None {
                     continue;
                 }
-                let span = tracing::info_span!("failover", master = %master.name, epoch = master.epoch);
+                let span =
+                    tracing::info_span!("failover", master = %master.name, epoch = master.epoch);
                 let runner = self.clone();
                 let master = master.clone();
                 tasks.spawn(
@@ -145,7 +152,11 @@ impl Runner {
     fn next_step(&self, master: &MasterRecord, snapshot: &[(u64, Arc<NodeReport>)]) -> Step {
         let inputs: Vec<ReportIn> = snapshot
             .iter()
-            .map(|(age, r)| ReportIn { node_id: r.node_id, age_ms: *age, report: r })
+            .map(|(age, r)| ReportIn {
+                node_id: r.node_id,
+                age_ms: *age,
+                report: r,
+            })
             .collect();
         let fresh = fresh_ms(master.down_after_ms);
         let master_down_ms = inputs
@@ -182,7 +193,9 @@ impl Runner {
                 Ok(_) => Ok(resp.log_id.index),
                 Err(refusal) => Err(StepError::Refused(refusal.to_string())),
             },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(StepError::NotLeader),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(StepError::NotLeader)
+            }
             Ok(Err(e)) => Err(StepError::Raft(e.to_string())),
         }
     }
@@ -192,9 +205,9 @@ impl Runner {
         for _ in 0..3 {
             match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.ensure_linearizable()).await {
                 Ok(Ok(_)) => return Ok(()),
-                Ok(Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(_)))) => {
-                    return Err(StepError::NotLeader)
-                }
+                Ok(Err(RaftError::APIError(
+                    openraft::error::CheckIsLeaderError::ForwardToLeader(_),
+                ))) => return Err(StepError::NotLeader),
                 Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
                 Err(_) => return Err(StepError::Timeout),
             }
@@ -230,7 +243,14 @@ impl Runner {
             Step::Switched { candidate, replid } => {
                 let epoch = in_progress.unwrap_or(master.epoch);
                 tracing::info!(%candidate, "candidate reports master: committing the switch");
-                self.commit(Command::MasterSwitched { name, epoch, replid, at_ms: now_ms() }).await.map(drop)
+                self.commit(Command::MasterSwitched {
+                    name,
+                    epoch,
+                    replid,
+                    at_ms: now_ms(),
+                })
+                .await
+                .map(drop)
             }
             Step::Repoint { replicas, to } => {
                 self.prove_leadership().await?;
@@ -253,17 +273,33 @@ impl Runner {
             Step::FoldIn { addr, to } => {
                 self.prove_leadership().await?;
                 tracing::info!(instance = %addr, %to, "folding the old master back in as a replica");
-                Instance::connect(&addr, master).await?.replicate(&to).await?;
+                Instance::connect(&addr, master)
+                    .await?
+                    .replicate(&to)
+                    .await?;
                 Ok(())
             }
             Step::End => {
                 let epoch = in_progress.unwrap_or(master.epoch);
-                self.commit(Command::FailoverEnded { name, epoch, at_ms: now_ms() }).await.map(drop)
+                self.commit(Command::FailoverEnded {
+                    name,
+                    epoch,
+                    at_ms: now_ms(),
+                })
+                .await
+                .map(drop)
             }
             Step::Abort { reason } => {
                 let epoch = in_progress.unwrap_or(master.epoch);
                 tracing::warn!(%reason, "aborting failover");
-                self.commit(Command::FailoverAborted { name, epoch, reason, at_ms: now_ms() }).await.map(drop)
+                self.commit(Command::FailoverAborted {
+                    name,
+                    epoch,
+                    reason,
+                    at_ms: now_ms(),
+                })
+                .await
+                .map(drop)
             }
             Step::NoCandidate { reasons } => {
                 tracing::warn!(?reasons, "master is down but no replica can be promoted");
@@ -275,19 +311,26 @@ impl Runner {
                 tokio::time::sleep(Duration::from_millis(5000)).await;
                 Ok(())
             }
-            Step::Discovered { replicas } => {
-                self.commit(Command::ReplicasDiscovered { name, replicas }).await.map(drop)
-            }
+            Step::Discovered { replicas } => self
+                .commit(Command::ReplicasDiscovered { name, replicas })
+                .await
+                .map(drop),
         }
     }
 
     /// Sends the promotion, waits for ROLE master (within failover-timeout), then commits
     /// MasterSwitched with the new master's replication id.
-    async fn promote_and_switch(&self, master: &MasterRecord, candidate: &Addr, epoch: u64) -> Result<(), StepError> {
+    async fn promote_and_switch(
+        &self,
+        master: &MasterRecord,
+        candidate: &Addr,
+        epoch: u64,
+    ) -> Result<(), StepError> {
         let mut instance = Instance::connect(candidate, master).await?;
         instance.promote().await?;
         tracing::info!(%candidate, "promotion sent");
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(master.failover_timeout_ms);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(master.failover_timeout_ms);
         loop {
             if instance.role().await? == Role::Master {
                 break;
@@ -298,8 +341,13 @@ impl Runner {
             tokio::time::sleep(ROLE_POLL).await;
         }
         let replid = instance.replid().await?;
-        self.commit(Command::MasterSwitched { name: master.name.clone(), epoch, replid, at_ms: now_ms() })
-            .await?;
+        self.commit(Command::MasterSwitched {
+            name: master.name.clone(),
+            epoch,
+            replid,
+            at_ms: now_ms(),
+        })
+        .await?;
         tracing::warn!(%candidate, epoch, "+switch-master");
         Ok(())
     }
@@ -307,17 +355,31 @@ impl Runner {
 
 /// Replicas the master lists in fresh reports that the log does not know yet (the log keeps the
 /// ones it knows, so an old master that is down stays known and is folded in when it returns).
-fn discovered(master: &MasterRecord, reports: &[ReportIn], fresh: u64) -> Option<Vec<ReplicaRecord>> {
+fn discovered(
+    master: &MasterRecord,
+    reports: &[ReportIn],
+    fresh: u64,
+) -> Option<Vec<ReplicaRecord>> {
     if master.failover.is_some() {
         return None;
     }
-    let fresh_reports: Vec<&ReportIn> = reports.iter().filter(|r| r.age_ms <= fresh && !r.report.tilt).collect();
-    let mut known: BTreeMap<Addr, ReplicaRecord> =
-        master.replicas.iter().map(|r| (r.addr.clone(), r.clone())).collect();
+    let fresh_reports: Vec<&ReportIn> = reports
+        .iter()
+        .filter(|r| r.age_ms <= fresh && !r.report.tilt)
+        .collect();
+    let mut known: BTreeMap<Addr, ReplicaRecord> = master
+        .replicas
+        .iter()
+        .map(|r| (r.addr.clone(), r.clone()))
+        .collect();
     let mut changed = false;
     for r in &fresh_reports {
-        let Some(o) = r.report.observation(&master.name, &master.addr) else { continue };
-        let Some(ReportedRole::Master { replicas }) = &o.role else { continue };
+        let Some(o) = r.report.observation(&master.name, &master.addr) else {
+            continue;
+        };
+        let Some(ReportedRole::Master { replicas }) = &o.role else {
+            continue;
+        };
         for link in replicas {
             let seen = fresh_reports
                 .iter()
@@ -328,7 +390,10 @@ fn discovered(master: &MasterRecord, reports: &[ReportIn], fresh: u64) -> Option
                 run_id: seen.map(|o| o.run_id.clone()).unwrap_or_default(),
                 replid: seen.map(|o| o.replid.clone()).unwrap_or_default(),
             };
-            if link.addr != master.addr && known.get(&link.addr) != Some(&record) && !record.run_id.is_empty() {
+            if link.addr != master.addr
+                && known.get(&link.addr) != Some(&record)
+                && !record.run_id.is_empty()
+            {
                 known.insert(link.addr.clone(), record);
                 changed = true;
             }

@@ -53,6 +53,14 @@ pub struct Observation {
     pub replid: String,
     /// `master_repl_offset`.
     pub repl_offset: u64,
+    /// `master_replid2`: the lineage this instance continued from when it was last promoted (or
+    /// when its master was); empty or all zeros when none. The lineage check (invariant 7) needs it.
+    #[serde(default)]
+    pub replid2: String,
+    /// `second_repl_offset`: `master_repl_offset + 1` at the switch from `replid2` (the history
+    /// under `replid2` ends at this − 1); None when Redis reports -1 or the field is absent.
+    #[serde(default)]
+    pub second_repl_offset: Option<u64>,
 }
 
 /// Everything one node observed, per monitored master name: the master and every replica.

@@ -10,9 +10,9 @@ use tonic::{Request, Response, Status};
 use super::codec::{decode, encode};
 use super::identity::ClusterIdentity;
 use super::types::Raft;
-use crate::pb::raft_internal_server::RaftInternal;
 use crate::failover::reports::Reports;
 use crate::monitor::NodeReport;
+use crate::pb::raft_internal_server::RaftInternal;
 use crate::pb::{NodeInfoReply, NodeInfoRequest, Peer, RaftBytes, ReportReply};
 
 pub struct RaftService {

@@ -2,6 +2,8 @@
 //! data dirs, killed with SIGKILL or stopped with SIGTERM, polled against deadlines.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

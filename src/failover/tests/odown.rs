@@ -1,0 +1,313 @@
+//! ODOWN and the veto (DESIGN "Detection").
+
+use super::*;
+use crate::failover::odown::{odown, OdownVerdict};
+
+fn verdict(m: &MasterRecord, reports: &[NodeReport], ages: &[u64]) -> OdownVerdict {
+    odown(NAME, m, &aged(reports, ages), FRESH)
+}
+
+/// Three nodes; `down[i]` says whether node i+1 reports the master SDOWN.
+fn nodes(down_flags: &[bool], extra: &[Observation]) -> Vec<NodeReport> {
+    down_flags
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut obs = vec![if *d { down(MASTER) } else { seen(MASTER) }];
+            obs.extend(extra.iter().cloned());
+            report(i as u64 + 1, obs)
+        })
+        .collect()
+}
+
+/// "ODOWN when ≥ quorum nodes report SDOWN": a table over votes, quorum and report ages.
+#[test]
+fn odown_counts_fresh_sdown_votes_against_quorum() {
+    // (rule, sdown flags, ages, quorum, votes, fresh reports, odown)
+    type Row = (
+        &'static str,
+        &'static [bool],
+        &'static [u64],
+        u32,
+        u32,
+        u32,
+        bool,
+    );
+    let cases: &[Row] = &[
+        (
+            "quorum reached",
+            &[true, true, false],
+            &[0, 0, 0],
+            2,
+            2,
+            3,
+            true,
+        ),
+        (
+            "one short of quorum",
+            &[true, false, false],
+            &[0, 0, 0],
+            2,
+            1,
+            3,
+            false,
+        ),
+        ("all down", &[true, true, true], &[0, 0, 0], 3, 3, 3, true),
+        (
+            "quorum 1, one vote",
+            &[true, false, false],
+            &[0, 0, 0],
+            1,
+            1,
+            3,
+            true,
+        ),
+        (
+            "fresh bound inclusive",
+            &[true, true, false],
+            &[0, FRESH, 0],
+            2,
+            2,
+            3,
+            true,
+        ),
+        (
+            "counts SDOWN only from a fresh report",
+            &[true, true, false],
+            &[0, FRESH + 1, 0],
+            2,
+            1,
+            2,
+            false,
+        ),
+        (
+            "stale reports count neither way",
+            &[true, false, false],
+            &[0, 9_999, 9_999],
+            1,
+            1,
+            1,
+            true,
+        ),
+        (
+            "no votes, quorum 0 is not ODOWN",
+            &[false, false, false],
+            &[0, 0, 0],
+            0,
+            0,
+            3,
+            false,
+        ),
+    ];
+    for (rule, flags, ages, quorum, votes, fresh, is_odown) in cases {
+        let mut m = master(&[]);
+        m.quorum = *quorum;
+        let v = verdict(&m, &nodes(flags, &[]), ages);
+        assert_eq!(v.sdown_votes, *votes, "{rule}");
+        assert_eq!(v.fresh_reports, *fresh, "{rule}");
+        assert_eq!(v.quorum, *quorum, "{rule}");
+        assert_eq!(v.odown, *is_odown, "{rule}");
+        assert_eq!(v.vetoed, None, "{rule}");
+    }
+}
+
+/// "A node whose own scheduling lags … ignores its observations": TILT is neither up nor down.
+#[test]
+fn tilt_report_counts_neither_up_nor_down() {
+    let m = master(&[]);
+    let reports = vec![
+        report(1, vec![down(MASTER)]),
+        tilted(2, vec![down(MASTER)]),
+        report(3, vec![seen(MASTER)]),
+    ];
+    let v = verdict(&m, &reports, &[0, 0, 0]);
+    assert_eq!((v.sdown_votes, v.fresh_reports, v.odown), (1, 2, false));
+}
+
+/// "A missing report is 'unknown', not 'up'": a report without the master is not an up vote,
+/// and does not block ODOWN when the others reach quorum.
+#[test]
+fn missing_master_is_unknown_not_up() {
+    let m = master(&[]);
+    let reports = vec![
+        report(1, vec![down(MASTER)]),
+        report(2, vec![down(MASTER)]),
+        report(3, vec![]),
+    ];
+    let v = verdict(&m, &reports, &[0, 0, 0]);
+    assert_eq!((v.sdown_votes, v.fresh_reports, v.odown), (2, 2, true));
+    // …nor is it a down vote.
+    let v = verdict(&m, &reports[1..], &[0, 0]);
+    assert_eq!((v.sdown_votes, v.fresh_reports, v.odown), (1, 1, false));
+}
+
+/// One node, one vote: a node's freshest report speaks for it.
+#[test]
+fn a_node_votes_once_from_its_freshest_report() {
+    let m = master(&[]);
+    let reports = vec![
+        report(1, vec![down(MASTER)]),
+        report(1, vec![down(MASTER)]),
+        report(2, vec![seen(MASTER)]),
+    ];
+    let v = verdict(&m, &reports, &[0, 10, 0]);
+    assert_eq!((v.sdown_votes, v.fresh_reports, v.odown), (1, 2, false));
+    // The node's newer report says up: its older down vote is gone.
+    let reports = vec![report(1, vec![down(MASTER)]), report(1, vec![seen(MASTER)])];
+    let mut m1 = master(&[]);
+    m1.quorum = 1;
+    let v = verdict(&m1, &reports, &[50, 10]);
+    assert_eq!((v.sdown_votes, v.odown), (0, false));
+}
+
+fn linked(port: u16) -> Observation {
+    as_replica(port, MASTER, 100)
+}
+
+/// "Positive evidence vetoes a failover: … every replica reports its master link up with recent
+/// I/O. Replica link status is never *required*."
+#[test]
+fn veto_table() {
+    let io = |ms: u64| {
+        move |_: &mut bool, _: &mut u64, _: &mut u32, io: &mut Option<u64>| *io = Some(ms)
+    };
+    // (rule, replicas in the log, replica observations, vetoed?)
+    let cases: Vec<(&str, Vec<u16>, Vec<Observation>, bool)> = vec![
+        (
+            "every replica linked with recent I/O",
+            vec![7001, 7002],
+            vec![linked(7001), linked(7002)],
+            true,
+        ),
+        ("no replicas: never required", vec![], vec![], false),
+        (
+            "one replica not observed: missing data",
+            vec![7001, 7002],
+            vec![linked(7001)],
+            false,
+        ),
+        (
+            "one link down",
+            vec![7001, 7002],
+            vec![
+                linked(7001),
+                with_replica(linked(7002), |up, _, _, _| *up = false),
+            ],
+            false,
+        ),
+        (
+            "I/O unknown (-1)",
+            vec![7001],
+            vec![with_replica(linked(7001), |_, _, _, io| *io = None)],
+            false,
+        ),
+        (
+            "I/O at down-after is not recent",
+            vec![7001],
+            vec![with_replica(linked(7001), io(1_000))],
+            false,
+        ),
+        (
+            "I/O just under down-after",
+            vec![7001],
+            vec![Observation {
+                info_age_ms: Some(0),
+                ..with_replica(linked(7001), io(999))
+            }],
+            true,
+        ),
+        (
+            "I/O age includes the INFO's age",
+            vec![7001],
+            vec![Observation {
+                info_age_ms: Some(600),
+                ..with_replica(linked(7001), io(400))
+            }],
+            false,
+        ),
+        (
+            "linked to another master",
+            vec![7001],
+            vec![as_replica(7001, 6380, 100)],
+            false,
+        ),
+        (
+            "replica claims master",
+            vec![7001],
+            vec![as_master(7001, &[], "x", 1)],
+            false,
+        ),
+        ("no INFO yet", vec![7001], vec![seen(7001)], false),
+    ];
+    for (rule, log, obs, vetoed) in cases {
+        let m = master(&log);
+        let reports = nodes(&[true, true, true], &obs);
+        let v = verdict(&m, &reports, &[0, 0, 0]);
+        assert!(v.odown, "{rule}");
+        assert_eq!(v.vetoed.is_some(), vetoed, "{rule}: {:?}", v.vetoed);
+    }
+}
+
+/// The veto reads each replica's freshest INFO, from any node, and never a TILTed or stale one.
+#[test]
+fn veto_reads_the_freshest_info() {
+    let m = master(&[7001]);
+    let old_up = Observation {
+        info_age_ms: Some(200),
+        ..linked(7001)
+    };
+    let new_down = with_replica(linked(7001), |up, _, _, _| *up = false);
+    let reports = vec![
+        report(1, vec![down(MASTER), old_up.clone()]),
+        report(2, vec![down(MASTER), new_down.clone()]),
+    ];
+    assert_eq!(verdict(&m, &reports, &[0, 0]).vetoed, None);
+    let reports = vec![
+        report(
+            1,
+            vec![
+                down(MASTER),
+                Observation {
+                    info_age_ms: Some(200),
+                    ..new_down
+                },
+            ],
+        ),
+        report(
+            2,
+            vec![
+                down(MASTER),
+                Observation {
+                    info_age_ms: Some(20),
+                    ..linked(7001)
+                },
+            ],
+        ),
+    ];
+    let v = verdict(&m, &reports, &[0, 0]);
+    assert!(v.vetoed.is_some_and(|s| s.contains("10.0.0.1:6379")));
+    // The only evidence is in a TILTed report: no veto.
+    let reports = vec![
+        report(1, vec![down(MASTER)]),
+        report(2, vec![down(MASTER)]),
+        tilted(3, vec![linked(7001)]),
+    ];
+    assert_eq!(verdict(&m, &reports, &[0, 0, 0]).vetoed, None);
+    // …or in a stale one.
+    let reports = vec![
+        report(1, vec![down(MASTER)]),
+        report(2, vec![down(MASTER)]),
+        report(3, vec![linked(7001)]),
+    ];
+    assert_eq!(verdict(&m, &reports, &[0, 0, FRESH + 1]).vetoed, None);
+    assert!(verdict(&m, &reports, &[0, 0, 0]).vetoed.is_some());
+}
+
+/// The veto is about a failover: without ODOWN there is nothing to veto.
+#[test]
+fn no_veto_without_odown() {
+    let m = master(&[7001]);
+    let reports = nodes(&[true, false, false], &[linked(7001)]);
+    let v = verdict(&m, &reports, &[0, 0, 0]);
+    assert_eq!((v.odown, v.vetoed), (false, None));
+}

@@ -1,0 +1,312 @@
+//! One task per monitored instance: PING every ping period, INFO every second (every ping while
+//! the master is SDOWN or failing over), SDOWN from a deadline timer. Thin I/O over `state`.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use super::info::{self, InfoError};
+use super::state::{Auth, ProbeSettings, Shared};
+use crate::topology::Addr;
+
+/// Lateness below this is ordinary scheduling noise and not even reported to the TILT check.
+const LAG_NOISE: Duration = Duration::from_millis(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+    #[error("connecting: {0}")]
+    Connect(#[source] redis::RedisError),
+    #[error("{what}: {source}")]
+    Command {
+        what: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("PING answered {0}")]
+    BadPong(String),
+    #[error("INFO: {0}")]
+    Info(#[from] InfoError),
+}
+
+/// What one instance task shares with the rest of the monitor.
+pub struct ProbeCtx {
+    pub name: String,
+    pub addr: Addr,
+    pub shared: Arc<Mutex<Shared>>,
+    /// Wakes the publisher: something in the report changed.
+    pub changed: Arc<Notify>,
+    /// Wakes this task's SDOWN timer: a valid reply arrived or the settings changed.
+    pub wake: Arc<Notify>,
+}
+
+pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Starts the task; it ends when `cancel` fires or the instance is no longer monitored.
+pub fn spawn(node_id: u64, ctx: ProbeCtx, cancel: CancellationToken) -> JoinHandle<()> {
+    let span = info_span!("probe", node = node_id, master = %ctx.name, addr = %ctx.addr);
+    tokio::spawn(
+        async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = probe_loop(&ctx) => {}
+                _ = sdown_timer(&ctx) => {}
+            }
+        }
+        .instrument(span),
+    )
+}
+
+impl ProbeCtx {
+    fn settings(&self) -> Option<ProbeSettings> {
+        lock(&self.shared).probe_settings(&self.name, &self.addr)
+    }
+
+    fn note_lag(&self, lag: Duration) {
+        if lag < LAG_NOISE {
+            return;
+        }
+        if lock(&self.shared).note_lag(Instant::now(), lag) {
+            warn!(
+                lag_ms = lag.as_millis() as u64,
+                "+tilt: probe timer fired late"
+            );
+            self.changed.notify_one();
+        }
+    }
+
+    fn valid_reply(&self) {
+        let ended = lock(&self.shared).valid_reply(&self.name, &self.addr, Instant::now());
+        self.wake.notify_one();
+        if ended {
+            info!("-sdown");
+            self.changed.notify_one();
+        }
+    }
+}
+
+/// Sleeps until `deadline` and reports how late the timer fired; a deadline already past (the
+/// previous round was slow) is not a scheduling lag.
+async fn paced_sleep(ctx: &ProbeCtx, deadline: Instant) {
+    if deadline <= Instant::now() {
+        return;
+    }
+    sleep_until(deadline).await;
+    ctx.note_lag(Instant::now().saturating_duration_since(deadline));
+}
+
+async fn sdown_timer(ctx: &ProbeCtx) {
+    loop {
+        let deadline = lock(&ctx.shared).sdown_deadline(&ctx.name, &ctx.addr);
+        match deadline {
+            None => return,
+            Some(None) => ctx.wake.notified().await,
+            Some(Some(deadline)) => {
+                let was_future = deadline > Instant::now();
+                tokio::select! {
+                    _ = sleep_until(deadline) => {}
+                    _ = ctx.wake.notified() => continue,
+                }
+                let now = Instant::now();
+                let lag = if was_future {
+                    now.saturating_duration_since(deadline)
+                } else {
+                    Duration::ZERO
+                };
+                let (down, tilted) = lock(&ctx.shared).sdown_timer(&ctx.name, &ctx.addr, now, lag);
+                if tilted {
+                    warn!(
+                        lag_ms = lag.as_millis() as u64,
+                        "+tilt: SDOWN timer fired late"
+                    );
+                }
+                if down {
+                    warn!("+sdown");
+                }
+                if down || tilted {
+                    ctx.changed.notify_one();
+                }
+            }
+        }
+    }
+}
+
+struct Link {
+    conn: MultiplexedConnection,
+    auth: Auth,
+}
+
+async fn probe_loop(ctx: &ProbeCtx) {
+    let mut link: Option<Link> = None;
+    let mut next = Instant::now();
+    let mut last_info: Option<Instant> = None;
+    // Redis before 7.0 refuses `INFO server replication`; then plain INFO is used.
+    let mut plain_info = false;
+    let mut failures = 0u32;
+    loop {
+        paced_sleep(ctx, next).await;
+        let Some(settings) = ctx.settings() else {
+            return;
+        };
+        let now = Instant::now();
+        next = (next + settings.ping).max(now);
+        if link.as_ref().is_some_and(|l| l.auth != settings.auth) {
+            debug!("credentials changed: reconnecting");
+            link = None;
+        }
+        if link.is_none() {
+            match connect(&ctx.addr, &settings.auth, settings.timeout).await {
+                Ok(conn) => {
+                    if failures > 0 {
+                        info!(failures, "connected");
+                    }
+                    failures = 0;
+                    link = Some(Link {
+                        conn,
+                        auth: settings.auth.clone(),
+                    });
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    if failures == 1 {
+                        warn!(error = %e, "cannot connect; retrying every ping");
+                    } else {
+                        debug!(error = %e, failures, "cannot connect");
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(l) = link.as_mut() else {
+            continue;
+        };
+        match ping(&mut l.conn, settings.timeout).await {
+            Ok(()) => ctx.valid_reply(),
+            Err(e) if is_link_fatal(&e) => {
+                debug!(error = %e, "dropping the link");
+                link = None;
+                continue;
+            }
+            Err(e) => debug!(error = %e, "invalid PING reply"),
+        }
+        let due = match last_info {
+            Some(t) => t.elapsed() >= settings.info_every,
+            None => true,
+        };
+        if !due {
+            continue;
+        }
+        last_info = Some(Instant::now());
+        match fetch_info(&mut l.conn, settings.timeout, plain_info).await {
+            Ok(text) => match info::parse(&text) {
+                Ok(reply) => {
+                    let changed =
+                        lock(&ctx.shared).record_info(&ctx.name, &ctx.addr, Instant::now(), reply);
+                    if changed {
+                        ctx.changed.notify_one();
+                    }
+                }
+                Err(e) => warn!(error = %e, "unusable INFO reply"),
+            },
+            Err(ProbeError::Command { source, .. })
+                if !plain_info && source.code() == Some("ERR") =>
+            {
+                debug!(error = %source, "INFO with sections refused: using plain INFO");
+                plain_info = true;
+            }
+            Err(e) => {
+                debug!(error = %e, "INFO failed");
+                if is_link_fatal(&e) {
+                    link = None;
+                }
+            }
+        }
+    }
+}
+
+/// A timeout or a broken connection: reconnect on the next tick. A server error keeps the link.
+fn is_link_fatal(e: &ProbeError) -> bool {
+    match e {
+        ProbeError::Timeout(_) | ProbeError::Connect(_) => true,
+        ProbeError::Command { source, .. } => {
+            source.is_io_error()
+                || source.is_connection_dropped()
+                || source.is_unrecoverable_error()
+        }
+        ProbeError::BadPong(_) | ProbeError::Info(_) => false,
+    }
+}
+
+async fn connect(
+    addr: &Addr,
+    auth: &Auth,
+    limit: Duration,
+) -> Result<MultiplexedConnection, ProbeError> {
+    let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
+    // As Sentinel: AUTH only with a password; AUTH user pass when a user is set too.
+    if let Some(pass) = &auth.pass {
+        settings = settings.set_password(pass.expose());
+        if let Some(user) = &auth.user {
+            settings = settings.set_username(user);
+        }
+    }
+    let info = ConnectionAddr::Tcp(addr.host.clone(), addr.port)
+        .into_connection_info()
+        .map_err(ProbeError::Connect)?
+        .set_redis_settings(settings);
+    let client = redis::Client::open(info).map_err(ProbeError::Connect)?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(limit))
+        .set_response_timeout(None);
+    timeout(
+        limit,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    .map_err(|_| ProbeError::Timeout("connect"))?
+    .map_err(ProbeError::Connect)
+}
+
+/// +PONG is valid, and so are -LOADING and -MASTERDOWN (the instance is alive).
+async fn ping(conn: &mut MultiplexedConnection, limit: Duration) -> Result<(), ProbeError> {
+    let reply = timeout(limit, redis::cmd("PING").query_async::<redis::Value>(conn))
+        .await
+        .map_err(|_| ProbeError::Timeout("PING"))?;
+    match reply {
+        Ok(redis::Value::SimpleString(s)) if s == "PONG" => Ok(()),
+        Ok(other) => Err(ProbeError::BadPong(format!("{other:?}"))),
+        Err(e) if matches!(e.code(), Some("LOADING" | "MASTERDOWN")) => Ok(()),
+        Err(source) => Err(ProbeError::Command {
+            what: "PING",
+            source,
+        }),
+    }
+}
+
+async fn fetch_info(
+    conn: &mut MultiplexedConnection,
+    limit: Duration,
+    plain: bool,
+) -> Result<String, ProbeError> {
+    let mut cmd = redis::cmd("INFO");
+    if !plain {
+        cmd.arg("server").arg("replication");
+    }
+    timeout(limit, cmd.query_async::<String>(conn))
+        .await
+        .map_err(|_| ProbeError::Timeout("INFO"))?
+        .map_err(|source| ProbeError::Command {
+            what: "INFO",
+            source,
+        })
+}

@@ -1,0 +1,339 @@
+//! The monitor's in-memory state, shared by its tasks: per master name the settings read from the
+//! log, the instances to probe and what each last answered; builds the `NodeReport`. No I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::info::InfoReply;
+use super::observation::{NodeReport, Observation, ReportedRole};
+use super::tilt::Tilt;
+use crate::topology::{Addr, MasterRecord, Secret};
+
+/// INFO period while nothing is wrong.
+pub const INFO_PERIOD: Duration = Duration::from_millis(1000);
+/// Bounds of the PING period, `down_after / 10`.
+pub const MIN_PING: Duration = Duration::from_millis(10);
+pub const MAX_PING: Duration = Duration::from_millis(100);
+/// Shortest connect / command timeout (otherwise `down_after / 2`, as Sentinel closes links).
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(50);
+/// A discovered replica no longer listed by its master is dropped after this many down-afters.
+pub const FORGET_AFTER: u32 = 10;
+
+pub fn ping_interval(down_after: Duration) -> Duration {
+    (down_after / 10).clamp(MIN_PING, MAX_PING)
+}
+
+pub fn command_timeout(down_after: Duration) -> Duration {
+    (down_after / 2).max(MIN_TIMEOUT)
+}
+
+pub fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Credentials for a master and its replicas (replicas use the master's, as in Sentinel).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Auth {
+    pub user: Option<String>,
+    pub pass: Option<Secret>,
+}
+
+/// What an instance task needs for its next round.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeSettings {
+    pub ping: Duration,
+    pub timeout: Duration,
+    pub info_every: Duration,
+    pub auth: Auth,
+}
+
+#[derive(Debug)]
+pub struct InstanceState {
+    /// Last valid PING reply; the time probing started until the first one.
+    pub last_reply: Instant,
+    pub sdown: bool,
+    pub info_at: Option<Instant>,
+    pub info: Option<InfoReply>,
+}
+
+impl InstanceState {
+    fn new(now: Instant) -> Self {
+        InstanceState {
+            last_reply: now,
+            sdown: false,
+            info_at: None,
+            info: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct NameState {
+    pub master: Addr,
+    pub down_after: Duration,
+    pub failover: bool,
+    pub auth: Auth,
+    /// Replicas recorded in the log.
+    pub known: BTreeSet<Addr>,
+    /// Replicas seen in the master's INFO (and old master addresses), with when last listed.
+    pub discovered: BTreeMap<Addr, Instant>,
+    pub instances: BTreeMap<Addr, InstanceState>,
+}
+
+/// The outcome of matching the state to the log.
+#[derive(Debug, Default, PartialEq)]
+pub struct Reconciled {
+    /// Every (name, address) to probe now.
+    pub wanted: BTreeSet<(String, Addr)>,
+    /// Names whose down-after or credentials changed: their tasks must re-read settings.
+    pub retuned: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    pub started: Instant,
+    pub tilt: Tilt,
+    pub names: BTreeMap<String, NameState>,
+}
+
+impl Shared {
+    pub fn new(started: Instant) -> Self {
+        Shared {
+            started,
+            tilt: Tilt::default(),
+            names: BTreeMap::new(),
+        }
+    }
+
+    fn clock_ms(&self, now: Instant) -> u64 {
+        ms(now.saturating_duration_since(self.started))
+    }
+
+    /// Follows the log's masters: settings, addresses, replicas; discovery from the master's
+    /// last INFO; instance states created (nothing down at start) and dropped.
+    pub fn reconcile(
+        &mut self,
+        masters: &BTreeMap<String, MasterRecord>,
+        now: Instant,
+    ) -> Reconciled {
+        let mut out = Reconciled::default();
+        self.names.retain(|name, _| masters.contains_key(name));
+        for (name, rec) in masters {
+            let down_after = Duration::from_millis(rec.down_after_ms.max(1));
+            let auth = Auth {
+                user: rec.auth_user.clone(),
+                pass: rec.auth_pass.clone(),
+            };
+            let ns = self.names.entry(name.clone()).or_insert_with(|| NameState {
+                master: rec.addr.clone(),
+                down_after,
+                failover: false,
+                auth: auth.clone(),
+                known: BTreeSet::new(),
+                discovered: BTreeMap::new(),
+                instances: BTreeMap::new(),
+            });
+            if ns.master != rec.addr {
+                // The old master stays probed as a replica of this name.
+                let old = std::mem::replace(&mut ns.master, rec.addr.clone());
+                ns.discovered.insert(old, now);
+            }
+            if ns.down_after != down_after || ns.auth != auth {
+                out.retuned.insert(name.clone());
+            }
+            ns.down_after = down_after;
+            ns.auth = auth;
+            ns.failover = rec.failover.is_some();
+            ns.known = rec.replicas.iter().map(|r| r.addr.clone()).collect();
+            if let Some(ReportedRole::Master { replicas }) = ns
+                .instances
+                .get(&ns.master)
+                .and_then(|i| i.info.as_ref())
+                .map(|info| &info.role)
+            {
+                for link in replicas {
+                    ns.discovered.insert(link.addr.clone(), now);
+                }
+            }
+            let forget = down_after.saturating_mul(FORGET_AFTER);
+            ns.discovered
+                .retain(|_, listed| now.saturating_duration_since(*listed) < forget);
+            let mut wanted: BTreeSet<Addr> = ns.known.clone();
+            wanted.extend(ns.discovered.keys().cloned());
+            wanted.insert(ns.master.clone());
+            ns.instances.retain(|addr, _| wanted.contains(addr));
+            for addr in wanted {
+                ns.instances
+                    .entry(addr.clone())
+                    .or_insert_with(|| InstanceState::new(now));
+                out.wanted.insert((name.clone(), addr));
+            }
+        }
+        out
+    }
+
+    /// None when the instance is no longer monitored (its task should end).
+    pub fn probe_settings(&self, name: &str, addr: &Addr) -> Option<ProbeSettings> {
+        let ns = self.names.get(name)?;
+        ns.instances.get(addr)?;
+        let ping = ping_interval(ns.down_after);
+        let master_down = ns.instances.get(&ns.master).is_some_and(|i| i.sdown);
+        Some(ProbeSettings {
+            ping,
+            timeout: command_timeout(ns.down_after),
+            info_every: if master_down || ns.failover {
+                ping
+            } else {
+                INFO_PERIOD
+            },
+            auth: ns.auth.clone(),
+        })
+    }
+
+    /// A timer fired `lag` late: TILT if that is more than a quarter of some master's down-after.
+    /// Returns true when TILT started.
+    pub fn note_lag(&mut self, now: Instant, lag: Duration) -> bool {
+        let now_ms = self.clock_ms(now);
+        let mut entered = false;
+        for ns in self.names.values() {
+            entered |= self.tilt.record_lag(now_ms, ms(lag), ms(ns.down_after));
+        }
+        entered
+    }
+
+    fn instance_mut(&mut self, name: &str, addr: &Addr) -> Option<(&mut InstanceState, Duration)> {
+        let ns = self.names.get_mut(name)?;
+        let down_after = ns.down_after;
+        Some((ns.instances.get_mut(addr)?, down_after))
+    }
+
+    /// A valid PING reply. Returns true when it ended an SDOWN.
+    pub fn valid_reply(&mut self, name: &str, addr: &Addr, now: Instant) -> bool {
+        let Some((inst, _)) = self.instance_mut(name, addr) else {
+            return false;
+        };
+        inst.last_reply = inst.last_reply.max(now);
+        std::mem::replace(&mut inst.sdown, false)
+    }
+
+    /// When the instance goes SDOWN if nothing valid arrives: Some(None) if it is down already,
+    /// None if it is not monitored any more.
+    pub fn sdown_deadline(&self, name: &str, addr: &Addr) -> Option<Option<Instant>> {
+        let ns = self.names.get(name)?;
+        let inst = ns.instances.get(addr)?;
+        Some((!inst.sdown).then(|| inst.last_reply + ns.down_after))
+    }
+
+    /// The SDOWN timer fired `lag` late at `now` (lag recorded first, so no report shows the
+    /// SDOWN without the TILT). Returns (SDOWN started, TILT started).
+    pub fn sdown_timer(
+        &mut self,
+        name: &str,
+        addr: &Addr,
+        now: Instant,
+        lag: Duration,
+    ) -> (bool, bool) {
+        let tilted = self.note_lag(now, lag);
+        let Some((inst, down_after)) = self.instance_mut(name, addr) else {
+            return (false, tilted);
+        };
+        if inst.sdown || now < inst.last_reply + down_after {
+            return (false, tilted);
+        }
+        inst.sdown = true;
+        (true, tilted)
+    }
+
+    /// A parsed INFO. Returns true when something a reader acts on changed (role, run id,
+    /// replid, master link, priority, the replica list), not for offsets alone.
+    pub fn record_info(&mut self, name: &str, addr: &Addr, now: Instant, info: InfoReply) -> bool {
+        let Some((inst, _)) = self.instance_mut(name, addr) else {
+            return false;
+        };
+        let changed = match &inst.info {
+            Some(old) => !same_shape(old, &info),
+            None => true,
+        };
+        inst.info = Some(info);
+        inst.info_at = Some(now);
+        changed
+    }
+
+    /// The shortest PING period of any master: how often the report is republished.
+    pub fn publish_interval(&self) -> Duration {
+        self.names
+            .values()
+            .map(|ns| ping_interval(ns.down_after))
+            .min()
+            .unwrap_or(MAX_PING)
+    }
+
+    /// The report with ages as of `now`; per name, the master first, then by address.
+    pub fn report(&self, node_id: u64, now: Instant) -> NodeReport {
+        let mut masters = BTreeMap::new();
+        for (name, ns) in &self.names {
+            let mut list = Vec::with_capacity(ns.instances.len());
+            if let Some(inst) = ns.instances.get(&ns.master) {
+                list.push(observe(&ns.master, inst, now));
+            }
+            for (addr, inst) in ns.instances.iter().filter(|(a, _)| **a != ns.master) {
+                list.push(observe(addr, inst, now));
+            }
+            masters.insert(name.clone(), list);
+        }
+        NodeReport {
+            node_id,
+            tilt: self.tilt.is_active(self.clock_ms(now)),
+            masters,
+        }
+    }
+}
+
+fn observe(addr: &Addr, inst: &InstanceState, now: Instant) -> Observation {
+    let info = inst.info.as_ref();
+    Observation {
+        addr: addr.clone(),
+        sdown: inst.sdown,
+        reply_age_ms: ms(now.saturating_duration_since(inst.last_reply)),
+        info_age_ms: inst.info_at.map(|t| ms(now.saturating_duration_since(t))),
+        role: info.map(|i| i.role.clone()),
+        run_id: info.map(|i| i.run_id.clone()).unwrap_or_default(),
+        replid: info.map(|i| i.replid.clone()).unwrap_or_default(),
+        repl_offset: info.map(|i| i.repl_offset).unwrap_or(0),
+        replid2: info.map(|i| i.replid2.clone()).unwrap_or_default(),
+        second_repl_offset: info.and_then(|i| i.second_repl_offset),
+    }
+}
+
+fn same_shape(a: &InfoReply, b: &InfoReply) -> bool {
+    let roles = match (&a.role, &b.role) {
+        (ReportedRole::Master { replicas: x }, ReportedRole::Master { replicas: y }) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|(l, r)| l.addr == r.addr && l.state == r.state)
+        }
+        (
+            ReportedRole::Replica {
+                master: m1,
+                link_up: l1,
+                priority: p1,
+                ..
+            },
+            ReportedRole::Replica {
+                master: m2,
+                link_up: l2,
+                priority: p2,
+                ..
+            },
+        ) => m1 == m2 && l1 == l2 && p1 == p2,
+        _ => false,
+    };
+    roles && a.run_id == b.run_id && a.replid == b.replid && a.replid2 == b.replid2
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,0 +1,242 @@
+//! Tests of the monitor state with explicit times: discovery, switches, forgetting, SDOWN
+//! deadlines, INFO cadence, TILT and the report's shape and ages.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::monitor::observation::ReplicaLink;
+use crate::topology::{FailoverRecord, FailoverState, MasterRecord, ReplicaRecord};
+
+fn addr(port: u16) -> Addr {
+    Addr::new("10.0.0.1", port)
+}
+
+fn record(port: u16, down_after_ms: u64) -> MasterRecord {
+    MasterRecord::new("m", addr(port), 2, down_after_ms)
+}
+
+fn masters(records: &[MasterRecord]) -> BTreeMap<String, MasterRecord> {
+    records
+        .iter()
+        .map(|r| (r.name.clone(), r.clone()))
+        .collect()
+}
+
+fn wanted(out: &Reconciled) -> Vec<u16> {
+    out.wanted.iter().map(|(_, a)| a.port).collect()
+}
+
+fn master_info(replicas: &[u16]) -> InfoReply {
+    InfoReply {
+        run_id: "r".into(),
+        role: ReportedRole::Master {
+            replicas: replicas
+                .iter()
+                .map(|p| ReplicaLink {
+                    addr: addr(*p),
+                    state: "online".into(),
+                    offset: 1,
+                })
+                .collect(),
+        },
+        replid: "x".into(),
+        repl_offset: 1,
+        replid2: String::new(),
+        second_repl_offset: None,
+    }
+}
+
+#[test]
+fn timing_rules() {
+    assert_eq!(
+        ping_interval(Duration::from_millis(300)),
+        Duration::from_millis(30)
+    );
+    assert_eq!(ping_interval(Duration::from_millis(5000)), MAX_PING);
+    assert_eq!(ping_interval(Duration::from_millis(50)), MIN_PING);
+    assert_eq!(
+        command_timeout(Duration::from_millis(300)),
+        Duration::from_millis(150)
+    );
+    assert_eq!(command_timeout(Duration::from_millis(20)), MIN_TIMEOUT);
+}
+
+#[test]
+fn master_and_log_replicas_are_probed_and_nothing_is_down_at_start() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    let mut rec = record(1, 300);
+    rec.replicas.push(ReplicaRecord {
+        addr: addr(2),
+        run_id: String::new(),
+        replid: String::new(),
+    });
+    let out = s.reconcile(&masters(&[rec]), t0);
+    assert_eq!(wanted(&out), vec![1, 2]);
+    let report = s.report(7, t0 + Duration::from_millis(299));
+    assert_eq!(report.node_id, 7);
+    assert!(!report.tilt);
+    let obs = &report.masters["m"];
+    assert_eq!(obs.len(), 2);
+    assert!(obs
+        .iter()
+        .all(|o| !o.sdown && o.reply_age_ms == 299 && o.info_age_ms.is_none()));
+    assert_eq!(
+        s.sdown_deadline("m", &addr(1)),
+        Some(Some(t0 + Duration::from_millis(300)))
+    );
+}
+
+#[test]
+fn replicas_listed_by_the_master_are_discovered_then_forgotten() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    let m = masters(&[record(1, 100)]);
+    s.reconcile(&m, t0);
+    assert!(s.record_info("m", &addr(1), t0, master_info(&[3, 2])));
+    assert!(!s.record_info("m", &addr(1), t0, master_info(&[3, 2])));
+    assert_eq!(wanted(&s.reconcile(&m, t0)), vec![1, 2, 3]);
+    // The master stops listing 3: it is probed for 10 × down-after more, then dropped.
+    s.record_info("m", &addr(1), t0, master_info(&[2]));
+    let t1 = t0 + Duration::from_millis(999);
+    assert_eq!(wanted(&s.reconcile(&m, t1)), vec![1, 2, 3]);
+    let t2 = t0 + Duration::from_millis(1000);
+    assert_eq!(wanted(&s.reconcile(&m, t2)), vec![1, 2]);
+    assert!(s.probe_settings("m", &addr(3)).is_none());
+}
+
+#[test]
+fn a_down_master_keeps_its_last_listed_replicas() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    let m = masters(&[record(1, 100)]);
+    s.reconcile(&m, t0);
+    s.record_info("m", &addr(1), t0, master_info(&[2]));
+    let later = t0 + Duration::from_secs(60);
+    assert_eq!(wanted(&s.reconcile(&m, later)), vec![1, 2]);
+}
+
+#[test]
+fn a_switch_probes_the_new_master_and_keeps_the_old_as_replica() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    s.reconcile(&masters(&[record(1, 100)]), t0);
+    s.valid_reply("m", &addr(1), t0);
+    let t1 = t0 + Duration::from_millis(50);
+    let out = s.reconcile(&masters(&[record(2, 100)]), t1);
+    assert_eq!(wanted(&out), vec![1, 2]);
+    let report = s.report(1, t1);
+    let ports: Vec<u16> = report.masters["m"].iter().map(|o| o.addr.port).collect();
+    assert_eq!(ports, vec![2, 1], "the master comes first");
+    // The old master's state survives the switch.
+    assert_eq!(report.masters["m"][1].reply_age_ms, 50);
+}
+
+#[test]
+fn removed_names_stop_being_probed_and_settings_changes_are_flagged() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    s.reconcile(&masters(&[record(1, 100)]), t0);
+    let mut rec = record(1, 100);
+    rec.auth_pass = Some(Secret::new("p"));
+    let out = s.reconcile(&masters(&[rec.clone()]), t0);
+    assert!(out.retuned.contains("m"));
+    assert_eq!(
+        s.probe_settings("m", &addr(1)).map(|p| p.auth.pass),
+        Some(Some(Secret::new("p")))
+    );
+    assert!(s.reconcile(&masters(&[rec]), t0).retuned.is_empty());
+    let out = s.reconcile(&BTreeMap::new(), t0);
+    assert!(out.wanted.is_empty());
+    assert!(s.report(1, t0).masters.is_empty());
+}
+
+#[test]
+fn sdown_only_from_the_deadline_and_cleared_by_a_valid_reply() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    s.reconcile(&masters(&[record(1, 300)]), t0);
+    let a = addr(1);
+    let early = t0 + Duration::from_millis(299);
+    assert_eq!(
+        s.sdown_timer("m", &a, early, Duration::ZERO),
+        (false, false)
+    );
+    let due = t0 + Duration::from_millis(300);
+    assert_eq!(s.sdown_timer("m", &a, due, Duration::ZERO), (true, false));
+    assert_eq!(s.sdown_deadline("m", &a), Some(None));
+    assert!(s.report(1, due).masters["m"][0].sdown);
+    let back = due + Duration::from_millis(10);
+    assert!(s.valid_reply("m", &a, back));
+    assert!(!s.valid_reply("m", &a, back));
+    assert_eq!(
+        s.sdown_deadline("m", &a),
+        Some(Some(back + Duration::from_millis(300)))
+    );
+}
+
+#[test]
+fn info_is_fast_while_the_master_is_down_or_failing_over() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    let mut rec = record(1, 300);
+    rec.replicas.push(ReplicaRecord {
+        addr: addr(2),
+        run_id: String::new(),
+        replid: String::new(),
+    });
+    s.reconcile(&masters(&[rec.clone()]), t0);
+    let every = |s: &Shared| s.probe_settings("m", &addr(2)).map(|p| p.info_every);
+    assert_eq!(every(&s), Some(INFO_PERIOD));
+    s.sdown_timer(
+        "m",
+        &addr(1),
+        t0 + Duration::from_millis(300),
+        Duration::ZERO,
+    );
+    assert_eq!(every(&s), Some(Duration::from_millis(30)));
+    s.valid_reply("m", &addr(1), t0 + Duration::from_millis(301));
+    assert_eq!(every(&s), Some(INFO_PERIOD));
+    rec.failover = Some(FailoverRecord {
+        epoch: 1,
+        candidate: addr(2),
+        candidate_holder: None,
+        state: FailoverState::Started,
+        reason: String::new(),
+        started_at_ms: 0,
+        promoted_at_ms: None,
+    });
+    s.reconcile(&masters(&[rec]), t0);
+    assert_eq!(every(&s), Some(Duration::from_millis(30)));
+}
+
+#[test]
+fn a_late_timer_tilts_the_report_for_down_after() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    s.reconcile(&masters(&[record(1, 1000)]), t0);
+    let t1 = t0 + Duration::from_secs(5);
+    assert!(!s.note_lag(t1, Duration::from_millis(250)));
+    assert!(!s.report(1, t1).tilt);
+    // A frozen process: the SDOWN timer fires 2 s late; TILT is on before the SDOWN shows.
+    assert_eq!(
+        s.sdown_timer("m", &addr(1), t1, Duration::from_secs(2)),
+        (true, true)
+    );
+    assert!(s.report(1, t1 + Duration::from_millis(999)).tilt);
+    assert!(!s.report(1, t1 + Duration::from_millis(1000)).tilt);
+}
+
+#[test]
+fn publish_interval_follows_the_fastest_master() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    assert_eq!(s.publish_interval(), MAX_PING);
+    let mut fast = record(1, 200);
+    fast.name = "fast".into();
+    s.reconcile(&masters(&[record(2, 5000), fast]), t0);
+    assert_eq!(s.publish_interval(), Duration::from_millis(20));
+}
