@@ -141,3 +141,502 @@ async fn replica_priority_zero_is_never_promoted() {
     assert_eq!(new.port, u32::from(ok.port));
     assert_eq!(never.role().as_deref(), Some("slave"));
 }
+
+/// Checks `f` every 50 ms for `period`; fails at the first `Err`, with its message.
+async fn holds_for<F, Fut>(what: &str, period: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let end = Instant::now() + period;
+    while Instant::now() < end {
+        if let Err(e) = f().await {
+            panic!(
+                "{what}: broken after {:?}: {e}",
+                period - (end - Instant::now())
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The log's record on every node in `ids` is still `port` at epoch 0 with no failover.
+async fn unchanged(c: &Cluster, ids: &[u64], port: u16) -> Result<(), String> {
+    for id in ids {
+        let x = master_of(c, *id)
+            .await
+            .ok_or_else(|| format!("node {id}: no answer"))?;
+        if x.port != u32::from(port) || x.epoch != 0 || x.config_epoch != 0 || x.failover.is_some()
+        {
+            return Err(format!(
+                "node {id}: master {}:{} epoch {} config_epoch {} failover {:?}",
+                x.host, x.port, x.epoch, x.config_epoch, x.failover
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `replica` replicates from `master` with its link up.
+fn follows(replica: &Redis, master: &Redis) -> Option<()> {
+    (replica.role().as_deref() == Some("slave")
+        && replica.master_port() == Some(master.port)
+        && replica.info_field("master_link_status").as_deref() == Some("up"))
+    .then_some(())
+}
+
+/// The first node of `ids` whose log names a master other than `old_port`.
+async fn new_master_among(c: &Cluster, ids: &[u64], old_port: u16) -> Option<pb::Master> {
+    for id in ids {
+        if let Some(x) = master_of(c, *id)
+            .await
+            .filter(|x| x.port != u32::from(old_port))
+        {
+            return Some(x);
+        }
+    }
+    None
+}
+
+// --- the replica with the highest replication offset wins: two replicas of equal priority, one
+//     frozen (SIGSTOP) while the master takes 16 MB of writes that the other acknowledges (WAIT 1).
+//     16 MB is far more than the kernel buffers for the frozen replica's socket, so when the
+//     master is killed the rest is gone with it. The frozen one is chosen as the replica with the
+//     smaller run id, so that the run-id tie-break alone would have picked it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn highest_replication_offset_wins() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let r2 = Redis::replica_of(&m, &[]);
+    let mut c = Cluster::new(3, TIMINGS);
+    let _logs = c.logs_on_panic(40);
+    monitored(&mut c, &m, 2).await;
+    eventually("both replicas in sync", Duration::from_secs(5), || async {
+        (follows(&r1, &m).is_some() && follows(&r2, &m).is_some()).then_some(())
+    })
+    .await;
+    let id1 = r1.run_id().unwrap().to_ascii_lowercase();
+    let id2 = r2.run_id().unwrap().to_ascii_lowercase();
+    let (lagging, ahead) = if id1 < id2 { (&r1, &r2) } else { (&r2, &r1) };
+
+    lagging.freeze();
+    let frozen = Instant::now();
+    let acked = m.fill_and_wait("k", 1000, 16 * 1024, 1).unwrap();
+    assert_eq!(
+        acked, 1,
+        "the replica that is not frozen acknowledges every write"
+    );
+    let written = m.repl_offset().unwrap();
+    m.kill9();
+    let killed = Instant::now();
+    lagging.thaw();
+    eprintln!(
+        "replica frozen {:?}; master killed at offset {written}",
+        killed - frozen
+    );
+    // Let it read what the kernel had buffered for it (then EOF), and measure the lag.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let lag_offset: u64 = lagging
+        .info_field("slave_repl_offset")
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let lag_keys = lagging.dbsize().unwrap();
+    let ahead_offset: u64 = ahead
+        .info_field("slave_repl_offset")
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    eprintln!(
+        "offsets: lagging replica {lag_offset} ({lag_keys} keys), other {ahead_offset}, master wrote {written}"
+    );
+    assert!(
+        lag_offset < ahead_offset && lag_keys < 1000,
+        "the frozen replica must lag"
+    );
+
+    let new = eventually(
+        "a new master in the log",
+        Duration::from_secs(10),
+        || async {
+            master_of(&c, 1)
+                .await
+                .filter(|x| x.port != u32::from(m.port))
+        },
+    )
+    .await;
+    eprintln!("failover committed {:?} after kill -9", killed.elapsed());
+    assert_eq!(
+        new.port,
+        u32::from(ahead.port),
+        "the replica with the higher offset must be promoted (lagging {}, ahead {})",
+        lagging.port,
+        ahead.port
+    );
+    assert_eq!(new.config_epoch, 1);
+    assert_eq!(ahead.role().as_deref(), Some("master"));
+    assert_eq!(ahead.dbsize(), Some(1000), "nothing acknowledged was lost");
+    eventually(
+        "the lagging replica follows the new master and catches up",
+        Duration::from_secs(10),
+        || async { follows(lagging, ahead).filter(|_| lagging.dbsize() == Some(1000)) },
+    )
+    .await;
+}
+
+/// When, after the master is killed, the candidate is frozen (SIGSTOP): late enough that its last
+/// reply is under the 500 ms staleness limit (5 × the 100 ms ping) when the leader chooses it at
+/// ~900–1000 ms (SDOWN is the last reply + 1000 ms), early enough to be frozen before the
+/// promotion reaches it.
+const CANDIDATE_FREEZE_AT: Duration = Duration::from_millis(750);
+
+// --- the Raft leader dies between FailoverStarted and MasterSwitched: the next leader completes
+//     the same epoch (invariant 3: "candidate reports replica → repeat the promotion"), never a
+//     second promotion. The candidate is made deterministic by priority (10 beats 100) and frozen
+//     so that the promotion cannot complete until the leader is dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_mid_failover_next_leader_completes_same_epoch() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    let cand = Redis::replica_of(&m, &["--replica-priority", "10"]);
+    let other = Redis::replica_of(&m, &["--replica-priority", "100"]);
+    let mut c = Cluster::new(3, TIMINGS);
+    let _logs = c.logs_on_panic(60);
+    monitored(&mut c, &m, 2).await;
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let rest: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+
+    m.kill9();
+    let killed = Instant::now();
+    tokio::time::sleep_until((killed + CANDIDATE_FREEZE_AT).into()).await;
+    cand.freeze();
+    let started = eventually(
+        "FailoverStarted committed",
+        Duration::from_secs(5),
+        || async {
+            master_of(&c, rest[0])
+                .await
+                .filter(|x| x.failover.is_some())
+        },
+    )
+    .await;
+    eprintln!(
+        "FailoverStarted seen {:?} after kill -9 (candidate frozen at {CANDIDATE_FREEZE_AT:?})",
+        killed.elapsed()
+    );
+    let f = started.failover.clone().unwrap();
+    assert_eq!(f.epoch, 1);
+    assert_eq!(
+        f.candidate_port,
+        u32::from(cand.port),
+        "the priority-10 replica is the candidate (if it was excluded as stale, the freeze came too early)"
+    );
+    assert_eq!(started.port, u32::from(m.port), "not switched yet");
+    assert_eq!(started.config_epoch, 0, "not switched yet");
+    assert_eq!(cand.pid().is_some(), true);
+
+    c.kill(leader);
+    let leader_killed = Instant::now();
+    cand.thaw();
+    let new_leader = c.wait_leader(&rest, Duration::from_secs(10)).await;
+    let new = eventually(
+        "the next leader completes the failover",
+        Duration::from_secs(10),
+        || async {
+            master_of(&c, new_leader)
+                .await
+                .filter(|x| x.port == u32::from(cand.port))
+        },
+    )
+    .await;
+    eprintln!(
+        "leader {leader} killed mid-failover; leader {new_leader} committed the switch {:?} later",
+        leader_killed.elapsed()
+    );
+    assert_eq!(new.config_epoch, 1, "the same epoch, not a second one");
+    assert_eq!(new.epoch, 1);
+    assert_eq!(cand.role().as_deref(), Some("master"));
+    eventually(
+        "the other replica follows the candidate",
+        Duration::from_secs(10),
+        || async { follows(&other, &cand) },
+    )
+    .await;
+    eventually("the failover ends", Duration::from_secs(15), || async {
+        master_of(&c, new_leader)
+            .await
+            .filter(|x| x.failover.is_none())
+    })
+    .await;
+    for id in &rest {
+        let x = master_of(&c, *id).await.unwrap();
+        assert_eq!(
+            (x.port, x.epoch, x.config_epoch),
+            (u32::from(cand.port), 1, 1),
+            "node {id}"
+        );
+    }
+    let starts = c.grep("starting failover");
+    assert_eq!(starts.len(), 1, "one FailoverStarted: {starts:?}");
+    let promotions = c.grep("promotion sent");
+    assert!(
+        promotions.len() <= 1 && promotions.iter().all(|(id, _)| *id == new_leader),
+        "at most one promotion, by the new leader: {promotions:?}"
+    );
+    let switches: Vec<_> = c
+        .grep("+switch-master")
+        .into_iter()
+        .chain(c.grep("committing the switch"))
+        .collect();
+    assert_eq!(switches.len(), 1, "one MasterSwitched: {switches:?}");
+}
+
+// --- the Raft leader's node and the master killed together: the survivors elect a leader, the
+//     followers re-send their reports to it, ODOWN, failover
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_node_and_master_killed_together() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let r2 = Redis::replica_of(&m, &[]);
+    let mut c = Cluster::new(3, TIMINGS);
+    let _logs = c.logs_on_panic(40);
+    monitored(&mut c, &m, 2).await;
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let rest: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+
+    m.kill9();
+    c.kill(leader);
+    let killed = Instant::now();
+    let new = eventually(
+        "a new master in the log",
+        Duration::from_secs(10),
+        || async { new_master_among(&c, &rest, m.port).await },
+    )
+    .await;
+    let took = killed.elapsed();
+    eprintln!(
+        "leader node {leader} and master killed together: new master committed {took:?} later (down-after 1000 ms)"
+    );
+    assert!(took <= Duration::from_secs(10));
+    assert_eq!(new.config_epoch, 1);
+    let (promoted, other) = if new.port == u32::from(r1.port) {
+        (&r1, &r2)
+    } else {
+        (&r2, &r1)
+    };
+    assert_eq!(new.port, u32::from(promoted.port));
+    assert_eq!(promoted.role().as_deref(), Some("master"));
+    for id in &rest {
+        let x = eventually("the survivors agree", Duration::from_secs(5), || async {
+            master_of(&c, *id).await.filter(|x| x.port == new.port)
+        })
+        .await;
+        assert_eq!(x.config_epoch, 1, "node {id}");
+    }
+    eventually(
+        "the other replica follows the new master",
+        Duration::from_secs(10),
+        || async { follows(other, promoted) },
+    )
+    .await;
+}
+
+// --- a master frozen for less than down-after is not failed over; frozen for longer it is, and
+//     once thawed it becomes a replica of the new master
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_frozen_shorter_than_down_after_is_kept_longer_is_replaced() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let r2 = Redis::replica_of(&m, &[]);
+    let mut c = Cluster::new(3, TIMINGS);
+    let _logs = c.logs_on_panic(40);
+    monitored(&mut c, &m, 2).await;
+
+    m.freeze();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    m.thaw();
+    holds_for(
+        "no failover after a 400 ms freeze",
+        Duration::from_secs(3),
+        || async { unchanged(&c, &[1, 2, 3], m.port).await },
+    )
+    .await;
+    assert_eq!(m.role().as_deref(), Some("master"));
+    assert!(c.grep("starting failover").is_empty());
+
+    m.freeze();
+    let frozen = Instant::now();
+    let thaw_at = frozen + Duration::from_millis(2500);
+    let mut seen = None;
+    while Instant::now() < thaw_at {
+        if seen.is_none() && new_master_among(&c, &[1], m.port).await.is_some() {
+            seen = Some(frozen.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    m.thaw();
+    let new = eventually(
+        "a new master in the log",
+        Duration::from_secs(10),
+        || async { new_master_among(&c, &[1], m.port).await },
+    )
+    .await;
+    eprintln!(
+        "2500 ms freeze: new master committed {:?} into it",
+        seen.unwrap_or_else(|| frozen.elapsed())
+    );
+    assert_eq!(new.config_epoch, 1);
+    let promoted = if new.port == u32::from(r1.port) {
+        &r1
+    } else {
+        &r2
+    };
+    assert_eq!(new.port, u32::from(promoted.port));
+    eventually(
+        "the thawed old master becomes a replica of the new master",
+        Duration::from_secs(15),
+        || async { follows(&m, promoted) },
+    )
+    .await;
+    eprintln!(
+        "old master folded in {:?} after the thaw",
+        thaw_at.elapsed()
+    );
+    let x = master_of(&c, 1).await.unwrap();
+    assert_eq!((x.port, x.epoch), (new.port, 1), "one failover only");
+}
+
+// --- a raftinel node restarted while the master is healthy sees nothing down: nothing is SDOWN
+//     at boot (DESIGN "Detection"), so no failover and no +sdown from it. First a follower, then
+//     the leader (an election, reports cleared, the restarted node's reports go to a new leader).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_node_does_not_see_everything_down() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let _r1 = Redis::replica_of(&m, &[]);
+    let _r2 = Redis::replica_of(&m, &[]);
+    let mut c = Cluster::new(3, TIMINGS);
+    let _logs = c.logs_on_panic(40);
+    monitored(&mut c, &m, 2).await;
+
+    for which in ["follower", "leader"] {
+        let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+        let id = if which == "leader" {
+            leader
+        } else {
+            (1..=3).find(|i| *i != leader).unwrap()
+        };
+        let mark = c.log_mark(id);
+        c.kill(id);
+        c.start(id);
+        let restarted = Instant::now();
+        // Back: it answers, knows a leader, and has applied what the others have.
+        let leader_now = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+        let applied = c.status(leader_now).await.unwrap().applied_index;
+        c.wait_applied(id, applied, Duration::from_secs(10)).await;
+        eprintln!(
+            "{which} node {id} restarted, back {:?} later (leader now {leader_now})",
+            restarted.elapsed()
+        );
+        holds_for(
+            &format!("no failover after restarting the {which} (node {id})"),
+            Duration::from_secs(3),
+            || async { unchanged(&c, &[1, 2, 3], m.port).await },
+        )
+        .await;
+        let log = c.log_since(id, mark);
+        let sdown: Vec<&str> = log.lines().filter(|l| l.contains("+sdown")).collect();
+        assert!(
+            sdown.is_empty(),
+            "restarted node {id} saw instances down: {sdown:?}"
+        );
+    }
+    assert!(c.grep("starting failover").is_empty());
+    assert_eq!(m.role().as_deref(), Some("master"));
+}
+
+// --- invariant 7: an instance ahead of the log is never folded in. After a failover (A killed,
+//     B promoted, C repointed to B), C is made a master by hand and takes writes B does not have,
+//     in one MULTI so that raftinel cannot see it between the two. raftinel must leave C alone
+//     and report +topology-conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_ahead_of_the_log_is_not_folded_in() {
+    let _g = serial();
+    let mut a = Redis::start(&[]);
+    let b = Redis::replica_of(&a, &["--replica-priority", "10"]);
+    let cc = Redis::replica_of(&a, &["--replica-priority", "100"]);
+    let mut c = Cluster::new(3, TIMINGS);
+    let _logs = c.logs_on_panic(40);
+    monitored(&mut c, &a, 2).await;
+    let acked = a
+        .pipeline(&[&["SET", "before", "1"], &["WAIT", "2", "2000"]])
+        .unwrap();
+    assert_eq!(acked, redis::Value::Int(2));
+
+    a.kill9();
+    let new = eventually("B promoted", Duration::from_secs(10), || async {
+        master_of(&c, 1)
+            .await
+            .filter(|x| x.port == u32::from(b.port))
+    })
+    .await;
+    assert_eq!(new.config_epoch, 1);
+    eventually("C follows B", Duration::from_secs(10), || async {
+        follows(&cc, &b)
+    })
+    .await;
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    eventually("the failover ends", Duration::from_secs(15), || async {
+        master_of(&c, leader).await.filter(|x| x.failover.is_none())
+    })
+    .await;
+
+    cc.query(&["CONFIG", "SET", "replica-read-only", "no"])
+        .unwrap();
+    let mut block: Vec<Vec<String>> = vec![vec!["REPLICAOF".into(), "NO".into(), "ONE".into()]];
+    for i in 0..10 {
+        block.push(vec!["SET".into(), format!("ahead:{i}"), "x".into()]);
+    }
+    let block: Vec<Vec<&str>> = block
+        .iter()
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
+    let block: Vec<&[&str]> = block.iter().map(Vec::as_slice).collect();
+    cc.transaction(&block).unwrap();
+    assert_eq!(cc.role().as_deref(), Some("master"));
+    assert_eq!(cc.dbsize(), Some(11));
+    let ahead_at = Instant::now();
+
+    holds_for(
+        "C stays a master with its own writes",
+        Duration::from_secs(3),
+        || async {
+            if cc.role().as_deref() != Some("master") {
+                return Err(format!("C is {:?} of {:?}", cc.role(), cc.master_port()));
+            }
+            if cc.dbsize() != Some(11) {
+                return Err(format!("C has {:?} keys", cc.dbsize()));
+            }
+            let x = master_of(&c, leader).await.ok_or("no answer")?;
+            if x.port != u32::from(b.port) || x.epoch != 1 {
+                return Err(format!("log: {}:{} epoch {}", x.host, x.port, x.epoch));
+            }
+            Ok(())
+        },
+    )
+    .await;
+    let conflicts = c.grep("topology-conflict");
+    assert!(
+        conflicts
+            .iter()
+            .any(|(_, l)| l.contains(&format!(":{}", cc.port))),
+        "+topology-conflict naming C ({}) within {:?}: {conflicts:?}",
+        cc.port,
+        ahead_at.elapsed()
+    );
+    eprintln!("conflict reported: {}", conflicts[0].1);
+    assert_eq!(b.role().as_deref(), Some("master"));
+    let v: String = redis::from_redis_value(cc.query(&["GET", "ahead:0"]).unwrap()).unwrap();
+    assert_eq!(v, "x");
+}

@@ -57,8 +57,7 @@ impl Redis {
     }
 
     fn signal(&self, sig: libc::c_int) {
-        let pid = self.child.as_ref().expect("running").id();
-        let pid = libc::pid_t::try_from(pid).expect("pid fits");
+        let pid = self.child.as_ref().expect("running").id() as libc::pid_t;
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
     }
@@ -113,10 +112,11 @@ fn topology(cmds: &[Command]) -> Arc<SmData> {
         let applied = topology.apply(cmd, ApplyContext { index, voters: 3 });
         assert!(applied.result.is_ok(), "{cmd:?}: {:?}", applied.result);
     }
-    Arc::new(SmData {
+    let data = SmData {
         topology,
         ..SmData::default()
-    })
+    };
+    Arc::new(data)
 }
 
 fn monitor_cmd(name: &str, addr: Addr) -> Command {
@@ -138,10 +138,11 @@ fn spawn(cmds: &[Command]) -> Running {
     let (view, rx) = watch::channel(topology(cmds));
     let cancel = CancellationToken::new();
     let reports = Monitor::spawn(1, rx, cancel.clone());
+    let _stop = cancel.drop_guard();
     Running {
         reports,
         view,
-        _stop: cancel.drop_guard(),
+        _stop,
     }
 }
 
@@ -170,6 +171,14 @@ impl Running {
         None
     }
 
+    /// `wait` that must succeed.
+    async fn until(&mut self, ms: u64, pred: impl Fn(&NodeReport) -> bool) -> Arc<NodeReport> {
+        let found = self.wait(ms, pred).await;
+        found
+            .unwrap_or_else(|| panic!("no report matched within {ms} ms"))
+            .0
+    }
+
     fn set_view(&self, cmds: &[Command]) {
         self.view.send_replace(topology(cmds));
     }
@@ -188,11 +197,8 @@ fn has_info(name: &'static str, addr: &Addr) -> impl Fn(&NodeReport) -> bool {
 /// SDOWN must come no earlier than down-after − 50 ms and no later than down-after + 150 ms.
 fn assert_sdown_timing(elapsed: Duration) {
     let (lo, hi) = (DOWN_AFTER_MS - 50, DOWN_AFTER_MS + 150);
-    let ms = elapsed.as_millis();
-    assert!(
-        (lo as u128..=hi as u128).contains(&ms),
-        "SDOWN after {ms} ms, not in {lo}..={hi}"
-    );
+    let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    assert!((lo..=hi).contains(&ms), "SDOWN after {ms} ms");
 }
 
 fn free_addr() -> Addr {
@@ -216,10 +222,7 @@ async fn master_and_discovered_replica_with_roles_run_ids_and_replid() {
         let up = obs(rep, NAME, &r).and_then(|o| o.role.as_ref());
         listed && matches!(up, Some(ReportedRole::Replica { link_up: true, .. }))
     };
-    let (rep, _) = mon
-        .wait(8000, synced)
-        .await
-        .expect("replica discovered, in sync");
+    let rep = mon.until(8000, synced).await;
 
     // --- 2. Run ids, replid and the replica's fields match what the instances say themselves.
     let (mi, ri) = (master.info(None).await, replica.info(None).await);
@@ -228,21 +231,17 @@ async fn master_and_discovered_replica_with_roles_run_ids_and_replid() {
     assert_eq!(rep.masters[NAME][0].addr, m, "the master comes first");
     assert_eq!((&mo.run_id, &ro.run_id), (&mi.run_id, &ri.run_id));
     assert_eq!(mo.run_id.len(), 40);
-    assert_ne!(mo.run_id, ro.run_id);
     assert_eq!(mo.replid, mi.replid);
     assert_eq!(
         ro.replid, mi.replid,
         "a synced replica has its master's replid"
     );
-    let Some(ReportedRole::Replica {
-        master: of,
-        priority,
-        ..
-    }) = &ro.role
-    else {
-        panic!("replica role expected, got {:?}", ro.role);
-    };
-    assert_eq!((of, *priority), (&m, 100));
+    match &ro.role {
+        Some(ReportedRole::Replica {
+            master, priority, ..
+        }) => assert_eq!((master, *priority), (&m, 100)),
+        other => panic!("replica role expected, got {other:?}"),
+    }
     assert!(!mo.sdown && !ro.sdown);
     assert!(mo.info_age_ms.is_some_and(|a| a < 2_000));
 }
@@ -252,9 +251,7 @@ async fn kill9_master_is_sdown_after_down_after() {
     let mut master = Redis::start(&[]).ready().await;
     let m = master.addr();
     let mut mon = spawn(&[monitor_cmd(NAME, m.clone())]);
-    mon.wait(3000, has_info(NAME, &m))
-        .await
-        .expect("master observed");
+    mon.until(3000, has_info(NAME, &m)).await;
 
     let killed = Instant::now();
     master.kill9();
@@ -269,9 +266,7 @@ async fn short_sigstop_is_not_sdown() {
     let master = Redis::start(&[]).ready().await;
     let m = master.addr();
     let mut mon = spawn(&[monitor_cmd(NAME, m.clone())]);
-    mon.wait(3000, has_info(NAME, &m))
-        .await
-        .expect("master observed");
+    mon.until(3000, has_info(NAME, &m)).await;
 
     // --- 1. Frozen for half of down-after, watching every report meanwhile.
     master.signal(libc::SIGSTOP);
@@ -280,12 +275,10 @@ async fn short_sigstop_is_not_sdown() {
     assert!(during.is_none(), "SDOWN while stopped for 150 ms");
 
     // --- 2. Back: no SDOWN through the rest of down-after and beyond, and fresh replies again.
-    assert!(
-        mon.wait(450, is_sdown(NAME, &m)).await.is_none(),
-        "SDOWN after SIGCONT"
-    );
+    let after = mon.wait(450, is_sdown(NAME, &m)).await;
+    assert!(after.is_none(), "SDOWN after SIGCONT");
     let fresh = |r: &NodeReport| obs(r, NAME, &m).is_some_and(|o| o.reply_age_ms < 100);
-    assert!(mon.wait(1000, fresh).await.is_some());
+    mon.until(1000, fresh).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,10 +305,7 @@ async fn priority_zero_replica_reports_priority_zero() {
     let replica = replica.ready().await;
     let r = replica.addr();
     let mut mon = spawn(&[monitor_cmd(NAME, master.addr())]);
-    let (rep, _) = mon
-        .wait(5000, has_info(NAME, &r))
-        .await
-        .expect("replica observed");
+    let rep = mon.until(5000, has_info(NAME, &r)).await;
     match &obs(&rep, NAME, &r).expect("replica").role {
         Some(ReportedRole::Replica { priority, .. }) => assert_eq!(*priority, 0),
         other => panic!("replica role expected, got {other:?}"),
@@ -336,20 +326,14 @@ async fn auth_pass_from_the_topology_is_used() {
         monitor_cmd("wrongpass", m.clone()),
         set("wrongpass", "nope"),
     ]);
-    let (rep, _) = mon
-        .wait(3000, has_info(NAME, &m))
-        .await
-        .expect("probed with AUTH");
+    let rep = mon.until(3000, has_info(NAME, &m)).await;
     let direct = master.info(Some("secret")).await;
     assert_eq!(obs(&rep, NAME, &m).expect("m").run_id, direct.run_id);
 
     // The same instance under a wrong password: no valid reply, so SDOWN after down-after.
-    let wrong = mon.wait(2000, is_sdown("wrongpass", &m)).await;
-    let (rep, _) = wrong.expect("wrong password is SDOWN");
-    assert!(
-        !obs(&rep, NAME, &m).expect("m").sdown,
-        "the right password keeps it up"
-    );
+    let rep = mon.until(2000, is_sdown("wrongpass", &m)).await;
+    let right = obs(&rep, NAME, &m).expect("m");
+    assert!(!right.sdown, "the right password keeps it up");
     assert!(obs(&rep, "wrongpass", &m).expect("m").run_id.is_empty());
 }
 
@@ -362,10 +346,7 @@ async fn topology_changes_start_and_stop_probes() {
     // --- 1. A new name is probed at once.
     cmds.push(monitor_cmd("other", c.clone()));
     mon.set_view(&cmds);
-    assert!(mon
-        .wait(300, |r| obs(r, "other", &c).is_some())
-        .await
-        .is_some());
+    mon.until(300, |r| obs(r, "other", &c).is_some()).await;
 
     // --- 2. A switch: the new master first, the old one kept as a replica of the name.
     let (name, epoch) = (NAME.to_owned(), 1);
@@ -391,13 +372,28 @@ async fn topology_changes_start_and_stop_probes() {
         let list = r.masters.get(NAME).map(Vec::as_slice).unwrap_or_default();
         list.first().is_some_and(|o| o.addr == b) && list.iter().any(|o| o.addr == a)
     };
-    assert!(mon.wait(300, switched).await.is_some());
+    mon.until(300, switched).await;
 
     // --- 3. A removed name disappears from the report.
-    cmds.push(Command::Remove {
-        name: "other".into(),
-    });
+    let name = "other".to_owned();
+    cmds.push(Command::Remove { name });
     mon.set_view(&cmds);
     let gone = |r: &NodeReport| !r.masters.contains_key("other") && r.masters.contains_key(NAME);
-    assert!(mon.wait(300, gone).await.is_some());
+    mon.until(300, gone).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_starved_runtime_reports_tilt_for_down_after() {
+    let nobody = free_addr();
+    let mut mon = spawn(&[monitor_cmd(NAME, nobody.clone())]);
+    // Running for a while (timers armed), not tilted.
+    let aged = |r: &NodeReport| obs(r, NAME, &nobody).is_some_and(|o| o.reply_age_ms >= 50);
+    let rep = mon.until(500, aged).await;
+    assert!(!rep.tilt);
+    // Block the only runtime thread: every monitor timer fires late by > down-after / 4.
+    std::thread::sleep(Duration::from_millis(200));
+    let (_, tilted) = mon.wait(100, |r| r.tilt).await.expect("TILT");
+    let (_, over) = mon.wait(1000, |r| !r.tilt).await.expect("TILT ends");
+    let lasted = over.duration_since(tilted).as_millis();
+    assert!((250..=450).contains(&lasted), "TILT lasted {lasted} ms");
 }

@@ -30,6 +30,25 @@ pub fn master(m: &MasterRecord, applied_index: u64) -> pb::Master {
         }),
         lease_holder: m.holder.unwrap_or(0),
         applied_index,
+        paused: m.paused,
+    }
+}
+
+pub fn history(m: &MasterRecord) -> pb::HistoryReply {
+    pb::HistoryReply {
+        entries: m
+            .history
+            .iter()
+            .map(|o| pb::HistoryEntry {
+                epoch: o.epoch,
+                reason: o.reason.clone(),
+                from: o.from.to_string(),
+                to: o.to.to_string(),
+                started_at_ms: o.started_at_ms,
+                finished_at_ms: o.finished_at_ms,
+                aborted: o.aborted.clone().unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::pb::topology_server::Topology;
 use crate::pb::{self, Consistency};
 use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{ClusterIdentity, EventLog, Member, Raft, SmData};
-use crate::topology::{Addr, Command};
+use crate::topology::{Addr, Command, RequestKind};
 
 const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -109,6 +109,13 @@ impl Api {
         let call = client.node_info(req);
         matches!(tokio::time::timeout(PROBE_TIMEOUT, call).await, Ok(Ok(_)))
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 enum MembershipChange {
@@ -358,6 +365,117 @@ impl Topology for Api {
                 let mut r = with_metadata(msg, md);
                 r.set_timeout(MEMBERSHIP_DEADLINE);
                 c.add_member(r).await
+            })
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn failover(
+        &self,
+        req: Request<pb::NameRequest>,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        self.identity.admit_client(req.metadata())?;
+        let md = req.metadata().clone();
+        let msg = req.into_inner();
+        let cmd = Command::RequestFailover {
+            name: msg.name.clone(),
+            kind: RequestKind::Forced,
+            at_ms: now_ms(),
+        };
+        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
+        let reply = self
+            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
+                c.failover(with_metadata(msg, md)).await
+            })
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn switchover(
+        &self,
+        req: Request<pb::SwitchoverRequest>,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        self.identity.admit_client(req.metadata())?;
+        let md = req.metadata().clone();
+        let msg = req.into_inner();
+        let to = if msg.to_host.is_empty() {
+            None
+        } else {
+            Some(Addr {
+                host: msg.to_host.clone(),
+                port: port(msg.to_port)?,
+            })
+        };
+        let cmd = Command::RequestFailover {
+            name: msg.name.clone(),
+            kind: RequestKind::Switchover { to },
+            at_ms: now_ms(),
+        };
+        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
+        let reply = self
+            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
+                c.switchover(with_metadata(msg, md)).await
+            })
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn pause(
+        &self,
+        req: Request<pb::NameRequest>,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        self.identity.admit_client(req.metadata())?;
+        let md = req.metadata().clone();
+        let msg = req.into_inner();
+        let cmd = Command::Pause {
+            name: msg.name.clone(),
+        };
+        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
+        let reply = self
+            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
+                c.pause(with_metadata(msg, md)).await
+            })
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn resume(
+        &self,
+        req: Request<pb::NameRequest>,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        self.identity.admit_client(req.metadata())?;
+        let md = req.metadata().clone();
+        let msg = req.into_inner();
+        let cmd = Command::Resume {
+            name: msg.name.clone(),
+        };
+        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
+        let reply = self
+            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
+                c.resume(with_metadata(msg, md)).await
+            })
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn history(
+        &self,
+        req: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryReply>, Status> {
+        self.identity.admit_client(req.metadata())?;
+        let md = req.metadata().clone();
+        let msg = req.into_inner();
+        let c = consistency(msg.consistency)?;
+        let name = msg.name.clone();
+        let local = self.read(c, |v| {
+            v.topology
+                .master(&name)
+                .map(convert::history)
+                .ok_or_else(|| Status::not_found("ERR No such master with that name"))
+        });
+        let reply = self
+            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
+                c.history(with_metadata(msg, md)).await
             })
             .await?;
         Ok(Response::new(reply))

@@ -69,6 +69,24 @@ pub enum CtlCommand {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Force a failover now, like SENTINEL FAILOVER: the best replica is promoted without
+    /// agreement that the master is down. Writes the master acknowledged but had not yet
+    /// replicated can be LOST; prefer `switchover` for planned moves.
+    Failover { name: String },
+    /// Lossless planned handover (Redis's FAILOVER TO): writes pause until the target has caught
+    /// up, so every acknowledged write survives.
+    Switchover {
+        name: String,
+        /// The replica to hand over to (HOST:PORT); default: the best replica.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Maintenance: keep observing the master, never act on it, until `resume`.
+    Pause { name: String },
+    /// End maintenance.
+    Resume { name: String },
+    /// The master's failovers from the log: when, why, from, to, epoch, duration.
+    History { name: String },
     /// List members, or add / remove one.
     Members {
         #[command(subcommand)]
@@ -101,6 +119,13 @@ pub enum CtlError {
     Status(String),
     #[error("writing JSON: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+fn parse_host_port(s: &str) -> Result<(String, u32), CtlError> {
+    let addr: std::net::SocketAddr = s
+        .parse()
+        .map_err(|_| CtlError::Usage(format!("'{s}' is not IP:PORT")))?;
+    Ok((addr.ip().to_string(), u32::from(addr.port())))
 }
 
 fn consistency(local: bool) -> i32 {
@@ -204,6 +229,67 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
             output::written(&w, json)
         }
         CtlCommand::Watch { from, count } => cluster.watch(from, count, json).await,
+        CtlCommand::Failover { name } => {
+            let req = pb::NameRequest { name };
+            let w = cluster
+                .call(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.failover(r.req(req)).await }
+                })
+                .await?;
+            output::written(&w, json)
+        }
+        CtlCommand::Switchover { name, to } => {
+            let (to_host, to_port) = match to.as_deref().map(parse_host_port).transpose()? {
+                Some((h, p)) => (h, p),
+                None => (String::new(), 0),
+            };
+            let req = pb::SwitchoverRequest {
+                name,
+                to_host,
+                to_port,
+            };
+            let w = cluster
+                .call(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.switchover(r.req(req)).await }
+                })
+                .await?;
+            output::written(&w, json)
+        }
+        CtlCommand::Pause { name } => {
+            let req = pb::NameRequest { name };
+            let w = cluster
+                .call(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.pause(r.req(req)).await }
+                })
+                .await?;
+            output::written(&w, json)
+        }
+        CtlCommand::Resume { name } => {
+            let req = pb::NameRequest { name };
+            let w = cluster
+                .call(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.resume(r.req(req)).await }
+                })
+                .await?;
+            output::written(&w, json)
+        }
+        CtlCommand::History { name } => {
+            let req = pb::HistoryRequest {
+                name,
+                consistency: consistency(args.local),
+            };
+            let h = cluster
+                .call(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.history(r.req(req)).await }
+                })
+                .await?;
+            output::history(&h, json)
+        }
         CtlCommand::Members { action: None } => {
             let s = cluster
                 .call(|mut c, r| async move {

@@ -36,6 +36,7 @@ fn master_json(m: &pb::Master) -> Value {
             "started_at_ms": f.started_at_ms,
         })),
         "lease_holder": (m.lease_holder != 0).then_some(m.lease_holder),
+        "paused": m.paused,
         "applied_index": m.applied_index,
     })
 }
@@ -57,6 +58,9 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
     );
     for r in &m.replicas {
         println!("  replica {}:{}", r.host, r.port);
+    }
+    if m.paused {
+        println!("  PAUSED: observing only (raftinel ctl resume {})", m.name);
     }
     if let Some(f) = &m.failover {
         println!(
@@ -160,6 +164,45 @@ pub fn members(s: &pb::ClusterStatusReply, json: bool) -> Result<(), CtlError> {
         return print_json(&members_json(s));
     }
     print_members(s);
+    Ok(())
+}
+
+pub fn history(h: &pb::HistoryReply, json: bool) -> Result<(), CtlError> {
+    if json {
+        let entries: Vec<Value> = h
+            .entries
+            .iter()
+            .map(|e| {
+                json!({
+                    "epoch": e.epoch, "reason": e.reason, "from": e.from, "to": e.to,
+                    "started_at_ms": e.started_at_ms, "finished_at_ms": e.finished_at_ms,
+                    "duration_ms": e.finished_at_ms.saturating_sub(e.started_at_ms),
+                    "aborted": (!e.aborted.is_empty()).then_some(&e.aborted),
+                })
+            })
+            .collect();
+        return print_json(&Value::Array(entries));
+    }
+    if h.entries.is_empty() {
+        println!("no failovers");
+    }
+    for e in &h.entries {
+        let outcome = if e.aborted.is_empty() {
+            "done".to_string()
+        } else {
+            format!("aborted: {}", e.aborted)
+        };
+        println!(
+            "epoch {}  {} -> {}  {}  started {} ms  took {} ms  {}",
+            e.epoch,
+            e.from,
+            e.to,
+            e.reason,
+            e.started_at_ms,
+            e.finished_at_ms.saturating_sub(e.started_at_ms),
+            outcome
+        );
+    }
     Ok(())
 }
 

@@ -36,6 +36,9 @@ pub enum Step {
     /// The lineage check failed (invariant 7): emit `+topology-conflict` and change no roles until
     /// an operator resolves it.
     Conflict { addr: Addr, detail: String },
+    /// Lossless switchover to `target` (operator request): the runner's own step, never
+    /// returned by `decide`.
+    Switchover { target: Addr },
     /// Commit `ReplicasDiscovered`. Never returned by `decide`: the runner's own step, kept here so
     /// that one enum names everything the runner does.
     Discovered { replicas: Vec<ReplicaRecord> },
@@ -114,7 +117,7 @@ fn idle(i: &DecideInput) -> Step {
 
 /// The last failover finished less than failover-timeout ago.
 fn flapping(i: &DecideInput) -> bool {
-    i.master.last_failover.as_ref().is_some_and(|last| {
+    i.master.last_failover().is_some_and(|last| {
         i.now_ms.saturating_sub(last.finished_at_ms) < i.master.failover_timeout_ms
     })
 }

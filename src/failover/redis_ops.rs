@@ -112,7 +112,11 @@ impl Instance {
         let addr = self.addr.clone();
         match timed(&addr, pipe.query_async::<()>(&mut self.conn)).await {
             // The block ran; only CONFIG REWRITE (no config file) may have failed inside it.
-            Err(OpsError::Redis { source, .. }) if source.to_string().contains("CONFIG") => Ok(()),
+            Err(OpsError::Redis { source, .. })
+                if source.to_string().contains("without a config file") =>
+            {
+                Ok(())
+            }
             other => other,
         }
     }
@@ -124,6 +128,19 @@ impl Instance {
     pub async fn replicate(&mut self, to: &Addr) -> Result<(), OpsError> {
         let port = to.port.to_string();
         self.reconfigure(&[&to.host, &port]).await
+    }
+
+    /// `FAILOVER TO host port TIMEOUT ms`: Redis pauses writes until the target has every one of
+    /// them, then swaps roles, so no acknowledged write is lost.
+    pub async fn failover_to(&mut self, target: &Addr, timeout_ms: u64) -> Result<(), OpsError> {
+        let addr = self.addr.clone();
+        let mut cmd = redis::cmd("FAILOVER");
+        cmd.arg("TO")
+            .arg(&target.host)
+            .arg(target.port)
+            .arg("TIMEOUT")
+            .arg(timeout_ms);
+        timed(&addr, cmd.query_async::<()>(&mut self.conn)).await
     }
 
     pub async fn role(&mut self) -> Result<Role, OpsError> {

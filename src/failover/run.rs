@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::candidate::choose;
 use super::decide::{decide, DecideInput, Step};
 use super::odown::ReportIn;
 use super::redis_ops::{Instance, Role};
@@ -19,7 +20,7 @@ use super::reports::Reports;
 use crate::monitor::{NodeReport, ReportedRole};
 use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{Raft, SmData};
-use crate::topology::{Addr, Command, MasterRecord, ReplicaRecord};
+use crate::topology::{Addr, Command, MasterRecord, ReplicaRecord, RequestKind};
 
 const TICK: Duration = Duration::from_millis(25);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -166,18 +167,45 @@ impl Runner {
             .map(|o| o.reply_age_ms)
             .min()
             .unwrap_or(0);
+        let now = now_ms();
+        // An operator's request lapses after failover-timeout rather than firing much later.
+        let request = master
+            .request
+            .as_ref()
+            .filter(|r| {
+                master.failover.is_none()
+                    && now.saturating_sub(r.at_ms) <= master.failover_timeout_ms
+            })
+            .map(|r| &r.kind);
+        if let (Some(RequestKind::Switchover { to }), false) = (request, master.paused) {
+            let target = match to {
+                Some(to) => Ok(to.clone()),
+                None => choose(
+                    master,
+                    &inputs,
+                    fresh,
+                    ping_interval_ms(master.down_after_ms),
+                    0,
+                ),
+            };
+            return match target {
+                Ok(target) => Step::Switchover { target },
+                Err(e) => Step::NoCandidate { reasons: e.reasons },
+            };
+        }
         let step = decide(&DecideInput {
             name: &master.name,
             master,
             reports: &inputs,
             fresh_ms: fresh,
             ping_interval_ms: ping_interval_ms(master.down_after_ms),
-            now_ms: now_ms(),
+            now_ms: now,
             master_down_ms,
-            paused: false,
-            forced: false,
+            paused: master.paused,
+            forced: request == Some(&RequestKind::Forced),
         });
-        if step != Step::None {
+        // Paused: keep observing, never act on Redis (a failover in progress waits too).
+        if step != Step::None && !master.paused {
             return step;
         }
         match discovered(master, &inputs, fresh) {
@@ -311,11 +339,58 @@ impl Runner {
                 tokio::time::sleep(Duration::from_millis(5000)).await;
                 Ok(())
             }
+            Step::Switchover { target } => {
+                let epoch = master.epoch + 1;
+                tracing::warn!(%target, epoch, "starting switchover");
+                self.commit(Command::FailoverStarted {
+                    name: name.clone(),
+                    epoch,
+                    candidate: target.clone(),
+                    candidate_holder: None,
+                    reason: "switchover".to_string(),
+                    at_ms: now_ms(),
+                })
+                .await?;
+                self.switchover(master, &target, epoch).await
+            }
             Step::Discovered { replicas } => self
                 .commit(Command::ReplicasDiscovered { name, replicas })
                 .await
                 .map(drop),
         }
+    }
+
+    /// Redis's own lossless handover: the old master pauses writes until `target` has caught up,
+    /// then hands over and becomes its replica. If Redis refuses, the failover is aborted.
+    async fn switchover(
+        &self,
+        master: &MasterRecord,
+        target: &Addr,
+        epoch: u64,
+    ) -> Result<(), StepError> {
+        let timeout_ms = master.failover_timeout_ms.min(60_000);
+        let sent = async {
+            let mut old = Instance::connect(&master.addr, master).await?;
+            old.failover_to(target, timeout_ms).await
+        };
+        if let Err(e) = sent.await {
+            tracing::warn!(error = %e, "FAILOVER TO refused; aborting the switchover");
+            let abort = Command::FailoverAborted {
+                name: master.name.clone(),
+                epoch,
+                reason: "switchover-refused".to_string(),
+                at_ms: now_ms(),
+            };
+            self.commit(abort).await?;
+            return Err(e.into());
+        }
+        self.await_master_and_switch(
+            master,
+            target,
+            epoch,
+            Duration::from_millis(timeout_ms + 1000),
+        )
+        .await
     }
 
     /// Sends the promotion, waits for ROLE master (within failover-timeout), then commits
@@ -329,8 +404,24 @@ impl Runner {
         let mut instance = Instance::connect(candidate, master).await?;
         instance.promote().await?;
         tracing::info!(%candidate, "promotion sent");
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(master.failover_timeout_ms);
+        self.await_master_and_switch(
+            master,
+            candidate,
+            epoch,
+            Duration::from_millis(master.failover_timeout_ms),
+        )
+        .await
+    }
+
+    async fn await_master_and_switch(
+        &self,
+        master: &MasterRecord,
+        candidate: &Addr,
+        epoch: u64,
+        within: Duration,
+    ) -> Result<(), StepError> {
+        let mut instance = Instance::connect(candidate, master).await?;
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             if instance.role().await? == Role::Master {
                 break;

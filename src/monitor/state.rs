@@ -16,8 +16,12 @@ pub const INFO_PERIOD: Duration = Duration::from_millis(1000);
 /// Bounds of the PING period, `down_after / 10`.
 pub const MIN_PING: Duration = Duration::from_millis(10);
 pub const MAX_PING: Duration = Duration::from_millis(100);
-/// Shortest connect / command timeout (otherwise `down_after / 2`, as Sentinel closes links).
+/// Bounds of the connect / command timeout, `down_after / 2` (Sentinel closes a link whose PING
+/// is pending that long).
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(50);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+/// Stands for "never" when a deadline would overflow (a down-after of u64::MAX ms is accepted).
+const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
 /// A discovered replica no longer listed by its master is dropped after this many down-afters.
 pub const FORGET_AFTER: u32 = 10;
 
@@ -26,7 +30,14 @@ pub fn ping_interval(down_after: Duration) -> Duration {
 }
 
 pub fn command_timeout(down_after: Duration) -> Duration {
-    (down_after / 2).max(MIN_TIMEOUT)
+    (down_after / 2).clamp(MIN_TIMEOUT, MAX_TIMEOUT)
+}
+
+/// `from + d`, or a far future instead of overflowing.
+pub fn deadline(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d)
+        .or_else(|| from.checked_add(FAR))
+        .unwrap_or(from)
 }
 
 pub fn ms(d: Duration) -> u64 {
@@ -223,7 +234,7 @@ impl Shared {
     pub fn sdown_deadline(&self, name: &str, addr: &Addr) -> Option<Option<Instant>> {
         let ns = self.names.get(name)?;
         let inst = ns.instances.get(addr)?;
-        Some((!inst.sdown).then(|| inst.last_reply + ns.down_after))
+        Some((!inst.sdown).then(|| deadline(inst.last_reply, ns.down_after)))
     }
 
     /// The SDOWN timer fired `lag` late at `now` (lag recorded first, so no report shows the
@@ -239,7 +250,7 @@ impl Shared {
         let Some((inst, down_after)) = self.instance_mut(name, addr) else {
             return (false, tilted);
         };
-        if inst.sdown || now < inst.last_reply + down_after {
+        if inst.sdown || now < deadline(inst.last_reply, down_after) {
             return (false, tilted);
         }
         inst.sdown = true;

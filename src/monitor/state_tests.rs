@@ -62,6 +62,30 @@ fn timing_rules() {
         Duration::from_millis(150)
     );
     assert_eq!(command_timeout(Duration::from_millis(20)), MIN_TIMEOUT);
+    assert_eq!(command_timeout(Duration::from_secs(3600)), MAX_TIMEOUT);
+}
+
+#[test]
+fn the_largest_down_after_never_overflows() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    s.reconcile(&masters(&[record(1, u64::MAX)]), t0);
+    let Some(Some(at)) = s.sdown_deadline("m", &addr(1)) else {
+        panic!("a deadline expected");
+    };
+    assert!(at > t0 + Duration::from_secs(365 * 86_400));
+    let later = t0 + Duration::from_secs(3600);
+    assert_eq!(
+        s.sdown_timer("m", &addr(1), later, Duration::from_secs(1)),
+        (false, false)
+    );
+    assert!(
+        s.reconcile(&masters(&[record(1, u64::MAX)]), later)
+            .wanted
+            .len()
+            == 1
+    );
+    assert!(!s.report(1, later).tilt);
 }
 
 #[test]
@@ -206,6 +230,7 @@ fn info_is_fast_while_the_master_is_down_or_failing_over() {
         candidate_holder: None,
         state: FailoverState::Started,
         reason: String::new(),
+        from: addr(1),
         started_at_ms: 0,
         promoted_at_ms: None,
     });

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::master::{Addr, ReplicaRecord, Secret};
+use super::master::{Addr, ReplicaRecord, RequestKind, Secret};
 
 /// One log entry's payload. Times (`at_ms`) are the proposing leader's wall clock, carried in the
 /// entry so that applying stays deterministic.
@@ -60,6 +60,16 @@ pub enum Command {
         name: String,
         epoch: u64,
         reason: String,
+        at_ms: u64,
+    },
+    /// Maintenance on: keep observing, never act.
+    Pause { name: String },
+    /// Maintenance off.
+    Resume { name: String },
+    /// An operator asks for a failover or switchover; the leader carries it out.
+    RequestFailover {
+        name: String,
+        kind: RequestKind,
         at_ms: u64,
     },
     /// Grants `holder` a lease whose id is this entry's log index.
@@ -161,6 +171,14 @@ impl fmt::Debug for Command {
                 .field("name", name)
                 .field("epoch", epoch)
                 .field("reason", reason)
+                .field("at_ms", at_ms)
+                .finish(),
+            Command::Pause { name } => f.debug_struct("Pause").field("name", name).finish(),
+            Command::Resume { name } => f.debug_struct("Resume").field("name", name).finish(),
+            Command::RequestFailover { name, kind, at_ms } => f
+                .debug_struct("RequestFailover")
+                .field("name", name)
+                .field("kind", kind)
                 .field("at_ms", at_ms)
                 .finish(),
             Command::LeaseGranted { holder } => f

@@ -38,12 +38,14 @@ pub struct FailoverRecord {
     pub candidate_holder: Option<u64>,
     pub state: FailoverState,
     pub reason: String,
+    /// The master's address when the failover started.
+    pub from: Addr,
     pub started_at_ms: u64,
     /// Leader time of MasterSwitched; bounds replica reconfiguration by failover-timeout.
     pub promoted_at_ms: Option<u64>,
 }
 
-/// How the last failover of a master finished.
+/// How one failover of a master finished: `raftinel ctl history` and anti-flapping read these.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct FailoverOutcome {
     pub epoch: u64,
@@ -51,6 +53,19 @@ pub struct FailoverOutcome {
     pub finished_at_ms: u64,
     /// The abort reason, `None` when the failover completed.
     pub aborted: Option<String>,
+    /// Why it started: "odown", "forced", "switchover".
+    pub reason: String,
+    pub from: Addr,
+    pub to: Addr,
+}
+
+/// Failovers kept per master in `history`.
+pub const HISTORY_LEN: usize = 32;
+
+fn record_outcome(master: &mut MasterRecord, outcome: FailoverOutcome) {
+    master.history.push(outcome);
+    let excess = master.history.len().saturating_sub(HISTORY_LEN);
+    master.history.drain(..excess);
 }
 
 /// FailoverStarted: takes the epoch, revokes the old holder's grant and grants the candidate's host.
@@ -83,7 +98,11 @@ pub(super) fn start(
     if let Some(new) = record.candidate_holder {
         lease::grant(leases, new, index);
     }
+    let mut record = record;
+    record.from = master.addr.clone();
     master.epoch = record.epoch;
+    // The request (if any) is answered by this failover.
+    master.request = None;
     let events = vec![
         event::new_epoch(master),
         event::about_master("+try-failover", master),
@@ -163,14 +182,17 @@ pub(super) fn end(
     if failover.state != FailoverState::Promoted {
         return Err(Refusal::NotPromoted { epoch });
     }
-    let started_at_ms = failover.started_at_ms;
-    master.failover = None;
-    master.last_failover = Some(FailoverOutcome {
+    let outcome = FailoverOutcome {
         epoch,
-        started_at_ms,
+        started_at_ms: failover.started_at_ms,
         finished_at_ms: at_ms,
         aborted: None,
-    });
+        reason: failover.reason.clone(),
+        from: failover.from.clone(),
+        to: failover.candidate.clone(),
+    };
+    master.failover = None;
+    record_outcome(master, outcome);
     Ok(vec![event::about_master("+failover-end", master)])
 }
 
@@ -186,14 +208,17 @@ pub(super) fn abort(
     if failover.state == FailoverState::Promoted {
         return Err(Refusal::CannotAbortPromoted { epoch });
     }
-    let started_at_ms = failover.started_at_ms;
-    master.failover = None;
-    master.last_failover = Some(FailoverOutcome {
+    let outcome = FailoverOutcome {
         epoch,
-        started_at_ms,
+        started_at_ms: failover.started_at_ms,
         finished_at_ms: at_ms,
         aborted: Some(reason.to_owned()),
-    });
+        reason: failover.reason.clone(),
+        from: failover.from.clone(),
+        to: failover.candidate.clone(),
+    };
+    master.failover = None;
+    record_outcome(master, outcome);
     Ok(vec![event::about_master(
         &event::failover_abort_kind(reason),
         master,

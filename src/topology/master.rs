@@ -111,8 +111,29 @@ pub struct MasterRecord {
     pub failover: Option<FailoverRecord>,
     /// Node id whose lease covers the master's host; its grant is revoked when a failover starts.
     pub holder: Option<u64>,
-    /// How the last failover finished, kept for anti-flapping (invariant 3).
-    pub last_failover: Option<FailoverOutcome>,
+    /// The last failovers, oldest first, at most `HISTORY_LEN`: anti-flapping reads the last
+    /// one (invariant 3), `raftinel ctl history` all of them.
+    pub history: Vec<FailoverOutcome>,
+    /// Maintenance: observe, never act (`raftinel ctl pause`).
+    pub paused: bool,
+    /// An operator's failover or switchover, answered by the next FailoverStarted.
+    pub request: Option<FailoverRequest>,
+}
+
+/// What an operator asked for with `raftinel ctl failover` / `switchover`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct FailoverRequest {
+    pub kind: RequestKind,
+    /// The leader's wall clock when it was committed; a request older than failover-timeout lapses.
+    pub at_ms: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    /// Sentinel's SENTINEL FAILOVER: promote the best replica now, even if writes are lost.
+    Forced,
+    /// Lossless handover with Redis's FAILOVER TO: to the given replica, or the best one.
+    Switchover { to: Option<Addr> },
 }
 
 impl MasterRecord {
@@ -132,8 +153,14 @@ impl MasterRecord {
             epoch: 0,
             failover: None,
             holder: None,
-            last_failover: None,
+            history: Vec::new(),
+            paused: false,
+            request: None,
         }
+    }
+
+    pub fn last_failover(&self) -> Option<&FailoverOutcome> {
+        self.history.last()
     }
 
     pub fn replica(&self, addr: &Addr) -> Option<&ReplicaRecord> {

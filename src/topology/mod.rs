@@ -16,6 +16,9 @@ pub use command::Command;
 pub use event::TopologyEvent;
 pub use failover::{FailoverOutcome, FailoverRecord, FailoverState};
 pub use lease::LeaseGrant;
-pub use master::{parse_option, Addr, MasterOption, MasterRecord, ReplicaRecord, Secret};
+pub use master::{
+    parse_option, Addr, FailoverRequest, MasterOption, MasterRecord, ReplicaRecord, RequestKind,
+    Secret,
+};
 pub use refusal::{Refusal, RefusalKind};
 pub use state::{check_quorum, Applied, ApplyContext, Outcome, TopologyState};

@@ -9,6 +9,8 @@ use thiserror::Error;
 pub enum Refusal {
     #[error("ERR Duplicate master name.")]
     DuplicateMaster,
+    #[error("ERR {addr} is not a known replica of this master")]
+    NotAReplica { addr: String },
     #[error("ERR No such master with that name")]
     NoSuchMaster,
     #[error("ERR Quorum must be 1 or greater.")]
@@ -71,6 +73,7 @@ impl Refusal {
             | Refusal::UnknownOption { .. }
             | Refusal::InvalidOptionValue { .. }
             | Refusal::CandidateIsMaster { .. }
+            | Refusal::NotAReplica { .. }
             | Refusal::EmptyName => RefusalKind::InvalidArgument,
             // These depend on the state, not on the request: retrying later may succeed.
             Refusal::FailoverInProgress

@@ -9,8 +9,11 @@ use super::command::Command;
 use super::event::{self, TopologyEvent};
 use super::failover::{self, FailoverRecord, FailoverState};
 use super::lease::{self, LeaseGrant};
-use super::master::{parse_option, MasterOption, MasterRecord, ReplicaRecord};
+use super::master::{
+    parse_option, FailoverRequest, MasterOption, MasterRecord, ReplicaRecord, RequestKind,
+};
 use super::refusal::Refusal;
+use super::Addr;
 
 /// Every monitored master and every current lease grant.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -138,6 +141,7 @@ impl TopologyState {
                     candidate_holder: *candidate_holder,
                     state: FailoverState::Started,
                     reason: reason.clone(),
+                    from: Addr::new(String::new(), 0),
                     started_at_ms: *at_ms,
                     promoted_at_ms: None,
                 };
@@ -159,6 +163,34 @@ impl TopologyState {
                 reason,
                 at_ms,
             } => failover::abort(self.master_mut(name)?, *epoch, reason, *at_ms)?,
+            Command::Pause { name } => {
+                let master = self.master_mut(name)?;
+                master.paused = true;
+                vec![event::about_master("+paused", master)]
+            }
+            Command::Resume { name } => {
+                let master = self.master_mut(name)?;
+                master.paused = false;
+                vec![event::about_master("-paused", master)]
+            }
+            Command::RequestFailover { name, kind, at_ms } => {
+                let master = self.master_mut(name)?;
+                if master.failover.is_some() {
+                    return Err(Refusal::FailoverInProgress);
+                }
+                if let RequestKind::Switchover { to: Some(to) } = kind {
+                    if master.replica(to).is_none() {
+                        return Err(Refusal::NotAReplica {
+                            addr: to.to_string(),
+                        });
+                    }
+                }
+                master.request = Some(FailoverRequest {
+                    kind: kind.clone(),
+                    at_ms: *at_ms,
+                });
+                Vec::new()
+            }
             Command::LeaseGranted { holder } => {
                 let grant = lease::grant(&mut self.leases, *holder, ctx.index);
                 return Ok((Outcome::LeaseGranted { id: grant.id }, Vec::new()));

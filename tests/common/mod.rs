@@ -329,3 +329,66 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// Prints the last lines of every node's log if the test is panicking when this is dropped.
+/// Declare it after the `Cluster` so that it drops first, while the logs still exist.
+pub struct LogsOnPanic {
+    logs: Vec<(u64, PathBuf)>,
+    lines: usize,
+}
+
+impl Drop for LogsOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for (id, path) in &self.logs {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let start = lines.len().saturating_sub(self.lines);
+            eprintln!(
+                "--- node {id} log (last {} lines)\n{}",
+                self.lines,
+                lines[start..].join("\n")
+            );
+        }
+    }
+}
+
+impl Cluster {
+    /// A guard that prints the last `lines` lines of every node's log if the test panics.
+    pub fn logs_on_panic(&self, lines: usize) -> LogsOnPanic {
+        LogsOnPanic {
+            logs: self.nodes.values().map(|n| (n.id, n.log.clone())).collect(),
+            lines,
+        }
+    }
+
+    /// The length of node `id`'s log now; `log_since` reads what was written after it.
+    pub fn log_mark(&self, id: u64) -> usize {
+        self.log_of(id).len()
+    }
+
+    pub fn log_since(&self, id: u64, mark: usize) -> String {
+        self.log_of(id).get(mark..).unwrap_or_default().to_string()
+    }
+
+    /// Every log line, of any node, that contains `needle`, with the node id.
+    pub fn grep(&self, needle: &str) -> Vec<(u64, String)> {
+        self.nodes
+            .keys()
+            .flat_map(|id| {
+                self.log_of(*id)
+                    .lines()
+                    .filter(|l| l.contains(needle))
+                    .map(|l| (*id, l.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The process id of node `id` while it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.nodes[&id].child.as_ref().map(Child::id)
+    }
+}

@@ -8,6 +8,10 @@ pub struct Redis {
     pub port: u16,
     args: Vec<String>,
     child: Option<Child>,
+    /// The instance's own working directory: a replica saves the RDB it receives in a full sync
+    /// (disk load) to `dir/dump.rdb`, and Redis loads that file at startup even with `save ""`.
+    /// One directory per instance keeps that file out of the crate root and away from the others.
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
@@ -17,6 +21,7 @@ impl Redis {
             port: super::free_port(),
             args: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
+            dir: tempfile::tempdir().unwrap(),
         };
         r.spawn();
         r.wait_ready();
@@ -35,6 +40,11 @@ impl Redis {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--repl-diskless-sync-delay", "0", "--loglevel", "warning"])
+            // Replication may still write an RDB: keep it out of the work tree.
+            .args(["--dir", &std::env::temp_dir().display().to_string()])
+            .args(["--dbfilename", &format!("raftinel-test-{}.rdb", self.port)])
+            .arg("--dir")
+            .arg(self.dir.path())
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -65,6 +75,8 @@ impl Redis {
     /// Starts again on the same port, with the same options (and no data: no persistence).
     pub fn restart(&mut self) {
         self.kill9();
+        // What a full sync left behind would be loaded at startup.
+        let _ = std::fs::remove_file(self.dir.path().join("dump.rdb"));
         self.spawn();
         self.wait_ready();
     }
@@ -97,6 +109,105 @@ impl Redis {
                 .strip_prefix(&format!("{field}:"))
                 .map(str::to_string)
         })
+    }
+
+    /// The process id while running (e.g. for `kill -STOP`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGSTOP: the process is frozen; the kernel still accepts connections and buffers data.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after `freeze`.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    /// `field` of `INFO section` (e.g. `("server", "run_id")`).
+    pub fn info_in(&self, section: &str, field: &str) -> Option<String> {
+        let v = self.query(&["INFO", section]).ok()?;
+        let text: String = redis::from_redis_value(v).ok()?;
+        text.lines().find_map(|l| {
+            l.trim_end()
+                .strip_prefix(&format!("{field}:"))
+                .map(str::to_string)
+        })
+    }
+
+    pub fn run_id(&self) -> Option<String> {
+        self.info_in("server", "run_id")
+    }
+
+    /// `master_repl_offset` (on a replica: what it has processed of its master's stream).
+    pub fn repl_offset(&self) -> Option<u64> {
+        self.info_field("master_repl_offset")?.parse().ok()
+    }
+
+    pub fn dbsize(&self) -> Option<i64> {
+        redis::from_redis_value(self.query(&["DBSIZE"]).ok()?).ok()
+    }
+
+    /// `SET {prefix}{i} <value_len bytes>` for i in 0..n, then `WAIT replicas 5000`, in one
+    /// pipeline on one connection (WAIT counts the acknowledgements of its own connection's
+    /// writes: on a fresh connection it returns at once). Returns WAIT's count.
+    pub fn fill_and_wait(
+        &self,
+        prefix: &str,
+        n: usize,
+        value_len: usize,
+        replicas: usize,
+    ) -> redis::RedisResult<i64> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+        conn.set_write_timeout(Some(Duration::from_secs(10)))?;
+        let value = "x".repeat(value_len);
+        let mut pipe = redis::pipe();
+        for i in 0..n {
+            pipe.cmd("SET")
+                .arg(format!("{prefix}{i}"))
+                .arg(&value)
+                .ignore();
+        }
+        pipe.cmd("WAIT").arg(replicas).arg(5000);
+        let (acked,): (i64,) = pipe.query(&mut conn)?;
+        Ok(acked)
+    }
+
+    /// Runs `cmds` in order on one connection (e.g. writes then `WAIT`); the last reply.
+    pub fn pipeline(&self, cmds: &[&[&str]]) -> redis::RedisResult<redis::Value> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
+        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut last = redis::Value::Nil;
+        for c in cmds {
+            let mut cmd = redis::cmd(c[0]);
+            for a in &c[1..] {
+                cmd.arg(*a);
+            }
+            last = cmd.query(&mut conn)?;
+        }
+        Ok(last)
+    }
+
+    /// Runs `cmds` as one MULTI/EXEC block on one connection.
+    pub fn transaction(&self, cmds: &[&[&str]]) -> redis::RedisResult<redis::Value> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
+        conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for c in cmds {
+            let mut cmd = redis::cmd(c[0]);
+            for a in &c[1..] {
+                cmd.arg(*a);
+            }
+            pipe.add_command(cmd);
+        }
+        pipe.query(&mut conn)
     }
 
     pub fn role(&self) -> Option<String> {

@@ -84,12 +84,15 @@ fn idle_table() {
     };
     let recent = |ago: u64| {
         let mut m = master(&[7001, 7002]);
-        m.last_failover = Some(FailoverOutcome {
+        m.history = vec![FailoverOutcome {
             epoch: 1,
             started_at_ms: 0,
             finished_at_ms: NOW - ago,
             aborted: None,
-        });
+            reason: "odown".to_owned(),
+            from: addr(7000),
+            to: addr(7001),
+        }];
         m
     };
     let timeout = master(&[]).failover_timeout_ms;
@@ -225,6 +228,7 @@ pub(super) fn failing_over(
         candidate_holder: Some(2),
         state,
         reason: "odown".to_owned(),
+        from: addr(7000),
         started_at_ms,
         promoted_at_ms,
     });

@@ -23,6 +23,7 @@ fn log(replicas: &[u16]) -> MasterRecord {
         candidate_holder: None,
         state: FailoverState::Promoted,
         reason: "odown".to_owned(),
+        from: addr(7000),
         started_at_ms: NOW,
         promoted_at_ms: Some(NOW),
     });

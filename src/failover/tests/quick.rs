@@ -267,21 +267,28 @@ fn decide_is_order_free_and_well_formed() {
             candidate_holder: None,
             state,
             reason: "odown".to_owned(),
+            from: addr(7000),
             started_at_ms: 100_000,
             promoted_at_ms: Some(100_000),
         });
         if state == Some(FailoverState::Promoted) {
             m.addr = addr(7001);
         }
-        m.last_failover = rng.pick(&[
-            None,
-            Some(FailoverOutcome {
-                epoch: 0,
-                started_at_ms: 0,
-                finished_at_ms: 95_000,
-                aborted: None,
-            }),
-        ]);
+        m.history = rng
+            .pick(&[
+                None,
+                Some(FailoverOutcome {
+                    epoch: 0,
+                    started_at_ms: 0,
+                    finished_at_ms: 95_000,
+                    aborted: None,
+                    reason: "odown".to_owned(),
+                    from: addr(7000),
+                    to: addr(7001),
+                }),
+            ])
+            .into_iter()
+            .collect();
         let (reports, ages) = random_reports(&mut rng, true);
         let now_ms = rng.pick(&[100_000, 110_000, 110_001]);
         let (paused, forced) = (rng.chance(20), rng.chance(20));

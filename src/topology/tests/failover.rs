@@ -91,12 +91,15 @@ fn failover_happy_path() {
     let m = log.mymaster();
     assert_eq!(m.failover, None);
     assert_eq!(
-        m.last_failover,
-        Some(FailoverOutcome {
+        m.last_failover(),
+        Some(&FailoverOutcome {
             epoch: 1,
             started_at_ms: 1_000,
             finished_at_ms: 3_000,
-            aborted: None
+            aborted: None,
+            reason: "odown".to_owned(),
+            from: Addr::new("127.0.0.1", 6390),
+            to: Addr::new("127.0.0.1", 6391),
         })
     );
 }
@@ -266,7 +269,7 @@ fn abort_then_next_epoch() {
         (1, 0, 6390, None)
     );
     assert_eq!(
-        m.last_failover.as_ref().and_then(|o| o.aborted.as_deref()),
+        m.last_failover().and_then(|o| o.aborted.as_deref()),
         Some("slave-timeout")
     );
     // The candidate host's grant stays (it may cover other masters); the old holder needs a new one.

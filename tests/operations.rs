@@ -1,0 +1,190 @@
+//! Operator actions against real Redis and a real cluster: lossless switchover under writes,
+//! forced failover, pause/resume, and history from the log.
+
+// Each test owns its runtime on its own thread; the std guard only serializes whole tests.
+#![allow(clippy::await_holding_lock)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::redis::Redis;
+use common::{serial, Cluster};
+use raftinel::pb::{self, Consistency};
+
+const TIMINGS: &str = "default-down-after-ms = 1000\n";
+
+async fn master_of(c: &Cluster, id: u64) -> Option<pb::Master> {
+    c.get(id, "mymaster", Consistency::Local).await.ok()
+}
+
+/// Polls `check` every 20 ms until it holds, or fails after `within`.
+async fn until(
+    c: &Cluster,
+    what: &str,
+    within: Duration,
+    check: impl Fn(&pb::Master) -> bool,
+) -> pb::Master {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(m) = master_of(c, 1).await.filter(|m| check(m)) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {within:?}\n{}",
+            c.logs_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn cluster_with(master: &Redis, replicas: usize) -> Cluster {
+    let mut c = Cluster::new(3, TIMINGS);
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(leader, "mymaster", u32::from(master.port)).await;
+    until(&c, "replicas known", Duration::from_secs(10), |m| {
+        m.replicas.len() == replicas
+    })
+    .await;
+    c
+}
+
+// --- switchover under continuous writes: every acknowledged write is on the new master
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchover_under_writes_loses_no_acknowledged_write() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let _r2 = Redis::replica_of(&m, &[]);
+    let c = cluster_with(&m, 2).await;
+
+    // The writer follows the log's master, like a client re-resolving after a disconnect.
+    let acked = Arc::new(AtomicI64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = Arc::new(std::sync::atomic::AtomicU16::new(m.port));
+    let writer = {
+        let (acked, stop, port) = (acked.clone(), stop.clone(), port.clone());
+        std::thread::spawn(move || {
+            let mut errors = 0u32;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let p = port.load(Ordering::Relaxed);
+                let r = redis::Client::open(format!("redis://127.0.0.1:{p}/"))
+                    .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                    .and_then(|mut conn| {
+                        conn.set_read_timeout(Some(Duration::from_secs(3)))?;
+                        redis::cmd("INCR").arg("counter").query::<i64>(&mut conn)
+                    });
+                match r {
+                    Ok(v) => {
+                        acked.fetch_max(v, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            errors
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let to = format!("127.0.0.1:{}", r1.port);
+    let out = c.ctl(&["switchover", "mymaster", "--to", &to]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new = until(&c, "switched to r1", Duration::from_secs(15), |x| {
+        x.port == u32::from(r1.port)
+    })
+    .await;
+    port.store(r1.port, Ordering::Relaxed);
+    assert_eq!(new.config_epoch, 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let errors = writer.join().unwrap();
+    let max_acked = acked.load(Ordering::Relaxed);
+    let on_new: i64 = redis::from_redis_value(r1.query(&["GET", "counter"]).unwrap()).unwrap();
+    eprintln!("acknowledged up to {max_acked}, new master has {on_new}, {errors} write errors");
+    assert!(max_acked > 0);
+    assert!(
+        on_new >= max_acked,
+        "lost acknowledged writes: acked {max_acked}, new master {on_new}"
+    );
+    until(
+        &c,
+        "old master is a replica and the switchover ends",
+        Duration::from_secs(15),
+        |x| x.failover.is_none(),
+    )
+    .await;
+    assert_eq!(m.role().as_deref(), Some("slave"));
+    let out = c.ctl(&["history", "mymaster", "--json"]);
+    let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(h[0]["reason"], "switchover");
+    assert_eq!(h[0]["from"], format!("127.0.0.1:{}", m.port));
+    assert_eq!(h[0]["to"], to);
+}
+
+// --- a forced failover promotes a replica of a healthy master; pause keeps raftinel hands-off
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_failover_and_pause_resume() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let _r2 = Redis::replica_of(&m, &[]);
+    let c = cluster_with(&m, 2).await;
+    // Anti-flapping blocks a second automatic failover within failover-timeout: keep it short.
+    assert!(c
+        .ctl(&["set", "mymaster", "failover-timeout", "2000"])
+        .status
+        .success());
+
+    let out = c.ctl(&["failover", "mymaster"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new = until(&c, "forced failover", Duration::from_secs(10), |x| {
+        x.config_epoch == 1
+    })
+    .await;
+    assert_ne!(new.port, u32::from(m.port));
+    until(&c, "forced failover ends", Duration::from_secs(15), |x| {
+        x.failover.is_none()
+    })
+    .await;
+    assert_eq!(
+        m.role().as_deref(),
+        Some("slave"),
+        "the healthy old master is folded in"
+    );
+
+    // Paused: the master dies and nothing happens.
+    assert!(c.ctl(&["pause", "mymaster"]).status.success());
+    let current = if new.port == u32::from(r1.port) {
+        &r1
+    } else {
+        &_r2
+    };
+    current.signal("-STOP");
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let still = master_of(&c, 1).await.unwrap();
+    assert!(still.paused);
+    assert_eq!(still.config_epoch, 1, "no failover while paused");
+    assert!(c.ctl(&["resume", "mymaster"]).status.success());
+    let after = until(&c, "failover after resume", Duration::from_secs(10), |x| {
+        x.config_epoch == 2
+    })
+    .await;
+    assert_ne!(after.port, new.port);
+    current.signal("-CONT");
+    m.kill9();
+}
