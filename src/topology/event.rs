@@ -78,6 +78,11 @@ pub fn about_master(kind: &str, master: &MasterRecord) -> TopologyEvent {
     TopologyEvent::new(kind, master_prefix(&master.name, &master.addr), master)
 }
 
+/// An event about the master as it was at `addr` (e.g. during a switch, the old address).
+pub fn about_instance_at(kind: &str, master: &MasterRecord, addr: &Addr) -> TopologyEvent {
+    TopologyEvent::new(kind, master_prefix(&master.name, addr), master)
+}
+
 /// An event whose payload is a replica's `%@` relative to `master_addr` (e.g. "+slave").
 pub fn about_replica(
     kind: &str,

@@ -103,10 +103,26 @@ pub(super) fn start(
     master.epoch = record.epoch;
     // The request (if any) is answered by this failover.
     master.request = None;
+    // Sentinel's captured order (§2.3); the leader was elected by Raft, not by a sentinel vote.
+    let candidate = &record.candidate;
     let events = vec![
         event::new_epoch(master),
         event::about_master("+try-failover", master),
-        event::about_replica("+selected-slave", &record.candidate, master, &master.addr),
+        event::about_master("+elected-leader", master),
+        event::about_master("+failover-state-select-slave", master),
+        event::about_replica("+selected-slave", candidate, master, &master.addr),
+        event::about_replica(
+            "+failover-state-send-slaveof-noone",
+            candidate,
+            master,
+            &master.addr,
+        ),
+        event::about_replica(
+            "+failover-state-wait-promotion",
+            candidate,
+            master,
+            &master.addr,
+        ),
     ];
     master.failover = Some(record);
     Ok(events)
@@ -146,6 +162,11 @@ pub(super) fn switch(
 
     let old = std::mem::replace(&mut master.addr, new.clone());
     let mut events = vec![event::about_replica("+promoted-slave", &new, master, &old)];
+    events.push(event::about_instance_at(
+        "+failover-state-reconf-slaves",
+        master,
+        &old,
+    ));
     master.config_epoch = epoch;
     master.replid = Some(replid.to_owned());
     master.holder = holder;

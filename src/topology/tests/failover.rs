@@ -16,8 +16,21 @@ fn failover_happy_path() {
         [
             ("+new-epoch", "1"),
             ("+try-failover", "master mymaster 127.0.0.1 6390"),
+            ("+elected-leader", "master mymaster 127.0.0.1 6390"),
+            (
+                "+failover-state-select-slave",
+                "master mymaster 127.0.0.1 6390"
+            ),
             (
                 "+selected-slave",
+                "slave 127.0.0.1:6391 127.0.0.1 6391 @ mymaster 127.0.0.1 6390"
+            ),
+            (
+                "+failover-state-send-slaveof-noone",
+                "slave 127.0.0.1:6391 127.0.0.1 6391 @ mymaster 127.0.0.1 6390"
+            ),
+            (
+                "+failover-state-wait-promotion",
                 "slave 127.0.0.1:6391 127.0.0.1 6391 @ mymaster 127.0.0.1 6390"
             ),
         ]
@@ -49,6 +62,10 @@ fn failover_happy_path() {
             (
                 "+promoted-slave",
                 "slave 127.0.0.1:6391 127.0.0.1 6391 @ mymaster 127.0.0.1 6390"
+            ),
+            (
+                "+failover-state-reconf-slaves",
+                "master mymaster 127.0.0.1 6390"
             ),
             ("+switch-master", "mymaster 127.0.0.1 6390 127.0.0.1 6391"),
             (
