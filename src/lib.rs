@@ -17,6 +17,7 @@ pub mod ctl;
 pub mod dial;
 pub mod events;
 pub mod failover;
+pub mod hooks;
 pub mod monitor;
 pub mod node;
 pub mod pb;

@@ -109,6 +109,8 @@ async fn run_node(
     let dialer = Dialer::new(tls.clone());
     let identity = ClusterIdentity::open(&db)?;
     let bus = EventBus::default();
+    // Before Raft starts applying: the hooks must see every applied event.
+    let hook_feed = bus.subscribe();
     let bus_gate = bus.clone();
     let log_store = LogStore::open(&db).map_err(|source| NodeError::Open {
         dir: dir.clone(),
@@ -118,6 +120,7 @@ async fn run_node(
     let view = sm.view();
     let sm_view = sm.view();
     let event_log = sm.event_log();
+    let (hooks_view, hooks_log) = (sm.view(), sm.event_log());
     let network = Network::new(dialer.clone(), identity.clone());
     let raft = Raft::new(
         config.id,
@@ -217,6 +220,18 @@ async fn run_node(
         reports,
     };
     let runner = tokio::spawn(runner.run(cancel.clone()).in_current_span());
+    // Sentinel's scripts, run by whichever node leads when an event is applied.
+    let hooks = tokio::spawn(
+        crate::hooks::run(
+            config.id,
+            raft.clone(),
+            hook_feed,
+            hooks_view,
+            hooks_log,
+            cancel.clone(),
+        )
+        .in_current_span(),
+    );
     let gate = tokio::spawn(
         open_events_when_caught_up(raft.clone(), bus_gate, cancel.clone()).in_current_span(),
     );
@@ -233,6 +248,7 @@ async fn run_node(
     let _ = bootstrap.await;
     let _ = sender.await;
     let _ = runner.await;
+    let _ = hooks.await;
     let _ = gate.await;
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server ended with an error"),

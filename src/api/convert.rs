@@ -31,6 +31,13 @@ pub fn master(m: &MasterRecord, applied_index: u64) -> pb::Master {
         lease_holder: m.holder.unwrap_or(0),
         applied_index,
         paused: m.paused,
+        conflict: m
+            .conflict
+            .as_ref()
+            .map(|c| format!("{} {}", c.addr, c.detail))
+            .unwrap_or_default(),
+        notification_script: m.notification_script.clone().unwrap_or_default(),
+        client_reconfig_script: m.client_reconfig_script.clone().unwrap_or_default(),
     }
 }
 

@@ -18,6 +18,7 @@ use super::{convert, status};
 use crate::config::Config;
 use crate::dial::Dialer;
 use crate::events::EventBus;
+use crate::hooks::check::check_set;
 use crate::pb::raft_internal_client::RaftInternalClient;
 use crate::pb::topology_server::Topology;
 use crate::pb::{self, Consistency};
@@ -245,6 +246,17 @@ impl Topology for Api {
                     }
                 }
             }
+        }
+        // Sentinel's script checks, against this node's config and files; a forwarded SET is
+        // checked again by the leader. An unknown master is left to the commit ("No such master"
+        // comes first in Sentinel too).
+        if self.view.borrow().topology.master(&msg.name).is_some() {
+            let options = msg.options.iter();
+            check_set(
+                self.config.deny_scripts_reconfig,
+                options.map(|o| (o.option.as_str(), o.value.as_str())),
+            )
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
         }
         let cmd = Command::Set {
             name: msg.name.clone(),
@@ -476,6 +488,31 @@ impl Topology for Api {
         let reply = self
             .on_leader(&md, DEADLINE, local, |mut c, md| async move {
                 c.history(with_metadata(msg, md)).await
+            })
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn resolve(
+        &self,
+        req: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        self.identity.admit_client(req.metadata())?;
+        let md = req.metadata().clone();
+        let msg = req.into_inner();
+        let keep = Addr {
+            host: msg.keep_host.clone(),
+            port: port(msg.keep_port)?,
+        };
+        let cmd = Command::Resolve {
+            name: msg.name.clone(),
+            keep,
+            at_ms: now_ms(),
+        };
+        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
+        let reply = self
+            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
+                c.resolve(with_metadata(msg, md)).await
             })
             .await?;
         Ok(Response::new(reply))

@@ -18,6 +18,8 @@ pub(super) struct FileConfig {
     pub sentinel_listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub default_down_after_ms: Option<u64>,
+    /// Sentinel's `deny-scripts-reconfig`: refuse SET of script paths (default true).
+    pub deny_scripts_reconfig: Option<bool>,
     pub join: Option<String>,
     /// Node id (as written) → address (as written); parsed by [`file_peers`].
     pub peers: Option<BTreeMap<String, String>>,
@@ -89,6 +91,8 @@ fn toml_error(e: &toml::de::Error, text: &str, path: &str) -> ConfigError {
         "keep only one of them"
     } else if message.contains("expected u64") {
         "write a whole number ≥ 0 without quotes"
+    } else if message.contains("expected a boolean") {
+        "write true or false without quotes"
     } else if message.contains("expected a map") {
         "write peers as a table: a `[peers]` line, then one `ID = \"IP:PORT\"` line per node"
     } else if message.contains("expected a string") {

@@ -76,6 +76,10 @@ pub struct Config {
     /// lease.margin-ms`. Default 5000 (Sentinel users saw false failovers at 500 ms); 1000 is
     /// recommended on a quiet LAN.
     pub default_down_after_ms: u64,
+    /// Sentinel's `deny-scripts-reconfig`: when true (the default, as in Sentinel), SET of
+    /// `notification-script` or `client-reconfig-script` is refused by this node's API. Scripts
+    /// run on the Raft leader only (see `hooks`).
+    pub deny_scripts_reconfig: bool,
     /// Raft timings and log compaction.
     pub raft: RaftTimings,
     /// Master lease timings (invariant 4).
@@ -366,6 +370,7 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         peers,
         join: join.map(|(a, _)| a),
         default_down_after_ms: file.default_down_after_ms.unwrap_or(5000),
+        deny_scripts_reconfig: file.deny_scripts_reconfig.unwrap_or(true),
         raft: raft_timings(&file.raft),
         lease: lease_timings(&file.lease),
         tls: tls_files(args, &file.tls)?,

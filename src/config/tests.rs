@@ -84,6 +84,7 @@ fn minimal_file_gets_every_default() {
     assert_eq!(c.peers.len(), 3);
     assert_eq!(c.join, None);
     assert_eq!(c.default_down_after_ms, 5000);
+    assert!(c.deny_scripts_reconfig, "Sentinel's default: yes");
     assert_eq!(c.raft, RaftTimings::default());
     assert_eq!(c.lease, LeaseTimings::default());
     assert_eq!(c.tls, None);
@@ -569,6 +570,23 @@ fn wrong_types_and_syntax_name_the_key() {
     err(
         &file("", "[raft]\nheartbeat-ms = "),
         &["`raft.heartbeat-ms`", "TOML"],
+    );
+}
+
+// Sentinel §5.1 `deny-scripts-reconfig yes|no`, default yes; here a TOML boolean.
+#[test]
+fn deny_scripts_reconfig() {
+    let (c, _) = ok(&file("deny-scripts-reconfig = false", ""));
+    assert!(!c.deny_scripts_reconfig);
+    let (c, _) = ok(&file("deny-scripts-reconfig = true", ""));
+    assert!(c.deny_scripts_reconfig);
+    err(
+        &file("deny-scripts-reconfig = \"no\"", ""),
+        &["`deny-scripts-reconfig`", "true or false"],
+    );
+    err(
+        &file("", "[raft]\ndeny-scripts-reconfig = false"),
+        &["`raft.deny-scripts-reconfig`", "unknown key"],
     );
 }
 

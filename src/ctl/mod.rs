@@ -54,7 +54,9 @@ pub enum CtlCommand {
     /// Stop monitoring a master (SENTINEL REMOVE).
     Remove { name: String },
     /// Change options (SENTINEL SET): down-after-milliseconds, failover-timeout, parallel-syncs,
-    /// quorum, auth-pass, auth-user. Several OPTION VALUE pairs are applied all or none.
+    /// quorum, auth-pass, auth-user, notification-script, client-reconfig-script (refused unless
+    /// the nodes run with deny-scripts-reconfig = false). Several OPTION VALUE pairs are applied
+    /// all or none.
     Set {
         name: String,
         #[arg(num_args = 2.., value_names = ["OPTION", "VALUE"], required = true)]
@@ -87,6 +89,13 @@ pub enum CtlCommand {
     Resume { name: String },
     /// The master's failovers from the log: when, why, from, to, epoch, duration.
     History { name: String },
+    /// Answer a +topology-conflict: --keep the current master (the conflicting instance's own
+    /// writes are overwritten) or --keep the conflicting instance (it becomes the master).
+    Resolve {
+        name: String,
+        #[arg(long)]
+        keep: String,
+    },
     /// List members, or add / remove one.
     Members {
         #[command(subcommand)]
@@ -273,6 +282,21 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 .call(|mut c, r| {
                     let req = req.clone();
                     async move { c.resume(r.req(req)).await }
+                })
+                .await?;
+            output::written(&w, json)
+        }
+        CtlCommand::Resolve { name, keep } => {
+            let (keep_host, keep_port) = parse_host_port(&keep)?;
+            let req = pb::ResolveRequest {
+                name,
+                keep_host,
+                keep_port,
+            };
+            let w = cluster
+                .call(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.resolve(r.req(req)).await }
                 })
                 .await?;
             output::written(&w, json)

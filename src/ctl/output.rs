@@ -37,6 +37,9 @@ fn master_json(m: &pb::Master) -> Value {
         })),
         "lease_holder": (m.lease_holder != 0).then_some(m.lease_holder),
         "paused": m.paused,
+        "conflict": (!m.conflict.is_empty()).then_some(&m.conflict),
+        "notification_script": (!m.notification_script.is_empty()).then_some(&m.notification_script),
+        "client_reconfig_script": (!m.client_reconfig_script.is_empty()).then_some(&m.client_reconfig_script),
         "applied_index": m.applied_index,
     })
 }
@@ -58,6 +61,18 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
     );
     for r in &m.replicas {
         println!("  replica {}:{}", r.host, r.port);
+    }
+    if !m.notification_script.is_empty() {
+        println!("  notification-script {}", m.notification_script);
+    }
+    if !m.client_reconfig_script.is_empty() {
+        println!("  client-reconfig-script {}", m.client_reconfig_script);
+    }
+    if !m.conflict.is_empty() {
+        println!(
+            "  TOPOLOGY CONFLICT: {} (raftinel ctl resolve {} --keep HOST:PORT)",
+            m.conflict, m.name
+        );
     }
     if m.paused {
         println!("  PAUSED: observing only (raftinel ctl resume {})", m.name);

@@ -39,6 +39,9 @@ pub enum Step {
     /// Lossless switchover to `target` (operator request): the runner's own step, never
     /// returned by `decide`.
     Switchover { target: Addr },
+    /// `resolve --keep` chose an instance that already acts as master: commit it as the master
+    /// under a new epoch. The runner's own step, never returned by `decide`.
+    Adopt { addr: Addr },
     /// Commit `ReplicasDiscovered`. Never returned by `decide`: the runner's own step, kept here so
     /// that one enum names everything the runner does.
     Discovered { replicas: Vec<ReplicaRecord> },
@@ -211,7 +214,13 @@ fn plan(i: &DecideInput, master_obs: Option<&Observation>) -> Plan {
             ReportedRole::Replica { .. } => false,
             ReportedRole::Master { .. } => true,
         };
-        match lineage(i.master, o, master_obs, claims_master) {
+        // The operator chose (`resolve`) to let this instance's own data go.
+        let verdict = if i.master.overwrite_ok.contains(addr) {
+            Lineage::Safe
+        } else {
+            lineage(i.master, o, master_obs, claims_master)
+        };
+        match verdict {
             Lineage::Ahead(detail) => {
                 return Plan::Act(Step::Conflict {
                     addr: addr.clone(),

@@ -177,6 +177,9 @@ impl Runner {
                     && now.saturating_sub(r.at_ms) <= master.failover_timeout_ms
             })
             .map(|r| &r.kind);
+        if let (Some(RequestKind::Adopt { addr }), false) = (request, master.paused) {
+            return Step::Adopt { addr: addr.clone() };
+        }
         if let (Some(RequestKind::Switchover { to }), false) = (request, master.paused) {
             let target = match to {
                 Some(to) => Ok(to.clone()),
@@ -335,9 +338,15 @@ impl Runner {
                 Ok(())
             }
             Step::Conflict { addr, detail } => {
-                tracing::error!(instance = %addr, %detail, "+topology-conflict: instance is ahead of the log; waiting for an operator");
-                tokio::time::sleep(Duration::from_millis(5000)).await;
-                Ok(())
+                if master.conflict.as_ref().map(|c| &c.addr) == Some(&addr) {
+                    // Recorded already: nothing changes until `raftinel ctl resolve`.
+                    tokio::time::sleep(Duration::from_millis(1000)).await;
+                    return Ok(());
+                }
+                tracing::error!(instance = %addr, %detail, "+topology-conflict: instance is ahead of the log; waiting for `raftinel ctl resolve`");
+                self.commit(Command::ConflictDetected { name, addr, detail })
+                    .await
+                    .map(drop)
             }
             Step::Switchover { target } => {
                 let epoch = master.epoch + 1;
@@ -352,6 +361,22 @@ impl Runner {
                 })
                 .await?;
                 self.switchover(master, &target, epoch).await
+            }
+            Step::Adopt { addr } => {
+                let epoch = master.epoch + 1;
+                tracing::warn!(instance = %addr, epoch, "resolve: the log follows the instance the operator kept");
+                self.commit(Command::FailoverStarted {
+                    name: name.clone(),
+                    epoch,
+                    candidate: addr.clone(),
+                    candidate_holder: None,
+                    reason: "resolve".to_string(),
+                    at_ms: now_ms(),
+                })
+                .await?;
+                let within = Duration::from_millis(master.failover_timeout_ms);
+                self.await_master_and_switch(master, &addr, epoch, within)
+                    .await
             }
             Step::Discovered { replicas } => self
                 .commit(Command::ReplicasDiscovered { name, replicas })

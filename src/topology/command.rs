@@ -72,6 +72,18 @@ pub enum Command {
         kind: RequestKind,
         at_ms: u64,
     },
+    /// The leader found `addr` ahead of the log; nothing is folded in until `Resolve`.
+    ConflictDetected {
+        name: String,
+        addr: Addr,
+        detail: String,
+    },
+    /// The operator's answer to a conflict: which instance's data to keep.
+    Resolve {
+        name: String,
+        keep: Addr,
+        at_ms: u64,
+    },
     /// Grants `holder` a lease whose id is this entry's log index.
     LeaseGranted { holder: u64 },
     /// The holder hands back grant `id` (after fencing itself).
@@ -179,6 +191,18 @@ impl fmt::Debug for Command {
                 .debug_struct("RequestFailover")
                 .field("name", name)
                 .field("kind", kind)
+                .field("at_ms", at_ms)
+                .finish(),
+            Command::ConflictDetected { name, addr, detail } => f
+                .debug_struct("ConflictDetected")
+                .field("name", name)
+                .field("addr", addr)
+                .field("detail", detail)
+                .finish(),
+            Command::Resolve { name, keep, at_ms } => f
+                .debug_struct("Resolve")
+                .field("name", name)
+                .field("keep", keep)
                 .field("at_ms", at_ms)
                 .finish(),
             Command::LeaseGranted { holder } => f

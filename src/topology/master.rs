@@ -118,6 +118,22 @@ pub struct MasterRecord {
     pub paused: bool,
     /// An operator's failover or switchover, answered by the next FailoverStarted.
     pub request: Option<FailoverRequest>,
+    /// An instance found ahead of the log (invariant 7), waiting for `raftinel ctl resolve`.
+    pub conflict: Option<Conflict>,
+    /// Instances an operator allowed to be overwritten by `resolve`; cleared at FailoverEnded.
+    pub overwrite_ok: Vec<Addr>,
+    /// Sentinel's `notification-script`: run by the Raft leader for WARNING events of this master
+    /// (see `hooks`). Set only through SET, where the API checks the path.
+    pub notification_script: Option<String>,
+    /// Sentinel's `client-reconfig-script`: run by the Raft leader on `+switch-master`.
+    pub client_reconfig_script: Option<String>,
+}
+
+/// `+topology-conflict`: what was found, for the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub addr: Addr,
+    pub detail: String,
 }
 
 /// What an operator asked for with `raftinel ctl failover` / `switchover`.
@@ -134,6 +150,8 @@ pub enum RequestKind {
     Forced,
     /// Lossless handover with Redis's FAILOVER TO: to the given replica, or the best one.
     Switchover { to: Option<Addr> },
+    /// `resolve --keep` named an instance that already acts as master: make the log follow it.
+    Adopt { addr: Addr },
 }
 
 impl MasterRecord {
@@ -156,6 +174,10 @@ impl MasterRecord {
             history: Vec::new(),
             paused: false,
             request: None,
+            conflict: None,
+            overwrite_ok: Vec::new(),
+            notification_script: None,
+            client_reconfig_script: None,
         }
     }
 
@@ -175,11 +197,14 @@ impl MasterRecord {
             MasterOption::Quorum(q) => self.quorum = *q,
             MasterOption::AuthPass(pass) => self.auth_pass = pass.clone(),
             MasterOption::AuthUser(user) => self.auth_user = user.clone(),
+            MasterOption::NotificationScript(path) => self.notification_script = path.clone(),
+            MasterOption::ClientReconfigScript(path) => self.client_reconfig_script = path.clone(),
         }
     }
 }
 
-/// One parsed SENTINEL SET option; `None` credentials mean "cleared" (an empty value).
+/// One parsed SENTINEL SET option; `None` credentials and script paths mean "cleared" (an empty
+/// value).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MasterOption {
     DownAfterMs(u64),
@@ -188,6 +213,10 @@ pub enum MasterOption {
     Quorum(u32),
     AuthPass(Option<Secret>),
     AuthUser(Option<String>),
+    /// A path, stored as given; whether it exists and is executable is checked by the API on the
+    /// node that receives the SET (it depends on that node's file system, not on the log).
+    NotificationScript(Option<String>),
+    ClientReconfigScript(Option<String>),
 }
 
 impl MasterOption {
@@ -200,6 +229,8 @@ impl MasterOption {
             MasterOption::Quorum(_) => "quorum",
             MasterOption::AuthPass(_) => "auth-pass",
             MasterOption::AuthUser(_) => "auth-user",
+            MasterOption::NotificationScript(_) => "notification-script",
+            MasterOption::ClientReconfigScript(_) => "client-reconfig-script",
         }
     }
 
@@ -219,6 +250,12 @@ pub fn parse_option(option: &str, value: &str) -> Result<MasterOption, Refusal> 
         "quorum" => positive::<u32>(option, value).map(MasterOption::Quorum),
         "auth-pass" => Ok(MasterOption::AuthPass(non_empty(value).map(Secret::new))),
         "auth-user" => Ok(MasterOption::AuthUser(non_empty(value).map(str::to_owned))),
+        "notification-script" => Ok(MasterOption::NotificationScript(
+            non_empty(value).map(str::to_owned),
+        )),
+        "client-reconfig-script" => Ok(MasterOption::ClientReconfigScript(
+            non_empty(value).map(str::to_owned),
+        )),
         _ => Err(Refusal::UnknownOption {
             option: option.to_owned(),
         }),

@@ -11,6 +11,10 @@ pub enum Refusal {
     DuplicateMaster,
     #[error("ERR {addr} is not a known replica of this master")]
     NotAReplica { addr: String },
+    #[error("ERR no topology conflict is waiting for this master")]
+    NoConflict,
+    #[error("ERR keep must be the current master {master} or the conflicting instance {conflict}")]
+    BadKeep { master: String, conflict: String },
     #[error("ERR No such master with that name")]
     NoSuchMaster,
     #[error("ERR Quorum must be 1 or greater.")]
@@ -74,6 +78,7 @@ impl Refusal {
             | Refusal::InvalidOptionValue { .. }
             | Refusal::CandidateIsMaster { .. }
             | Refusal::NotAReplica { .. }
+            | Refusal::BadKeep { .. }
             | Refusal::EmptyName => RefusalKind::InvalidArgument,
             // These depend on the state, not on the request: retrying later may succeed.
             Refusal::FailoverInProgress
@@ -82,7 +87,8 @@ impl Refusal {
             | Refusal::StaleEpoch { .. }
             | Refusal::CannotAbortPromoted { .. }
             | Refusal::AlreadyPromoted { .. }
-            | Refusal::NotPromoted { .. } => RefusalKind::FailedPrecondition,
+            | Refusal::NotPromoted { .. }
+            | Refusal::NoConflict => RefusalKind::FailedPrecondition,
         }
     }
 }

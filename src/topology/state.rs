@@ -10,7 +10,7 @@ use super::event::{self, TopologyEvent};
 use super::failover::{self, FailoverRecord, FailoverState};
 use super::lease::{self, LeaseGrant};
 use super::master::{
-    parse_option, FailoverRequest, MasterOption, MasterRecord, ReplicaRecord, RequestKind,
+    parse_option, Conflict, FailoverRequest, MasterOption, MasterRecord, ReplicaRecord, RequestKind,
 };
 use super::refusal::Refusal;
 use super::Addr;
@@ -190,6 +190,52 @@ impl TopologyState {
                     at_ms: *at_ms,
                 });
                 Vec::new()
+            }
+            Command::ConflictDetected { name, addr, detail } => {
+                let master = self.master_mut(name)?;
+                let conflict = Conflict {
+                    addr: addr.clone(),
+                    detail: detail.clone(),
+                };
+                if master.conflict.as_ref() == Some(&conflict) {
+                    Vec::new()
+                } else {
+                    master.conflict = Some(conflict);
+                    let payload = format!(
+                        "{} {} {} {}",
+                        event::master_prefix(&master.name, &master.addr),
+                        addr.host,
+                        addr.port,
+                        detail
+                    );
+                    vec![TopologyEvent::new("+topology-conflict", payload, master)]
+                }
+            }
+            Command::Resolve { name, keep, at_ms } => {
+                let master = self.master_mut(name)?;
+                let conflict = master.conflict.clone().ok_or(Refusal::NoConflict)?;
+                if *keep == master.addr {
+                    master.overwrite_ok.push(conflict.addr.clone());
+                } else if *keep == conflict.addr {
+                    master.overwrite_ok.push(master.addr.clone());
+                    master.request = Some(FailoverRequest {
+                        kind: RequestKind::Adopt { addr: keep.clone() },
+                        at_ms: *at_ms,
+                    });
+                } else {
+                    return Err(Refusal::BadKeep {
+                        master: master.addr.to_string(),
+                        conflict: conflict.addr.to_string(),
+                    });
+                }
+                master.overwrite_ok.dedup();
+                master.conflict = None;
+                let payload = format!(
+                    "{} keep {}",
+                    event::master_prefix(&master.name, &master.addr),
+                    keep
+                );
+                vec![TopologyEvent::new("-topology-conflict", payload, master)]
             }
             Command::LeaseGranted { holder } => {
                 let grant = lease::grant(&mut self.leases, *holder, ctx.index);

@@ -361,3 +361,64 @@ fn epochs_only_increase() {
         (6, 6, 6390)
     );
 }
+
+// DESIGN invariant 7: an instance ahead of the log is recorded once and waits for an operator;
+// `resolve` keeps either the log's master (the other instance may be overwritten) or the
+// conflicting instance (requested as the new master under a new epoch).
+#[test]
+fn conflict_and_resolve() {
+    let mut log = Log::monitored();
+    let conflict = |port| Command::ConflictDetected {
+        name: "mymaster".into(),
+        addr: addr(port),
+        detail: "offset 900 > 100".into(),
+    };
+    let resolve = |port| Command::Resolve {
+        name: "mymaster".into(),
+        keep: addr(port),
+        at_ms: 5_000,
+    };
+    log.refused(&resolve(6390), Refusal::NoConflict);
+    let events = log.ok(&conflict(6392));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [(
+            "+topology-conflict",
+            "master mymaster 127.0.0.1 6390 127.0.0.1 6392 offset 900 > 100"
+        )]
+    );
+    // The same conflict again changes nothing and says nothing.
+    assert!(log.ok(&conflict(6392)).is_empty());
+    log.refused(
+        &resolve(6399),
+        Refusal::BadKeep {
+            master: "127.0.0.1:6390".into(),
+            conflict: "127.0.0.1:6392".into(),
+        },
+    );
+
+    // Keep the log's master: the conflicting instance may now be overwritten.
+    let events = log.ok(&resolve(6390));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [(
+            "-topology-conflict",
+            "master mymaster 127.0.0.1 6390 keep 127.0.0.1:6390"
+        )]
+    );
+    let m = log.mymaster();
+    assert_eq!(
+        (m.conflict.clone(), m.overwrite_ok.clone()),
+        (None, vec![addr(6392)])
+    );
+
+    // Keep the conflicting instance: the log is asked to adopt it; the old master may be overwritten.
+    log.ok(&conflict(6392));
+    log.ok(&resolve(6392));
+    let m = log.mymaster();
+    assert_eq!(
+        m.request.as_ref().map(|r| r.kind.clone()),
+        Some(RequestKind::Adopt { addr: addr(6392) })
+    );
+    assert!(m.overwrite_ok.contains(&addr(6390)));
+}

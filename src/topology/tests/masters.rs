@@ -197,8 +197,28 @@ fn parse_options() {
         (
             "notification-script",
             "/x.sh",
+            Ok(MasterOption::NotificationScript(Some("/x.sh".to_owned()))),
+        ),
+        (
+            "Notification-Script",
+            "",
+            Ok(MasterOption::NotificationScript(None)),
+        ),
+        (
+            "client-reconfig-script",
+            "/y.sh",
+            Ok(MasterOption::ClientReconfigScript(Some("/y.sh".to_owned()))),
+        ),
+        (
+            "client-reconfig-script",
+            "",
+            Ok(MasterOption::ClientReconfigScript(None)),
+        ),
+        (
+            "reconfig-script",
+            "/y.sh",
             Err(Refusal::UnknownOption {
-                option: "notification-script".to_owned(),
+                option: "reconfig-script".to_owned(),
             }),
         ),
     ];
@@ -256,6 +276,50 @@ fn set_applies_every_option_with_one_event_each() {
             log.mymaster().auth_user.as_ref()
         ),
         (None, None)
+    );
+}
+
+// Sentinel §1.4/§2.2: the script options are stored as given, announced by `+set` with the path,
+// and cleared by an empty value (whose `+set` shows the empty value, as Sentinel's "%@ %s %s").
+// The path checks (deny-scripts-reconfig, executable) are the API's: they depend on the node.
+#[test]
+fn set_script_options() {
+    let mut log = Log::monitored();
+    let events = log.ok(&set(&[
+        ("notification-script", "/opt/notify.sh"),
+        ("CLIENT-RECONFIG-SCRIPT", "/opt/reconfig.sh"),
+    ]));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [
+            (
+                "+set",
+                "master mymaster 127.0.0.1 6390 notification-script /opt/notify.sh"
+            ),
+            (
+                "+set",
+                "master mymaster 127.0.0.1 6390 client-reconfig-script /opt/reconfig.sh"
+            ),
+        ]
+    );
+    let m = log.mymaster();
+    assert_eq!(m.notification_script.as_deref(), Some("/opt/notify.sh"));
+    assert_eq!(
+        m.client_reconfig_script.as_deref(),
+        Some("/opt/reconfig.sh")
+    );
+    let events = log.ok(&set(&[("notification-script", "")]));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [(
+            "+set",
+            "master mymaster 127.0.0.1 6390 notification-script "
+        )]
+    );
+    assert_eq!(log.mymaster().notification_script, None);
+    assert_eq!(
+        log.mymaster().client_reconfig_script.as_deref(),
+        Some("/opt/reconfig.sh")
     );
 }
 

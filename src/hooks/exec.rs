@@ -1,0 +1,212 @@
+//! Runs script jobs as Sentinel does: at most 16 at once (the rest queued, at most 256 held),
+//! each with stdin from /dev/null and a 60 s limit (then SIGKILL), retried by `plan::next`.
+//! Every run is logged with its master, event, exit status and duration.
+
+use std::collections::VecDeque;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{self, Exit, Job, Next};
+
+/// A job and how many times it has run.
+struct Entry {
+    job: Job,
+    runs: u32,
+}
+
+/// A run that ended.
+struct Ran {
+    entry: Entry,
+    exit: Exit,
+    took: Duration,
+}
+
+/// Jobs waiting for a free slot or for their retry time.
+#[derive(Default)]
+struct Queue {
+    ready: VecDeque<Entry>,
+    /// (due, entry), in the order they were delayed.
+    delayed: Vec<(Instant, Entry)>,
+}
+
+impl Queue {
+    fn held(&self) -> usize {
+        self.ready.len() + self.delayed.len()
+    }
+
+    /// Sentinel drops the oldest job that is not running when too many are held.
+    fn drop_oldest(&mut self) -> Option<Entry> {
+        if let Some(e) = self.ready.pop_front() {
+            return Some(e);
+        }
+        if self.delayed.is_empty() {
+            return None;
+        }
+        Some(self.delayed.remove(0).1)
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.delayed.iter().map(|(due, _)| *due).min()
+    }
+
+    fn release_due(&mut self, now: Instant) {
+        let (due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.delayed = wait;
+        self.ready.extend(due.into_iter().map(|(_, e)| e));
+    }
+}
+
+/// Takes jobs from `jobs` until it closes or `cancel` fires; then stops, killing running scripts
+/// (SIGKILL) and dropping queued ones, with a log line saying how many.
+pub async fn run(mut jobs: mpsc::UnboundedReceiver<Job>, cancel: CancellationToken) {
+    let mut queue = Queue::default();
+    let mut running: JoinSet<Ran> = JoinSet::new();
+    let mut open = true;
+    loop {
+        while running.len() < plan::MAX_RUNNING {
+            let Some(entry) = queue.ready.pop_front() else {
+                break;
+            };
+            running.spawn(run_once(entry));
+        }
+        if !open && running.is_empty() && queue.held() == 0 {
+            return;
+        }
+        let due = queue.next_due();
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            job = jobs.recv(), if open => match job {
+                Some(job) => {
+                    if queue.held() + running.len() >= plan::MAX_QUEUED {
+                        if let Some(old) = queue.drop_oldest() {
+                            tracing::warn!(
+                                master = %old.job.master, event = %old.job.event,
+                                script = %old.job.script(),
+                                "too many scripts pending ({}): dropping the oldest waiting one",
+                                plan::MAX_QUEUED
+                            );
+                        }
+                    }
+                    queue.ready.push_back(Entry { job, runs: 0 });
+                }
+                None => open = false,
+            },
+            Some(done) = running.join_next(), if !running.is_empty() => match done {
+                Ok(ran) => after(ran, &mut queue),
+                Err(e) => tracing::error!(error = %e, "script task failed"),
+            },
+            _ = sleep_until(due), if due.is_some() => queue.release_due(Instant::now()),
+        }
+    }
+    let (killed, dropped) = (running.len(), queue.held());
+    running.shutdown().await;
+    if killed + dropped > 0 {
+        tracing::warn!(
+            killed,
+            dropped,
+            "shutting down: running scripts killed, pending ones dropped"
+        );
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// Logs a finished run and requeues it if it is to be retried.
+fn after(ran: Ran, queue: &mut Queue) {
+    let Ran { entry, exit, took } = ran;
+    let job = &entry.job;
+    let next = plan::next(&exit, entry.runs);
+    let took_ms = took.as_millis() as u64;
+    let status = describe(&exit);
+    let (master, event, hook, script) = (
+        job.master.as_str(),
+        job.event.as_str(),
+        job.hook.option(),
+        job.script(),
+    );
+    match &next {
+        Next::Done => tracing::info!(
+            master, event, hook, script, index = job.index, run = entry.runs,
+            exit = %status, took_ms, "script ran"
+        ),
+        Next::Retry(delay) => tracing::warn!(
+            master, event, hook, script, index = job.index, run = entry.runs,
+            exit = %status, took_ms, retry_in_s = delay.as_secs(),
+            "script ran and asked for a retry"
+        ),
+        // Sentinel's `-script-error <path> <bysignal> <exitcode>`.
+        Next::Failed | Next::GaveUp => tracing::warn!(
+            master, event, hook, script, index = job.index, run = entry.runs,
+            exit = %status, took_ms, gave_up = next == Next::GaveUp,
+            "-script-error: script failed and is not retried"
+        ),
+    }
+    if let Next::Retry(delay) = next {
+        queue.delayed.push((Instant::now() + delay, entry));
+    }
+}
+
+fn describe(exit: &Exit) -> String {
+    match exit {
+        Exit::Code(c) => format!("exit {c}"),
+        Exit::Signal(s) => format!("signal {s}"),
+        Exit::TimedOut => format!(
+            "killed after {} s (-script-timeout)",
+            plan::MAX_RUNTIME.as_secs()
+        ),
+        Exit::SpawnFailed(e) => format!("not started: {e}"),
+    }
+}
+
+/// One run of `entry`'s argv. Output goes where the node's goes (as Sentinel's children inherit
+/// its stdout and stderr); dropping this future kills the script.
+async fn run_once(mut entry: Entry) -> Ran {
+    entry.runs += 1;
+    let start = Instant::now();
+    let script = entry.job.script().to_owned();
+    let mut cmd = tokio::process::Command::new(&script);
+    cmd.args(entry.job.argv.iter().skip(1))
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    let exit = match cmd.spawn() {
+        Err(e) => Exit::SpawnFailed(e.to_string()),
+        Ok(mut child) => match tokio::time::timeout(plan::MAX_RUNTIME, child.wait()).await {
+            Ok(Ok(status)) => exit_of(status),
+            Ok(Err(e)) => Exit::SpawnFailed(format!("waiting for it: {e}")),
+            Err(_) => {
+                // SIGKILL, then reap it.
+                if let Err(e) = child.kill().await {
+                    tracing::warn!(error = %e, %script, "killing a timed-out script");
+                }
+                Exit::TimedOut
+            }
+        },
+    };
+    Ran {
+        took: start.elapsed(),
+        entry,
+        exit,
+    }
+}
+
+fn exit_of(status: ExitStatus) -> Exit {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Exit::Code(code),
+        (None, Some(sig)) => Exit::Signal(sig),
+        (None, None) => Exit::Code(-1),
+    }
+}

@@ -1,0 +1,196 @@
+//! Sentinel's scripts: `notification-script` for WARNING events and `client-reconfig-script` on
+//! `+switch-master`, run by the node that is the Raft leader when the event is applied there.
+//! Every node follows the applied events; followers only remember recent jobs, which a node
+//! runs if it becomes leader (at-least-once across leader changes). README.md "Hooks" has the
+//! operator's view.
+//!
+//! - [`plan`]: the pure rules (triggers, argv, retries, the new leader's backlog).
+//! - [`check`]: the SET-time checks (`deny-scripts-reconfig`, executable path).
+//! - `exec`: the runner (16 at once, 60 s limit, retries).
+
+pub mod check;
+mod exec;
+pub mod plan;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::events::IndexedEvent;
+use crate::raft::types::typ::RaftMetrics;
+use crate::raft::{EventLog, Raft, SmData};
+use plan::{Backlog, Cursor, Job, ScriptBook};
+
+/// How often followers drop remembered jobs whose window has passed.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs until `cancel`: follows `live` (subscribed before Raft started, so no applied event is
+/// missed) and runs the scripts of the events applied while this node leads. `events` is the
+/// store that a lagging subscriber catches up from.
+pub async fn run(
+    node_id: u64,
+    raft: Raft,
+    live: broadcast::Receiver<IndexedEvent>,
+    view: watch::Receiver<Arc<SmData>>,
+    events: EventLog,
+    cancel: CancellationToken,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let follower = Follower {
+        node_id,
+        view,
+        events,
+        book: ScriptBook::default(),
+        backlog: Backlog::default(),
+        cursor: Cursor::default(),
+        leading: false,
+        ran_through: 0,
+        jobs: tx,
+    };
+    tokio::join!(
+        exec::run(rx, cancel.clone()),
+        follower.run(raft.metrics(), live, cancel)
+    );
+}
+
+/// Whether openraft says this node is the leader: state Leader and itself as current leader.
+fn leads(m: &RaftMetrics, node_id: u64) -> bool {
+    m.state == ServerState::Leader && m.current_leader == Some(node_id)
+}
+
+struct Follower {
+    node_id: u64,
+    view: watch::Receiver<Arc<SmData>>,
+    events: EventLog,
+    book: ScriptBook,
+    /// Jobs of events applied while not leading, for the case that this node becomes leader.
+    backlog: Backlog,
+    cursor: Cursor,
+    /// Whether this node led at the last look.
+    leading: bool,
+    /// The last log index whose hooks this node ran (in memory only).
+    ran_through: u64,
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Follower {
+    async fn run(
+        mut self,
+        mut metrics: watch::Receiver<RaftMetrics>,
+        mut live: broadcast::Receiver<IndexedEvent>,
+        cancel: CancellationToken,
+    ) {
+        let now_leads = leads(&metrics.borrow_and_update(), self.node_id);
+        self.set_leading(now_leads);
+        let mut metrics_open = true;
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = metrics.changed(), if metrics_open => {
+                    // Closed: raft is stopping, and so is the node.
+                    let now_leads = changed.is_ok() && leads(&metrics.borrow_and_update(), self.node_id);
+                    metrics_open = changed.is_ok();
+                    self.set_leading(now_leads);
+                }
+                next = live.recv() => {
+                    let now_leads = metrics_open && leads(&metrics.borrow(), self.node_id);
+                    self.set_leading(now_leads);
+                    match next {
+                        Ok(e) => {
+                            if self.cursor.live(e.index) {
+                                self.handle(&e);
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(missed)) => self.catch_up(missed),
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+                _ = prune.tick() => self.backlog.prune(Instant::now()),
+            }
+        }
+    }
+
+    /// On becoming leader, runs the remembered jobs the previous leader may not have run.
+    fn set_leading(&mut self, now_leads: bool) {
+        if now_leads && !self.leading {
+            let jobs = self.backlog.take(self.ran_through, Instant::now());
+            tracing::info!(
+                jobs = jobs.len(),
+                ran_through = self.ran_through,
+                "leader: running notification and client-reconfig scripts from now on, and again for recent events"
+            );
+            for job in jobs {
+                self.submit(job);
+            }
+        } else if !now_leads && self.leading {
+            tracing::info!(
+                ran_through = self.ran_through,
+                "no longer leader: scripts of new events are the new leader's"
+            );
+        }
+        self.leading = now_leads;
+    }
+
+    fn submit(&mut self, job: Job) {
+        self.ran_through = self.ran_through.max(job.index);
+        tracing::debug!(master = %job.master, event = %job.event, index = job.index, script = %job.script(), "script queued");
+        // Closed only when the runner stopped on shutdown.
+        let _ = self.jobs.send(job);
+    }
+
+    /// One applied event, handled once: its jobs run now if this node leads, else are remembered.
+    fn handle(&mut self, e: &IndexedEvent) {
+        // The state is published before its events: it already holds this event's entry.
+        self.book.refresh(self.view.borrow().topology.masters());
+        let master = e.event.master.as_deref();
+        let scripts = master.and_then(|m| self.book.get(m));
+        let jobs = plan::jobs_for(e, scripts);
+        let window = Duration::from_millis(scripts.map_or(0, |s| s.failover_timeout_ms));
+        if let (Some(m), "-monitor") = (master, e.event.kind.as_str()) {
+            self.book.forget(m);
+        }
+        if self.leading {
+            self.ran_through = self.ran_through.max(e.index);
+            for job in jobs {
+                self.submit(job);
+            }
+        } else if !jobs.is_empty() {
+            self.backlog.record(Instant::now(), window, jobs);
+        }
+    }
+
+    /// The broadcast dropped `missed` events: re-read them from the store.
+    fn catch_up(&mut self, missed: u64) {
+        let until = self.view.borrow().applied_index();
+        let (from, skip) = self.cursor.resume();
+        tracing::warn!(
+            missed,
+            from,
+            until,
+            "scripts fell behind the event stream; re-reading the stored events"
+        );
+        match self.events.read(from, until) {
+            Ok(stored) => {
+                let mut skipped = 0;
+                for e in &stored {
+                    if e.index == from && skipped < skip {
+                        skipped += 1;
+                        continue;
+                    }
+                    self.handle(e);
+                }
+            }
+            Err(err) => tracing::error!(
+                error = %err,
+                from,
+                until,
+                "the scripts of these events are not run"
+            ),
+        }
+        self.cursor.caught_up(until);
+    }
+}

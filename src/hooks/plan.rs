@@ -1,0 +1,367 @@
+//! The pure rules of Sentinel's scripts: which applied events run which script with which
+//! arguments, what to do after a run ends, which events a new Raft leader runs again, and how a
+//! lagging subscriber resumes from the stored events. No I/O, no clock (instants are passed in).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::events::IndexedEvent;
+use crate::topology::MasterRecord;
+
+/// Sentinel's limit on scripts running at once (`SENTINEL_SCRIPT_MAX_RUNNING`).
+pub const MAX_RUNNING: usize = 16;
+/// Sentinel's limit on jobs held at once, running, queued or waiting to retry
+/// (`SENTINEL_SCRIPT_MAX_QUEUE`); beyond it the oldest job not running is dropped.
+pub const MAX_QUEUED: usize = 256;
+/// Sentinel's limit on runs of one job, the first included (`SENTINEL_SCRIPT_MAX_RETRY`: a job is
+/// retried while its run count is below 10).
+pub const MAX_RUNS: u32 = 10;
+/// Sentinel's `SCRIPT-MAX-RUNTIME`: a run still going after this is killed with SIGKILL.
+pub const MAX_RUNTIME: Duration = Duration::from_secs(60);
+/// Sentinel's `SCRIPT-RETRY-DELAY`: the wait after the first failed run, doubled after each
+/// further one (`sentinelScriptRetryDelay`: 30 s, 60 s, 2 min, … 128 min).
+pub const RETRY_DELAY: Duration = Duration::from_secs(30);
+/// client-reconfig-script's `<role>`: the Raft leader is the node that ran the failover.
+pub const RECONFIG_ROLE: &str = "leader";
+/// client-reconfig-script's `<state>`. Redis's documentation says "failover", but every Sentinel
+/// release (2.8 to 7.4, Valkey 8) passes "start" (`sentinelCallClientReconfScript(…, "start", …)`);
+/// scripts written against a running Sentinel expect that.
+pub const RECONFIG_STATE: &str = "start";
+/// Jobs a follower keeps for the case that it becomes leader (their events are also bounded by
+/// the failover-timeout window).
+pub const BACKLOG_LEN: usize = 1024;
+
+/// Reference §2.2: the events Sentinel emits at WARNING level with an instance attached, the
+/// ones that run `notification-script`. (`+tilt`, `-tilt`, `-script-error` and `-script-timeout`
+/// are WARNING too but have no instance, so Sentinel runs no script for them.) raftinel's own
+/// events (`+paused`, the generic `-failover-abort`, …) are not Sentinel's and run nothing.
+pub const NOTIFY_KINDS: [&str; 23] = [
+    "+monitor",
+    "-monitor",
+    "+set",
+    "+reset-master",
+    "+sdown",
+    "-sdown",
+    "+odown",
+    "-odown",
+    "+new-epoch",
+    "+try-failover",
+    "+vote-for-leader",
+    "+elected-leader",
+    "-failover-abort-not-elected",
+    "+failover-state-select-slave",
+    "-failover-abort-no-good-slave",
+    "+selected-slave",
+    "-failover-abort-slave-timeout",
+    "+promoted-slave",
+    "+failover-state-reconf-slaves",
+    "+failover-end-for-timeout",
+    "+failover-end",
+    "+switch-master",
+    "+config-update-from",
+];
+
+/// Whether an event of this kind runs the master's notification-script.
+pub fn notifies(kind: &str) -> bool {
+    NOTIFY_KINDS.contains(&kind)
+}
+
+/// What the hooks need to know about one master, copied from its record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scripts {
+    pub notification: Option<String>,
+    pub client_reconfig: Option<String>,
+    /// How long after an event a new leader still runs its hooks again.
+    pub failover_timeout_ms: u64,
+}
+
+impl Scripts {
+    pub fn of(m: &MasterRecord) -> Self {
+        Scripts {
+            notification: m.notification_script.clone(),
+            client_reconfig: m.client_reconfig_script.clone(),
+            failover_timeout_ms: m.failover_timeout_ms,
+        }
+    }
+}
+
+/// Each master's scripts as last seen in the applied state. A removed master keeps its entry
+/// until its `-monitor` has been handled, so that event still reaches its notification-script.
+#[derive(Debug, Default)]
+pub struct ScriptBook {
+    masters: BTreeMap<String, Scripts>,
+}
+
+impl ScriptBook {
+    /// Takes every present master's scripts from the applied state; absent ones are kept.
+    pub fn refresh<'a>(&mut self, masters: impl Iterator<Item = &'a MasterRecord>) {
+        for m in masters {
+            let scripts = Scripts::of(m);
+            if self.masters.get(&m.name) != Some(&scripts) {
+                self.masters.insert(m.name.clone(), scripts);
+            }
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Scripts> {
+        self.masters.get(name)
+    }
+
+    /// After `-monitor` was handled: the entry is no longer needed.
+    pub fn forget(&mut self, name: &str) {
+        self.masters.remove(name);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookKind {
+    Notification,
+    ClientReconfig,
+}
+
+impl HookKind {
+    /// The SET option that configures it.
+    pub fn option(self) -> &'static str {
+        match self {
+            HookKind::Notification => "notification-script",
+            HookKind::ClientReconfig => "client-reconfig-script",
+        }
+    }
+}
+
+/// One script execution to make (and retry): the event it is for and the full argv.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// Log index of the event's entry.
+    pub index: u64,
+    pub master: String,
+    /// The event's channel name, e.g. "+switch-master".
+    pub event: String,
+    pub hook: HookKind,
+    /// `argv[0]` is the script's path.
+    pub argv: Vec<String>,
+}
+
+impl Job {
+    /// The script's path (`argv[0]`).
+    pub fn script(&self) -> &str {
+        self.argv.first().map_or("", String::as_str)
+    }
+}
+
+/// The scripts an applied event runs, in the order Sentinel schedules them.
+pub fn jobs_for(e: &IndexedEvent, scripts: Option<&Scripts>) -> Vec<Job> {
+    let (Some(master), Some(scripts)) = (e.event.master.as_deref(), scripts) else {
+        return Vec::new();
+    };
+    let job = |hook, argv| Job {
+        index: e.index,
+        master: master.to_owned(),
+        event: e.event.kind.clone(),
+        hook,
+        argv,
+    };
+    let mut jobs = Vec::new();
+    if let Some(path) = &scripts.notification {
+        if notifies(&e.event.kind) {
+            let argv = vec![path.clone(), e.event.kind.clone(), e.event.payload.clone()];
+            jobs.push(job(HookKind::Notification, argv));
+        }
+    }
+    if let Some(path) = &scripts.client_reconfig {
+        if e.event.kind == "+switch-master" {
+            if let Some(argv) = parse_switch_master(master, &e.event.payload)
+                .map(|s| reconfig_argv(path, master, &s))
+            {
+                jobs.push(job(HookKind::ClientReconfig, argv));
+            }
+        }
+    }
+    jobs
+}
+
+/// The addresses of a `+switch-master` payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Switch {
+    pub from_host: String,
+    pub from_port: u16,
+    pub to_host: String,
+    pub to_port: u16,
+}
+
+/// Parses "<master-name> <old-ip> <old-port> <new-ip> <new-port>"; the name is matched as a
+/// prefix, so a name with spaces still parses.
+pub fn parse_switch_master(name: &str, payload: &str) -> Option<Switch> {
+    let rest = payload.strip_prefix(name)?.strip_prefix(' ')?;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [from_host, from_port, to_host, to_port] = parts.as_slice() else {
+        return None;
+    };
+    if from_host.is_empty() || to_host.is_empty() {
+        return None;
+    }
+    Some(Switch {
+        from_host: (*from_host).to_owned(),
+        from_port: from_port.parse().ok()?,
+        to_host: (*to_host).to_owned(),
+        to_port: to_port.parse().ok()?,
+    })
+}
+
+/// `<path> <master-name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>`.
+pub fn reconfig_argv(path: &str, master: &str, s: &Switch) -> Vec<String> {
+    vec![
+        path.to_owned(),
+        master.to_owned(),
+        RECONFIG_ROLE.to_owned(),
+        RECONFIG_STATE.to_owned(),
+        s.from_host.clone(),
+        s.from_port.to_string(),
+        s.to_host.clone(),
+        s.to_port.to_string(),
+    ]
+}
+
+/// How one run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    /// Terminated by this signal (not by us).
+    Signal(i32),
+    /// Still running after `MAX_RUNTIME`: killed with SIGKILL.
+    TimedOut,
+    /// Could not be started (no such file, not executable, …); Sentinel's child exits 2 then.
+    SpawnFailed(String),
+}
+
+/// What to do with a job after a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Exit 0.
+    Done,
+    /// Run again after this delay.
+    Retry(Duration),
+    /// Exit ≥ 2, or could not start: not retried (Sentinel's `-script-error`).
+    Failed,
+    /// Still asking for a retry after `MAX_RUNS` runs.
+    GaveUp,
+}
+
+/// Sentinel's rule (`sentinelCollectTerminatedScripts`): exit 1, a signal or the timeout's
+/// SIGKILL mean "retry later", up to `MAX_RUNS` runs; exit ≥ 2 is final. `runs` counts the run
+/// that just ended.
+pub fn next(exit: &Exit, runs: u32) -> Next {
+    let retry = match exit {
+        Exit::Code(0) => return Next::Done,
+        Exit::Code(1) | Exit::Signal(_) | Exit::TimedOut => true,
+        Exit::Code(_) | Exit::SpawnFailed(_) => false,
+    };
+    match (retry, runs < MAX_RUNS) {
+        (false, _) => Next::Failed,
+        (true, true) => Next::Retry(retry_delay(runs)),
+        (true, false) => Next::GaveUp,
+    }
+}
+
+/// `RETRY_DELAY` × 2^(runs − 1).
+pub fn retry_delay(runs: u32) -> Duration {
+    let doublings = runs.saturating_sub(1).min(16);
+    RETRY_DELAY.saturating_mul(1 << doublings)
+}
+
+/// Jobs of events this node applied while it was not the leader, kept so that it can run them if
+/// it becomes the leader soon after (the old leader may have died before running them).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    entries: VecDeque<(Instant, Duration, Job)>,
+}
+
+impl Backlog {
+    /// Records `jobs` of an event applied at `at`; they stay eligible for `window`.
+    pub fn record(&mut self, at: Instant, window: Duration, jobs: Vec<Job>) {
+        for job in jobs {
+            if self.entries.len() >= BACKLOG_LEN {
+                self.entries.pop_front();
+            }
+            self.entries.push_back((at, window, job));
+        }
+    }
+
+    /// On becoming leader at `now`: every recorded job whose event is above `ran_through` (the
+    /// last index whose hooks this node ran) and was applied within its window; the backlog is
+    /// emptied.
+    pub fn take(&mut self, ran_through: u64, now: Instant) -> Vec<Job> {
+        self.entries
+            .drain(..)
+            .filter(|(at, window, job)| {
+                job.index > ran_through && now.saturating_duration_since(*at) <= *window
+            })
+            .map(|(_, _, job)| job)
+            .collect()
+    }
+
+    /// Drops what can no longer be taken at `now`.
+    pub fn prune(&mut self, now: Instant) {
+        self.entries
+            .retain(|(at, window, _)| now.saturating_duration_since(*at) <= *window);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Position in the event stream, so that events re-read from the store after a broadcast lag are
+/// handled exactly once (one log index may carry several events).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Every event at or below this index was handled.
+    through: u64,
+    /// Of index `partial` (> `through`), the first `count` events were handled.
+    partial: u64,
+    count: usize,
+}
+
+impl Cursor {
+    /// A live event at `index`: false if it was already handled (re-read from the store).
+    pub fn live(&mut self, index: u64) -> bool {
+        if index <= self.through {
+            return false;
+        }
+        if index == self.partial {
+            self.count += 1;
+        } else {
+            if self.partial > self.through {
+                self.through = self.partial;
+            }
+            self.partial = index;
+            self.count = 1;
+        }
+        true
+    }
+
+    /// Where to re-read the store from after a lag: the first index, and how many of its events
+    /// were already handled.
+    pub fn resume(&self) -> (u64, usize) {
+        if self.partial > self.through {
+            (self.partial, self.count)
+        } else {
+            (self.through + 1, 0)
+        }
+    }
+
+    /// After re-reading and handling every stored event up to `until` (inclusive).
+    pub fn caught_up(&mut self, until: u64) {
+        self.through = self.through.max(until);
+        self.partial = 0;
+        self.count = 0;
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,354 @@
+//! Unit tests of the pure script rules: triggers and argv (reference §2.1/§2.2 and Sentinel's
+//! documented script arguments), the retry rule of `sentinelCollectTerminatedScripts`, the new
+//! leader's backlog and the lag cursor.
+
+use super::*;
+use crate::topology::{Addr, TopologyEvent};
+
+fn event(index: u64, kind: &str, payload: &str) -> IndexedEvent {
+    IndexedEvent {
+        index,
+        event: TopologyEvent {
+            kind: kind.to_owned(),
+            payload: payload.to_owned(),
+            master: Some("mymaster".to_owned()),
+            epoch: 1,
+        },
+    }
+}
+
+fn both() -> Scripts {
+    Scripts {
+        notification: Some("/opt/notify.sh".to_owned()),
+        client_reconfig: Some("/opt/reconfig.sh".to_owned()),
+        failover_timeout_ms: 180_000,
+    }
+}
+
+fn argvs(jobs: &[Job]) -> Vec<Vec<&str>> {
+    jobs.iter()
+        .map(|j| j.argv.iter().map(String::as_str).collect())
+        .collect()
+}
+
+// §2.2: WARNING events with an instance run notification-script; NOTICE/VERBOSE ones, events
+// without an instance and raftinel's own events do not.
+#[test]
+fn which_kinds_notify() {
+    for kind in [
+        "+monitor",
+        "-monitor",
+        "+set",
+        "+new-epoch",
+        "+try-failover",
+        "+elected-leader",
+        "+failover-state-select-slave",
+        "+selected-slave",
+        "+promoted-slave",
+        "+failover-state-reconf-slaves",
+        "+switch-master",
+        "+failover-end",
+        "-failover-abort-no-good-slave",
+        "-failover-abort-not-elected",
+        "-failover-abort-slave-timeout",
+        "+sdown",
+        "-odown",
+    ] {
+        assert!(notifies(kind), "{kind} is WARNING with an instance");
+    }
+    for kind in [
+        "+slave",
+        "+failover-state-send-slaveof-noone",
+        "+failover-state-wait-promotion",
+        "+slave-reconf-sent",
+        "+slave-reconf-done",
+        "+convert-to-slave",
+        "+role-change",
+        "+tilt",
+        "-tilt",
+        "-script-error",
+        "-script-timeout",
+        "+paused",
+        "-paused",
+        "-failover-abort",
+        "+topology-conflict",
+        "switch-master",
+    ] {
+        assert!(!notifies(kind), "{kind} runs no notification-script");
+    }
+}
+
+// Sentinel: notification-script <event-type> <event-description>.
+#[test]
+fn notification_argv() {
+    let e = event(7, "+set", "master mymaster 127.0.0.1 6390 quorum 2");
+    let jobs = jobs_for(&e, Some(&both()));
+    assert_eq!(
+        argvs(&jobs),
+        [[
+            "/opt/notify.sh",
+            "+set",
+            "master mymaster 127.0.0.1 6390 quorum 2"
+        ]]
+    );
+    assert_eq!(
+        (
+            jobs[0].index,
+            jobs[0].master.as_str(),
+            jobs[0].event.as_str()
+        ),
+        (7, "mymaster", "+set")
+    );
+    assert_eq!(jobs[0].hook, HookKind::Notification);
+    assert_eq!(jobs[0].hook.option(), "notification-script");
+}
+
+// Sentinel: client-reconfig-script <master-name> <role> <state> <from-ip> <from-port> <to-ip>
+// <to-port>, on the switch; the notification-script also gets +switch-master.
+#[test]
+fn switch_master_runs_both_scripts() {
+    let e = event(
+        12,
+        "+switch-master",
+        "mymaster 127.0.0.1 6390 127.0.0.1 6391",
+    );
+    let jobs = jobs_for(&e, Some(&both()));
+    assert_eq!(
+        argvs(&jobs),
+        [
+            vec![
+                "/opt/notify.sh",
+                "+switch-master",
+                "mymaster 127.0.0.1 6390 127.0.0.1 6391"
+            ],
+            vec![
+                "/opt/reconfig.sh",
+                "mymaster",
+                "leader",
+                "start",
+                "127.0.0.1",
+                "6390",
+                "127.0.0.1",
+                "6391"
+            ],
+        ]
+    );
+    assert_eq!(jobs[1].hook, HookKind::ClientReconfig);
+    assert_eq!(jobs[1].argv.len(), 8, "path + Sentinel's 7 arguments");
+    let reconfig_only = Scripts {
+        notification: None,
+        ..both()
+    };
+    let jobs = jobs_for(&e, Some(&reconfig_only));
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].hook, HookKind::ClientReconfig);
+}
+
+#[test]
+fn nothing_runs_without_a_script_a_master_or_a_trigger() {
+    let e = event(
+        3,
+        "+switch-master",
+        "mymaster 127.0.0.1 6390 127.0.0.1 6391",
+    );
+    assert!(jobs_for(&e, None).is_empty());
+    let none = Scripts {
+        notification: None,
+        client_reconfig: None,
+        failover_timeout_ms: 1,
+    };
+    assert!(jobs_for(&e, Some(&none)).is_empty());
+    let mut orphan = e.clone();
+    orphan.event.master = None;
+    assert!(jobs_for(&orphan, Some(&both())).is_empty());
+    let slave = event(
+        3,
+        "+slave",
+        "slave 127.0.0.1:6391 127.0.0.1 6391 @ mymaster 127.0.0.1 6390",
+    );
+    assert!(jobs_for(&slave, Some(&both())).is_empty());
+    // A payload that does not parse still notifies, but runs no reconfig script.
+    let bad = event(3, "+switch-master", "mymaster 127.0.0.1 x 127.0.0.1 6391");
+    let jobs = jobs_for(&bad, Some(&both()));
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].hook, HookKind::Notification);
+}
+
+#[test]
+fn switch_master_payloads() {
+    let s = |from_host: &str, from_port, to_host: &str, to_port| {
+        Some(Switch {
+            from_host: from_host.to_owned(),
+            from_port,
+            to_host: to_host.to_owned(),
+            to_port,
+        })
+    };
+    let table = [
+        (
+            "m",
+            "m 10.0.0.1 6379 10.0.0.2 6380",
+            s("10.0.0.1", 6379, "10.0.0.2", 6380),
+        ),
+        (
+            "m",
+            "m ::1 6379 fd00::2 6380",
+            s("::1", 6379, "fd00::2", 6380),
+        ),
+        (
+            "my m",
+            "my m 10.0.0.1 1 10.0.0.2 2",
+            s("10.0.0.1", 1, "10.0.0.2", 2),
+        ),
+        ("m", "other 10.0.0.1 6379 10.0.0.2 6380", None),
+        ("m", "m 10.0.0.1 6379 10.0.0.2", None),
+        ("m", "m 10.0.0.1 6379 10.0.0.2 6380 extra", None),
+        ("m", "m 10.0.0.1 65536 10.0.0.2 6380", None),
+        ("m", "m  6379 10.0.0.2 6380", None),
+        ("m", "m", None),
+    ];
+    for (name, payload, want) in table {
+        assert_eq!(parse_switch_master(name, payload), want, "{payload:?}");
+    }
+    let argv = reconfig_argv(
+        "/r",
+        "m",
+        &s("a", 1, "b", 2).unwrap_or_else(|| unreachable!()),
+    );
+    assert_eq!(argv, ["/r", "m", "leader", "start", "a", "1", "b", "2"]);
+}
+
+// sentinelCollectTerminatedScripts: exit 1 or a signal (our timeout kill included) → retried
+// while fewer than 10 runs; exit ≥ 2 → not retried; delays 30 s doubling.
+#[test]
+fn retry_rule() {
+    let s = Duration::from_secs;
+    let table = [
+        (Exit::Code(0), 1, Next::Done),
+        (Exit::Code(0), 10, Next::Done),
+        (Exit::Code(1), 1, Next::Retry(s(30))),
+        (Exit::Code(1), 2, Next::Retry(s(60))),
+        (Exit::Code(1), 3, Next::Retry(s(120))),
+        (Exit::Code(1), 9, Next::Retry(s(30 * 256))),
+        (Exit::Code(1), 10, Next::GaveUp),
+        (Exit::Signal(15), 1, Next::Retry(s(30))),
+        (Exit::Signal(9), 10, Next::GaveUp),
+        (Exit::TimedOut, 4, Next::Retry(s(240))),
+        (Exit::Code(2), 1, Next::Failed),
+        (Exit::Code(127), 1, Next::Failed),
+        (Exit::Code(-1), 1, Next::Failed),
+        (Exit::SpawnFailed("ENOENT".to_owned()), 1, Next::Failed),
+    ];
+    for (exit, runs, want) in table {
+        assert_eq!(next(&exit, runs), want, "{exit:?} after run {runs}");
+    }
+    // A job that always exits 1 runs exactly MAX_RUNS times.
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        if next(&Exit::Code(1), runs) == Next::GaveUp {
+            break;
+        }
+    }
+    assert_eq!(runs, MAX_RUNS);
+    assert_eq!(retry_delay(0), s(30));
+    assert!(retry_delay(u32::MAX) >= retry_delay(10));
+}
+
+fn job(index: u64) -> Job {
+    Job {
+        index,
+        master: "mymaster".to_owned(),
+        event: "+switch-master".to_owned(),
+        hook: HookKind::ClientReconfig,
+        argv: vec!["/r".to_owned()],
+    }
+}
+
+// A new leader runs the hooks of events applied within failover-timeout that it did not run.
+#[test]
+fn backlog_for_a_new_leader() {
+    let t0 = Instant::now();
+    let window = Duration::from_secs(180);
+    let mut b = Backlog::default();
+    b.record(t0, window, vec![job(4)]);
+    b.record(t0, window, vec![job(5), job(5)]);
+    b.record(t0 + Duration::from_secs(100), window, vec![job(6)]);
+    b.record(t0, Duration::from_secs(10), vec![job(7)]);
+    assert_eq!(b.len(), 5);
+    let taken: Vec<u64> = b
+        .take(4, t0 + Duration::from_secs(60))
+        .iter()
+        .map(|j| j.index)
+        .collect();
+    assert_eq!(
+        taken,
+        [5, 5, 6],
+        "above ran_through 4, inside their windows"
+    );
+    assert!(b.is_empty(), "taking empties the backlog");
+
+    b.record(t0, window, vec![job(8)]);
+    b.record(t0 + Duration::from_secs(100), window, vec![job(9)]);
+    let later = t0 + Duration::from_secs(200);
+    b.prune(later);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b.take(0, later).len(), 1);
+
+    for i in 0..(BACKLOG_LEN as u64 + 5) {
+        b.record(t0, window, vec![job(100 + i)]);
+    }
+    assert_eq!(b.len(), BACKLOG_LEN);
+    let first = b.take(0, t0).first().map(|j| j.index);
+    assert_eq!(first, Some(105), "the oldest are dropped first");
+}
+
+// After a broadcast lag, the stored events are re-read from where the stream stopped, partway
+// through a log index, and live events already re-read are skipped.
+#[test]
+fn cursor_resumes_mid_index() {
+    let mut c = Cursor::default();
+    assert_eq!(c.resume(), (1, 0));
+    assert!(c.live(5));
+    assert!(c.live(5));
+    assert_eq!(c.resume(), (5, 2));
+    assert!(c.live(6));
+    assert_eq!(c.resume(), (6, 1));
+    c.caught_up(9);
+    assert_eq!(c.resume(), (10, 0));
+    assert!(!c.live(6));
+    assert!(!c.live(9));
+    assert!(c.live(10));
+    assert!(c.live(12));
+    assert_eq!(c.resume(), (12, 1));
+    c.caught_up(11);
+    assert_eq!(c.resume(), (12, 0), "through never goes back");
+}
+
+fn record(name: &str, notify: Option<&str>) -> MasterRecord {
+    let mut m = MasterRecord::new(name, Addr::new("127.0.0.1", 6390), 2, 5000);
+    m.notification_script = notify.map(str::to_owned);
+    m
+}
+
+// A removed master's scripts stay until its -monitor is handled.
+#[test]
+fn script_book_keeps_removed_masters_until_forgotten() {
+    let mut book = ScriptBook::default();
+    let a = record("a", Some("/n"));
+    book.refresh([&a, &record("b", None)].into_iter());
+    assert_eq!(
+        book.get("a").and_then(|s| s.notification.as_deref()),
+        Some("/n")
+    );
+    book.refresh([&record("b", None)].into_iter());
+    assert!(
+        book.get("a").is_some(),
+        "absent from the state, still known"
+    );
+    book.refresh([&record("a", None)].into_iter());
+    assert_eq!(book.get("a").and_then(|s| s.notification.clone()), None);
+    book.forget("a");
+    assert!(book.get("a").is_none());
+    assert_eq!(book.get("b").map(|s| s.failover_timeout_ms), Some(180_000));
+}
