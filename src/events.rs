@@ -8,11 +8,15 @@ use tokio::sync::broadcast;
 
 use crate::topology::TopologyEvent;
 
+/// The index of events that come from this node's observations rather than from the log.
+pub const LOCAL: u64 = 0;
+
 /// Room for bursts between a slow consumer's reads; a consumer that falls further behind gets
 /// `Lagged` and resumes from the stored events by log index.
 const CAPACITY: usize = 4096;
 
-/// An event and the log index of the entry that caused it.
+/// An event and the log index of the entry that caused it; index 0 marks this node's own
+/// observation (`+sdown`, `+odown`, ...), which is not in the log and cannot be replayed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexedEvent {
     pub index: u64,
@@ -38,7 +42,13 @@ impl Default for EventBus {
 
 impl EventBus {
     pub fn publish(&self, event: IndexedEvent) {
-        if event.index < self.publish_from.load(Ordering::Acquire) {
+        let from = self.publish_from.load(Ordering::Acquire);
+        let old_news = if event.index == LOCAL {
+            from == u64::MAX
+        } else {
+            event.index < from
+        };
+        if old_news {
             return;
         }
         // No subscriber is normal: nobody is watching.

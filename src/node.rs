@@ -201,6 +201,15 @@ async fn run_node(
 
     // Detection on every node; decisions on the leader only (the runner idles elsewhere).
     let own_report = Monitor::spawn(config.id, sm_view.clone(), cancel.clone());
+    let sdown_events = tokio::spawn(
+        crate::monitor::events::publish_sdown(
+            own_report.clone(),
+            sm_view.clone(),
+            bus_gate.clone(),
+            cancel.clone(),
+        )
+        .in_current_span(),
+    );
     let sender = tokio::spawn(
         send_reports(
             config.id,
@@ -218,6 +227,7 @@ async fn run_node(
         raft: raft.clone(),
         view: sm_view,
         reports,
+        bus: bus_gate.clone(),
     };
     let runner = tokio::spawn(runner.run(cancel.clone()).in_current_span());
     // Sentinel's scripts, run by whichever node leads when an event is applied.
@@ -250,6 +260,7 @@ async fn run_node(
     let _ = runner.await;
     let _ = hooks.await;
     let _ = gate.await;
+    let _ = sdown_events.await;
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server ended with an error"),
         Err(_) => tracing::warn!("gRPC server did not stop within 5 s"),

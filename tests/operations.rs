@@ -188,3 +188,53 @@ async fn forced_failover_and_pause_resume() {
     current.signal("-CONT");
     m.kill9();
 }
+
+// --- the leader's Watch stream carries Sentinel's events of a failover, +sdown and +odown included
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_events_on_the_watch_stream() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    let _r1 = Redis::replica_of(&m, &[]);
+    let c = cluster_with(&m, 1).await;
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(5)).await;
+    let mut stream = c
+        .client(leader)
+        .await
+        .watch(pb::WatchRequest { from_index: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    m.kill9();
+    let mut kinds = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = |kinds: &[String], k: &str| kinds.iter().any(|x| x == k);
+    while !(seen(&kinds, "+failover-end") && seen(&kinds, "+sdown")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no +failover-end and +sdown; got {kinds:?}"
+        );
+        match tokio::time::timeout(left, stream.message()).await {
+            Ok(Ok(Some(e))) => kinds.push(e.kind),
+            other => panic!("stream ended: {other:?}; got {kinds:?}"),
+        }
+    }
+    let pos = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| x == k)
+            .unwrap_or_else(|| panic!("no {k} in {kinds:?}"))
+    };
+    // This node's own +sdown may come after +odown, even after the failover: the followers'
+    // reports can make the quorum before this node's own timer fires.
+    assert!(pos("+odown") < pos("+new-epoch"), "{kinds:?}");
+    for (a, b) in [
+        ("+new-epoch", "+try-failover"),
+        ("+try-failover", "+selected-slave"),
+        ("+selected-slave", "+promoted-slave"),
+        ("+promoted-slave", "+switch-master"),
+        ("+switch-master", "+failover-end"),
+    ] {
+        assert!(pos(a) < pos(b), "{a} before {b}: {kinds:?}");
+    }
+}

@@ -56,6 +56,12 @@ impl Api {
                     next = live.recv() => next,
                 };
                 match next {
+                    // This node's own observations: live only, outside the index bookkeeping.
+                    Ok(e) if e.index == crate::events::LOCAL => {
+                        if send(&e).await.is_err() {
+                            return;
+                        }
+                    }
                     Ok(e) if e.index <= complete => {}
                     Ok(e) => {
                         if send(&e).await.is_err() {

@@ -2,7 +2,7 @@
 //! next step is for each master, and carry it out. Every step that changes a role starts with a
 //! commit or a quorum-confirmed read (invariants 1 and 2); metrics saying "Leader" only trigger.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,12 +14,15 @@ use tracing::Instrument;
 
 use super::candidate::choose;
 use super::decide::{decide, DecideInput, Step};
-use super::odown::ReportIn;
+use super::odown::{odown, ReportIn};
 use super::redis_ops::{Instance, Role};
 use super::reports::Reports;
+use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::monitor::{NodeReport, ReportedRole};
 use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{Raft, SmData};
+use crate::topology::event::master_prefix;
+use crate::topology::TopologyEvent;
 use crate::topology::{Addr, Command, MasterRecord, ReplicaRecord, RequestKind};
 
 const TICK: Duration = Duration::from_millis(25);
@@ -49,6 +52,8 @@ pub struct Runner {
     pub raft: Raft,
     pub view: watch::Receiver<Arc<SmData>>,
     pub reports: Reports,
+    /// For `+odown` / `-odown`, which only the leader (which sees every report) can tell.
+    pub bus: EventBus,
 }
 
 /// Names with a step under way: one step at a time per master.
@@ -98,6 +103,7 @@ impl Runner {
         let busy = Busy::default();
         let mut tasks = JoinSet::new();
         let mut leading = false;
+        let mut odown: HashMap<String, (Addr, bool)> = HashMap::new();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -125,6 +131,7 @@ impl Runner {
             let data = self.view.borrow().clone();
             let snapshot = self.reports.snapshot();
             for master in data.topology.masters() {
+                self.publish_odown(master, &snapshot, &mut odown);
                 let Some(guard) = busy.claim(&master.name) else {
                     continue;
                 };
@@ -148,6 +155,56 @@ impl Runner {
             }
         }
         tasks.shutdown().await;
+    }
+
+    /// Publishes `+odown` / `-odown` when the quorum verdict for `master` flips.
+    fn publish_odown(
+        &self,
+        master: &MasterRecord,
+        snapshot: &[(u64, Arc<NodeReport>)],
+        seen: &mut HashMap<String, (Addr, bool)>,
+    ) {
+        let inputs: Vec<ReportIn> = snapshot
+            .iter()
+            .map(|(age, r)| ReportIn {
+                node_id: r.node_id,
+                age_ms: *age,
+                report: r,
+            })
+            .collect();
+        let verdict = odown(
+            &master.name,
+            master,
+            &inputs,
+            fresh_ms(master.down_after_ms),
+        );
+        let was = seen.insert(master.name.clone(), (master.addr.clone(), verdict.odown));
+        // After a switch the down instance is no longer the master: like Sentinel, no -odown.
+        let was_down = match was {
+            Some((addr, down)) if addr == master.addr => down,
+            Some(_) => return,
+            None => false,
+        };
+        if was_down == verdict.odown {
+            return;
+        }
+        let prefix = master_prefix(&master.name, &master.addr);
+        let event = if verdict.odown {
+            TopologyEvent::new(
+                "+odown",
+                format!(
+                    "{prefix} #quorum {}/{}",
+                    verdict.sdown_votes, verdict.quorum
+                ),
+                master,
+            )
+        } else {
+            TopologyEvent::new("-odown", prefix, master)
+        };
+        self.bus.publish(IndexedEvent {
+            index: LOCAL,
+            event,
+        });
     }
 
     fn next_step(&self, master: &MasterRecord, snapshot: &[(u64, Arc<NodeReport>)]) -> Step {

@@ -14,6 +14,24 @@ use tokio_util::sync::CancellationToken;
 
 use super::plan::{self, Exit, Job, Next};
 
+/// The time limits of script runs: Sentinel's by default, shorter in tests.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// A run still going after this is killed with SIGKILL (and retried).
+    pub max_runtime: Duration,
+    /// The first retry delay, doubled after each further failed run.
+    pub retry_delay: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_runtime: plan::MAX_RUNTIME,
+            retry_delay: plan::RETRY_DELAY,
+        }
+    }
+}
+
 /// A job and how many times it has run.
 struct Entry {
     job: Job,
@@ -66,7 +84,11 @@ impl Queue {
 
 /// Takes jobs from `jobs` until it closes or `cancel` fires; then stops, killing running scripts
 /// (SIGKILL) and dropping queued ones, with a log line saying how many.
-pub async fn run(mut jobs: mpsc::UnboundedReceiver<Job>, cancel: CancellationToken) {
+pub async fn run(
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    limits: Limits,
+    cancel: CancellationToken,
+) {
     let mut queue = Queue::default();
     let mut running: JoinSet<Ran> = JoinSet::new();
     let mut open = true;
@@ -75,7 +97,7 @@ pub async fn run(mut jobs: mpsc::UnboundedReceiver<Job>, cancel: CancellationTok
             let Some(entry) = queue.ready.pop_front() else {
                 break;
             };
-            running.spawn(run_once(entry));
+            running.spawn(run_once(entry, limits.max_runtime));
         }
         if !open && running.is_empty() && queue.held() == 0 {
             return;
@@ -100,7 +122,7 @@ pub async fn run(mut jobs: mpsc::UnboundedReceiver<Job>, cancel: CancellationTok
                 None => open = false,
             },
             Some(done) = running.join_next(), if !running.is_empty() => match done {
-                Ok(ran) => after(ran, &mut queue),
+                Ok(ran) => after(ran, limits, &mut queue),
                 Err(e) => tracing::error!(error = %e, "script task failed"),
             },
             _ = sleep_until(due), if due.is_some() => queue.release_due(Instant::now()),
@@ -124,10 +146,10 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 /// Logs a finished run and requeues it if it is to be retried.
-fn after(ran: Ran, queue: &mut Queue) {
+fn after(ran: Ran, limits: Limits, queue: &mut Queue) {
     let Ran { entry, exit, took } = ran;
     let job = &entry.job;
-    let next = plan::next(&exit, entry.runs);
+    let next = plan::next(&exit, entry.runs, limits.retry_delay);
     let took_ms = took.as_millis() as u64;
     let status = describe(&exit);
     let (master, event, hook, script) = (
@@ -162,17 +184,14 @@ fn describe(exit: &Exit) -> String {
     match exit {
         Exit::Code(c) => format!("exit {c}"),
         Exit::Signal(s) => format!("signal {s}"),
-        Exit::TimedOut => format!(
-            "killed after {} s (-script-timeout)",
-            plan::MAX_RUNTIME.as_secs()
-        ),
+        Exit::TimedOut => "killed: ran too long (-script-timeout)".to_owned(),
         Exit::SpawnFailed(e) => format!("not started: {e}"),
     }
 }
 
 /// One run of `entry`'s argv. Output goes where the node's goes (as Sentinel's children inherit
 /// its stdout and stderr); dropping this future kills the script.
-async fn run_once(mut entry: Entry) -> Ran {
+async fn run_once(mut entry: Entry, max_runtime: Duration) -> Ran {
     entry.runs += 1;
     let start = Instant::now();
     let script = entry.job.script().to_owned();
@@ -184,7 +203,7 @@ async fn run_once(mut entry: Entry) -> Ran {
         .kill_on_drop(true);
     let exit = match cmd.spawn() {
         Err(e) => Exit::SpawnFailed(e.to_string()),
-        Ok(mut child) => match tokio::time::timeout(plan::MAX_RUNTIME, child.wait()).await {
+        Ok(mut child) => match tokio::time::timeout(max_runtime, child.wait()).await {
             Ok(Ok(status)) => exit_of(status),
             Ok(Err(e)) => Exit::SpawnFailed(format!("waiting for it: {e}")),
             Err(_) => {
@@ -210,3 +229,7 @@ fn exit_of(status: ExitStatus) -> Exit {
         (None, None) => Exit::Code(-1),
     }
 }
+
+#[cfg(test)]
+#[path = "exec_tests.rs"]
+mod tests;

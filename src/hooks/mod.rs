@@ -19,7 +19,7 @@ use openraft::ServerState;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::events::IndexedEvent;
+use crate::events::{IndexedEvent, LOCAL};
 use crate::raft::types::typ::RaftMetrics;
 use crate::raft::{EventLog, Raft, SmData};
 use plan::{Backlog, Cursor, Job, ScriptBook};
@@ -51,7 +51,7 @@ pub async fn run(
         jobs: tx,
     };
     tokio::join!(
-        exec::run(rx, cancel.clone()),
+        exec::run(rx, exec::Limits::default(), cancel.clone()),
         follower.run(raft.metrics(), live, cancel)
     );
 }
@@ -92,7 +92,8 @@ impl Follower {
                 _ = cancel.cancelled() => return,
                 changed = metrics.changed(), if metrics_open => {
                     // Closed: raft is stopping, and so is the node.
-                    let now_leads = changed.is_ok() && leads(&metrics.borrow_and_update(), self.node_id);
+                    let now_leads =
+                        changed.is_ok() && leads(&metrics.borrow_and_update(), self.node_id);
                     metrics_open = changed.is_ok();
                     self.set_leading(now_leads);
                 }
@@ -100,6 +101,7 @@ impl Follower {
                     let now_leads = metrics_open && leads(&metrics.borrow(), self.node_id);
                     self.set_leading(now_leads);
                     match next {
+                        Ok(e) if e.index == LOCAL => self.handle_local(&e),
                         Ok(e) => {
                             if self.cursor.live(e.index) {
                                 self.handle(&e);
@@ -121,7 +123,7 @@ impl Follower {
             tracing::info!(
                 jobs = jobs.len(),
                 ran_through = self.ran_through,
-                "leader: running notification and client-reconfig scripts from now on, and again for recent events"
+                "leader: scripts run here from now on, and again for recent events"
             );
             for job in jobs {
                 self.submit(job);
@@ -137,7 +139,13 @@ impl Follower {
 
     fn submit(&mut self, job: Job) {
         self.ran_through = self.ran_through.max(job.index);
-        tracing::debug!(master = %job.master, event = %job.event, index = job.index, script = %job.script(), "script queued");
+        tracing::debug!(
+            master = %job.master,
+            event = %job.event,
+            index = job.index,
+            script = %job.script(),
+            "script queued"
+        );
         // Closed only when the runner stopped on shutdown.
         let _ = self.jobs.send(job);
     }
@@ -160,6 +168,19 @@ impl Follower {
             }
         } else if !jobs.is_empty() {
             self.backlog.record(Instant::now(), window, jobs);
+        }
+    }
+
+    /// This node's own observation (`+sdown`, …; not in the log): the leader runs the scripts of
+    /// its own observations only, and no later leader runs them again (it has its own).
+    fn handle_local(&mut self, e: &IndexedEvent) {
+        if !self.leading {
+            return;
+        }
+        self.book.refresh(self.view.borrow().topology.masters());
+        let scripts = e.event.master.as_deref().and_then(|m| self.book.get(m));
+        for job in plan::jobs_for(e, scripts) {
+            self.submit(job);
         }
     }
 

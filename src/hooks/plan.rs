@@ -23,9 +23,9 @@ pub const MAX_RUNTIME: Duration = Duration::from_secs(60);
 pub const RETRY_DELAY: Duration = Duration::from_secs(30);
 /// client-reconfig-script's `<role>`: the Raft leader is the node that ran the failover.
 pub const RECONFIG_ROLE: &str = "leader";
-/// client-reconfig-script's `<state>`. Redis's documentation says "failover", but every Sentinel
-/// release (2.8 to 7.4, Valkey 8) passes "start" (`sentinelCallClientReconfScript(…, "start", …)`);
-/// scripts written against a running Sentinel expect that.
+/// client-reconfig-script's `<state>`. Redis's documentation says "failover", but sentinel.c
+/// (2.8 through 7.x) passes "start": `sentinelCallClientReconfScript(master, SENTINEL_LEADER,
+/// "start", …)`. Scripts written against a running Sentinel see "start".
 pub const RECONFIG_STATE: &str = "start";
 /// Jobs a follower keeps for the case that it becomes leader (their events are also bounded by
 /// the failover-timeout window).
@@ -249,8 +249,8 @@ pub enum Next {
 
 /// Sentinel's rule (`sentinelCollectTerminatedScripts`): exit 1, a signal or the timeout's
 /// SIGKILL mean "retry later", up to `MAX_RUNS` runs; exit ≥ 2 is final. `runs` counts the run
-/// that just ended.
-pub fn next(exit: &Exit, runs: u32) -> Next {
+/// that just ended; `base` is the first retry delay (`RETRY_DELAY`).
+pub fn next(exit: &Exit, runs: u32, base: Duration) -> Next {
     let retry = match exit {
         Exit::Code(0) => return Next::Done,
         Exit::Code(1) | Exit::Signal(_) | Exit::TimedOut => true,
@@ -258,15 +258,15 @@ pub fn next(exit: &Exit, runs: u32) -> Next {
     };
     match (retry, runs < MAX_RUNS) {
         (false, _) => Next::Failed,
-        (true, true) => Next::Retry(retry_delay(runs)),
+        (true, true) => Next::Retry(retry_delay(runs, base)),
         (true, false) => Next::GaveUp,
     }
 }
 
-/// `RETRY_DELAY` × 2^(runs − 1).
-pub fn retry_delay(runs: u32) -> Duration {
+/// `base` × 2^(runs − 1).
+pub fn retry_delay(runs: u32, base: Duration) -> Duration {
     let doublings = runs.saturating_sub(1).min(16);
-    RETRY_DELAY.saturating_mul(1 << doublings)
+    base.saturating_mul(1 << doublings)
 }
 
 /// Jobs of events this node applied while it was not the leader, kept so that it can run them if

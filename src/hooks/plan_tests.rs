@@ -240,19 +240,23 @@ fn retry_rule() {
         (Exit::SpawnFailed("ENOENT".to_owned()), 1, Next::Failed),
     ];
     for (exit, runs, want) in table {
-        assert_eq!(next(&exit, runs), want, "{exit:?} after run {runs}");
+        assert_eq!(
+            next(&exit, runs, RETRY_DELAY),
+            want,
+            "{exit:?} after run {runs}"
+        );
     }
     // A job that always exits 1 runs exactly MAX_RUNS times.
     let mut runs = 0;
     loop {
         runs += 1;
-        if next(&Exit::Code(1), runs) == Next::GaveUp {
+        if next(&Exit::Code(1), runs, RETRY_DELAY) == Next::GaveUp {
             break;
         }
     }
     assert_eq!(runs, MAX_RUNS);
-    assert_eq!(retry_delay(0), s(30));
-    assert!(retry_delay(u32::MAX) >= retry_delay(10));
+    assert_eq!(retry_delay(0, RETRY_DELAY), s(30));
+    assert!(retry_delay(u32::MAX, RETRY_DELAY) >= retry_delay(10, RETRY_DELAY));
 }
 
 fn job(index: u64) -> Job {

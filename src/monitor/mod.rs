@@ -5,6 +5,7 @@
 //! per instance (the master, its replicas in the log, and replicas its INFO lists) and publishes
 //! this node's `NodeReport` on a watch channel.
 
+pub mod events;
 pub mod info;
 pub mod observation;
 mod probe;

@@ -1,0 +1,210 @@
+//! The script runner with real `/bin/sh` scripts and short limits: argv and stdin, Sentinel's
+//! retry rule end to end, the SIGKILL on timeout, the limit of 16 at once, and shutdown.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::hooks::plan::HookKind;
+
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+fn job(argv: Vec<String>) -> Job {
+    Job {
+        index: 1,
+        master: "mymaster".to_owned(),
+        event: "+set".to_owned(),
+        hook: HookKind::Notification,
+        argv,
+    }
+}
+
+fn lines(path: &PathBuf) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+const FAST: Limits = Limits {
+    max_runtime: Duration::from_millis(300),
+    retry_delay: Duration::from_millis(1),
+};
+
+/// Submits `jobs`, closes the queue and waits for the runner to finish them all.
+async fn run_all(jobs: Vec<Job>, limits: Limits) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    for j in jobs {
+        tx.send(j).unwrap();
+    }
+    drop(tx);
+    let cancel = CancellationToken::new();
+    tokio::time::timeout(Duration::from_secs(30), run(rx, limits, cancel))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn argv_stdin_and_the_retry_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let args = script(
+        dir.path(),
+        "args.sh",
+        &format!("read x; echo \"$#|$1|$2|stdin-eof:$?\" >> {d}/args.runs"),
+    );
+    let ok = script(dir.path(), "ok.sh", &format!("echo run >> {d}/ok.runs"));
+    let twice = script(
+        dir.path(),
+        "twice.sh",
+        &format!(
+            "echo run >> {d}/twice.runs\n[ \"$(wc -l < {d}/twice.runs)\" -ge 3 ] && exit 0\nexit 1"
+        ),
+    );
+    let two = script(
+        dir.path(),
+        "two.sh",
+        &format!("echo run >> {d}/two.runs\nexit 2"),
+    );
+    let always = script(
+        dir.path(),
+        "one.sh",
+        &format!("echo run >> {d}/one.runs\nexit 1"),
+    );
+    let slow = script(
+        dir.path(),
+        "slow.sh",
+        &format!("echo run >> {d}/slow.runs\nexec sleep 30"),
+    );
+    let signal = script(
+        dir.path(),
+        "sig.sh",
+        &format!("echo run >> {d}/sig.runs\nkill -TERM $$"),
+    );
+    let started = Instant::now();
+    run_all(
+        vec![
+            job(vec![
+                args,
+                "+set".to_owned(),
+                "master m 1.2.3.4 5 quorum 2".to_owned(),
+            ]),
+            job(vec![ok]),
+            job(vec![twice]),
+            job(vec![two]),
+            job(vec![always]),
+            job(vec![slow]),
+            job(vec![signal]),
+            job(vec![dir.path().join("missing.sh").display().to_string()]),
+        ],
+        FAST,
+    )
+    .await;
+    let runs = |name: &str| lines(&dir.path().join(format!("{name}.runs"))).len();
+    assert_eq!(
+        lines(&dir.path().join("args.runs")),
+        ["2|+set|master m 1.2.3.4 5 quorum 2|stdin-eof:1"]
+    );
+    assert_eq!(runs("ok"), 1, "exit 0: done");
+    assert_eq!(runs("twice"), 3, "exit 1: retried until it succeeds");
+    assert_eq!(runs("two"), 1, "exit 2: not retried");
+    assert_eq!(
+        runs("one"),
+        plan::MAX_RUNS as usize,
+        "exit 1: at most 10 runs"
+    );
+    assert_eq!(
+        runs("sig"),
+        plan::MAX_RUNS as usize,
+        "a signal counts as exit 1"
+    );
+    assert_eq!(
+        runs("slow"),
+        plan::MAX_RUNS as usize,
+        "killed at the time limit, and retried"
+    );
+    // Ten 300 ms kills of the slow script, not ten 30 s sleeps.
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+#[tokio::test]
+async fn at_most_sixteen_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let body = format!("s=$(date +%s%N)\nsleep 0.4\necho \"$s $(date +%s%N)\" >> {d}/spans");
+    let path = script(dir.path(), "span.sh", &body);
+    let limits = Limits {
+        max_runtime: Duration::from_secs(10),
+        ..FAST
+    };
+    run_all((0..24).map(|_| job(vec![path.clone()])).collect(), limits).await;
+    let spans: Vec<(u128, u128)> = lines(&dir.path().join("spans"))
+        .iter()
+        .map(|l| {
+            let (a, b) = l.split_once(' ').unwrap();
+            (a.parse().unwrap(), b.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(spans.len(), 24);
+    let overlap = spans
+        .iter()
+        .map(|(start, _)| {
+            spans
+                .iter()
+                .filter(|(s, e)| s <= start && start < e)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(overlap <= plan::MAX_RUNNING, "{overlap} ran at once");
+    assert!(overlap >= 8, "the first ones run together: {overlap}");
+}
+
+#[tokio::test]
+async fn cancel_kills_running_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let path = script(
+        dir.path(),
+        "long.sh",
+        &format!("echo $$ > {d}/pid\nexec sleep 30"),
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    tx.send(job(vec![path])).unwrap();
+    let cancel = CancellationToken::new();
+    let runner = tokio::spawn(run(rx, Limits::default(), cancel.clone()));
+    let pid_file = dir.path().join("pid");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pid = loop {
+        if let Some(pid) = lines(&pid_file).first().filter(|p| !p.is_empty()) {
+            break pid.clone();
+        }
+        assert!(Instant::now() < deadline, "the script did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(2), runner)
+        .await
+        .unwrap()
+        .unwrap();
+    // Gone, or a zombie about to be reaped: not sleeping any more.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+        if matches!(state, None | Some('Z') | Some('X')) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "script {pid} still running: {stat}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
