@@ -157,6 +157,16 @@ impl Runner {
         tasks.shutdown().await;
     }
 
+    /// A leader-side event about a replica of `master` (not in the log: index LOCAL).
+    fn publish_about_replica(&self, kind: &str, addr: &Addr, master: &MasterRecord) {
+        let payload = crate::topology::event::replica_prefix(addr, &master.name, &master.addr);
+        let event = TopologyEvent::new(kind, payload, master);
+        self.bus.publish(IndexedEvent {
+            index: LOCAL,
+            event,
+        });
+    }
+
     /// Publishes `+odown` / `-odown` when the quorum verdict for `master` flips.
     fn publish_odown(
         &self,
@@ -348,12 +358,23 @@ impl Runner {
                     set.spawn(async move {
                         let mut i = Instance::connect(&addr, &master).await?;
                         tracing::info!(replica = %addr, %to, "repointing replica");
-                        i.replicate(&to).await
+                        i.replicate(&to).await.map(|()| addr)
                     });
                 }
+                // During a failover this is Sentinel's replica reconfiguration; outside one, a
+                // replica found following the wrong master is being fixed.
+                let kind = if master.failover.is_some() {
+                    "+slave-reconf-sent"
+                } else {
+                    "+fix-slave-config"
+                };
                 while let Some(r) = set.join_next().await {
-                    if let Ok(Err(e)) = r {
-                        tracing::warn!(error = %e, "repointing failed; retried on a later round");
+                    match r {
+                        Ok(Ok(addr)) => self.publish_about_replica(kind, &addr, master),
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "repointing failed; retried on a later round")
+                        }
+                        Err(_) => {}
                     }
                 }
                 Ok(())
@@ -365,6 +386,7 @@ impl Runner {
                     .await?
                     .replicate(&to)
                     .await?;
+                self.publish_about_replica("+convert-to-slave", &addr, master);
                 Ok(())
             }
             Step::End => {

@@ -1,5 +1,6 @@
-//! `+sdown` / `-sdown` from this node's own reports, as Sentinel publishes them per sentinel: each
-//! flip of an instance's SDOWN flag becomes an event on the bus (index `LOCAL`: not in the log).
+//! `+sdown` / `-sdown` and `+reboot` from this node's own reports, as Sentinel publishes them per
+//! sentinel: each flip of an instance's SDOWN flag, and each change of its run id, becomes an
+//! event on the bus (index `LOCAL`: not in the log).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,7 +33,31 @@ pub fn flips(before: &NodeReport, after: &NodeReport) -> Vec<(String, Addr, bool
     out
 }
 
-/// Publishes this node's SDOWN flips until `cancel` fires.
+/// Instances whose run id changed between two reports (a restart), as (master name, instance).
+pub fn reboots(before: &NodeReport, after: &NodeReport) -> Vec<(String, Addr)> {
+    let was: BTreeMap<(&str, &Addr), &str> = before
+        .masters
+        .iter()
+        .flat_map(|(name, obs)| {
+            obs.iter()
+                .map(move |o| ((name.as_str(), &o.addr), o.run_id.as_str()))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (name, obs) in &after.masters {
+        for o in obs {
+            match was.get(&(name.as_str(), &o.addr)) {
+                Some(old) if !old.is_empty() && !o.run_id.is_empty() && *old != o.run_id => {
+                    out.push((name.clone(), o.addr.clone()))
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Publishes this node's SDOWN flips and reboots until `cancel` fires.
 pub async fn publish_sdown(
     mut reports: watch::Receiver<Arc<NodeReport>>,
     view: watch::Receiver<Arc<SmData>>,
@@ -47,7 +72,15 @@ pub async fn publish_sdown(
         }
         let now = reports.borrow().clone();
         let data = view.borrow().clone();
-        for (name, addr, down) in flips(&last, &now) {
+        let changes = flips(&last, &now)
+            .into_iter()
+            .map(|(name, addr, down)| (if down { "+sdown" } else { "-sdown" }, name, addr))
+            .chain(
+                reboots(&last, &now)
+                    .into_iter()
+                    .map(|(name, addr)| ("+reboot", name, addr)),
+            );
+        for (kind, name, addr) in changes {
             let Some(master) = data.topology.master(&name) else {
                 continue;
             };
@@ -56,7 +89,6 @@ pub async fn publish_sdown(
             } else {
                 replica_prefix(&addr, &name, &master.addr)
             };
-            let kind = if down { "+sdown" } else { "-sdown" };
             bus.publish(IndexedEvent {
                 index: LOCAL,
                 event: TopologyEvent::new(kind, prefix, master),
@@ -70,6 +102,25 @@ pub async fn publish_sdown(
 mod tests {
     use super::*;
     use crate::monitor::Observation;
+
+    #[test]
+    fn a_new_run_id_is_a_reboot() {
+        // Sentinel's +reboot: the instance answers with another run id than before.
+        let mut a = report(&[(1, false)]);
+        let mut b = a.clone();
+        for (r, id) in [(&mut a, "aaa"), (&mut b, "bbb")] {
+            for o in r.masters.values_mut().flatten() {
+                o.run_id = id.to_string();
+            }
+        }
+        assert_eq!(
+            reboots(&a, &b),
+            vec![("m".to_string(), Addr::new("127.0.0.1", 1))]
+        );
+        assert!(reboots(&a, &a).is_empty());
+        // Learning the run id for the first time is not a reboot.
+        assert!(reboots(&report(&[(1, false)]), &a).is_empty());
+    }
 
     fn report(down: &[(u16, bool)]) -> NodeReport {
         let obs = down
