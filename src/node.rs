@@ -228,6 +228,7 @@ async fn run_node(
         view: sm_view,
         reports,
         bus: bus_gate.clone(),
+        sent: Default::default(),
     };
     let runner = tokio::spawn(runner.run(cancel.clone()).in_current_span());
     // Sentinel's scripts, run by whichever node leads when an event is applied.

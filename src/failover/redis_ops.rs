@@ -176,6 +176,24 @@ impl Instance {
         }
     }
 
+    /// This instance's replica priority and replication offset as of now, if it is a replica.
+    pub async fn replica_offset(&mut self) -> Result<Option<(u32, u64)>, OpsError> {
+        let addr = self.addr.clone();
+        let text: String = timed(
+            &addr,
+            redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut self.conn),
+        )
+        .await?;
+        Ok(match crate::monitor::info::parse(&text).map(|i| i.role) {
+            Ok(crate::monitor::ReportedRole::Replica {
+                priority, offset, ..
+            }) => Some((priority, offset)),
+            _ => None,
+        })
+    }
+
     /// `master_replid` from INFO replication.
     pub async fn replid(&mut self) -> Result<String, OpsError> {
         let addr = self.addr.clone();

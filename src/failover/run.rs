@@ -12,9 +12,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::candidate::choose;
+use super::candidate::{choose, eligible, known_replicas, preference, Eligible};
 use super::decide::{decide, DecideInput, Step};
-use super::odown::{odown, ReportIn};
+use super::odown::{freshest_reply, odown, ReportIn};
 use super::redis_ops::{Instance, Role};
 use super::reports::Reports;
 use crate::events::{EventBus, IndexedEvent, LOCAL};
@@ -28,6 +28,8 @@ use crate::topology::{Addr, Command, MasterRecord, ReplicaRecord, RequestKind};
 const TICK: Duration = Duration::from_millis(25);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
 const ROLE_POLL: Duration = Duration::from_millis(10);
+const RESEND_AFTER: Duration = Duration::from_millis(1000);
+const RERANK_WITHIN: Duration = Duration::from_millis(150);
 
 /// The probe period the monitor uses for a master: min(down-after / 10, 100 ms), at least 10 ms.
 pub fn ping_interval_ms(down_after_ms: u64) -> u64 {
@@ -46,6 +48,9 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Replica → (the master it was told to follow, when).
+pub type Sent = HashMap<Addr, (Addr, tokio::time::Instant)>;
+
 #[derive(Clone)]
 pub struct Runner {
     pub node_id: u64,
@@ -54,6 +59,8 @@ pub struct Runner {
     pub reports: Reports,
     /// For `+odown` / `-odown`, which only the leader (which sees every report) can tell.
     pub bus: EventBus,
+    /// Replicas recently sent REPLICAOF, and to which master.
+    pub sent: Arc<Mutex<Sent>>,
 }
 
 /// Names with a step under way: one step at a time per master.
@@ -103,6 +110,7 @@ impl Runner {
         let busy = Busy::default();
         let mut tasks = JoinSet::new();
         let mut leading = false;
+        let mut caught_up = false;
         let mut odown: HashMap<String, (Addr, bool)> = HashMap::new();
         loop {
             tokio::select! {
@@ -119,6 +127,7 @@ impl Runner {
             };
             if is_leader != leading {
                 leading = is_leader;
+                caught_up = false;
                 if leading {
                     // A predecessor's reports may be stale: only reports sent to us count.
                     self.reports.clear_others(self.node_id);
@@ -127,6 +136,16 @@ impl Runner {
             }
             if !leading {
                 continue;
+            }
+            if !caught_up {
+                // Decide only from a state holding everything predecessors committed: the
+                // quorum-confirmed read waits until this term's first entry is applied.
+                let confirmed =
+                    tokio::time::timeout(COMMIT_TIMEOUT, self.raft.ensure_linearizable()).await;
+                if !matches!(confirmed, Ok(Ok(_))) {
+                    continue;
+                }
+                caught_up = true;
             }
             let data = self.view.borrow().clone();
             let snapshot = self.reports.snapshot();
@@ -155,6 +174,119 @@ impl Runner {
             }
         }
         tasks.shutdown().await;
+    }
+
+    /// Whether the applied state still shows `master` as it was when the step was decided: after
+    /// a leadership proof the view is current, and a step decided from an older one is dropped
+    /// (the next round decides again).
+    fn still_current(&self, master: &MasterRecord) -> bool {
+        let data = self.view.borrow().clone();
+        data.topology.master(&master.name).is_some_and(|now| {
+            now.addr == master.addr
+                && now.epoch == master.epoch
+                && now.failover.as_ref().map(|f| f.state)
+                    == master.failover.as_ref().map(|f| f.state)
+        })
+    }
+
+    /// Replicas not already sent `REPLICAOF to` in the last second: INFO needs that long to show
+    /// the change, and each send disconnects every client of the replica.
+    fn not_recently_sent(&self, replicas: Vec<Addr>, to: &Addr) -> Vec<Addr> {
+        let now = tokio::time::Instant::now();
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        sent.retain(|_, (_, at)| now.saturating_duration_since(*at) < RESEND_AFTER);
+        replicas
+            .into_iter()
+            .filter(|r| {
+                let fresh = sent.get(r).is_some_and(|(target, _)| target == to);
+                if !fresh {
+                    sent.insert(r.clone(), (to.clone(), now));
+                }
+                !fresh
+            })
+            .collect()
+    }
+
+    /// The candidate ranked again on replication offsets read now: reports carry INFO up to a
+    /// period old, and the replica that acknowledged the last writes must win. Replicas that do
+    /// not answer at once keep the reports' verdict out of the ranking.
+    async fn rerank(&self, master: &MasterRecord, proposed: Addr) -> Addr {
+        let snapshot = self.reports.snapshot();
+        let inputs: Vec<ReportIn> = snapshot
+            .iter()
+            .map(|(age, r)| ReportIn {
+                node_id: r.node_id,
+                age_ms: *age,
+                report: r,
+            })
+            .collect();
+        let fresh = fresh_ms(master.down_after_ms);
+        let ping = ping_interval_ms(master.down_after_ms);
+        let down = self.master_down_ms(master, &inputs, fresh);
+        let ok: Vec<Eligible> = known_replicas(&master.name, master, &inputs, fresh)
+            .iter()
+            .filter_map(|a| {
+                eligible(
+                    a,
+                    freshest_reply(&master.name, a, &inputs, fresh),
+                    master,
+                    ping,
+                    down,
+                )
+                .ok()
+            })
+            .collect();
+        let mut asks = JoinSet::new();
+        for e in &ok {
+            let (addr, master) = (e.addr.clone(), master.clone());
+            asks.spawn(async move {
+                let mut i = Instance::connect(&addr, &master).await.ok()?;
+                let (priority, offset) = i.replica_offset().await.ok()??;
+                Some((addr, priority, offset))
+            });
+        }
+        // A healthy Redis answers INFO in well under a millisecond; a hung one must not delay
+        // the failover, so whoever has not answered by the deadline is left out.
+        let deadline = tokio::time::Instant::now() + RERANK_WITHIN;
+        let mut now: HashMap<Addr, (u32, u64)> = HashMap::new();
+        while let Ok(Some(r)) = tokio::time::timeout_at(deadline, asks.join_next()).await {
+            if let Ok(Some((addr, priority, offset))) = r {
+                now.insert(addr, (priority, offset));
+            }
+        }
+        asks.abort_all();
+        let mut ranked: Vec<Eligible> = ok
+            .into_iter()
+            .filter_map(|e| {
+                let (priority, offset) = *now.get(&e.addr)?;
+                (priority > 0).then_some(Eligible {
+                    priority,
+                    offset,
+                    ..e
+                })
+            })
+            .collect();
+        ranked.sort_by(preference);
+        match ranked.into_iter().next() {
+            Some(best) => {
+                if best.addr != proposed {
+                    tracing::info!(reports = %proposed, now = %best.addr, "offsets read now change the candidate");
+                }
+                best.addr
+            }
+            None => proposed,
+        }
+    }
+
+    /// How long the master has been without a valid reply, by the freshest report.
+    fn master_down_ms(&self, master: &MasterRecord, inputs: &[ReportIn], fresh: u64) -> u64 {
+        inputs
+            .iter()
+            .filter(|r| r.age_ms <= fresh)
+            .filter_map(|r| r.report.observation(&master.name, &master.addr))
+            .map(|o| o.reply_age_ms)
+            .min()
+            .unwrap_or(0)
     }
 
     /// A leader-side event about a replica of `master` (not in the log: index LOCAL).
@@ -227,13 +359,7 @@ impl Runner {
             })
             .collect();
         let fresh = fresh_ms(master.down_after_ms);
-        let master_down_ms = inputs
-            .iter()
-            .filter(|r| r.age_ms <= fresh)
-            .filter_map(|r| r.report.observation(&master.name, &master.addr))
-            .map(|o| o.reply_age_ms)
-            .min()
-            .unwrap_or(0);
+        let master_down_ms = self.master_down_ms(master, &inputs, fresh);
         let now = now_ms();
         // An operator's request lapses after failover-timeout rather than firing much later.
         let request = master
@@ -319,6 +445,7 @@ impl Runner {
         match step {
             Step::None => Ok(()),
             Step::Start { candidate, reason } => {
+                let candidate = self.rerank(master, candidate).await;
                 let epoch = master.epoch + 1;
                 tracing::warn!(%candidate, %reason, epoch, "starting failover");
                 self.commit(Command::FailoverStarted {
@@ -336,6 +463,9 @@ impl Runner {
             Step::Promote { candidate } => {
                 let epoch = in_progress.unwrap_or(master.epoch);
                 self.prove_leadership().await?;
+                if !self.still_current(master) {
+                    return Ok(());
+                }
                 self.promote_and_switch(master, &candidate, epoch).await
             }
             Step::Switched { candidate, replid } => {
@@ -352,14 +482,24 @@ impl Runner {
             }
             Step::Repoint { replicas, to } => {
                 self.prove_leadership().await?;
+                if !self.still_current(master) {
+                    return Ok(());
+                }
+                let replicas = self.not_recently_sent(replicas, &to);
+                if replicas.is_empty() {
+                    return Ok(());
+                }
                 let mut set = JoinSet::new();
                 for addr in replicas {
                     let (master, to) = (master.clone(), to.clone());
-                    set.spawn(async move {
-                        let mut i = Instance::connect(&addr, &master).await?;
-                        tracing::info!(replica = %addr, %to, "repointing replica");
-                        i.replicate(&to).await.map(|()| addr)
-                    });
+                    set.spawn(
+                        async move {
+                            let mut i = Instance::connect(&addr, &master).await?;
+                            tracing::info!(replica = %addr, %to, "repointing replica");
+                            i.replicate(&to).await.map(|()| addr)
+                        }
+                        .in_current_span(),
+                    );
                 }
                 // During a failover this is Sentinel's replica reconfiguration; outside one, a
                 // replica found following the wrong master is being fixed.
@@ -381,6 +521,11 @@ impl Runner {
             }
             Step::FoldIn { addr, to } => {
                 self.prove_leadership().await?;
+                if !self.still_current(master)
+                    || self.not_recently_sent(vec![addr.clone()], &to).is_empty()
+                {
+                    return Ok(());
+                }
                 tracing::info!(instance = %addr, %to, "folding the old master back in as a replica");
                 Instance::connect(&addr, master)
                     .await?

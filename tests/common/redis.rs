@@ -75,8 +75,14 @@ impl Redis {
     /// Starts again on the same port, with the same options (and no data: no persistence).
     pub fn restart(&mut self) {
         self.kill9();
-        // What a full sync left behind would be loaded at startup.
-        let _ = std::fs::remove_file(self.dir.path().join("dump.rdb"));
+        // What a full sync left behind would be loaded at startup (whatever its dbfilename).
+        if let Ok(files) = std::fs::read_dir(self.dir.path()) {
+            for f in files.flatten() {
+                if f.path().extension().is_some_and(|e| e == "rdb") {
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+        }
         self.spawn();
         self.wait_ready();
     }
