@@ -10,6 +10,8 @@ use openraft::ChangeMembers;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::route::{with_metadata, Routed, DEADLINE, MEMBERSHIP_DEADLINE};
@@ -20,6 +22,7 @@ use crate::dial::Dialer;
 use crate::events::EventBus;
 use crate::hooks::check::check_set;
 use crate::pb::raft_internal_client::RaftInternalClient;
+use crate::pb::topology_client::TopologyClient;
 use crate::pb::topology_server::Topology;
 use crate::pb::{self, Consistency};
 use crate::raft::types::typ::{ClientWriteError, RaftError};
@@ -61,6 +64,23 @@ impl Api {
         }
         let view = self.view.borrow().clone();
         Ok(read(&view)?)
+    }
+
+    /// Commits `cmd` here if this node leads, else forwards the call with `remote`.
+    async fn write<R, Fut>(
+        &self,
+        md: &MetadataMap,
+        cmd: Command,
+        remote: R,
+    ) -> Result<Response<pb::WriteReply>, Status>
+    where
+        R: FnOnce(TopologyClient<Channel>, MetadataMap) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<pb::WriteReply>, Status>>,
+    {
+        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
+        self.on_leader(md, DEADLINE, local, remote)
+            .await
+            .map(Response::new)
     }
 
     async fn membership(&self, change: MembershipChange) -> Result<u64, Routed> {
@@ -197,15 +217,10 @@ impl Topology for Api {
             quorum: msg.quorum,
             down_after_ms: self.config.default_down_after_ms,
         };
-        let index = self
-            .on_leader(
-                &md,
-                DEADLINE,
-                async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) },
-                |mut c, md| async move { c.monitor(with_metadata(msg, md)).await },
-            )
-            .await?;
-        Ok(Response::new(index))
+        self.write(&md, cmd, |mut c, md| async move {
+            c.monitor(with_metadata(msg, md)).await
+        })
+        .await
     }
 
     async fn remove(
@@ -218,15 +233,10 @@ impl Topology for Api {
         let cmd = Command::Remove {
             name: msg.name.clone(),
         };
-        let reply = self
-            .on_leader(
-                &md,
-                DEADLINE,
-                async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) },
-                |mut c, md| async move { c.remove(with_metadata(msg, md)).await },
-            )
-            .await?;
-        Ok(Response::new(reply))
+        self.write(&md, cmd, |mut c, md| async move {
+            c.remove(with_metadata(msg, md)).await
+        })
+        .await
     }
 
     async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::WriteReply>, Status> {
@@ -266,15 +276,10 @@ impl Topology for Api {
                 .map(|o| (o.option.clone(), o.value.clone()))
                 .collect(),
         };
-        let reply = self
-            .on_leader(
-                &md,
-                DEADLINE,
-                async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) },
-                |mut c, md| async move { c.set(with_metadata(msg, md)).await },
-            )
-            .await?;
-        Ok(Response::new(reply))
+        self.write(&md, cmd, |mut c, md| async move {
+            c.set(with_metadata(msg, md)).await
+        })
+        .await
     }
 
     type WatchStream = EventStream;
@@ -394,13 +399,10 @@ impl Topology for Api {
             kind: RequestKind::Forced,
             at_ms: now_ms(),
         };
-        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
-        let reply = self
-            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
-                c.failover(with_metadata(msg, md)).await
-            })
-            .await?;
-        Ok(Response::new(reply))
+        self.write(&md, cmd, |mut c, md| async move {
+            c.failover(with_metadata(msg, md)).await
+        })
+        .await
     }
 
     async fn switchover(
@@ -423,13 +425,10 @@ impl Topology for Api {
             kind: RequestKind::Switchover { to },
             at_ms: now_ms(),
         };
-        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
-        let reply = self
-            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
-                c.switchover(with_metadata(msg, md)).await
-            })
-            .await?;
-        Ok(Response::new(reply))
+        self.write(&md, cmd, |mut c, md| async move {
+            c.switchover(with_metadata(msg, md)).await
+        })
+        .await
     }
 
     async fn pause(
@@ -442,13 +441,10 @@ impl Topology for Api {
         let cmd = Command::Pause {
             name: msg.name.clone(),
         };
-        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
-        let reply = self
-            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
-                c.pause(with_metadata(msg, md)).await
-            })
-            .await?;
-        Ok(Response::new(reply))
+        self.write(&md, cmd, |mut c, md| async move {
+            c.pause(with_metadata(msg, md)).await
+        })
+        .await
     }
 
     async fn resume(
@@ -461,13 +457,10 @@ impl Topology for Api {
         let cmd = Command::Resume {
             name: msg.name.clone(),
         };
-        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
-        let reply = self
-            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
-                c.resume(with_metadata(msg, md)).await
-            })
-            .await?;
-        Ok(Response::new(reply))
+        self.write(&md, cmd, |mut c, md| async move {
+            c.resume(with_metadata(msg, md)).await
+        })
+        .await
     }
 
     async fn history(
@@ -509,13 +502,10 @@ impl Topology for Api {
             keep,
             at_ms: now_ms(),
         };
-        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
-        let reply = self
-            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
-                c.resolve(with_metadata(msg, md)).await
-            })
-            .await?;
-        Ok(Response::new(reply))
+        self.write(&md, cmd, |mut c, md| async move {
+            c.resolve(with_metadata(msg, md)).await
+        })
+        .await
     }
 
     async fn remove_member(

@@ -212,14 +212,7 @@ impl Runner {
     /// not answer at once keep the reports' verdict out of the ranking.
     async fn rerank(&self, master: &MasterRecord, proposed: Addr) -> Addr {
         let snapshot = self.reports.snapshot();
-        let inputs: Vec<ReportIn> = snapshot
-            .iter()
-            .map(|(age, r)| ReportIn {
-                node_id: r.node_id,
-                age_ms: *age,
-                report: r,
-            })
-            .collect();
+        let inputs = report_inputs(&snapshot);
         let fresh = fresh_ms(master.down_after_ms);
         let ping = ping_interval_ms(master.down_after_ms);
         let down = self.master_down_ms(master, &inputs, fresh);
@@ -306,14 +299,7 @@ impl Runner {
         snapshot: &[(u64, Arc<NodeReport>)],
         seen: &mut HashMap<String, (Addr, bool)>,
     ) {
-        let inputs: Vec<ReportIn> = snapshot
-            .iter()
-            .map(|(age, r)| ReportIn {
-                node_id: r.node_id,
-                age_ms: *age,
-                report: r,
-            })
-            .collect();
+        let inputs = report_inputs(snapshot);
         let verdict = odown(
             &master.name,
             master,
@@ -350,14 +336,7 @@ impl Runner {
     }
 
     fn next_step(&self, master: &MasterRecord, snapshot: &[(u64, Arc<NodeReport>)]) -> Step {
-        let inputs: Vec<ReportIn> = snapshot
-            .iter()
-            .map(|(age, r)| ReportIn {
-                node_id: r.node_id,
-                age_ms: *age,
-                report: r,
-            })
-            .collect();
+        let inputs = report_inputs(snapshot);
         let fresh = fresh_ms(master.down_after_ms);
         let master_down_ms = self.master_down_ms(master, &inputs, fresh);
         let now = now_ms();
@@ -691,6 +670,18 @@ impl Runner {
         tracing::warn!(%candidate, epoch, "+switch-master");
         Ok(())
     }
+}
+
+/// The reports as `decide` reads them: each with its age at the leader.
+fn report_inputs(snapshot: &[(u64, Arc<NodeReport>)]) -> Vec<ReportIn<'_>> {
+    snapshot
+        .iter()
+        .map(|(age, r)| ReportIn {
+            node_id: r.node_id,
+            age_ms: *age,
+            report: r,
+        })
+        .collect()
 }
 
 /// Replicas the master lists in fresh reports that the log does not know yet (the log keeps the
