@@ -767,3 +767,73 @@ async fn instance_ahead_of_the_log_is_not_folded_in() {
     let v: String = redis::from_redis_value(cc.query(&["GET", "ahead:0"]).unwrap()).unwrap();
     assert_eq!(v, "x");
 }
+
+/// Short timings (the benchmark's 300 ms set) so that "link down too long" (more than the
+/// master's down time + 10 × down-after) is reached in seconds.
+const FAST: &str = "default-down-after-ms = 300\n[raft]\nheartbeat-ms = 20\nelection-timeout-min-ms = 60\nelection-timeout-max-ms = 120\n[lease]\nduration-ms = 200\nmargin-ms = 50\nrenew-interval-ms = 30\nrenew-timeout-ms = 30\nfence-budget-ms = 30\n";
+
+// --- Sentinel's rule: a replica whose master link has been down longer than the master's down
+//     time + 10 × down-after is excluded, even with the best priority
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_with_link_down_too_long_is_excluded() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    add_repl_users(&m);
+    let preferred = Redis::replica_of(
+        &m,
+        &[
+            "--masteruser",
+            REPL_USERS[0],
+            "--masterauth",
+            "pw",
+            "--replica-priority",
+            "10",
+        ],
+    );
+    let fallback = Redis::replica_of(
+        &m,
+        &[
+            "--masteruser",
+            REPL_USERS[1],
+            "--masterauth",
+            "pw",
+            "--replica-priority",
+            "100",
+        ],
+    );
+    let mut c = Cluster::new(3, FAST);
+    let _logs = c.logs_on_panic(40);
+    monitored(&mut c, &m, 2).await;
+    eventually("both replicas in sync", Duration::from_secs(5), || async {
+        (follows(&preferred, &m).is_some() && follows(&fallback, &m).is_some()).then_some(())
+    })
+    .await;
+    m.query(&["ACL", "SETUSER", REPL_USERS[0], "off"]).unwrap();
+    m.query(&["CLIENT", "KILL", "USER", REPL_USERS[0]]).unwrap();
+    eventually(
+        "the preferred replica's link is down",
+        Duration::from_secs(5),
+        || async {
+            (preferred.info_field("master_link_status").as_deref() == Some("down")).then_some(())
+        },
+    )
+    .await;
+    // 10 × 300 ms and then some; the link-down time has one-second granularity.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    m.kill9();
+    let new = eventually(
+        "a new master in the log",
+        Duration::from_secs(10),
+        || async {
+            master_of(&c, 1)
+                .await
+                .filter(|x| x.port != u32::from(m.port))
+        },
+    )
+    .await;
+    assert_eq!(
+        new.port,
+        u32::from(fallback.port),
+        "the replica whose link was down too long must not be promoted"
+    );
+}
