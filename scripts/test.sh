@@ -7,6 +7,8 @@ need=()
 [ -x /usr/bin/kill ] || [ -x /bin/kill ] || need+=(procps)   # SIGTERM in the cluster tests
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)       # sled/ring build C
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server) # the Redis that raftinel watches
+command -v iptables >/dev/null 2>&1 || need+=(iptables)         # cut one node off from a master
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)        # run that node as another user
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: please install: ${need[*]}" >&2

@@ -837,3 +837,99 @@ async fn replica_with_link_down_too_long_is_excluded() {
         "the replica whose link was down too long must not be promoted"
     );
 }
+
+/// An iptables rule for the test's lifetime: removed on drop, even when the test fails.
+struct Firewall(Vec<String>);
+
+impl Firewall {
+    /// Rejects TCP from processes of `uid` to 127.0.0.1:`port`.
+    fn cut(uid: u32, port: u16) -> Firewall {
+        let rule: Vec<String> = [
+            "OUTPUT",
+            "-p",
+            "tcp",
+            "-d",
+            "127.0.0.1",
+            "--dport",
+            &port.to_string(),
+            "-m",
+            "owner",
+            "--uid-owner",
+            &uid.to_string(),
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let ok = std::process::Command::new("iptables")
+            .arg("-I")
+            .args(&rule)
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "iptables -I failed (the test needs root and iptables)"
+        );
+        Firewall(rule)
+    }
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("iptables")
+            .arg("-D")
+            .args(&self.0)
+            .status();
+    }
+}
+
+// --- one raftinel node cut off from the master while the others still see it: no failover
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_cut_off_from_the_master_causes_no_failover() {
+    const NOBODY: u32 = 65534;
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let _r = Redis::replica_of(&m, &[]);
+    let mut c = Cluster::new(3, TIMINGS);
+    let _logs = c.logs_on_panic(40);
+    c.start(1);
+    c.start(2);
+    c.start_as(3, NOBODY);
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    eventually("replica known", Duration::from_secs(10), || async {
+        master_of(&c, 1).await.filter(|x| x.replicas.len() == 1)
+    })
+    .await;
+    let mut events = c
+        .client(3)
+        .await
+        .watch(pb::WatchRequest { from_index: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let _cut = Firewall::cut(NOBODY, m.port);
+    // Node 3 must really see the master down, or the test proves nothing.
+    let saw_sdown = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(e)) = events.message().await {
+            if e.kind == "+sdown" && e.payload.starts_with("master mymaster") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(saw_sdown, Ok(true), "node 3 never saw the master down");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for id in 1..=3 {
+        let x = master_of(&c, id).await.unwrap();
+        assert_eq!(
+            (x.port, x.epoch),
+            (u32::from(m.port), 0),
+            "node {id}: no failover from one node's view"
+        );
+    }
+}

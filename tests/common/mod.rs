@@ -140,13 +140,39 @@ impl Cluster {
     }
 
     pub fn start(&mut self, id: u64) {
+        self.start_with(id, None);
+    }
+
+    /// Starts node `id` as another user (`setpriv`), so that firewall rules can single out its
+    /// traffic by owner; its data dir is handed to that user.
+    pub fn start_as(&mut self, id: u64, uid: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = self.nodes[&id].dir.clone();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).unwrap();
+        self.start_with(id, Some(uid));
+    }
+
+    fn start_with(&mut self, id: u64, uid: Option<u32>) {
         let n = self.nodes.get_mut(&id).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&n.log)
             .unwrap();
-        let child = Command::new(bin())
+        let mut cmd = match uid {
+            None => Command::new(bin()),
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .arg("--clear-groups")
+                    .arg(bin());
+                c
+            }
+        };
+        let child = cmd
             .args(["serve", "--config"])
             .arg(&n.config)
             .env("RUST_LOG", "info,openraft=warn")
