@@ -195,7 +195,8 @@ async fn failover_events_on_the_watch_stream() {
     let _g = serial();
     let mut m = Redis::start(&[]);
     let _r1 = Redis::replica_of(&m, &[]);
-    let c = cluster_with(&m, 1).await;
+    let _r2 = Redis::replica_of(&m, &[]);
+    let c = cluster_with(&m, 2).await;
     let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(5)).await;
     let mut stream = c
         .client(leader)
@@ -208,7 +209,8 @@ async fn failover_events_on_the_watch_stream() {
     let mut kinds = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     let seen = |kinds: &[String], k: &str| kinds.iter().any(|x| x == k);
-    while !(seen(&kinds, "+failover-end") && seen(&kinds, "+sdown")) {
+    let wanted = ["+failover-end", "+sdown", "+slave-reconf-done"];
+    while !wanted.iter().all(|k| seen(&kinds, k)) {
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(
             !left.is_zero(),
@@ -237,4 +239,13 @@ async fn failover_events_on_the_watch_stream() {
     ] {
         assert!(pos(a) < pos(b), "{a} before {b}: {kinds:?}");
     }
+    // The other replica is repointed by the leader, then reported linked to the new master.
+    assert!(
+        pos("+switch-master") < pos("+slave-reconf-sent"),
+        "{kinds:?}"
+    );
+    assert!(
+        pos("+slave-reconf-sent") < pos("+slave-reconf-done"),
+        "{kinds:?}"
+    );
 }

@@ -112,6 +112,7 @@ impl Runner {
         let mut leading = false;
         let mut caught_up = false;
         let mut odown: HashMap<String, (Addr, bool)> = HashMap::new();
+        let mut reconf: HashSet<(Addr, Addr, &'static str)> = HashSet::new();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -151,6 +152,7 @@ impl Runner {
             let snapshot = self.reports.snapshot();
             for master in data.topology.masters() {
                 self.publish_odown(master, &snapshot, &mut odown);
+                self.publish_reconf(master, &snapshot, &mut reconf);
                 let Some(guard) = busy.claim(&master.name) else {
                     continue;
                 };
@@ -194,11 +196,13 @@ impl Runner {
     fn not_recently_sent(&self, replicas: Vec<Addr>, to: &Addr) -> Vec<Addr> {
         let now = tokio::time::Instant::now();
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        sent.retain(|_, (_, at)| now.saturating_duration_since(*at) < RESEND_AFTER);
+        // Entries stay (one per replica) so that reconfiguration progress can be announced.
         replicas
             .into_iter()
             .filter(|r| {
-                let fresh = sent.get(r).is_some_and(|(target, _)| target == to);
+                let fresh = sent.get(r).is_some_and(|(target, at)| {
+                    target == to && now.saturating_duration_since(*at) < RESEND_AFTER
+                });
                 if !fresh {
                     sent.insert(r.clone(), (to.clone(), now));
                 }
@@ -280,6 +284,49 @@ impl Runner {
             .map(|o| o.reply_age_ms)
             .min()
             .unwrap_or(0)
+    }
+
+    /// `+slave-reconf-inprog` / `+slave-reconf-done` for the replicas this leader repointed, as
+    /// their INFO shows them syncing from, then linked to, the new master (each once).
+    fn publish_reconf(
+        &self,
+        master: &MasterRecord,
+        snapshot: &[(u64, Arc<NodeReport>)],
+        announced: &mut HashSet<(Addr, Addr, &'static str)>,
+    ) {
+        let sent: Vec<Addr> = {
+            let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+            sent.iter()
+                .filter(|(_, (to, _))| to == &master.addr)
+                .map(|(r, _)| r.clone())
+                .collect()
+        };
+        if sent.is_empty() {
+            return;
+        }
+        let inputs = report_inputs(snapshot);
+        let fresh = fresh_ms(master.down_after_ms);
+        for replica in sent {
+            let Some(o) = super::odown::freshest_info(&master.name, &replica, &inputs, fresh)
+            else {
+                continue;
+            };
+            let stage = match &o.role {
+                Some(ReportedRole::Replica {
+                    master: m, link_up, ..
+                }) if m == &master.addr => {
+                    if *link_up {
+                        "+slave-reconf-done"
+                    } else {
+                        "+slave-reconf-inprog"
+                    }
+                }
+                _ => continue,
+            };
+            if announced.insert((replica.clone(), master.addr.clone(), stage)) {
+                self.publish_about_replica(stage, &replica, master);
+            }
+        }
     }
 
     /// A leader-side event about a replica of `master` (not in the log: index LOCAL).
