@@ -360,6 +360,9 @@ start_redis() {
     local id pid port deadline
     for id in "$MASTER_ID" $(printf '%s\n' "${REDIS_IDS[@]}" | grep -vx "$MASTER_ID"); do
         mkdir -p -- "$(redis_dir "$id")"
+        # A replica's full sync leaves an RDB in its --dir, which redis-server would load at startup
+        # even with --save "": every instance starts empty.
+        rm -f -- "$(redis_dir "$id")"/*.rdb
         port=$(redis_port "$id")
         redis_args "$id"
         ((id == MASTER_ID)) || REDIS_ARGS+=(--replicaof "$HOST" "$(redis_port "$MASTER_ID")")
@@ -433,7 +436,7 @@ print_help() {
     mport=$(redis_port "$MASTER_ID")
     mpid=${REDIS_PID[$MASTER_ID]}
     redis_args "$MASTER_ID"
-    restart="redis-server$(printf ' %q' "${REDIS_ARGS[@]}") --daemonize yes"
+    restart="rm -f -- $(printf '%q' "$(redis_dir "$MASTER_ID")")/*.rdb; redis-server$(printf ' %q' "${REDIS_ARGS[@]}") --daemonize yes"
     for id in "${REDIS_IDS[@]}"; do
         role="replica of $HOST:$mport"
         ((id != MASTER_ID)) || role=master
@@ -460,7 +463,7 @@ raftinel promotes a replica once the master has not answered for down-after-mill
 unless set, e.g. with \`ctl ... set $MASTER_NAME down-after-milliseconds 1000\`); \`ctl ... master $MASTER_NAME\`
 then shows the new master. A second automatic failover of the same master waits failover-timeout
 (180000 ms unless set) after the last one ends.
-Bring the old master back (raftinel folds it in as a replica; this script stops it on exit too):
+Bring the old master back, empty (raftinel folds it in as a replica; this script stops it on exit too):
   $restart
 
 Logs: tail -f $LOCAL_DIR/node*.log $LOCAL_DIR/redis*.log   (set RUST_LOG=debug before starting for more)
