@@ -301,9 +301,9 @@ async fn main() {
         .find(|id| **id != leader)
         .expect("a three-node cluster has a follower");
 
-    // A closed port: nothing answers there, which does not matter for these measurements.
-    let redis_port = u32::from(common::free_port());
-    cluster.monitor(leader, MASTER, redis_port).await;
+    // A real, healthy Redis master, so every node probes it as in production.
+    let redis = common::redis::Redis::start(&[]);
+    cluster.monitor(leader, MASTER, u32::from(redis.port)).await;
 
     let lc = client(&cluster.nodes[&leader].grpc);
     let fc = client(&cluster.nodes[&follower].grpc);
