@@ -9,26 +9,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::redis::Redis;
-use common::{serial, Cluster};
+use common::{eventually, serial, Cluster};
 use raftinel::pb::{self, Consistency};
 
 const TIMINGS: &str = "default-down-after-ms = 1000\n";
-
-/// Polls `f` every 20 ms until it returns Some, or fails after `within`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn master_of(c: &Cluster, id: u64) -> Option<pb::Master> {
     c.get(id, "mymaster", Consistency::Local).await.ok()

@@ -11,10 +11,10 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::redis::Redis;
-use common::{serial, Cluster};
+use common::{eventually, serial, Cluster};
 use raftinel::pb::{self, Consistency};
 
 const DENIED: &str = "ERR Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your Sentinel configuration";
@@ -38,26 +38,6 @@ fn lines(path: &Path) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-/// Polls `f` every 50 ms until it returns Some, or fails after `within`.
-async fn eventually<T, F, Fut>(c: &Cluster, what: &str, within: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {within:?}\n{}",
-            c.logs_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn set(c: &Cluster, via: u64, option: &str, value: &str) -> Result<u64, tonic::Status> {
@@ -98,17 +78,12 @@ async fn scripts_run_on_the_leader_with_sentinels_arguments() {
     c.start_all();
     let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
     c.monitor(leader, "mymaster", u32::from(m.port)).await;
-    eventually(
-        &c,
-        "the replica is known",
-        Duration::from_secs(10),
-        || async {
-            c.get(leader, "mymaster", Consistency::Local)
-                .await
-                .ok()
-                .filter(|x| x.replicas.len() == 1)
-        },
-    )
+    eventually("the replica is known", Duration::from_secs(10), || async {
+        c.get(leader, "mymaster", Consistency::Local)
+            .await
+            .ok()
+            .filter(|x| x.replicas.len() == 1)
+    })
     .await;
 
     // Allowed, but the path must be an executable file: Sentinel's messages, through a follower.
@@ -166,7 +141,7 @@ async fn scripts_run_on_the_leader_with_sentinels_arguments() {
             reconfig.display()
         ),
     ];
-    eventually(&c, "+set notified", Duration::from_secs(10), || async {
+    eventually("+set notified", Duration::from_secs(10), || async {
         let got = lines(&notify_log);
         want_sets.iter().all(|w| got.contains(w)).then_some(())
     })
@@ -175,7 +150,7 @@ async fn scripts_run_on_the_leader_with_sentinels_arguments() {
     // kill -9 of the master: the replica is promoted, and the scripts run.
     let leader_before = c.wait_leader(&[1, 2, 3], Duration::from_secs(5)).await;
     m.kill9();
-    let new = eventually(&c, "a new master", Duration::from_secs(15), || async {
+    let new = eventually("a new master", Duration::from_secs(15), || async {
         c.get(leader_before, "mymaster", Consistency::Local)
             .await
             .ok()
@@ -192,21 +167,18 @@ async fn scripts_run_on_the_leader_with_sentinels_arguments() {
         r1.port
     );
     eventually(
-        &c,
         "client-reconfig-script ran",
         Duration::from_secs(10),
         || async { lines(&reconfig_log).contains(&want_reconfig).then_some(()) },
     )
     .await;
     eventually(
-        &c,
         "+switch-master notified",
         Duration::from_secs(10),
         || async { lines(&notify_log).contains(&want_switch).then_some(()) },
     )
     .await;
     eventually(
-        &c,
         "+failover-end notified",
         Duration::from_secs(20),
         || async {

@@ -15,6 +15,22 @@ use raftinel::pb;
 use raftinel::pb::topology_client::TopologyClient;
 use tonic::transport::Channel;
 
+/// Polls `f` every 20 ms until it returns Some, or fails after `within`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Cluster tests run one at a time: on 2 cores, parallel clusters cause spurious elections.
 static SERIAL: Mutex<()> = Mutex::new(());
 
