@@ -1,7 +1,9 @@
-//! Outgoing gRPC channels: plain or mutual TLS, lazily connected, one per peer address. Used by
-//! the Raft transport, request forwarding, the bootstrap probe and `raftinel ctl`.
+//! Outgoing gRPC channels: plain or mutual TLS, lazily connected, one per peer address and
+//! shared by every user of a `Dialer` (Raft transport, forwarding, reports, probes, `ctl`).
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::{
@@ -61,19 +63,35 @@ impl TlsPem {
     }
 }
 
-/// Builds channels to HOST:PORT addresses.
+/// Channels to HOST:PORT addresses. Clones share one cache, so every caller reuses one
+/// HTTP/2 connection per address instead of connecting anew for each call.
 #[derive(Debug, Clone, Default)]
 pub struct Dialer {
     tls: Option<TlsPem>,
+    cache: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
 impl Dialer {
     pub fn new(tls: Option<TlsPem>) -> Self {
-        Dialer { tls }
+        Dialer {
+            tls,
+            cache: Arc::default(),
+        }
     }
 
-    /// A lazily connected channel: building it never blocks or fails on an unreachable peer.
+    /// The channel to `addr`, built on first use. It connects lazily and reconnects by itself,
+    /// so it never blocks or fails on an unreachable peer.
     pub fn channel(&self, addr: &str) -> Result<Channel, DialError> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ch) = cache.get(addr) {
+            return Ok(ch.clone());
+        }
+        let ch = self.build(addr)?;
+        cache.insert(addr.to_string(), ch.clone());
+        Ok(ch)
+    }
+
+    fn build(&self, addr: &str) -> Result<Channel, DialError> {
         let err = |source| DialError::Endpoint {
             addr: addr.to_string(),
             source,

@@ -84,8 +84,6 @@ pub async fn send_reports(
     cancel: CancellationToken,
 ) {
     let mut metrics = raft.metrics();
-    // One channel to the current leader, rebuilt only when the leader's address changes.
-    let mut channel: Option<(String, Channel)> = None;
     let mut tick = tokio::time::interval(RESEND_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -109,11 +107,8 @@ pub async fn send_reports(
         match (leader, addr) {
             (Some(l), _) if l == node_id => reports.put(report),
             (Some(_), Some(addr)) => {
-                if channel.as_ref().map(|(a, _)| a != &addr).unwrap_or(true) {
-                    channel = dialer.channel(&addr).ok().map(|c| (addr.clone(), c));
-                }
-                if let Some((_, ch)) = &channel {
-                    send(ch.clone(), &identity, &addr, &report).await;
+                if let Ok(ch) = dialer.channel(&addr) {
+                    send(ch, &identity, &addr, &report).await;
                 }
             }
             _ => {}

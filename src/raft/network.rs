@@ -1,9 +1,6 @@
 //! The Raft transport's client side: openraft RPCs as bincode inside `RaftInternal` gRPC calls,
 //! over one cached lazily-connected channel per peer, stamped with the cluster id.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -22,38 +19,23 @@ use crate::dial::Dialer;
 use crate::pb::raft_internal_client::RaftInternalClient;
 use crate::pb::RaftBytes;
 
-/// Hands openraft one client per target; channels are cached by address and shared.
+/// Hands openraft one client per target, over the dialer's shared channel to its address.
 #[derive(Clone)]
 pub struct Network {
     dialer: Dialer,
     identity: ClusterIdentity,
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
 impl Network {
     pub fn new(dialer: Dialer, identity: ClusterIdentity) -> Self {
-        Network {
-            dialer,
-            identity,
-            channels: Arc::default(),
-        }
+        Network { dialer, identity }
     }
 
     fn channel(&self, addr: &str) -> Option<Channel> {
-        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(ch) = map.get(addr) {
-            return Some(ch.clone());
-        }
-        match self.dialer.channel(addr) {
-            Ok(ch) => {
-                map.insert(addr.to_string(), ch.clone());
-                Some(ch)
-            }
-            Err(e) => {
-                tracing::warn!(%addr, error = %e, "cannot build a channel to peer");
-                None
-            }
-        }
+        self.dialer
+            .channel(addr)
+            .map_err(|e| tracing::warn!(%addr, error = %e, "cannot build a channel to peer"))
+            .ok()
     }
 }
 
