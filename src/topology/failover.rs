@@ -98,8 +98,6 @@ pub(super) fn start(
     if let Some(new) = record.candidate_holder {
         lease::grant(leases, new, index);
     }
-    let mut record = record;
-    record.from = master.addr.clone();
     master.epoch = record.epoch;
     // The request (if any) is answered by this failover.
     master.request = None;

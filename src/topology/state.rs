@@ -13,7 +13,6 @@ use super::master::{
     parse_option, Conflict, FailoverRequest, MasterOption, MasterRecord, ReplicaRecord, RequestKind,
 };
 use super::refusal::Refusal;
-use super::Addr;
 
 /// Every monitored master and every current lease grant.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -135,17 +134,17 @@ impl TopologyState {
                 reason,
                 at_ms,
             } => {
+                let master = self.masters.get_mut(name).ok_or(Refusal::NoSuchMaster)?;
                 let record = FailoverRecord {
                     epoch: *epoch,
                     candidate: candidate.clone(),
                     candidate_holder: *candidate_holder,
                     state: FailoverState::Started,
                     reason: reason.clone(),
-                    from: Addr::new(String::new(), 0),
+                    from: master.addr.clone(),
                     started_at_ms: *at_ms,
                     promoted_at_ms: None,
                 };
-                let master = self.masters.get_mut(name).ok_or(Refusal::NoSuchMaster)?;
                 failover::start(master, &mut self.leases, record, ctx.index)?
             }
             Command::MasterSwitched {
