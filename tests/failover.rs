@@ -14,6 +14,20 @@ use raftinel::pb::{self, Consistency};
 
 const TIMINGS: &str = "default-down-after-ms = 1000\n";
 
+/// Waits (up to 10 s) until node 1's log names a master other than `old`.
+async fn new_master(c: &Cluster, old: &Redis) -> pb::Master {
+    eventually(
+        "a new master in the log",
+        Duration::from_secs(10),
+        || async {
+            master_of(c, 1)
+                .await
+                .filter(|x| x.port != u32::from(old.port))
+        },
+    )
+    .await
+}
+
 async fn master_of(c: &Cluster, id: u64) -> Option<pb::Master> {
     c.get(id, "mymaster", Consistency::Local).await.ok()
 }
@@ -49,16 +63,7 @@ async fn master_kill_promotes_best_replica_and_folds_old_master_in() {
 
     let killed = Instant::now();
     m.kill9();
-    let new = eventually(
-        "a new master in the log",
-        Duration::from_secs(10),
-        || async {
-            master_of(&c, 1)
-                .await
-                .filter(|x| x.port != u32::from(m.port))
-        },
-    )
-    .await;
+    let new = new_master(&c, &m).await;
     let took = killed.elapsed();
     eprintln!("failover committed {took:?} after kill -9 (down-after 1000 ms)");
     assert_eq!(new.config_epoch, 1);
@@ -115,16 +120,7 @@ async fn replica_priority_zero_is_never_promoted() {
     let mut c = Cluster::new(3, TIMINGS);
     monitored(&mut c, &m, 2).await;
     m.kill9();
-    let new = eventually(
-        "a new master in the log",
-        Duration::from_secs(10),
-        || async {
-            master_of(&c, 1)
-                .await
-                .filter(|x| x.port != u32::from(m.port))
-        },
-    )
-    .await;
+    let new = new_master(&c, &m).await;
     assert_eq!(new.port, u32::from(ok.port));
     assert_eq!(never.role().as_deref(), Some("slave"));
 }
@@ -265,16 +261,7 @@ async fn highest_replication_offset_wins() {
 
     m.kill9();
     let killed = Instant::now();
-    let new = eventually(
-        "a new master in the log",
-        Duration::from_secs(10),
-        || async {
-            master_of(&c, 1)
-                .await
-                .filter(|x| x.port != u32::from(m.port))
-        },
-    )
-    .await;
+    let new = new_master(&c, &m).await;
     eprintln!("failover committed {:?} after kill -9", killed.elapsed());
     assert_eq!(
         new.port,
@@ -345,16 +332,7 @@ async fn highest_offset_wins_with_writes_acknowledged_just_before_the_kill() {
         "the frozen replica must lag"
     );
 
-    let new = eventually(
-        "a new master in the log",
-        Duration::from_secs(10),
-        || async {
-            master_of(&c, 1)
-                .await
-                .filter(|x| x.port != u32::from(m.port))
-        },
-    )
-    .await;
+    let new = new_master(&c, &m).await;
     eprintln!("failover committed {:?} after kill -9", killed.elapsed());
     assert_eq!(
         new.port,
@@ -805,16 +783,7 @@ async fn replica_with_link_down_too_long_is_excluded() {
     // 10 × 300 ms and then some; the link-down time has one-second granularity.
     tokio::time::sleep(Duration::from_millis(4500)).await;
     m.kill9();
-    let new = eventually(
-        "a new master in the log",
-        Duration::from_secs(10),
-        || async {
-            master_of(&c, 1)
-                .await
-                .filter(|x| x.port != u32::from(m.port))
-        },
-    )
-    .await;
+    let new = new_master(&c, &m).await;
     assert_eq!(
         new.port,
         u32::from(fallback.port),
