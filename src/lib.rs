@@ -6,10 +6,12 @@
 //! - [`raft`]: openraft wiring: sled log store and state machine, gRPC transport, cluster
 //!   identity, first-boot initialization.
 //! - [`api`]: the gRPC `Topology` service (reads, writes, forwarding, Watch, membership).
+//! - [`resp`]: the Sentinel-compatible RESP2/RESP3 port, open only while the node is fresh.
 //! - [`events`]: the broadcast stream of applied topology events.
 //! - [`node`]: one node as a service, and its shutdown path.
 //! - [`ctl`]: `raftinel ctl`, the operator's client.
 //! - [`dial`]: outgoing gRPC channels, plain or mTLS. [`pb`]: generated protobuf code.
+//! - [`glob`]: Redis's glob patterns (PSUBSCRIBE, SENTINEL RESET, CONFIG GET).
 
 pub mod api;
 pub mod config;
@@ -17,9 +19,11 @@ pub mod ctl;
 pub mod dial;
 pub mod events;
 pub mod failover;
+pub mod glob;
 pub mod hooks;
 pub mod monitor;
 pub mod node;
 pub mod pb;
 pub mod raft;
+pub mod resp;
 pub mod topology;

@@ -21,6 +21,7 @@ use crate::monitor::Monitor;
 use crate::pb::raft_internal_server::RaftInternalServer;
 use crate::pb::topology_server::TopologyServer;
 use crate::raft::bootstrap::Bootstrap;
+use crate::raft::freshness::LeaderContact;
 use crate::raft::identity::IdentityError;
 use crate::raft::network::Network;
 use crate::raft::service::RaftService;
@@ -60,6 +61,8 @@ pub enum NodeError {
     RaftFatal(String),
     #[error("flushing the store on shutdown: {0}")]
     Flush(sled::Error),
+    #[error("{0}")]
+    Sentinel(#[from] crate::resp::server::ServerError),
 }
 
 #[allow(clippy::result_large_err)] // openraft's own error type, returned once at startup
@@ -132,8 +135,11 @@ async fn run_node(
     .await
     .map_err(|e| NodeError::RaftStart(e.to_string()))?;
 
+    // A taken Sentinel port is a configuration error: say so now, not once the node is fresh.
+    crate::resp::server::check_bind(config.sentinel_listen).await?;
     let cancel = CancellationToken::new();
     let reports = Reports::new();
+    let contact = LeaderContact::default();
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| NodeError::Bind {
@@ -149,8 +155,11 @@ async fn run_node(
         peers: config.peers.clone(),
         sentinel_addr: config.sentinel_listen.to_string(),
         reports: reports.clone(),
+        contact: contact.clone(),
     };
-    let api = Api {
+    let resp_bus = bus.clone();
+    let resp_identity = identity.clone();
+    let api = Arc::new(Api {
         node_id: config.id,
         raft: raft.clone(),
         view,
@@ -160,7 +169,7 @@ async fn run_node(
         dialer: dialer.clone(),
         config: config.clone(),
         cancel: cancel.clone(),
-    };
+    });
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -176,7 +185,7 @@ async fn run_node(
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(TopologyServer::new(api))
+        .add_service(TopologyServer::from_arc(api.clone()))
         .add_service(reflection)
         // The builder's tcp_nodelay does not reach a listener we bound ourselves: without it, Nagle and
         // delayed ACKs add ~40 ms to a share of small RPCs.
@@ -201,6 +210,38 @@ async fn run_node(
 
     // Detection on every node; decisions on the leader only (the runner idles elsewhere).
     let own_report = Monitor::spawn(config.id, sm_view.clone(), cancel.clone());
+    let (odown_tx, odown_rx) = tokio::sync::watch::channel(Arc::default());
+    let (fresh_tx, fresh_rx) = tokio::sync::watch::channel(false);
+    let freshness = tokio::spawn(
+        crate::resp::server::track_freshness(
+            raft.clone(),
+            contact,
+            config.raft.election_max_ms,
+            fresh_tx,
+            cancel.clone(),
+        )
+        .in_current_span(),
+    );
+    let resp_ctx = Arc::new(crate::resp::Ctx {
+        node_id: config.id,
+        view: sm_view.clone(),
+        report: own_report.clone(),
+        odown: odown_rx,
+        api,
+        raft: raft.clone(),
+        bus: resp_bus,
+        identity: resp_identity,
+        auth: config.sentinel_auth.clone(),
+        port: config.sentinel_listen.port(),
+        election_max_ms: config.raft.election_max_ms,
+        run_id: crate::resp::random_run_id(),
+        started: tokio::time::Instant::now(),
+        stats: Default::default(),
+    });
+    let sentinel = tokio::spawn(
+        crate::resp::server::serve(resp_ctx, config.sentinel_listen, fresh_rx, cancel.clone())
+            .in_current_span(),
+    );
     let sdown_events = tokio::spawn(
         crate::monitor::events::publish_sdown(
             own_report.clone(),
@@ -229,6 +270,7 @@ async fn run_node(
         reports,
         bus: bus_gate.clone(),
         sent: Default::default(),
+        odown_names: Arc::new(odown_tx),
     };
     let runner = tokio::spawn(runner.run(cancel.clone()).in_current_span());
     // Sentinel's scripts, run by whichever node leads when an event is applied.
@@ -262,6 +304,8 @@ async fn run_node(
     let _ = hooks.await;
     let _ = gate.await;
     let _ = sdown_events.await;
+    let _ = freshness.await;
+    let _ = sentinel.await;
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server ended with an error"),
         Err(_) => tracing::warn!("gRPC server did not stop within 5 s"),

@@ -117,7 +117,7 @@ impl Api {
         }
     }
 
-    async fn reachable(&self, id: u64, member: &Member) -> bool {
+    pub(crate) async fn reachable(&self, id: u64, member: &Member) -> bool {
         if id == self.node_id {
             return true;
         }
@@ -245,8 +245,9 @@ impl Topology for Api {
         let msg = req.into_inner();
         for o in &msg.options {
             if o.option.eq_ignore_ascii_case("down-after-milliseconds") {
-                // Invariant 8 is checked on every SET, against this cluster's lease timings.
-                if let Ok(v) = o.value.parse::<u64>() {
+                // Invariant 8 is checked on every SET, against this cluster's lease timings;
+                // 0 is left to the commit, which refuses it in Sentinel's words.
+                if let Some(v) = o.value.parse::<u64>().ok().filter(|v| *v > 0) {
                     let warnings = self
                         .config
                         .timing_check_down_after(v)
@@ -506,6 +507,40 @@ impl Topology for Api {
             c.resolve(with_metadata(msg, md)).await
         })
         .await
+    }
+
+    async fn reset(
+        &self,
+        req: Request<pb::ResetRequest>,
+    ) -> Result<Response<pb::ResetReply>, Status> {
+        self.identity.admit_client(req.metadata())?;
+        let md = req.metadata().clone();
+        let msg = req.into_inner();
+        let pattern = msg.pattern.clone();
+        // The leader matches against the state the entry will be applied to.
+        let local = async {
+            let names: Vec<String> = self
+                .view
+                .borrow()
+                .topology
+                .masters()
+                .filter(|m| m.failover.is_none())
+                .filter(|m| crate::glob::matches(pattern.as_bytes(), m.name.as_bytes(), false))
+                .map(|m| m.name.clone())
+                .collect();
+            let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
+            if names.is_empty() {
+                return Ok(pb::ResetReply { index: 0, count });
+            }
+            let index = self.commit(Command::Reset { names }).await?;
+            Ok(pb::ResetReply { index, count })
+        };
+        let reply = self
+            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
+                c.reset(with_metadata(msg, md)).await
+            })
+            .await?;
+        Ok(Response::new(reply))
     }
 
     async fn remove_member(

@@ -105,6 +105,12 @@ pub enum ConfigError {
     },
 
     /// Some but not all of the three TLS files are given.
+    #[error("{key}: {reason}; {fix}")]
+    SentinelAuth {
+        key: String,
+        reason: &'static str,
+        fix: &'static str,
+    },
     #[error("{missing} is missing while {given} is set; TLS needs all three of `tls.cert`, `tls.key` and `tls.ca` (or `--tls-cert`, `--tls-key`, `--tls-ca`): set {missing}, or remove the others to run without TLS")]
     TlsIncomplete {
         missing: &'static str,

@@ -29,6 +29,17 @@ pub(super) struct FileConfig {
     pub lease: FileLease,
     #[serde(default)]
     pub tls: FileTls,
+    #[serde(default)]
+    pub sentinel: FileSentinel,
+}
+
+/// `[sentinel]`: who may use the Sentinel port.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct FileSentinel {
+    pub requirepass: Option<String>,
+    /// `[sentinel.users]`: user name → password.
+    pub users: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Debug, Default)]

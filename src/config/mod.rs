@@ -86,6 +86,27 @@ pub struct Config {
     pub lease: LeaseTimings,
     /// mTLS between nodes and for admin clients; `None` runs plaintext.
     pub tls: Option<TlsFiles>,
+    /// Passwords of the Sentinel port (`[sentinel]`).
+    pub sentinel_auth: SentinelAuth,
+}
+
+/// Who may use the Sentinel port, as Redis's `requirepass` and ACL users: with neither set,
+/// every client is the `default` user without a password, as on a stock Sentinel.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SentinelAuth {
+    /// The `default` user's password (`sentinel.requirepass`).
+    pub requirepass: Option<String>,
+    /// Further users and their passwords (`[sentinel.users]`); `default` is not one of them.
+    pub users: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SentinelAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelAuth")
+            .field("requirepass", &self.requirepass.as_ref().map(|_| "******"))
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Raft timings, in the style of etcd's raft `Config`.
@@ -374,9 +395,50 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         raft: raft_timings(&file.raft),
         lease: lease_timings(&file.lease),
         tls: tls_files(args, &file.tls)?,
+        sentinel_auth: sentinel_auth(&file.sentinel)?,
     };
     timing::check(&config, &mut warnings)?;
     Ok((config, warnings))
+}
+
+fn sentinel_auth(f: &file::FileSentinel) -> Result<SentinelAuth, ConfigError> {
+    let bad = |key: String, reason, fix| ConfigError::SentinelAuth { key, reason, fix };
+    if f.requirepass.as_deref() == Some("") {
+        return Err(bad(
+            "`sentinel.requirepass`".to_owned(),
+            "is empty",
+            "give a password, or remove the key to run the Sentinel port without one",
+        ));
+    }
+    let users = f.users.clone().unwrap_or_default();
+    for (user, pass) in &users {
+        let key = format!("`sentinel.users.{user}`");
+        if user == "default" {
+            return Err(bad(
+                key,
+                "the default user's password is `sentinel.requirepass`",
+                "move the password to `sentinel.requirepass`",
+            ));
+        }
+        if user.is_empty() || !user.bytes().all(|c| c.is_ascii_graphic()) {
+            return Err(bad(
+                key,
+                "a user name must be printable ASCII without spaces",
+                "rename the user",
+            ));
+        }
+        if pass.is_empty() {
+            return Err(bad(
+                key,
+                "the password is empty",
+                "give the user a password",
+            ));
+        }
+    }
+    Ok(SentinelAuth {
+        requirepass: f.requirepass.clone(),
+        users,
+    })
 }
 
 fn raft_timings(f: &file::FileRaft) -> RaftTimings {

@@ -2,7 +2,7 @@
 //! next step is for each master, and carry it out. Every step that changes a role starts with a
 //! commit or a quorum-confirmed read (invariants 1 and 2); metrics saying "Leader" only trigger.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +61,9 @@ pub struct Runner {
     pub bus: EventBus,
     /// Replicas recently sent REPLICAOF, and to which master.
     pub sent: Arc<Mutex<Sent>>,
+    /// The masters this leader judges objectively down, for the Sentinel port's flags and INFO
+    /// (empty while not leading).
+    pub odown_names: Arc<watch::Sender<Arc<BTreeSet<String>>>>,
 }
 
 /// Names with a step under way: one step at a time per master.
@@ -136,6 +139,7 @@ impl Runner {
                 }
             }
             if !leading {
+                self.set_odown_names(BTreeSet::new());
                 continue;
             }
             if !caught_up {
@@ -150,6 +154,13 @@ impl Runner {
             }
             let data = self.view.borrow().clone();
             let snapshot = self.reports.snapshot();
+            let down: BTreeSet<String> = data
+                .topology
+                .masters()
+                .filter(|m| matches!(odown.get(&m.name), Some((a, true)) if *a == m.addr))
+                .map(|m| m.name.clone())
+                .collect();
+            self.set_odown_names(down);
             for master in data.topology.masters() {
                 self.publish_odown(master, &snapshot, &mut odown);
                 self.publish_reconf(master, &snapshot, &mut reconf);
@@ -336,6 +347,16 @@ impl Runner {
         self.bus.publish(IndexedEvent {
             index: LOCAL,
             event,
+        });
+    }
+
+    fn set_odown_names(&self, names: BTreeSet<String>) {
+        self.odown_names.send_if_modified(|cur| {
+            let changed = **cur != names;
+            if changed {
+                *cur = Arc::new(names);
+            }
+            changed
         });
     }
 

@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 pub mod codec;
+pub mod freshness;
 pub mod identity;
 pub mod log_store;
 pub mod network;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use super::codec::{decode, encode};
+use super::freshness::LeaderContact;
 use super::identity::ClusterIdentity;
 use super::types::Raft;
 use crate::failover::reports::Reports;
@@ -22,6 +23,8 @@ pub struct RaftService {
     pub peers: BTreeMap<u64, SocketAddr>,
     pub sentinel_addr: String,
     pub reports: Reports,
+    /// Stamped on every call from a leader this node accepts (invariant 9).
+    pub contact: LeaderContact,
 }
 
 fn reply<T: Serialize>(value: &T) -> Result<Response<RaftBytes>, Status> {
@@ -38,8 +41,15 @@ fn body<T: serde::de::DeserializeOwned>(req: Request<RaftBytes>) -> Result<T, St
 impl RaftInternal for RaftService {
     async fn append_entries(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
         self.identity.admit_peer(req.metadata()).await?;
-        let rpc = body(req)?;
-        reply(&self.raft.append_entries(rpc).await)
+        let rpc: openraft::raft::AppendEntriesRequest<super::TypeConfig> = body(req)?;
+        let commit = rpc.leader_commit.map_or(0, |l| l.index);
+        let resp = self.raft.append_entries(rpc).await;
+        if let Ok(r) = &resp {
+            if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)) {
+                self.contact.heard(commit);
+            }
+        }
+        reply(&resp)
     }
 
     async fn vote(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {

@@ -88,6 +88,9 @@ pub enum Command {
     LeaseGranted { holder: u64 },
     /// The holder hands back grant `id` (after fencing itself).
     LeaseReleased { id: u64 },
+    /// SENTINEL RESET: forget the listed masters' known replicas (the monitor finds the live
+    /// ones again at its next INFO). Appended last: the log's encoding numbers variants.
+    Reset { names: Vec<String> },
 }
 
 /// SET options for `Debug`, with auth-pass values redacted like Sentinel's `+set` event.
@@ -212,6 +215,7 @@ impl fmt::Debug for Command {
             Command::LeaseReleased { id } => {
                 f.debug_struct("LeaseReleased").field("id", id).finish()
             }
+            Command::Reset { names } => f.debug_struct("Reset").field("names", names).finish(),
         }
     }
 }

@@ -210,6 +210,19 @@ impl TopologyState {
                     vec![TopologyEvent::new("+topology-conflict", payload, master)]
                 }
             }
+            Command::Reset { names } => {
+                let mut events = Vec::new();
+                for name in names {
+                    // A failover in progress owns its replica set until it ends (invariant 3).
+                    if let Some(master) = self.masters.get_mut(name) {
+                        if master.failover.is_none() {
+                            master.replicas.clear();
+                            events.push(event::about_master("+reset-master", master));
+                        }
+                    }
+                }
+                events
+            }
             Command::Resolve { name, keep, at_ms } => {
                 let master = self.master_mut(name)?;
                 let conflict = master.conflict.clone().ok_or(Refusal::NoConflict)?;

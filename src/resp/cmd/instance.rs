@@ -1,0 +1,221 @@
+//! Sentinel's instance-state replies (`addReplySentinelRedisInstance`): the field/value maps of
+//! SENTINEL MASTERS / MASTER / REPLICAS / SENTINELS, numbers as bulk strings, in Sentinel's
+//! field order. The address and config come from the log; health from this node's own
+//! observations. No I/O.
+
+use crate::monitor::{NodeReport, Observation, ReportedRole};
+use crate::resp::reply::Reply;
+use crate::topology::{Addr, FailoverState, MasterRecord};
+
+/// What a master's reply needs beyond its record.
+pub struct MasterView<'a> {
+    pub master: &'a MasterRecord,
+    pub report: &'a NodeReport,
+    pub odown: bool,
+    pub other_sentinels: usize,
+}
+
+fn num(n: impl itoa::Integer) -> Reply {
+    Reply::num(n)
+}
+
+/// Sentinel's flags, in its fixed order.
+fn flags(sdown: bool, odown: bool, role: &str, disconnected: bool, extra: &[&str]) -> String {
+    let mut f: Vec<&str> = Vec::new();
+    if sdown {
+        f.push("s_down");
+    }
+    if odown {
+        f.push("o_down");
+    }
+    f.push(role);
+    if disconnected {
+        f.push("disconnected");
+    }
+    f.extend_from_slice(extra);
+    f.join(",")
+}
+
+/// The link and ping fields every instance type starts with.
+fn common(
+    fields: &mut Vec<(&'static str, Reply)>,
+    name: String,
+    addr: &Addr,
+    run_id: &str,
+    flags: String,
+) {
+    fields.push(("name", name.into()));
+    fields.push(("ip", addr.host.as_str().into()));
+    fields.push(("port", num(addr.port)));
+    fields.push(("runid", run_id.into()));
+    fields.push(("flags", flags.into()));
+    fields.push(("link-pending-commands", num(0)));
+    fields.push(("link-refcount", num(1)));
+}
+
+fn pings(fields: &mut Vec<(&'static str, Reply)>, obs: Option<&Observation>) {
+    let age = obs.map_or(0, |o| o.reply_age_ms);
+    fields.push(("last-ping-sent", num(0)));
+    fields.push(("last-ok-ping-reply", num(age)));
+    fields.push(("last-ping-reply", num(age)));
+}
+
+fn role_name(obs: Option<&Observation>, default: &'static str) -> &'static str {
+    match obs.and_then(|o| o.role.as_ref()) {
+        Some(ReportedRole::Master { .. }) => "master",
+        Some(ReportedRole::Replica { .. }) => "slave",
+        None => default,
+    }
+}
+
+/// Never reached by this node, or not for down-after: Sentinel shows such links as
+/// `disconnected`.
+fn disconnected(obs: Option<&Observation>) -> bool {
+    !obs.is_some_and(|o| o.info_age_ms.is_some())
+}
+
+pub fn master(v: &MasterView) -> Reply {
+    let m = v.master;
+    let obs = v.report.observation(&m.name, &m.addr);
+    let sdown = obs.is_some_and(|o| o.sdown);
+    let mut extra = Vec::new();
+    if m.failover.is_some() {
+        extra.push("failover_in_progress");
+    }
+    let mut fields = Vec::with_capacity(24);
+    common(
+        &mut fields,
+        m.name.clone(),
+        &m.addr,
+        obs.map_or("", |o| o.run_id.as_str()),
+        flags(sdown, v.odown, "master", disconnected(obs), &extra),
+    );
+    if let Some(f) = &m.failover {
+        let state = match f.state {
+            FailoverState::Started => "wait_promotion",
+            FailoverState::Promoted => "reconf_slaves",
+        };
+        fields.push(("failover-state", state.into()));
+    }
+    pings(&mut fields, obs);
+    if sdown {
+        fields.push((
+            "s-down-time",
+            num(obs.map_or(0, |o| o.reply_age_ms.saturating_sub(m.down_after_ms))),
+        ));
+    }
+    fields.push(("down-after-milliseconds", num(m.down_after_ms)));
+    fields.push((
+        "info-refresh",
+        num(obs.and_then(|o| o.info_age_ms).unwrap_or(0)),
+    ));
+    fields.push(("role-reported", role_name(obs, "master").into()));
+    fields.push(("role-reported-time", num(0)));
+    fields.push(("config-epoch", num(m.config_epoch)));
+    fields.push(("num-slaves", num(m.replicas.len())));
+    fields.push(("num-other-sentinels", num(v.other_sentinels)));
+    fields.push(("quorum", num(m.quorum)));
+    fields.push(("failover-timeout", num(m.failover_timeout_ms)));
+    fields.push(("parallel-syncs", num(m.parallel_syncs)));
+    if let Some(s) = &m.notification_script {
+        fields.push(("notification-script", s.as_str().into()));
+    }
+    if let Some(s) = &m.client_reconfig_script {
+        fields.push(("client-reconfig-script", s.as_str().into()));
+    }
+    Reply::fields(fields)
+}
+
+pub fn replicas(v: &MasterView) -> Reply {
+    let m = v.master;
+    Reply::Array(
+        m.replicas
+            .iter()
+            .map(|r| replica(m, &r.addr, &r.run_id, v.report))
+            .collect(),
+    )
+}
+
+fn replica(m: &MasterRecord, addr: &Addr, run_id: &str, report: &NodeReport) -> Reply {
+    let obs = report.observation(&m.name, addr);
+    let sdown = obs.is_some_and(|o| o.sdown);
+    let run_id = obs
+        .map(|o| o.run_id.as_str())
+        .filter(|r| !r.is_empty())
+        .unwrap_or(run_id);
+    let mut fields = Vec::with_capacity(22);
+    common(
+        &mut fields,
+        addr.to_string(),
+        addr,
+        run_id,
+        flags(sdown, false, "slave", disconnected(obs), &[]),
+    );
+    pings(&mut fields, obs);
+    if sdown {
+        fields.push((
+            "s-down-time",
+            num(obs.map_or(0, |o| o.reply_age_ms.saturating_sub(m.down_after_ms))),
+        ));
+    }
+    fields.push(("down-after-milliseconds", num(m.down_after_ms)));
+    fields.push((
+        "info-refresh",
+        num(obs.and_then(|o| o.info_age_ms).unwrap_or(0)),
+    ));
+    fields.push(("role-reported", role_name(obs, "slave").into()));
+    fields.push(("role-reported-time", num(0)));
+    let link = obs.and_then(|o| match &o.role {
+        Some(ReportedRole::Replica {
+            master,
+            link_up,
+            link_down_ms,
+            priority,
+            offset,
+            ..
+        }) => Some((master, *link_up, *link_down_ms, *priority, *offset)),
+        _ => None,
+    });
+    let (host, port) = link.map_or(("?".to_owned(), 0), |l| (l.0.host.clone(), l.0.port));
+    fields.push(("master-link-down-time", num(link.map_or(0, |l| l.2))));
+    let status = if link.is_some_and(|l| l.1) {
+        "ok"
+    } else {
+        "err"
+    };
+    fields.push(("master-link-status", status.into()));
+    fields.push(("master-host", host.into()));
+    fields.push(("master-port", num(port)));
+    fields.push(("slave-priority", num(link.map_or(100, |l| l.3))));
+    fields.push(("slave-repl-offset", num(link.map_or(0, |l| l.4))));
+    fields.push(("replica-announced", num(1)));
+    Reply::fields(fields)
+}
+
+/// Another raftinel node, as SENTINEL SENTINELS lists a peer sentinel.
+pub fn sentinel(id: &str, addr: &Addr, down_after_ms: u64, reachable: bool) -> Reply {
+    let mut fields = Vec::with_capacity(14);
+    common(
+        &mut fields,
+        id.to_owned(),
+        addr,
+        id,
+        flags(!reachable, false, "sentinel", false, &[]),
+    );
+    pings(&mut fields, None);
+    fields.push(("down-after-milliseconds", num(down_after_ms)));
+    fields.push(("last-hello-message", num(0)));
+    fields.push(("voted-leader", "?".into()));
+    fields.push(("voted-leader-epoch", num(0)));
+    Reply::fields(fields)
+}
+
+/// Whether this node sees a replica it could promote: reached, not down, priority above 0.
+pub fn has_good_replica(m: &MasterRecord, report: &NodeReport) -> bool {
+    m.replicas.iter().any(|r| {
+        report.observation(&m.name, &r.addr).is_some_and(|o| {
+            !o.sdown
+                && matches!(o.role, Some(ReportedRole::Replica { priority, .. }) if priority > 0)
+        })
+    })
+}

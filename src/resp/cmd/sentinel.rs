@@ -1,0 +1,309 @@
+//! ROLE and the SENTINEL command: reads answer from the applied state (and this node's own
+//! observations for health), writes go to `writes`. Subcommands that only make sense between
+//! real sentinels or for Sentinel's own timers get Sentinel's unknown-subcommand error.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::instance::{self, MasterView};
+use super::{arity_ok, lossy, lowercase, unknown_subcommand, writes, wrong_arity, NAME_MAX};
+use crate::monitor::NodeReport;
+use crate::raft::SmData;
+use crate::resp::reply::Reply;
+use crate::resp::session::Session;
+use crate::resp::Ctx;
+use crate::topology::Addr;
+
+const NO_SUCH_MASTER: &str = "ERR No such master with that name";
+
+/// `["sentinel", [names…]]`: the Rust redis crate checks this on every connect.
+pub fn role(ctx: &Ctx) -> Reply {
+    let view = ctx.view.borrow();
+    let names = view
+        .topology
+        .masters()
+        .map(|m| Reply::from(m.name.as_str()))
+        .collect();
+    Reply::Array(vec!["sentinel".into(), Reply::Array(names)])
+}
+
+/// Sentinel's subcommand arities, counting SENTINEL and the subcommand.
+fn arity(sub: &str) -> Option<i32> {
+    Some(match sub {
+        "ckquorum"
+        | "failover"
+        | "get-master-addr-by-name"
+        | "get-primary-addr-by-name"
+        | "master"
+        | "primary"
+        | "remove"
+        | "replicas"
+        | "slaves"
+        | "reset"
+        | "sentinels" => 3,
+        "masters" | "primaries" | "myid" | "help" => 2,
+        "monitor" => 6,
+        "set" => -5,
+        "config" => -3,
+        _ => return None,
+    })
+}
+
+pub async fn sentinel(ctx: &Ctx, _s: &mut Session, args: &[Bytes]) -> Reply {
+    let sub_raw = &args[1];
+    let mut buf = [0u8; NAME_MAX];
+    let Some(sub) = lowercase(sub_raw, &mut buf) else {
+        return unknown_subcommand(sub_raw, "SENTINEL");
+    };
+    let Some(arity) = arity(sub) else {
+        return unknown_subcommand(sub_raw, "SENTINEL");
+    };
+    if !arity_ok(arity, args.len()) {
+        return wrong_arity(&format!("sentinel|{sub}"));
+    }
+    match sub {
+        "get-master-addr-by-name" | "get-primary-addr-by-name" => master_addr(ctx, &args[2]),
+        "masters" | "primaries" => masters(ctx),
+        "master" | "primary" => with_master(ctx, &args[2], instance::master),
+        "replicas" | "slaves" => with_master(ctx, &args[2], instance::replicas),
+        "sentinels" => sentinels(ctx, &args[2]),
+        "myid" => Reply::from(ctx.sentinel_id(ctx.node_id)),
+        "ckquorum" => ckquorum(ctx, &args[2]).await,
+        "config" => config(args),
+        "help" => help(),
+        "monitor" => writes::monitor(ctx, args).await,
+        "remove" => writes::remove(ctx, &args[2]).await,
+        "set" => writes::set(ctx, args).await,
+        "failover" => writes::failover(ctx, &args[2]).await,
+        "reset" => writes::reset(ctx, &args[2]).await,
+        _ => unknown_subcommand(sub_raw, "SENTINEL"),
+    }
+}
+
+/// The hot path of every Sentinel client: no allocation beyond the reply.
+fn master_addr(ctx: &Ctx, name: &Bytes) -> Reply {
+    let view = ctx.view.borrow();
+    let master = std::str::from_utf8(name)
+        .ok()
+        .and_then(|n| view.topology.master(n));
+    match master {
+        Some(m) => Reply::Array(vec![m.addr.host.as_str().into(), Reply::num(m.addr.port)]),
+        None => Reply::NilArray,
+    }
+}
+
+fn voters_other_than(view: &SmData, me: u64) -> usize {
+    view.membership
+        .membership()
+        .voter_ids()
+        .filter(|id| *id != me)
+        .count()
+}
+
+fn snapshot(ctx: &Ctx) -> (Arc<SmData>, Arc<NodeReport>, Arc<BTreeSet<String>>) {
+    (
+        ctx.view.borrow().clone(),
+        ctx.report.borrow().clone(),
+        ctx.odown.borrow().clone(),
+    )
+}
+
+fn masters(ctx: &Ctx) -> Reply {
+    let (view, report, odown) = snapshot(ctx);
+    let others = voters_other_than(&view, ctx.node_id);
+    Reply::Array(
+        view.topology
+            .masters()
+            .map(|m| {
+                instance::master(&MasterView {
+                    master: m,
+                    report: &report,
+                    odown: odown.contains(&m.name),
+                    other_sentinels: others,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn with_master(ctx: &Ctx, name: &Bytes, f: fn(&MasterView) -> Reply) -> Reply {
+    let (view, report, odown) = snapshot(ctx);
+    let others = voters_other_than(&view, ctx.node_id);
+    let Some(m) = std::str::from_utf8(name)
+        .ok()
+        .and_then(|n| view.topology.master(n))
+    else {
+        return Reply::error(NO_SUCH_MASTER);
+    };
+    f(&MasterView {
+        master: m,
+        report: &report,
+        odown: odown.contains(&m.name),
+        other_sentinels: others,
+    })
+}
+
+/// The other raftinel nodes' Sentinel addresses and ids (never the node asked, as in Sentinel).
+fn sentinels(ctx: &Ctx, name: &Bytes) -> Reply {
+    let view = ctx.view.borrow().clone();
+    let Some(m) = std::str::from_utf8(name)
+        .ok()
+        .and_then(|n| view.topology.master(n))
+    else {
+        return Reply::error(NO_SUCH_MASTER);
+    };
+    let metrics = ctx.raft.metrics().borrow().clone();
+    let voters: BTreeSet<u64> = view.membership.membership().voter_ids().collect();
+    let mut out = Vec::new();
+    for (id, member) in view.membership.membership().nodes() {
+        if *id == ctx.node_id || !voters.contains(id) {
+            continue;
+        }
+        let Ok(sock) = member.sentinel_addr.parse::<std::net::SocketAddr>() else {
+            continue;
+        };
+        let addr = Addr::new(sock.ip().to_string(), sock.port());
+        // Only the leader knows who answers; elsewhere a peer is assumed up.
+        let reachable = match &metrics.replication {
+            Some(r) => r.get(id).is_some_and(|l| l.is_some()),
+            None => true,
+        };
+        out.push(instance::sentinel(
+            &ctx.sentinel_id(*id),
+            &addr,
+            m.down_after_ms,
+            reachable,
+        ));
+    }
+    Reply::Array(out)
+}
+
+/// Usable nodes are the voters that answer a probe now (this node included); the quorum must be
+/// reachable for ODOWN and a majority for the failover itself.
+async fn ckquorum(ctx: &Ctx, name: &Bytes) -> Reply {
+    let view = ctx.view.borrow().clone();
+    let Some(m) = std::str::from_utf8(name)
+        .ok()
+        .and_then(|n| view.topology.master(n))
+    else {
+        return Reply::error(NO_SUCH_MASTER);
+    };
+    let membership = view.membership.membership();
+    let voters: Vec<_> = membership
+        .voter_ids()
+        .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
+        .collect();
+    let probes = voters.iter().map(|(id, n)| ctx.api.reachable(*id, n));
+    let usable = futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .filter(|up| *up)
+        .count();
+    let majority = voters.len() / 2 + 1;
+    let quorum = usize::try_from(m.quorum).unwrap_or(usize::MAX);
+    if usable >= quorum && usable >= majority {
+        return Reply::Status(format!(
+            "OK {usable} usable Sentinels. Quorum and failover authorization can be reached"
+        ));
+    }
+    let mut text = format!("NOQUORUM {usable} usable Sentinels. ");
+    if usable < quorum {
+        text.push_str(
+            "Not enough available Sentinels to reach the specified quorum for this master",
+        );
+    }
+    if usable < majority {
+        if usable < quorum {
+            text.push_str(". ");
+        }
+        text.push_str(
+            "Not enough available Sentinels to reach the majority and authorize a failover",
+        );
+    }
+    Reply::error(text)
+}
+
+/// SENTINEL CONFIG GET <pattern> / SET <param> <value>. raftinel has no hostnames and announces
+/// the addresses in its membership, so these parameters are fixed: SET accepts only the value
+/// already in effect.
+fn config(args: &[Bytes]) -> Reply {
+    const PARAMS: [(&str, &str); 6] = [
+        ("resolve-hostnames", "no"),
+        ("announce-hostnames", "no"),
+        ("announce-ip", ""),
+        ("announce-port", "0"),
+        ("sentinel-user", ""),
+        ("sentinel-pass", ""),
+    ];
+    let op = args[2].to_ascii_lowercase();
+    match (op.as_slice(), args.len()) {
+        (b"get", 4) => Reply::fields(
+            PARAMS
+                .iter()
+                .filter(|(p, _)| crate::glob::matches(&args[3], p.as_bytes(), true))
+                .map(|(p, v)| (*p, Reply::from(*v))),
+        ),
+        (b"set", 5) => {
+            let param = lossy(&args[3], 128);
+            let value = lossy(&args[4], 128);
+            match PARAMS.iter().find(|(p, _)| p.eq_ignore_ascii_case(&param)) {
+                None => Reply::error(format!(
+                    "ERR Invalid argument '{param}' to SENTINEL CONFIG SET"
+                )),
+                Some((_, v)) if v.eq_ignore_ascii_case(&value) => Reply::ok(),
+                Some((p, _)) => Reply::error(format!(
+                    "ERR Invalid value '{value}' to SENTINEL CONFIG SET '{p}'"
+                )),
+            }
+        }
+        _ => Reply::error(
+            "ERR Only SENTINEL CONFIG GET <option> / SET <option> <value> are supported.",
+        ),
+    }
+}
+
+fn help() -> Reply {
+    const LINES: &[&str] = &[
+        "SENTINEL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CKQUORUM <master-name>",
+        "    Check if the current Sentinel configuration is able to reach the quorum needed",
+        "    to failover a master and the majority needed to authorize the failover.",
+        "CONFIG SET <param> <value>",
+        "    Set a global Sentinel configuration parameter.",
+        "CONFIG GET <param>",
+        "    Get global Sentinel configuration parameter.",
+        "GET-MASTER-ADDR-BY-NAME <master-name>",
+        "    Return the ip and port number of the master with that name.",
+        "FAILOVER <master-name>",
+        "    Manually failover a master node without asking for agreement from other",
+        "    Sentinels",
+        "MASTER <master-name>",
+        "    Show the state and info of the specified master.",
+        "MASTERS",
+        "    Show a list of monitored masters and their state.",
+        "MONITOR <name> <ip> <port> <quorum>",
+        "    Start monitoring a new master with the specified name, ip, port and quorum.",
+        "MYID",
+        "    Return the ID of the Sentinel instance.",
+        "REMOVE <master-name>",
+        "    Remove a master from Sentinel's monitor list.",
+        "REPLICAS <master-name>",
+        "    Show a list of replicas for this master and their state.",
+        "RESET <pattern>",
+        "    Reset masters for specific master name matching this pattern.",
+        "SENTINELS <master-name>",
+        "    Show a list of Sentinel instances for this master and their state.",
+        "SET <master-name> <option> <value> [<option> <value> ...]",
+        "    Set configuration parameters for certain masters.",
+        "HELP",
+        "    Print this help.",
+    ];
+    Reply::Array(
+        LINES
+            .iter()
+            .map(|l| Reply::Status((*l).to_owned()))
+            .collect(),
+    )
+}

@@ -1,0 +1,132 @@
+//! The Sentinel-compatible RESP2/RESP3 server: unchanged Sentinel clients, scripts and
+//! monitoring talk to raftinel through it (DESIGN "Clients"; `reference/sentinel-surface.md` is
+//! the specification of every reply).
+//!
+//! # Layout
+//! - [`frame`]: request decoding with Redis's limits; [`reply`]: reply values and their bytes.
+//! - [`session`]: one connection's state (protocol, auth, name, subscriptions).
+//! - [`cmd`]: one file per command family; `cmd::dispatch` routes a request.
+//! - [`server`]: the listener, opened only while this node is fresh (invariant 9), and the
+//!   connection loop with pipelining and pub/sub pushes.
+//!
+//! Who-is-master answers come from the applied state; health fields from this node's own
+//! observations. Writes (MONITOR, REMOVE, SET, FAILOVER, RESET) go through the gRPC service's
+//! own code path, so they commit on (or are forwarded to) the leader exactly like `raftinel ctl`.
+
+pub mod cmd;
+pub mod frame;
+pub mod reply;
+pub mod server;
+pub mod session;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::api::Api;
+use crate::config::SentinelAuth;
+use crate::events::EventBus;
+use crate::monitor::NodeReport;
+use crate::raft::{ClusterIdentity, Raft, SmData};
+
+/// What every connection of this node shares.
+pub struct Ctx {
+    pub node_id: u64,
+    pub view: watch::Receiver<Arc<SmData>>,
+    /// This node's own observations: the health fields of every reply.
+    pub report: watch::Receiver<Arc<NodeReport>>,
+    /// Masters the leader's runner judges objectively down (empty on followers).
+    pub odown: watch::Receiver<Arc<BTreeSet<String>>>,
+    pub api: Arc<Api>,
+    pub raft: Raft,
+    pub bus: EventBus,
+    pub identity: ClusterIdentity,
+    pub auth: SentinelAuth,
+    pub port: u16,
+    pub election_max_ms: u64,
+    /// A random id of this process, as Redis's INFO `run_id` (distinct from SENTINEL MYID).
+    pub run_id: String,
+    pub started: Instant,
+    pub stats: Stats,
+}
+
+/// Counters for INFO.
+#[derive(Default)]
+pub struct Stats {
+    pub next_client_id: AtomicU64,
+    pub connected: AtomicU64,
+    pub connections_received: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub rejected: AtomicU64,
+    pub pubsub_clients: AtomicU64,
+}
+
+impl Stats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn bump(counter: &AtomicU64) -> u64 {
+        counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+impl Ctx {
+    /// The 40-hex id SENTINEL MYID returns and SENTINELS lists: the cluster id (32 hex digits)
+    /// followed by the node id (8 hex digits), so any node can name any other the same way and
+    /// the id survives restarts.
+    pub fn sentinel_id(&self, node_id: u64) -> String {
+        sentinel_id(&self.identity.get().unwrap_or_default(), node_id)
+    }
+
+    /// The other members' Sentinel addresses, by node id, from the log's membership.
+    pub fn peers(&self) -> BTreeMap<u64, String> {
+        let view = self.view.borrow();
+        view.membership
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != self.node_id)
+            .map(|(id, m)| (*id, m.sentinel_addr.clone()))
+            .collect()
+    }
+}
+
+pub fn sentinel_id(cluster_id: &str, node_id: u64) -> String {
+    let mut hex: String = cluster_id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_lowercase())
+        .take(32)
+        .collect();
+    while hex.len() < 32 {
+        hex.push('0');
+    }
+    format!("{hex}{:08x}", node_id & 0xffff_ffff)
+}
+
+/// 40 random hex digits.
+pub fn random_run_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..40)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sentinel_ids_are_40_hex_and_distinct_per_node() {
+        let a = super::sentinel_id("0123456789abcdef0123456789ABCDEF", 1);
+        let b = super::sentinel_id("0123456789abcdef0123456789ABCDEF", 2);
+        assert_eq!(a, "0123456789abcdef0123456789abcdef00000001");
+        assert_ne!(a, b);
+        assert_eq!(super::sentinel_id("", 3).len(), 40);
+        assert!(super::random_run_id()
+            .chars()
+            .all(|c| c.is_ascii_hexdigit()));
+    }
+}

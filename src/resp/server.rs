@@ -1,0 +1,282 @@
+//! The Sentinel port: a listener that exists only while this node is fresh (invariant 9) —
+//! connection refused is what every Sentinel client takes as "try the next sentinel" — and one
+//! task per connection that decodes pipelined requests, answers them in order with one write
+//! per batch, and pushes pub/sub messages between requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, watch, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::cmd;
+use super::frame::{self, LIMITS, UNAUTHENTICATED};
+use super::reply::Reply;
+use super::session::Session;
+use super::{Ctx, Stats};
+use crate::raft::freshness::{self, LeaderContact};
+use crate::raft::Raft;
+
+/// Redis's default maxclients.
+const MAX_CLIENTS: usize = 10_000;
+/// How often freshness is re-evaluated: well under the election timeout.
+const FRESHNESS_TICK: Duration = Duration::from_millis(20);
+/// Replies are flushed when this much is pending even mid-batch.
+const FLUSH_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("binding the Sentinel listener {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Fails fast, at startup, if the Sentinel port cannot be bound; the listener itself is opened
+/// later, once the node is fresh.
+pub async fn check_bind(addr: SocketAddr) -> Result<(), ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map(drop)
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// Publishes whether this node is fresh, re-evaluated every [`FRESHNESS_TICK`].
+pub async fn track_freshness(
+    raft: Raft,
+    contact: LeaderContact,
+    election_max_ms: u64,
+    tx: watch::Sender<bool>,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(FRESHNESS_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let m = raft.metrics().borrow().clone();
+        let c = contact.get();
+        let leads = m.current_leader == Some(m.id) && m.state.is_leader();
+        let inputs = freshness::Inputs {
+            leader_quorum_ack_ms: if leads {
+                Some(m.millis_since_quorum_ack.unwrap_or(u64::MAX))
+            } else {
+                None
+            },
+            contact_age_ms: c
+                .last
+                .map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            need_applied: c.prev_commit.unwrap_or(u64::MAX),
+            applied: m.last_applied.map_or(0, |l| l.index),
+            election_max_ms,
+        };
+        let fresh = freshness::fresh(&inputs);
+        tx.send_if_modified(|v| {
+            let changed = *v != fresh;
+            *v = fresh;
+            changed
+        });
+    }
+}
+
+/// Serves the Sentinel port until `cancel`: listening while `fresh` says so, closed (and every
+/// connection dropped) while it does not.
+pub async fn serve(
+    ctx: Arc<Ctx>,
+    addr: SocketAddr,
+    mut fresh: watch::Receiver<bool>,
+    cancel: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            ok = until(&mut fresh, true) => if !ok { break },
+        }
+        let listener = match TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot bind the Sentinel listener; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                }
+            }
+        };
+        tracing::info!(%addr, "fresh: Sentinel listener open");
+        let conns = cancel.child_token();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                ok = until(&mut fresh, false) => {
+                    if ok {
+                        tracing::warn!(%addr, "not fresh: Sentinel listener closed, clients dropped");
+                    }
+                    break;
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        Stats::bump(&ctx.stats.connections_received);
+                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                            Stats::bump(&ctx.stats.rejected);
+                            tracker.spawn(refuse(stream));
+                            continue;
+                        };
+                        let ctx = ctx.clone();
+                        let conns = conns.clone();
+                        let span = tracing::debug_span!("resp", %peer);
+                        tracker.spawn(async move {
+                            Stats::bump(&ctx.stats.connected);
+                            if let Err(e) = connection(&ctx, stream, peer, conns).await {
+                                tracing::debug!(error = %e, "connection ended");
+                            }
+                            ctx.stats.connected.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                            drop(permit);
+                        }.instrument(span));
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+        drop(listener);
+        conns.cancel();
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// Waits until `fresh` is `want`; false if the sender is gone.
+async fn until(fresh: &mut watch::Receiver<bool>, want: bool) -> bool {
+    fresh.wait_for(|f| *f == want).await.is_ok()
+}
+
+async fn refuse(mut stream: TcpStream) {
+    let _ = stream
+        .write_all(b"-ERR max number of clients reached\r\n")
+        .await;
+}
+
+async fn connection(
+    ctx: &Ctx,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let local = stream.local_addr()?;
+    let id = Stats::bump(&ctx.stats.next_client_id);
+    let needs_auth = ctx.auth.requirepass.is_some() || !ctx.auth.users.is_empty();
+    let mut s = Session::new(id, peer, local, needs_auth);
+    let result = session(ctx, &mut stream, &mut s, cancel).await;
+    if s.subscriptions() > 0 {
+        ctx.stats
+            .pubsub_clients
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    result
+}
+
+async fn session(
+    ctx: &Ctx,
+    stream: &mut TcpStream,
+    s: &mut Session,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let mut rbuf = BytesMut::with_capacity(4096);
+    let mut wbuf = BytesMut::with_capacity(4096);
+    let mut replies = Vec::new();
+    let mut events: Option<broadcast::Receiver<crate::events::IndexedEvent>> = None;
+    loop {
+        // Answer everything already buffered, in order, then write once.
+        loop {
+            let limits = if s.authenticated() {
+                &LIMITS
+            } else {
+                &UNAUTHENTICATED
+            };
+            let args = match frame::decode(&mut rbuf, limits, s.authenticated()) {
+                Ok(Some(args)) => args,
+                Ok(None) => break,
+                Err(e) => {
+                    Reply::error(format!("ERR {e}")).encode(s.proto, &mut wbuf);
+                    stream.write_all(&wbuf).await?;
+                    return Ok(());
+                }
+            };
+            Stats::bump(&ctx.stats.commands_processed);
+            s.last_command = Instant::now();
+            cmd::dispatch(ctx, s, &args, &mut replies).await;
+            for r in replies.drain(..) {
+                r.encode(s.proto, &mut wbuf);
+            }
+            if s.closing {
+                stream.write_all(&wbuf).await?;
+                return Ok(());
+            }
+            if wbuf.len() >= FLUSH_BYTES {
+                stream.write_all(&wbuf).await?;
+                wbuf.clear();
+            }
+        }
+        // Subscribe before the next event can be missed; unsubscribe drops the receiver.
+        match (s.subscriptions() > 0, events.is_some()) {
+            (true, false) => events = Some(ctx.bus.subscribe()),
+            (false, true) => events = None,
+            _ => {}
+        }
+        if !wbuf.is_empty() {
+            stream.write_all(&wbuf).await?;
+            wbuf.clear();
+        }
+        if rbuf.capacity() - rbuf.len() < 1024 {
+            rbuf.reserve(4096);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            n = stream.read_buf(&mut rbuf) => {
+                if n? == 0 {
+                    return Ok(());
+                }
+            }
+            ev = recv(&mut events) => match ev {
+                Ok(ev) => {
+                    cmd::deliver(s, &ev, &mut replies);
+                    for r in replies.drain(..) {
+                        r.encode(s.proto, &mut wbuf);
+                    }
+                }
+                // A subscriber this far behind is dropped, as Redis drops a client over its
+                // pub/sub output-buffer limit; it reconnects and re-reads the state.
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(client = s.id, missed = n, "pub/sub client too slow; closing");
+                    return Ok(());
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+        }
+    }
+}
+
+async fn recv(
+    events: &mut Option<broadcast::Receiver<crate::events::IndexedEvent>>,
+) -> Result<crate::events::IndexedEvent, broadcast::error::RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

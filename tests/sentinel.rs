@@ -1,0 +1,705 @@
+//! The Sentinel port on a real three-node cluster monitoring real Redis, driven with raw bytes:
+//! exact replies as captured from a real sentinel (`reference/sentinel-surface.md`), RESP2 and
+//! RESP3, pipelining, inline commands, protocol errors, AUTH, writes through Raft, pub/sub on
+//! every node, and the listener closing when the node is cut off (invariant 9).
+
+// Each test owns its runtime on its own thread; the std guard only serializes whole tests.
+#![allow(clippy::await_holding_lock)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis::Redis;
+use common::{eventually, serial, Cluster};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Fast detection so that the FAILOVER test finishes quickly.
+const TIMINGS: &str = "default-down-after-ms = 1000\n";
+
+/// A connection that sends raw bytes and reads whole replies.
+struct Raw {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    async fn connect(addr: &str) -> Raw {
+        let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
+            .await
+            .expect("connect timed out")
+            .expect("connect");
+        Raw {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Sends one command as a multibulk array.
+    async fn cmd(&mut self, args: &[&str]) -> String {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        self.send(&out).await;
+        self.reply().await
+    }
+
+    /// Reads exactly one reply (RESP2 or RESP3), within 5 s.
+    async fn reply(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(n) = reply_len(&self.buf, 0) {
+                let r: Vec<u8> = self.buf.drain(..n).collect();
+                return String::from_utf8_lossy(&r).into_owned();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut chunk = [0u8; 16384];
+            let n = tokio::time::timeout(left, self.stream.read(&mut chunk))
+                .await
+                .unwrap_or_else(|_| panic!("no whole reply in 5 s; have {:?}", self.text()))
+                .unwrap();
+            assert!(n > 0, "connection closed; have {:?}", self.text());
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// True once the server closed the connection (within 5 s).
+    async fn closed(&mut self) -> bool {
+        let mut chunk = [0u8; 1024];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.stream.read(&mut chunk)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+}
+
+/// The length of the complete reply starting at `at`, if it is all there.
+fn reply_len(b: &[u8], at: usize) -> Option<usize> {
+    let line_end = at + b.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+    let head = std::str::from_utf8(&b[at + 1..line_end]).ok()?;
+    let after = line_end + 2;
+    match b.get(at)? {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' => Some(after - at),
+        b'$' | b'=' => {
+            let n: i64 = head.parse().ok()?;
+            if n < 0 {
+                return Some(after - at);
+            }
+            let end = after + n as usize + 2;
+            (end <= b.len()).then_some(end - at)
+        }
+        b'*' | b'>' | b'%' | b'~' => {
+            let n: i64 = head.parse().ok()?;
+            let items = if b[at] == b'%' { n * 2 } else { n };
+            let mut pos = after;
+            for _ in 0..items.max(0) {
+                pos += reply_len(b, pos)?;
+            }
+            Some(pos - at)
+        }
+        _ => None,
+    }
+}
+
+fn bulk(s: &str) -> String {
+    format!("${}\r\n{s}\r\n", s.len())
+}
+
+/// Waits until node `id`'s Sentinel port accepts connections and knows `mymaster`.
+async fn sentinel_ready(c: &Cluster, id: u64) {
+    let addr = c.nodes[&id].sentinel.clone();
+    eventually("Sentinel port open", Duration::from_secs(15), || {
+        let addr = addr.clone();
+        async move {
+            let mut s = TcpStream::connect(&addr).await.ok()?;
+            s.write_all(b"ROLE\r\n").await.ok()?;
+            let mut b = [0u8; 256];
+            let n = tokio::time::timeout(Duration::from_secs(1), s.read(&mut b))
+                .await
+                .ok()?
+                .ok()?;
+            String::from_utf8_lossy(&b[..n])
+                .contains("mymaster")
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+/// A cluster monitoring `master` as mymaster (quorum 2), every node's Sentinel port ready.
+async fn cluster_with(master: &Redis, extra: &str) -> Cluster {
+    let mut c = Cluster::new(3, extra);
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(leader, "mymaster", u32::from(master.port)).await;
+    for id in 1..=3 {
+        sentinel_ready(&c, id).await;
+    }
+    c
+}
+
+// --- replies byte for byte as a real 7.x sentinel sends them
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_match_a_real_sentinel_byte_for_byte() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let _r = Redis::replica_of(&m, &[]);
+    let c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(40);
+    let port = m.port.to_string();
+    let mut s = Raw::connect(&c.nodes[&2].sentinel).await;
+
+    assert_eq!(
+        s.cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .await,
+        format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&port))
+    );
+    assert_eq!(
+        s.cmd(&["SENTINEL", "get-master-addr-by-name", "nosuch"])
+            .await,
+        "*-1\r\n"
+    );
+    assert_eq!(
+        s.cmd(&["SENTINEL", "master", "nosuch"]).await,
+        "-ERR No such master with that name\r\n"
+    );
+    assert_eq!(
+        s.cmd(&["ROLE"]).await,
+        "*2\r\n$8\r\nsentinel\r\n*1\r\n$8\r\nmymaster\r\n"
+    );
+    let myid = s.cmd(&["SENTINEL", "myid"]).await;
+    assert!(myid.starts_with("$40\r\n"), "{myid}");
+    assert!(myid[5..45].chars().all(|c| c.is_ascii_hexdigit()), "{myid}");
+    assert_eq!(myid, s.cmd(&["sentinel", "MYID"]).await, "stable");
+
+    let masters = s.cmd(&["SENTINEL", "masters"]).await;
+    assert!(
+        masters.starts_with("*1\r\n*40\r\n$4\r\nname\r\n$8\r\nmymaster\r\n$2\r\nip\r\n$9\r\n127.0.0.1\r\n$4\r\nport\r\n"),
+        "{masters}"
+    );
+    assert!(
+        masters.contains("$5\r\nflags\r\n$6\r\nmaster\r\n"),
+        "{masters}"
+    );
+    assert!(
+        masters.contains("$19\r\nnum-other-sentinels\r\n$1\r\n2\r\n"),
+        "{masters}"
+    );
+    let sentinels = s.cmd(&["SENTINEL", "sentinels", "mymaster"]).await;
+    assert!(
+        sentinels.starts_with("*2\r\n*28\r\n$4\r\nname\r\n$40\r\n"),
+        "{sentinels}"
+    );
+    for other in [1, 3] {
+        let p = c.nodes[&other]
+            .sentinel
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(
+            sentinels.contains(&bulk(&p)),
+            "node {other}'s port {p}: {sentinels}"
+        );
+    }
+    let own = c.nodes[&2].sentinel.rsplit(':').next().unwrap().to_owned();
+    assert!(!sentinels.contains(&bulk(&own)), "never the node asked");
+
+    assert_eq!(s.cmd(&["SENTINEL", "reset", "nosuch*"]).await, ":0\r\n");
+    assert_eq!(
+        s.cmd(&["SENTINEL", "ckquorum", "mymaster"]).await,
+        "+OK 3 usable Sentinels. Quorum and failover authorization can be reached\r\n"
+    );
+    assert_eq!(
+        s.cmd(&["SENTINEL", "config", "get", "announce-port"]).await,
+        "*2\r\n$13\r\nannounce-port\r\n$1\r\n0\r\n"
+    );
+    for sub in [
+        "is-master-down-by-addr",
+        "simulate-failure",
+        "debug",
+        "info-cache",
+        "pending-scripts",
+        "flushconfig",
+    ] {
+        assert_eq!(
+            s.cmd(&["SENTINEL", sub]).await,
+            format!("-ERR unknown subcommand '{sub}'. Try SENTINEL HELP.\r\n")
+        );
+    }
+    assert_eq!(
+        s.cmd(&["SENTINEL"]).await,
+        "-ERR wrong number of arguments for 'sentinel' command\r\n"
+    );
+    assert_eq!(
+        s.cmd(&["SENTINEL", "masters", "x"]).await,
+        "-ERR wrong number of arguments for 'sentinel|masters' command\r\n"
+    );
+    assert_eq!(
+        s.cmd(&["ECHO", "hi"]).await,
+        "-ERR unknown command 'ECHO', with args beginning with: 'hi' \r\n"
+    );
+    // The Valkey spellings.
+    assert_eq!(
+        s.cmd(&["SENTINEL", "get-primary-addr-by-name", "mymaster"])
+            .await,
+        format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&port))
+    );
+    assert!(s
+        .cmd(&["SENTINEL", "primaries"])
+        .await
+        .starts_with("*1\r\n*40\r\n"));
+
+    // RESP3 after HELLO 3: maps, and the null for an unknown name.
+    let hello = s.cmd(&["HELLO", "3"]).await;
+    assert!(
+        hello.starts_with("%6\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.4\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:"),
+        "{hello}"
+    );
+    assert!(
+        hello.ends_with("$4\r\nmode\r\n$8\r\nsentinel\r\n$7\r\nmodules\r\n*0\r\n"),
+        "{hello}"
+    );
+    assert_eq!(
+        s.cmd(&["SENTINEL", "get-master-addr-by-name", "nosuch"])
+            .await,
+        "_\r\n"
+    );
+    assert!(s
+        .cmd(&["SENTINEL", "masters"])
+        .await
+        .starts_with("*1\r\n%20\r\n$4\r\nname\r\n"));
+    assert!(s
+        .cmd(&["SENTINEL", "sentinels", "mymaster"])
+        .await
+        .starts_with("*2\r\n%14\r\n"));
+    assert_eq!(
+        s.cmd(&["SENTINEL", "config", "get", "announce-port"]).await,
+        "%1\r\n$13\r\nannounce-port\r\n$1\r\n0\r\n"
+    );
+    let replicas = s.cmd(&["SENTINEL", "replicas", "mymaster"]).await;
+    assert!(
+        replicas.starts_with("*1\r\n%21\r\n$4\r\nname\r\n"),
+        "{replicas}"
+    );
+    assert!(
+        replicas.contains("$18\r\nmaster-link-status\r\n$2\r\nok\r\n"),
+        "{replicas}"
+    );
+
+    // INFO as a bulk string in both protocols, with the # Sentinel section.
+    let info = s.cmd(&["INFO"]).await;
+    assert!(info.starts_with('$'), "{info}");
+    assert!(info.contains("redis_mode:sentinel\r\n"));
+    assert!(info.contains(&format!(
+        "master0:name=mymaster,status=ok,address=127.0.0.1:{port},slaves=1,sentinels=3\r\n"
+    )));
+    assert!(!s.cmd(&["INFO", "sentinel"]).await.contains("# Server"));
+}
+
+// --- pipelining, inline commands, CLIENT, and protocol errors that close the connection
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelining_inline_and_protocol_errors() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(40);
+    let addr = c.nodes[&1].sentinel.clone();
+
+    let mut s = Raw::connect(&addr).await;
+    let mut batch = Vec::new();
+    for _ in 0..200 {
+        batch.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    }
+    batch.extend_from_slice(b"PING hello\r\n");
+    s.send(&batch).await;
+    for _ in 0..200 {
+        assert_eq!(s.reply().await, "+PONG\r\n");
+    }
+    assert_eq!(s.reply().await, "$5\r\nhello\r\n");
+    assert_eq!(s.cmd(&["CLIENT", "SETNAME", "probe"]).await, "+OK\r\n");
+    assert_eq!(s.cmd(&["CLIENT", "GETNAME"]).await, "$5\r\nprobe\r\n");
+    assert!(s.cmd(&["CLIENT", "ID"]).await.starts_with(':'));
+    assert_eq!(
+        s.cmd(&["CLIENT", "SETINFO", "LIB-NAME", "raw"]).await,
+        "+OK\r\n"
+    );
+    assert!(s.cmd(&["CLIENT", "INFO"]).await.contains("name=probe"));
+    assert_eq!(
+        s.cmd(&["CLIENT", "SETNAME", "a b"]).await,
+        "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
+    );
+    assert!(s.cmd(&["COMMAND", "COUNT"]).await.starts_with(':'));
+    assert_eq!(s.cmd(&["QUIT"]).await, "+OK\r\n");
+    assert!(s.closed().await, "QUIT closes");
+
+    for (input, error) in [
+        (
+            &b"*1\r\n+PING\r\n"[..],
+            "-ERR Protocol error: expected '$', got '+'\r\n",
+        ),
+        (
+            b"*1\r\n$99999999\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*abc\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"PING \"unbalanced\r\n",
+            "-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
+    ] {
+        let mut s = Raw::connect(&addr).await;
+        s.send(input).await;
+        assert_eq!(s.reply().await, error);
+        assert!(s.closed().await, "a protocol error closes the connection");
+    }
+    // Megabytes of garbage without a newline: an error, not an unbounded buffer.
+    let mut s = Raw::connect(&addr).await;
+    let junk = vec![b'x'; 200 * 1024];
+    let _ = s.stream.write_all(&junk).await;
+    assert_eq!(
+        s.reply().await,
+        "-ERR Protocol error: too big inline request\r\n"
+    );
+    // The node is still serving.
+    let mut s = Raw::connect(&addr).await;
+    assert_eq!(s.cmd(&["PING"]).await, "+PONG\r\n");
+}
+
+// --- AUTH: requirepass and users, with Redis's NOAUTH / WRONGPASS wording
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_requirepass_and_users() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let extra = format!(
+        "{TIMINGS}[sentinel]\nrequirepass = \"s3cret\"\n[sentinel.users]\nalice = \"wonder\"\n"
+    );
+    let mut c = Cluster::new(3, &extra);
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    let _logs = c.logs_on_panic(40);
+    let addr = c.nodes[&3].sentinel.clone();
+    eventually("port open", Duration::from_secs(15), || {
+        let addr = addr.clone();
+        async move { TcpStream::connect(&addr).await.ok() }
+    })
+    .await;
+    let mut s = Raw::connect(&addr).await;
+    assert_eq!(
+        s.cmd(&["PING"]).await,
+        "-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(
+        s.cmd(&["HELLO", "3"]).await,
+        "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n"
+    );
+    assert_eq!(
+        s.cmd(&["AUTH", "nope"]).await,
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(s.cmd(&["AUTH", "s3cret"]).await, "+OK\r\n");
+    assert_eq!(s.cmd(&["PING"]).await, "+PONG\r\n");
+
+    let mut s = Raw::connect(&addr).await;
+    assert!(s
+        .cmd(&["HELLO", "3", "AUTH", "alice", "wonder", "SETNAME", "a"])
+        .await
+        .starts_with("%6\r\n"));
+    assert_eq!(s.cmd(&["CLIENT", "GETNAME"]).await, "$1\r\na\r\n");
+    let mut s = Raw::connect(&addr).await;
+    assert_eq!(
+        s.cmd(&["AUTH", "alice", "wrong"]).await,
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    // Before AUTH, Redis's small limits apply.
+    s.send(b"*20\r\n").await;
+    assert_eq!(
+        s.reply().await,
+        "-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
+}
+
+// --- writes through Raft: +OK means committed and visible on this node at once
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_commit_through_raft_with_sentinel_errors() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let other = Redis::start(&[]);
+    let c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(40);
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(5)).await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let mut s = Raw::connect(&c.nodes[&follower].sentinel).await;
+    let port = other.port.to_string();
+
+    for (args, reply) in [
+        (
+            vec!["mymaster", "127.0.0.1", "1", "2"],
+            "-ERR Duplicate master name.\r\n",
+        ),
+        (
+            vec!["x", "127.0.0.1", "1", "two"],
+            "-ERR Invalid quorum\r\n",
+        ),
+        (vec!["x", "127.0.0.1", "abc", "2"], "-ERR Invalid port\r\n"),
+        (
+            vec!["x", "127.0.0.1", "1", "0"],
+            "-ERR Quorum must be 1 or greater.\r\n",
+        ),
+        (
+            vec!["x", "nohost.invalid", "1", "2"],
+            "-ERR Invalid IP address or hostname specified\r\n",
+        ),
+        (
+            vec!["x", "127.0.0.1", "70000", "2"],
+            "-ERR Invalid port number.\r\n",
+        ),
+    ] {
+        let mut cmd = vec!["SENTINEL", "MONITOR"];
+        cmd.extend(args);
+        assert_eq!(s.cmd(&cmd).await, reply, "{cmd:?}");
+    }
+    assert_eq!(
+        s.cmd(&["SENTINEL", "MONITOR", "other", "127.0.0.1", &port, "2"])
+            .await,
+        "+OK\r\n"
+    );
+    // Read-your-write on the same (follower) node, then everywhere.
+    assert!(s
+        .cmd(&["SENTINEL", "MASTER", "other"])
+        .await
+        .contains(&bulk(&port)));
+    for id in 1..=3 {
+        let mut o = Raw::connect(&c.nodes[&id].sentinel).await;
+        let r = o
+            .cmd(&["SENTINEL", "get-master-addr-by-name", "other"])
+            .await;
+        assert_eq!(
+            r,
+            format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&port)),
+            "node {id}"
+        );
+    }
+    assert_eq!(
+        s.cmd(&["SENTINEL", "SET", "other", "down-after-milliseconds", "0"])
+            .await,
+        "-ERR Invalid argument '0' for SENTINEL SET 'down-after-milliseconds'\r\n"
+    );
+    assert_eq!(
+        s.cmd(&["SENTINEL", "SET", "other", "foo", "2"]).await,
+        "-ERR Unknown option or number of arguments for SENTINEL SET 'foo'\r\n"
+    );
+    assert_eq!(
+        s.cmd(&["SENTINEL", "SET", "other", "notification-script", "/bin/true"]).await,
+        "-ERR Reconfiguration of scripts path is denied for security reasons. Check the deny-scripts-reconfig configuration directive in your Sentinel configuration\r\n"
+    );
+    assert_eq!(
+        s.cmd(&[
+            "SENTINEL",
+            "SET",
+            "other",
+            "failover-timeout",
+            "9000",
+            "parallel-syncs",
+            "3"
+        ])
+        .await,
+        "+OK\r\n"
+    );
+    let master = s.cmd(&["SENTINEL", "MASTER", "other"]).await;
+    assert!(
+        master.contains("$16\r\nfailover-timeout\r\n$4\r\n9000\r\n"),
+        "{master}"
+    );
+    assert!(
+        master.contains("$14\r\nparallel-syncs\r\n$1\r\n3\r\n"),
+        "{master}"
+    );
+    assert_eq!(
+        s.cmd(&["SENTINEL", "FAILOVER", "other"]).await,
+        "-NOGOODSLAVE No suitable replica to promote\r\n"
+    );
+    assert_eq!(s.cmd(&["SENTINEL", "RESET", "oth*"]).await, ":1\r\n");
+    assert_eq!(s.cmd(&["SENTINEL", "REMOVE", "other"]).await, "+OK\r\n");
+    assert_eq!(
+        s.cmd(&["SENTINEL", "REMOVE", "other"]).await,
+        "-ERR No such master with that name\r\n"
+    );
+    assert_eq!(
+        s.cmd(&["ROLE"]).await,
+        "*2\r\n$8\r\nsentinel\r\n*1\r\n$8\r\nmymaster\r\n"
+    );
+}
+
+/// Subscribes `s` to `channels` and checks the acknowledgements.
+async fn psubscribe(s: &mut Raw, pattern: &str) {
+    let ack = s.cmd(&["PSUBSCRIBE", pattern]).await;
+    assert!(ack.ends_with(":1\r\n"), "{ack}");
+}
+
+// --- pub/sub: every node publishes every event with Sentinel's payload; SENTINEL FAILOVER's
+//     +switch-master reaches subscribers of all three nodes, and the address answer follows
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_subscribers_on_every_node() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let r = Redis::replica_of(&m, &[]);
+    let c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(60);
+    let mport = m.port.to_string();
+    eventually("the replica known", Duration::from_secs(10), || async {
+        let mut s = Raw::connect(&c.nodes[&1].sentinel).await;
+        s.cmd(&["SENTINEL", "replicas", "mymaster"])
+            .await
+            .contains(&bulk(&r.port.to_string()))
+            .then_some(())
+    })
+    .await;
+
+    // Node 1 in RESP2 (SUBSCRIBE), node 2 in RESP3 (push frames), node 3 with a pattern.
+    let mut subs = Vec::new();
+    let mut s1 = Raw::connect(&c.nodes[&1].sentinel).await;
+    assert_eq!(
+        s1.cmd(&["SUBSCRIBE", "+set", "+switch-master"]).await,
+        "*3\r\n$9\r\nsubscribe\r\n$4\r\n+set\r\n:1\r\n"
+    );
+    assert_eq!(
+        s1.reply().await,
+        "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:2\r\n"
+    );
+    assert_eq!(s1.cmd(&["PING"]).await, "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    assert!(s1
+        .cmd(&["SENTINEL", "masters"])
+        .await
+        .starts_with("-ERR Can't execute 'sentinel': only (P|S)SUBSCRIBE"));
+    subs.push(s1);
+    let mut s2 = Raw::connect(&c.nodes[&2].sentinel).await;
+    assert!(s2.cmd(&["HELLO", "3"]).await.starts_with("%6"));
+    assert_eq!(
+        s2.cmd(&["SUBSCRIBE", "+set", "+switch-master"]).await,
+        ">3\r\n$9\r\nsubscribe\r\n$4\r\n+set\r\n:1\r\n"
+    );
+    let _ = s2.reply().await;
+    // RESP3 connections may run commands while subscribed.
+    assert!(s2
+        .cmd(&["SENTINEL", "masters"])
+        .await
+        .starts_with("*1\r\n%"));
+    subs.push(s2);
+    let mut s3 = Raw::connect(&c.nodes[&3].sentinel).await;
+    psubscribe(&mut s3, "+s*").await;
+    subs.push(s3);
+
+    let mut w = Raw::connect(&c.nodes[&3].sentinel).await;
+    let sent = Instant::now();
+    assert_eq!(
+        w.cmd(&["SENTINEL", "SET", "mymaster", "parallel-syncs", "2"])
+            .await,
+        "+OK\r\n"
+    );
+    let payload = format!("master mymaster 127.0.0.1 {mport} parallel-syncs 2");
+    let expected = [
+        format!("*3\r\n$7\r\nmessage\r\n$4\r\n+set\r\n{}", bulk(&payload)),
+        format!(">3\r\n$7\r\nmessage\r\n$4\r\n+set\r\n{}", bulk(&payload)),
+        format!(
+            "*4\r\n$8\r\npmessage\r\n$3\r\n+s*\r\n$4\r\n+set\r\n{}",
+            bulk(&payload)
+        ),
+    ];
+    for (s, want) in subs.iter_mut().zip(&expected) {
+        assert_eq!(&s.reply().await, want);
+        eprintln!(
+            "+set delivered {:?} after the write was sent",
+            sent.elapsed()
+        );
+    }
+
+    // A forced failover: +switch-master on every node, GET-MASTER-ADDR-BY-NAME follows.
+    assert_eq!(
+        w.cmd(&["SENTINEL", "FAILOVER", "mymaster"]).await,
+        "+OK\r\n"
+    );
+    let rport = r.port.to_string();
+    let switch = format!("mymaster 127.0.0.1 {mport} 127.0.0.1 {rport}");
+    for (i, s) in subs.iter_mut().enumerate() {
+        // The pattern subscriber sees other +s… events (+slave, +sdown) too: skip to the switch.
+        let mut got = String::new();
+        for _ in 0..20 {
+            got = s.reply().await;
+            if got.contains("+switch-master") {
+                break;
+            }
+        }
+        assert!(got.ends_with(&bulk(&switch)), "node {}: {got}", i + 1);
+    }
+    for id in 1..=3 {
+        let mut o = Raw::connect(&c.nodes[&id].sentinel).await;
+        assert_eq!(
+            o.cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+                .await,
+            format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&rport)),
+            "node {id} answers the new master"
+        );
+    }
+}
+
+// --- invariant 9: a node that cannot hear a leader closes its Sentinel port (connection
+//     refused, and open connections dropped), and reopens once it has caught up
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_leader_closes_its_sentinel_port() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let mut c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(60);
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(5)).await;
+    let lone = (1..=3).find(|id| *id != leader).unwrap();
+    let addr = c.nodes[&lone].sentinel.clone();
+    let mut open = Raw::connect(&addr).await;
+    assert_eq!(open.cmd(&["PING"]).await, "+PONG\r\n");
+
+    let others: Vec<u64> = (1..=3).filter(|id| *id != lone).collect();
+    let cut = Instant::now();
+    for id in &others {
+        c.kill(*id);
+    }
+    assert!(open.closed().await, "an open connection is dropped");
+    eventually("connection refused", Duration::from_secs(5), || {
+        let addr = addr.clone();
+        async move { TcpStream::connect(&addr).await.is_err().then_some(()) }
+    })
+    .await;
+    eprintln!(
+        "Sentinel port closed {:?} after the other nodes died",
+        cut.elapsed()
+    );
+
+    for id in &others {
+        c.start(*id);
+    }
+    sentinel_ready(&c, lone).await;
+    let mut s = Raw::connect(&addr).await;
+    assert_eq!(
+        s.cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .await,
+        format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&m.port.to_string()))
+    );
+}
