@@ -63,6 +63,8 @@ pub enum NodeError {
     Flush(sled::Error),
     #[error("{0}")]
     Sentinel(#[from] crate::resp::server::ServerError),
+    #[error("starting the Sentinel port's runtime: {0}")]
+    SentinelRuntime(std::io::Error),
 }
 
 #[allow(clippy::result_large_err)] // openraft's own error type, returned once at startup
@@ -228,6 +230,7 @@ async fn run_node(
         report: own_report.clone(),
         odown: odown_rx,
         api,
+        main: tokio::runtime::Handle::current(),
         raft: raft.clone(),
         bus: resp_bus,
         identity: resp_identity,
@@ -238,10 +241,16 @@ async fn run_node(
         started: tokio::time::Instant::now(),
         stats: Default::default(),
     });
-    let sentinel = tokio::spawn(
+    // Its own thread and runtime: client load competes with Raft for the CPU through the OS
+    // scheduler, never in the queue of the runtime that sends heartbeats.
+    let resp_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(NodeError::SentinelRuntime)?;
+    let serve =
         crate::resp::server::serve(resp_ctx, config.sentinel_listen, fresh_rx, cancel.clone())
-            .in_current_span(),
-    );
+            .in_current_span();
+    let sentinel = tokio::task::spawn_blocking(move || resp_runtime.block_on(serve));
     let sdown_events = tokio::spawn(
         crate::monitor::events::publish_sdown(
             own_report.clone(),

@@ -41,6 +41,10 @@ pub struct Ctx {
     /// Masters the leader's runner judges objectively down (empty on followers).
     pub odown: watch::Receiver<Arc<BTreeSet<String>>>,
     pub api: Arc<Api>,
+    /// The node's main runtime: writes and probes run there, next to Raft and the gRPC
+    /// channels, while the Sentinel port has a runtime of its own so that a flood of clients
+    /// cannot delay heartbeats into an election.
+    pub main: tokio::runtime::Handle,
     pub raft: Raft,
     pub bus: EventBus,
     pub identity: ClusterIdentity,

@@ -28,6 +28,8 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// A RESP3 push (pub/sub); an array in RESP2.
     Push(Vec<Reply>),
+    /// Bytes already encoded, identical in RESP2 and RESP3 (a cached hot reply).
+    Raw(Bytes),
 }
 
 impl Reply {
@@ -76,6 +78,7 @@ impl Reply {
                 out.put_slice(b);
                 out.put_slice(b"\r\n");
             }
+            Reply::Raw(b) => out.put_slice(b),
             Reply::Nil => out.put_slice(null(proto, b"$-1\r\n")),
             Reply::NilArray => out.put_slice(null(proto, b"*-1\r\n")),
             Reply::Array(items) => {

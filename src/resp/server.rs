@@ -81,6 +81,9 @@ pub async fn track_freshness(
             election_max_ms,
         };
         let fresh = freshness::fresh(&inputs);
+        if !fresh && *tx.borrow() {
+            tracing::warn!(?inputs, "no longer fresh");
+        }
         tx.send_if_modified(|v| {
             let changed = *v != fresh;
             *v = fresh;
@@ -201,8 +204,13 @@ async fn session(
     let mut wbuf = BytesMut::with_capacity(4096);
     let mut replies = Vec::new();
     let mut events: Option<broadcast::Receiver<crate::events::IndexedEvent>> = None;
+    // Registered once: a fresh `cancelled()` per request would lock the token on every turn.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     loop {
         // Answer everything already buffered, in order, then write once.
+        s.last_command = Instant::now();
+        let mut answered = 0u64;
         loop {
             let limits = if s.authenticated() {
                 &LIMITS
@@ -218,8 +226,7 @@ async fn session(
                     return Ok(());
                 }
             };
-            Stats::bump(&ctx.stats.commands_processed);
-            s.last_command = Instant::now();
+            answered += 1;
             cmd::dispatch(ctx, s, &args, &mut replies).await;
             for r in replies.drain(..) {
                 r.encode(s.proto, &mut wbuf);
@@ -233,6 +240,10 @@ async fn session(
                 wbuf.clear();
             }
         }
+        // One shared counter update per batch, not per pipelined command.
+        ctx.stats
+            .commands_processed
+            .fetch_add(answered, std::sync::atomic::Ordering::Relaxed);
         // Subscribe before the next event can be missed; unsubscribe drops the receiver.
         match (s.subscriptions() > 0, events.is_some()) {
             (true, false) => events = Some(ctx.bus.subscribe()),
@@ -247,7 +258,7 @@ async fn session(
             rbuf.reserve(4096);
         }
         tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
+            _ = &mut cancelled => return Ok(()),
             n = stream.read_buf(&mut rbuf) => {
                 if n? == 0 {
                     return Ok(());

@@ -1,13 +1,15 @@
 //! One client connection's state: protocol version, authentication, name and library info,
 //! and its pub/sub subscriptions. No I/O.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::reply::Proto;
+use crate::raft::SmData;
 
 pub struct Session {
     pub id: u64,
@@ -25,6 +27,37 @@ pub struct Session {
     pub last_command: Instant,
     /// QUIT was received: reply, flush, close.
     pub closing: bool,
+    /// GET-MASTER-ADDR-BY-NAME replies, encoded, for the applied state they were built from:
+    /// the one request every client repeats, answered without allocating.
+    pub addr_cache: AddrCache,
+}
+
+#[derive(Default)]
+pub struct AddrCache {
+    pub view: Option<Arc<SmData>>,
+    pub replies: HashMap<Bytes, Bytes>,
+}
+
+impl AddrCache {
+    /// The cached reply for `name`, if the cache was built from `view`; otherwise the cache is
+    /// emptied for `view`.
+    pub fn get(&mut self, view: &Arc<SmData>, name: &Bytes) -> Option<Bytes> {
+        match &self.view {
+            Some(v) if Arc::ptr_eq(v, view) => self.replies.get(name).cloned(),
+            _ => {
+                self.view = Some(view.clone());
+                self.replies.clear();
+                None
+            }
+        }
+    }
+
+    /// Remembers a reply; a client asking for ever new names cannot grow the cache past a bound.
+    pub fn put(&mut self, name: Bytes, reply: Bytes) {
+        if self.replies.len() < 64 {
+            self.replies.insert(name, reply);
+        }
+    }
 }
 
 impl Session {
@@ -44,6 +77,7 @@ impl Session {
             since: now,
             last_command: now,
             closing: false,
+            addr_cache: AddrCache::default(),
         }
     }
 

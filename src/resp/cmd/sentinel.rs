@@ -51,7 +51,7 @@ fn arity(sub: &str) -> Option<i32> {
     })
 }
 
-pub async fn sentinel(ctx: &Ctx, _s: &mut Session, args: &[Bytes]) -> Reply {
+pub async fn sentinel(ctx: &Ctx, s: &mut Session, args: &[Bytes]) -> Reply {
     let sub_raw = &args[1];
     let mut buf = [0u8; NAME_MAX];
     let Some(sub) = lowercase(sub_raw, &mut buf) else {
@@ -64,7 +64,7 @@ pub async fn sentinel(ctx: &Ctx, _s: &mut Session, args: &[Bytes]) -> Reply {
         return wrong_arity(&format!("sentinel|{sub}"));
     }
     match sub {
-        "get-master-addr-by-name" | "get-primary-addr-by-name" => master_addr(ctx, &args[2]),
+        "get-master-addr-by-name" | "get-primary-addr-by-name" => master_addr(ctx, s, &args[2]),
         "masters" | "primaries" => masters(ctx),
         "master" | "primary" => with_master(ctx, &args[2], instance::master),
         "replicas" | "slaves" => with_master(ctx, &args[2], instance::replicas),
@@ -82,14 +82,26 @@ pub async fn sentinel(ctx: &Ctx, _s: &mut Session, args: &[Bytes]) -> Reply {
     }
 }
 
-/// The hot path of every Sentinel client: no allocation beyond the reply.
-fn master_addr(ctx: &Ctx, name: &Bytes) -> Reply {
-    let view = ctx.view.borrow();
+/// The hot path of every Sentinel client: answered from the connection's cache of encoded
+/// replies while the applied state is unchanged.
+fn master_addr(ctx: &Ctx, s: &mut Session, name: &Bytes) -> Reply {
+    let view = ctx.view.borrow().clone();
+    if let Some(hit) = s.addr_cache.get(&view, name) {
+        return Reply::Raw(hit);
+    }
     let master = std::str::from_utf8(name)
         .ok()
         .and_then(|n| view.topology.master(n));
     match master {
-        Some(m) => Reply::Array(vec![m.addr.host.as_str().into(), Reply::num(m.addr.port)]),
+        Some(m) => {
+            let reply = Reply::Array(vec![m.addr.host.as_str().into(), Reply::num(m.addr.port)]);
+            let mut encoded = bytes::BytesMut::new();
+            // An array of bulk strings is the same in RESP2 and RESP3.
+            reply.encode(crate::resp::reply::Proto::Resp2, &mut encoded);
+            let encoded = encoded.freeze();
+            s.addr_cache.put(name.clone(), encoded.clone());
+            Reply::Raw(encoded)
+        }
         None => Reply::NilArray,
     }
 }
@@ -195,13 +207,20 @@ async fn ckquorum(ctx: &Ctx, name: &Bytes) -> Reply {
         .voter_ids()
         .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
         .collect();
-    let probes = voters.iter().map(|(id, n)| ctx.api.reachable(*id, n));
-    let usable = futures::future::join_all(probes)
+    let voter_count = voters.len();
+    let api = ctx.api.clone();
+    // On the main runtime, where the gRPC channels live.
+    let probe = ctx.main.spawn(async move {
+        let probes = voters.iter().map(|(id, n)| api.reachable(*id, n));
+        futures::future::join_all(probes).await
+    });
+    let usable = probe
         .await
+        .unwrap_or_default()
         .into_iter()
         .filter(|up| *up)
         .count();
-    let majority = voters.len() / 2 + 1;
+    let majority = voter_count / 2 + 1;
     let quorum = usize::try_from(m.quorum).unwrap_or(usize::MAX);
     if usable >= quorum && usable >= majority {
         return Reply::Status(format!(

@@ -3,6 +3,8 @@
 //! `+OK` means committed. The reply waits until this node has applied the entry too, so the
 //! same connection reads its own write.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,6 +12,7 @@ use tonic::{Request, Status};
 
 use super::instance::has_good_replica;
 use super::{int, lossy, text};
+use crate::api::Api;
 use crate::pb;
 use crate::pb::topology_server::Topology;
 use crate::resp::reply::Reply;
@@ -30,6 +33,21 @@ fn error(s: &Status) -> Reply {
     }
 }
 
+/// Runs a gRPC handler on the node's main runtime, where Raft and every gRPC channel live: the
+/// Sentinel port's runtime only parses and answers.
+async fn call<T, F, Fut>(ctx: &Ctx, f: F) -> Result<T, Status>
+where
+    F: FnOnce(Arc<Api>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
+    T: Send + 'static,
+{
+    let fut = f(ctx.api.clone());
+    match ctx.main.spawn(fut).await {
+        Ok(r) => r.map(tonic::Response::into_inner),
+        Err(e) => Err(Status::internal(format!("the write task failed: {e}"))),
+    }
+}
+
 async fn applied(ctx: &Ctx, index: u64) {
     let wait = ctx.raft.wait(Some(APPLY_WAIT));
     // A timeout is not an error of the write, which is committed; the next read will see it.
@@ -38,10 +56,10 @@ async fn applied(ctx: &Ctx, index: u64) {
         .await;
 }
 
-async fn done(ctx: &Ctx, r: Result<tonic::Response<pb::WriteReply>, Status>) -> Reply {
+async fn done(ctx: &Ctx, r: Result<pb::WriteReply, Status>) -> Reply {
     match r {
         Ok(reply) => {
-            applied(ctx, reply.into_inner().index).await;
+            applied(ctx, reply.index).await;
             Reply::ok()
         }
         Err(s) => error(&s),
@@ -71,14 +89,24 @@ pub async fn monitor(ctx: &Ctx, args: &[Bytes]) -> Reply {
         port: u32::try_from(port).unwrap_or(u32::MAX),
         quorum: u32::try_from(quorum).unwrap_or(u32::MAX),
     };
-    done(ctx, ctx.api.monitor(Request::new(req)).await).await
+    let r = call(
+        ctx,
+        |api| async move { api.monitor(Request::new(req)).await },
+    )
+    .await;
+    done(ctx, r).await
 }
 
 pub async fn remove(ctx: &Ctx, name: &Bytes) -> Reply {
     let req = pb::RemoveRequest {
         name: lossy(name, usize::MAX),
     };
-    done(ctx, ctx.api.remove(Request::new(req)).await).await
+    let r = call(
+        ctx,
+        |api| async move { api.remove(Request::new(req)).await },
+    )
+    .await;
+    done(ctx, r).await
 }
 
 /// SENTINEL SET <name> <option> <value> [<option> <value> ...]: all options or none (Sentinel
@@ -102,7 +130,8 @@ pub async fn set(ctx: &Ctx, args: &[Bytes]) -> Reply {
         name: lossy(&args[2], usize::MAX),
         options,
     };
-    done(ctx, ctx.api.set(Request::new(req)).await).await
+    let r = call(ctx, |api| async move { api.set(Request::new(req)).await }).await;
+    done(ctx, r).await
 }
 
 /// SENTINEL FAILOVER <name>: Sentinel's INPROG and NOGOODSLAVE answers come first, from this
@@ -122,7 +151,12 @@ pub async fn failover(ctx: &Ctx, name: &Bytes) -> Reply {
         }
     }
     let req = pb::NameRequest { name };
-    done(ctx, ctx.api.failover(Request::new(req)).await).await
+    let r = call(
+        ctx,
+        |api| async move { api.failover(Request::new(req)).await },
+    )
+    .await;
+    done(ctx, r).await
 }
 
 /// SENTINEL RESET <pattern>: `:N`, the number of masters reset.
@@ -130,9 +164,8 @@ pub async fn reset(ctx: &Ctx, pattern: &Bytes) -> Reply {
     let req = pb::ResetRequest {
         pattern: lossy(pattern, usize::MAX),
     };
-    match ctx.api.reset(Request::new(req)).await {
+    match call(ctx, |api| async move { api.reset(Request::new(req)).await }).await {
         Ok(r) => {
-            let r = r.into_inner();
             if r.index > 0 {
                 applied(ctx, r.index).await;
             }
