@@ -9,6 +9,9 @@ command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)       # sled/ring build C
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server) # the Redis that raftinel watches
 command -v iptables >/dev/null 2>&1 || need+=(iptables)         # cut one node off from a master
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)        # run that node as another user
+# redis-py runs from a venv (tests/sentinel_clients.rs): Debian's python3 needs python3-venv
+# (which brings ensurepip) before `python3 -m venv` works.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv python3-pip)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: please install: ${need[*]}" >&2
@@ -19,6 +22,15 @@ if ((${#need[@]})); then
 fi
 # The package starts a system redis on 6379; the tests start their own on free ports.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
+
+# The venv with redis-py 8 for the client tests; they find it through RAFTINEL_PYTHON.
+venv="$(realpath -m "${CARGO_TARGET_DIR:-target}")/py-venv"
+has_redis_py='import redis, sys; v = tuple(int(x) for x in redis.__version__.split(".")[:2]); sys.exit(not (8, 1) <= v < (9, 0))'
+if ! "$venv/bin/python" -c "$has_redis_py" >/dev/null 2>&1; then
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check 'redis>=8.1,<9'
+fi
+export RAFTINEL_PYTHON="$venv/bin/python"
 
 # Cluster tests serialize themselves; unit tests run in parallel on the two cores.
 log=$(mktemp)
