@@ -446,7 +446,7 @@ print_help() {
 
 raftinel local cluster is up (data: $LOCAL_DIR).
 Nodes: gRPC     $CLUSTER
-       Sentinel $(IFS=,; printf '%s' "${sentinels[*]}") (not served yet)
+       Sentinel $(IFS=,; printf '%s' "${sentinels[*]}") (Sentinel clients: list these as your sentinels)
 Redis: $(printf '%s\n       ' "${redis_lines[@]}")monitored by raftinel as $MASTER_NAME (quorum $QUORUM); logs and pid files in $LOCAL_DIR
 
 Watch, from another terminal:
@@ -456,6 +456,10 @@ Watch, from another terminal:
       the current master and its replicas (a failover in progress shows here too)
   $c status
   redis-cli -p $mport info replication
+  redis-cli -p ${sentinels[0]##*:} sentinel get-master-addr-by-name $MASTER_NAME
+      the Sentinel port: any Sentinel client works against these three nodes
+  redis-cli -p ${sentinels[0]##*:} psubscribe '*'
+      Sentinel's pub/sub events (+sdown, +switch-master, ...)
 
 Trigger a failover: kill -9 the master (redis-server $MASTER_ID, $HOST:$mport):
   kill -9 $mpid

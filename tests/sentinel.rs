@@ -703,3 +703,134 @@ async fn a_node_without_a_leader_closes_its_sentinel_port() {
         format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&m.port.to_string()))
     );
 }
+
+/// Words the fuzzer builds requests from: real names, near misses and hostile values.
+const WORDS: &[&str] = &[
+    "SENTINEL",
+    "sentinel",
+    "PING",
+    "ROLE",
+    "INFO",
+    "CLIENT",
+    "COMMAND",
+    "HELLO",
+    "AUTH",
+    "ECHO",
+    "masters",
+    "master",
+    "replicas",
+    "slaves",
+    "sentinels",
+    "get-master-addr-by-name",
+    "GET-PRIMARY-ADDR-BY-NAME",
+    "myid",
+    "ckquorum",
+    "monitor",
+    "remove",
+    "set",
+    "failover",
+    "reset",
+    "config",
+    "get",
+    "help",
+    "debug",
+    "info-cache",
+    "setname",
+    "getname",
+    "id",
+    "setinfo",
+    "lib-name",
+    "count",
+    "list",
+    "docs",
+    "mymaster",
+    "fz",
+    "*",
+    "[",
+    "\\",
+    "",
+    "down-after-milliseconds",
+    "quorum",
+    "parallel-syncs",
+    "auth-pass",
+    "failover-timeout",
+    "0",
+    "-1",
+    "1",
+    "2",
+    "3",
+    "65536",
+    "99999999999999999999",
+    "127.0.0.1",
+    "::1",
+    "abc",
+    "a b",
+    "\r\n",
+    "\"",
+    "'",
+    "\u{0}",
+    "\u{ff}é",
+];
+
+// --- fuzzing the command dispatch: thousands of random requests against a live node, every
+//     one answered with one well-formed reply, and the node unharmed (seed printed to replay)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_commands_never_break_the_node() {
+    use rand::{Rng, SeedableRng};
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(40);
+    let seed: u64 = std::env::var("RAFTINEL_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    eprintln!("fuzz seed {seed} (RAFTINEL_FUZZ_SEED={seed} replays it)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let addr = c.nodes[&1].sentinel.clone();
+    let mut s = Raw::connect(&addr).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut sent = 0;
+    while sent < 3000 && Instant::now() < deadline {
+        let n = rng.gen_range(1..8);
+        let mut args: Vec<Vec<u8>> = (0..n)
+            .map(|_| {
+                if rng.gen_bool(0.15) {
+                    (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect()
+                } else {
+                    WORDS[rng.gen_range(0..WORDS.len())].as_bytes().to_vec()
+                }
+            })
+            .collect();
+        // Subscriptions change how many replies come back, and QUIT ends the connection:
+        // both have their own tests.
+        let first = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        if first.contains("subscribe") || first == "quit" {
+            args[0] = b"PING".to_vec();
+        }
+        let mut wire = format!("*{}\r\n", args.len()).into_bytes();
+        for a in &args {
+            wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            wire.extend_from_slice(a);
+            wire.extend_from_slice(b"\r\n");
+        }
+        s.send(&wire).await;
+        let reply = s.reply().await;
+        assert!(!reply.is_empty(), "request {args:?}");
+        sent += 1;
+        // Garbage on a side connection now and then: an error and a close, nothing else.
+        if sent % 200 == 0 {
+            let mut g = Raw::connect(&addr).await;
+            let junk: Vec<u8> = (0..rng.gen_range(1..2000)).map(|_| rng.gen()).collect();
+            let _ = g.stream.write_all(&junk).await;
+            let _ = g.stream.write_all(b"\r\n").await;
+            drop(g);
+        }
+    }
+    eprintln!("fuzz: {sent} random requests answered");
+    assert!(sent >= 500, "only {sent} requests in 30 s");
+    let mut fresh = Raw::connect(&addr).await;
+    assert_eq!(fresh.cmd(&["PING"]).await, "+PONG\r\n");
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(5)).await;
+    assert!(leader > 0, "the cluster still has a leader");
+}

@@ -446,3 +446,30 @@ fn replicas_discovered() {
         Refusal::NoSuchMaster,
     );
 }
+
+/// SENTINEL RESET forgets the known replicas and publishes `+reset-master`; raftinel leaves a
+/// master with a failover in progress alone (invariant 3: the failover owns its replica set).
+#[test]
+fn reset_forgets_replicas_but_not_during_a_failover() {
+    let mut log = Log::new();
+    log.ok(&monitor("mymaster", 6390, 2));
+    log.ok(&monitor("other", 6400, 2));
+    log.ok(&discovered(&[6391, 6392]));
+    let reset = |names: &[&str]| Command::Reset {
+        names: names.iter().map(|n| (*n).to_owned()).collect(),
+    };
+    let events = log.ok(&reset(&["mymaster", "gone"]));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [("+reset-master", "master mymaster 127.0.0.1 6390")]
+    );
+    assert!(log.mymaster().replicas.is_empty());
+    log.ok(&discovered(&[6391, 6392]));
+    log.ok(&started(1, 6391, None));
+    assert!(log.ok(&reset(&["mymaster"])).is_empty());
+    assert_eq!(
+        log.mymaster().replicas.len(),
+        2,
+        "untouched during a failover"
+    );
+}
