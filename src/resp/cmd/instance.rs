@@ -192,15 +192,16 @@ fn replica(m: &MasterRecord, addr: &Addr, run_id: &str, report: &NodeReport) -> 
     Reply::fields(fields)
 }
 
-/// Another raftinel node, as SENTINEL SENTINELS lists a peer sentinel.
-pub fn sentinel(id: &str, addr: &Addr, down_after_ms: u64, reachable: bool) -> Reply {
+/// Another raftinel node, as SENTINEL SENTINELS lists a peer sentinel. Never flagged down: a node
+/// that cannot serve refuses connections, which is what clients act on.
+pub fn sentinel(id: &str, addr: &Addr, down_after_ms: u64) -> Reply {
     let mut fields = Vec::with_capacity(14);
     common(
         &mut fields,
         id.to_owned(),
         addr,
         id,
-        flags(!reachable, false, "sentinel", false, &[]),
+        flags(false, false, "sentinel", false, &[]),
     );
     pings(&mut fields, None);
     fields.push(("down-after-milliseconds", num(down_after_ms)));

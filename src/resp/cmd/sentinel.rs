@@ -166,7 +166,6 @@ fn sentinels(ctx: &Ctx, name: &Bytes) -> Reply {
     else {
         return Reply::error(NO_SUCH_MASTER);
     };
-    let metrics = ctx.raft.metrics().borrow().clone();
     let voters: BTreeSet<u64> = view.membership.membership().voter_ids().collect();
     let mut out = Vec::new();
     for (id, member) in view.membership.membership().nodes() {
@@ -177,16 +176,10 @@ fn sentinels(ctx: &Ctx, name: &Bytes) -> Reply {
             continue;
         };
         let addr = Addr::new(sock.ip().to_string(), sock.port());
-        // Only the leader knows who answers; elsewhere a peer is assumed up.
-        let reachable = match &metrics.replication {
-            Some(r) => r.get(id).is_some_and(|l| l.is_some()),
-            None => true,
-        };
         out.push(instance::sentinel(
             &ctx.sentinel_id(*id),
             &addr,
             m.down_after_ms,
-            reachable,
         ));
     }
     Reply::Array(out)
