@@ -28,6 +28,8 @@ use crate::raft::Raft;
 const MAX_CLIENTS: usize = 10_000;
 /// How often freshness is re-evaluated: well under the election timeout.
 const FRESHNESS_TICK: Duration = Duration::from_millis(20);
+/// How long a write may wait for the client to read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Replies are flushed when this much is pending even mid-batch.
 const FLUSH_BYTES: usize = 64 * 1024;
 
@@ -163,6 +165,18 @@ pub async fn serve(
     tracker.wait().await;
 }
 
+/// Writes replies, giving up on a peer that has not read anything for [`WRITE_TIMEOUT`]: a
+/// client that never reads must not hold its slot (and its pending pub/sub messages) forever.
+async fn write(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "client did not read its replies",
+        )),
+    }
+}
+
 /// Waits until `fresh` is `want`; false if the sender is gone.
 async fn until(fresh: &mut watch::Receiver<bool>, want: bool) -> bool {
     fresh.wait_for(|f| *f == want).await.is_ok()
@@ -222,7 +236,7 @@ async fn session(
                 Ok(None) => break,
                 Err(e) => {
                     Reply::error(format!("ERR {e}")).encode(s.proto, &mut wbuf);
-                    stream.write_all(&wbuf).await?;
+                    write(stream, &wbuf).await?;
                     return Ok(());
                 }
             };
@@ -232,11 +246,11 @@ async fn session(
                 r.encode(s.proto, &mut wbuf);
             }
             if s.closing {
-                stream.write_all(&wbuf).await?;
+                write(stream, &wbuf).await?;
                 return Ok(());
             }
             if wbuf.len() >= FLUSH_BYTES {
-                stream.write_all(&wbuf).await?;
+                write(stream, &wbuf).await?;
                 wbuf.clear();
             }
         }
@@ -251,7 +265,7 @@ async fn session(
             _ => {}
         }
         if !wbuf.is_empty() {
-            stream.write_all(&wbuf).await?;
+            write(stream, &wbuf).await?;
             wbuf.clear();
         }
         if rbuf.capacity() - rbuf.len() < 1024 {
