@@ -43,7 +43,7 @@ pub struct Ctx {
     pub api: Arc<Api>,
     /// The node's main runtime: writes and probes run there, next to Raft and the gRPC
     /// channels, while the Sentinel port has a runtime of its own so that a flood of clients
-    /// cannot delay heartbeats into an election.
+    /// never queues ahead of heartbeats.
     pub main: tokio::runtime::Handle,
     pub raft: Raft,
     pub bus: EventBus,
