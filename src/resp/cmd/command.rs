@@ -5,7 +5,6 @@ use bytes::Bytes;
 
 use super::{lossy, unknown_subcommand};
 use crate::resp::reply::Reply;
-use crate::resp::session::Session;
 
 struct Spec {
     name: &'static str,
@@ -146,7 +145,7 @@ fn entry(s: &Spec) -> Reply {
     ])
 }
 
-pub fn command(_s: &Session, args: &[Bytes]) -> Reply {
+pub fn command(args: &[Bytes]) -> Reply {
     let Some(sub) = args.get(1) else {
         return Reply::Array(TABLE.iter().map(entry).collect());
     };

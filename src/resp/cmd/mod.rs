@@ -60,7 +60,7 @@ pub async fn dispatch(ctx: &Ctx, s: &mut Session, args: &[Bytes], out: &mut Vec<
         "client" => client::client(s, args),
         "role" => sentinel::role(ctx),
         "info" => info::info(ctx, args),
-        "command" => command::command(s, args),
+        "command" => command::command(args),
         "sentinel" => sentinel::sentinel(ctx, s, args).await,
         "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => {
             pubsub::subscription(ctx, s, cmd, args, out);
