@@ -74,6 +74,25 @@ fn disconnected(obs: Option<&Observation>) -> bool {
     !obs.is_some_and(|o| o.info_age_ms.is_some())
 }
 
+/// The fields from this node's probes that masters and replicas share, in Sentinel's order.
+fn health(
+    fields: &mut Vec<(&'static str, Reply)>,
+    m: &MasterRecord,
+    obs: Option<&Observation>,
+    role: &'static str,
+) {
+    pings(fields, obs);
+    if let Some(o) = obs.filter(|o| o.sdown) {
+        let down_for = o.reply_age_ms.saturating_sub(m.down_after_ms);
+        fields.push(("s-down-time", num(down_for)));
+    }
+    fields.push(("down-after-milliseconds", num(m.down_after_ms)));
+    let info_age = obs.and_then(|o| o.info_age_ms).unwrap_or(0);
+    fields.push(("info-refresh", num(info_age)));
+    fields.push(("role-reported", role_name(obs, role).into()));
+    fields.push(("role-reported-time", num(0)));
+}
+
 pub fn master(v: &MasterView) -> Reply {
     let m = v.master;
     let obs = v.report.observation(&m.name, &m.addr);
@@ -97,20 +116,7 @@ pub fn master(v: &MasterView) -> Reply {
         };
         fields.push(("failover-state", state.into()));
     }
-    pings(&mut fields, obs);
-    if sdown {
-        fields.push((
-            "s-down-time",
-            num(obs.map_or(0, |o| o.reply_age_ms.saturating_sub(m.down_after_ms))),
-        ));
-    }
-    fields.push(("down-after-milliseconds", num(m.down_after_ms)));
-    fields.push((
-        "info-refresh",
-        num(obs.and_then(|o| o.info_age_ms).unwrap_or(0)),
-    ));
-    fields.push(("role-reported", role_name(obs, "master").into()));
-    fields.push(("role-reported-time", num(0)));
+    health(&mut fields, m, obs, "master");
     fields.push(("config-epoch", num(m.config_epoch)));
     fields.push(("num-slaves", num(m.replicas.len())));
     fields.push(("num-other-sentinels", num(v.other_sentinels)));
@@ -151,20 +157,7 @@ fn replica(m: &MasterRecord, addr: &Addr, run_id: &str, report: &NodeReport) -> 
         run_id,
         flags(sdown, false, "slave", disconnected(obs), &[]),
     );
-    pings(&mut fields, obs);
-    if sdown {
-        fields.push((
-            "s-down-time",
-            num(obs.map_or(0, |o| o.reply_age_ms.saturating_sub(m.down_after_ms))),
-        ));
-    }
-    fields.push(("down-after-milliseconds", num(m.down_after_ms)));
-    fields.push((
-        "info-refresh",
-        num(obs.and_then(|o| o.info_age_ms).unwrap_or(0)),
-    ));
-    fields.push(("role-reported", role_name(obs, "slave").into()));
-    fields.push(("role-reported-time", num(0)));
+    health(&mut fields, m, obs, "slave");
     let link = obs.and_then(|o| match &o.role {
         Some(ReportedRole::Replica {
             master,

@@ -89,10 +89,7 @@ fn master_addr(ctx: &Ctx, s: &mut Session, name: &Bytes) -> Reply {
     if let Some(hit) = s.addr_cache.get(&view, name) {
         return Reply::Raw(hit);
     }
-    let master = std::str::from_utf8(name)
-        .ok()
-        .and_then(|n| view.topology.master(n));
-    match master {
+    match lookup(&view, name) {
         Some(m) => {
             let reply = Reply::Array(vec![m.addr.host.as_str().into(), Reply::num(m.addr.port)]);
             let mut encoded = bytes::BytesMut::new();
@@ -104,6 +101,13 @@ fn master_addr(ctx: &Ctx, s: &mut Session, name: &Bytes) -> Reply {
         }
         None => Reply::NilArray,
     }
+}
+
+/// The master named by a request argument.
+fn lookup<'v>(view: &'v SmData, name: &Bytes) -> Option<&'v crate::topology::MasterRecord> {
+    std::str::from_utf8(name)
+        .ok()
+        .and_then(|n| view.topology.master(n))
 }
 
 fn voters_other_than(view: &SmData, me: u64) -> usize {
@@ -143,10 +147,7 @@ fn masters(ctx: &Ctx) -> Reply {
 fn with_master(ctx: &Ctx, name: &Bytes, f: fn(&MasterView) -> Reply) -> Reply {
     let (view, report, odown) = snapshot(ctx);
     let others = voters_other_than(&view, ctx.node_id);
-    let Some(m) = std::str::from_utf8(name)
-        .ok()
-        .and_then(|n| view.topology.master(n))
-    else {
+    let Some(m) = lookup(&view, name) else {
         return Reply::error(NO_SUCH_MASTER);
     };
     f(&MasterView {
@@ -160,10 +161,7 @@ fn with_master(ctx: &Ctx, name: &Bytes, f: fn(&MasterView) -> Reply) -> Reply {
 /// The other raftinel nodes' Sentinel addresses and ids (never the node asked, as in Sentinel).
 fn sentinels(ctx: &Ctx, name: &Bytes) -> Reply {
     let view = ctx.view.borrow().clone();
-    let Some(m) = std::str::from_utf8(name)
-        .ok()
-        .and_then(|n| view.topology.master(n))
-    else {
+    let Some(m) = lookup(&view, name) else {
         return Reply::error(NO_SUCH_MASTER);
     };
     let voters: BTreeSet<u64> = view.membership.membership().voter_ids().collect();
@@ -189,10 +187,7 @@ fn sentinels(ctx: &Ctx, name: &Bytes) -> Reply {
 /// reachable for ODOWN and a majority for the failover itself.
 async fn ckquorum(ctx: &Ctx, name: &Bytes) -> Reply {
     let view = ctx.view.borrow().clone();
-    let Some(m) = std::str::from_utf8(name)
-        .ok()
-        .and_then(|n| view.topology.master(n))
-    else {
+    let Some(m) = lookup(&view, name) else {
         return Reply::error(NO_SUCH_MASTER);
     };
     let membership = view.membership.membership();
