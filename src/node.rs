@@ -241,12 +241,10 @@ async fn run_node(
         started: tokio::time::Instant::now(),
         stats: Default::default(),
     });
-    // Its own runtime (two workers, as many as the machines we target have cores): client load
-    // competes with Raft for the CPU through the OS scheduler, never in the task queue of the
-    // runtime that sends heartbeats.
-    let resp_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("raftinel-resp")
+    // Its own single-threaded runtime, like a sentinel's event loop: client load competes with
+    // Raft for the CPU through the OS scheduler, never in the task queue of the runtime that
+    // sends heartbeats.
+    let resp_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(NodeError::SentinelRuntime)?;
