@@ -36,6 +36,10 @@ export RAFTINEL_PYTHON="$venv/bin/python"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --locked --lib --bins --tests -- --test-threads=2 2>&1 | tee "$log" || status=$?
+# Build first, then let the kernel write the build's gigabytes back: otherwise the first cluster
+# tests' fsyncs queue behind that writeback, and Raft RPCs (100 ms heartbeat timeout) time out.
+cargo test --locked --lib --bins --tests --no-run
+sync
+cargo test --locked --no-fail-fast --lib --bins --tests -- --test-threads=2 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

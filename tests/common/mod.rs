@@ -305,9 +305,11 @@ impl Cluster {
         }
     }
 
-    /// Monitors a master through node `via`, retrying while the cluster has no leader.
+    /// Monitors a master through node `via`, retrying while the cluster has no leader. A retry
+    /// that finds the name taken means an earlier, timed-out attempt committed after all.
     pub async fn monitor(&self, via: u64, name: &str, port: u32) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut retried = false;
         loop {
             let mut c = self.client(via).await;
             let r = c
@@ -321,7 +323,16 @@ impl Cluster {
             match r {
                 Ok(w) => return w.into_inner().index,
                 Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                    retried = true;
                     tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(s) if retried && s.code() == tonic::Code::AlreadyExists => {
+                    let m = self
+                        .get(via, name, pb::Consistency::Linearizable)
+                        .await
+                        .unwrap_or_else(|e| panic!("monitor {name} via {via}: {e}"));
+                    assert_eq!(m.port, port, "{name} exists with another address");
+                    return m.applied_index;
                 }
                 Err(s) => panic!("monitor {name} via {via}: {s}"),
             }
