@@ -37,11 +37,12 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::process::Proc;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use raftinel::pb;
@@ -71,61 +72,6 @@ const RAFT_300: &str = "[raft]\nheartbeat-ms = 20\nelection-timeout-min-ms = 60\
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-/// One child process, SIGKILLed and reaped on drop (panics included).
-struct Proc {
-    child: Option<Child>,
-}
-
-impl Proc {
-    fn spawn(what: String, cmd: &mut Command) -> Proc {
-        // If the bench dies without running destructors, the kernel kills the child.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-        Proc { child: Some(child) }
-    }
-
-    fn pid(&self) -> Option<i32> {
-        self.child.as_ref().map(|c| c.id() as i32)
-    }
-
-    /// Sends SIGKILL without reaping (so two kills go out back to back).
-    fn sigkill(&self) {
-        if let Some(pid) = self.pid() {
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
-    }
-
-    fn reap(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn running(&mut self) -> bool {
-        match &mut self.child {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.reap();
-    }
-}
-
 struct RedisProc {
     port: u16,
     // Declared before `_dir`: killed before its working directory is removed.
@@ -150,7 +96,7 @@ impl RedisProc {
         }
         let r = RedisProc {
             port,
-            proc: Proc::spawn(format!("redis-server :{port}"), &mut cmd),
+            proc: Proc::spawn(&format!("redis-server :{port}"), &mut cmd),
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -459,7 +405,7 @@ impl Raftinel {
             .stdout(Stdio::null())
             .stderr(log);
         self.nodes
-            .insert(id, Proc::spawn(format!("raftinel node {id}"), &mut cmd));
+            .insert(id, Proc::spawn(&format!("raftinel node {id}"), &mut cmd));
     }
 
     fn logs_tail(&self) -> String {
@@ -1026,7 +972,7 @@ async fn sentinel_setup(d_ms: u64) -> Result<SentinelSet, String> {
         let mut cmd = sentinel_command(&conf);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         set.procs
-            .push(Proc::spawn(format!("sentinel :{port}"), &mut cmd));
+            .push(Proc::spawn(&format!("sentinel :{port}"), &mut cmd));
         set.ports.push(port);
         set.logs.push(log);
     }

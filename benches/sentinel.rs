@@ -41,11 +41,12 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::process::Proc;
+
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,52 +72,6 @@ const GOAL_RSS_MB: f64 = 20.0;
 
 // ---------------------------------------------------------------------------------------------
 // Processes
-
-/// One child process, SIGKILLed and reaped on drop (panics included).
-struct Proc {
-    child: Option<Child>,
-}
-
-impl Proc {
-    fn spawn(what: &str, cmd: &mut Command) -> Proc {
-        // If the bench dies without running destructors, the kernel kills the child.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-        Proc { child: Some(child) }
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// The exit status once it has exited.
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    }
-
-    fn reap(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.reap();
-    }
-}
 
 fn sentinel_command(conf: &Path) -> Command {
     let on_path = std::env::var_os("PATH")

@@ -2,6 +2,7 @@
 //! data dirs, killed with SIGKILL or stopped with SIGTERM, polled against deadlines.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod redis;
 
 use std::collections::BTreeMap;
