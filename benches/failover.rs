@@ -40,7 +40,6 @@ mod common;
 use common::process::Proc;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -392,18 +391,7 @@ struct Raftinel {
 
 impl Raftinel {
     fn spawn_node(&mut self, id: u64) {
-        let n = &self.cluster.nodes[&id];
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&n.log)
-            .expect("open node log in the tempdir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_raftinel"));
-        cmd.args(["serve", "--config"])
-            .arg(&n.config)
-            .env("RUST_LOG", "info,openraft=warn")
-            .stdout(Stdio::null())
-            .stderr(log);
+        let mut cmd = self.cluster.serve_command(id, "info,openraft=warn");
         self.nodes
             .insert(id, Proc::spawn(&format!("raftinel node {id}"), &mut cmd));
     }

@@ -44,7 +44,7 @@ mod common;
 use common::process::Proc;
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -632,17 +632,7 @@ async fn main() {
     let cluster = common::Cluster::new(3, "");
     let mut nodes: BTreeMap<u64, Proc> = BTreeMap::new();
     for n in cluster.nodes.values() {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&n.log)
-            .expect("open node log in the tempdir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_raftinel"));
-        cmd.args(["serve", "--config"])
-            .arg(&n.config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log);
+        let mut cmd = cluster.serve_command(n.id, "warn");
         nodes.insert(
             n.id,
             Proc::spawn(&format!("raftinel node {}", n.id), &mut cmd),

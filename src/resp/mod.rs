@@ -19,7 +19,7 @@ pub mod reply;
 pub mod server;
 pub mod session;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -84,17 +84,6 @@ impl Ctx {
     /// the id survives restarts.
     pub fn sentinel_id(&self, node_id: u64) -> String {
         sentinel_id(&self.identity.get().unwrap_or_default(), node_id)
-    }
-
-    /// The other members' Sentinel addresses, by node id, from the log's membership.
-    pub fn peers(&self) -> BTreeMap<u64, String> {
-        let view = self.view.borrow();
-        view.membership
-            .membership()
-            .nodes()
-            .filter(|(id, _)| **id != self.node_id)
-            .map(|(id, m)| (*id, m.sentinel_addr.clone()))
-            .collect()
     }
 }
 

@@ -66,20 +66,23 @@ pub async fn track_freshness(
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let m = raft.metrics().borrow().clone();
+        // Read in place: cloning the whole metrics (membership, replication map) 50 times a
+        // second would be waste.
+        let (leader_quorum_ack_ms, applied) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            let leads = m.current_leader == Some(m.id) && m.state.is_leader();
+            let ack = leads.then(|| m.millis_since_quorum_ack.unwrap_or(u64::MAX));
+            (ack, m.last_applied.map_or(0, |l| l.index))
+        };
         let c = contact.get();
-        let leads = m.current_leader == Some(m.id) && m.state.is_leader();
         let inputs = freshness::Inputs {
-            leader_quorum_ack_ms: if leads {
-                Some(m.millis_since_quorum_ack.unwrap_or(u64::MAX))
-            } else {
-                None
-            },
+            leader_quorum_ack_ms,
             contact_age_ms: c
                 .last
                 .map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)),
             need_applied: c.prev_commit.unwrap_or(u64::MAX),
-            applied: m.last_applied.map_or(0, |l| l.index),
+            applied,
             election_max_ms,
         };
         let fresh = freshness::fresh(&inputs);

@@ -58,6 +58,20 @@ pub struct Node {
 }
 
 impl Node {
+    /// Adds `serve --config` and this node's output redirection to `cmd`.
+    fn serve(&self, cmd: &mut Command, rust_log: &str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        cmd.args(["serve", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", rust_log)
+            .stdout(Stdio::null())
+            .stderr(log);
+    }
+
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {
             Some(c) => c.try_wait().unwrap().is_none(),
@@ -172,12 +186,6 @@ impl Cluster {
     }
 
     fn start_with(&mut self, id: u64, uid: Option<u32>) {
-        let n = self.nodes.get_mut(&id).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&n.log)
-            .unwrap();
         let mut cmd = match uid {
             None => Command::new(bin()),
             Some(uid) => {
@@ -189,15 +197,17 @@ impl Cluster {
                 c
             }
         };
-        let child = cmd
-            .args(["serve", "--config"])
-            .arg(&n.config)
-            .env("RUST_LOG", "info,openraft=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        n.child = Some(child);
+        self.nodes[&id].serve(&mut cmd, "info,openraft=warn");
+        let child = cmd.spawn().unwrap();
+        self.nodes.get_mut(&id).unwrap().child = Some(child);
+    }
+
+    /// `raftinel serve` for node `id` (its config, stderr appended to its log), for callers that
+    /// own the process themselves (the benches).
+    pub fn serve_command(&self, id: u64, rust_log: &str) -> Command {
+        let mut cmd = Command::new(bin());
+        self.nodes[&id].serve(&mut cmd, rust_log);
+        cmd
     }
 
     pub fn start_all(&mut self) {
