@@ -53,7 +53,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    init_tracing();
+    // Held until serve returns: dropping it flushes the lines still queued.
+    let _log_writer = init_tracing();
     let (config, warnings) = match config::load(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -102,7 +103,16 @@ async fn trim_heap_periodically() {
     }
 }
 
-fn init_tracing() {
+/// Log lines go to stderr from a thread of their own. A write to stderr can block for a second
+/// (a full journald pipe, or a log file behind an ext4 journal commit that another process's
+/// fsync forced); on a runtime thread that would stall heartbeats, probes and lease renewals.
+/// Lines beyond the queue are dropped (and counted by tracing-appender) rather than waited for.
+fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(64 * 1024)
+        .thread_name("raftinel-log")
+        .finish(std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn,h2=warn,tower=warn")
     });
@@ -110,8 +120,9 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .init();
+    guard
 }
 
 /// SIGTERM (systemd) or SIGINT (a terminal): the one way a node is asked to stop.

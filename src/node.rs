@@ -126,7 +126,11 @@ async fn run_node(
     let sm_view = sm.view();
     let event_log = sm.event_log();
     let (hooks_view, hooks_log) = (sm.view(), sm.event_log());
-    let network = Network::new(dialer.clone(), identity.clone());
+    let network = Network::new(
+        dialer.clone(),
+        identity.clone(),
+        Duration::from_millis(config.raft.heartbeat_ms),
+    );
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config(&config)?),

@@ -2,7 +2,9 @@
 //! over one cached lazily-connected channel per peer, stamped with the cluster id.
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RemoteError, Unreachable};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use std::time::Duration;
+
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -24,11 +26,18 @@ use crate::pb::RaftBytes;
 pub struct Network {
     dialer: Dialer,
     identity: ClusterIdentity,
+    retry_after: Duration,
 }
 
 impl Network {
-    pub fn new(dialer: Dialer, identity: ClusterIdentity) -> Self {
-        Network { dialer, identity }
+    /// `retry_after` paces retries to a peer that refuses connections: one heartbeat interval,
+    /// not openraft's 500 ms, so a peer back from a restart is heard from within one heartbeat.
+    pub fn new(dialer: Dialer, identity: ClusterIdentity, retry_after: Duration) -> Self {
+        Network {
+            dialer,
+            identity,
+            retry_after,
+        }
     }
 
     fn channel(&self, addr: &str) -> Option<Channel> {
@@ -44,6 +53,7 @@ pub struct PeerClient {
     addr: String,
     channel: Option<Channel>,
     identity: ClusterIdentity,
+    retry_after: Duration,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -55,6 +65,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.addr.clone(),
             channel: self.channel(&node.addr),
             identity: self.identity.clone(),
+            retry_after: self.retry_after,
         }
     }
 }
@@ -96,10 +107,12 @@ impl PeerClient {
             Rpc::Vote => client.vote(request).await,
             Rpc::Snapshot => client.install_snapshot(request).await,
         };
+        // Only a refused or broken connection is "unreachable" (openraft then backs off). A
+        // deadline is a slow peer, typically a follower whose fsync queues behind other writes:
+        // the next heartbeat retries at once, instead of a backoff that silences the leader for
+        // longer than the election timeout.
         let reply = reply.map_err(|status| match status.code() {
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-                RPCError::Unreachable(Unreachable::new(&status))
-            }
+            tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&status)),
             _ => RPCError::Network(NetworkError::new(&status)),
         })?;
         let result: Result<Resp, RaftError<E>> = decode(&reply.into_inner().data)
@@ -109,6 +122,10 @@ impl PeerClient {
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(self.retry_after))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,

@@ -144,7 +144,7 @@ impl StateMachineStore {
         }
     }
 
-    async fn persist(&self, events: &[IndexedEvent]) -> Result<(), StorageError> {
+    fn persist(&self, events: &[IndexedEvent]) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
         let mut seq = 0u32;
         let mut last_index = 0;
@@ -161,12 +161,12 @@ impl StateMachineStore {
             .apply_batch(batch)
             .map_err(|e| StorageIOError::write_state_machine(&e))?;
         let bytes = encode(&self.data).map_err(|e| StorageIOError::write_state_machine(&e))?;
+        // No fsync here: applying is on a follower's freshness path, and an fsync that queues
+        // behind other writers holds it back by whole heartbeats. The next log flush of this same
+        // db (every append, vote and purge) makes it durable, and a snapshot's own flush comes
+        // before any purge; a tail lost in a crash is re-applied from the durable log at boot.
         self.sm
             .insert(DATA, bytes)
-            .map_err(|e| StorageIOError::write_state_machine(&e))?;
-        self.db
-            .flush_async()
-            .await
             .map_err(|e| StorageIOError::write_state_machine(&e))?;
         Ok(())
     }
@@ -262,7 +262,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             }
         }
-        self.persist(&events).await?;
+        self.persist(&events)?;
         self.view.send_replace(Arc::new(self.data.clone()));
         for e in events {
             self.bus.publish(e);
@@ -315,7 +315,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.sm
             .insert(EVENTS_FROM, from)
             .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-        self.persist(&[]).await?;
+        self.persist(&[])?;
+        // Durable before openraft purges the log up to the snapshot.
+        self.db
+            .flush_async()
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
         self.view.send_replace(Arc::new(self.data.clone()));
         Ok(())
     }
