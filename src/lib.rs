@@ -21,6 +21,7 @@ pub mod events;
 pub mod failover;
 pub mod glob;
 pub mod hooks;
+pub mod lease;
 pub mod monitor;
 pub mod node;
 pub mod pb;

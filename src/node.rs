@@ -15,8 +15,13 @@ use crate::api::Api;
 use crate::config::Config;
 use crate::dial::{DialError, Dialer, TlsPem};
 use crate::events::EventBus;
-use crate::failover::reports::{send_reports, Reports};
+use crate::failover::reports::{send_reports, OwnReport, Reports};
 use crate::failover::run::Runner;
+use crate::lease::fence::Guard;
+use crate::lease::holding::Holding;
+use crate::lease::promiser::Promiser;
+use crate::lease::renew::{renew, Peers as LeasePeers};
+use crate::lease::vip::Vips;
 use crate::monitor::Monitor;
 use crate::pb::raft_internal_server::RaftInternalServer;
 use crate::pb::topology_server::TopologyServer;
@@ -27,6 +32,16 @@ use crate::raft::network::Network;
 use crate::raft::service::RaftService;
 use crate::raft::types::typ::StorageError;
 use crate::raft::{ClusterIdentity, LogStore, Raft, StateMachineStore};
+use crate::topology::Addr;
+
+/// How long the old holder's VIP may outlive its lease: the kernel removes it V (+ up to 1 s of
+/// granularity) after its last refresh, which came at most T after the renewal was sent.
+fn vip_extra(config: &Config) -> Duration {
+    let l = &config.lease;
+    Duration::from_millis(
+        (l.vip_lifetime_s * 1000 + 1000 + l.renew_timeout_ms).saturating_sub(l.duration_ms),
+    )
+}
 
 /// sled's default cache is 1 GiB; raftinel's state is a few KB plus a bounded log.
 const SLED_CACHE_BYTES: u64 = 4 << 20;
@@ -154,6 +169,20 @@ async fn run_node(
         })?;
     tracing::info!(listen = %config.listen, cluster = ?identity.get(), "gRPC listening");
 
+    let boot = std::time::Instant::now();
+    let promiser = Promiser::new(
+        boot,
+        Duration::from_millis(config.lease.duration_ms),
+        Duration::from_millis(config.lease.margin_ms),
+        vip_extra(&config),
+        sm_view.clone(),
+    );
+    let lease_peers = LeasePeers {
+        node_id: config.id,
+        dialer: dialer.clone(),
+        identity: identity.clone(),
+        promiser: promiser.clone(),
+    };
     let raft_service = RaftService {
         raft: raft.clone(),
         identity: identity.clone(),
@@ -162,6 +191,7 @@ async fn run_node(
         sentinel_addr: config.sentinel_listen.to_string(),
         reports: reports.clone(),
         contact: contact.clone(),
+        promiser,
     };
     let resp_bus = bus.clone();
     let resp_identity = identity.clone();
@@ -265,11 +295,53 @@ async fn run_node(
         )
         .in_current_span(),
     );
+    // Leases: renewal rounds while the log grants this node one; the fence on the local Redis.
+    let (holding_tx, holding_rx) = tokio::sync::watch::channel(Holding::default());
+    let (local_ids_tx, local_ids_rx) = tokio::sync::watch::channel(Arc::default());
+    let renewals = tokio::spawn(
+        renew(
+            lease_peers.clone(),
+            sm_view.clone(),
+            config.lease,
+            holding_tx,
+            cancel.clone(),
+        )
+        .in_current_span(),
+    );
+    let saved = db.open_tree("fence").map_err(|source| NodeError::Open {
+        dir: dir.clone(),
+        source,
+    })?;
+    let guard = Guard {
+        node_id: config.id,
+        locals: config
+            .local_redis
+            .iter()
+            .map(|a| Addr::new(a.ip().to_string(), a.port()))
+            .collect(),
+        view: sm_view.clone(),
+        report: own_report.clone(),
+        holding: holding_rx,
+        local_ids: local_ids_tx,
+        saved,
+        every: Duration::from_millis(config.lease.renew_interval_ms.max(1)),
+        vips: Vips::new(
+            config.id,
+            u32::try_from(config.lease.vip_lifetime_s).unwrap_or(u32::MAX),
+            config.vip_interfaces.clone(),
+            lease_peers.clone(),
+            Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
+        ),
+    };
+    let guard = tokio::spawn(guard.run(cancel.clone()).in_current_span());
     let sender = tokio::spawn(
         send_reports(
             config.id,
             raft.clone(),
-            own_report,
+            OwnReport {
+                monitor: own_report,
+                local: local_ids_rx,
+            },
             reports.clone(),
             identity_for_reports,
             dialer_for_reports,
@@ -285,6 +357,8 @@ async fn run_node(
         bus: bus_gate.clone(),
         sent: Default::default(),
         odown_names: Arc::new(odown_tx),
+        lease_peers,
+        lease_timeout: Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
     };
     let runner = tokio::spawn(runner.run(cancel.clone()).in_current_span());
     // Sentinel's scripts, run by whichever node leads when an event is applied.
@@ -314,6 +388,8 @@ async fn run_node(
     cancel.cancel();
     let _ = bootstrap.await;
     let _ = sender.await;
+    let _ = renewals.await;
+    let _ = guard.await;
     let _ = runner.await;
     let _ = hooks.await;
     let _ = gate.await;

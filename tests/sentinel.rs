@@ -335,7 +335,7 @@ async fn replies_match_a_real_sentinel_byte_for_byte() {
     assert!(info.starts_with('$'), "{info}");
     assert!(info.contains("redis_mode:sentinel\r\n"));
     assert!(info.contains(&format!(
-        "master0:name=mymaster,status=ok,address=127.0.0.1:{port},slaves=1,sentinels=3\r\n"
+        "master0:name=mymaster,status=ok,address=127.0.0.1:{port},slaves=1,sentinels=3,fencing=none\r\n"
     )));
     assert!(!s.cmd(&["INFO", "sentinel"]).await.contains("# Server"));
 }

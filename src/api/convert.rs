@@ -29,6 +29,9 @@ pub fn master(m: &MasterRecord, applied_index: u64) -> pb::Master {
             started_at_ms: f.started_at_ms,
         }),
         lease_holder: m.holder.unwrap_or(0),
+        fencing: m.fencing().to_owned(),
+        vip: m.vip.map(|v| v.to_string()).unwrap_or_default(),
+        vip_interface: m.vip_interface.clone().unwrap_or_default(),
         applied_index,
         paused: m.paused,
         conflict: m

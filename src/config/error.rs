@@ -104,6 +104,8 @@ pub enum ConfigError {
         other: String,
     },
 
+    #[error("{key} = \"{value}\" is not an interface name (1 to 15 bytes, no '/' or spaces); give the name `ip link` shows, e.g. eth0")]
+    VipInterface { key: String, value: String },
     /// Some but not all of the three TLS files are given.
     #[error("{key}: {reason}; {fix}")]
     SentinelAuth {

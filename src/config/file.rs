@@ -16,6 +16,8 @@ pub(super) struct FileConfig {
     pub id: Option<u64>,
     pub listen: Option<String>,
     pub sentinel_listen: Option<String>,
+    /// The Redis instances on this host, as IP:PORT strings (co-location).
+    pub local_redis: Option<Vec<String>>,
     pub data_dir: Option<PathBuf>,
     pub default_down_after_ms: Option<u64>,
     /// Sentinel's `deny-scripts-reconfig`: refuse SET of script paths (default true).
@@ -31,6 +33,16 @@ pub(super) struct FileConfig {
     pub tls: FileTls,
     #[serde(default)]
     pub sentinel: FileSentinel,
+    /// `[masters.NAME]`: this host's settings for one monitored master.
+    pub masters: Option<BTreeMap<String, FileMaster>>,
+}
+
+/// `[masters.NAME]`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct FileMaster {
+    /// The interface this host puts the master's VIP on (hosts name their NICs differently).
+    pub vip_interface: Option<String>,
 }
 
 /// `[sentinel]`: who may use the Sentinel port.

@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// IP:PORT of the Sentinel-compatible RESP port [default: listen's IP, port 26379]
     #[arg(long = "sentinel-listen", value_name = "IP:PORT")]
     pub sentinel_listen: Option<String>,
+    /// The Redis instances on this host, which this node fences and holds the lease for:
+    /// "IP:PORT,IP:PORT" (matched to monitored instances by run id)
+    #[arg(long = "local-redis", value_name = "IP:PORT,...")]
+    pub local_redis: Option<String>,
     /// Directory of this node's Raft log and state
     #[arg(long = "data-dir", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -65,6 +69,12 @@ pub struct Config {
     /// Sentinel-compatible RESP address. Default: `listen`'s IP with port 26379. Must differ from
     /// `listen` and every peer's address.
     pub sentinel_listen: SocketAddr,
+    /// Redis instances on this host (`local-redis`): this node keeps them fenced unless it holds
+    /// their lease (invariants 2, 5). Empty: this node holds no lease.
+    pub local_redis: Vec<SocketAddr>,
+    /// `[masters.NAME] vip-interface`: this host's interface for a master's VIP, overriding the
+    /// master's `vip-interface` option.
+    pub vip_interfaces: BTreeMap<String, String>,
     /// Directory of the sled database (Raft log, vote, state machine). Required.
     pub data_dir: PathBuf,
     /// Initial voters, id → gRPC address; seeds the first initialization only, afterwards the
@@ -383,10 +393,39 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         )));
     }
 
+    let local_redis = match (&args.local_redis, &file.local_redis) {
+        (Some(flag), _) => flag
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|a| parse_addr("`--local-redis`", a))
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, Some(list)) => list
+            .iter()
+            .map(|a| parse_addr("`local-redis`", a))
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, None) => Vec::new(),
+    };
+
+    let mut vip_interfaces = BTreeMap::new();
+    for (name, m) in file.masters.iter().flatten() {
+        if let Some(dev) = &m.vip_interface {
+            if !crate::topology::interface_name(dev) {
+                return Err(ConfigError::VipInterface {
+                    key: format!("`masters.{name}.vip-interface`"),
+                    value: dev.clone(),
+                });
+            }
+            vip_interfaces.insert(name.clone(), dev.clone());
+        }
+    }
+
     let config = Config {
         id,
         listen,
         sentinel_listen,
+        local_redis,
+        vip_interfaces,
         data_dir,
         peers,
         join: join.map(|(a, _)| a),

@@ -55,8 +55,9 @@ pub enum CtlCommand {
     Remove { name: String },
     /// Change options (SENTINEL SET): down-after-milliseconds, failover-timeout, parallel-syncs,
     /// quorum, auth-pass, auth-user, notification-script, client-reconfig-script (refused unless
-    /// the nodes run with deny-scripts-reconfig = false). Several OPTION VALUE pairs are applied
-    /// all or none.
+    /// the nodes run with deny-scripts-reconfig = false), and raftinel's vip (A.B.C.D/N, IPv4)
+    /// and vip-interface (e.g. eth0; an empty value clears either). Several OPTION VALUE pairs
+    /// are applied all or none.
     Set {
         name: String,
         #[arg(num_args = 2.., value_names = ["OPTION", "VALUE"], required = true)]

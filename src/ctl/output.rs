@@ -36,6 +36,9 @@ fn master_json(m: &pb::Master) -> Value {
             "started_at_ms": f.started_at_ms,
         })),
         "lease_holder": (m.lease_holder != 0).then_some(m.lease_holder),
+        "fencing": m.fencing,
+        "vip": (!m.vip.is_empty()).then_some(&m.vip),
+        "vip_interface": (!m.vip_interface.is_empty()).then_some(&m.vip_interface),
         "paused": m.paused,
         "conflict": (!m.conflict.is_empty()).then_some(&m.conflict),
         "notification_script": (!m.notification_script.is_empty()).then_some(&m.notification_script),
@@ -59,6 +62,20 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
         m.parallel_syncs,
         if m.auth_pass_set { "set" } else { "none" }
     );
+    match m.lease_holder {
+        0 => {
+            println!("  fencing: none (no raftinel on its host; see README: min-replicas-to-write)")
+        }
+        h => println!("  fencing: lease (held by node {h})"),
+    }
+    if !m.vip.is_empty() {
+        let dev = if m.vip_interface.is_empty() {
+            "the node's vip-interface"
+        } else {
+            &m.vip_interface
+        };
+        println!("  vip {} on {dev}", m.vip);
+    }
     for r in &m.replicas {
         println!("  replica {}:{}", r.host, r.port);
     }

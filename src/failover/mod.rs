@@ -3,6 +3,7 @@
 
 pub mod candidate;
 pub mod decide;
+pub mod holders;
 pub mod odown;
 pub mod redis_ops;
 pub mod reports;

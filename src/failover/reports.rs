@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::dial::Dialer;
-use crate::monitor::NodeReport;
+use crate::monitor::{Colocation, NodeReport};
 use crate::pb::raft_internal_client::RaftInternalClient;
 use crate::pb::RaftBytes;
 use crate::raft::codec::encode;
@@ -72,17 +72,27 @@ impl Reports {
     }
 }
 
+/// What this node reports: its monitor's observations and its lease guard's view of its host.
+pub struct OwnReport {
+    pub monitor: watch::Receiver<Arc<NodeReport>>,
+    pub local: watch::Receiver<Arc<Colocation>>,
+}
+
 /// Keeps the leader supplied with this node's report: on every change, every RESEND_EVERY, and
 /// at once on every leader change. The leader's own report goes straight into `reports`.
 pub async fn send_reports(
     node_id: u64,
     raft: Raft,
-    mut own: watch::Receiver<Arc<NodeReport>>,
+    own: OwnReport,
     reports: Reports,
     identity: ClusterIdentity,
     dialer: Dialer,
     cancel: CancellationToken,
 ) {
+    let OwnReport {
+        monitor: mut own,
+        mut local,
+    } = own;
     let mut metrics = raft.metrics();
     let mut tick = tokio::time::interval(RESEND_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -90,10 +100,15 @@ pub async fn send_reports(
         tokio::select! {
             _ = cancel.cancelled() => return,
             r = own.changed() => if r.is_err() { return },
+            r = local.changed() => if r.is_err() { return },
             r = metrics.changed() => if r.is_err() { return },
             _ = tick.tick() => {}
         }
-        let report = own.borrow().clone();
+        let mut report = own.borrow().clone();
+        let ids = local.borrow().clone();
+        if report.local != *ids {
+            Arc::make_mut(&mut report).local = (*ids).clone();
+        }
         let (leader, addr) = {
             let m = metrics.borrow();
             let addr = m.current_leader.and_then(|l| {

@@ -14,10 +14,12 @@ use tracing::Instrument;
 
 use super::candidate::{choose, eligible, known_replicas, preference, Eligible};
 use super::decide::{decide, DecideInput, Step};
+use super::holders::{holder_of, next_lease_entry};
 use super::odown::{freshest_reply, odown, ReportIn};
 use super::redis_ops::{Instance, Role};
 use super::reports::Reports;
 use crate::events::{EventBus, IndexedEvent, LOCAL};
+use crate::lease::renew::Peers as LeasePeers;
 use crate::monitor::{NodeReport, ReportedRole};
 use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{Raft, SmData};
@@ -64,7 +66,14 @@ pub struct Runner {
     /// The masters this leader judges objectively down, for the Sentinel port's flags and INFO
     /// (empty while not leading).
     pub odown_names: Arc<watch::Sender<Arc<BTreeSet<String>>>>,
+    /// Asks the nodes whether a revoked grant is dead before a promotion (invariant 4).
+    pub lease_peers: LeasePeers,
+    /// Per-node timeout of that question (the renew RPC timeout T).
+    pub lease_timeout: Duration,
 }
+
+/// The busy-set key of lease entries (holder assignments and grants): one commit at a time.
+const LEASES: &str = "\0leases";
 
 /// Names with a step under way: one step at a time per master.
 #[derive(Clone, Default)]
@@ -101,6 +110,8 @@ enum StepError {
     Redis(#[from] super::redis_ops::OpsError),
     #[error("{0} did not report role master within failover-timeout")]
     NotPromoted(Addr),
+    #[error("the old master's lease (grant {0}) is not dead yet")]
+    LeaseAlive(u64),
 }
 
 impl Runner {
@@ -161,6 +172,20 @@ impl Runner {
                 .map(|m| m.name.clone())
                 .collect();
             self.set_odown_names(down);
+            let entry = next_lease_entry(&data.topology, &report_inputs(&snapshot), fresh_ms);
+            if let (Some(cmd), Some(guard)) = (entry, busy.claim(LEASES)) {
+                let runner = self.clone();
+                tasks.spawn(
+                    async move {
+                        let _guard = guard;
+                        tracing::info!(entry = ?cmd, "lease entry");
+                        if let Err(e) = runner.commit(cmd).await {
+                            tracing::warn!(error = %e, "lease entry not committed");
+                        }
+                    }
+                    .in_current_span(),
+                );
+            }
             for master in data.topology.masters() {
                 self.publish_odown(master, &snapshot, &mut odown);
                 self.publish_reconf(master, &snapshot, &mut reconf);
@@ -499,7 +524,7 @@ impl Runner {
                     name: name.clone(),
                     epoch,
                     candidate: candidate.clone(),
-                    candidate_holder: None,
+                    candidate_holder: self.holder_for(master, &candidate),
                     reason,
                     at_ms: now_ms(),
                 })
@@ -626,7 +651,7 @@ impl Runner {
                     name: name.clone(),
                     epoch,
                     candidate: target.clone(),
-                    candidate_holder: None,
+                    candidate_holder: self.holder_for(master, &target),
                     reason: "switchover".to_string(),
                     at_ms: now_ms(),
                 })
@@ -640,7 +665,7 @@ impl Runner {
                     name: name.clone(),
                     epoch,
                     candidate: addr.clone(),
-                    candidate_holder: None,
+                    candidate_holder: self.holder_for(master, &addr),
                     reason: "resolve".to_string(),
                     at_ms: now_ms(),
                 })
@@ -697,6 +722,7 @@ impl Runner {
         candidate: &Addr,
         epoch: u64,
     ) -> Result<(), StepError> {
+        self.await_old_grant_dead(master).await?;
         let mut instance = Instance::connect(candidate, master).await?;
         instance.promote().await?;
         tracing::info!(%candidate, "promotion sent");
@@ -707,6 +733,45 @@ impl Runner {
             Duration::from_millis(master.failover_timeout_ms),
         )
         .await
+    }
+
+    /// The node co-located with `addr`, by run id, from the reports now.
+    fn holder_for(&self, master: &MasterRecord, addr: &Addr) -> Option<u64> {
+        let snapshot = self.reports.snapshot();
+        let inputs = report_inputs(&snapshot);
+        holder_of(&master.name, addr, &inputs, fresh_ms(master.down_after_ms))
+    }
+
+    /// DESIGN "Failover" 2: no promotion until the grant the failover revoked is dead at a
+    /// majority, or its holder released it. Waits up to failover-timeout, asking every 50 ms.
+    async fn await_old_grant_dead(&self, master: &MasterRecord) -> Result<(), StepError> {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(master.failover_timeout_ms);
+        loop {
+            let data = self.view.borrow().clone();
+            let revoked = data
+                .topology
+                .master(&master.name)
+                .and_then(|m| m.failover.as_ref())
+                .and_then(|f| f.revoked);
+            let Some(r) = revoked else { return Ok(()) };
+            if r.released {
+                tracing::info!(grant = r.grant.id, "old lease released by its holder");
+                return Ok(());
+            }
+            let dead = self
+                .lease_peers
+                .grant_dead(&data, r.grant.id, r.at, false, self.lease_timeout)
+                .await;
+            if dead {
+                tracing::info!(grant = r.grant.id, "old lease dead at a majority");
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StepError::LeaseAlive(r.grant.id));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn await_master_and_switch(

@@ -22,7 +22,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info_span, Instrument};
 
-pub use observation::{NodeReport, Observation, ReplicaLink, ReportedRole};
+pub use observation::{Colocation, NodeReport, Observation, ReplicaLink, ReportedRole};
 pub use probe::ProbeError;
 
 use crate::raft::state_machine::SmData;

@@ -70,6 +70,18 @@ pub struct NodeReport {
     /// The node's scheduling lagged (TILT): its observations are not to be trusted.
     pub tilt: bool,
     pub masters: std::collections::BTreeMap<String, Vec<Observation>>,
+    /// The Redis instances on this node's host, as its lease guard sees them.
+    pub local: Colocation,
+}
+
+/// What a node reports about its own host (DESIGN "Co-location", invariant 4).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Colocation {
+    /// Run ids of the `local-redis` instances: the leader assigns lease holders by them.
+    pub run_ids: std::collections::BTreeSet<String>,
+    /// Grants this node released for good, because the Redis they covered is gone (connection
+    /// refused): the leader commits LeaseReleased and promotes without waiting for expiry.
+    pub released: std::collections::BTreeSet<u64>,
 }
 
 impl NodeReport {

@@ -298,6 +298,7 @@ impl Shared {
             node_id,
             tilt: self.tilt.is_active(self.clock_ms(now)),
             masters,
+            local: Default::default(),
         }
     }
 }

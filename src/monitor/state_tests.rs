@@ -233,6 +233,7 @@ fn info_is_fast_while_the_master_is_down_or_failing_over() {
         from: addr(1),
         started_at_ms: 0,
         promoted_at_ms: None,
+        revoked: None,
     });
     s.reconcile(&masters(&[rec]), t0);
     assert_eq!(every(&s), Some(Duration::from_millis(30)));

@@ -5,7 +5,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Bumped whenever a stored or transmitted type changes shape incompatibly.
-pub const FORMAT_VERSION: u8 = 1;
+/// 2: a failover records the grant it revoked (leases).
+pub const FORMAT_VERSION: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {

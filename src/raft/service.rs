@@ -12,9 +12,13 @@ use super::freshness::LeaderContact;
 use super::identity::ClusterIdentity;
 use super::types::Raft;
 use crate::failover::reports::Reports;
+use crate::lease::promiser::Promiser;
 use crate::monitor::NodeReport;
 use crate::pb::raft_internal_server::RaftInternal;
-use crate::pb::{NodeInfoReply, NodeInfoRequest, Peer, RaftBytes, ReportReply};
+use crate::pb::{
+    GrantDeadReply, GrantDeadRequest, NodeInfoReply, NodeInfoRequest, Peer, PromiseReply,
+    PromiseRequest, RaftBytes, ReportReply,
+};
 
 pub struct RaftService {
     pub raft: Raft,
@@ -25,6 +29,8 @@ pub struct RaftService {
     pub reports: Reports,
     /// Stamped on every call from a leader this node accepts (invariant 9).
     pub contact: LeaderContact,
+    /// This node's lease promises (invariant 4).
+    pub promiser: Promiser,
 }
 
 fn reply<T: Serialize>(value: &T) -> Result<Response<RaftBytes>, Status> {
@@ -65,6 +71,26 @@ impl RaftInternal for RaftService {
         self.identity.admit_peer(req.metadata()).await?;
         let rpc = body(req)?;
         reply(&self.raft.install_snapshot(rpc).await)
+    }
+
+    async fn promise(
+        &self,
+        req: Request<PromiseRequest>,
+    ) -> Result<Response<PromiseReply>, Status> {
+        self.identity.admit_peer(req.metadata()).await?;
+        let r = req.into_inner();
+        let promised = self.promiser.promise(r.grant, r.holder);
+        Ok(Response::new(PromiseReply { promised }))
+    }
+
+    async fn grant_dead(
+        &self,
+        req: Request<GrantDeadRequest>,
+    ) -> Result<Response<GrantDeadReply>, Status> {
+        self.identity.admit_peer(req.metadata()).await?;
+        let r = req.into_inner();
+        let dead = self.promiser.grant_dead(r.grant, r.revoked_at, r.vip);
+        Ok(Response::new(GrantDeadReply { dead }))
     }
 
     async fn report(&self, req: Request<RaftBytes>) -> Result<Response<ReportReply>, Status> {

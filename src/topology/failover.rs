@@ -43,6 +43,18 @@ pub struct FailoverRecord {
     pub started_at_ms: u64,
     /// Leader time of MasterSwitched; bounds replica reconfiguration by failover-timeout.
     pub promoted_at_ms: Option<u64>,
+    /// The old holder's grant this failover revoked: the promotion waits until it is dead.
+    pub revoked: Option<Revoked>,
+}
+
+/// A grant revoked by a FailoverStarted (invariant 4).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Revoked {
+    pub grant: LeaseGrant,
+    /// Log index of the FailoverStarted: a node that applied it makes no more promises on `grant`.
+    pub at: u64,
+    /// The holder released it (after fencing, or with its Redis gone): dead without waiting.
+    pub released: bool,
 }
 
 /// How one failover of a master finished: `raftinel ctl history` and anti-flapping read these.
@@ -92,8 +104,13 @@ pub(super) fn start(
     }
     // The old holder loses its grant even if it covers other masters: it must fetch a fresh one,
     // and nodes stop promising for the revoked id (invariant 4).
+    let mut record = record;
     if let Some(old) = master.holder {
-        lease::revoke_holder(leases, old);
+        record.revoked = lease::revoke_holder(leases, old).map(|grant| Revoked {
+            grant,
+            at: index,
+            released: false,
+        });
     }
     if let Some(new) = record.candidate_holder {
         lease::grant(leases, new, index);
@@ -157,6 +174,7 @@ pub(super) fn switch(
     failover.promoted_at_ms = Some(at_ms);
     let new = failover.candidate.clone();
     let holder = failover.candidate_holder;
+    let revoked = failover.revoked;
 
     let old = std::mem::replace(&mut master.addr, new.clone());
     let mut events = vec![event::about_replica("+promoted-slave", &new, master, &old)];
@@ -168,6 +186,7 @@ pub(super) fn switch(
     master.config_epoch = epoch;
     master.replid = Some(replid.to_owned());
     master.holder = holder;
+    master.last_revoked = revoked;
     master.replicas.retain(|r| r.addr != new);
     if master.replica(&old).is_none() {
         // The old master comes back as a replica; run id and replid are learnt when it answers.

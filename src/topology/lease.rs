@@ -36,9 +36,12 @@ pub(super) fn grant(leases: &mut BTreeMap<u64, LeaseGrant>, holder: u64, index: 
     grant
 }
 
-/// Revokes whatever grant `holder` has.
-pub(super) fn revoke_holder(leases: &mut BTreeMap<u64, LeaseGrant>, holder: u64) {
-    leases.remove(&holder);
+/// Revokes whatever grant `holder` has, and returns it.
+pub(super) fn revoke_holder(
+    leases: &mut BTreeMap<u64, LeaseGrant>,
+    holder: u64,
+) -> Option<LeaseGrant> {
+    leases.remove(&holder)
 }
 
 /// The holder gives its grant back (after fencing); a release of a non-current id is refused so

@@ -127,6 +127,43 @@ pub struct MasterRecord {
     pub notification_script: Option<String>,
     /// Sentinel's `client-reconfig-script`: run by the Raft leader on `+switch-master`.
     pub client_reconfig_script: Option<String>,
+    /// The virtual IP that follows this master (`vip`), held by its lease holder's host.
+    pub vip: Option<Vip>,
+    /// The interface the VIP goes on (`vip-interface`), unless a node's own config names one.
+    pub vip_interface: Option<String>,
+    /// The grant the last failover revoked: the new holder adds the VIP only once a majority
+    /// says the old holder's VIP lifetime is over too.
+    pub last_revoked: Option<super::failover::Revoked>,
+}
+
+/// An IPv4 address with its prefix length, e.g. 10.77.0.200/24 (IPv6 is not supported yet).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vip {
+    pub ip: std::net::Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl fmt::Display for Vip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.ip, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Vip {
+    type Err = ();
+
+    /// `A.B.C.D/N` with N in 1..=32; a bare address is /32.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (ip, prefix) = match s.split_once('/') {
+            Some((ip, p)) => (ip, p.parse::<u8>().map_err(|_| ())?),
+            None => (s, 32),
+        };
+        let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| ())?;
+        if !(1..=32).contains(&prefix) || ip.is_unspecified() || ip.is_multicast() {
+            return Err(());
+        }
+        Ok(Vip { ip, prefix })
+    }
 }
 
 /// `+topology-conflict`: what was found, for the operator.
@@ -155,6 +192,16 @@ pub enum RequestKind {
 }
 
 impl MasterRecord {
+    /// "lease" when a raftinel node on the master's host fences it unless it holds the lease;
+    /// "none" when no node is co-located, so nothing fences it (invariant 5).
+    pub fn fencing(&self) -> &'static str {
+        if self.holder.is_some() {
+            "lease"
+        } else {
+            "none"
+        }
+    }
+
     pub fn new(name: impl Into<String>, addr: Addr, quorum: u32, down_after_ms: u64) -> Self {
         MasterRecord {
             name: name.into(),
@@ -178,6 +225,9 @@ impl MasterRecord {
             overwrite_ok: Vec::new(),
             notification_script: None,
             client_reconfig_script: None,
+            vip: None,
+            vip_interface: None,
+            last_revoked: None,
         }
     }
 
@@ -199,6 +249,8 @@ impl MasterRecord {
             MasterOption::AuthUser(user) => self.auth_user = user.clone(),
             MasterOption::NotificationScript(path) => self.notification_script = path.clone(),
             MasterOption::ClientReconfigScript(path) => self.client_reconfig_script = path.clone(),
+            MasterOption::Vip(vip) => self.vip = *vip,
+            MasterOption::VipInterface(name) => self.vip_interface = name.clone(),
         }
     }
 }
@@ -217,6 +269,10 @@ pub enum MasterOption {
     /// node that receives the SET (it depends on that node's file system, not on the log).
     NotificationScript(Option<String>),
     ClientReconfigScript(Option<String>),
+    /// raftinel's own: the master's virtual IP (empty clears it).
+    Vip(Option<Vip>),
+    /// raftinel's own: the interface for the VIP (empty clears it).
+    VipInterface(Option<String>),
 }
 
 impl MasterOption {
@@ -231,6 +287,8 @@ impl MasterOption {
             MasterOption::AuthUser(_) => "auth-user",
             MasterOption::NotificationScript(_) => "notification-script",
             MasterOption::ClientReconfigScript(_) => "client-reconfig-script",
+            MasterOption::Vip(_) => "vip",
+            MasterOption::VipInterface(_) => "vip-interface",
         }
     }
 
@@ -256,10 +314,38 @@ pub fn parse_option(option: &str, value: &str) -> Result<MasterOption, Refusal> 
         "client-reconfig-script" => Ok(MasterOption::ClientReconfigScript(
             non_empty(value).map(str::to_owned),
         )),
+        "vip" => match non_empty(value) {
+            None => Ok(MasterOption::Vip(None)),
+            Some(v) => v
+                .parse::<Vip>()
+                .map(|vip| MasterOption::Vip(Some(vip)))
+                .map_err(|()| Refusal::InvalidOptionValue {
+                    option: option.to_owned(),
+                    value: value.to_owned(),
+                }),
+        },
+        "vip-interface" => match non_empty(value) {
+            None => Ok(MasterOption::VipInterface(None)),
+            Some(v) if interface_name(v) => Ok(MasterOption::VipInterface(Some(v.to_owned()))),
+            Some(_) => Err(Refusal::InvalidOptionValue {
+                option: option.to_owned(),
+                value: value.to_owned(),
+            }),
+        },
         _ => Err(Refusal::UnknownOption {
             option: option.to_owned(),
         }),
     }
+}
+
+/// A Linux interface name: 1 to 15 bytes, no '/', no whitespace, not "." or "..".
+pub fn interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b.is_ascii_whitespace() || b == 0)
 }
 
 fn non_empty(value: &str) -> Option<&str> {

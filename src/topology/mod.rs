@@ -14,11 +14,11 @@ mod tests;
 
 pub use command::Command;
 pub use event::TopologyEvent;
-pub use failover::{FailoverOutcome, FailoverRecord, FailoverState};
+pub use failover::{FailoverOutcome, FailoverRecord, FailoverState, Revoked};
 pub use lease::LeaseGrant;
 pub use master::{
-    parse_option, Addr, FailoverRequest, MasterOption, MasterRecord, ReplicaRecord, RequestKind,
-    Secret,
+    interface_name, parse_option, Addr, FailoverRequest, MasterOption, MasterRecord, ReplicaRecord,
+    RequestKind, Secret, Vip,
 };
 pub use refusal::{Refusal, RefusalKind};
 pub use state::{check_quorum, Applied, ApplyContext, Outcome, TopologyState};

@@ -144,6 +144,7 @@ impl TopologyState {
                     from: master.addr.clone(),
                     started_at_ms: *at_ms,
                     promoted_at_ms: None,
+                    revoked: None,
                 };
                 failover::start(master, &mut self.leases, record, ctx.index)?
             }
@@ -254,7 +255,19 @@ impl TopologyState {
                 return Ok((Outcome::LeaseGranted { id: grant.id }, Vec::new()));
             }
             Command::LeaseReleased { id } => {
-                lease::release(&mut self.leases, *id)?;
+                // A failover that revoked this grant learns it is dead without waiting for it.
+                let mut revoked = false;
+                for master in self.masters.values_mut() {
+                    if let Some(r) = master.failover.as_mut().and_then(|f| f.revoked.as_mut()) {
+                        if r.grant.id == *id {
+                            r.released = true;
+                            revoked = true;
+                        }
+                    }
+                }
+                if !revoked {
+                    lease::release(&mut self.leases, *id)?;
+                }
                 Vec::new()
             }
         };

@@ -2,6 +2,7 @@
 //! data dirs, killed with SIGKILL or stopped with SIGTERM, polled against deadlines.
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod process;
 pub mod redis;
 
@@ -54,6 +55,8 @@ pub struct Node {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// Extra `serve` flags for this node only (e.g. `--local-redis`).
+    pub args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -67,6 +70,7 @@ impl Node {
             .unwrap();
         cmd.args(["serve", "--config"])
             .arg(&self.config)
+            .args(&self.args)
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
             .stderr(log);
@@ -123,6 +127,7 @@ impl Cluster {
             dir: root.join(format!("n{id}")),
             config: root.join(format!("n{id}.toml")),
             log: root.join(format!("n{id}.log")),
+            args: Vec::new(),
             child: None,
         }
     }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 pub struct Redis {
     pub port: u16,
     args: Vec<String>,
+    /// Runs as this user (`setpriv`), so firewall rules can single out its traffic by owner.
+    uid: Option<u32>,
     child: Option<Child>,
     /// The instance's own working directory: a replica saves the RDB it receives in a full sync
     /// (disk load) to `dir/dump.rdb`, and Redis loads that file at startup even with `save ""`.
@@ -17,11 +19,21 @@ pub struct Redis {
 impl Redis {
     /// Starts `redis-server` on a free port; `extra` are further command-line options.
     pub fn start(extra: &[&str]) -> Redis {
+        Redis::start_as(None, extra)
+    }
+
+    /// Starts `redis-server` as user `uid` (None: as the test itself).
+    pub fn start_as(uid: Option<u32>, extra: &[&str]) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(uid) = uid {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
+        }
         let mut r = Redis {
             port: super::free_port(),
             args: extra.iter().map(|s| s.to_string()).collect(),
+            uid,
             child: None,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
         };
         r.spawn();
         r.wait_ready();
@@ -29,14 +41,29 @@ impl Redis {
     }
 
     pub fn replica_of(master: &Redis, extra: &[&str]) -> Redis {
+        Redis::replica_of_as(None, master, extra)
+    }
+
+    pub fn replica_of_as(uid: Option<u32>, master: &Redis, extra: &[&str]) -> Redis {
         let port = master.port.to_string();
         let mut args = vec!["--replicaof", "127.0.0.1", &port];
         args.extend_from_slice(extra);
-        Redis::start(&args)
+        Redis::start_as(uid, &args)
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let mut cmd = match self.uid {
+            None => Command::new("redis-server"),
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .arg("--clear-groups")
+                    .arg("redis-server");
+                c
+            }
+        };
+        let child = cmd
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--repl-diskless-sync-delay", "0", "--loglevel", "warning"])

@@ -231,6 +231,7 @@ pub(super) fn failing_over(
         from: addr(7000),
         started_at_ms,
         promoted_at_ms,
+        revoked: None,
     });
     m
 }

@@ -26,6 +26,7 @@ fn log(replicas: &[u16]) -> MasterRecord {
         from: addr(7000),
         started_at_ms: NOW,
         promoted_at_ms: Some(NOW),
+        revoked: None,
     });
     m
 }

@@ -270,6 +270,7 @@ fn decide_is_order_free_and_well_formed() {
             from: addr(7000),
             started_at_ms: 100_000,
             promoted_at_ms: Some(100_000),
+            revoked: None,
         });
         if state == Some(FailoverState::Promoted) {
             m.addr = addr(7001);

@@ -144,10 +144,11 @@ fn sentinel(ctx: &Ctx, out: &mut String) {
         };
         let _ = write!(
             out,
-            "master{i}:name={},status={status},address={},slaves={},sentinels={sentinels}\r\n",
+            "master{i}:name={},status={status},address={},slaves={},sentinels={sentinels},fencing={}\r\n",
             m.name,
             m.addr,
             m.replicas.len(),
+            m.fencing(),
         );
     }
 }

@@ -1,0 +1,287 @@
+//! Keeps every monitored Redis instance on this host fenced unless this node holds a valid lease,
+//! the log names the instance master and ROLE says master (invariants 2 and 5), at startup too.
+//! `writable` is the rule; `guard` applies it every renewal interval and repeats CLIENT KILL while
+//! a master stays fenced, so clients that only re-resolve on a dropped connection do.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::holding::Holding;
+use super::local::{Auth, Local, LocalError, LocalState, FENCE_REPLICAS};
+use super::vip::Vips;
+use crate::monitor::{Colocation, NodeReport};
+use crate::raft::SmData;
+use crate::topology::Addr;
+
+/// Clients of a fenced master are disconnected again this often.
+const KILL_EVERY: Duration = Duration::from_secs(1);
+
+/// Redis's own defaults, put back when nothing of the operator's was seen.
+const REDIS_DEFAULTS: (i64, i64) = (0, 10);
+
+/// What the log and this node's monitor say about one local instance (matched by run id).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// Some monitored master or known replica has this run id.
+    pub monitored: bool,
+    /// The log's current master of some name has this run id (as this node's monitor saw it).
+    pub master_in_log: bool,
+    /// That master's credentials.
+    pub auth: Option<Auth>,
+    /// The names the log says it is master of.
+    pub names: Vec<String>,
+}
+
+/// Writable only with all three: a valid lease, the log naming it master, ROLE saying master.
+pub fn writable(lease_valid: bool, master_in_log: bool, role_master: bool) -> bool {
+    lease_valid && master_in_log && role_master
+}
+
+/// Where a local instance with `run_id` sits in the log.
+pub fn place(view: &SmData, report: &NodeReport, run_id: &str) -> Placement {
+    let mut p = Placement::default();
+    if run_id.is_empty() {
+        return p;
+    }
+    for (name, m) in &view.topology.masters {
+        let master_id = report
+            .observation(name, &m.addr)
+            .map(|o| o.run_id.as_str())
+            .unwrap_or("");
+        // A started failover revoked the old master's writability, whatever else its host holds.
+        let moving = m
+            .failover
+            .as_ref()
+            .is_some_and(|f| f.state == crate::topology::FailoverState::Started);
+        let is_master = master_id == run_id;
+        // A restarted instance has a new run id that only the monitor has seen so far.
+        let is_replica = m.replicas.iter().any(|r| {
+            r.run_id == run_id
+                || report
+                    .observation(name, &r.addr)
+                    .is_some_and(|o| o.run_id == run_id)
+        });
+        if is_master || is_replica {
+            p.monitored = true;
+            p.auth = p.auth.or_else(|| {
+                m.auth_pass
+                    .as_ref()
+                    .map(|pass| (m.auth_user.clone(), pass.expose().to_owned()))
+            });
+        }
+        if is_master && !moving {
+            p.master_in_log = true;
+            p.names.push(name.clone());
+        }
+    }
+    p
+}
+
+/// The fence task's inputs.
+pub struct Guard {
+    pub node_id: u64,
+    pub locals: Vec<Addr>,
+    pub view: watch::Receiver<Arc<SmData>>,
+    pub report: watch::Receiver<Arc<NodeReport>>,
+    pub holding: watch::Receiver<Holding>,
+    /// Run ids of the local instances and the grants released, for this node's reports.
+    pub local_ids: watch::Sender<Arc<Colocation>>,
+    /// The operator's own min-replicas settings, by local address, kept across restarts.
+    pub saved: sled::Tree,
+    pub every: Duration,
+    /// The VIPs of the masters this node holds.
+    pub vips: Vips,
+}
+
+impl Guard {
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut locals: Vec<Local> = self.locals.iter().cloned().map(Local::new).collect();
+        let mut last_kill: BTreeMap<Addr, Instant> = BTreeMap::new();
+        // The run id each local address last had: a Redis that is gone still needs matching.
+        let mut last_id: BTreeMap<Addr, String> = BTreeMap::new();
+        let mut released: BTreeSet<u64> = BTreeSet::new();
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let mut ids = BTreeSet::new();
+            let mut writable = BTreeSet::new();
+            for local in &mut locals {
+                let auth = self.auth_for(&local.addr);
+                match local.read(auth.as_ref()).await {
+                    Ok(state) => {
+                        ids.insert(state.run_id.clone());
+                        last_id.insert(local.addr.clone(), state.run_id.clone());
+                        if let Some(names) = self.enforce(local, &state, &mut last_kill).await {
+                            writable.extend(names);
+                        }
+                    }
+                    Err(LocalError::Gone { addr }) => {
+                        let gone = last_id.get(&addr).map(String::as_str).unwrap_or("");
+                        for grant in self.releasable(gone) {
+                            if released.insert(grant) {
+                                tracing::warn!(%addr, grant, "Redis gone: lease released");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "local Redis not readable"),
+                }
+            }
+            // VIPs follow in the same round, before a release is reported: a released grant's
+            // VIP is already gone from this host.
+            let view = self.view.borrow().clone();
+            let until = self.holding.borrow().until;
+            self.vips.reconcile(&view, &writable, until).await;
+            let report = Colocation {
+                run_ids: ids,
+                released: released.clone(),
+            };
+            self.local_ids.send_if_modified(|old| {
+                (**old != report).then(|| *old = Arc::new(report)).is_some()
+            });
+        }
+    }
+
+    /// This node's grants revoked by a failover of the master that ran as `run_id` here: with
+    /// that Redis gone (connection refused), nothing on this host can take its writes, so the
+    /// release is safe and final (invariant 5's fast path). The revocation is applied here, so
+    /// this node will not act on the grant again.
+    fn releasable(&self, run_id: &str) -> Vec<u64> {
+        if run_id.is_empty() {
+            return Vec::new();
+        }
+        let view = self.view.borrow();
+        let report = self.report.borrow();
+        view.topology
+            .masters()
+            .filter_map(|m| {
+                let f = m.failover.as_ref()?;
+                let r = f.revoked.filter(|r| r.grant.holder == self.node_id)?;
+                let was = report.observation(&m.name, &f.from)?;
+                (was.run_id == run_id).then_some(r.grant.id)
+            })
+            .collect()
+    }
+
+    /// The credentials of any master that lists `addr`: replicas share their master's.
+    fn auth_for(&self, addr: &Addr) -> Option<Auth> {
+        let view = self.view.borrow();
+        view.topology.masters.values().find_map(|m| {
+            let listed = m.addr == *addr || m.replicas.iter().any(|r| r.addr == *addr);
+            m.auth_pass
+                .as_ref()
+                .filter(|_| listed)
+                .map(|p| (m.auth_user.clone(), p.expose().to_owned()))
+        })
+    }
+
+    /// Applies the rule to one local instance; returns the masters it is writable for now.
+    async fn enforce(
+        &self,
+        local: &mut Local,
+        state: &LocalState,
+        last_kill: &mut BTreeMap<Addr, Instant>,
+    ) -> Option<Vec<String>> {
+        let place = {
+            let view = self.view.borrow();
+            let report = self.report.borrow();
+            place(&view, &report, &state.run_id)
+        };
+        if !place.monitored {
+            return None;
+        }
+        if !state.fenced() {
+            self.save(&local.addr, (state.min_replicas, state.max_lag));
+        }
+        let auth = place.auth.as_ref();
+        let lease_valid = || {
+            let grant = self
+                .view
+                .borrow()
+                .topology
+                .lease_of(self.node_id)
+                .map(|g| g.id);
+            grant.is_some_and(|g| self.holding.borrow().valid(g, Instant::now()))
+        };
+        let want = writable(lease_valid(), place.master_in_log, state.master);
+        let addr = local.addr.clone();
+        let mut now_writable = want && !state.fenced();
+        let result: Result<(), LocalError> = if want && state.fenced() {
+            // Checked again right before acting: the round above may have taken a while.
+            if lease_valid() {
+                tracing::info!(%addr, "lease held and the log names it master: unfenced");
+                let r = local.unfence(auth, self.restore(&addr)).await;
+                now_writable = r.is_ok();
+                r
+            } else {
+                Ok(())
+            }
+        } else if !want && !state.fenced() {
+            tracing::warn!(%addr, master = state.master, "fenced: writes refused, clients dropped");
+            last_kill.insert(addr.clone(), Instant::now());
+            local.fence(auth).await
+        } else if !want && state.master {
+            let due = last_kill
+                .get(&addr)
+                .map_or(true, |t| t.elapsed() >= KILL_EVERY);
+            if due {
+                last_kill.insert(addr.clone(), Instant::now());
+                local.kill_clients(auth).await
+            } else {
+                Ok(())
+            }
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            tracing::warn!(%addr, error = %e, "fence change failed; retrying next round");
+        }
+        now_writable.then_some(place.names)
+    }
+
+    fn save(&self, addr: &Addr, settings: (i64, i64)) {
+        if settings.0 == FENCE_REPLICAS || self.restore(addr) == settings {
+            return;
+        }
+        let value = [settings.0.to_be_bytes(), settings.1.to_be_bytes()].concat();
+        if let Err(e) = self.saved.insert(addr.to_string(), value) {
+            tracing::warn!(%addr, error = %e, "cannot save the operator's min-replicas settings");
+        }
+    }
+
+    fn restore(&self, addr: &Addr) -> (i64, i64) {
+        let Ok(Some(v)) = self.saved.get(addr.to_string()) else {
+            return REDIS_DEFAULTS;
+        };
+        match (v.get(..8), v.get(8..16)) {
+            (Some(a), Some(b)) => match (a.try_into(), b.try_into()) {
+                (Ok(a), Ok(b)) => (i64::from_be_bytes(a), i64::from_be_bytes(b)),
+                _ => REDIS_DEFAULTS,
+            },
+            _ => REDIS_DEFAULTS,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writable_needs_lease_log_and_role() {
+        for lease in [false, true] {
+            for log in [false, true] {
+                for role in [false, true] {
+                    assert_eq!(writable(lease, log, role), lease && log && role);
+                }
+            }
+        }
+    }
+}

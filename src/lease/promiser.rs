@@ -1,0 +1,62 @@
+//! This node as a promiser: the promise table on the monotonic clock, read against the applied
+//! state. The Raft service answers holders' and the leader's RPCs through it; the holder and the
+//! leader on this node ask it directly.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::promises::Promises;
+use crate::raft::SmData;
+
+#[derive(Clone)]
+pub struct Promiser {
+    table: Arc<Mutex<Promises>>,
+    view: watch::Receiver<Arc<SmData>>,
+    /// How much longer than the lease the old holder's VIP may live: V + 1 s + T − L.
+    vip_extra: Duration,
+}
+
+impl Promiser {
+    /// `boot` is when this process started: promises made before it are unknown (invariant 4).
+    pub fn new(
+        boot: Instant,
+        lease: Duration,
+        margin: Duration,
+        vip_extra: Duration,
+        view: watch::Receiver<Arc<SmData>>,
+    ) -> Self {
+        Promiser {
+            table: Arc::new(Mutex::new(Promises::new(boot, lease, margin))),
+            view,
+            vip_extra,
+        }
+    }
+
+    /// A renewal request on `grant` from `holder`, received now.
+    pub fn promise(&self, grant: u64, holder: u64) -> bool {
+        let current = self
+            .view
+            .borrow()
+            .topology
+            .lease_of(holder)
+            .is_some_and(|g| g.id == grant);
+        let now = Instant::now();
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.prune(now);
+        table.promise(grant, current, now).is_some()
+    }
+
+    /// The leader's question before a promotion: is `grant`, revoked at log index `revoked_at`,
+    /// dead here? With `vip`, the new holder's: is the old holder's VIP lifetime over as well?
+    pub fn grant_dead(&self, grant: u64, revoked_at: u64, vip: bool) -> bool {
+        let applied = {
+            let view = self.view.borrow();
+            view.applied_index() >= revoked_at && !view.topology.is_current_grant(grant)
+        };
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let extra = if vip { self.vip_extra } else { Duration::ZERO };
+        table.dead(grant, applied, Instant::now(), extra)
+    }
+}

@@ -1,0 +1,256 @@
+//! The virtual IPs on this host (invariant 5): a master's VIP is on this host only while this
+//! node holds its lease and the master is writable here, and only once a majority says the old
+//! holder's VIP lifetime is over (max(L + m, V + 1 s) after its last confirmed renewal). Added
+//! with a kernel lifetime V and refreshed on every confirmed renewal, announced by gratuitous ARP
+//! on acquire and every second while held, removed otherwise — at startup too — and repaired
+//! when someone adds or removes it by hand. IPv4 only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::garp;
+use super::netlink::{self, Netlink};
+use super::renew::Peers;
+use crate::raft::SmData;
+use crate::topology::{MasterRecord, Vip};
+
+/// Gratuitous ARPs right after acquiring, 100 ms apart, then one a second while held.
+const BURST: u32 = 3;
+const BURST_GAP: Duration = Duration::from_millis(100);
+const REFRESH_GAP: Duration = Duration::from_secs(1);
+
+struct Held {
+    vip: Vip,
+    index: u32,
+    mac: Option<[u8; 6]>,
+    sent: u32,
+    last_garp: Instant,
+    refreshed_for: Option<Instant>,
+}
+
+pub struct Vips {
+    pub node_id: u64,
+    pub lifetime_s: u32,
+    /// `[masters.NAME] vip-interface` of this node's config.
+    pub interfaces: BTreeMap<String, String>,
+    pub peers: Peers,
+    pub timeout: Duration,
+    nl: Option<Netlink>,
+    held: BTreeMap<String, Held>,
+    /// Revoked grants whose holder's VIP a majority reported gone.
+    cleared: BTreeSet<u64>,
+    /// Problems already logged, so a missing capability is said once, not every round.
+    said: BTreeSet<String>,
+}
+
+impl Vips {
+    pub fn new(
+        node_id: u64,
+        lifetime_s: u32,
+        interfaces: BTreeMap<String, String>,
+        peers: Peers,
+        timeout: Duration,
+    ) -> Self {
+        Vips {
+            node_id,
+            lifetime_s,
+            interfaces,
+            peers,
+            timeout,
+            nl: None,
+            held: BTreeMap::new(),
+            cleared: BTreeSet::new(),
+            said: BTreeSet::new(),
+        }
+    }
+
+    fn say_once(&mut self, key: String, msg: &str) {
+        if self.said.insert(key.clone()) {
+            tracing::error!(vip = %key, "{msg}");
+        }
+    }
+
+    fn netlink(&mut self) -> Option<&mut Netlink> {
+        if self.nl.is_none() {
+            match Netlink::open() {
+                Ok(nl) => self.nl = Some(nl),
+                Err(e) => {
+                    self.say_once(
+                        "netlink".into(),
+                        &format!("no netlink socket ({e}): VIPs are not managed on this node"),
+                    );
+                    return None;
+                }
+            }
+        }
+        self.nl.as_mut()
+    }
+
+    /// Whether the VIP of the master's previous holder is gone: nothing was revoked, or the old
+    /// holder released it (its raftinel removes the VIP before it releases), or a majority says
+    /// the old grant's promises and the VIP lifetime after them are over.
+    async fn old_vip_gone(&mut self, view: &SmData, m: &MasterRecord) -> bool {
+        let Some(r) = m.last_revoked else { return true };
+        if r.released || r.grant.holder == self.node_id || self.cleared.contains(&r.grant.id) {
+            return true;
+        }
+        let gone = self
+            .peers
+            .grant_dead(view, r.grant.id, r.at, true, self.timeout)
+            .await;
+        if gone {
+            self.cleared.insert(r.grant.id);
+        }
+        gone
+    }
+
+    /// One round: `writable` names the masters whose Redis this node just found writable under
+    /// its lease; `until` is the end of the current acting window (it moves on each renewal).
+    pub async fn reconcile(
+        &mut self,
+        view: &SmData,
+        writable: &BTreeSet<String>,
+        until: Option<Instant>,
+    ) {
+        let mut wanted: BTreeMap<String, (Vip, String)> = BTreeMap::new();
+        for m in view.topology.masters() {
+            let Some(vip) = m.vip else { continue };
+            let dev = self
+                .interfaces
+                .get(&m.name)
+                .cloned()
+                .or_else(|| m.vip_interface.clone());
+            let Some(dev) = dev else {
+                if m.holder == Some(self.node_id) {
+                    self.say_once(
+                        format!("{vip}"),
+                        &format!("master {} has a VIP but no vip-interface: set `[masters.{}] vip-interface` in this node's config or `raftinel ctl set {} vip-interface DEV`", m.name, m.name, m.name),
+                    );
+                }
+                continue;
+            };
+            let want = writable.contains(&m.name)
+                && m.holder == Some(self.node_id)
+                && self.old_vip_gone(view, m).await;
+            if want {
+                wanted.insert(m.name.clone(), (vip, dev));
+            } else {
+                self.remove(&m.name, vip, &dev);
+            }
+        }
+        // VIPs of masters removed or re-addressed since.
+        let stale: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(name, h)| wanted.get(*name).map(|(v, _)| *v) != Some(h.vip))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(h) = self.held.remove(&name) {
+                self.delete(h.index, h.vip, &name);
+            }
+        }
+        for (name, (vip, dev)) in wanted {
+            self.hold(&name, vip, &dev, until);
+        }
+    }
+
+    fn remove(&mut self, name: &str, vip: Vip, dev: &str) {
+        let held = self.held.remove(name);
+        let Ok(index) = netlink::ifindex(dev) else {
+            return;
+        };
+        let Some(nl) = self.netlink() else { return };
+        match nl.has(index, vip.ip) {
+            Ok(true) => {
+                if held.is_none() {
+                    tracing::warn!(master = name, %vip, dev, "VIP present without the lease (left over, or added by hand): removing it");
+                }
+                self.delete(index, vip, name);
+            }
+            Ok(false) => {
+                if held.is_some() {
+                    tracing::info!(master = name, %vip, "VIP already gone");
+                }
+            }
+            Err(e) => tracing::warn!(master = name, %vip, error = %e, "cannot list addresses"),
+        }
+    }
+
+    fn delete(&mut self, index: u32, vip: Vip, name: &str) {
+        let Some(nl) = self.netlink() else { return };
+        match nl.delete(index, vip) {
+            Ok(()) => tracing::warn!(master = name, %vip, "VIP removed"),
+            Err(e) => tracing::error!(master = name, %vip, error = %e, "cannot remove the VIP"),
+        }
+    }
+
+    fn hold(&mut self, name: &str, vip: Vip, dev: &str, until: Option<Instant>) {
+        let index = match netlink::ifindex(dev) {
+            Ok(i) => i,
+            Err(e) => {
+                self.say_once(format!("{vip}@{dev}"), &format!("VIP interface {dev}: {e}"));
+                return;
+            }
+        };
+        let lifetime = self.lifetime_s;
+        let (was_held, refresh) = match self.held.get(name) {
+            None => (false, true),
+            Some(h) => (true, h.index != index || until > h.refreshed_for),
+        };
+        let Some(nl) = self.netlink() else { return };
+        let present = nl.has(index, vip.ip).unwrap_or(false);
+        if !present || refresh {
+            if let Err(e) = nl.replace(index, vip, lifetime) {
+                let why = if e.raw_os_error() == Some(libc::EPERM) {
+                    "no CAP_NET_ADMIN: this node cannot hold the VIP (everything else still runs)"
+                        .to_owned()
+                } else {
+                    e.to_string()
+                };
+                self.say_once(
+                    format!("{vip}@{dev}:add"),
+                    &format!("cannot add VIP {vip} on {dev}: {why}"),
+                );
+                return;
+            }
+            if !present && was_held {
+                tracing::warn!(master = name, %vip, dev, "VIP was removed by hand: added again");
+            }
+        }
+        let now = Instant::now();
+        let h = self.held.entry(name.to_owned()).or_insert_with(|| {
+            tracing::warn!(master = name, %vip, dev, "VIP up");
+            Held {
+                vip,
+                index,
+                mac: garp::mac_of(dev).ok(),
+                sent: 0,
+                last_garp: now,
+                refreshed_for: None,
+            }
+        });
+        h.refreshed_for = h.refreshed_for.max(until);
+        let gap = if h.sent < BURST {
+            BURST_GAP
+        } else {
+            REFRESH_GAP
+        };
+        if h.sent == 0 || now.duration_since(h.last_garp) >= gap {
+            h.sent = h.sent.saturating_add(1);
+            h.last_garp = now;
+            let (index, mac) = (h.index, h.mac);
+            match mac.map(|mac| garp::announce(index, mac, vip.ip)) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => self.say_once(
+                    format!("{vip}@{dev}:arp"),
+                    &format!("cannot send gratuitous ARP for {vip} on {dev} (CAP_NET_RAW?): {e}"),
+                ),
+                None => self.say_once(
+                    format!("{vip}@{dev}:mac"),
+                    &format!("no MAC address for {dev}: no gratuitous ARP"),
+                ),
+            }
+        }
+    }
+}

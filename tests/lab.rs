@@ -1,0 +1,422 @@
+//! The three-host namespace lab (deploy/lab/lab.sh): real redis-server and raftinel in hosts n1,
+//! n2, n3, a client host, the VIP 10.77.0.200/24 on eth0. Host loss and a partition of the
+//! master's host, sampled every 10 ms. Needs root (CI is root); a lab that cannot be built fails
+//! the test.
+
+// Each test owns its runtime on its own thread; the std guard only serializes whole tests.
+#![allow(clippy::await_holding_lock)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::lab::{enter, in_ns, Lab};
+use common::{bin, serial};
+use raftinel::lease::netlink::{ifindex, Netlink};
+
+const HOSTS: [&str; 3] = ["n1", "n2", "n3"];
+const VIP: &str = "10.77.0.200";
+const DOWN_AFTER_MS: u64 = 1000;
+
+fn addr(host: &str) -> &'static str {
+    match host {
+        "n1" => "10.77.0.11",
+        "n2" => "10.77.0.12",
+        "n3" => "10.77.0.13",
+        _ => "10.77.0.100",
+    }
+}
+
+struct Setup {
+    lab: Lab,
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn log(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    fn start_redis(&mut self, host: &str) {
+        let dir = self.dir.path().join(format!("redis-{host}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut args = vec![
+            "redis-server".to_owned(),
+            "--bind".into(),
+            "0.0.0.0".into(),
+            "--protected-mode".into(),
+            "no".into(),
+            "--port".into(),
+            "6379".into(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+            "--repl-diskless-sync-delay".into(),
+            "0".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+            // As the deploy kit does: a Redis that starts takes no writes until raftinel says so.
+            "--min-replicas-to-write".into(),
+            "2147483647".into(),
+            "--min-replicas-max-lag".into(),
+            "10".into(),
+        ];
+        if host != "n1" {
+            args.extend(["--replicaof".into(), addr("n1").into(), "6379".into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log = self.log(&format!("redis-{host}"));
+        self.lab.spawn(host, "redis", &args, &log);
+    }
+
+    fn start_node(&mut self, id: usize) {
+        let host = HOSTS[id - 1];
+        let cfg = self.dir.path().join(format!("{host}.toml"));
+        let text = format!(
+            "id = {id}\nlisten = \"{a}:26380\"\nsentinel-listen = \"{a}:26379\"\ndata-dir = \"{d}\"\n\
+             default-down-after-ms = {DOWN_AFTER_MS}\nlocal-redis = [\"{a}:6379\"]\n\
+             [masters.mymaster]\nvip-interface = \"eth0\"\n[peers]\n1 = \"10.77.0.11:26380\"\n\
+             2 = \"10.77.0.12:26380\"\n3 = \"10.77.0.13:26380\"\n",
+            a = addr(host),
+            d = self.dir.path().join(format!("data-{host}")).display(),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let cfg = cfg.display().to_string();
+        let log = self.log(&format!("raftinel-{host}"));
+        self.lab
+            .spawn(host, "raftinel", &[bin(), "serve", "--config", &cfg], &log);
+    }
+
+    fn ctl(&self, args: &[&str]) -> bool {
+        let cluster = "10.77.0.11:26380,10.77.0.12:26380,10.77.0.13:26380";
+        let mut full = vec!["run", "client", bin(), "ctl", "--cluster", cluster];
+        full.extend_from_slice(args);
+        self.lab.sh(&full).status.success()
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for h in HOSTS {
+            let text =
+                std::fs::read_to_string(self.log(&format!("raftinel-{h}"))).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- raftinel on {h}\n"));
+            for l in &lines[lines.len().saturating_sub(30)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// Three hosts running Redis (n1 master) and raftinel, monitoring `mymaster` with the VIP; waits
+/// until the VIP is on n1 and writable from the client.
+fn setup() -> Setup {
+    let mut s = Setup {
+        lab: Lab::up(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    for h in HOSTS {
+        s.start_redis(h);
+    }
+    for id in 1..=3 {
+        s.start_node(id);
+    }
+    let ok = bounded("cluster takes MONITOR", Duration::from_secs(20), || {
+        s.ctl(&["monitor", "mymaster", addr("n1"), "6379", "2"]) || s.ctl(&["master", "mymaster"])
+    });
+    assert!(ok, "MONITOR never succeeded\n{}", s.logs());
+    assert!(s.ctl(&["set", "mymaster", "vip", "10.77.0.200/24"]));
+    let synced = bounded("replicas in sync", Duration::from_secs(20), || {
+        ["n2", "n3"].iter().all(|h| link_up(h))
+    });
+    assert!(synced, "the replicas never synced\n{}", s.logs());
+    let ok = bounded("VIP on n1 and writable", Duration::from_secs(20), || {
+        vip_hosts() == vec!["n1"] && in_ns("client", || set(VIP, "warm").is_ok())
+    });
+    assert!(ok, "the VIP never came up on n1\n{}", s.logs());
+    s
+}
+
+/// Polls `f` every 50 ms until it holds or `within` passes.
+fn bounded(_what: &str, within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// SET from the current thread's namespace, with short timeouts.
+fn set(host: &str, key: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(format!("redis://{host}:6379/"))?;
+    let mut c = client.get_connection_with_timeout(Duration::from_millis(200))?;
+    c.set_read_timeout(Some(Duration::from_millis(300)))?;
+    c.set_write_timeout(Some(Duration::from_millis(300)))?;
+    redis::cmd("SET").arg(key).arg("v").query(&mut c)
+}
+
+fn role(host: &str) -> Option<String> {
+    in_ns("client", || {
+        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
+        let mut c = client
+            .get_connection_with_timeout(Duration::from_millis(200))
+            .ok()?;
+        c.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+        let v: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).ok()?;
+        match v.first() {
+            Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    })
+}
+
+fn link_up(host: &str) -> bool {
+    in_ns("client", || {
+        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
+        let mut c = client
+            .get_connection_with_timeout(Duration::from_millis(200))
+            .ok()?;
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut c).ok()?;
+        Some(info.contains("master_link_status:up"))
+    })
+    .unwrap_or(false)
+}
+
+/// The hosts whose eth0 carries the VIP now.
+fn vip_hosts() -> Vec<&'static str> {
+    HOSTS
+        .iter()
+        .copied()
+        .filter(|h| {
+            in_ns(h, || {
+                let ip: Ipv4Addr = VIP.parse().unwrap();
+                let index = ifindex("eth0").ok()?;
+                Netlink::open().ok()?.has(index, ip).ok()
+            })
+            .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// When, and on which of n1, n2, n3 the VIP was.
+type Samples = Arc<Mutex<Vec<(Duration, [bool; 3])>>>;
+
+/// A thread per host that records, every 10 ms, whether the VIP is on it.
+struct VipSampler {
+    stop: Arc<AtomicBool>,
+    samples: Samples,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl VipSampler {
+    fn start(t0: Instant) -> VipSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let current = Arc::new(Mutex::new([false; 3]));
+        let mut threads = Vec::new();
+        for (i, h) in HOSTS.iter().enumerate() {
+            let (stop, current, samples) = (stop.clone(), current.clone(), samples.clone());
+            threads.push(std::thread::spawn(move || {
+                enter(h);
+                let ip: Ipv4Addr = VIP.parse().unwrap();
+                let mut nl = Netlink::open().unwrap();
+                let index = ifindex("eth0").unwrap();
+                for _ in 0..6000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let on = nl.has(index, ip).unwrap_or(false);
+                    let snapshot = {
+                        let mut c = current.lock().unwrap();
+                        c[i] = on;
+                        *c
+                    };
+                    samples.lock().unwrap().push((t0.elapsed(), snapshot));
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }));
+        }
+        VipSampler {
+            stop,
+            samples,
+            threads,
+        }
+    }
+
+    /// The most hosts seen holding the VIP at once, and the first time it was on `host` alone.
+    fn finish(self, host: usize) -> (usize, Option<Duration>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let samples = self.samples.lock().unwrap();
+        let max = samples
+            .iter()
+            .map(|(_, s)| s.iter().filter(|x| **x).count())
+            .max()
+            .unwrap_or(0);
+        let first = samples
+            .iter()
+            .find(|(_, s)| s[host] && s.iter().filter(|x| **x).count() == 1)
+            .map(|(t, _)| *t);
+        (max, first)
+    }
+}
+
+// --- host loss: the master's host cut off and its processes killed; the new master takes
+//     writes and the VIP answers on the new host; the returning host brings no VIP back and its
+//     Redis becomes a replica
+#[test]
+fn host_loss_moves_the_master_and_the_vip() {
+    let _g = serial();
+    let mut s = setup();
+    let t0 = Instant::now();
+    let sampler = VipSampler::start(t0);
+    s.lab.must(&["kill-host", "n1"]);
+    let mut new_master = None;
+    let mut vip_ok = None;
+    for i in 0..1000 {
+        if t0.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        if new_master.is_none() {
+            for h in ["n2", "n3"] {
+                if in_ns("client", || set(addr(h), &format!("d{i}")).is_ok()) {
+                    new_master = Some((h, t0.elapsed()));
+                }
+            }
+        }
+        if vip_ok.is_none() && in_ns("client", || set(VIP, &format!("v{i}")).is_ok()) {
+            vip_ok = Some(t0.elapsed());
+        }
+        if new_master.is_some() && vip_ok.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (most, _) = sampler.finish(0);
+    let (host, writable) = new_master.unwrap_or_else(|| panic!("no new master\n{}", s.logs()));
+    let vip = vip_ok.unwrap_or_else(|| panic!("the VIP never answered\n{}", s.logs()));
+    eprintln!(
+        "host loss: new master {host} writable after {writable:?}, VIP answers after {vip:?}"
+    );
+    assert!(most <= 1, "the VIP was on {most} hosts at once");
+    // down-after + 700 ms (the Raft leader was on n1), and max(down-after, L + m, V + 1 s) +
+    // 300 ms for the VIP: generous bounds here, the benchmark reports the distribution.
+    assert!(
+        writable < Duration::from_millis(DOWN_AFTER_MS + 2000),
+        "{writable:?}"
+    );
+    assert!(vip < Duration::from_millis(2000 + 2000), "{vip:?}");
+
+    // The host returns: Redis (fenced, as the deploy kit starts it) and raftinel restart.
+    s.lab.kill("n1", "redis");
+    s.lab.kill("n1", "raftinel");
+    s.lab.must(&["heal", "n1"]);
+    s.start_redis("n1");
+    s.start_node(1);
+    let back = bounded("old master a replica", Duration::from_secs(20), || {
+        role("n1").as_deref() == Some("slave")
+    });
+    assert!(back, "n1 did not become a replica\n{}", s.logs());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        vip_hosts(),
+        vec![host],
+        "the VIP must stay on the new master's host"
+    );
+}
+
+// --- partition of the master's host from the other two while the client still reaches it:
+//     it stops acknowledging writes before the majority promotes; the VIP is never on two
+//     hosts; after heal the client's ARP entry for the VIP points at the new holder
+#[test]
+fn partitioned_master_host_is_fenced_before_the_promotion() {
+    let _g = serial();
+    let s = setup();
+    let t0 = Instant::now();
+    let sampler = VipSampler::start(t0);
+    s.lab.must(&["partition", "n1", "reject"]);
+    let mut acked: Vec<(Duration, String)> = Vec::new();
+    let mut promoted: Option<(&str, Duration)> = None;
+    for i in 0..2000 {
+        if t0.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+        let key = format!("p{i}");
+        if in_ns("client", || set(addr("n1"), &key).is_ok()) {
+            acked.push((t0.elapsed(), key));
+        }
+        if promoted.is_none() && i % 5 == 0 {
+            for h in ["n2", "n3"] {
+                if role(h).as_deref() == Some("master") {
+                    promoted = Some((h, t0.elapsed()));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (host, at) = promoted.unwrap_or_else(|| panic!("no promotion\n{}", s.logs()));
+    let last = acked.last().map(|(t, _)| *t).unwrap_or_default();
+    let missing: usize = in_ns("client", || {
+        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).unwrap();
+        let mut c = client.get_connection().unwrap();
+        acked
+            .iter()
+            .filter(|(_, k)| {
+                let v: Option<String> = redis::cmd("GET").arg(k).query(&mut c).unwrap_or(None);
+                v.is_none()
+            })
+            .count()
+    });
+    s.lab.must(&["heal", "n1"]);
+    std::thread::sleep(Duration::from_millis(3000));
+    let (most, _) = sampler.finish(0);
+    eprintln!(
+        "partition: old master's last ack {last:?}, promotion of {host} at {at:?}, {} acks after the cut, {missing} of them missing on the new master, most VIP holders at once {most}",
+        acked.len()
+    );
+    assert!(
+        last < at,
+        "the old master acknowledged a write after the promotion"
+    );
+    assert!(most <= 1, "the VIP was on {most} hosts at once");
+    assert!(
+        last < Duration::from_millis(700 + 200),
+        "fenced only after {last:?}"
+    );
+    // After heal: the client's ARP cache points at the new holder.
+    let new_mac = in_ns(host, || raftinel::lease::garp::mac_of("eth0").unwrap());
+    let arp = in_ns("client", || {
+        let _ = set(VIP, "after-heal");
+        // This thread's namespace, not the process's: /proc/thread-self.
+        std::fs::read_to_string("/proc/thread-self/net/arp").unwrap_or_default()
+    });
+    let mac = new_mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let line: BTreeMap<&str, &str> = arp
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((*f.first()?, *f.get(3)?))
+        })
+        .collect();
+    assert_eq!(
+        line.get(VIP).copied(),
+        Some(mac.as_str()),
+        "client ARP: {arp}"
+    );
+}

@@ -1,0 +1,322 @@
+//! Leases and the fence on real Redis, on one machine: every raftinel node is told which Redis
+//! runs "on its host" (`--local-redis`), matched by run id. A co-located master is writable only
+//! while its node holds the lease; replicas stay fenced; a crashed master's node releases its
+//! grant so the failover need not wait for expiry; a holder cut off from the other nodes fences
+//! its master before they promote another. (VIP and multi-host runs: the namespace lab.)
+
+// Each test owns its runtime on its own thread; the std guard only serializes whole tests.
+#![allow(clippy::await_holding_lock)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis::Redis;
+use common::{eventually, serial, Cluster};
+use raftinel::pb::{self, Consistency};
+
+const TIMINGS: &str = "default-down-after-ms = 1000\n";
+const FENCED: &str = "2147483647";
+
+fn min_replicas(r: &Redis) -> Option<String> {
+    match r.query(&["CONFIG", "GET", "min-replicas-to-write"]).ok()? {
+        redis::Value::Array(v) => match v.get(1)? {
+            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn write_ok(r: &Redis, key: &str) -> bool {
+    matches!(r.query(&["SET", key, "v"]), Ok(redis::Value::Okay))
+}
+
+async fn master_of(c: &Cluster, id: u64) -> Option<pb::Master> {
+    c.get(id, "mymaster", Consistency::Local).await.ok()
+}
+
+/// Three nodes, node i co-located with `redis[i-1]`; the first is the master.
+async fn colocated(redis: &[&Redis], extra: &str) -> Cluster {
+    let mut c = Cluster::new(3, &format!("{TIMINGS}{extra}"));
+    for (i, r) in redis.iter().enumerate() {
+        let n = c.nodes.get_mut(&(i as u64 + 1)).unwrap();
+        n.args = vec!["--local-redis".into(), format!("127.0.0.1:{}", r.port)];
+    }
+    c
+}
+
+async fn monitored_with_lease(c: &mut Cluster, master: &Redis, holder: u64) -> u64 {
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(leader, "mymaster", u32::from(master.port)).await;
+    eventually(
+        "the master's node holds its lease",
+        Duration::from_secs(10),
+        || async {
+            master_of(c, 1).await.filter(|m| {
+                m.lease_holder == holder && m.fencing == "lease" && m.replicas.len() == 2
+            })
+        },
+    )
+    .await;
+    leader
+}
+
+// --- the co-located master is writable under the lease, its replicas fenced; the lease and
+//     fence survive a Raft leader change without a single failed write
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_unfences_the_master_and_fences_replicas() {
+    let _g = serial();
+    let m = Redis::start(&["--min-replicas-to-write", "0"]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let r2 = Redis::replica_of(&m, &[]);
+    // The master on node 2's host: node 1 initializes the cluster and usually leads.
+    let mut c = colocated(&[&r1, &m, &r2], "").await;
+    let _logs = c.logs_on_panic(40);
+    monitored_with_lease(&mut c, &m, 2).await;
+    // Fenced from MONITOR until node 1's first renewal round, then the operator's setting is back.
+    eventually(
+        "master unfenced and writable",
+        Duration::from_secs(5),
+        || async { (min_replicas(&m).as_deref() == Some("0") && write_ok(&m, "k")).then_some(()) },
+    )
+    .await;
+    eventually("replicas fenced", Duration::from_secs(5), || async {
+        (min_replicas(&r1).as_deref() == Some(FENCED)
+            && min_replicas(&r2).as_deref() == Some(FENCED))
+        .then_some(())
+    })
+    .await;
+
+    // kill -9 the Raft leader's raftinel (not on the master's host): the lease comes from a
+    // majority, not from the leader, so the master never notices.
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let victim = if leader == 2 { 3 } else { leader };
+    let started = Instant::now();
+    c.kill(victim);
+    let mut failed = 0;
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        n += 1;
+        if !write_ok(&m, &format!("w{n}")) {
+            failed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("{n} writes while node {victim} (leader {leader}) was down: {failed} failed");
+    assert_eq!(
+        failed, 0,
+        "a Raft leader change must not fence a healthy master"
+    );
+}
+
+// --- redis-server crash with raftinel alive on its host: the grant is released and the failover
+//     does not wait for the lease to expire; the new master is writable once its node holds the
+//     lease; the old one comes back fenced and becomes a replica
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_master_releases_its_lease_and_the_new_master_is_unfenced() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let r2 = Redis::replica_of(&m, &[]);
+    let mut c = colocated(&[&m, &r1, &r2], "").await;
+    let _logs = c.logs_on_panic(60);
+    monitored_with_lease(&mut c, &m, 1).await;
+    eventually("master writable", Duration::from_secs(5), || async {
+        write_ok(&m, "k").then_some(())
+    })
+    .await;
+
+    let killed = Instant::now();
+    m.kill9();
+    let new = eventually(
+        "a new master in the log",
+        Duration::from_secs(10),
+        || async {
+            master_of(&c, 1)
+                .await
+                .filter(|x| x.port != u32::from(m.port))
+        },
+    )
+    .await;
+    let switched = killed.elapsed();
+    let promoted = if new.port == u32::from(r1.port) {
+        &r1
+    } else {
+        &r2
+    };
+    eventually(
+        "the new master takes writes",
+        Duration::from_secs(5),
+        || async { write_ok(promoted, "after").then_some(()) },
+    )
+    .await;
+    let writable = killed.elapsed();
+    eprintln!("kill -9 → switch {switched:?}, → writable {writable:?} (down-after 1000 ms)");
+    let released = c.grep("lease released").len();
+    assert!(released > 0, "node 1 never released its grant");
+    // The release skips the lease wait: well under down-after + L + m + promotion.
+    assert!(
+        switched < Duration::from_millis(1000 + 800 + 700),
+        "took {switched:?}"
+    );
+
+    m.restart();
+    eventually(
+        "old master fenced, then a replica",
+        Duration::from_secs(10),
+        || async {
+            (min_replicas(&m).as_deref() == Some(FENCED) && m.role().as_deref() == Some("slave"))
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(!write_ok(&m, "stale"));
+}
+
+// --- the holder's raftinel cut off from the other two nodes, and the master from the other
+//     hosts, while the test's client still reaches it: the master refuses writes before the
+//     others promote, and never takes one after
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_holder_fences_its_master_before_the_promotion() {
+    // "Host 1" (node 1 and the master) runs as A; "the other hosts" (nodes 2, 3 and the replicas)
+    // as B; the test's client as itself, so iptables owner rules can tell them apart.
+    const A: u32 = 65534;
+    const B: u32 = 65533;
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let r1 = Redis::replica_of_as(Some(B), &m, &[]);
+    let r2 = Redis::replica_of_as(Some(B), &m, &[]);
+    let mut c = colocated(&[&m, &r1, &r2], "").await;
+    let _logs = c.logs_on_panic(60);
+    c.start_as(1, A);
+    c.start_as(2, B);
+    c.start_as(3, B);
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    eventually(
+        "node 1 holds the lease",
+        Duration::from_secs(10),
+        || async {
+            master_of(&c, 2)
+                .await
+                .filter(|x| x.lease_holder == 1 && x.replicas.len() == 2)
+        },
+    )
+    .await;
+    eventually("master writable", Duration::from_secs(5), || async {
+        write_ok(&m, "k").then_some(())
+    })
+    .await;
+
+    let port = |id: u64| -> u16 {
+        c.nodes[&id]
+            .grpc
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let _cut = Firewall::add(vec![
+        Firewall::reject(A, port(2)),
+        Firewall::reject(A, port(3)),
+        Firewall::reject(B, port(1)),
+        Firewall::reject(B, m.port),
+    ]);
+    let cut = Instant::now();
+
+    let mut last_ok: Option<Duration> = None;
+    let mut promoted_at: Option<Duration> = None;
+    let mut acked_after_promotion = 0;
+    let mut n = 0;
+    while cut.elapsed() < Duration::from_secs(8) {
+        n += 1;
+        if write_ok(&m, &format!("p{n}")) {
+            last_ok = Some(cut.elapsed());
+            if promoted_at.is_some() {
+                acked_after_promotion += 1;
+            }
+        }
+        let promoted =
+            r1.role().as_deref() == Some("master") || r2.role().as_deref() == Some("master");
+        if promoted_at.is_none() && promoted {
+            promoted_at = Some(cut.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "cut-off holder: last write acknowledged {last_ok:?} after the cut, promotion at {promoted_at:?}, {n} samples"
+    );
+    let promoted_at = promoted_at.expect("the majority never promoted a replica");
+    let last_ok = last_ok.unwrap_or_default();
+    assert!(
+        last_ok < promoted_at,
+        "the old master acknowledged a write after the promotion"
+    );
+    assert_eq!(acked_after_promotion, 0);
+    // Fenced at most L − F after the last renewal, plus one guard round: within L + R.
+    assert!(
+        last_ok < Duration::from_millis(700 + 100),
+        "fenced only after {last_ok:?}"
+    );
+}
+
+/// iptables rules for the test's lifetime: removed on drop, even when the test fails.
+struct Firewall(Vec<Vec<String>>);
+
+impl Firewall {
+    fn add(rules: Vec<Vec<String>>) -> Firewall {
+        let mut fw = Firewall(Vec::new());
+        for rule in rules {
+            let ok = std::process::Command::new("iptables")
+                .arg("-I")
+                .args(&rule)
+                .status()
+                .unwrap();
+            assert!(
+                ok.success(),
+                "iptables -I failed (the test needs root and iptables)"
+            );
+            fw.0.push(rule);
+        }
+        fw
+    }
+
+    /// Rejects TCP from processes of `uid` to 127.0.0.1:`port`.
+    fn reject(uid: u32, port: u16) -> Vec<String> {
+        let (uid, port) = (uid.to_string(), port.to_string());
+        [
+            "OUTPUT",
+            "-p",
+            "tcp",
+            "-d",
+            "127.0.0.1",
+            "--dport",
+            &port,
+            "-m",
+            "owner",
+            "--uid-owner",
+            &uid,
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        for rule in &self.0 {
+            let _ = std::process::Command::new("iptables")
+                .arg("-D")
+                .args(rule)
+                .status();
+        }
+    }
+}
