@@ -239,6 +239,8 @@ write_configs() {
             printf 'listen = "%s"\n' "$(grpc_addr "$id")"
             printf 'sentinel-listen = "%s"\n' "$(sentinel_addr "$id")"
             printf 'data-dir = "%s/data"\n' "$dir"
+            # Node N plays the host of redis-server N: it fences it unless it holds its lease.
+            printf 'local-redis = ["%s:%d"]\n' "$HOST" "$(redis_port "$id")"
             printf '\n[peers]\n'
             for peer in "${NODE_IDS[@]}"; do
                 printf '%d = "%s"\n' "$peer" "$(grpc_addr "$peer")"

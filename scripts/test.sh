@@ -9,6 +9,7 @@ command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)       # sled/ring build C
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server) # the Redis that raftinel watches
 command -v iptables >/dev/null 2>&1 || need+=(iptables)         # cut one node off from a master
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)        # run that node as another user
+command -v ip >/dev/null 2>&1 || need+=(iproute2)               # the namespace lab (deploy/lab)
 # redis-py runs from a venv (tests/sentinel_clients.rs): Debian's python3 needs python3-venv
 # (which brings ensurepip) before `python3 -m venv` works.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv python3-pip)
