@@ -420,3 +420,62 @@ fn partitioned_master_host_is_fenced_before_the_promotion() {
         "client ARP: {arp}"
     );
 }
+
+// --- raftinel on the holder SIGSTOPped with its Redis healthy: no promotion, no write lost, the
+//     VIP gone by V + 1 s (the kernel lifetime: nothing of raftinel runs); back after SIGCONT
+#[test]
+fn frozen_holder_raftinel_loses_the_vip_but_no_write() {
+    let _g = serial();
+    let s = setup();
+    let t0 = Instant::now();
+    let sampler = VipSampler::start(t0);
+    s.lab.must(&["pause", "n1", "raftinel"]);
+    let mut failed = 0;
+    let mut written = Vec::new();
+    for i in 0..400 {
+        if t0.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+        let key = format!("f{i}");
+        match in_ns("client", || set(addr("n1"), &key)) {
+            Ok(()) => written.push(key),
+            Err(_) => failed += 1,
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let promoted: Vec<&str> = ["n2", "n3"]
+        .into_iter()
+        .filter(|h| role(h).as_deref() == Some("master"))
+        .collect();
+    s.lab.must(&["resume", "n1", "raftinel"]);
+    let back = bounded("VIP back on n1", Duration::from_secs(10), || {
+        vip_hosts() == vec!["n1"]
+    });
+    let samples = sampler.samples.lock().unwrap().clone();
+    let (most, _) = sampler.finish(0);
+    let gone = samples.iter().find(|(_, s)| !s[0]).map(|(t, _)| *t);
+    eprintln!(
+        "frozen holder: {} writes, {failed} failed, VIP gone from n1 after {gone:?}, promoted {promoted:?}",
+        written.len()
+    );
+    assert!(promoted.is_empty(), "a healthy master must not be replaced");
+    assert_eq!(failed, 0, "the master is healthy: no write may fail");
+    assert!(most <= 1);
+    let gone = gone.unwrap_or_else(|| panic!("the VIP outlived the frozen holder\n{}", s.logs()));
+    // V + 1 s of kernel granularity after the last refresh, which came at most R before the stop.
+    assert!(gone <= Duration::from_millis(2000 + 200), "{gone:?}");
+    assert!(
+        back,
+        "the VIP did not come back after SIGCONT\n{}",
+        s.logs()
+    );
+    let kept = in_ns("client", || {
+        let client = redis::Client::open(format!("redis://{}:6379/", addr("n1"))).unwrap();
+        let mut c = client.get_connection().unwrap();
+        written
+            .iter()
+            .filter(|k| redis::cmd("EXISTS").arg(*k).query::<i64>(&mut c) == Ok(1))
+            .count()
+    });
+    assert_eq!(kept, written.len(), "acknowledged writes lost");
+}
