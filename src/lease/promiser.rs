@@ -44,7 +44,7 @@ impl Promiser {
             .is_some_and(|g| g.id == grant);
         let now = Instant::now();
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        table.prune(now);
+        table.prune(now, self.vip_extra);
         table.promise(grant, current, now).is_some()
     }
 

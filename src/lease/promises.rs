@@ -54,10 +54,12 @@ impl Promises {
             .map_or(true, |until| now >= *until + self.margin + extra)
     }
 
-    /// Drops promises that ended more than the margin ago: they can no longer keep a grant alive.
-    pub fn prune(&mut self, now: Instant) {
-        let margin = self.margin;
-        self.made.retain(|_, until| now < *until + margin);
+    /// Drops promises that ended more than the margin and `extra` ago: `dead` answers true for
+    /// them now whatever it is asked (with `extra` the longest wait it is asked for). Forgetting
+    /// one sooner would turn a "not yet" into a "dead".
+    pub fn prune(&mut self, now: Instant, extra: Duration) {
+        let keep = self.margin + extra;
+        self.made.retain(|_, until| now < *until + keep);
     }
 }
 
@@ -143,8 +145,21 @@ mod tests {
         let mut p = Promises::new(t0, L, M);
         p.promise(1, true, t0 + ms(1000));
         p.promise(2, true, t0 + ms(2000));
-        p.prune(t0 + ms(1800));
+        p.prune(t0 + ms(1800), ms(0));
         assert_eq!(p.made.len(), 1);
         assert!(!p.dead(2, true, t0 + ms(1800), ms(0)));
+    }
+
+    #[test]
+    fn pruning_never_turns_a_pending_vip_question_into_dead() {
+        let t0 = Instant::now();
+        let mut p = Promises::new(t0, L, M);
+        p.promise(1, true, t0 + ms(1000));
+        // The lease part is over at 1800; the VIP part (1400 ms more) is not.
+        p.prune(t0 + ms(2000), ms(1400));
+        assert!(p.dead(1, true, t0 + ms(2000), ms(0)));
+        assert!(!p.dead(1, true, t0 + ms(2000), ms(1400)));
+        p.prune(t0 + ms(3200), ms(1400));
+        assert!(p.made.is_empty());
     }
 }
