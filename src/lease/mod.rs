@@ -14,4 +14,3 @@ pub mod promiser;
 pub mod promises;
 pub mod renew;
 pub mod vip;
-
