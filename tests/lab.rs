@@ -34,6 +34,8 @@ fn addr(host: &str) -> &'static str {
 struct Setup {
     lab: Lab,
     dir: tempfile::TempDir,
+    /// The host whose Redis starts as master.
+    master: &'static str,
 }
 
 impl Setup {
@@ -66,8 +68,12 @@ impl Setup {
             "--min-replicas-max-lag".into(),
             "10".into(),
         ];
-        if host != "n1" {
-            args.extend(["--replicaof".into(), addr("n1").into(), "6379".into()]);
+        if host != self.master {
+            args.extend([
+                "--replicaof".into(),
+                addr(self.master).into(),
+                "6379".into(),
+            ]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let log = self.log(&format!("redis-{host}"));
@@ -118,9 +124,15 @@ impl Setup {
 /// Three hosts running Redis (n1 master) and raftinel, monitoring `mymaster` with the VIP; waits
 /// until the VIP is on n1 and writable from the client.
 fn setup() -> Setup {
+    setup_on("n1")
+}
+
+/// The same with the master on `master`'s host.
+fn setup_on(master: &'static str) -> Setup {
     let mut s = Setup {
         lab: Lab::up(),
         dir: tempfile::tempdir().unwrap(),
+        master,
     };
     for h in HOSTS {
         s.start_redis(h);
@@ -129,18 +141,20 @@ fn setup() -> Setup {
         s.start_node(id);
     }
     let ok = bounded("cluster takes MONITOR", Duration::from_secs(20), || {
-        s.ctl(&["monitor", "mymaster", addr("n1"), "6379", "2"]) || s.ctl(&["master", "mymaster"])
+        s.ctl(&["monitor", "mymaster", addr(master), "6379", "2"]) || s.ctl(&["master", "mymaster"])
     });
     assert!(ok, "MONITOR never succeeded\n{}", s.logs());
     assert!(s.ctl(&["set", "mymaster", "vip", "10.77.0.200/24"]));
     let synced = bounded("replicas in sync", Duration::from_secs(20), || {
-        ["n2", "n3"].iter().all(|h| link_up(h))
+        HOSTS.iter().filter(|h| **h != master).all(|h| link_up(h))
     });
     assert!(synced, "the replicas never synced\n{}", s.logs());
-    let ok = bounded("VIP on n1 and writable", Duration::from_secs(20), || {
-        vip_hosts() == vec!["n1"] && in_ns("client", || set(VIP, "warm").is_ok())
-    });
-    assert!(ok, "the VIP never came up on n1\n{}", s.logs());
+    let ok = bounded(
+        "VIP on the master's host and writable",
+        Duration::from_secs(20),
+        || vip_hosts() == vec![master] && in_ns("client", || set(VIP, "warm").is_ok()),
+    );
+    assert!(ok, "the VIP never came up on {master}\n{}", s.logs());
     s
 }
 
@@ -482,4 +496,99 @@ fn frozen_holder_raftinel_loses_the_vip_but_no_write() {
             .count()
     });
     assert_eq!(kept, written.len(), "acknowledged writes lost");
+}
+
+/// Writes through the VIP every 10 ms for `how_long`: (acknowledged, failed).
+fn write_through_vip(how_long: Duration, prefix: &str) -> (usize, usize) {
+    let t0 = Instant::now();
+    let (mut ok, mut failed) = (0, 0);
+    in_ns("client", || {
+        for i in 0..(how_long.as_millis() / 10 + 1) {
+            if t0.elapsed() > how_long {
+                break;
+            }
+            match set(VIP, &format!("{prefix}{i}")) {
+                Ok(()) => ok += 1,
+                Err(_) => failed += 1,
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    (ok, failed)
+}
+
+// --- kill -9 of the Raft leader's raftinel, not on the master's host, with every Redis healthy:
+//     the lease comes from a majority, not from the leader, so no write through the VIP fails
+#[test]
+fn raft_leader_loss_fences_nothing() {
+    let _g = serial();
+    // n1 initializes the cluster and leads; the master is on n3.
+    let mut s = setup_on("n3");
+    let out = s.lab.sh(&[
+        "run",
+        "client",
+        bin(),
+        "ctl",
+        "--cluster",
+        "10.77.0.11:26380",
+        "--json",
+        "status",
+    ]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let leader = match status["leader_id"].as_u64() {
+        Some(2) => "n2",
+        Some(3) => panic!("the Raft leader is on the master's host; this test needs it elsewhere"),
+        _ => "n1",
+    };
+    s.lab.kill(leader, "raftinel");
+    let (ok, failed) = write_through_vip(Duration::from_secs(3), "l");
+    eprintln!("raft leader {leader} killed: {ok} writes through the VIP, {failed} failed");
+    assert_eq!(
+        failed,
+        0,
+        "a Raft leader change fenced the master\n{}",
+        s.logs()
+    );
+    assert_eq!(vip_hosts(), vec!["n3"]);
+}
+
+// --- redis-server crash with raftinel alive on its host: the node releases its grant, so the
+//     failover does not wait for the lease to expire
+#[test]
+fn redis_crash_fails_over_without_waiting_for_the_lease() {
+    let _g = serial();
+    let mut s = setup();
+    let t0 = Instant::now();
+    s.lab.kill("n1", "redis");
+    let first_ok = |target: &'static str| {
+        std::thread::spawn(move || {
+            enter("client");
+            for i in 0..2000 {
+                if t0.elapsed() > Duration::from_secs(10) {
+                    return None;
+                }
+                if set(target, &format!("{target}-{i}")).is_ok() {
+                    return Some(t0.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            None
+        })
+    };
+    let probes = [first_ok(addr("n2")), first_ok(addr("n3"))];
+    let [n2, n3] = probes.map(|p| p.join().unwrap());
+    let writable = n2.into_iter().chain(n3).min();
+    let released = std::fs::read_to_string(s.log("raftinel-n1")).unwrap_or_default();
+    eprintln!("redis crash: new master writable after {writable:?}");
+    let writable = writable.unwrap_or_else(|| panic!("no new master\n{}", s.logs()));
+    assert!(
+        released.contains("lease released"),
+        "n1 never released its grant\n{}",
+        s.logs()
+    );
+    // down-after + 300 ms in the terms; here with slack for the 10 ms probes.
+    assert!(
+        writable < Duration::from_millis(DOWN_AFTER_MS + 700),
+        "{writable:?}"
+    );
 }
