@@ -1,291 +1,16 @@
 //! The three-host namespace lab (deploy/lab/lab.sh): real redis-server and raftinel in hosts n1,
-//! n2, n3, a client host, the VIP 10.77.0.200/24 on eth0. Host loss and a partition of the
-//! master's host, sampled every 10 ms. Needs root (CI is root); a lab that cannot be built fails
-//! the test.
-
-// Each test owns its runtime on its own thread; the std guard only serializes whole tests.
-#![allow(clippy::await_holding_lock)]
+//! n2, n3, a client host, the VIP 10.77.0.200/24 on eth0. Host loss, a partition of the master's
+//! host sampled every 10 ms, a frozen holder, a Raft leader loss and a Redis crash. Needs root (CI
+//! is root); a lab that cannot be built fails the test.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::lab::{enter, in_ns, Lab};
+use common::lab::{enter, in_ns};
+use common::lab_hosts::*;
 use common::{bin, serial};
-use raftinel::lease::netlink::{ifindex, Netlink};
-
-const HOSTS: [&str; 3] = ["n1", "n2", "n3"];
-const VIP: &str = "10.77.0.200";
-const DOWN_AFTER_MS: u64 = 1000;
-
-fn addr(host: &str) -> &'static str {
-    match host {
-        "n1" => "10.77.0.11",
-        "n2" => "10.77.0.12",
-        "n3" => "10.77.0.13",
-        _ => "10.77.0.100",
-    }
-}
-
-struct Setup {
-    lab: Lab,
-    dir: tempfile::TempDir,
-    /// The host whose Redis starts as master.
-    master: &'static str,
-}
-
-impl Setup {
-    fn log(&self, name: &str) -> std::path::PathBuf {
-        self.dir.path().join(format!("{name}.log"))
-    }
-
-    fn start_redis(&mut self, host: &str) {
-        let dir = self.dir.path().join(format!("redis-{host}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut args = vec![
-            "redis-server".to_owned(),
-            "--bind".into(),
-            "0.0.0.0".into(),
-            "--protected-mode".into(),
-            "no".into(),
-            "--port".into(),
-            "6379".into(),
-            "--save".into(),
-            "".into(),
-            "--appendonly".into(),
-            "no".into(),
-            "--repl-diskless-sync-delay".into(),
-            "0".into(),
-            "--dir".into(),
-            dir.display().to_string(),
-            // As the deploy kit does: a Redis that starts takes no writes until raftinel says so.
-            "--min-replicas-to-write".into(),
-            "2147483647".into(),
-            "--min-replicas-max-lag".into(),
-            "10".into(),
-        ];
-        if host != self.master {
-            args.extend([
-                "--replicaof".into(),
-                addr(self.master).into(),
-                "6379".into(),
-            ]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let log = self.log(&format!("redis-{host}"));
-        self.lab.spawn(host, "redis", &args, &log);
-    }
-
-    fn start_node(&mut self, id: usize) {
-        let host = HOSTS[id - 1];
-        let cfg = self.dir.path().join(format!("{host}.toml"));
-        let text = format!(
-            "id = {id}\nlisten = \"{a}:26380\"\nsentinel-listen = \"{a}:26379\"\ndata-dir = \"{d}\"\n\
-             default-down-after-ms = {DOWN_AFTER_MS}\nlocal-redis = [\"{a}:6379\"]\n\
-             [masters.mymaster]\nvip-interface = \"eth0\"\n[peers]\n1 = \"10.77.0.11:26380\"\n\
-             2 = \"10.77.0.12:26380\"\n3 = \"10.77.0.13:26380\"\n",
-            a = addr(host),
-            d = self.dir.path().join(format!("data-{host}")).display(),
-        );
-        std::fs::write(&cfg, text).unwrap();
-        let cfg = cfg.display().to_string();
-        let log = self.log(&format!("raftinel-{host}"));
-        self.lab
-            .spawn(host, "raftinel", &[bin(), "serve", "--config", &cfg], &log);
-    }
-
-    fn ctl(&self, args: &[&str]) -> bool {
-        let cluster = "10.77.0.11:26380,10.77.0.12:26380,10.77.0.13:26380";
-        let mut full = vec!["run", "client", bin(), "ctl", "--cluster", cluster];
-        full.extend_from_slice(args);
-        self.lab.sh(&full).status.success()
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for h in HOSTS {
-            let text =
-                std::fs::read_to_string(self.log(&format!("raftinel-{h}"))).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            out.push_str(&format!("--- raftinel on {h}\n"));
-            for l in &lines[lines.len().saturating_sub(30)..] {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        out
-    }
-}
-
-/// Three hosts running Redis (n1 master) and raftinel, monitoring `mymaster` with the VIP; waits
-/// until the VIP is on n1 and writable from the client.
-fn setup() -> Setup {
-    setup_on("n1")
-}
-
-/// The same with the master on `master`'s host.
-fn setup_on(master: &'static str) -> Setup {
-    let mut s = Setup {
-        lab: Lab::up(),
-        dir: tempfile::tempdir().unwrap(),
-        master,
-    };
-    for h in HOSTS {
-        s.start_redis(h);
-    }
-    for id in 1..=3 {
-        s.start_node(id);
-    }
-    let ok = bounded("cluster takes MONITOR", Duration::from_secs(20), || {
-        s.ctl(&["monitor", "mymaster", addr(master), "6379", "2"]) || s.ctl(&["master", "mymaster"])
-    });
-    assert!(ok, "MONITOR never succeeded\n{}", s.logs());
-    assert!(s.ctl(&["set", "mymaster", "vip", "10.77.0.200/24"]));
-    let synced = bounded("replicas in sync", Duration::from_secs(20), || {
-        HOSTS.iter().filter(|h| **h != master).all(|h| link_up(h))
-    });
-    assert!(synced, "the replicas never synced\n{}", s.logs());
-    let ok = bounded(
-        "VIP on the master's host and writable",
-        Duration::from_secs(20),
-        || vip_hosts() == vec![master] && in_ns("client", || set(VIP, "warm").is_ok()),
-    );
-    assert!(ok, "the VIP never came up on {master}\n{}", s.logs());
-    s
-}
-
-/// Polls `f` every 50 ms until it holds or `within` passes.
-fn bounded(_what: &str, within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// SET from the current thread's namespace, with short timeouts.
-fn set(host: &str, key: &str) -> redis::RedisResult<()> {
-    let client = redis::Client::open(format!("redis://{host}:6379/"))?;
-    let mut c = client.get_connection_with_timeout(Duration::from_millis(200))?;
-    c.set_read_timeout(Some(Duration::from_millis(300)))?;
-    c.set_write_timeout(Some(Duration::from_millis(300)))?;
-    redis::cmd("SET").arg(key).arg("v").query(&mut c)
-}
-
-fn role(host: &str) -> Option<String> {
-    in_ns("client", || {
-        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
-        let mut c = client
-            .get_connection_with_timeout(Duration::from_millis(200))
-            .ok()?;
-        c.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
-        let v: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).ok()?;
-        match v.first() {
-            Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
-            _ => None,
-        }
-    })
-}
-
-fn link_up(host: &str) -> bool {
-    in_ns("client", || {
-        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
-        let mut c = client
-            .get_connection_with_timeout(Duration::from_millis(200))
-            .ok()?;
-        let info: String = redis::cmd("INFO").arg("replication").query(&mut c).ok()?;
-        Some(info.contains("master_link_status:up"))
-    })
-    .unwrap_or(false)
-}
-
-/// The hosts whose eth0 carries the VIP now.
-fn vip_hosts() -> Vec<&'static str> {
-    HOSTS
-        .iter()
-        .copied()
-        .filter(|h| {
-            in_ns(h, || {
-                let ip: Ipv4Addr = VIP.parse().unwrap();
-                let index = ifindex("eth0").ok()?;
-                Netlink::open().ok()?.has(index, ip).ok()
-            })
-            .unwrap_or(false)
-        })
-        .collect()
-}
-
-/// When, and on which of n1, n2, n3 the VIP was.
-type Samples = Arc<Mutex<Vec<(Duration, [bool; 3])>>>;
-
-/// A thread per host that records, every 10 ms, whether the VIP is on it.
-struct VipSampler {
-    stop: Arc<AtomicBool>,
-    samples: Samples,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl VipSampler {
-    fn start(t0: Instant) -> VipSampler {
-        let stop = Arc::new(AtomicBool::new(false));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let current = Arc::new(Mutex::new([false; 3]));
-        let mut threads = Vec::new();
-        for (i, h) in HOSTS.iter().enumerate() {
-            let (stop, current, samples) = (stop.clone(), current.clone(), samples.clone());
-            threads.push(std::thread::spawn(move || {
-                enter(h);
-                let ip: Ipv4Addr = VIP.parse().unwrap();
-                let mut nl = Netlink::open().unwrap();
-                let index = ifindex("eth0").unwrap();
-                for _ in 0..6000 {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let on = nl.has(index, ip).unwrap_or(false);
-                    let snapshot = {
-                        let mut c = current.lock().unwrap();
-                        c[i] = on;
-                        *c
-                    };
-                    samples.lock().unwrap().push((t0.elapsed(), snapshot));
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }));
-        }
-        VipSampler {
-            stop,
-            samples,
-            threads,
-        }
-    }
-
-    /// The most hosts seen holding the VIP at once, and the first time it was on `host` alone.
-    fn finish(self, host: usize) -> (usize, Option<Duration>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            let _ = t.join();
-        }
-        let samples = self.samples.lock().unwrap();
-        let max = samples
-            .iter()
-            .map(|(_, s)| s.iter().filter(|x| **x).count())
-            .max()
-            .unwrap_or(0);
-        let first = samples
-            .iter()
-            .find(|(_, s)| s[host] && s.iter().filter(|x| **x).count() == 1)
-            .map(|(t, _)| *t);
-        (max, first)
-    }
-}
 
 // --- host loss: the master's host cut off and its processes killed; the new master takes
 //     writes and the VIP answers on the new host; the returning host brings no VIP back and its
@@ -409,8 +134,9 @@ fn partitioned_master_host_is_fenced_before_the_promotion() {
         "the old master acknowledged a write after the promotion"
     );
     assert!(most <= 1, "the VIP was on {most} hosts at once");
+    // L − F + R after the last renewal plus one guard round, with slack for a loaded CI host.
     assert!(
-        last < Duration::from_millis(700 + 200),
+        last < Duration::from_millis(1000),
         "fenced only after {last:?}"
     );
     // After heal: the client's ARP cache points at the new holder.
@@ -496,25 +222,6 @@ fn frozen_holder_raftinel_loses_the_vip_but_no_write() {
             .count()
     });
     assert_eq!(kept, written.len(), "acknowledged writes lost");
-}
-
-/// Writes through the VIP every 10 ms for `how_long`: (acknowledged, failed).
-fn write_through_vip(how_long: Duration, prefix: &str) -> (usize, usize) {
-    let t0 = Instant::now();
-    let (mut ok, mut failed) = (0, 0);
-    in_ns("client", || {
-        for i in 0..(how_long.as_millis() / 10 + 1) {
-            if t0.elapsed() > how_long {
-                break;
-            }
-            match set(VIP, &format!("{prefix}{i}")) {
-                Ok(()) => ok += 1,
-                Err(_) => failed += 1,
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    });
-    (ok, failed)
 }
 
 // --- kill -9 of the Raft leader's raftinel, not on the master's host, with every Redis healthy:

@@ -58,9 +58,10 @@ up() {
     ip -n "$BR" link set "v-$h" up
     ip -n "$n" addr add "$(addr_of "$h")/24" dev eth0
     ip -n "$n" link set eth0 up
-    ip netns exec "$n" iptables -N LAB
-    ip netns exec "$n" iptables -I INPUT -j LAB
-    ip netns exec "$n" iptables -I OUTPUT -j LAB
+    ip netns exec "$n" iptables -N LAB_IN
+    ip netns exec "$n" iptables -N LAB_OUT
+    ip netns exec "$n" iptables -I INPUT -j LAB_IN
+    ip netns exec "$n" iptables -I OUTPUT -j LAB_OUT
   done
 }
 
@@ -87,16 +88,20 @@ cut() {
     local a; a=$(addr_of "$other")
     case "$mode" in
       drop)
-        ip netns exec "$n" iptables -A LAB -s "$a" -j DROP
-        ip netns exec "$n" iptables -A LAB -d "$a" -j DROP ;;
+        ip netns exec "$n" iptables -A LAB_IN -s "$a" -j DROP
+        ip netns exec "$n" iptables -A LAB_OUT -d "$a" -j DROP ;;
       reject)
-        ip netns exec "$n" iptables -A LAB -p tcp -d "$a" -j REJECT --reject-with tcp-reset
-        ip netns exec "$n" iptables -A LAB -p tcp -s "$a" -j REJECT --reject-with tcp-reset
-        ip netns exec "$n" iptables -A LAB -d "$a" -j REJECT
-        ip netns exec "$n" iptables -A LAB -s "$a" -j DROP ;;
+        # Peers get "connection refused" at once. The RSTs and port-unreachables that the INPUT
+        # rules emit must pass OUTPUT, and a tcp-reset REJECT in OUTPUT would turn the host's own
+        # connects into timeouts: plain REJECT there.
+        ip netns exec "$n" iptables -A LAB_IN -s "$a" -p tcp -j REJECT --reject-with tcp-reset
+        ip netns exec "$n" iptables -A LAB_IN -s "$a" -j REJECT
+        ip netns exec "$n" iptables -A LAB_OUT -d "$a" -p tcp --tcp-flags RST RST -j ACCEPT
+        ip netns exec "$n" iptables -A LAB_OUT -d "$a" -p icmp --icmp-type port-unreachable -j ACCEPT
+        ip netns exec "$n" iptables -A LAB_OUT -d "$a" -j REJECT ;;
       loss:*)
         local pct="${mode#loss:}"
-        ip netns exec "$n" iptables -A LAB -s "$a" -m statistic --mode random \
+        ip netns exec "$n" iptables -A LAB_IN -s "$a" -m statistic --mode random \
           --probability "$(awk -v p="$pct" 'BEGIN { printf "%.4f", p / 100 }')" -j DROP ;;
       *) echo "lab.sh: partition mode '$mode' is not drop, reject, link or loss:PCT" >&2; exit 2 ;;
     esac
@@ -105,7 +110,8 @@ cut() {
 
 heal() {
   local n; n=$(ns "$1")
-  ip netns exec "$n" iptables -F LAB
+  ip netns exec "$n" iptables -F LAB_IN
+  ip netns exec "$n" iptables -F LAB_OUT
   ip -n "$n" link set eth0 up
 }
 

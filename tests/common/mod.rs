@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod lab_hosts;
 pub mod process;
 pub mod redis;
 

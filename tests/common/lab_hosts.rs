@@ -1,0 +1,301 @@
+//! Three hosts running real Redis and raftinel in the namespace lab, for tests/lab.rs and
+//! benches/lab.rs: n1, n2, n3 (one Redis and one raftinel each, the master on one of them), the
+//! client host, and the VIP 10.77.0.200/24 on eth0.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use raftinel::lease::netlink::{ifindex, Netlink};
+
+use super::bin;
+use super::lab::{enter, in_ns, Lab};
+
+pub const HOSTS: [&str; 3] = ["n1", "n2", "n3"];
+pub const VIP: &str = "10.77.0.200";
+pub const DOWN_AFTER_MS: u64 = 1000;
+
+pub fn addr(host: &str) -> &'static str {
+    match host {
+        "n1" => "10.77.0.11",
+        "n2" => "10.77.0.12",
+        "n3" => "10.77.0.13",
+        _ => "10.77.0.100",
+    }
+}
+
+pub struct Setup {
+    pub lab: Lab,
+    pub dir: tempfile::TempDir,
+    /// The host whose Redis starts as master.
+    pub master: &'static str,
+}
+
+impl Setup {
+    pub fn log(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    pub fn start_redis(&mut self, host: &str) {
+        let dir = self.dir.path().join(format!("redis-{host}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut args = vec![
+            "redis-server".to_owned(),
+            "--bind".into(),
+            "0.0.0.0".into(),
+            "--protected-mode".into(),
+            "no".into(),
+            "--port".into(),
+            "6379".into(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+            "--repl-diskless-sync-delay".into(),
+            "0".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+            // As the deploy kit does: a Redis that starts takes no writes until raftinel says so.
+            "--min-replicas-to-write".into(),
+            "2147483647".into(),
+            "--min-replicas-max-lag".into(),
+            "10".into(),
+        ];
+        if host != self.master {
+            args.extend([
+                "--replicaof".into(),
+                addr(self.master).into(),
+                "6379".into(),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log = self.log(&format!("redis-{host}"));
+        self.lab.spawn(host, "redis", &args, &log);
+    }
+
+    pub fn start_node(&mut self, id: usize) {
+        let host = HOSTS[id - 1];
+        let cfg = self.dir.path().join(format!("{host}.toml"));
+        let text = format!(
+            "id = {id}\nlisten = \"{a}:26380\"\nsentinel-listen = \"{a}:26379\"\ndata-dir = \"{d}\"\n\
+             default-down-after-ms = {DOWN_AFTER_MS}\nlocal-redis = [\"{a}:6379\"]\n\
+             [masters.mymaster]\nvip-interface = \"eth0\"\n[peers]\n1 = \"10.77.0.11:26380\"\n\
+             2 = \"10.77.0.12:26380\"\n3 = \"10.77.0.13:26380\"\n",
+            a = addr(host),
+            d = self.dir.path().join(format!("data-{host}")).display(),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let cfg = cfg.display().to_string();
+        let log = self.log(&format!("raftinel-{host}"));
+        self.lab
+            .spawn(host, "raftinel", &[bin(), "serve", "--config", &cfg], &log);
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> bool {
+        let cluster = "10.77.0.11:26380,10.77.0.12:26380,10.77.0.13:26380";
+        let mut full = vec!["run", "client", bin(), "ctl", "--cluster", cluster];
+        full.extend_from_slice(args);
+        self.lab.sh(&full).status.success()
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for h in HOSTS {
+            let text =
+                std::fs::read_to_string(self.log(&format!("raftinel-{h}"))).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- raftinel on {h}\n"));
+            for l in &lines[lines.len().saturating_sub(30)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// Three hosts running Redis (n1 master) and raftinel, monitoring `mymaster` with the VIP; waits
+/// until the VIP is on n1 and writable from the client.
+pub fn setup() -> Setup {
+    setup_on("n1")
+}
+
+/// The same with the master on `master`'s host.
+pub fn setup_on(master: &'static str) -> Setup {
+    let mut s = Setup {
+        lab: Lab::up(),
+        dir: tempfile::tempdir().unwrap(),
+        master,
+    };
+    for h in HOSTS {
+        s.start_redis(h);
+    }
+    for id in 1..=3 {
+        s.start_node(id);
+    }
+    let ok = bounded("cluster takes MONITOR", Duration::from_secs(20), || {
+        s.ctl(&["monitor", "mymaster", addr(master), "6379", "2"]) || s.ctl(&["master", "mymaster"])
+    });
+    assert!(ok, "MONITOR never succeeded\n{}", s.logs());
+    assert!(s.ctl(&["set", "mymaster", "vip", "10.77.0.200/24"]));
+    let synced = bounded("replicas in sync", Duration::from_secs(20), || {
+        HOSTS.iter().filter(|h| **h != master).all(|h| link_up(h))
+    });
+    assert!(synced, "the replicas never synced\n{}", s.logs());
+    let ok = bounded(
+        "VIP on the master's host and writable",
+        Duration::from_secs(20),
+        || vip_hosts() == vec![master] && in_ns("client", || set(VIP, "warm").is_ok()),
+    );
+    assert!(ok, "the VIP never came up on {master}\n{}", s.logs());
+    s
+}
+
+/// Polls `f` every 50 ms until it holds or `within` passes.
+pub fn bounded(_what: &str, within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// SET from the current thread's namespace, with short timeouts.
+pub fn set(host: &str, key: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(format!("redis://{host}:6379/"))?;
+    let mut c = client.get_connection_with_timeout(Duration::from_millis(200))?;
+    c.set_read_timeout(Some(Duration::from_millis(300)))?;
+    c.set_write_timeout(Some(Duration::from_millis(300)))?;
+    redis::cmd("SET").arg(key).arg("v").query(&mut c)
+}
+
+pub fn role(host: &str) -> Option<String> {
+    in_ns("client", || {
+        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
+        let mut c = client
+            .get_connection_with_timeout(Duration::from_millis(200))
+            .ok()?;
+        c.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+        let v: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).ok()?;
+        match v.first() {
+            Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    })
+}
+
+pub fn link_up(host: &str) -> bool {
+    in_ns("client", || {
+        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
+        let mut c = client
+            .get_connection_with_timeout(Duration::from_millis(200))
+            .ok()?;
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut c).ok()?;
+        Some(info.contains("master_link_status:up"))
+    })
+    .unwrap_or(false)
+}
+
+/// The hosts whose eth0 carries the VIP now.
+pub fn vip_hosts() -> Vec<&'static str> {
+    HOSTS
+        .iter()
+        .copied()
+        .filter(|h| {
+            in_ns(h, || {
+                let ip: Ipv4Addr = VIP.parse().unwrap();
+                let index = ifindex("eth0").ok()?;
+                Netlink::open().ok()?.has(index, ip).ok()
+            })
+            .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// When, and on which of n1, n2, n3 the VIP was.
+pub type Samples = Arc<Mutex<Vec<(Duration, [bool; 3])>>>;
+
+/// A thread per host that records, every 10 ms, whether the VIP is on it.
+pub struct VipSampler {
+    stop: Arc<AtomicBool>,
+    pub samples: Samples,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl VipSampler {
+    pub fn start(t0: Instant) -> VipSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let current = Arc::new(Mutex::new([false; 3]));
+        let mut threads = Vec::new();
+        for (i, h) in HOSTS.iter().enumerate() {
+            let (stop, current, samples) = (stop.clone(), current.clone(), samples.clone());
+            threads.push(std::thread::spawn(move || {
+                enter(h);
+                let ip: Ipv4Addr = VIP.parse().unwrap();
+                let mut nl = Netlink::open().unwrap();
+                let index = ifindex("eth0").unwrap();
+                for _ in 0..6000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let on = nl.has(index, ip).unwrap_or(false);
+                    let snapshot = {
+                        let mut c = current.lock().unwrap();
+                        c[i] = on;
+                        *c
+                    };
+                    samples.lock().unwrap().push((t0.elapsed(), snapshot));
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }));
+        }
+        VipSampler {
+            stop,
+            samples,
+            threads,
+        }
+    }
+
+    /// The most hosts seen holding the VIP at once, and the first time it was on `host` alone.
+    pub fn finish(self, host: usize) -> (usize, Option<Duration>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let samples = self.samples.lock().unwrap();
+        let max = samples
+            .iter()
+            .map(|(_, s)| s.iter().filter(|x| **x).count())
+            .max()
+            .unwrap_or(0);
+        let first = samples
+            .iter()
+            .find(|(_, s)| s[host] && s.iter().filter(|x| **x).count() == 1)
+            .map(|(t, _)| *t);
+        (max, first)
+    }
+}
+
+/// Writes through the VIP every 10 ms for `how_long`: (acknowledged, failed).
+pub fn write_through_vip(how_long: Duration, prefix: &str) -> (usize, usize) {
+    let t0 = Instant::now();
+    let (mut ok, mut failed) = (0, 0);
+    in_ns("client", || {
+        for i in 0..(how_long.as_millis() / 10 + 1) {
+            if t0.elapsed() > how_long {
+                break;
+            }
+            match set(VIP, &format!("{prefix}{i}")) {
+                Ok(()) => ok += 1,
+                Err(_) => failed += 1,
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    (ok, failed)
+}
