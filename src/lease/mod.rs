@@ -14,3 +14,6 @@ pub mod promiser;
 pub mod promises;
 pub mod renew;
 pub mod vip;
+
+#[cfg(test)]
+mod model;
