@@ -170,12 +170,16 @@ async fn run_node(
     tracing::info!(listen = %config.listen, cluster = ?identity.get(), "gRPC listening");
 
     let boot = std::time::Instant::now();
+    // Until this node has applied what the current leader committed, its state may predate a
+    // revocation (the model's restart counterexample): no promises, no renewals before that.
+    let (caught_up_tx, caught_up) = tokio::sync::watch::channel(false);
     let promiser = Promiser::new(
         boot,
         Duration::from_millis(config.lease.duration_ms),
         Duration::from_millis(config.lease.margin_ms),
         vip_extra(&config),
         sm_view.clone(),
+        caught_up,
     );
     let lease_peers = LeasePeers {
         node_id: config.id,
@@ -374,7 +378,8 @@ async fn run_node(
         .in_current_span(),
     );
     let gate = tokio::spawn(
-        open_events_when_caught_up(raft.clone(), bus_gate, cancel.clone()).in_current_span(),
+        open_events_when_caught_up(raft.clone(), bus_gate, caught_up_tx, cancel.clone())
+            .in_current_span(),
     );
 
     let fatal = tokio::select! {
@@ -414,7 +419,12 @@ async fn run_node(
 
 /// Live events start once this node has heard a current leader and applied what was committed
 /// then: everything before is history (Watch can still replay it by index).
-async fn open_events_when_caught_up(raft: Raft, bus: EventBus, cancel: CancellationToken) {
+async fn open_events_when_caught_up(
+    raft: Raft,
+    bus: EventBus,
+    caught_up: tokio::sync::watch::Sender<bool>,
+    cancel: CancellationToken,
+) {
     let mut metrics = raft.metrics();
     let committed = loop {
         if metrics.borrow().current_leader.is_some() {
@@ -434,7 +444,8 @@ async fn open_events_when_caught_up(raft: Raft, bus: EventBus, cancel: Cancellat
         _ = cancel.cancelled() => {}
         r = waited => if r.is_ok() {
             bus.open_from(committed + 1);
-            tracing::info!(from_index = committed + 1, "caught up: publishing events");
+            caught_up.send_replace(true);
+            tracing::info!(from_index = committed + 1, "caught up: publishing events, promising leases");
         }
     }
 }

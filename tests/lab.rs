@@ -197,12 +197,21 @@ fn frozen_holder_raftinel_loses_the_vip_but_no_write() {
     });
     let samples = sampler.samples.lock().unwrap().clone();
     let (most, _) = sampler.finish(0);
-    let gone = samples.iter().find(|(_, s)| !s[0]).map(|(t, _)| *t);
+    // Gone for good: the first sample after which n1 shows no VIP for 100 ms (a single sample can
+    // miss it while the address is being refreshed).
+    let gone = samples
+        .windows(10)
+        .find(|w| w.iter().all(|(_, s)| !s[0]))
+        .map(|w| w[0].0);
     eprintln!(
         "frozen holder: {} writes, {failed} failed, VIP gone from n1 after {gone:?}, promoted {promoted:?}",
         written.len()
     );
-    assert!(promoted.is_empty(), "a healthy master must not be replaced");
+    assert!(
+        promoted.is_empty(),
+        "a healthy master must not be replaced\n{}",
+        s.logs()
+    );
     assert_eq!(failed, 0, "the master is healthy: no write may fail");
     assert!(most <= 1);
     let gone = gone.unwrap_or_else(|| panic!("the VIP outlived the frozen holder\n{}", s.logs()));

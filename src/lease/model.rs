@@ -324,7 +324,6 @@ impl LeaseModel {
         !self.p.restart_loses_applied
             && s.log == MASTER_SWITCHED
             && (old.lease.is_none() || old.applied >= FAILOVER_STARTED)
-            && old.stopping.is_none()
             && stopped
     }
 
@@ -349,7 +348,7 @@ impl LeaseModel {
     }
 
     fn tick(&self, s: &mut State, lost: Option<usize>) {
-        let renewing: Vec<bool> = (0..N).map(|h| renews(&s.hosts[h], h)).collect();
+        let renewing: [bool; N] = std::array::from_fn(|h| renews(&s.hosts[h], h));
         for host in &mut s.hosts {
             let rate = host.rate;
             host.promised -= rate;

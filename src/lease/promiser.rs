@@ -16,6 +16,9 @@ pub struct Promiser {
     view: watch::Receiver<Arc<SmData>>,
     /// How much longer than the lease the old holder's VIP may live: V + 1 s + T − L.
     vip_extra: Duration,
+    /// False until this node applied what the current leader had committed when it first heard
+    /// of it: before that its state may predate a revocation.
+    caught_up: watch::Receiver<bool>,
 }
 
 impl Promiser {
@@ -26,16 +29,26 @@ impl Promiser {
         margin: Duration,
         vip_extra: Duration,
         view: watch::Receiver<Arc<SmData>>,
+        caught_up: watch::Receiver<bool>,
     ) -> Self {
         Promiser {
             table: Arc::new(Mutex::new(Promises::new(boot, lease, margin))),
             view,
             vip_extra,
+            caught_up,
         }
+    }
+
+    /// Whether this node has caught up since it started (see `caught_up`).
+    pub fn caught_up(&self) -> bool {
+        *self.caught_up.borrow()
     }
 
     /// A renewal request on `grant` from `holder`, received now.
     pub fn promise(&self, grant: u64, holder: u64) -> bool {
+        if !self.caught_up() {
+            return false;
+        }
         let current = self
             .view
             .borrow()

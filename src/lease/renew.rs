@@ -147,7 +147,13 @@ pub async fn renew(
             _ = tick.tick() => {}
         }
         let state = view.borrow().clone();
-        let Some(grant) = state.topology.lease_of(peers.node_id).map(|g| g.id) else {
+        // A restarted node's state may predate the revocation of its own grant.
+        let grant = peers
+            .promiser
+            .caught_up()
+            .then(|| state.topology.lease_of(peers.node_id).map(|g| g.id))
+            .flatten();
+        let Some(grant) = grant else {
             out.send_if_modified(|h| std::mem::take(h) != Holding::default());
             continue;
         };
