@@ -19,7 +19,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::lab::{enter, in_ns, Lab};
+use common::lab::{in_ns, Lab};
 use common::lab_hosts::*;
 
 fn trials() -> usize {
@@ -28,23 +28,6 @@ fn trials() -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10)
         .max(1)
-}
-
-/// First acknowledged SET on `target` from the client host, probing every 10 ms for 10 s.
-fn first_ok(t0: Instant, target: &'static str) -> std::thread::JoinHandle<Option<Duration>> {
-    std::thread::spawn(move || {
-        enter("client");
-        for i in 0..2000 {
-            if t0.elapsed() > Duration::from_secs(10) {
-                return None;
-            }
-            if set(target, &format!("{target}-{i}")).is_ok() {
-                return Some(t0.elapsed());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    })
 }
 
 fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {

@@ -8,6 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::firewall::Firewall;
 use common::redis::Redis;
 use common::{eventually, serial, Cluster};
 use raftinel::pb::{self, Consistency};
@@ -791,54 +792,6 @@ async fn replica_with_link_down_too_long_is_excluded() {
     );
 }
 
-/// An iptables rule for the test's lifetime: removed on drop, even when the test fails.
-struct Firewall(Vec<String>);
-
-impl Firewall {
-    /// Rejects TCP from processes of `uid` to 127.0.0.1:`port`.
-    fn cut(uid: u32, port: u16) -> Firewall {
-        let rule: Vec<String> = [
-            "OUTPUT",
-            "-p",
-            "tcp",
-            "-d",
-            "127.0.0.1",
-            "--dport",
-            &port.to_string(),
-            "-m",
-            "owner",
-            "--uid-owner",
-            &uid.to_string(),
-            "-j",
-            "REJECT",
-            "--reject-with",
-            "tcp-reset",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let ok = std::process::Command::new("iptables")
-            .arg("-I")
-            .args(&rule)
-            .status()
-            .unwrap();
-        assert!(
-            ok.success(),
-            "iptables -I failed (the test needs root and iptables)"
-        );
-        Firewall(rule)
-    }
-}
-
-impl Drop for Firewall {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("iptables")
-            .arg("-D")
-            .args(&self.0)
-            .status();
-    }
-}
-
 // --- one raftinel node cut off from the master while the others still see it: no failover
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_cut_off_from_the_master_causes_no_failover() {
@@ -864,7 +817,7 @@ async fn one_node_cut_off_from_the_master_causes_no_failover() {
         .await
         .unwrap()
         .into_inner();
-    let _cut = Firewall::cut(NOBODY, m.port);
+    let _cut = Firewall::add(vec![Firewall::reject(NOBODY, m.port)]);
     // Node 3 must really see the master down, or the test proves nothing.
     let saw_sdown = tokio::time::timeout(Duration::from_secs(5), async {
         while let Ok(Some(e)) = events.message().await {

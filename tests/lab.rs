@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::lab::{enter, in_ns};
+use common::lab::in_ns;
 use common::lab_hosts::*;
 use common::{bin, serial};
 
@@ -22,23 +22,11 @@ fn host_loss_moves_the_master_and_the_vip() {
     let t0 = Instant::now();
     let sampler = VipSampler::start(t0);
     s.lab.must(&["kill-host", "n1"]);
-    // One prober per target, each every 10 ms from the client host: the first acknowledged write.
-    let first_ok = |target: &'static str| {
-        std::thread::spawn(move || {
-            enter("client");
-            for i in 0..2000 {
-                if t0.elapsed() > Duration::from_secs(10) {
-                    return None;
-                }
-                if set(target, &format!("{target}-{i}")).is_ok() {
-                    return Some(t0.elapsed());
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            None
-        })
-    };
-    let probes = [first_ok(addr("n2")), first_ok(addr("n3")), first_ok(VIP)];
+    let probes = [
+        first_ok(t0, addr("n2")),
+        first_ok(t0, addr("n3")),
+        first_ok(t0, VIP),
+    ];
     let [n2, n3, vip] = probes.map(|p| p.join().unwrap());
     let new_master = match (n2, n3) {
         (Some(a), Some(b)) if b < a => Some(("n3", b)),
@@ -276,22 +264,7 @@ fn redis_crash_fails_over_without_waiting_for_the_lease() {
     let mut s = setup();
     let t0 = Instant::now();
     s.lab.kill("n1", "redis");
-    let first_ok = |target: &'static str| {
-        std::thread::spawn(move || {
-            enter("client");
-            for i in 0..2000 {
-                if t0.elapsed() > Duration::from_secs(10) {
-                    return None;
-                }
-                if set(target, &format!("{target}-{i}")).is_ok() {
-                    return Some(t0.elapsed());
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            None
-        })
-    };
-    let probes = [first_ok(addr("n2")), first_ok(addr("n3"))];
+    let probes = [first_ok(t0, addr("n2")), first_ok(t0, addr("n3"))];
     let [n2, n3] = probes.map(|p| p.join().unwrap());
     let writable = n2.into_iter().chain(n3).min();
     let released = std::fs::read_to_string(s.log("raftinel-n1")).unwrap_or_default();

@@ -11,6 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::firewall::Firewall;
 use common::redis::Redis;
 use common::{eventually, serial, Cluster};
 use raftinel::pb::{self, Consistency};
@@ -261,62 +262,4 @@ async fn a_cut_off_holder_fences_its_master_before_the_promotion() {
         last_ok < Duration::from_millis(700 + 100),
         "fenced only after {last_ok:?}"
     );
-}
-
-/// iptables rules for the test's lifetime: removed on drop, even when the test fails.
-struct Firewall(Vec<Vec<String>>);
-
-impl Firewall {
-    fn add(rules: Vec<Vec<String>>) -> Firewall {
-        let mut fw = Firewall(Vec::new());
-        for rule in rules {
-            let ok = std::process::Command::new("iptables")
-                .arg("-I")
-                .args(&rule)
-                .status()
-                .unwrap();
-            assert!(
-                ok.success(),
-                "iptables -I failed (the test needs root and iptables)"
-            );
-            fw.0.push(rule);
-        }
-        fw
-    }
-
-    /// Rejects TCP from processes of `uid` to 127.0.0.1:`port`.
-    fn reject(uid: u32, port: u16) -> Vec<String> {
-        let (uid, port) = (uid.to_string(), port.to_string());
-        [
-            "OUTPUT",
-            "-p",
-            "tcp",
-            "-d",
-            "127.0.0.1",
-            "--dport",
-            &port,
-            "-m",
-            "owner",
-            "--uid-owner",
-            &uid,
-            "-j",
-            "REJECT",
-            "--reject-with",
-            "tcp-reset",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    }
-}
-
-impl Drop for Firewall {
-    fn drop(&mut self) {
-        for rule in &self.0 {
-            let _ = std::process::Command::new("iptables")
-                .arg("-D")
-                .args(rule)
-                .status();
-        }
-    }
 }

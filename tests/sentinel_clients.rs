@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::firewall::Firewall;
 use common::redis::Redis;
 use common::{eventually, serial, Cluster};
 use raftinel::pb::{self, Consistency};
@@ -480,67 +481,16 @@ fn py_discover(sentinels: &[String]) -> PyDiscovery {
 // ------------------------------------------------------------------------------------------
 // Cutting one node off from its peers
 
-/// iptables rules for the test's lifetime: removed on drop, even when the test fails.
-struct Firewall(Vec<Vec<String>>);
-
-impl Firewall {
-    /// Cuts node `id` (running as `uid(id)`) off from its peers, both ways: its own connections
-    /// to their Raft ports, and theirs to its Raft port, are reset. Everything else (its Redis
-    /// monitoring, the test's own connections) goes through.
-    fn cut_off(c: &Cluster, id: u64) -> Firewall {
-        let mut rules = Vec::new();
-        for peer in c.nodes.values().filter(|n| n.id != id) {
-            rules.push(reject(uid(id), &peer.grpc));
-            rules.push(reject(uid(peer.id), &c.nodes[&id].grpc));
-        }
-        let fw = Firewall(rules);
-        for rule in &fw.0 {
-            let ok = Command::new("iptables")
-                .arg("-I")
-                .args(rule)
-                .status()
-                .unwrap();
-            assert!(
-                ok.success(),
-                "iptables -I failed (the test needs root and iptables)"
-            );
-        }
-        fw
+/// Cuts node `id` (running as `uid(id)`) off from its peers, both ways: its own connections to
+/// their Raft ports, and theirs to its Raft port, are reset. Everything else (its Redis
+/// monitoring, the test's own connections) goes through.
+fn cut_off(c: &Cluster, id: u64) -> Firewall {
+    let mut rules = Vec::new();
+    for peer in c.nodes.values().filter(|n| n.id != id) {
+        rules.push(Firewall::reject(uid(id), port_of(&peer.grpc)));
+        rules.push(Firewall::reject(uid(peer.id), port_of(&c.nodes[&id].grpc)));
     }
-}
-
-/// Rejects (with a TCP reset) TCP from processes of `uid` to `addr`.
-fn reject(uid: u32, addr: &str) -> Vec<String> {
-    let port = port_of(addr).to_string();
-    let uid = uid.to_string();
-    [
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "-d",
-        "127.0.0.1",
-        "--dport",
-        &port,
-        "-m",
-        "owner",
-        "--uid-owner",
-        &uid,
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "tcp-reset",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-impl Drop for Firewall {
-    fn drop(&mut self) {
-        for rule in &self.0 {
-            let _ = Command::new("iptables").arg("-D").args(rule).status();
-        }
-    }
+    Firewall::add(rules)
 }
 
 /// The uid node `id` runs as in the cut-off test: one per node, so that any follower's traffic
@@ -793,7 +743,7 @@ async fn clients_skip_a_cut_off_sentinel() {
     let cut_addr = c.nodes[&cut].sentinel.clone();
     let expected = format!("127.0.0.1:{}", m.port);
 
-    let fw = Firewall::cut_off(&c, cut);
+    let fw = cut_off(&c, cut);
     let closed_after = wait_sentinel_refused(&cut_addr, Duration::from_secs(5)).await;
     eprintln!(
         "node {cut} (leader {leader}) cut off: its Sentinel port refused after {closed_after:?}"

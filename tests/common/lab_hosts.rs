@@ -299,3 +299,21 @@ pub fn write_through_vip(how_long: Duration, prefix: &str) -> (usize, usize) {
     });
     (ok, failed)
 }
+
+/// From the client host, SET on `target` every 10 ms for up to 10 s after `t0`, on a thread of
+/// its own: when the first one was acknowledged.
+pub fn first_ok(t0: Instant, target: &'static str) -> std::thread::JoinHandle<Option<Duration>> {
+    std::thread::spawn(move || {
+        enter("client");
+        for i in 0..2000 {
+            if t0.elapsed() > Duration::from_secs(10) {
+                return None;
+            }
+            if set(target, &format!("{target}-{i}")).is_ok() {
+                return Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    })
+}
