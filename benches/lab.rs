@@ -60,48 +60,14 @@ struct Partition {
     promoted: Duration,
 }
 
-/// Writes to the old master's address every 10 ms for 6 s after the cut; promotion polled.
+/// One partition of n1 (see `partition_n1`), with the VIP sampled when raftinel runs.
 fn partition_run(s: &Setup, with_vip: bool) -> Option<Partition> {
     let t0 = Instant::now();
     let sampler = with_vip.then(|| VipSampler::start(t0));
-    s.lab.must(&["partition", "n1", "reject"]);
-    let mut acked: Vec<(Duration, String)> = Vec::new();
-    let mut promoted: Option<(&str, Duration)> = None;
-    for i in 0..1000 {
-        if t0.elapsed() > Duration::from_secs(6) {
-            break;
-        }
-        let key = format!("p{i}");
-        if in_ns("client", || set(addr("n1"), &key).is_ok()) {
-            acked.push((t0.elapsed(), key));
-        }
-        if promoted.is_none() && i % 5 == 0 {
-            for h in ["n2", "n3"] {
-                if role(h).as_deref() == Some("master") {
-                    promoted = Some((h, t0.elapsed()));
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let Partitioned { acked, promoted } = partition_n1(s, t0);
     let most_vip = sampler.map(|s| s.finish(0).0).unwrap_or(0);
     let (host, at) = promoted?;
-    let missing = in_ns("client", || {
-        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
-        let mut c = client.get_connection().ok()?;
-        Some(
-            acked
-                .iter()
-                .filter(|(_, k)| {
-                    redis::cmd("EXISTS")
-                        .arg(k)
-                        .query::<i64>(&mut c)
-                        .unwrap_or(0)
-                        == 0
-                })
-                .count(),
-        )
-    })?;
+    let missing = missing_on(host, acked.iter().map(|(_, k)| k.as_str()))?;
     Some(Partition {
         after_promotion: acked.iter().filter(|(t, _)| *t > at).count(),
         missing,

@@ -77,39 +77,11 @@ fn partitioned_master_host_is_fenced_before_the_promotion() {
     let s = setup();
     let t0 = Instant::now();
     let sampler = VipSampler::start(t0);
-    s.lab.must(&["partition", "n1", "reject"]);
-    let mut acked: Vec<(Duration, String)> = Vec::new();
-    let mut promoted: Option<(&str, Duration)> = None;
-    for i in 0..2000 {
-        if t0.elapsed() > Duration::from_secs(6) {
-            break;
-        }
-        let key = format!("p{i}");
-        if in_ns("client", || set(addr("n1"), &key).is_ok()) {
-            acked.push((t0.elapsed(), key));
-        }
-        if promoted.is_none() && i % 5 == 0 {
-            for h in ["n2", "n3"] {
-                if role(h).as_deref() == Some("master") {
-                    promoted = Some((h, t0.elapsed()));
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let Partitioned { acked, promoted } = partition_n1(&s, t0);
     let (host, at) = promoted.unwrap_or_else(|| panic!("no promotion\n{}", s.logs()));
     let last = acked.last().map(|(t, _)| *t).unwrap_or_default();
-    let missing: usize = in_ns("client", || {
-        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).unwrap();
-        let mut c = client.get_connection().unwrap();
-        acked
-            .iter()
-            .filter(|(_, k)| {
-                let v: Option<String> = redis::cmd("GET").arg(k).query(&mut c).unwrap_or(None);
-                v.is_none()
-            })
-            .count()
-    });
+    let missing = missing_on(host, acked.iter().map(|(_, k)| k.as_str()))
+        .unwrap_or_else(|| panic!("cannot read the new master {host}"));
     s.lab.must(&["heal", "n1"]);
     std::thread::sleep(Duration::from_millis(3000));
     let (most, _) = sampler.finish(0);

@@ -40,23 +40,7 @@ impl Peers {
 
     /// How many voters promise on `grant` within `timeout`, out of how many.
     pub async fn promises(&self, view: &SmData, grant: u64, timeout: Duration) -> (usize, usize) {
-        let voters = Self::voters(view);
-        let mut asks = JoinSet::new();
-        for (id, addr) in &voters {
-            if *id == self.node_id {
-                continue;
-            }
-            let (peers, addr) = (self.clone(), addr.clone());
-            asks.spawn(async move { peers.ask_promise(&addr, grant, timeout).await });
-        }
-        let mut yes = usize::from(
-            voters.iter().any(|(id, _)| *id == self.node_id)
-                && self.promiser.promise(grant, self.node_id),
-        );
-        while let Some(r) = asks.join_next().await {
-            yes += usize::from(r.unwrap_or(false));
-        }
-        (yes, voters.len())
+        self.count(view, Question::Promise { grant }, timeout).await
     }
 
     /// Whether a majority of voters report `grant` (revoked at `revoked_at`) dead; with `vip`,
@@ -69,62 +53,106 @@ impl Peers {
         vip: bool,
         timeout: Duration,
     ) -> bool {
-        let voters = Self::voters(view);
-        let mut asks = JoinSet::new();
-        for (id, addr) in &voters {
-            if *id == self.node_id {
-                continue;
-            }
-            let (peers, addr) = (self.clone(), addr.clone());
-            asks.spawn(async move { peers.ask_dead(&addr, grant, revoked_at, vip, timeout).await });
-        }
-        let mut dead = usize::from(
-            voters.iter().any(|(id, _)| *id == self.node_id)
-                && self.promiser.grant_dead(grant, revoked_at, vip),
-        );
-        while let Some(r) = asks.join_next().await {
-            dead += usize::from(r.unwrap_or(false));
-        }
-        dead * 2 > voters.len()
-    }
-
-    async fn ask_promise(&self, addr: &str, grant: u64, timeout: Duration) -> bool {
-        let Ok(channel) = self.dialer.channel(addr) else {
-            return false;
-        };
-        let mut req = tonic::Request::new(PromiseRequest {
-            grant,
-            holder: self.node_id,
-        });
-        req.set_timeout(timeout);
-        self.identity.stamp(req.metadata_mut());
-        let mut client = RaftInternalClient::new(channel);
-        let call = client.promise(req);
-        matches!(tokio::time::timeout(timeout, call).await, Ok(Ok(r)) if r.get_ref().promised)
-    }
-
-    async fn ask_dead(
-        &self,
-        addr: &str,
-        grant: u64,
-        revoked_at: u64,
-        vip: bool,
-        timeout: Duration,
-    ) -> bool {
-        let Ok(channel) = self.dialer.channel(addr) else {
-            return false;
-        };
-        let mut req = tonic::Request::new(GrantDeadRequest {
+        let q = Question::Dead {
             grant,
             revoked_at,
             vip,
-        });
+        };
+        let (yes, voters) = self.count(view, q, timeout).await;
+        yes * 2 > voters
+    }
+
+    /// Puts `q` to every voter at once (this node answers locally): how many said yes within
+    /// `timeout`, out of how many voters.
+    async fn count(&self, view: &SmData, q: Question, timeout: Duration) -> (usize, usize) {
+        let voters = Self::voters(view);
+        let mut asks = JoinSet::new();
+        let mut yes = 0;
+        for (id, addr) in &voters {
+            if *id == self.node_id {
+                yes += usize::from(self.answer(q));
+                continue;
+            }
+            let (peers, addr) = (self.clone(), addr.clone());
+            asks.spawn(async move { peers.ask(&addr, q, timeout).await });
+        }
+        while let Some(r) = asks.join_next().await {
+            yes += usize::from(r.unwrap_or(false));
+        }
+        (yes, voters.len())
+    }
+
+    fn answer(&self, q: Question) -> bool {
+        match q {
+            Question::Promise { grant } => self.promiser.promise(grant, self.node_id),
+            Question::Dead {
+                grant,
+                revoked_at,
+                vip,
+            } => self.promiser.grant_dead(grant, revoked_at, vip),
+        }
+    }
+
+    /// Asks the node at `addr`; no answer within `timeout` (or any error) is a no.
+    async fn ask(&self, addr: &str, q: Question, timeout: Duration) -> bool {
+        let Ok(channel) = self.dialer.channel(addr) else {
+            return false;
+        };
+        let mut client = RaftInternalClient::new(channel);
+        let call = async {
+            match q {
+                Question::Promise { grant } => {
+                    let req = self.request(
+                        PromiseRequest {
+                            grant,
+                            holder: self.node_id,
+                        },
+                        timeout,
+                    );
+                    client
+                        .promise(req)
+                        .await
+                        .is_ok_and(|r| r.get_ref().promised)
+                }
+                Question::Dead {
+                    grant,
+                    revoked_at,
+                    vip,
+                } => {
+                    let req = self.request(
+                        GrantDeadRequest {
+                            grant,
+                            revoked_at,
+                            vip,
+                        },
+                        timeout,
+                    );
+                    client.grant_dead(req).await.is_ok_and(|r| r.get_ref().dead)
+                }
+            }
+        };
+        tokio::time::timeout(timeout, call).await.unwrap_or(false)
+    }
+
+    fn request<T>(&self, body: T, timeout: Duration) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(body);
         req.set_timeout(timeout);
         self.identity.stamp(req.metadata_mut());
-        let mut client = RaftInternalClient::new(channel);
-        let call = client.grant_dead(req);
-        matches!(tokio::time::timeout(timeout, call).await, Ok(Ok(r)) if r.get_ref().dead)
+        req
     }
+}
+
+/// The two questions a node puts to every voter.
+#[derive(Clone, Copy)]
+enum Question {
+    /// A holder's renewal.
+    Promise { grant: u64 },
+    /// The leader's (or, with `vip`, a new holder's) "is the revoked grant dead?".
+    Dead {
+        grant: u64,
+        revoked_at: u64,
+        vip: bool,
+    },
 }
 
 /// Runs renewal rounds until cancelled, publishing the holder's window on `out`.

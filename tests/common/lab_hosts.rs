@@ -317,3 +317,55 @@ pub fn first_ok(t0: Instant, target: &'static str) -> std::thread::JoinHandle<Op
         None
     })
 }
+
+/// What a partition run saw: the writes n1 acknowledged after the cut, and who was promoted when.
+pub struct Partitioned {
+    pub acked: Vec<(Duration, String)>,
+    pub promoted: Option<(&'static str, Duration)>,
+}
+
+/// Cuts n1 off from n2 and n3 (REJECT; the client still reaches it) at `t0`, then for 6 s writes
+/// to n1 from the client every 10 ms and watches n2 and n3 for a promotion every 50 ms.
+pub fn partition_n1(s: &Setup, t0: Instant) -> Partitioned {
+    s.lab.must(&["partition", "n1", "reject"]);
+    let mut run = Partitioned {
+        acked: Vec::new(),
+        promoted: None,
+    };
+    for i in 0..1000 {
+        if t0.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+        let key = format!("p{i}");
+        if in_ns("client", || set(addr("n1"), &key).is_ok()) {
+            run.acked.push((t0.elapsed(), key));
+        }
+        if run.promoted.is_none() && i % 5 == 0 {
+            for h in ["n2", "n3"] {
+                if role(h).as_deref() == Some("master") {
+                    run.promoted = Some((h, t0.elapsed()));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    run
+}
+
+/// How many of `keys` the Redis on `host` lacks (None if it cannot be asked).
+pub fn missing_on<'k>(host: &str, keys: impl Iterator<Item = &'k str> + Send) -> Option<usize> {
+    in_ns("client", || {
+        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
+        let mut c = client.get_connection().ok()?;
+        Some(
+            keys.filter(|k| {
+                redis::cmd("EXISTS")
+                    .arg(*k)
+                    .query::<i64>(&mut c)
+                    .unwrap_or(0)
+                    == 0
+            })
+            .count(),
+        )
+    })
+}
