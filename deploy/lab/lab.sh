@@ -6,7 +6,7 @@
 #   lab.sh up                      create the namespaces (fails if they exist: run `down` first)
 #   lab.sh down                    kill everything in them and delete them (always safe to run)
 #   lab.sh run HOST CMD...         run CMD inside HOST (n1, n2, n3, client)
-#   lab.sh kill-host HOST          kill -9 every process in HOST and take its link down
+#   lab.sh kill-host HOST          take HOST's link down, then kill -9 every process in it
 #   lab.sh pause HOST PATTERN      SIGSTOP the processes in HOST whose command line matches
 #   lab.sh resume HOST PATTERN     SIGCONT them
 #   lab.sh partition HOST MODE     cut HOST off from the other hosts (not from the client):
@@ -131,8 +131,10 @@ case "$cmd" in
   down) down ;;
   run) h="$1"; shift; exec ip netns exec "$(ns "$h")" "$@" ;;
   kill-host)
-    ip netns pids "$(ns "$1")" | xargs -r kill -9
-    ip -n "$(ns "$1")" link set eth0 down ;;
+    # Link first: a process dying of its parent's death (keepalived's VRRP child) could
+    # otherwise still say goodbye on the wire, which a lost host never does.
+    ip -n "$(ns "$1")" link set eth0 down
+    ip netns pids "$(ns "$1")" | xargs -r kill -9 ;;
   pause) signal_matching "$1" STOP "$2" ;;
   resume) signal_matching "$1" CONT "$2" ;;
   partition) cut "$1" "$2" ;;

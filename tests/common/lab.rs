@@ -9,7 +9,11 @@ use std::process::{Command, Output, Stdio};
 
 use super::process::Proc;
 
-pub const PREFIX: &str = "rlt-";
+/// Namespace prefix: `rlt-` unless `RAFTINEL_LAB_PREFIX` names another, so a benchmark's lab
+/// and the tests' lab can exist side by side.
+pub fn prefix() -> String {
+    std::env::var("RAFTINEL_LAB_PREFIX").unwrap_or_else(|_| "rlt-".to_owned())
+}
 
 pub struct Lab {
     script: PathBuf,
@@ -42,7 +46,7 @@ impl Lab {
         Command::new("bash")
             .arg(&self.script)
             .args(args)
-            .env("LAB_PREFIX", PREFIX)
+            .env("LAB_PREFIX", prefix())
             .output()
             .expect("bash")
     }
@@ -66,7 +70,7 @@ impl Lab {
             .unwrap();
         let err = file.try_clone().unwrap();
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &format!("{PREFIX}{host}")])
+        c.args(["netns", "exec", &format!("{}{host}", prefix())])
             .args(cmd)
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err));
@@ -95,7 +99,7 @@ impl Drop for Lab {
 
 /// Runs `f` on a thread that joined `host`'s network namespace.
 pub fn in_ns<T: Send>(host: &str, f: impl FnOnce() -> T + Send) -> T {
-    let path = format!("/var/run/netns/{PREFIX}{host}");
+    let path = format!("/var/run/netns/{}{host}", prefix());
     std::thread::scope(|s| {
         s.spawn(|| {
             let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -111,7 +115,7 @@ pub fn in_ns<T: Send>(host: &str, f: impl FnOnce() -> T + Send) -> T {
 
 /// Joins `host`'s network namespace for the rest of this thread's life (a sampler thread).
 pub fn enter(host: &str) {
-    let path = format!("/var/run/netns/{PREFIX}{host}");
+    let path = format!("/var/run/netns/{}{host}", prefix());
     let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     // SAFETY: setns on this thread only, with a namespace fd we hold open.
     let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
