@@ -1,21 +1,34 @@
-//! Three-host lab benchmark (deploy/lab/lab.sh, as root): raftinel beside redis-sentinel on the
-//! same namespaces, real processes, ≥ 10 trials each. Prints figures; asserts nothing about speed.
+//! Three-host lab benchmark (deploy/lab/lab.sh, as root): raftinel beside redis-sentinel and
+//! keepalived on the same namespaces, real processes, ≥ 10 trials each. Prints figures; asserts
+//! nothing about speed.
 //!
-//! - host loss (`lab.sh kill-host n1`: every process on the master's host killed, its link down):
-//!   time to the first write acknowledged by the new master (probed from the client host every
-//!   10 ms on n2 and n3 in parallel), and for raftinel also through the VIP. raftinel's Raft
-//!   leader is on n1 too (it initializes the cluster), so this is the "leader and master lost"
-//!   case. Sentinel: three redis-sentinel (down-after 1000, failover-timeout 2000), one per host.
+//! - host loss (`lab.sh kill-host n1`: the master's host's link down, then every process on it
+//!   killed): time to the first write acknowledged by the new master (probed from the client host
+//!   every 10 ms on n2 and n3 in parallel), and through the VIP for raftinel and keepalived.
+//!   raftinel's Raft leader is on n1 too (it initializes the cluster), so this is the "leader and
+//!   master lost" case. Sentinel: three redis-sentinel (down-after 1000, failover-timeout 2000),
+//!   one per host.
 //! - partition (`lab.sh partition n1 reject`, the client still reaches n1): writes the old master
 //!   acknowledged after the new master's promotion (must be 0), writes it acknowledged after the
 //!   cut that the new master lacks (bounded by L for raftinel), and the most hosts holding the VIP
 //!   at once (sampled every 10 ms).
+//! - daemon kill: kill -9 of the HA daemon on n1, which holds the VIP, its Redis left running;
+//!   the most hosts holding the VIP at once, and when it left n1 and reached n2 or n3.
+//! - keepalived (benches/lab/keepalived.rs), once with `advert_int 1` and once with 0.1 (named
+//!   "keepalived 1 s" / "keepalived 0.1 s"): one VRRP instance per host (unicast peers, priority n1
+//!   150, n2 100, n3 50) whose notify_master runs `REPLICAOF NO ONE` on the local Redis, the usual
+//!   keepalived + Redis pairing. Its daemon kill freezes then kills every keepalived process on n1,
+//!   so none can send a goodbye advert. Skipped, with a line saying so, if keepalived is missing.
 //!
-//! Run: `cargo bench --bench lab` (root; needs redis-server, redis-sentinel, iproute2, iptables).
-//! `LAB_TRIALS=N` sets the trials per series (default 10). keepalived is not compared yet.
+//! Run: `cargo bench --bench lab` (root; needs redis-server, redis-sentinel, iproute2, iptables;
+//! keepalived for its series). `LAB_TRIALS=N` sets the trials per series (default 10);
+//! `LAB_ONLY=raftinel,sentinel,keepalived` (any of them) runs only those series;
+//! `RAFTINEL_LAB_PREFIX` names the lab's namespaces apart from the tests' (default `rlt-`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "lab/keepalived.rs"]
+mod keepalived;
 
 use std::time::{Duration, Instant};
 
@@ -34,8 +47,20 @@ fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     a.into_iter().chain(b).min()
 }
 
-fn raftinel_host_loss() -> Option<(Duration, Option<Duration>)> {
-    let s = setup();
+/// Whether `LAB_ONLY` (a comma-separated list; all when unset) asks for `series`.
+fn only(series: &str) -> bool {
+    std::env::var("LAB_ONLY").map_or(true, |v| v.split(',').any(|s| s.trim() == series))
+}
+
+struct HostLoss {
+    master: Duration,
+    vip: Option<Duration>,
+    most_vip: usize,
+}
+
+/// `lab.sh kill-host n1` at t0: when n2 or n3 first acknowledged a write, when a write through the
+/// VIP first was, and the most hosts holding the VIP at once (a dead host's address counts).
+fn host_loss(s: &Setup) -> Option<HostLoss> {
     let t0 = Instant::now();
     let sampler = VipSampler::start(t0);
     s.lab.must(&["kill-host", "n1"]);
@@ -45,11 +70,40 @@ fn raftinel_host_loss() -> Option<(Duration, Option<Duration>)> {
         first_ok(t0, VIP),
     ];
     let [n2, n3, vip] = probes.map(|p| p.join().ok().flatten());
-    let (most, _) = sampler.finish(0);
-    if most > 1 {
-        println!("  !! the VIP was on {most} hosts at once");
+    let (most_vip, _) = sampler.finish(0);
+    earliest(n2, n3).map(|master| HostLoss {
+        master,
+        vip,
+        most_vip,
+    })
+}
+
+/// `n` host-loss trials, each on a fresh lab from `make`; prints the new master's row and, for a
+/// series with a VIP, the VIP's.
+fn host_loss_rows(name: &str, n: usize, with_vip: bool, make: impl Fn() -> Option<Setup>) {
+    let (mut master, mut vip, mut most, mut failed, mut vip_failed) = (Vec::new(), Vec::new(), 0, 0, 0);
+    for _ in 0..n {
+        match make().and_then(|s| host_loss(&s)) {
+            Some(h) => {
+                master.push(h.master);
+                most = most.max(h.most_vip);
+                match h.vip {
+                    Some(v) => vip.push(v),
+                    None => vip_failed += 1,
+                }
+            }
+            None => failed += 1,
+        }
     }
-    earliest(n2, n3).map(|m| (m, vip))
+    stats(&format!("{name}: new master takes writes"), master, failed);
+    if with_vip {
+        stats(
+            &format!("{name}: VIP answers on the new host"),
+            vip,
+            failed + vip_failed,
+        );
+        println!("  {:<46} {most}", format!("{name}: most VIP holders at once"));
+    }
 }
 
 struct Partition {
@@ -60,7 +114,7 @@ struct Partition {
     promoted: Duration,
 }
 
-/// One partition of n1 (see `partition_n1`), with the VIP sampled when raftinel runs.
+/// One partition of n1 (see `partition_n1`), with the VIP sampled when the series has one.
 fn partition_run(s: &Setup, with_vip: bool) -> Option<Partition> {
     let t0 = Instant::now();
     let sampler = with_vip.then(|| VipSampler::start(t0));
@@ -77,8 +131,87 @@ fn partition_run(s: &Setup, with_vip: bool) -> Option<Partition> {
     })
 }
 
-/// Redis on every host (n1 master, no fence) and a redis-sentinel beside each.
-fn sentinel_setup() -> Option<Setup> {
+/// `n` partition trials, each on a fresh lab from `make`.
+fn partition_rows(name: &str, n: usize, with_vip: bool, make: impl Fn() -> Option<Setup>) {
+    let mut rows = Vec::new();
+    for _ in 0..n {
+        if let Some(p) = make().and_then(|s| partition_run(&s, with_vip)) {
+            rows.push(p);
+        }
+    }
+    let sum = |f: fn(&Partition) -> usize| rows.iter().map(f).sum::<usize>();
+    let most = rows.iter().map(|r| r.most_vip).max().unwrap_or(0);
+    println!(
+        "  {name:<16} {} trials: acked by the old master after the promotion {} (total), acked after the cut {} of which missing on the new master {}, most VIP holders at once {most}",
+        rows.len(),
+        sum(|r| r.after_promotion),
+        sum(|r| r.acked_after_cut),
+        sum(|r| r.missing),
+    );
+    stats(
+        &format!("{name}: promotion after the cut"),
+        rows.iter().map(|r| r.promoted).collect(),
+        n - rows.len(),
+    );
+}
+
+/// What the VIP did after a failure: the most hosts holding it at once, when it was first seen off
+/// n1, and when first on n2 or n3.
+struct VipWatch {
+    most: usize,
+    left_n1: Option<Duration>,
+    elsewhere: Option<Duration>,
+}
+
+/// Lets `sampler` run `how_long` more, then reads it.
+fn watch_vip(sampler: VipSampler, how_long: Duration) -> Option<VipWatch> {
+    std::thread::sleep(how_long);
+    let samples = sampler.samples.clone();
+    let (most, _) = sampler.finish(0);
+    let samples = samples.lock().ok()?;
+    let first = |f: fn(&[bool; 3]) -> bool| samples.iter().find(|(_, s)| f(s)).map(|(t, _)| *t);
+    Some(VipWatch {
+        most,
+        left_n1: first(|s| !s[0]),
+        elsewhere: first(|s| s[1] || s[2]),
+    })
+}
+
+/// kill -9 of raftinel on n1, the Raft leader's and the VIP holder's host (Redis there lives on).
+fn raftinel_daemon_kill() -> Option<VipWatch> {
+    let mut s = setup();
+    let sampler = VipSampler::start(Instant::now());
+    s.lab.kill("n1", "raftinel");
+    watch_vip(sampler, Duration::from_secs(3))
+}
+
+/// `n` daemon-kill trials of `run`.
+fn daemon_kill_rows(name: &str, n: usize, run: impl Fn() -> Option<VipWatch>) {
+    let rows: Vec<VipWatch> = (0..n).filter_map(|_| run()).collect();
+    let most = rows.iter().map(|r| r.most).max().unwrap_or(0);
+    println!(
+        "  {name:<16} {} trials: most VIP holders at once {most}",
+        rows.len()
+    );
+    let times: [(&str, fn(&VipWatch) -> Option<Duration>); 2] = [
+        ("VIP gone from n1", |w| w.left_n1),
+        ("VIP on n2 or n3", |w| w.elsewhere),
+    ];
+    for (what, f) in times {
+        let label = format!("{name}: {what}");
+        let v: Vec<Duration> = rows.iter().filter_map(f).collect();
+        if v.is_empty() {
+            println!("  {label:<46} never within the watch ({} trials)", rows.len());
+        } else {
+            let failed = n - v.len();
+            stats(&label, v, failed);
+        }
+    }
+}
+
+/// Redis on every host, n1 master and n2, n3 its replicas in sync, writable from the start: no
+/// raftinel runs to unfence it (the redis-sentinel and keepalived series).
+fn plain_redis_setup() -> Option<Setup> {
     let mut s = Setup {
         lab: Lab::up(),
         dir: tempfile::tempdir().ok()?,
@@ -87,7 +220,6 @@ fn sentinel_setup() -> Option<Setup> {
     for h in HOSTS {
         s.start_redis(h);
     }
-    // No raftinel: nothing unfences. Sentinel's Redis is writable as it starts.
     in_ns("client", || {
         for h in HOSTS {
             let c = redis::Client::open(format!("redis://{}:6379/", addr(h))).ok()?;
@@ -109,6 +241,15 @@ fn sentinel_setup() -> Option<Setup> {
         }
         Some(())
     })?;
+    let synced = bounded("replicas in sync", Duration::from_secs(20), || {
+        ["n2", "n3"].iter().all(|h| link_up(h))
+    });
+    synced.then_some(s)
+}
+
+/// `plain_redis_setup` and a redis-sentinel beside each Redis.
+fn sentinel_setup() -> Option<Setup> {
+    let mut s = plain_redis_setup()?;
     for h in HOSTS {
         let conf = s.dir.path().join(format!("sentinel-{h}.conf"));
         let text = format!(
@@ -122,32 +263,20 @@ fn sentinel_setup() -> Option<Setup> {
         let log = s.log(&format!("sentinel-{h}"));
         s.lab.spawn(h, "sentinel", &["redis-sentinel", &conf], &log);
     }
-    let synced = bounded("replicas in sync", Duration::from_secs(20), || {
-        ["n2", "n3"].iter().all(|h| link_up(h))
-    });
     // Sentinels find each other through the master's hello channel every 2 s.
     std::thread::sleep(Duration::from_secs(5));
-    synced.then_some(s)
-}
-
-fn sentinel_host_loss() -> Option<Duration> {
-    let s = sentinel_setup()?;
-    let t0 = Instant::now();
-    s.lab.must(&["kill-host", "n1"]);
-    let probes = [first_ok(t0, addr("n2")), first_ok(t0, addr("n3"))];
-    let [n2, n3] = probes.map(|p| p.join().ok().flatten());
-    earliest(n2, n3)
+    Some(s)
 }
 
 fn stats(name: &str, mut v: Vec<Duration>, failed: usize) {
     v.sort();
     if v.is_empty() {
-        println!("  {name:<44} no successful trial ({failed} failed)");
+        println!("  {name:<46} no successful trial ({failed} failed)");
         return;
     }
     let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
     println!(
-        "  {name:<44} median {:>7.0} ms  p95 {:>7.0} ms  min {:>6.0}  max {:>6.0}  ({} trials, {failed} failed)",
+        "  {name:<46} median {:>7.0} ms  p95 {:>7.0} ms  min {:>6.0}  max {:>6.0}  ({} trials, {failed} failed)",
         p(0.5).as_secs_f64() * 1e3,
         p(0.95).as_secs_f64() * 1e3,
         v[0].as_secs_f64() * 1e3,
@@ -162,54 +291,41 @@ fn main() {
     }
     let n = trials();
     println!("lab benchmark: {n} trials per series, down-after 1000 ms, lease defaults (L 700, m 100, V 1 s)");
+    let keepalived = only("keepalived") && keepalived::installed();
+    if only("keepalived") && !keepalived {
+        println!("keepalived not installed: apt-get install keepalived (then stop its service)");
+    }
 
-    let (mut master, mut vip, mut failed) = (Vec::new(), Vec::new(), 0);
-    for _ in 0..n {
-        match raftinel_host_loss() {
-            Some((m, v)) => {
-                master.push(m);
-                match v {
-                    Some(v) => vip.push(v),
-                    None => failed += 1,
-                }
-            }
-            None => failed += 1,
-        }
-    }
     println!("host loss (master's host killed, link down; raftinel's Raft leader there too):");
-    stats("raftinel: new master takes writes", master, failed);
-    stats("raftinel: VIP answers on the new host", vip, failed);
-    let (mut sentinel, mut sfailed) = (Vec::new(), 0);
-    for _ in 0..n {
-        match sentinel_host_loss() {
-            Some(d) => sentinel.push(d),
-            None => sfailed += 1,
-        }
+    if only("raftinel") {
+        host_loss_rows("raftinel", n, true, || Some(setup()));
     }
-    stats("redis-sentinel: new master takes writes", sentinel, sfailed);
+    if only("sentinel") {
+        host_loss_rows("redis-sentinel", n, false, sentinel_setup);
+    }
+    for advert in keepalived::ADVERTS.into_iter().filter(|_| keepalived) {
+        let name = keepalived::name(advert);
+        host_loss_rows(&name, n, true, || keepalived::setup(advert));
+    }
 
     println!("partition of the master's host from the others (REJECT), client still reaches it:");
-    for (name, vip) in [("raftinel", true), ("redis-sentinel", false)] {
-        let mut rows = Vec::new();
-        for _ in 0..n {
-            let setup = if vip { Some(setup()) } else { sentinel_setup() };
-            if let Some(p) = setup.and_then(|s| partition_run(&s, vip)) {
-                rows.push(p);
-            }
-        }
-        let sum = |f: fn(&Partition) -> usize| rows.iter().map(f).sum::<usize>();
-        let most = rows.iter().map(|r| r.most_vip).max().unwrap_or(0);
-        println!(
-            "  {name:<16} {} trials: acked by the old master after the promotion {} (total), acked after the cut {} of which missing on the new master {}, most VIP holders at once {most}",
-            rows.len(),
-            sum(|r| r.after_promotion),
-            sum(|r| r.acked_after_cut),
-            sum(|r| r.missing),
-        );
-        stats(
-            &format!("{name}: promotion after the cut"),
-            rows.iter().map(|r| r.promoted).collect(),
-            n - rows.len(),
-        );
+    if only("raftinel") {
+        partition_rows("raftinel", n, true, || Some(setup()));
+    }
+    if only("sentinel") {
+        partition_rows("redis-sentinel", n, false, sentinel_setup);
+    }
+    for advert in keepalived::ADVERTS.into_iter().filter(|_| keepalived) {
+        let name = keepalived::name(advert);
+        partition_rows(&name, n, true, || keepalived::setup(advert));
+    }
+
+    println!("kill -9 of the VIP holder's daemon on n1 (its Redis lives on):");
+    if only("raftinel") {
+        daemon_kill_rows("raftinel", n, raftinel_daemon_kill);
+    }
+    for advert in keepalived::ADVERTS.into_iter().filter(|_| keepalived) {
+        let name = keepalived::name(advert);
+        daemon_kill_rows(&name, n, || keepalived::daemon_kill(advert));
     }
 }

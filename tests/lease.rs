@@ -176,6 +176,47 @@ async fn crashed_master_releases_its_lease_and_the_new_master_is_unfenced() {
     assert!(!write_ok(&m, "stale"));
 }
 
+// --- the master's raftinel dead, its Redis alive: nothing on its host can fence it, so the
+//     leader sends the fence over the network before it promotes (an operator's failover here)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_fences_a_reachable_old_master_whose_node_is_dead() {
+    let _g = serial();
+    let m = Redis::start(&["--min-replicas-to-write", "0"]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let r2 = Redis::replica_of(&m, &[]);
+    let mut c = colocated(&[&m, &r1, &r2], "").await;
+    let _logs = c.logs_on_panic(40);
+    monitored_with_lease(&mut c, &m, 1).await;
+    eventually("master writable", Duration::from_secs(5), || async {
+        write_ok(&m, "k").then_some(())
+    })
+    .await;
+
+    c.kill(1);
+    c.wait_leader(&[2, 3], Duration::from_secs(10)).await;
+    // The documented gap this closes: with its node gone, the master keeps taking writes.
+    assert!(write_ok(&m, "unguarded"));
+    let out = c.ctl(&["failover", "mymaster"]);
+    assert!(out.status.success(), "{out:?}");
+    eventually(
+        "a new master in the log",
+        Duration::from_secs(10),
+        || async {
+            master_of(&c, 2)
+                .await
+                .filter(|x| x.port != u32::from(m.port))
+        },
+    )
+    .await;
+    assert_eq!(
+        min_replicas(&m).as_deref(),
+        Some(FENCED),
+        "the old master must carry the fence (only its own node may lift it)"
+    );
+    assert!(!write_ok(&m, "stale"));
+    assert!(!c.grep("old master fenced over the network").is_empty());
+}
+
 // --- the holder's raftinel cut off from the other two nodes, and the master from the other
 //     hosts, while the test's client still reaches it: the master refuses writes before the
 //     others promote, and never takes one after

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 
+use crate::lease::local::{FENCE_MAX_LAG, FENCE_REPLICAS};
 use crate::topology::{Addr, MasterRecord};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -119,6 +120,28 @@ impl Instance {
             }
             other => other,
         }
+    }
+
+    /// The lease fence, sent over the network by the leader before a promotion: writes fail at
+    /// once (NOREPLICAS) and every client is dropped. Only the co-located node lifts it, putting
+    /// back the operator's saved settings, so it is sent only to masters that have one.
+    pub async fn fence(&mut self) -> Result<(), OpsError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("CONFIG")
+            .arg("SET")
+            .arg("min-replicas-max-lag")
+            .arg(FENCE_MAX_LAG)
+            .arg("min-replicas-to-write")
+            .arg(FENCE_REPLICAS)
+            .ignore()
+            .cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "normal"])
+            .ignore()
+            .cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "pubsub"])
+            .ignore();
+        let addr = self.addr.clone();
+        timed(&addr, pipe.query_async::<()>(&mut self.conn)).await
     }
 
     pub async fn promote(&mut self) -> Result<(), OpsError> {

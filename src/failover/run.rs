@@ -722,7 +722,19 @@ impl Runner {
         candidate: &Addr,
         epoch: u64,
     ) -> Result<(), StepError> {
-        self.await_old_grant_dead(master).await?;
+        // DESIGN "Failover" 2: the fence goes to the old master over the network too, which is
+        // decisive when only its node died (Redis alive, unfenced, nobody left to fence it). It
+        // runs beside the lease wait and never delays the promotion: an unreachable host is the
+        // common case, and there the lease is the fence.
+        let fence = master
+            .holder
+            .is_some()
+            .then(|| tokio::spawn(fence_old_master(master.clone()).in_current_span()));
+        let dead = self.await_old_grant_dead(master).await;
+        if let Some(fence) = fence {
+            fence.abort();
+        }
+        dead?;
         let mut instance = Instance::connect(candidate, master).await?;
         instance.promote().await?;
         tracing::info!(%candidate, "promotion sent");
@@ -802,6 +814,22 @@ impl Runner {
         .await?;
         tracing::warn!(%candidate, epoch, "+switch-master");
         Ok(())
+    }
+}
+
+/// Best effort: the old master refuses writes and drops its clients if it can still be reached.
+async fn fence_old_master(master: MasterRecord) {
+    let sent = async {
+        Instance::connect(&master.addr, &master)
+            .await?
+            .fence()
+            .await
+    };
+    match sent.await {
+        Ok(()) => tracing::warn!(old = %master.addr, "old master fenced over the network"),
+        Err(e) => {
+            tracing::info!(old = %master.addr, error = %e, "old master not fenced over the network")
+        }
     }
 }
 
