@@ -193,6 +193,75 @@ fn frozen_holder_raftinel_loses_the_vip_but_no_write() {
     assert_eq!(kept, written.len(), "acknowledged writes lost");
 }
 
+// --- raftinel on the holder SIGSTOPped and its host cut off from the others (the client still
+//     reaches it): the one residual gap (DESIGN invariant 5). Nothing on the host can fence the
+//     master, so the majority promotes once the lease is dead, and the old side's writes are
+//     bounded by the operator's own min-replicas-max-lag (README "Quorum loss and the residual
+//     gap"); the moment raftinel runs again it fences, still cut off. The VIP leaves with its
+//     kernel lifetime and is never on two hosts.
+#[test]
+fn frozen_and_cut_off_holder_is_replaced_after_the_lease() {
+    let _g = serial();
+    let s = setup();
+    // The README's mitigation: min-replicas on the data node itself (raftinel saves it as the
+    // operator's setting and keeps it while unfenced).
+    let set_lag = query(
+        "n1",
+        &[
+            "CONFIG",
+            "SET",
+            "min-replicas-max-lag",
+            "1",
+            "min-replicas-to-write",
+            "1",
+        ],
+    );
+    assert!(set_lag.is_some(), "cannot set min-replicas on n1");
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    let sampler = VipSampler::start(t0);
+    s.lab.must(&["pause", "n1", "raftinel"]);
+    let Partitioned { acked, promoted } = partition_n1(&s, t0);
+    let (host, at) = promoted.unwrap_or_else(|| panic!("no promotion\n{}", s.logs()));
+    let last = acked.last().map(|(t, _)| *t).unwrap_or_default();
+    let after = acked.iter().filter(|(t, _)| *t > at).count();
+    let missing = missing_on(host, acked.iter().map(|(_, k)| k.as_str()))
+        .unwrap_or_else(|| panic!("cannot read the new master {host}"));
+
+    // raftinel runs again, its host still cut off: its lease is long over, so it fences at once.
+    let resumed = Instant::now();
+    s.lab.must(&["resume", "n1", "raftinel"]);
+    let fenced = bounded("n1 fenced after SIGCONT", Duration::from_secs(3), || {
+        min_replicas("n1").as_deref() == Some("2147483647")
+    });
+    let fenced_after = resumed.elapsed();
+    s.lab.must(&["heal", "n1"]);
+    let back = bounded("old master a replica", Duration::from_secs(20), || {
+        role("n1").as_deref() == Some("slave")
+    });
+    let (most, _) = sampler.finish(0);
+    eprintln!(
+        "frozen + cut off: promotion of {host} at {at:?}, old master's last ack {last:?}, {} acks after the cut ({after} after the promotion, {missing} missing on the new master), fenced {fenced_after:?} after SIGCONT, most VIP holders at once {most}",
+        acked.len()
+    );
+    // The majority waits for the lease (L + m after the last renewal) and down-after.
+    assert!(at >= Duration::from_millis(800), "promoted at {at:?}");
+    assert!(most <= 1, "the VIP was on {most} hosts at once");
+    // Replicas ACK every second; with max-lag 1 Redis refuses writes once the last ACK is over
+    // 1 s old, counted in whole seconds and checked once a second: at most ~3 s, plus slack.
+    assert!(
+        last < Duration::from_millis(4500),
+        "old side acknowledged writes until {last:?}"
+    );
+    assert!(fenced, "n1 not fenced after SIGCONT\n{}", s.logs());
+    assert!(back, "n1 did not become a replica\n{}", s.logs());
+    assert_eq!(
+        vip_hosts(),
+        vec![host],
+        "the VIP must be on the new master's host"
+    );
+}
+
 // --- kill -9 of the Raft leader's raftinel, not on the master's host, with every Redis healthy:
 //     the lease comes from a majority, not from the leader, so no write through the VIP fails
 #[test]

@@ -173,6 +173,29 @@ pub fn set(host: &str, key: &str) -> redis::RedisResult<()> {
     redis::cmd("SET").arg(key).arg("v").query(&mut c)
 }
 
+/// Any command on `host`'s Redis, from the client host.
+pub fn query(host: &str, args: &[&str]) -> Option<redis::Value> {
+    in_ns("client", || {
+        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
+        let mut c = client
+            .get_connection_with_timeout(Duration::from_millis(200))
+            .ok()?;
+        c.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+        redis::cmd(args.first()?).arg(&args[1..]).query(&mut c).ok()
+    })
+}
+
+/// `min-replicas-to-write` of `host`'s Redis (2147483647: fenced).
+pub fn min_replicas(host: &str) -> Option<String> {
+    match query(host, &["CONFIG", "GET", "min-replicas-to-write"])? {
+        redis::Value::Array(v) => match v.get(1)? {
+            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 pub fn role(host: &str) -> Option<String> {
     in_ns("client", || {
         let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
