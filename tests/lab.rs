@@ -262,6 +262,62 @@ fn frozen_and_cut_off_holder_is_replaced_after_the_lease() {
     );
 }
 
+// --- a node without CAP_NET_ADMIN / CAP_NET_RAW says so in the log (`ctl master`), is never
+//     given the VIP, and keeps serving everything else: its Redis becomes master and takes writes
+#[test]
+fn a_node_without_capabilities_is_never_given_the_vip() {
+    let _g = serial();
+    let mut s = setup();
+    s.lab.kill("n2", "raftinel");
+    s.start_node_under(
+        2,
+        &["setpriv", "--bounding-set", "-net_admin,-net_raw", "--"],
+    );
+    let mut shown = String::new();
+    let recorded = bounded(
+        "the log names node 2's problem",
+        Duration::from_secs(15),
+        || {
+            let out = s.ctl_out(&["--json", "master", "mymaster"]);
+            let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            shown = m["vip_problems"]["2"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            !shown.is_empty()
+        },
+    );
+    assert!(
+        recorded,
+        "node 2's VIP problem never reached the log\n{}",
+        s.logs()
+    );
+    assert!(
+        shown.contains("CAP_NET_ADMIN and CAP_NET_RAW"),
+        "unclear: {shown}"
+    );
+    let text = String::from_utf8_lossy(&s.ctl_out(&["master", "mymaster"]).stdout).into_owned();
+    assert!(text.contains("vip: node 2 cannot carry it"), "{text}");
+
+    let t0 = Instant::now();
+    let sampler = VipSampler::start(t0);
+    assert!(s.ctl(&["switchover", "mymaster", "--to", "10.77.0.12:6379"]));
+    let writable = bounded("n2 takes writes", Duration::from_secs(15), || {
+        in_ns("client", || set(addr("n2"), "on-n2").is_ok())
+    });
+    assert!(writable, "n2 never took writes\n{}", s.logs());
+    let took = t0.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let (most, _) = sampler.finish(0);
+    eprintln!("no capabilities: node 2 said {shown:?}; n2 writable {took:?} after the switchover");
+    assert!(most <= 1);
+    assert_eq!(
+        vip_hosts(),
+        Vec::<&str>::new(),
+        "node 2 must never hold the VIP"
+    );
+}
+
 // --- kill -9 of the Raft leader's raftinel, not on the master's host, with every Redis healthy:
 //     the lease comes from a majority, not from the leader, so no write through the VIP fails
 #[test]

@@ -32,6 +32,7 @@ pub fn master(m: &MasterRecord, applied_index: u64) -> pb::Master {
         fencing: m.fencing().to_owned(),
         vip: m.vip.map(|v| v.to_string()).unwrap_or_default(),
         vip_interface: m.vip_interface.clone().unwrap_or_default(),
+        vip_problems: m.vip_problems.clone().into_iter().collect(),
         applied_index,
         paused: m.paused,
         conflict: m

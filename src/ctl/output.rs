@@ -39,6 +39,7 @@ fn master_json(m: &pb::Master) -> Value {
         "fencing": m.fencing,
         "vip": (!m.vip.is_empty()).then_some(&m.vip),
         "vip_interface": (!m.vip_interface.is_empty()).then_some(&m.vip_interface),
+        "vip_problems": m.vip_problems.iter().map(|(n, why)| (n.to_string(), why)).collect::<std::collections::BTreeMap<_, _>>(),
         "paused": m.paused,
         "conflict": (!m.conflict.is_empty()).then_some(&m.conflict),
         "notification_script": (!m.notification_script.is_empty()).then_some(&m.notification_script),
@@ -75,6 +76,11 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
             &m.vip_interface
         };
         println!("  vip {} on {dev}", m.vip);
+        let mut problems: Vec<_> = m.vip_problems.iter().collect();
+        problems.sort();
+        for (node, why) in problems {
+            println!("  vip: node {node} cannot carry it: {why}");
+        }
     }
     for r in &m.replicas {
         println!("  replica {}:{}", r.host, r.port);

@@ -66,3 +66,28 @@ pub fn next_lease_entry(
         .find(|h| state.lease_of(*h).is_none());
     holder_without_grant.map(|holder| Command::LeaseGranted { holder })
 }
+
+/// The next VIP readiness entry, if any: a node whose fresh report says it cannot (or now can)
+/// carry a master's VIP, where the log says otherwise. Silent nodes keep what the log says.
+pub fn next_vip_entry(
+    state: &TopologyState,
+    reports: &[ReportIn],
+    fresh_ms: impl Fn(u64) -> u64,
+) -> Option<Command> {
+    for m in state.masters().filter(|m| m.vip.is_some()) {
+        let fresh = reports
+            .iter()
+            .filter(|r| r.age_ms <= fresh_ms(m.down_after_ms));
+        for r in fresh {
+            let reported = r.report.local.vip_problems.get(&m.name);
+            if reported != m.vip_problems.get(&r.node_id) {
+                return Some(Command::VipReadiness {
+                    name: m.name.clone(),
+                    node: r.node_id,
+                    problem: reported.cloned(),
+                });
+            }
+        }
+    }
+    None
+}

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::candidate::{choose, eligible, known_replicas, preference, Eligible};
 use super::decide::{decide, DecideInput, Step};
-use super::holders::{holder_of, next_lease_entry};
+use super::holders::{holder_of, next_lease_entry, next_vip_entry};
 use super::odown::{freshest_reply, odown, ReportIn};
 use super::redis_ops::{Instance, Role};
 use super::reports::Reports;
@@ -172,7 +172,9 @@ impl Runner {
                 .map(|m| m.name.clone())
                 .collect();
             self.set_odown_names(down);
-            let entry = next_lease_entry(&data.topology, &report_inputs(&snapshot), fresh_ms);
+            let inputs = report_inputs(&snapshot);
+            let entry = next_lease_entry(&data.topology, &inputs, fresh_ms)
+                .or_else(|| next_vip_entry(&data.topology, &inputs, fresh_ms));
             if let (Some(cmd), Some(guard)) = (entry, busy.claim(LEASES)) {
                 let runner = self.clone();
                 tasks.spawn(

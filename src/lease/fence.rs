@@ -34,6 +34,8 @@ pub struct Placement {
     pub auth: Option<Auth>,
     /// The names the log says it is master of.
     pub names: Vec<String>,
+    /// Every name it belongs to, as master or replica: the VIPs that may come to this host.
+    pub member_of: Vec<String>,
 }
 
 /// Writable only with all three: a valid lease, the log naming it master, ROLE saying master.
@@ -67,6 +69,7 @@ pub fn place(view: &SmData, report: &NodeReport, run_id: &str) -> Placement {
         });
         if is_master || is_replica {
             p.monitored = true;
+            p.member_of.push(name.clone());
             p.auth = p.auth.or_else(|| {
                 m.auth_pass
                     .as_ref()
@@ -104,6 +107,9 @@ impl Guard {
         // The run id each local address last had: a Redis that is gone still needs matching.
         let mut last_id: BTreeMap<Addr, String> = BTreeMap::new();
         let mut released: BTreeSet<u64> = BTreeSet::new();
+        // Each local instance's VIP problems as last read: kept while it cannot be read, so a
+        // Redis restart does not churn readiness entries through the log.
+        let mut problems: BTreeMap<Addr, BTreeMap<String, String>> = BTreeMap::new();
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -119,7 +125,26 @@ impl Guard {
                     Ok(state) => {
                         ids.insert(state.run_id.clone());
                         last_id.insert(local.addr.clone(), state.run_id.clone());
-                        if let Some(names) = self.enforce(local, &state, &mut last_kill).await {
+                        let placement = {
+                            let view = self.view.borrow();
+                            let report = self.report.borrow();
+                            place(&view, &report, &state.run_id)
+                        };
+                        let view = self.view.borrow().clone();
+                        let mine = problems.entry(local.addr.clone()).or_default();
+                        mine.clear();
+                        for name in &placement.member_of {
+                            let problem = view.topology.master(name).and_then(|m| {
+                                self.vips.readiness(m, &state.bind, &local.addr.to_string())
+                            });
+                            if let Some(why) = problem {
+                                mine.insert(name.clone(), why);
+                            }
+                        }
+                        if let Some(names) = self
+                            .enforce(local, &state, &placement, &mut last_kill)
+                            .await
+                        {
                             writable.extend(names);
                         }
                     }
@@ -142,6 +167,11 @@ impl Guard {
             let report = Colocation {
                 run_ids: ids,
                 released: released.clone(),
+                vip_problems: problems
+                    .values()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             };
             self.local_ids.send_if_modified(|old| {
                 (**old != report).then(|| *old = Arc::new(report)).is_some()
@@ -187,13 +217,9 @@ impl Guard {
         &self,
         local: &mut Local,
         state: &LocalState,
+        place: &Placement,
         last_kill: &mut BTreeMap<Addr, Instant>,
     ) -> Option<Vec<String>> {
-        let place = {
-            let view = self.view.borrow();
-            let report = self.report.borrow();
-            place(&view, &report, &state.run_id)
-        };
         if !place.monitored {
             return None;
         }
@@ -243,7 +269,7 @@ impl Guard {
         if let Err(e) = result {
             tracing::warn!(%addr, error = %e, "fence change failed; retrying next round");
         }
-        now_writable.then_some(place.names)
+        now_writable.then(|| place.names.clone())
     }
 
     fn save(&self, addr: &Addr, settings: (i64, i64)) {

@@ -43,6 +43,8 @@ pub struct LocalState {
     pub master: bool,
     pub min_replicas: i64,
     pub max_lag: i64,
+    /// Its `bind` addresses (empty: every address).
+    pub bind: Vec<String>,
 }
 
 impl LocalState {
@@ -138,7 +140,8 @@ impl Local {
                 redis::cmd("CONFIG")
                     .arg("GET")
                     .arg("min-replicas-to-write")
-                    .arg("min-replicas-max-lag"),
+                    .arg("min-replicas-max-lag")
+                    .arg("bind"),
             )
             .await?;
         let get = |key: &str| -> Option<i64> {
@@ -155,11 +158,18 @@ impl Local {
                 what: "CONFIG GET min-replicas-*",
             });
         };
+        let bind = cfg
+            .chunks(2)
+            .find(|kv| kv.first().map(String::as_str) == Some("bind"))
+            .and_then(|kv| kv.get(1))
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
         Ok(LocalState {
             run_id,
             master,
             min_replicas,
             max_lag,
+            bind,
         })
     }
 

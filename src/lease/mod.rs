@@ -3,7 +3,7 @@
 //! monotonic clock, never through the Raft leader, so a Raft election never fences a healthy
 //! master. `promises` and `holding` are the pure rules; `renew` runs them over the network,
 //! `fence` applies the verdict to the Redis instances on this host and `vip` to its addresses
-//! (`netlink`, `garp`); `model` checks the protocol exhaustively.
+//! (`netlink`, `garp`; `vip_ready` says whether this node can carry a VIP); `model` checks the protocol exhaustively.
 
 pub mod fence;
 pub mod garp;
@@ -14,6 +14,7 @@ pub mod promiser;
 pub mod promises;
 pub mod renew;
 pub mod vip;
+pub mod vip_ready;
 
 #[cfg(test)]
 mod model;

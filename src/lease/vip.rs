@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::garp;
 use super::netlink::{self, Netlink};
 use super::renew::Peers;
+use super::vip_ready;
 use crate::raft::SmData;
 use crate::topology::{MasterRecord, Vip};
 
@@ -41,6 +42,8 @@ pub struct Vips {
     cleared: BTreeSet<u64>,
     /// Problems already logged, so a missing capability is said once, not every round.
     said: BTreeSet<String>,
+    /// This process's effective capabilities, read once at startup.
+    cap_eff: Option<u64>,
 }
 
 impl Vips {
@@ -61,7 +64,41 @@ impl Vips {
             held: BTreeMap::new(),
             cleared: BTreeSet::new(),
             said: BTreeSet::new(),
+            cap_eff: vip_ready::cap_eff(),
         }
+    }
+
+    /// The interface this node puts `m`'s VIP on: its own config's, else the master's setting.
+    fn interface(&self, m: &MasterRecord) -> Option<String> {
+        self.interfaces
+            .get(&m.name)
+            .cloned()
+            .or_else(|| m.vip_interface.clone())
+    }
+
+    /// Why this node cannot carry `m`'s VIP for the local instance `redis` (with Redis's `bind`
+    /// list), said once in the log; `None` when it can, or `m` has no VIP.
+    pub fn readiness(&mut self, m: &MasterRecord, bind: &[String], redis: &str) -> Option<String> {
+        let vip = m.vip?;
+        let interface = self.interface(m);
+        let problem = vip_ready::problem(&vip_ready::Readiness {
+            cap_eff: self.cap_eff,
+            interface: interface.as_deref(),
+            interface_exists: interface
+                .as_deref()
+                .is_some_and(|dev| netlink::ifindex(dev).is_ok()),
+            redis,
+            bind,
+            vip: vip.ip,
+        })?;
+        self.say_once(
+            format!("{}:{problem}", m.name),
+            &format!(
+                "this node cannot carry the VIP {vip} of {}: {problem}",
+                m.name
+            ),
+        );
+        Some(problem)
     }
 
     fn say_once(&mut self, key: String, msg: &str) {
@@ -115,22 +152,14 @@ impl Vips {
         let mut wanted: BTreeMap<String, (Vip, String)> = BTreeMap::new();
         for m in view.topology.masters() {
             let Some(vip) = m.vip else { continue };
-            let dev = self
-                .interfaces
-                .get(&m.name)
-                .cloned()
-                .or_else(|| m.vip_interface.clone());
-            let Some(dev) = dev else {
-                if m.holder == Some(self.node_id) {
-                    self.say_once(
-                        format!("{vip}"),
-                        &format!("master {} has a VIP but no vip-interface: set `[masters.{}] vip-interface` in this node's config or `raftinel ctl set {} vip-interface DEV`", m.name, m.name, m.name),
-                    );
-                }
+            // No interface: `readiness` has said so, and this node reports it.
+            let Some(dev) = self.interface(m) else {
                 continue;
             };
+            // A node the log records as unable to carry the VIP is never given it.
             let want = writable.contains(&m.name)
                 && m.holder == Some(self.node_id)
+                && !m.vip_problems.contains_key(&self.node_id)
                 && self.old_vip_gone(view, m).await;
             if want {
                 wanted.insert(m.name.clone(), (vip, dev));

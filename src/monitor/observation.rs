@@ -82,6 +82,8 @@ pub struct Colocation {
     /// Grants this node released for good, because the Redis they covered is gone (connection
     /// refused): the leader commits LeaseReleased and promotes without waiting for expiry.
     pub released: std::collections::BTreeSet<u64>,
+    /// Masters with a VIP whose instance runs here but whose VIP this node cannot carry, and why.
+    pub vip_problems: std::collections::BTreeMap<String, String>,
 }
 
 impl NodeReport {

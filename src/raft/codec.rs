@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// Bumped whenever a stored or transmitted type changes shape incompatibly.
 /// 2: a failover records the grant it revoked (leases).
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {

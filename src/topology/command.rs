@@ -33,6 +33,12 @@ pub enum Command {
     /// Which node's host runs the master (matched by run id), so a failover revokes that node's
     /// grant; `None` when no raftinel node is co-located (`fencing: none`).
     HolderAssigned { name: String, holder: Option<u64> },
+    /// Whether `node` can carry the master's VIP: `problem` says why not, `None` that it can.
+    VipReadiness {
+        name: String,
+        node: u64,
+        problem: Option<String>,
+    },
     /// Takes `epoch` for a failover to `candidate` (invariant 1: committed before any promotion).
     FailoverStarted {
         name: String,
@@ -141,6 +147,16 @@ impl fmt::Debug for Command {
                 .debug_struct("HolderAssigned")
                 .field("name", name)
                 .field("holder", holder)
+                .finish(),
+            Command::VipReadiness {
+                name,
+                node,
+                problem,
+            } => f
+                .debug_struct("VipReadiness")
+                .field("name", name)
+                .field("node", node)
+                .field("problem", problem)
                 .finish(),
             Command::FailoverStarted {
                 name,

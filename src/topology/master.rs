@@ -134,6 +134,9 @@ pub struct MasterRecord {
     /// The grant the last failover revoked: the new holder adds the VIP only once a majority
     /// says the old holder's VIP lifetime is over too.
     pub last_revoked: Option<super::failover::Revoked>,
+    /// Nodes that cannot carry this master's VIP and why (no CAP_NET_ADMIN, no such interface,
+    /// Redis not listening on it), as each reported: such a node is never given the VIP.
+    pub vip_problems: std::collections::BTreeMap<u64, String>,
 }
 
 /// An IPv4 address with its prefix length, e.g. 10.77.0.200/24 (IPv6 is not supported yet).
@@ -228,6 +231,7 @@ impl MasterRecord {
             vip: None,
             vip_interface: None,
             last_revoked: None,
+            vip_problems: std::collections::BTreeMap::new(),
         }
     }
 

@@ -126,6 +126,18 @@ impl TopologyState {
                 master.holder = *holder;
                 Vec::new()
             }
+            Command::VipReadiness {
+                name,
+                node,
+                problem,
+            } => {
+                let master = self.master_mut(name)?;
+                match problem {
+                    Some(why) => master.vip_problems.insert(*node, why.clone()),
+                    None => master.vip_problems.remove(node),
+                };
+                Vec::new()
+            }
             Command::FailoverStarted {
                 name,
                 epoch,

@@ -75,6 +75,11 @@ impl Setup {
     }
 
     pub fn start_node(&mut self, id: usize) {
+        self.start_node_under(id, &[]);
+    }
+
+    /// `start_node` with raftinel run under `wrapper` (e.g. setpriv dropping capabilities).
+    pub fn start_node_under(&mut self, id: usize, wrapper: &[&str]) {
         let host = HOSTS[id - 1];
         let cfg = self.dir.path().join(format!("{host}.toml"));
         let text = format!(
@@ -88,15 +93,21 @@ impl Setup {
         std::fs::write(&cfg, text).unwrap();
         let cfg = cfg.display().to_string();
         let log = self.log(&format!("raftinel-{host}"));
-        self.lab
-            .spawn(host, "raftinel", &[bin(), "serve", "--config", &cfg], &log);
+        let mut cmd = wrapper.to_vec();
+        cmd.extend([bin(), "serve", "--config", &cfg]);
+        self.lab.spawn(host, "raftinel", &cmd, &log);
     }
 
     pub fn ctl(&self, args: &[&str]) -> bool {
+        self.ctl_out(args).status.success()
+    }
+
+    /// `raftinel ctl ARGS` from the client host, its output kept.
+    pub fn ctl_out(&self, args: &[&str]) -> std::process::Output {
         let cluster = "10.77.0.11:26380,10.77.0.12:26380,10.77.0.13:26380";
         let mut full = vec!["run", "client", bin(), "ctl", "--cluster", cluster];
         full.extend_from_slice(args);
-        self.lab.sh(&full).status.success()
+        self.lab.sh(&full)
     }
 
     pub fn logs(&self) -> String {

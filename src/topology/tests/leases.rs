@@ -96,3 +96,31 @@ fn lease_grant_and_release() {
         Refusal::NoSuchLease { id: 3 },
     );
 }
+
+// Issue 5 §1: the log records which nodes cannot carry a master's VIP, and forgets it when told.
+#[test]
+fn vip_readiness_is_recorded_per_node() {
+    let mut log = Log::monitored();
+    let cannot = |problem: Option<&str>| Command::VipReadiness {
+        name: "mymaster".to_owned(),
+        node: 2,
+        problem: problem.map(str::to_owned),
+    };
+    assert!(log
+        .ok(&cannot(Some("raftinel lacks CAP_NET_ADMIN")))
+        .is_empty());
+    assert_eq!(
+        log.mymaster().vip_problems.get(&2).map(String::as_str),
+        Some("raftinel lacks CAP_NET_ADMIN")
+    );
+    log.ok(&cannot(None));
+    assert!(log.mymaster().vip_problems.is_empty());
+    log.refused(
+        &Command::VipReadiness {
+            name: "nosuch".to_owned(),
+            node: 2,
+            problem: None,
+        },
+        Refusal::NoSuchMaster,
+    );
+}
