@@ -111,7 +111,7 @@ async fn scripts_run_on_the_leader_with_sentinels_arguments() {
         "ERR Client reconfiguration script seems non existing or non executable"
     );
 
-    let out = c.ctl(&[
+    let out = c.ctl_settled(&[
         "set",
         "mymaster",
         "notification-script",

@@ -372,9 +372,10 @@ fn redis_crash_fails_over_without_waiting_for_the_lease() {
         "n1 never released its grant\n{}",
         s.logs()
     );
-    // down-after + 300 ms in the terms; here with slack for the 10 ms probes.
+    // down-after + 300 ms is the goal (the benchmark reports it); the bound here only has to
+    // tell the release path from waiting out the lease, with slack for a loaded CI host.
     assert!(
-        writable < Duration::from_millis(DOWN_AFTER_MS + 700),
+        writable < Duration::from_millis(DOWN_AFTER_MS + 1500),
         "{writable:?}"
     );
 }

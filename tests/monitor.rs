@@ -395,5 +395,7 @@ async fn a_starved_runtime_reports_tilt_for_down_after() {
     let (_, tilted) = mon.wait(100, |r| r.tilt).await.expect("TILT");
     let (_, over) = mon.wait(1000, |r| !r.tilt).await.expect("TILT ends");
     let lasted = over.duration_since(tilted).as_millis();
-    assert!((250..=450).contains(&lasted), "TILT lasted {lasted} ms");
+    // down-after (300 ms) after the late timer; a loaded host may fire another timer late,
+    // which rightly starts TILT over, hence the upper slack.
+    assert!((250..=900).contains(&lasted), "TILT lasted {lasted} ms");
 }

@@ -154,6 +154,14 @@ pub fn setup_on(master: &'static str) -> Setup {
         HOSTS.iter().filter(|h| **h != master).all(|h| link_up(h))
     });
     assert!(synced, "the replicas never synced\n{}", s.logs());
+    // The log must know the replicas too, or a failover right away has no candidate (a loaded
+    // machine can lag behind Redis's own replication here).
+    let known = bounded("the log lists both replicas", Duration::from_secs(20), || {
+        let out = s.ctl_out(&["--json", "master", "mymaster"]);
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        m["replicas"].as_array().map_or(0, Vec::len) == 2 && m["lease_holder"].as_u64().is_some()
+    });
+    assert!(known, "the log never listed both replicas\n{}", s.logs());
     let ok = bounded(
         "VIP on the master's host and writable",
         Duration::from_secs(20),

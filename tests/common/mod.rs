@@ -381,6 +381,24 @@ impl Cluster {
         .map(|r| r.into_inner().masters)
     }
 
+    /// `ctl` for idempotent commands, tried again (3 times at most) when the cluster was only
+    /// briefly unable to answer: no quorum in time or no leader known, as on a loaded CI host.
+    pub fn ctl_settled(&self, args: &[&str]) -> std::process::Output {
+        let mut out = self.ctl(args);
+        for _ in 0..2 {
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            let transient = ["no quorum", "no leader", "not the leader"]
+                .iter()
+                .any(|t| err.contains(t));
+            if out.status.success() || !transient {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            out = self.ctl(args);
+        }
+        out
+    }
+
     pub fn ctl(&self, args: &[&str]) -> std::process::Output {
         let list: Vec<&str> = self.nodes.values().map(|n| n.grpc.as_str()).collect();
         Command::new(bin())
