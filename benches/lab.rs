@@ -80,8 +80,9 @@ fn host_loss(s: &Setup) -> Option<HostLoss> {
 
 /// `n` host-loss trials, each on a fresh lab from `make`; prints the new master's row and, for a
 /// series with a VIP, the VIP's.
-fn host_loss_rows(name: &str, n: usize, with_vip: bool, make: impl Fn() -> Option<Setup>) {
-    let (mut master, mut vip, mut most, mut failed, mut vip_failed) = (Vec::new(), Vec::new(), 0, 0, 0);
+fn host_loss_rows(name: &str, n: usize, with_vip: bool, make: &MakeLab) {
+    let (mut master, mut vip, mut most, mut failed, mut vip_failed) =
+        (Vec::new(), Vec::new(), 0, 0, 0);
     for _ in 0..n {
         match make().and_then(|s| host_loss(&s)) {
             Some(h) => {
@@ -102,7 +103,10 @@ fn host_loss_rows(name: &str, n: usize, with_vip: bool, make: impl Fn() -> Optio
             vip,
             failed + vip_failed,
         );
-        println!("  {:<46} {most}", format!("{name}: most VIP holders at once"));
+        println!(
+            "  {:<46} {most}",
+            format!("{name}: most VIP holders at once")
+        );
     }
 }
 
@@ -132,7 +136,7 @@ fn partition_run(s: &Setup, with_vip: bool) -> Option<Partition> {
 }
 
 /// `n` partition trials, each on a fresh lab from `make`.
-fn partition_rows(name: &str, n: usize, with_vip: bool, make: impl Fn() -> Option<Setup>) {
+fn partition_rows(name: &str, n: usize, with_vip: bool, make: &MakeLab) {
     let mut rows = Vec::new();
     for _ in 0..n {
         if let Some(p) = make().and_then(|s| partition_run(&s, with_vip)) {
@@ -169,39 +173,48 @@ fn watch_vip(sampler: VipSampler, how_long: Duration) -> Option<VipWatch> {
     let samples = sampler.samples.clone();
     let (most, _) = sampler.finish(0);
     let samples = samples.lock().ok()?;
-    let first = |f: fn(&[bool; 3]) -> bool| samples.iter().find(|(_, s)| f(s)).map(|(t, _)| *t);
+    // Samples start as "nowhere" until each host's thread has looked: n1 has left only once it
+    // has been seen holding the VIP.
+    let on_n1 = samples
+        .iter()
+        .position(|(_, s)| s[0])
+        .unwrap_or(samples.len());
+    let left_n1 = samples[on_n1..]
+        .iter()
+        .find(|(_, s)| !s[0])
+        .map(|(t, _)| *t);
+    let elsewhere = samples.iter().find(|(_, s)| s[1] || s[2]).map(|(t, _)| *t);
     Some(VipWatch {
         most,
-        left_n1: first(|s| !s[0]),
-        elsewhere: first(|s| s[1] || s[2]),
+        left_n1,
+        elsewhere,
     })
 }
 
 /// kill -9 of raftinel on n1, the Raft leader's and the VIP holder's host (Redis there lives on).
-fn raftinel_daemon_kill() -> Option<VipWatch> {
-    let mut s = setup();
+fn raftinel_daemon_kill(mut s: Setup) -> Option<VipWatch> {
     let sampler = VipSampler::start(Instant::now());
     s.lab.kill("n1", "raftinel");
     watch_vip(sampler, Duration::from_secs(3))
 }
 
-/// `n` daemon-kill trials of `run`.
-fn daemon_kill_rows(name: &str, n: usize, run: impl Fn() -> Option<VipWatch>) {
-    let rows: Vec<VipWatch> = (0..n).filter_map(|_| run()).collect();
+/// `n` daemon-kill trials, each on a fresh lab from `make`.
+fn daemon_kill_rows(name: &str, n: usize, make: &MakeLab, kill: &KillDaemon) {
+    let rows: Vec<VipWatch> = (0..n).filter_map(|_| make().and_then(kill)).collect();
     let most = rows.iter().map(|r| r.most).max().unwrap_or(0);
     println!(
         "  {name:<16} {} trials: most VIP holders at once {most}",
         rows.len()
     );
-    let times: [(&str, fn(&VipWatch) -> Option<Duration>); 2] = [
-        ("VIP gone from n1", |w| w.left_n1),
-        ("VIP on n2 or n3", |w| w.elsewhere),
-    ];
-    for (what, f) in times {
+    let gone: Vec<Duration> = rows.iter().filter_map(|w| w.left_n1).collect();
+    let elsewhere: Vec<Duration> = rows.iter().filter_map(|w| w.elsewhere).collect();
+    for (what, v) in [("VIP gone from n1", gone), ("VIP on n2 or n3", elsewhere)] {
         let label = format!("{name}: {what}");
-        let v: Vec<Duration> = rows.iter().filter_map(f).collect();
         if v.is_empty() {
-            println!("  {label:<46} never within the watch ({} trials)", rows.len());
+            println!(
+                "  {label:<46} never within the watch ({} trials)",
+                rows.len()
+            );
         } else {
             let failed = n - v.len();
             stats(&label, v, failed);
@@ -285,47 +298,72 @@ fn stats(name: &str, mut v: Vec<Duration>, failed: usize) {
     );
 }
 
+/// A fresh lab for one trial (None if it did not come up).
+type MakeLab = Box<dyn Fn() -> Option<Setup>>;
+/// kill -9 of the HA daemon on n1, the VIP holder, in a lab from `MakeLab`.
+type KillDaemon = Box<dyn Fn(Setup) -> Option<VipWatch>>;
+
+/// One system compared; `with_vip` if it moves the VIP.
+struct Series {
+    name: String,
+    with_vip: bool,
+    make: MakeLab,
+    daemon_kill: Option<KillDaemon>,
+}
+
+/// The series that `LAB_ONLY` asks for, keepalived's only if it is installed.
+fn series() -> Vec<Series> {
+    let mut all = Vec::new();
+    if only("raftinel") {
+        all.push(Series {
+            name: "raftinel".into(),
+            with_vip: true,
+            make: Box::new(|| Some(setup())),
+            daemon_kill: Some(Box::new(raftinel_daemon_kill)),
+        });
+    }
+    if only("sentinel") {
+        all.push(Series {
+            name: "redis-sentinel".into(),
+            with_vip: false,
+            make: Box::new(sentinel_setup),
+            daemon_kill: None,
+        });
+    }
+    if only("keepalived") && !keepalived::installed() {
+        println!("keepalived not installed: apt-get install keepalived (then stop its service)");
+    } else if only("keepalived") {
+        for advert in keepalived::ADVERTS {
+            all.push(Series {
+                name: keepalived::name(advert),
+                with_vip: true,
+                make: Box::new(move || keepalived::setup(advert)),
+                daemon_kill: Some(Box::new(move |s| keepalived::daemon_kill(&s, advert))),
+            });
+        }
+    }
+    all
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     let n = trials();
     println!("lab benchmark: {n} trials per series, down-after 1000 ms, lease defaults (L 700, m 100, V 1 s)");
-    let keepalived = only("keepalived") && keepalived::installed();
-    if only("keepalived") && !keepalived {
-        println!("keepalived not installed: apt-get install keepalived (then stop its service)");
-    }
-
+    let series = series();
     println!("host loss (master's host killed, link down; raftinel's Raft leader there too):");
-    if only("raftinel") {
-        host_loss_rows("raftinel", n, true, || Some(setup()));
+    for s in &series {
+        host_loss_rows(&s.name, n, s.with_vip, &s.make);
     }
-    if only("sentinel") {
-        host_loss_rows("redis-sentinel", n, false, sentinel_setup);
-    }
-    for advert in keepalived::ADVERTS.into_iter().filter(|_| keepalived) {
-        let name = keepalived::name(advert);
-        host_loss_rows(&name, n, true, || keepalived::setup(advert));
-    }
-
     println!("partition of the master's host from the others (REJECT), client still reaches it:");
-    if only("raftinel") {
-        partition_rows("raftinel", n, true, || Some(setup()));
+    for s in &series {
+        partition_rows(&s.name, n, s.with_vip, &s.make);
     }
-    if only("sentinel") {
-        partition_rows("redis-sentinel", n, false, sentinel_setup);
-    }
-    for advert in keepalived::ADVERTS.into_iter().filter(|_| keepalived) {
-        let name = keepalived::name(advert);
-        partition_rows(&name, n, true, || keepalived::setup(advert));
-    }
-
     println!("kill -9 of the VIP holder's daemon on n1 (its Redis lives on):");
-    if only("raftinel") {
-        daemon_kill_rows("raftinel", n, raftinel_daemon_kill);
-    }
-    for advert in keepalived::ADVERTS.into_iter().filter(|_| keepalived) {
-        let name = keepalived::name(advert);
-        daemon_kill_rows(&name, n, || keepalived::daemon_kill(advert));
+    for s in &series {
+        if let Some(kill) = &s.daemon_kill {
+            daemon_kill_rows(&s.name, n, &s.make, kill);
+        }
     }
 }

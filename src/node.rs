@@ -333,6 +333,7 @@ async fn run_node(
             config.id,
             u32::try_from(config.lease.vip_lifetime_s).unwrap_or(u32::MAX),
             config.vip_interfaces.clone(),
+            config.vips.clone(),
             lease_peers.clone(),
             Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
         ),
@@ -363,6 +364,7 @@ async fn run_node(
         odown_names: Arc::new(odown_tx),
         lease_peers,
         lease_timeout: Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
+        config_vips: Arc::new(config.vips.clone()),
     };
     let runner = tokio::spawn(runner.run(cancel.clone()).in_current_span());
     // Sentinel's scripts, run by whichever node leads when an event is applied.

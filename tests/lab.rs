@@ -316,6 +316,12 @@ fn a_node_without_capabilities_is_never_given_the_vip() {
         Vec::<&str>::new(),
         "node 2 must never hold the VIP"
     );
+    // `ctl set` changes the VIP; the log then wins over the nodes' config.
+    assert!(s.ctl(&["set", "mymaster", "vip", "10.77.0.201/24"]));
+    std::thread::sleep(Duration::from_secs(1));
+    let out = s.ctl_out(&["--json", "master", "mymaster"]);
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(m["vip"].as_str(), Some("10.77.0.201/24"));
 }
 
 // --- kill -9 of the Raft leader's raftinel, not on the master's host, with every Redis healthy:

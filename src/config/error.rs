@@ -106,6 +106,8 @@ pub enum ConfigError {
 
     #[error("{key} = \"{value}\" is not an interface name (1 to 15 bytes, no '/' or spaces); give the name `ip link` shows, e.g. eth0")]
     VipInterface { key: String, value: String },
+    #[error("{key} = \"{value}\" is not an IPv4 address with a prefix length; give one like \"10.77.0.200/24\" (IPv6 is not supported yet)")]
+    Vip { key: String, value: String },
     /// Some but not all of the three TLS files are given.
     #[error("{key}: {reason}; {fix}")]
     SentinelAuth {

@@ -43,6 +43,8 @@ pub(super) struct FileConfig {
 pub(super) struct FileMaster {
     /// The interface this host puts the master's VIP on (hosts name their NICs differently).
     pub vip_interface: Option<String>,
+    /// The master's VIP (A.B.C.D/N): the leader puts it in the log when the log has none.
+    pub vip: Option<String>,
 }
 
 /// `[sentinel]`: who may use the Sentinel port.

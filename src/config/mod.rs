@@ -75,6 +75,9 @@ pub struct Config {
     /// `[masters.NAME] vip-interface`: this host's interface for a master's VIP, overriding the
     /// master's `vip-interface` option.
     pub vip_interfaces: BTreeMap<String, String>,
+    /// `[masters.NAME] vip`: put in the log by the leader when the log has no VIP for NAME; the
+    /// log wins when both name one (`raftinel ctl set NAME vip` changes it).
+    pub vips: BTreeMap<String, crate::topology::Vip>,
     /// Directory of the sled database (Raft log, vote, state machine). Required.
     pub data_dir: PathBuf,
     /// Initial voters, id → gRPC address; seeds the first initialization only, afterwards the
@@ -408,7 +411,15 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
     };
 
     let mut vip_interfaces = BTreeMap::new();
+    let mut vips = BTreeMap::new();
     for (name, m) in file.masters.iter().flatten() {
+        if let Some(vip) = &m.vip {
+            let parsed = vip.parse().map_err(|()| ConfigError::Vip {
+                key: format!("`masters.{name}.vip`"),
+                value: vip.clone(),
+            })?;
+            vips.insert(name.clone(), parsed);
+        }
         if let Some(dev) = &m.vip_interface {
             if !crate::topology::interface_name(dev) {
                 return Err(ConfigError::VipInterface {
@@ -426,6 +437,7 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         sentinel_listen,
         local_redis,
         vip_interfaces,
+        vips,
         data_dir,
         peers,
         join: join.map(|(a, _)| a),

@@ -877,3 +877,32 @@ fn documented_example_and_benchmark_timings_are_valid() {
     );
     assert!(c.timing_check_down_after(249).is_err());
 }
+
+// Issue 5 §1: `[masters.NAME] vip` and `vip-interface` per host; a bad VIP names the key and
+// shows the form.
+#[test]
+fn master_vip_and_interface_from_the_file() {
+    let (c, _) = ok(&file(
+        "",
+        "[masters.mymaster]\nvip = \"10.77.0.200/24\"\nvip-interface = \"eth0\"",
+    ));
+    assert_eq!(
+        c.vips.get("mymaster").map(|v| v.to_string()).as_deref(),
+        Some("10.77.0.200/24")
+    );
+    assert_eq!(
+        c.vip_interfaces.get("mymaster").map(String::as_str),
+        Some("eth0")
+    );
+    for bad in [
+        "vip.example",
+        "10.77.0.300/24",
+        "fe80::1/64",
+        "10.77.0.200/33",
+    ] {
+        err(
+            &file("", &format!("[masters.mymaster]\nvip = \"{bad}\"")),
+            &["`masters.mymaster.vip`", bad, "10.77.0.200/24"],
+        );
+    }
+}

@@ -1,8 +1,11 @@
 //! Which node's host runs which instance (DESIGN "Co-location"), and the log entries that keep
-//! lease holders and grants in step with it. Pure: the leader's runner commits what it returns.
+//! lease holders, grants and VIPs in step with it and with the config. Pure: the leader's runner
+//! commits what it returns.
 
 use super::odown::ReportIn;
-use crate::topology::{Addr, Command, FailoverState, TopologyState};
+use std::collections::BTreeMap;
+
+use crate::topology::{Addr, Command, FailoverState, TopologyState, Vip};
 
 /// The node whose host runs `addr`: the one whose report lists, among its local instances, the
 /// run id that fresh reports observed at `addr`. Matching is by run id, never by IP.
@@ -90,4 +93,16 @@ pub fn next_vip_entry(
         }
     }
     None
+}
+
+/// A VIP the config names (`[masters.NAME] vip`) for a monitored master whose log has none. The
+/// log wins when both name one, so a restart with an old config never moves a VIP.
+pub fn config_vip_entry(state: &TopologyState, config: &BTreeMap<String, Vip>) -> Option<Command> {
+    config.iter().find_map(|(name, vip)| {
+        let m = state.master(name)?;
+        m.vip.is_none().then(|| Command::Set {
+            name: name.clone(),
+            options: vec![("vip".to_owned(), vip.to_string())],
+        })
+    })
 }

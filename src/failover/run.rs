@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::candidate::{choose, eligible, known_replicas, preference, Eligible};
 use super::decide::{decide, DecideInput, Step};
-use super::holders::{holder_of, next_lease_entry, next_vip_entry};
+use super::holders::{config_vip_entry, holder_of, next_lease_entry, next_vip_entry};
 use super::odown::{freshest_reply, odown, ReportIn};
 use super::redis_ops::{Instance, Role};
 use super::reports::Reports;
@@ -25,7 +25,7 @@ use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{Raft, SmData};
 use crate::topology::event::master_prefix;
 use crate::topology::TopologyEvent;
-use crate::topology::{Addr, Command, MasterRecord, ReplicaRecord, RequestKind};
+use crate::topology::{Addr, Command, MasterRecord, ReplicaRecord, RequestKind, Vip};
 
 const TICK: Duration = Duration::from_millis(25);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -70,6 +70,8 @@ pub struct Runner {
     pub lease_peers: LeasePeers,
     /// Per-node timeout of that question (the renew RPC timeout T).
     pub lease_timeout: Duration,
+    /// `[masters.NAME] vip` of this node's config, for masters whose log has no VIP.
+    pub config_vips: Arc<BTreeMap<String, Vip>>,
 }
 
 /// The busy-set key of lease entries (holder assignments and grants): one commit at a time.
@@ -174,7 +176,8 @@ impl Runner {
             self.set_odown_names(down);
             let inputs = report_inputs(&snapshot);
             let entry = next_lease_entry(&data.topology, &inputs, fresh_ms)
-                .or_else(|| next_vip_entry(&data.topology, &inputs, fresh_ms));
+                .or_else(|| next_vip_entry(&data.topology, &inputs, fresh_ms))
+                .or_else(|| config_vip_entry(&data.topology, &self.config_vips));
             if let (Some(cmd), Some(guard)) = (entry, busy.claim(LEASES)) {
                 let runner = self.clone();
                 tasks.spawn(

@@ -34,6 +34,8 @@ pub struct Vips {
     pub lifetime_s: u32,
     /// `[masters.NAME] vip-interface` of this node's config.
     pub interfaces: BTreeMap<String, String>,
+    /// `[masters.NAME] vip` of this node's config: only compared with the log's, which wins.
+    pub configured: BTreeMap<String, Vip>,
     pub peers: Peers,
     pub timeout: Duration,
     nl: Option<Netlink>,
@@ -51,6 +53,7 @@ impl Vips {
         node_id: u64,
         lifetime_s: u32,
         interfaces: BTreeMap<String, String>,
+        configured: BTreeMap<String, Vip>,
         peers: Peers,
         timeout: Duration,
     ) -> Self {
@@ -58,6 +61,7 @@ impl Vips {
             node_id,
             lifetime_s,
             interfaces,
+            configured,
             peers,
             timeout,
             nl: None,
@@ -152,6 +156,12 @@ impl Vips {
         let mut wanted: BTreeMap<String, (Vip, String)> = BTreeMap::new();
         for m in view.topology.masters() {
             let Some(vip) = m.vip else { continue };
+            if let Some(config) = self.configured.get(&m.name).filter(|c| **c != vip) {
+                self.say_once(
+                    format!("{}:config {config}", m.name),
+                    &format!("this node's config says vip {config} for {}, the log says {vip}: the log wins (`raftinel ctl set {} vip {config}` to change it)", m.name, m.name),
+                );
+            }
             // No interface: `readiness` has said so, and this node reports it.
             let Some(dev) = self.interface(m) else {
                 continue;

@@ -85,7 +85,7 @@ impl Setup {
         let text = format!(
             "id = {id}\nlisten = \"{a}:26380\"\nsentinel-listen = \"{a}:26379\"\ndata-dir = \"{d}\"\n\
              default-down-after-ms = {DOWN_AFTER_MS}\nlocal-redis = [\"{a}:6379\"]\n\
-             [masters.mymaster]\nvip-interface = \"eth0\"\n[peers]\n1 = \"10.77.0.11:26380\"\n\
+             [masters.mymaster]\nvip-interface = \"eth0\"\nvip = \"10.77.0.200/24\"\n[peers]\n1 = \"10.77.0.11:26380\"\n\
              2 = \"10.77.0.12:26380\"\n3 = \"10.77.0.13:26380\"\n",
             a = addr(host),
             d = self.dir.path().join(format!("data-{host}")).display(),
@@ -149,18 +149,37 @@ pub fn setup_on(master: &'static str) -> Setup {
         s.ctl(&["monitor", "mymaster", addr(master), "6379", "2"]) || s.ctl(&["master", "mymaster"])
     });
     assert!(ok, "MONITOR never succeeded\n{}", s.logs());
-    assert!(s.ctl(&["set", "mymaster", "vip", "10.77.0.200/24"]));
+    // The VIP comes from the nodes' config (`[masters.mymaster] vip`): the leader logs it.
+    let vip_logged = bounded(
+        "the config's VIP in the log",
+        Duration::from_secs(20),
+        || {
+            let out = s.ctl_out(&["--json", "master", "mymaster"]);
+            let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            m["vip"].as_str() == Some("10.77.0.200/24")
+        },
+    );
+    assert!(
+        vip_logged,
+        "the config's VIP never reached the log\n{}",
+        s.logs()
+    );
     let synced = bounded("replicas in sync", Duration::from_secs(20), || {
         HOSTS.iter().filter(|h| **h != master).all(|h| link_up(h))
     });
     assert!(synced, "the replicas never synced\n{}", s.logs());
     // The log must know the replicas too, or a failover right away has no candidate (a loaded
     // machine can lag behind Redis's own replication here).
-    let known = bounded("the log lists both replicas", Duration::from_secs(20), || {
-        let out = s.ctl_out(&["--json", "master", "mymaster"]);
-        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        m["replicas"].as_array().map_or(0, Vec::len) == 2 && m["lease_holder"].as_u64().is_some()
-    });
+    let known = bounded(
+        "the log lists both replicas",
+        Duration::from_secs(20),
+        || {
+            let out = s.ctl_out(&["--json", "master", "mymaster"]);
+            let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            m["replicas"].as_array().map_or(0, Vec::len) == 2
+                && m["lease_holder"].as_u64().is_some()
+        },
+    );
     assert!(known, "the log never listed both replicas\n{}", s.logs());
     let ok = bounded(
         "VIP on the master's host and writable",

@@ -2,7 +2,7 @@
 //! "Co-location", invariant 4, issue 5 §1).
 
 use super::*;
-use crate::failover::holders::{holder_of, next_lease_entry, next_vip_entry};
+use crate::failover::holders::{config_vip_entry, holder_of, next_lease_entry, next_vip_entry};
 use crate::topology::{Command, TopologyState, Vip};
 
 /// `node`'s report: it sees the master, and runs `local` (run ids) on its host.
@@ -106,4 +106,26 @@ fn vip_readiness_follows_fresh_reports() {
     // No VIP: nothing to say.
     s.masters.get_mut(NAME).unwrap().vip = None;
     assert_eq!(next_vip_entry(&s, &ins(&reports), fresh), None);
+}
+
+// `[masters.NAME] vip` fills a gap in the log and never overrides it.
+#[test]
+fn the_configs_vip_only_fills_a_gap() {
+    let vip = |last: u8| Vip {
+        ip: std::net::Ipv4Addr::new(10, 77, 0, last),
+        prefix: 24,
+    };
+    let config = [(NAME.to_owned(), vip(200))].into_iter().collect();
+    let mut s = state(master(&[]));
+    assert_eq!(
+        config_vip_entry(&s, &config),
+        Some(Command::Set {
+            name: NAME.to_owned(),
+            options: vec![("vip".to_owned(), "10.77.0.200/24".to_owned())]
+        })
+    );
+    s.masters.get_mut(NAME).unwrap().vip = Some(vip(201));
+    assert_eq!(config_vip_entry(&s, &config), None);
+    // Not monitored: nothing.
+    assert_eq!(config_vip_entry(&TopologyState::default(), &config), None);
 }
