@@ -94,9 +94,10 @@ fn partitioned_master_host_is_fenced_before_the_promotion() {
         "the old master acknowledged a write after the promotion"
     );
     assert!(most <= 1, "the VIP was on {most} hosts at once");
-    // L − F + R after the last renewal plus one guard round, with slack for a loaded CI host.
+    // L − F + R after the last renewal plus one guard round (~700 ms), with slack for a CI host
+    // whose VM stalls for ~700 ms at a time (measured: steal up to 30 % at idle).
     assert!(
-        last < Duration::from_millis(1000),
+        last < Duration::from_millis(1500),
         "fenced only after {last:?}"
     );
     // After heal: the client's ARP cache points at the new holder.
@@ -378,10 +379,12 @@ fn redis_crash_fails_over_without_waiting_for_the_lease() {
         "n1 never released its grant\n{}",
         s.logs()
     );
-    // down-after + 300 ms is the goal (the benchmark reports it); the bound here only has to
-    // tell the release path from waiting out the lease, with slack for a loaded CI host.
+    // down-after + 300 ms is the goal (the benchmark reports it). The release path itself is
+    // proven by the log line above; this bound only catches a gross regression, with slack for a
+    // CI host whose VM stalls for ~700 ms at a time.
     assert!(
-        writable < Duration::from_millis(DOWN_AFTER_MS + 1500),
-        "{writable:?}"
+        writable < Duration::from_millis(DOWN_AFTER_MS + 2500),
+        "{writable:?}\n{}",
+        s.logs()
     );
 }

@@ -729,15 +729,21 @@ impl Runner {
     ) -> Result<(), StepError> {
         // DESIGN "Failover" 2: the fence goes to the old master over the network too, which is
         // decisive when only its node died (Redis alive, unfenced, nobody left to fence it). It
-        // runs beside the lease wait and never delays the promotion: an unreachable host is the
-        // common case, and there the lease is the fence.
+        // runs beside the lease wait. The promotion waits for it only while some node still gets
+        // replies from the old master; an unreachable one (host lost, or cut off and fenced by
+        // its own lease) must not cost a connect timeout.
         let fence = master
             .holder
             .is_some()
             .then(|| tokio::spawn(fence_old_master(master.clone()).in_current_span()));
+        let reachable = self.answers_now(master);
         let dead = self.await_old_grant_dead(master).await;
         if let Some(fence) = fence {
-            fence.abort();
+            if reachable {
+                let _ = fence.await;
+            } else {
+                fence.abort();
+            }
         }
         dead?;
         let mut instance = Instance::connect(candidate, master).await?;
@@ -750,6 +756,18 @@ impl Runner {
             Duration::from_millis(master.failover_timeout_ms),
         )
         .await
+    }
+
+    /// Whether a fresh report got a reply from `master`'s address within the last few pings.
+    fn answers_now(&self, master: &MasterRecord) -> bool {
+        let snapshot = self.reports.snapshot();
+        let fresh = fresh_ms(master.down_after_ms);
+        let recent = 3 * ping_interval_ms(master.down_after_ms);
+        report_inputs(&snapshot)
+            .iter()
+            .filter(|r| r.age_ms <= fresh)
+            .filter_map(|r| r.report.observation(&master.name, &master.addr))
+            .any(|o| !o.sdown && o.reply_age_ms <= recent)
     }
 
     /// The node co-located with `addr`, by run id, from the reports now.
