@@ -279,8 +279,7 @@ fn a_node_without_capabilities_is_never_given_the_vip() {
         "the log names node 2's problem",
         Duration::from_secs(15),
         || {
-            let out = s.ctl_out(&["--json", "master", "mymaster"]);
-            let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let m = s.master_json();
             shown = m["vip_problems"]["2"]
                 .as_str()
                 .unwrap_or_default()
@@ -320,9 +319,7 @@ fn a_node_without_capabilities_is_never_given_the_vip() {
     // `ctl set` changes the VIP; the log then wins over the nodes' config.
     assert!(s.ctl(&["set", "mymaster", "vip", "10.77.0.201/24"]));
     std::thread::sleep(Duration::from_secs(1));
-    let out = s.ctl_out(&["--json", "master", "mymaster"]);
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    assert_eq!(m["vip"].as_str(), Some("10.77.0.201/24"));
+    assert_eq!(s.master_json()["vip"].as_str(), Some("10.77.0.201/24"));
 }
 
 // --- kill -9 of the Raft leader's raftinel, not on the master's host, with every Redis healthy:

@@ -64,6 +64,16 @@ async fn timed<T>(
     }
 }
 
+/// Every normal and pub/sub client disconnected, so it looks up the master again.
+fn drop_clients(pipe: &mut redis::Pipeline) {
+    pipe.cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal"])
+        .ignore()
+        .cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"])
+        .ignore();
+}
+
 impl Instance {
     /// Connects with the master's credentials (replicas share them, as with Sentinel).
     pub async fn connect(addr: &Addr, master: &MasterRecord) -> Result<Instance, OpsError> {
@@ -103,13 +113,8 @@ impl Instance {
             .ignore()
             .cmd("CONFIG")
             .arg("REWRITE")
-            .ignore()
-            .cmd("CLIENT")
-            .arg(&["KILL", "TYPE", "normal"])
-            .ignore()
-            .cmd("CLIENT")
-            .arg(&["KILL", "TYPE", "pubsub"])
             .ignore();
+        drop_clients(&mut pipe);
         let addr = self.addr.clone();
         match timed(&addr, pipe.query_async::<()>(&mut self.conn)).await {
             // The block ran; only CONFIG REWRITE (no config file) may have failed inside it.
@@ -133,13 +138,8 @@ impl Instance {
             .arg(FENCE_MAX_LAG)
             .arg("min-replicas-to-write")
             .arg(FENCE_REPLICAS)
-            .ignore()
-            .cmd("CLIENT")
-            .arg(&["KILL", "TYPE", "normal"])
-            .ignore()
-            .cmd("CLIENT")
-            .arg(&["KILL", "TYPE", "pubsub"])
             .ignore();
+        drop_clients(&mut pipe);
         let addr = self.addr.clone();
         timed(&addr, pipe.query_async::<()>(&mut self.conn)).await
     }

@@ -112,10 +112,26 @@ impl Guard {
         let mut problems: BTreeMap<Addr, BTreeMap<String, String>> = BTreeMap::new();
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A round also runs as soon as the log or the lease changes: a new master is unfenced
+        // the moment its MasterSwitched applies and its lease holds, not up to R later.
+        let mut view_changes = self.view.clone();
+        let mut lease_changes = self.holding.clone();
+        let mut held = lease_changes.borrow_and_update().until.is_some();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tick.tick() => {}
+                Ok(()) = view_changes.changed() => {}
+                Ok(()) = lease_changes.changed() => {
+                    // Each renewal moves the window; only a lease just acquired needs a round
+                    // before the next tick.
+                    let now_held = lease_changes.borrow_and_update().until.is_some();
+                    let acquired = now_held && !held;
+                    held = now_held;
+                    if !acquired {
+                        continue;
+                    }
+                }
             }
             let mut ids = BTreeSet::new();
             let mut writable = BTreeSet::new();

@@ -169,10 +169,23 @@ pub async fn renew(
     let fence = Duration::from_millis(timings.fence_budget_ms);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut view_changes = view.clone();
+    let own_grant = |v: &SmData| v.topology.lease_of(peers.node_id).map(|g| g.id);
+    let mut last_grant = own_grant(&view_changes.borrow_and_update());
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
+            Ok(()) = view_changes.changed() => {
+                // A new grant (a failover naming this node's host) is renewed at once, so the
+                // new master's fence can lift without waiting up to R.
+                let grant = own_grant(&view_changes.borrow_and_update());
+                let fresh = grant != last_grant;
+                last_grant = grant;
+                if !fresh {
+                    continue;
+                }
+            }
         }
         let state = view.borrow().clone();
         // A restarted node's state may predate the revocation of its own grant.

@@ -102,6 +102,12 @@ impl Setup {
         self.ctl_out(args).status.success()
     }
 
+    /// `ctl --json master mymaster`, or Null if no node answered.
+    pub fn master_json(&self) -> serde_json::Value {
+        let out = self.ctl_out(&["--json", "master", "mymaster"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    }
+
     /// `raftinel ctl ARGS` from the client host, its output kept.
     pub fn ctl_out(&self, args: &[&str]) -> std::process::Output {
         let cluster = "10.77.0.11:26380,10.77.0.12:26380,10.77.0.13:26380";
@@ -154,8 +160,7 @@ pub fn setup_on(master: &'static str) -> Setup {
         "the config's VIP in the log",
         Duration::from_secs(20),
         || {
-            let out = s.ctl_out(&["--json", "master", "mymaster"]);
-            let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let m = s.master_json();
             m["vip"].as_str() == Some("10.77.0.200/24")
         },
     );
@@ -174,8 +179,7 @@ pub fn setup_on(master: &'static str) -> Setup {
         "the log lists both replicas",
         Duration::from_secs(20),
         || {
-            let out = s.ctl_out(&["--json", "master", "mymaster"]);
-            let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let m = s.master_json();
             m["replicas"].as_array().map_or(0, Vec::len) == 2
                 && m["lease_holder"].as_u64().is_some()
         },
