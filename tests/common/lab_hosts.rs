@@ -227,10 +227,10 @@ pub fn query(host: &str, args: &[&str]) -> Option<redis::Value> {
     })
 }
 
-/// `min-replicas-to-write` of `host`'s Redis (2147483647: fenced).
-pub fn min_replicas(host: &str) -> Option<String> {
-    match query(host, &["CONFIG", "GET", "min-replicas-to-write"])? {
-        redis::Value::Array(v) => match v.get(1)? {
+/// Element `i` of an array reply, as text.
+fn text_at(reply: redis::Value, i: usize) -> Option<String> {
+    match reply {
+        redis::Value::Array(v) => match v.get(i)? {
             redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
             _ => None,
         },
@@ -238,31 +238,24 @@ pub fn min_replicas(host: &str) -> Option<String> {
     }
 }
 
+/// `min-replicas-to-write` of `host`'s Redis (2147483647: fenced).
+pub fn min_replicas(host: &str) -> Option<String> {
+    text_at(query(host, &["CONFIG", "GET", "min-replicas-to-write"])?, 1)
+}
+
+/// What ROLE says `host`'s Redis is: "master" or "slave".
 pub fn role(host: &str) -> Option<String> {
-    in_ns("client", || {
-        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
-        let mut c = client
-            .get_connection_with_timeout(Duration::from_millis(200))
-            .ok()?;
-        c.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
-        let v: Vec<redis::Value> = redis::cmd("ROLE").query(&mut c).ok()?;
-        match v.first() {
-            Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
-            _ => None,
-        }
-    })
+    text_at(query(host, &["ROLE"])?, 0)
 }
 
 pub fn link_up(host: &str) -> bool {
-    in_ns("client", || {
-        let client = redis::Client::open(format!("redis://{}:6379/", addr(host))).ok()?;
-        let mut c = client
-            .get_connection_with_timeout(Duration::from_millis(200))
-            .ok()?;
-        let info: String = redis::cmd("INFO").arg("replication").query(&mut c).ok()?;
-        Some(info.contains("master_link_status:up"))
-    })
-    .unwrap_or(false)
+    match query(host, &["INFO", "replication"]) {
+        Some(redis::Value::BulkString(b)) => {
+            String::from_utf8_lossy(&b).contains("master_link_status:up")
+        }
+        Some(redis::Value::VerbatimString { text, .. }) => text.contains("master_link_status:up"),
+        _ => false,
+    }
 }
 
 /// The hosts whose eth0 carries the VIP now.
