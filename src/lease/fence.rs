@@ -141,22 +141,15 @@ impl Guard {
                     Ok(state) => {
                         ids.insert(state.run_id.clone());
                         last_id.insert(local.addr.clone(), state.run_id.clone());
-                        let placement = {
-                            let view = self.view.borrow();
-                            let report = self.report.borrow();
-                            place(&view, &report, &state.run_id)
-                        };
                         let view = self.view.borrow().clone();
-                        let mine = problems.entry(local.addr.clone()).or_default();
-                        mine.clear();
-                        for name in &placement.member_of {
-                            let problem = view.topology.master(name).and_then(|m| {
-                                self.vips.readiness(m, &state.bind, &local.addr.to_string())
-                            });
-                            if let Some(why) = problem {
-                                mine.insert(name.clone(), why);
-                            }
-                        }
+                        let placement = place(&view, &self.report.borrow(), &state.run_id);
+                        let mine = self.vips.problems(
+                            &view,
+                            &placement.member_of,
+                            &state.bind,
+                            &local.addr,
+                        );
+                        problems.insert(local.addr.clone(), mine);
                         if let Some(names) = self
                             .enforce(local, &state, &placement, &mut last_kill)
                             .await

@@ -13,7 +13,7 @@ use super::netlink::{self, Netlink};
 use super::renew::Peers;
 use super::vip_ready;
 use crate::raft::SmData;
-use crate::topology::{MasterRecord, Vip};
+use crate::topology::{Addr, MasterRecord, Vip};
 
 /// Gratuitous ARPs right after acquiring, 100 ms apart, then one a second while held.
 const BURST: u32 = 3;
@@ -80,9 +80,27 @@ impl Vips {
             .or_else(|| m.vip_interface.clone())
     }
 
-    /// Why this node cannot carry `m`'s VIP for the local instance `redis` (with Redis's `bind`
-    /// list), said once in the log; `None` when it can, or `m` has no VIP.
-    pub fn readiness(&mut self, m: &MasterRecord, bind: &[String], redis: &str) -> Option<String> {
+    /// For each of `names` (the masters the local instance `redis` belongs to) that has a VIP
+    /// this node cannot carry, why; each problem is said once in the log.
+    pub fn problems(
+        &mut self,
+        view: &SmData,
+        names: &[String],
+        bind: &[String],
+        redis: &Addr,
+    ) -> BTreeMap<String, String> {
+        let redis = redis.to_string();
+        names
+            .iter()
+            .filter_map(|name| {
+                let m = view.topology.master(name)?;
+                Some((name.clone(), self.problem(m, bind, &redis)?))
+            })
+            .collect()
+    }
+
+    /// Why this node cannot carry `m`'s VIP; `None` when it can, or `m` has no VIP.
+    fn problem(&mut self, m: &MasterRecord, bind: &[String], redis: &str) -> Option<String> {
         let vip = m.vip?;
         let interface = self.interface(m);
         let problem = vip_ready::problem(&vip_ready::Readiness {
