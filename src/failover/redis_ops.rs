@@ -24,6 +24,13 @@ pub enum OpsError {
     Role { addr: String },
 }
 
+impl OpsError {
+    /// The connection broke (e.g. a CLIENT KILL from the fence): the command may not have run.
+    pub fn dropped(&self) -> bool {
+        matches!(self, OpsError::Redis { source, .. } if source.is_connection_dropped() || source.is_io_error())
+    }
+}
+
 /// What ROLE says an instance is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {

@@ -16,7 +16,7 @@ use super::candidate::{choose, eligible, known_replicas, preference, Eligible};
 use super::decide::{decide, DecideInput, Step};
 use super::holders::{config_vip_entry, holder_of, next_lease_entry, next_vip_entry};
 use super::odown::{freshest_reply, odown, ReportIn};
-use super::redis_ops::{Instance, Role};
+use super::redis_ops::{Instance, OpsError, Role};
 use super::reports::Reports;
 use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::lease::renew::Peers as LeasePeers;
@@ -695,11 +695,26 @@ impl Runner {
         epoch: u64,
     ) -> Result<(), StepError> {
         let timeout_ms = master.failover_timeout_ms.min(60_000);
-        let sent = async {
-            let mut old = Instance::connect(&master.addr, master).await?;
-            old.failover_to(target, timeout_ms).await
-        };
-        if let Err(e) = sent.await {
+        // FailoverStarted revoked the old master's lease, so its node fences it and drops every
+        // client, ours included, maybe before FAILOVER TO got through: ask again on a fresh
+        // connection. A repeat that finds the handover under way or done is a success.
+        let mut sent = Err(OpsError::Timeout {
+            addr: master.addr.to_string(),
+        });
+        for attempt in 0..3 {
+            sent = async {
+                let mut old = Instance::connect(&master.addr, master).await?;
+                old.failover_to(target, timeout_ms).await
+            }
+            .await;
+            match &sent {
+                Err(e) if e.dropped() => continue,
+                Err(e) if attempt > 0 && handed_over(e) => sent = Ok(()),
+                _ => {}
+            }
+            break;
+        }
+        if let Err(e) = sent {
             tracing::warn!(error = %e, "FAILOVER TO refused; aborting the switchover");
             let abort = Command::FailoverAborted {
                 name: master.name.clone(),
@@ -838,6 +853,13 @@ impl Runner {
         tracing::warn!(%candidate, epoch, "+switch-master");
         Ok(())
     }
+}
+
+/// A repeated FAILOVER TO refused because the first one did run: Redis says a failover is in
+/// progress, or the old master is a replica already.
+fn handed_over(e: &OpsError) -> bool {
+    let text = e.to_string();
+    text.contains("FAILOVER already in progress") || text.contains("when server is a replica")
 }
 
 /// Best effort: the old master refuses writes and drops its clients if it can still be reached.
