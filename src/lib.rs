@@ -5,6 +5,7 @@
 //! - [`topology`]: the replicated state and the commands that change it (pure, no I/O).
 //! - [`raft`]: openraft wiring: sled log store and state machine, gRPC transport, cluster
 //!   identity, first-boot initialization.
+//! - [`admin`]: who a caller is ([`admin::Principal`]) and what it may do: the one admin path.
 //! - [`api`]: the gRPC `Topology` service (reads, writes, forwarding, Watch, membership).
 //! - [`resp`]: the Sentinel-compatible RESP2/RESP3 port, open only while the node is fresh.
 //! - [`events`]: the broadcast stream of applied topology events.
@@ -13,6 +14,7 @@
 //! - [`dial`]: outgoing gRPC channels, plain or mTLS. [`pb`]: generated protobuf code.
 //! - [`glob`]: Redis's glob patterns (PSUBSCRIBE, SENTINEL RESET, CONFIG GET).
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod ctl;
