@@ -9,6 +9,7 @@
 //! - [`api`]: the gRPC `Topology` service (reads, writes, forwarding, Watch, membership).
 //! - [`resp`]: the Sentinel-compatible RESP2/RESP3 port, open only while the node is fresh.
 //! - [`events`]: the broadcast stream of applied topology events.
+//! - [`peer`]: the node-to-node service (Raft RPCs, promises, reports), members only.
 //! - [`node`]: one node as a service, and its shutdown path.
 //! - [`ctl`]: `raftinel ctl`, the operator's client.
 //! - [`dial`]: outgoing gRPC channels, plain or mTLS. [`pb`]: generated protobuf code.
@@ -16,6 +17,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod certs;
 pub mod config;
 pub mod ctl;
 pub mod dial;
@@ -27,6 +29,7 @@ pub mod lease;
 pub mod monitor;
 pub mod node;
 pub mod pb;
+pub mod peer;
 pub mod raft;
 pub mod resp;
 pub mod topology;

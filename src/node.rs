@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tracing::Instrument;
 
+use crate::admin::authn::{Authenticator, Transport};
 use crate::api::Api;
 use crate::config::Config;
 use crate::dial::{DialError, Dialer, TlsPem};
@@ -25,11 +27,11 @@ use crate::lease::vip::Vips;
 use crate::monitor::Monitor;
 use crate::pb::raft_internal_server::RaftInternalServer;
 use crate::pb::topology_server::TopologyServer;
+use crate::peer::RaftService;
 use crate::raft::bootstrap::Bootstrap;
 use crate::raft::freshness::LeaderContact;
 use crate::raft::identity::IdentityError;
 use crate::raft::network::Network;
-use crate::raft::service::RaftService;
 use crate::raft::types::typ::StorageError;
 use crate::raft::{ClusterIdentity, LogStore, Raft, StateMachineStore};
 use crate::topology::Addr;
@@ -45,7 +47,12 @@ fn vip_extra(config: &Config) -> Duration {
 
 /// sled's default cache is 1 GiB; raftinel's state is a few KB plus a bounded log.
 const SLED_CACHE_BYTES: u64 = 4 << 20;
+/// Raft RPCs carry snapshots and entry batches; only members get as far as decoding them.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Topology requests are names, addresses and options.
+const MAX_API_MESSAGE_BYTES: usize = 1 << 20;
+const MAX_CALLS_PER_CONNECTION: usize = 256;
+const MAX_HEADER_BYTES: u32 = 16 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -98,9 +105,24 @@ fn raft_config(config: &Config) -> Result<openraft::Config, openraft::ConfigErro
     .validate()
 }
 
+/// How callers of this node's gRPC port are authenticated, from its config (invariant 11).
+fn authenticator(config: &Config) -> Authenticator {
+    let transport = match (&config.tls, config.security.insecure) {
+        (Some(_), _) => Transport::Tls,
+        (None, true) => Transport::Insecure,
+        (None, false) => Transport::Loopback,
+    };
+    Authenticator::new(transport, config.security.admin_token.clone())
+}
+
 /// Runs the node until `shutdown` resolves (or raft stops on a fatal error, which is returned).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
-    let span = tracing::info_span!("node", id = config.id);
+    // An insecure node says so on every line it logs.
+    let span = if config.tls.is_none() && config.security.insecure {
+        tracing::info_span!("node", id = config.id, insecure = true)
+    } else {
+        tracing::info_span!("node", id = config.id)
+    };
     run_node(Arc::new(config), shutdown).instrument(span).await
 }
 
@@ -127,7 +149,7 @@ async fn run_node(
         None => None,
     };
     let dialer = Dialer::new(tls.clone());
-    let identity = ClusterIdentity::open(&db)?;
+    let identity = ClusterIdentity::open(&db, config.id)?;
     let bus = EventBus::default();
     // Before Raft starts applying: the hooks must see every applied event.
     let hook_feed = bus.subscribe();
@@ -214,18 +236,29 @@ async fn run_node(
         .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| NodeError::Reflection(e.to_string()))?;
-    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+    let authn = authenticator(&config);
+    // Bounds on what any caller may cost before it is authenticated: streams per connection,
+    // header size, and (per service) body size; bodies are decoded only after the interceptor.
+    let mut builder = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
+        .max_concurrent_streams(Some(MAX_CALLS_PER_CONNECTION as u32))
+        .http2_max_header_list_size(MAX_HEADER_BYTES);
     if let Some(tls) = &tls {
         builder = builder.tls_config(tls.server())?;
     }
     let server_cancel = cancel.clone();
     let server = builder
-        .add_service(
+        .add_service(InterceptedService::new(
             RaftInternalServer::new(raft_service)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(TopologyServer::from_arc(api.clone()))
+            authn.interceptor(),
+        ))
+        .add_service(InterceptedService::new(
+            TopologyServer::from_arc(api.clone()).max_decoding_message_size(MAX_API_MESSAGE_BYTES),
+            authn.interceptor(),
+        ))
         .add_service(reflection)
         // The builder's tcp_nodelay does not reach a listener we bound ourselves: without it, Nagle and
         // delayed ACKs add ~40 ms to a share of small RPCs.

@@ -121,6 +121,14 @@ pub enum ConfigError {
         given: &'static str,
     },
 
+    /// Plaintext gRPC on a network address without `insecure`.
+    #[error("the gRPC port would run without TLS on {addrs}, where anyone on the network could act as a peer or an admin; make certificates with `raftinel certs cluster --dir DIR --node ID=IP ...` and set `[tls] cert`, `key`, `ca` (or `--tls-cert`, `--tls-key`, `--tls-ca`), or set `insecure = true` (`--insecure`) to run without authentication on purpose")]
+    Plaintext { addrs: String },
+
+    /// `admin-token-file` that cannot be used.
+    #[error("`admin-token-file` = {}: {reason}; write a token of at least 32 characters (e.g. `openssl rand -hex 32 > FILE; chmod 600 FILE`) or remove the key", path.display())]
+    TokenFile { path: PathBuf, reason: String },
+
     /// A TLS file that cannot be used.
     #[error("{key} = {}: {reason}; fix the path or create the file (relative paths are relative to the working directory)", path.display())]
     TlsFile {

@@ -23,6 +23,10 @@ pub(super) struct FileConfig {
     /// Sentinel's `deny-scripts-reconfig`: refuse SET of script paths (default true).
     pub deny_scripts_reconfig: Option<bool>,
     pub join: Option<String>,
+    /// Plaintext gRPC on a network address, on purpose (no authentication).
+    pub insecure: Option<bool>,
+    /// File with the token that makes a gRPC caller an admin.
+    pub admin_token_file: Option<PathBuf>,
     /// Node id (as written) → address (as written); parsed by [`file_peers`].
     pub peers: Option<BTreeMap<String, String>>,
     #[serde(default)]

@@ -4,6 +4,7 @@
 
 mod error;
 mod file;
+mod security;
 mod timing;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 pub use error::ConfigError;
 pub use file::parse_peers;
 use file::{parse_addr, specified, FileConfig};
+pub use security::Security;
 
 /// The default Sentinel (RESP) port, used with `listen`'s IP when `sentinel-listen` is not given.
 pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
@@ -55,6 +57,12 @@ pub struct ServeArgs {
     /// PEM CA bundle that peers' and admin clients' certificates must chain to
     #[arg(long = "tls-ca", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    /// Run plaintext gRPC on a non-loopback address, with no authentication of peers or admins
+    #[arg(long)]
+    pub insecure: bool,
+    /// File holding a token that makes a gRPC caller an admin (`authorization: Bearer TOKEN`)
+    #[arg(long = "admin-token-file", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// A validated node configuration. Built only by [`load`] / [`from_toml_str`], so every timing
@@ -101,6 +109,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Passwords of the Sentinel port (`[sentinel]`).
     pub sentinel_auth: SentinelAuth,
+    /// How peers and admins prove who they are on the gRPC port (invariant 11).
+    pub security: Security,
 }
 
 /// Who may use the Sentinel port, as Redis's `requirepass` and ACL users: with neither set,
@@ -431,7 +441,7 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         }
     }
 
-    let config = Config {
+    let mut config = Config {
         id,
         listen,
         sentinel_listen,
@@ -447,7 +457,9 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         lease: lease_timings(&file.lease),
         tls: tls_files(args, &file.tls)?,
         sentinel_auth: sentinel_auth(&file.sentinel)?,
+        security: Security::default(),
     };
+    config.security = security::resolve(args, &file.insecure, &file.admin_token_file, &config)?;
     timing::check(&config, &mut warnings)?;
     Ok((config, warnings))
 }

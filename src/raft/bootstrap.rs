@@ -182,6 +182,7 @@ impl Bootstrap {
             .map_err(|e| e.to_string())?;
         let mut req = tonic::Request::new(NodeInfoRequest {});
         req.set_timeout(PROBE_TIMEOUT);
+        self.identity.stamp(req.metadata_mut());
         let mut client = RaftInternalClient::new(channel);
         let call = client.node_info(req);
         match tokio::time::timeout(PROBE_TIMEOUT, call).await {

@@ -1,5 +1,8 @@
 //! Cluster identity (DESIGN invariant 10): an id made once at initialization, stored with the
-//! Raft metadata, sent with every Raft and admin RPC, and checked by every receiver.
+//! Raft metadata, sent with every Raft and admin RPC, and checked by every receiver. It is not a
+//! secret and nothing relies on it being one: who a caller is comes from its certificate
+//! (`admin::authn`). Outgoing calls also name this node, which only a loopback-only or
+//! `insecure` cluster believes.
 
 use std::sync::{Arc, RwLock};
 
@@ -11,6 +14,8 @@ use super::codec::{decode, encode, CodecError};
 
 /// gRPC metadata key carrying the sender's cluster id.
 pub const HEADER: &str = "x-raftinel-cluster-id";
+/// gRPC metadata key with which a node names itself (believed on plaintext clusters only).
+pub const NODE_HEADER: &str = "x-raftinel-node";
 const KEY: &[u8] = b"cluster_id";
 
 #[derive(Debug, thiserror::Error)]
@@ -25,16 +30,18 @@ pub enum IdentityError {
 
 #[derive(Clone)]
 pub struct ClusterIdentity {
+    node_id: u64,
     db: sled::Db,
     meta: sled::Tree,
     current: Arc<RwLock<Option<String>>>,
 }
 
 impl ClusterIdentity {
-    pub fn open(db: &sled::Db) -> Result<Self, IdentityError> {
+    pub fn open(db: &sled::Db, node_id: u64) -> Result<Self, IdentityError> {
         let meta = db.open_tree("raft_meta")?;
         let current = meta.get(KEY)?.map(|v| decode::<String>(&v)).transpose()?;
         Ok(ClusterIdentity {
+            node_id,
             db: db.clone(),
             meta,
             current: Arc::new(RwLock::new(current)),
@@ -95,8 +102,9 @@ impl ClusterIdentity {
         }
     }
 
-    /// Adds this node's id, if it has one, to an outgoing request.
+    /// Adds this node's id and its cluster's id, if it has one, to an outgoing request.
     pub fn stamp(&self, metadata: &mut MetadataMap) {
+        metadata.insert(NODE_HEADER, self.node_id.into());
         if let Some(id) = self.get() {
             if let Ok(v) = id.parse() {
                 metadata.insert(HEADER, v);

@@ -1,5 +1,6 @@
 //! Raft for raftinel: openraft's type configuration, the sled log store and state machine, the
-//! gRPC transport (client and server), cluster identity and first-boot initialization.
+//! gRPC transport client, cluster identity and first-boot initialization. The transport's server
+//! side lives in `peer`, above this module, because it also serves leases and reports.
 
 // openraft's StorageError is large by design; boxing it at every storage call buys nothing.
 #![allow(clippy::result_large_err)]
@@ -10,7 +11,6 @@ pub mod freshness;
 pub mod identity;
 pub mod log_store;
 pub mod network;
-pub mod service;
 pub mod state_machine;
 pub mod types;
 

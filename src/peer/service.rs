@@ -1,16 +1,15 @@
-//! The Raft transport's server side: decodes openraft RPCs from `RaftInternal` calls, after the
-//! cluster-id check, and answers the bootstrap probe. Only raftinel nodes should reach it.
+//! The `RaftInternal` server: openraft RPCs, promises, "dead" answers and reports from members
+//! only (their identity was established by the interceptor before the body was decoded), and the
+//! bootstrap probe, which anyone may ask but only a node gets the cluster id from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
-use super::codec::{decode, encode};
-use super::freshness::LeaderContact;
-use super::identity::ClusterIdentity;
-use super::types::Raft;
+use crate::admin::authn::{admit_member, principal_of};
+use crate::admin::Principal;
 use crate::failover::reports::Reports;
 use crate::lease::promiser::Promiser;
 use crate::monitor::NodeReport;
@@ -19,6 +18,9 @@ use crate::pb::{
     GrantDeadReply, GrantDeadRequest, NodeInfoReply, NodeInfoRequest, Peer, PromiseReply,
     PromiseRequest, RaftBytes, ReportReply,
 };
+use crate::raft::codec::{decode, encode};
+use crate::raft::freshness::LeaderContact;
+use crate::raft::{ClusterIdentity, Raft, TypeConfig};
 
 pub struct RaftService {
     pub raft: Raft,
@@ -43,11 +45,32 @@ fn body<T: serde::de::DeserializeOwned>(req: Request<RaftBytes>) -> Result<T, St
         .map_err(|e| Status::invalid_argument(format!("undecodable Raft RPC: {e}")))
 }
 
+impl RaftService {
+    /// The calling member's id, after the cluster-id check (a node of another cluster is a
+    /// wiring mistake worth its own message).
+    async fn member<T>(&self, req: &Request<T>) -> Result<u64, Status> {
+        let members: Option<BTreeSet<u64>> = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            let nodes: BTreeSet<u64> = m
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect();
+            (!nodes.is_empty()).then_some(nodes)
+        };
+        let id = admit_member(&principal_of(req), members.as_ref())?;
+        self.identity.admit_peer(req.metadata()).await?;
+        Ok(id)
+    }
+}
+
 #[tonic::async_trait]
 impl RaftInternal for RaftService {
     async fn append_entries(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
-        self.identity.admit_peer(req.metadata()).await?;
-        let rpc: openraft::raft::AppendEntriesRequest<super::TypeConfig> = body(req)?;
+        self.member(&req).await?;
+        let rpc: openraft::raft::AppendEntriesRequest<TypeConfig> = body(req)?;
         let commit = rpc.leader_commit.map_or(0, |l| l.index);
         let resp = self.raft.append_entries(rpc).await;
         if let Ok(r) = &resp {
@@ -59,7 +82,7 @@ impl RaftInternal for RaftService {
     }
 
     async fn vote(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
-        self.identity.admit_peer(req.metadata()).await?;
+        self.member(&req).await?;
         let rpc = body(req)?;
         reply(&self.raft.vote(rpc).await)
     }
@@ -68,7 +91,7 @@ impl RaftInternal for RaftService {
         &self,
         req: Request<RaftBytes>,
     ) -> Result<Response<RaftBytes>, Status> {
-        self.identity.admit_peer(req.metadata()).await?;
+        self.member(&req).await?;
         let rpc = body(req)?;
         reply(&self.raft.install_snapshot(rpc).await)
     }
@@ -77,8 +100,14 @@ impl RaftInternal for RaftService {
         &self,
         req: Request<PromiseRequest>,
     ) -> Result<Response<PromiseReply>, Status> {
-        self.identity.admit_peer(req.metadata()).await?;
+        let from = self.member(&req).await?;
         let r = req.into_inner();
+        if r.holder != from {
+            return Err(Status::permission_denied(format!(
+                "node {from} asked for a promise on node {}'s lease",
+                r.holder
+            )));
+        }
         let promised = self.promiser.promise(r.grant, r.holder);
         Ok(Response::new(PromiseReply { promised }))
     }
@@ -87,15 +116,21 @@ impl RaftInternal for RaftService {
         &self,
         req: Request<GrantDeadRequest>,
     ) -> Result<Response<GrantDeadReply>, Status> {
-        self.identity.admit_peer(req.metadata()).await?;
+        self.member(&req).await?;
         let r = req.into_inner();
         let dead = self.promiser.grant_dead(r.grant, r.revoked_at, r.vip);
         Ok(Response::new(GrantDeadReply { dead }))
     }
 
     async fn report(&self, req: Request<RaftBytes>) -> Result<Response<ReportReply>, Status> {
-        self.identity.admit_peer(req.metadata()).await?;
+        let from = self.member(&req).await?;
         let report: NodeReport = body(req)?;
+        if report.node_id != from {
+            return Err(Status::permission_denied(format!(
+                "node {from} sent a report in node {}'s name",
+                report.node_id
+            )));
+        }
         // Only the leader decides; a stale sender learns to look again.
         let accepted = self.raft.metrics().borrow().current_leader == Some(self.node_id);
         if accepted {
@@ -106,8 +141,10 @@ impl RaftInternal for RaftService {
 
     async fn node_info(
         &self,
-        _req: Request<NodeInfoRequest>,
+        req: Request<NodeInfoRequest>,
     ) -> Result<Response<NodeInfoReply>, Status> {
+        // The cluster id is no secret, but only nodes need it (to join and to check wiring).
+        let node = matches!(principal_of(&req), Principal::Node(_));
         let initialized = self
             .raft
             .is_initialized()
@@ -116,7 +153,11 @@ impl RaftInternal for RaftService {
         Ok(Response::new(NodeInfoReply {
             node_id: self.node_id,
             initialized: initialized || self.identity.get().is_some(),
-            cluster_id: self.identity.get().unwrap_or_default(),
+            cluster_id: if node {
+                self.identity.get().unwrap_or_default()
+            } else {
+                String::new()
+            },
             peers: self
                 .peers
                 .iter()
