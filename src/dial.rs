@@ -25,11 +25,11 @@ pub enum DialError {
     },
 }
 
-/// PEM files for mutual TLS: this party's certificate and key, and the CA both sides trust.
+/// PEM files for TLS: this party's certificate and key (a node always has them; `ctl` may use
+/// only a token), and the CA both sides trust.
 #[derive(Debug, Clone)]
 pub struct TlsPem {
-    pub cert: Vec<u8>,
-    pub key: Vec<u8>,
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
     pub ca: Vec<u8>,
 }
 
@@ -44,22 +44,37 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, DialError> {
 impl TlsPem {
     pub fn load(cert: &Path, key: &Path, ca: &Path) -> Result<Self, DialError> {
         Ok(TlsPem {
-            cert: read("certificate", cert)?,
-            key: read("key", key)?,
+            identity: Some((read("certificate", cert)?, read("key", key)?)),
             ca: read("CA", ca)?,
         })
     }
 
+    /// Only the CA: a client that verifies the server and proves itself some other way (a token).
+    pub fn load_ca(ca: &Path) -> Result<Self, DialError> {
+        Ok(TlsPem {
+            identity: None,
+            ca: read("CA", ca)?,
+        })
+    }
+
+    /// The server side: client certificates are verified when sent but optional, because a
+    /// reader or a token holder has none; who may do what is decided per call (`admin::authn`).
     pub fn server(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new()
-            .identity(Identity::from_pem(&self.cert, &self.key))
+        let mut config = ServerTlsConfig::new()
             .client_ca_root(Certificate::from_pem(&self.ca))
+            .client_auth_optional(true);
+        if let Some((cert, key)) = &self.identity {
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        config
     }
 
     fn client(&self) -> ClientTlsConfig {
-        ClientTlsConfig::new()
-            .identity(Identity::from_pem(&self.cert, &self.key))
-            .ca_certificate(Certificate::from_pem(&self.ca))
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.ca));
+        if let Some((cert, key)) = &self.identity {
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        config
     }
 }
 

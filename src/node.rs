@@ -13,6 +13,8 @@ use tonic::transport::server::TcpIncoming;
 use tracing::Instrument;
 
 use crate::admin::authn::{Authenticator, Transport};
+use crate::admin::route::Router;
+use crate::admin::Admin;
 use crate::api::Api;
 use crate::config::Config;
 use crate::dial::{DialError, Dialer, TlsPem};
@@ -189,7 +191,7 @@ async fn run_node(
             addr: config.listen.to_string(),
             source,
         })?;
-    tracing::info!(listen = %config.listen, cluster = ?identity.get(), "gRPC listening");
+    tracing::info!(listen = %config.listen, cluster = ?identity.get(), security = config.security_summary(), "gRPC listening");
 
     let boot = std::time::Instant::now();
     // Until this node has applied what the current leader committed, its state may predate a
@@ -221,7 +223,17 @@ async fn run_node(
     };
     let resp_bus = bus.clone();
     let resp_identity = identity.clone();
+    let admin = Arc::new(Admin {
+        router: Router {
+            raft: raft.clone(),
+            dialer: dialer.clone(),
+            identity: identity.clone(),
+        },
+        view: view.clone(),
+        config: config.clone(),
+    });
     let api = Arc::new(Api {
+        admin: admin.clone(),
         node_id: config.id,
         raft: raft.clone(),
         view,
@@ -301,6 +313,7 @@ async fn run_node(
         report: own_report.clone(),
         odown: odown_rx,
         api,
+        admin,
         main: tokio::runtime::Handle::current(),
         raft: raft.clone(),
         bus: resp_bus,

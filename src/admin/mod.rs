@@ -1,8 +1,22 @@
-//! The one admin path (DESIGN invariant 11): who is calling, and what they may do. Both facades
-//! (gRPC, the Sentinel port) turn their credential into a [`Principal`] and ask [`authorize`];
-//! nothing else decides whether a write is allowed.
+//! The one admin path (DESIGN invariant 11): who is calling, what they may do, and carrying out
+//! what they asked on the leader. Both facades (gRPC, the Sentinel port) turn their credential
+//! into a [`Principal`] and their request into an [`AdminRequest`], and call [`Admin::execute`];
+//! nothing else decides whether a write is allowed or where it runs.
+//!
+//! # Layout
+//! - [`principal`]: principals and the authorization rule (pure).
+//! - [`authn`]: a gRPC caller's certificate, token, declared id or address → its principal.
+//! - [`request`]: the requests, and forwarding one to the leader's `Topology` service.
+//! - [`exec`]: checking and committing a request; [`route`]: getting a call to the leader.
+//! - [`status`]: every mapping from raftinel and openraft errors to gRPC status codes.
 
 pub mod authn;
+mod exec;
 mod principal;
+mod request;
+pub mod route;
+pub mod status;
 
+pub use exec::{now_ms, Admin, AdminError};
 pub use principal::{authorize, Action, Denied, Principal};
+pub use request::{AdminReply, AdminRequest};

@@ -3,9 +3,7 @@
 //! whatever needs the leader, so any node accepts any call.
 
 mod convert;
-mod route;
 mod service;
-mod status;
 mod watch;
 
 pub use service::Api;

@@ -1,33 +1,28 @@
-//! The `Topology` gRPC service: each call checked for cluster identity, then answered from
-//! applied state, committed through Raft, or routed to the leader.
+//! The `Topology` gRPC service: reads answered from applied state (linearizable through the
+//! leader by default); every write handed to the admin path with the caller's principal, which
+//! the interceptor established (`admin::authn`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::ChangeMembers;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use super::route::{with_metadata, Routed, DEADLINE, MEMBERSHIP_DEADLINE};
+use super::convert;
 use super::watch::EventStream;
-use super::{convert, status};
+use crate::admin::authn::principal_of;
+use crate::admin::route::{with_metadata, Routed, DEADLINE};
+use crate::admin::{Admin, AdminReply, AdminRequest, Principal};
 use crate::config::Config;
 use crate::dial::Dialer;
 use crate::events::EventBus;
-use crate::hooks::check::check_set;
 use crate::pb::raft_internal_client::RaftInternalClient;
-use crate::pb::topology_client::TopologyClient;
 use crate::pb::topology_server::Topology;
 use crate::pb::{self, Consistency};
-use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{ClusterIdentity, EventLog, Member, Raft, SmData};
-use crate::topology::{Addr, Command, RequestKind};
 
 const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -42,15 +37,13 @@ pub struct Api {
     pub config: Arc<Config>,
     /// Ends Watch streams, so the server's graceful shutdown is not held open by them.
     pub cancel: CancellationToken,
+    /// Every write goes through it.
+    pub admin: Arc<Admin>,
 }
 
 fn consistency(value: i32) -> Result<Consistency, Status> {
     Consistency::try_from(value)
         .map_err(|_| Status::invalid_argument(format!("unknown consistency {value}")))
-}
-
-fn port(p: u32) -> Result<u16, Status> {
-    u16::try_from(p).map_err(|_| Status::invalid_argument("ERR Invalid port number."))
 }
 
 impl Api {
@@ -60,61 +53,34 @@ impl Api {
         read: impl Fn(&SmData) -> Result<T, Status>,
     ) -> Result<T, Routed> {
         if consistency == Consistency::Linearizable {
-            self.linearizable(Instant::now() + DEADLINE).await?;
+            self.admin
+                .router
+                .linearizable(Instant::now() + DEADLINE)
+                .await?;
         }
         let view = self.view.borrow().clone();
         Ok(read(&view)?)
     }
 
-    /// Commits `cmd` here if this node leads, else forwards the call with `remote`.
-    async fn write<R, Fut>(
+    /// Hands a write to the admin path as the caller's principal.
+    async fn admin<T>(
         &self,
-        md: &MetadataMap,
-        cmd: Command,
-        remote: R,
-    ) -> Result<Response<pb::WriteReply>, Status>
-    where
-        R: FnOnce(TopologyClient<Channel>, MetadataMap) -> Fut,
-        Fut: std::future::Future<Output = Result<Response<pb::WriteReply>, Status>>,
-    {
-        let local = async { self.commit(cmd).await.map(|index| pb::WriteReply { index }) };
-        self.on_leader(md, DEADLINE, local, remote)
-            .await
-            .map(Response::new)
+        req: Request<T>,
+        make: impl FnOnce(T) -> AdminRequest,
+    ) -> Result<AdminReply, Status> {
+        let who = principal_of(&req);
+        let md = req.metadata().clone();
+        let request = make(req.into_inner());
+        Ok(self.admin.execute(&who, &md, request).await?)
     }
 
-    async fn membership(&self, change: MembershipChange) -> Result<u64, Routed> {
-        let deadline = Instant::now() + MEMBERSHIP_DEADLINE;
-        let result = match change {
-            MembershipChange::Add(id, member) => {
-                // A learner first: it catches up without counting toward the quorum.
-                match tokio::time::timeout_at(deadline, self.raft.add_learner(id, member, true))
-                    .await
-                {
-                    Err(_) => return Err(status::timed_out("learner catch-up").into()),
-                    Ok(Err(e)) => Err(e),
-                    Ok(Ok(_)) => {
-                        let add = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-                        tokio::time::timeout_at(deadline, self.raft.change_membership(add, false))
-                            .await
-                            .map_err(|_| Routed::from(status::timed_out("membership change")))?
-                    }
-                }
-            }
-            MembershipChange::Remove(id) => {
-                let remove = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
-                tokio::time::timeout_at(deadline, self.raft.change_membership(remove, false))
-                    .await
-                    .map_err(|_| Routed::from(status::timed_out("membership change")))?
-            }
-        };
-        match result {
-            Ok(resp) => Ok(resp.log_id.index),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(Routed::Forward(f))
-            }
-            Err(e) => Err(status::write_error(&e).into()),
-        }
+    async fn write<T>(
+        &self,
+        req: Request<T>,
+        make: impl FnOnce(T) -> AdminRequest,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        let reply = self.admin(req, make).await?;
+        Ok(Response::new(pb::WriteReply { index: reply.index }))
     }
 
     pub(crate) async fn reachable(&self, id: u64, member: &Member) -> bool {
@@ -130,18 +96,6 @@ impl Api {
         let call = client.node_info(req);
         matches!(tokio::time::timeout(PROBE_TIMEOUT, call).await, Ok(Ok(_)))
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-enum MembershipChange {
-    Add(u64, Member),
-    Remove(u64),
 }
 
 #[tonic::async_trait]
@@ -166,6 +120,8 @@ impl Topology for Api {
             })
         });
         let reply = self
+            .admin
+            .router
             .on_leader(&md, DEADLINE, local, |mut c, md| async move {
                 c.list_masters(with_metadata(msg, md)).await
             })
@@ -189,6 +145,8 @@ impl Topology for Api {
                 .ok_or_else(|| Status::not_found("ERR No such master with that name"))
         });
         let reply = self
+            .admin
+            .router
             .on_leader(&md, DEADLINE, local, |mut c, md| async move {
                 c.get_master(with_metadata(msg, md)).await
             })
@@ -201,24 +159,11 @@ impl Topology for Api {
         req: Request<pb::MonitorRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
         self.identity.admit_client(req.metadata())?;
-        let md = req.metadata().clone();
-        let msg = req.into_inner();
-        if msg.host.parse::<IpAddr>().is_err() {
-            return Err(Status::invalid_argument(
-                "ERR Invalid IP address or hostname specified",
-            ));
-        }
-        let cmd = Command::Monitor {
-            name: msg.name.clone(),
-            addr: Addr {
-                host: msg.host.clone(),
-                port: port(msg.port)?,
-            },
-            quorum: msg.quorum,
-            down_after_ms: self.config.default_down_after_ms,
-        };
-        self.write(&md, cmd, |mut c, md| async move {
-            c.monitor(with_metadata(msg, md)).await
+        self.write(req, |m| AdminRequest::Monitor {
+            name: m.name,
+            host: m.host,
+            port: m.port,
+            quorum: m.quorum,
         })
         .await
     }
@@ -228,57 +173,15 @@ impl Topology for Api {
         req: Request<pb::RemoveRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
         self.identity.admit_client(req.metadata())?;
-        let md = req.metadata().clone();
-        let msg = req.into_inner();
-        let cmd = Command::Remove {
-            name: msg.name.clone(),
-        };
-        self.write(&md, cmd, |mut c, md| async move {
-            c.remove(with_metadata(msg, md)).await
-        })
-        .await
+        self.write(req, |m| AdminRequest::Remove { name: m.name })
+            .await
     }
 
     async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::WriteReply>, Status> {
         self.identity.admit_client(req.metadata())?;
-        let md = req.metadata().clone();
-        let msg = req.into_inner();
-        for o in &msg.options {
-            if o.option.eq_ignore_ascii_case("down-after-milliseconds") {
-                // Invariant 8 is checked on every SET, against this cluster's lease timings;
-                // 0 is left to the commit, which refuses it in Sentinel's words.
-                if let Some(v) = o.value.parse::<u64>().ok().filter(|v| *v > 0) {
-                    let warnings = self
-                        .config
-                        .timing_check_down_after(v)
-                        .map_err(|e| Status::invalid_argument(e.to_string()))?;
-                    for w in warnings {
-                        tracing::warn!(master = %msg.name, "{w}");
-                    }
-                }
-            }
-        }
-        // Sentinel's script checks, against this node's config and files; a forwarded SET is
-        // checked again by the leader. An unknown master is left to the commit ("No such master"
-        // comes first in Sentinel too).
-        if self.view.borrow().topology.master(&msg.name).is_some() {
-            let options = msg.options.iter();
-            check_set(
-                self.config.deny_scripts_reconfig,
-                options.map(|o| (o.option.as_str(), o.value.as_str())),
-            )
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        }
-        let cmd = Command::Set {
-            name: msg.name.clone(),
-            options: msg
-                .options
-                .iter()
-                .map(|o| (o.option.clone(), o.value.clone()))
-                .collect(),
-        };
-        self.write(&md, cmd, |mut c, md| async move {
-            c.set(with_metadata(msg, md)).await
+        self.write(req, |m| AdminRequest::Set {
+            name: m.name,
+            options: m.options.into_iter().map(|o| (o.option, o.value)).collect(),
         })
         .await
     }
@@ -300,6 +203,8 @@ impl Topology for Api {
         req: Request<pb::ClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatusReply>, Status> {
         self.identity.admit_client(req.metadata())?;
+        // The cluster id is no secret, but nobody unauthenticated needs it.
+        let known = !matches!(principal_of(&req), Principal::Client);
         let m = self.raft.metrics().borrow().clone();
         let committed = self
             .raft
@@ -330,7 +235,11 @@ impl Topology for Api {
         }
         Ok(Response::new(pb::ClusterStatusReply {
             node_id: self.node_id,
-            cluster_id: self.identity.get().unwrap_or_default(),
+            cluster_id: known
+                .then(|| self.identity.get())
+                .flatten()
+                .unwrap_or_default(),
+            security: self.config.security_summary().to_owned(),
             leader_id: m.current_leader.unwrap_or(0),
             term: m.current_term,
             commit_index: committed.map(|l| l.index).unwrap_or(0),
@@ -348,44 +257,12 @@ impl Topology for Api {
         req: Request<pb::AddMemberRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
         self.identity.admit_client(req.metadata())?;
-        let md = req.metadata().clone();
-        let msg = req.into_inner();
-        if msg.id == 0 {
-            return Err(Status::invalid_argument(
-                "member id must be a positive integer",
-            ));
-        }
-        if msg.addr.parse::<std::net::SocketAddr>().is_err() {
-            return Err(Status::invalid_argument(format!(
-                "member address '{}' is not IP:PORT",
-                msg.addr
-            )));
-        }
-        let sentinel_addr = if msg.sentinel_addr.is_empty() {
-            default_sentinel_addr(&msg.addr)
-        } else {
-            msg.sentinel_addr.clone()
-        };
-        let change = MembershipChange::Add(
-            msg.id,
-            Member {
-                addr: msg.addr.clone(),
-                sentinel_addr,
-            },
-        );
-        let local = async {
-            self.membership(change)
-                .await
-                .map(|index| pb::WriteReply { index })
-        };
-        let reply = self
-            .on_leader(&md, MEMBERSHIP_DEADLINE, local, |mut c, md| async move {
-                let mut r = with_metadata(msg, md);
-                r.set_timeout(MEMBERSHIP_DEADLINE);
-                c.add_member(r).await
-            })
-            .await?;
-        Ok(Response::new(reply))
+        self.write(req, |m| AdminRequest::AddMember {
+            id: m.id,
+            addr: m.addr,
+            sentinel_addr: m.sentinel_addr,
+        })
+        .await
     }
 
     async fn failover(
@@ -393,17 +270,8 @@ impl Topology for Api {
         req: Request<pb::NameRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
         self.identity.admit_client(req.metadata())?;
-        let md = req.metadata().clone();
-        let msg = req.into_inner();
-        let cmd = Command::RequestFailover {
-            name: msg.name.clone(),
-            kind: RequestKind::Forced,
-            at_ms: now_ms(),
-        };
-        self.write(&md, cmd, |mut c, md| async move {
-            c.failover(with_metadata(msg, md)).await
-        })
-        .await
+        self.write(req, |m| AdminRequest::Failover { name: m.name })
+            .await
     }
 
     async fn switchover(
@@ -411,23 +279,9 @@ impl Topology for Api {
         req: Request<pb::SwitchoverRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
         self.identity.admit_client(req.metadata())?;
-        let md = req.metadata().clone();
-        let msg = req.into_inner();
-        let to = if msg.to_host.is_empty() {
-            None
-        } else {
-            Some(Addr {
-                host: msg.to_host.clone(),
-                port: port(msg.to_port)?,
-            })
-        };
-        let cmd = Command::RequestFailover {
-            name: msg.name.clone(),
-            kind: RequestKind::Switchover { to },
-            at_ms: now_ms(),
-        };
-        self.write(&md, cmd, |mut c, md| async move {
-            c.switchover(with_metadata(msg, md)).await
+        self.write(req, |m| AdminRequest::Switchover {
+            name: m.name,
+            to: Some((m.to_host, m.to_port)),
         })
         .await
     }
@@ -437,15 +291,8 @@ impl Topology for Api {
         req: Request<pb::NameRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
         self.identity.admit_client(req.metadata())?;
-        let md = req.metadata().clone();
-        let msg = req.into_inner();
-        let cmd = Command::Pause {
-            name: msg.name.clone(),
-        };
-        self.write(&md, cmd, |mut c, md| async move {
-            c.pause(with_metadata(msg, md)).await
-        })
-        .await
+        self.write(req, |m| AdminRequest::Pause { name: m.name })
+            .await
     }
 
     async fn resume(
@@ -453,15 +300,8 @@ impl Topology for Api {
         req: Request<pb::NameRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
         self.identity.admit_client(req.metadata())?;
-        let md = req.metadata().clone();
-        let msg = req.into_inner();
-        let cmd = Command::Resume {
-            name: msg.name.clone(),
-        };
-        self.write(&md, cmd, |mut c, md| async move {
-            c.resume(with_metadata(msg, md)).await
-        })
-        .await
+        self.write(req, |m| AdminRequest::Resume { name: m.name })
+            .await
     }
 
     async fn history(
@@ -480,6 +320,8 @@ impl Topology for Api {
                 .ok_or_else(|| Status::not_found("ERR No such master with that name"))
         });
         let reply = self
+            .admin
+            .router
             .on_leader(&md, DEADLINE, local, |mut c, md| async move {
                 c.history(with_metadata(msg, md)).await
             })
@@ -492,19 +334,10 @@ impl Topology for Api {
         req: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
         self.identity.admit_client(req.metadata())?;
-        let md = req.metadata().clone();
-        let msg = req.into_inner();
-        let keep = Addr {
-            host: msg.keep_host.clone(),
-            port: port(msg.keep_port)?,
-        };
-        let cmd = Command::Resolve {
-            name: msg.name.clone(),
-            keep,
-            at_ms: now_ms(),
-        };
-        self.write(&md, cmd, |mut c, md| async move {
-            c.resolve(with_metadata(msg, md)).await
+        self.write(req, |m| AdminRequest::Resolve {
+            name: m.name,
+            keep_host: m.keep_host,
+            keep_port: m.keep_port,
         })
         .await
     }
@@ -514,33 +347,13 @@ impl Topology for Api {
         req: Request<pb::ResetRequest>,
     ) -> Result<Response<pb::ResetReply>, Status> {
         self.identity.admit_client(req.metadata())?;
-        let md = req.metadata().clone();
-        let msg = req.into_inner();
-        let pattern = msg.pattern.clone();
-        // The leader matches against the state the entry will be applied to.
-        let local = async {
-            let names: Vec<String> = self
-                .view
-                .borrow()
-                .topology
-                .masters()
-                .filter(|m| m.failover.is_none())
-                .filter(|m| crate::glob::matches(pattern.as_bytes(), m.name.as_bytes(), false))
-                .map(|m| m.name.clone())
-                .collect();
-            let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
-            if names.is_empty() {
-                return Ok(pb::ResetReply { index: 0, count });
-            }
-            let index = self.commit(Command::Reset { names }).await?;
-            Ok(pb::ResetReply { index, count })
-        };
-        let reply = self
-            .on_leader(&md, DEADLINE, local, |mut c, md| async move {
-                c.reset(with_metadata(msg, md)).await
-            })
+        let r = self
+            .admin(req, |m| AdminRequest::Reset { pattern: m.pattern })
             .await?;
-        Ok(Response::new(reply))
+        Ok(Response::new(pb::ResetReply {
+            index: r.index,
+            count: r.count,
+        }))
     }
 
     async fn remove_member(
@@ -548,29 +361,8 @@ impl Topology for Api {
         req: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
         self.identity.admit_client(req.metadata())?;
-        let md = req.metadata().clone();
-        let msg = req.into_inner();
-        let local = async {
-            self.membership(MembershipChange::Remove(msg.id))
-                .await
-                .map(|index| pb::WriteReply { index })
-        };
-        let reply = self
-            .on_leader(&md, MEMBERSHIP_DEADLINE, local, |mut c, md| async move {
-                let mut r = with_metadata(msg, md);
-                r.set_timeout(MEMBERSHIP_DEADLINE);
-                c.remove_member(r).await
-            })
-            .await?;
-        Ok(Response::new(reply))
-    }
-}
-
-/// A member added without a Sentinel address is assumed to serve it on the same IP, port 26379.
-fn default_sentinel_addr(addr: &str) -> String {
-    match addr.parse::<std::net::SocketAddr>() {
-        Ok(a) => std::net::SocketAddr::new(a.ip(), 26379).to_string(),
-        Err(_) => String::new(),
+        self.write(req, |m| AdminRequest::RemoveMember { id: m.id })
+            .await
     }
 }
 

@@ -113,6 +113,19 @@ pub struct Config {
     pub security: Security,
 }
 
+impl Config {
+    /// How the gRPC port authenticates, in the words `ctl status` and the logs use.
+    pub fn security_summary(&self) -> &'static str {
+        match (&self.tls, self.security.insecure) {
+            (Some(_), _) => "mTLS",
+            (None, true) => {
+                "INSECURE: plaintext gRPC, peers and admins unauthenticated (insecure = true)"
+            }
+            (None, false) => "plaintext, loopback only",
+        }
+    }
+}
+
 /// Who may use the Sentinel port, as Redis's `requirepass` and ACL users: with neither set,
 /// every client is the `default` user without a password, as on a stock Sentinel.
 #[derive(Clone, Default, PartialEq, Eq)]

@@ -59,11 +59,12 @@ fn network_addresses(config: &Config) -> Vec<String> {
     let all = std::iter::once(config.listen)
         .chain(config.peers.values().copied())
         .chain(config.join);
-    let mut out: Vec<String> = all
-        .filter(|a: &SocketAddr| !a.ip().is_loopback())
-        .map(|a| a.to_string())
-        .collect();
-    out.dedup();
+    let mut out: Vec<String> = Vec::new();
+    for a in all.filter(|a: &SocketAddr| !a.ip().is_loopback()) {
+        if !out.contains(&a.to_string()) {
+            out.push(a.to_string());
+        }
+    }
     out
 }
 

@@ -10,8 +10,17 @@ fn file(top: &str, tail: &str) -> String {
     )
 }
 
+/// The tests describe nodes on 10.0.0.x without certificates, so they opt out of TLS; the rule
+/// that refuses that by default has its own tests (`plaintext_on_a_network_*`).
+fn on_purpose(args: &ServeArgs) -> ServeArgs {
+    ServeArgs {
+        insecure: true,
+        ..args.clone()
+    }
+}
+
 fn ok_with(text: &str, args: &ServeArgs) -> (Config, Vec<Warning>) {
-    match from_toml_str(text, args, "/etc/raftinel.toml") {
+    match from_toml_str(text, &on_purpose(args), "/etc/raftinel.toml") {
         Ok(v) => v,
         Err(e) => panic!("unexpected error: {e}"),
     }
@@ -23,7 +32,7 @@ fn ok(text: &str) -> (Config, Vec<Warning>) {
 
 /// The error's message, checked to be one line and to contain every part.
 fn err_with(text: &str, args: &ServeArgs, parts: &[&str]) -> String {
-    let msg = match from_toml_str(text, args, "/etc/raftinel.toml") {
+    let msg = match from_toml_str(text, &on_purpose(args), "/etc/raftinel.toml") {
         Ok((c, _)) => panic!("expected an error, got {c:?}"),
         Err(e) => e.to_string(),
     };
@@ -212,7 +221,7 @@ fn flags_override_the_file() {
 
 #[test]
 fn load_without_file_uses_flags_and_names_an_unreadable_file() {
-    let (c, _) = match load(&flags()) {
+    let (c, _) = match load(&on_purpose(&flags())) {
         Ok(v) => v,
         Err(e) => panic!("{e}"),
     };
@@ -905,4 +914,64 @@ fn master_vip_and_interface_from_the_file() {
             &["`masters.mymaster.vip`", bad, "10.77.0.200/24"],
         );
     }
+}
+
+/// Invariant 11 / issue 10: "a node configured with a non-loopback listen address and neither
+/// certificates nor `insecure = true` refuses to start … with a message that names both fixes".
+#[test]
+fn plaintext_on_a_network_address_is_refused_naming_both_fixes() {
+    let msg = match from_toml_str(&file("", ""), &ServeArgs::default(), "/etc/raftinel.toml") {
+        Ok((c, _)) => panic!("expected a refusal, got {c:?}"),
+        Err(e) => e.to_string(),
+    };
+    assert!(!msg.contains('\n'), "{msg}");
+    for part in [
+        "10.0.0.1:26380",
+        "raftinel certs",
+        "[tls]",
+        "insecure = true",
+    ] {
+        assert!(msg.contains(part), "{msg:?} lacks {part:?}");
+    }
+}
+
+#[test]
+fn plaintext_on_a_network_with_insecure_runs_and_says_so() {
+    let (c, _) = ok(&file("insecure = true", ""));
+    assert!(c.security.insecure);
+    assert_eq!(c.security.admin_token, None);
+}
+
+#[test]
+fn plaintext_on_loopback_needs_no_opt_out() {
+    let text = "id = 1\ndata-dir = \"/d\"\n[peers]\n1 = \"127.0.0.1:26380\"\n2 = \"127.0.0.1:26381\"\n3 = \"127.0.0.1:26382\"\n";
+    match from_toml_str(text, &ServeArgs::default(), "/etc/raftinel.toml") {
+        Ok((c, _)) => assert!(!c.security.insecure),
+        Err(e) => panic!("loopback plaintext refused: {e}"),
+    }
+}
+
+#[test]
+fn admin_token_file_is_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("token");
+    std::fs::write(&good, format!("{}\n", "a1".repeat(20))).unwrap();
+    let (c, _) = ok(&file(
+        &format!("admin-token-file = \"{}\"", good.display()),
+        "",
+    ));
+    assert_eq!(
+        c.security.admin_token.as_deref(),
+        Some("a1".repeat(20).as_str())
+    );
+    assert!(
+        !format!("{c:?}").contains("a1a1"),
+        "the token must not reach Debug output"
+    );
+    let short = dir.path().join("short");
+    std::fs::write(&short, "abc").unwrap();
+    err(
+        &file(&format!("admin-token-file = \"{}\"", short.display()), ""),
+        &["`admin-token-file`", "at least 32"],
+    );
 }

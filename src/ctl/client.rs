@@ -9,6 +9,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use super::{output, CtlError};
+use crate::admin::authn::TOKEN_HEADER;
 use crate::dial::Dialer;
 use crate::pb::topology_client::TopologyClient;
 use crate::pb::WatchRequest;
@@ -17,10 +18,11 @@ use crate::raft::identity::HEADER;
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// Builds requests stamped with the cluster id (if given) and a timeout.
+/// Builds requests stamped with the cluster id and the admin token (if given) and a timeout.
 #[derive(Clone)]
 pub struct Stamp {
     cluster_id: Option<MetadataValue<Ascii>>,
+    token: Option<MetadataValue<Ascii>>,
     timeout: Duration,
 }
 
@@ -28,16 +30,31 @@ impl Stamp {
     pub fn req<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
         req.set_timeout(self.timeout);
-        if let Some(id) = &self.cluster_id {
-            req.metadata_mut().insert(HEADER, id.clone());
-        }
+        self.headers(req.metadata_mut());
         req
+    }
+
+    fn headers(&self, md: &mut tonic::metadata::MetadataMap) {
+        if let Some(id) = &self.cluster_id {
+            md.insert(HEADER, id.clone());
+        }
+        if let Some(token) = &self.token {
+            md.insert(TOKEN_HEADER, token.clone());
+        }
     }
 }
 
 pub struct Cluster {
     nodes: Vec<(String, Channel)>,
     cluster_id: Option<MetadataValue<Ascii>>,
+    token: Option<MetadataValue<Ascii>>,
+}
+
+/// The token in `path`, as the header value that carries it; it never appears in argv.
+pub fn read_token(path: &std::path::Path) -> Result<String, CtlError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CtlError::Usage(format!("--token-file {}: {e}", path.display())))?;
+    Ok(text.trim().to_owned())
 }
 
 /// Whether another node might answer where this one could not.
@@ -49,7 +66,12 @@ fn try_next(s: &Status) -> bool {
 }
 
 impl Cluster {
-    pub fn new(list: &str, dialer: Dialer, cluster_id: Option<String>) -> Result<Self, CtlError> {
+    pub fn new(
+        list: &str,
+        dialer: Dialer,
+        cluster_id: Option<String>,
+        token: Option<String>,
+    ) -> Result<Self, CtlError> {
         let mut nodes = Vec::new();
         for addr in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
             nodes.push((addr.to_string(), dialer.channel(addr)?));
@@ -65,12 +87,24 @@ impl Cluster {
                     .map_err(|_| CtlError::Usage(format!("--cluster-id '{id}' is not valid")))
             })
             .transpose()?;
-        Ok(Cluster { nodes, cluster_id })
+        let token = token
+            .map(|t| {
+                format!("Bearer {t}")
+                    .parse()
+                    .map_err(|_| CtlError::Usage("the token file holds unusable characters".into()))
+            })
+            .transpose()?;
+        Ok(Cluster {
+            nodes,
+            cluster_id,
+            token,
+        })
     }
 
     fn stamp(&self, timeout: Duration) -> Stamp {
         Stamp {
             cluster_id: self.cluster_id.clone(),
+            token: self.token.clone(),
             timeout,
         }
     }
@@ -117,9 +151,7 @@ impl Cluster {
         let mut failures = Vec::new();
         for (addr, channel) in &self.nodes {
             let mut req = Request::new(WatchRequest { from_index: from });
-            if let Some(id) = &self.cluster_id {
-                req.metadata_mut().insert(HEADER, id.clone());
-            }
+            self.stamp(CALL_TIMEOUT).headers(req.metadata_mut());
             let mut stream = match TopologyClient::new(channel.clone()).watch(req).await {
                 Ok(s) => s.into_inner(),
                 Err(s) if try_next(&s) => {

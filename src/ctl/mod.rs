@@ -26,12 +26,17 @@ pub struct CtlArgs {
     /// Read this node's applied state instead of a linearizable read through the leader.
     #[arg(long, global = true)]
     pub local: bool,
+    /// Admin client certificate (from `raftinel certs admin`), with --tls-key and --tls-ca.
     #[arg(long = "tls-cert", requires_all = ["tls_key", "tls_ca"])]
     pub tls_cert: Option<PathBuf>,
     #[arg(long = "tls-key", requires_all = ["tls_cert", "tls_ca"])]
     pub tls_key: Option<PathBuf>,
-    #[arg(long = "tls-ca", requires_all = ["tls_cert", "tls_key"])]
+    /// The cluster's CA: alone, it verifies the nodes (reads; writes with --token-file).
+    #[arg(long = "tls-ca")]
     pub tls_ca: Option<PathBuf>,
+    /// File holding the admin token of the nodes' `admin-token-file`.
+    #[arg(long = "token-file", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: CtlCommand,
 }
@@ -150,9 +155,20 @@ fn consistency(local: bool) -> i32 {
 pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
     let tls = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
         (Some(c), Some(k), Some(a)) => Some(TlsPem::load(c, k, a)?),
+        (None, None, Some(a)) => Some(TlsPem::load_ca(a)?),
         _ => None,
     };
-    let cluster = Cluster::new(&args.cluster, Dialer::new(tls), args.cluster_id.clone())?;
+    let token = args
+        .token_file
+        .as_deref()
+        .map(client::read_token)
+        .transpose()?;
+    let cluster = Cluster::new(
+        &args.cluster,
+        Dialer::new(tls),
+        args.cluster_id.clone(),
+        token,
+    )?;
     let json = args.json;
     match args.command {
         CtlCommand::Status => {

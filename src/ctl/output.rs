@@ -160,6 +160,7 @@ pub fn status(s: &pb::ClusterStatusReply, json: bool) -> Result<(), CtlError> {
             "commit_index": s.commit_index, "applied_index": s.applied_index,
             "last_log_index": s.last_log_index, "snapshot_index": s.snapshot_index,
             "purged_index": s.purged_index, "members": members_json(s),
+            "security": s.security,
         }));
     }
     let leader = if s.leader_id == 0 {
@@ -175,6 +176,7 @@ pub fn status(s: &pb::ClusterStatusReply, json: bool) -> Result<(), CtlError> {
         "leader {}  term {}  commit {}  applied {}  snapshot {}  purged {}",
         leader, s.term, s.commit_index, s.applied_index, s.snapshot_index, s.purged_index
     );
+    println!("security {}", s.security);
     print_members(s);
     Ok(())
 }
@@ -201,6 +203,7 @@ pub fn members(s: &pb::ClusterStatusReply, json: bool) -> Result<(), CtlError> {
     if json {
         return print_json(&members_json(s));
     }
+    println!("security {}", s.security);
     print_members(s);
     Ok(())
 }

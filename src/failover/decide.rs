@@ -2,6 +2,8 @@
 //! reports and the time now (DESIGN "Failover"; STYLE: etcd's `Ready`). No I/O, no clock: the
 //! runner carries the step out and asks again.
 
+use std::collections::BTreeSet;
+
 use super::candidate::{choose_for, Exclusion};
 use super::odown::{freshest_info, freshest_reply, odown, ReportIn};
 use crate::monitor::{Observation, ReportedRole};
@@ -54,6 +56,8 @@ pub struct DecideInput<'a> {
     pub name: &'a str,
     pub master: &'a MasterRecord,
     pub reports: &'a [ReportIn<'a>],
+    /// The current voters: only their SDOWNs make ODOWN.
+    pub voters: &'a BTreeSet<u64>,
     /// Reports older than this (since the leader received them) are not read.
     pub fresh_ms: u64,
     pub ping_interval_ms: u64,
@@ -82,7 +86,7 @@ fn idle(i: &DecideInput) -> Step {
     if i.paused {
         return Step::None;
     }
-    let verdict = odown(i.name, i.master, i.reports, i.fresh_ms);
+    let verdict = odown(i.name, i.master, i.reports, i.voters, i.fresh_ms);
     if i.forced || (verdict.odown && verdict.vetoed.is_none()) {
         // Anti-flapping state lives in the log (invariant 3); a manual failover bypasses it.
         if !i.forced && flapping(i) {

@@ -1,7 +1,7 @@
 //! ODOWN from the nodes' reports, the positive-evidence veto, and which observations count at all
 //! (fresh, not in TILT). Pure: no I/O, no clock; every age comes in with the input.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::monitor::{NodeReport, Observation, ReportedRole};
 use crate::topology::{Addr, MasterRecord};
@@ -96,14 +96,20 @@ fn freshest_info_at<'r>(
 ///
 /// A node that sent several reports is counted once, from its freshest. A quorum of 0 never turns
 /// zero votes into ODOWN.
+/// Only current voters count (invariant 11): a learner, a removed node or an id nobody added
+/// never adds a vote.
 pub fn odown(
     name: &str,
     master: &MasterRecord,
     reports: &[ReportIn],
+    voters: &BTreeSet<u64>,
     fresh_ms: u64,
 ) -> OdownVerdict {
     let mut by_node: BTreeMap<u64, &ReportIn> = BTreeMap::new();
-    for r in reports.iter().filter(|r| r.counts(fresh_ms)) {
+    let counting = reports
+        .iter()
+        .filter(|r| r.counts(fresh_ms) && voters.contains(&r.node_id));
+    for r in counting {
         let keep = by_node
             .get(&r.node_id)
             .map_or(true, |k| r.age_ms < k.age_ms);

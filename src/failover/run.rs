@@ -402,6 +402,7 @@ impl Runner {
             &master.name,
             master,
             &inputs,
+            &self.voters(),
             fresh_ms(master.down_after_ms),
         );
         let was = seen.insert(master.name.clone(), (master.addr.clone(), verdict.odown));
@@ -431,6 +432,16 @@ impl Runner {
             index: LOCAL,
             event,
         });
+    }
+
+    /// The applied membership's voters: the only nodes whose reports make ODOWN.
+    fn voters(&self) -> BTreeSet<u64> {
+        self.view
+            .borrow()
+            .membership
+            .membership()
+            .voter_ids()
+            .collect()
     }
 
     fn next_step(&self, master: &MasterRecord, snapshot: &[(u64, Arc<NodeReport>)]) -> Step {
@@ -466,10 +477,12 @@ impl Runner {
                 Err(e) => Step::NoCandidate { reasons: e.reasons },
             };
         }
+        let voters = self.voters();
         let step = decide(&DecideInput {
             name: &master.name,
             master,
             reports: &inputs,
+            voters: &voters,
             fresh_ms: fresh,
             ping_interval_ms: ping_interval_ms(master.down_after_ms),
             now_ms: now,

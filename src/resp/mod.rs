@@ -10,8 +10,8 @@
 //!   connection loop with pipelining and pub/sub pushes.
 //!
 //! Who-is-master answers come from the applied state; health fields from this node's own
-//! observations. Writes (MONITOR, REMOVE, SET, FAILOVER, RESET) go through the gRPC service's
-//! own code path, so they commit on (or are forwarded to) the leader exactly like `raftinel ctl`.
+//! observations. Writes (MONITOR, REMOVE, SET, FAILOVER, RESET) go through the admin path as
+//! the session's principal, so they are authorized and committed like `raftinel ctl`'s.
 
 pub mod cmd;
 pub mod frame;
@@ -26,6 +26,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::admin::Admin;
 use crate::api::Api;
 use crate::config::SentinelAuth;
 use crate::events::EventBus;
@@ -41,6 +42,8 @@ pub struct Ctx {
     /// Masters the leader's runner judges objectively down (empty on followers).
     pub odown: watch::Receiver<Arc<BTreeSet<String>>>,
     pub api: Arc<Api>,
+    /// The admin path every write goes through.
+    pub admin: Arc<Admin>,
     /// The node's main runtime: writes and probes run there, next to Raft and the gRPC
     /// channels, while the Sentinel port has a runtime of its own so that a flood of clients
     /// never queues ahead of heartbeats.
@@ -79,24 +82,23 @@ impl Stats {
 }
 
 impl Ctx {
-    /// The 40-hex id SENTINEL MYID returns and SENTINELS lists: the cluster id (32 hex digits)
-    /// followed by the node id (8 hex digits), so any node can name any other the same way and
-    /// the id survives restarts.
+    /// The 40-hex id SENTINEL MYID returns and SENTINELS lists: 32 hex digits derived from the
+    /// cluster id (a digest, so the port does not hand the id out) followed by the node id (8 hex
+    /// digits), so any node can name any other the same way and the id survives restarts.
     pub fn sentinel_id(&self, node_id: u64) -> String {
         sentinel_id(&self.identity.get().unwrap_or_default(), node_id)
     }
 }
 
 pub fn sentinel_id(cluster_id: &str, node_id: u64) -> String {
-    let mut hex: String = cluster_id
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .map(|c| c.to_ascii_lowercase())
-        .take(32)
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"raftinel sentinel id\0");
+    ctx.update(cluster_id.as_bytes());
+    let digest = ctx.finish();
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
         .collect();
-    while hex.len() < 32 {
-        hex.push('0');
-    }
     format!("{hex}{:08x}", node_id & 0xffff_ffff)
 }
 
@@ -115,8 +117,11 @@ mod tests {
     fn sentinel_ids_are_40_hex_and_distinct_per_node() {
         let a = super::sentinel_id("0123456789abcdef0123456789ABCDEF", 1);
         let b = super::sentinel_id("0123456789abcdef0123456789ABCDEF", 2);
-        assert_eq!(a, "0123456789abcdef0123456789abcdef00000001");
+        assert!(a.ends_with("00000001") && a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a[..32], b[..32]);
         assert_ne!(a, b);
+        // The port never hands out the cluster id itself.
+        assert!(!a.contains("0123456789abcdef"));
         assert_eq!(super::sentinel_id("", 3).len(), 40);
         assert!(super::random_run_id()
             .chars()

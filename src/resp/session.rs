@@ -32,6 +32,13 @@ pub struct Session {
     pub addr_cache: AddrCache,
 }
 
+impl Session {
+    /// Who this connection is to the admin path.
+    pub fn principal(&self) -> crate::admin::Principal {
+        crate::admin::Principal::Admin(self.user.clone().unwrap_or_else(|| "default".to_owned()))
+    }
+}
+
 #[derive(Default)]
 pub struct AddrCache {
     pub view: Option<Arc<SmData>>,

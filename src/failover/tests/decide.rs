@@ -21,6 +21,7 @@ pub(super) fn run(
         name: NAME,
         master: m,
         reports: &reports,
+        voters: &voters(),
         fresh_ms: FRESH,
         ping_interval_ms: PING,
         now_ms,

@@ -63,6 +63,7 @@ fn judge(m: &MasterRecord, obs: Vec<Observation>) -> Step {
         name: NAME,
         master: m,
         reports: &reports,
+        voters: &voters(),
         fresh_ms: FRESH,
         ping_interval_ms: PING,
         now_ms: NOW,

@@ -4,7 +4,23 @@ use super::*;
 use crate::failover::odown::{odown, OdownVerdict};
 
 fn verdict(m: &MasterRecord, reports: &[NodeReport], ages: &[u64]) -> OdownVerdict {
-    odown(NAME, m, &aged(reports, ages), FRESH)
+    odown(NAME, m, &aged(reports, ages), &voters(), FRESH)
+}
+
+/// Invariant 11: "ODOWN, promises and 'dead' count current voters only". Reports from ids that
+/// are not voters (made up, removed, or learners) never make a master ODOWN.
+#[test]
+fn only_voters_count_toward_odown() {
+    let m = master(&[]);
+    let reports: Vec<NodeReport> = [1, 7, 8]
+        .iter()
+        .map(|id| report(*id, vec![down(MASTER)]))
+        .collect();
+    let members = std::collections::BTreeSet::from([1, 2, 3]);
+    let v = odown(NAME, &m, &aged(&reports, &[0, 0, 0]), &members, FRESH);
+    assert_eq!((v.sdown_votes, v.odown), (1, false));
+    let with_voters = odown(NAME, &m, &aged(&reports, &[0, 0, 0]), &voters(), FRESH);
+    assert_eq!((with_voters.sdown_votes, with_voters.odown), (3, true));
 }
 
 /// Three nodes; `down[i]` says whether node i+1 reports the master SDOWN.

@@ -306,6 +306,7 @@ fn decide_is_order_free_and_well_formed() {
                 name: NAME,
                 master: &m,
                 reports: &ins,
+                voters: &voters(),
                 fresh_ms: FRESH,
                 ping_interval_ms: 100,
                 now_ms,

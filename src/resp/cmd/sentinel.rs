@@ -73,11 +73,11 @@ pub async fn sentinel(ctx: &Ctx, s: &mut Session, args: &[Bytes]) -> Reply {
         "ckquorum" => ckquorum(ctx, &args[2]).await,
         "config" => config(args),
         "help" => help(),
-        "monitor" => writes::monitor(ctx, args).await,
-        "remove" => writes::remove(ctx, &args[2]).await,
-        "set" => writes::set(ctx, args).await,
-        "failover" => writes::failover(ctx, &args[2]).await,
-        "reset" => writes::reset(ctx, &args[2]).await,
+        "monitor" => writes::monitor(ctx, &s.principal(), args).await,
+        "remove" => writes::remove(ctx, &s.principal(), &args[2]).await,
+        "set" => writes::set(ctx, &s.principal(), args).await,
+        "failover" => writes::failover(ctx, &s.principal(), &args[2]).await,
+        "reset" => writes::reset(ctx, &s.principal(), &args[2]).await,
         _ => unknown_subcommand(sub_raw, "SENTINEL"),
     }
 }

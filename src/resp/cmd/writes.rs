@@ -1,30 +1,37 @@
-//! SENTINEL MONITOR, REMOVE, SET, FAILOVER and RESET: each goes through the gRPC service's own
-//! handler, so it commits on the leader (or is forwarded there) exactly like `raftinel ctl`, and
-//! `+OK` means committed. The reply waits until this node has applied the entry too, so the
-//! same connection reads its own write.
+//! SENTINEL MONITOR, REMOVE, SET, FAILOVER and RESET: each goes through the admin path as the
+//! session's principal, so it is authorized and committed on the leader (or forwarded there)
+//! exactly like `raftinel ctl`, and `+OK` means committed. The reply waits until this node has
+//! applied the entry too, so the same connection reads its own write.
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tonic::{Request, Status};
+use tonic::metadata::MetadataMap;
 
 use super::instance::has_good_replica;
 use super::{int, lossy, text};
-use crate::api::Api;
-use crate::pb;
-use crate::pb::topology_server::Topology;
+use crate::admin::{authorize, Action, AdminError, AdminReply, AdminRequest, Principal};
 use crate::resp::reply::Reply;
 use crate::resp::Ctx;
 
 /// How long a reply waits for this node to apply a write committed elsewhere.
 const APPLY_WAIT: Duration = Duration::from_millis(1000);
 
-/// A gRPC status as a RESP error: refusals already carry Sentinel's wording ("ERR …",
-/// "INPROG …"); anything else gets "ERR ".
-fn error(s: &Status) -> Reply {
-    let msg = s.message();
+/// An admin refusal as a RESP error: refusals already carry Sentinel's wording ("ERR …",
+/// "INPROG …"); anything else gets "ERR "; a denied write gets Redis's NOPERM.
+fn error(e: &AdminError, who: &Principal, command: &str) -> Reply {
+    let msg = match e {
+        AdminError::Denied(_) => {
+            let user = match who {
+                Principal::Admin(u) => u.as_str(),
+                _ => "default",
+            };
+            return Reply::error(format!(
+                "NOPERM User {user} has no permissions to run the '{command}' command"
+            ));
+        }
+        AdminError::Failed(s) => s.message(),
+    };
     let code = msg.split(' ').next().unwrap_or("");
     if code.len() >= 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
         Reply::error(msg)
@@ -33,18 +40,17 @@ fn error(s: &Status) -> Reply {
     }
 }
 
-/// Runs a gRPC handler on the node's main runtime, where Raft and every gRPC channel live: the
+/// Runs the request on the node's main runtime, where Raft and every gRPC channel live: the
 /// Sentinel port's runtime only parses and answers.
-async fn call<T, F, Fut>(ctx: &Ctx, f: F) -> Result<T, Status>
-where
-    F: FnOnce(Arc<Api>) -> Fut,
-    Fut: Future<Output = Result<tonic::Response<T>, Status>> + Send + 'static,
-    T: Send + 'static,
-{
-    let fut = f(ctx.api.clone());
-    match ctx.main.spawn(fut).await {
-        Ok(r) => r.map(tonic::Response::into_inner),
-        Err(e) => Err(Status::internal(format!("the write task failed: {e}"))),
+async fn call(ctx: &Ctx, who: &Principal, req: AdminRequest) -> Result<AdminReply, AdminError> {
+    let admin = ctx.admin.clone();
+    let who_ = who.clone();
+    let task = async move { admin.execute(&who_, &MetadataMap::new(), req).await };
+    match ctx.main.spawn(task).await {
+        Ok(r) => r,
+        Err(e) => Err(AdminError::Failed(tonic::Status::internal(format!(
+            "the write task failed: {e}"
+        )))),
     }
 }
 
@@ -56,18 +62,19 @@ async fn applied(ctx: &Ctx, index: u64) {
         .await;
 }
 
-async fn done(ctx: &Ctx, r: Result<pb::WriteReply, Status>) -> Reply {
-    match r {
+/// Runs a write and answers `+OK` once it is applied here.
+async fn write(ctx: &Ctx, who: &Principal, command: &str, req: AdminRequest) -> Reply {
+    match call(ctx, who, req).await {
         Ok(reply) => {
             applied(ctx, reply.index).await;
             Reply::ok()
         }
-        Err(s) => error(&s),
+        Err(e) => error(&e, who, command),
     }
 }
 
 /// SENTINEL MONITOR <name> <ip> <port> <quorum>, checked in Sentinel's order.
-pub async fn monitor(ctx: &Ctx, args: &[Bytes]) -> Reply {
+pub async fn monitor(ctx: &Ctx, who: &Principal, args: &[Bytes]) -> Reply {
     let Some(quorum) = int(&args[5]) else {
         return Reply::error("ERR Invalid quorum");
     };
@@ -83,35 +90,25 @@ pub async fn monitor(ctx: &Ctx, args: &[Bytes]) -> Reply {
     if !(0..=65535).contains(&port) {
         return Reply::error("ERR Invalid port number.");
     }
-    let req = pb::MonitorRequest {
+    let req = AdminRequest::Monitor {
         name: lossy(&args[2], usize::MAX),
         host: host.to_owned(),
         port: u32::try_from(port).unwrap_or(u32::MAX),
         quorum: u32::try_from(quorum).unwrap_or(u32::MAX),
     };
-    let r = call(
-        ctx,
-        |api| async move { api.monitor(Request::new(req)).await },
-    )
-    .await;
-    done(ctx, r).await
+    write(ctx, who, "sentinel|monitor", req).await
 }
 
-pub async fn remove(ctx: &Ctx, name: &Bytes) -> Reply {
-    let req = pb::RemoveRequest {
+pub async fn remove(ctx: &Ctx, who: &Principal, name: &Bytes) -> Reply {
+    let req = AdminRequest::Remove {
         name: lossy(name, usize::MAX),
     };
-    let r = call(
-        ctx,
-        |api| async move { api.remove(Request::new(req)).await },
-    )
-    .await;
-    done(ctx, r).await
+    write(ctx, who, "sentinel|remove", req).await
 }
 
 /// SENTINEL SET <name> <option> <value> [<option> <value> ...]: all options or none (Sentinel
 /// keeps the options before a bad one; raftinel commits one entry).
-pub async fn set(ctx: &Ctx, args: &[Bytes]) -> Reply {
+pub async fn set(ctx: &Ctx, who: &Principal, args: &[Bytes]) -> Reply {
     let pairs = &args[3..];
     if pairs.len() % 2 == 1 {
         let option = pairs.last().map(|o| lossy(o, 128)).unwrap_or_default();
@@ -121,22 +118,22 @@ pub async fn set(ctx: &Ctx, args: &[Bytes]) -> Reply {
     }
     let options = pairs
         .chunks(2)
-        .map(|p| pb::SetOption {
-            option: lossy(&p[0], usize::MAX),
-            value: lossy(&p[1], usize::MAX),
-        })
+        .map(|p| (lossy(&p[0], usize::MAX), lossy(&p[1], usize::MAX)))
         .collect();
-    let req = pb::SetRequest {
+    let req = AdminRequest::Set {
         name: lossy(&args[2], usize::MAX),
         options,
     };
-    let r = call(ctx, |api| async move { api.set(Request::new(req)).await }).await;
-    done(ctx, r).await
+    write(ctx, who, "sentinel|set", req).await
 }
 
 /// SENTINEL FAILOVER <name>: Sentinel's INPROG and NOGOODSLAVE answers come first, from this
 /// node's state and observations; the leader then runs the failover.
-pub async fn failover(ctx: &Ctx, name: &Bytes) -> Reply {
+pub async fn failover(ctx: &Ctx, who: &Principal, name: &Bytes) -> Reply {
+    // Authorized before Sentinel's own answers, which read state, as Redis checks ACLs first.
+    if let Err(e) = authorize(who, Action::Write) {
+        return error(&e.into(), who, "sentinel|failover");
+    }
     let name = lossy(name, usize::MAX);
     {
         let view = ctx.view.borrow();
@@ -150,27 +147,27 @@ pub async fn failover(ctx: &Ctx, name: &Bytes) -> Reply {
             return Reply::error("NOGOODSLAVE No suitable replica to promote");
         }
     }
-    let req = pb::NameRequest { name };
-    let r = call(
+    write(
         ctx,
-        |api| async move { api.failover(Request::new(req)).await },
+        who,
+        "sentinel|failover",
+        AdminRequest::Failover { name },
     )
-    .await;
-    done(ctx, r).await
+    .await
 }
 
 /// SENTINEL RESET <pattern>: `:N`, the number of masters reset.
-pub async fn reset(ctx: &Ctx, pattern: &Bytes) -> Reply {
-    let req = pb::ResetRequest {
+pub async fn reset(ctx: &Ctx, who: &Principal, pattern: &Bytes) -> Reply {
+    let req = AdminRequest::Reset {
         pattern: lossy(pattern, usize::MAX),
     };
-    match call(ctx, |api| async move { api.reset(Request::new(req)).await }).await {
+    match call(ctx, who, req).await {
         Ok(r) => {
             if r.index > 0 {
                 applied(ctx, r.index).await;
             }
             Reply::Int(i64::from(r.count))
         }
-        Err(s) => error(&s),
+        Err(e) => error(&e, who, "sentinel|reset"),
     }
 }

@@ -1,5 +1,6 @@
 //! Getting a call to the leader: local linearizable reads and writes on the leader, bounded in
-//! time, and forwarding to the leader's own `Topology` service from any other node.
+//! time, and forwarding to the leader's own `Topology` service from any other node, as this node
+//! (the leader admits a member's forwarded call; this node authorized the caller already).
 
 use std::future::Future;
 use std::time::Duration;
@@ -9,11 +10,11 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::Status;
 
-use super::service::Api;
 use super::status;
+use crate::dial::Dialer;
 use crate::pb::topology_client::TopologyClient;
 use crate::raft::types::typ::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
-use crate::raft::Response;
+use crate::raft::{ClusterIdentity, Raft, Response};
 use crate::topology::Command;
 
 /// A node cut off from the majority must answer within about 2 s, never hang.
@@ -36,10 +37,18 @@ impl From<Status> for Routed {
     }
 }
 
-impl Api {
+/// Runs calls on the leader: here when this node leads, else on the leader's `Topology` service.
+#[derive(Clone)]
+pub struct Router {
+    pub raft: Raft,
+    pub dialer: Dialer,
+    pub identity: ClusterIdentity,
+}
+
+impl Router {
     /// Confirms leadership with a quorum (ReadIndex) and waits for it to be applied. Retries
     /// briefly: one slow heartbeat must not fail a read (openraft issue #1852).
-    pub(super) async fn linearizable(&self, deadline: Instant) -> Result<(), Routed> {
+    pub async fn linearizable(&self, deadline: Instant) -> Result<(), Routed> {
         let mut last = Status::unavailable("no quorum");
         for attempt in 0..READ_TRIES {
             match timeout_at(deadline, self.raft.ensure_linearizable()).await {
@@ -60,7 +69,7 @@ impl Api {
     }
 
     /// Commits a topology command; a refusal becomes its status code.
-    pub(super) async fn commit(&self, cmd: Command) -> Result<u64, Routed> {
+    pub async fn commit(&self, cmd: Command) -> Result<u64, Routed> {
         let deadline = Instant::now() + DEADLINE;
         match timeout_at(deadline, self.raft.client_write(cmd)).await {
             Err(_) => Err(status::timed_out("write").into()),
@@ -76,7 +85,7 @@ impl Api {
     }
 
     /// Runs `local` here; if it says another node leads, runs `remote` against that node.
-    pub(super) async fn on_leader<T, L, R, Fut>(
+    pub async fn on_leader<T, L, R, Fut>(
         &self,
         metadata: &MetadataMap,
         wait: Duration,

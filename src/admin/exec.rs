@@ -1,0 +1,283 @@
+//! Carrying out an admin request: authorize it (the one place that decides), check it against
+//! this node's config, then commit it on the leader or forward it there.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use openraft::ChangeMembers;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tonic::metadata::MetadataMap;
+use tonic::Status;
+
+use super::request::{AdminReply, AdminRequest};
+use super::route::{Routed, Router, DEADLINE, MEMBERSHIP_DEADLINE};
+use super::{authorize, status, Denied, Principal};
+use crate::config::Config;
+use crate::hooks::check::check_set;
+use crate::raft::types::typ::{ClientWriteError, RaftError};
+use crate::raft::{Member, SmData};
+use crate::topology::{Addr, Command, RequestKind};
+
+/// Why an admin request did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The caller may not do this (gRPC PERMISSION_DENIED, RESP NOPERM).
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// Refused or failed; the status carries Sentinel's wording where Sentinel has one.
+    #[error("{}", .0.message())]
+    Failed(Status),
+}
+
+impl From<Status> for AdminError {
+    fn from(s: Status) -> Self {
+        AdminError::Failed(s)
+    }
+}
+
+impl From<AdminError> for Status {
+    fn from(e: AdminError) -> Status {
+        match e {
+            AdminError::Denied(d) => Status::permission_denied(d.to_string()),
+            AdminError::Failed(s) => s,
+        }
+    }
+}
+
+/// The admin path every facade calls.
+pub struct Admin {
+    pub router: Router,
+    pub view: watch::Receiver<Arc<SmData>>,
+    pub config: Arc<Config>,
+}
+
+fn port(p: u32) -> Result<u16, Status> {
+    u16::try_from(p).map_err(|_| Status::invalid_argument("ERR Invalid port number."))
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Admin {
+    /// Authorizes `req` for `who`, checks it, and commits it on the leader. `md` is the incoming
+    /// call's metadata (it marks a call that was already forwarded once).
+    pub async fn execute(
+        &self,
+        who: &Principal,
+        md: &MetadataMap,
+        req: AdminRequest,
+    ) -> Result<AdminReply, AdminError> {
+        authorize(who, req.action())?;
+        tracing::debug!(who = %who.describe(), ?req, "admin request");
+        let wait = match req.action() {
+            super::Action::Membership => MEMBERSHIP_DEADLINE,
+            _ => DEADLINE,
+        };
+        let remote = req.clone();
+        let local = self.local(req);
+        let reply = self
+            .router
+            .on_leader(md, wait, local, |c, md| remote.forward(c, md))
+            .await?;
+        Ok(reply)
+    }
+
+    /// What the leader does with `req`.
+    async fn local(&self, req: AdminRequest) -> Result<AdminReply, Routed> {
+        let index = match req {
+            AdminRequest::AddMember {
+                id,
+                addr,
+                sentinel_addr,
+            } => return self.add_member(id, addr, sentinel_addr).await,
+            AdminRequest::RemoveMember { id } => {
+                let remove = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
+                return self.change_membership(remove).await;
+            }
+            AdminRequest::Reset { pattern } => return self.reset(&pattern).await,
+            other => {
+                let cmd = self.command(other)?;
+                self.router.commit(cmd).await?
+            }
+        };
+        Ok(AdminReply { index, count: 0 })
+    }
+
+    /// The topology command for a request, after this node's own checks (the state machine
+    /// checks again where it applies it).
+    fn command(&self, req: AdminRequest) -> Result<Command, Status> {
+        Ok(match req {
+            AdminRequest::Monitor {
+                name,
+                host,
+                port: p,
+                quorum,
+            } => {
+                if host.parse::<IpAddr>().is_err() {
+                    return Err(Status::invalid_argument(
+                        "ERR Invalid IP address or hostname specified",
+                    ));
+                }
+                Command::Monitor {
+                    name,
+                    addr: Addr {
+                        host,
+                        port: port(p)?,
+                    },
+                    quorum,
+                    down_after_ms: self.config.default_down_after_ms,
+                }
+            }
+            AdminRequest::Remove { name } => Command::Remove { name },
+            AdminRequest::Set { name, options } => {
+                self.check_set(&name, &options)?;
+                Command::Set { name, options }
+            }
+            AdminRequest::Failover { name } => Command::RequestFailover {
+                name,
+                kind: RequestKind::Forced,
+                at_ms: now_ms(),
+            },
+            AdminRequest::Switchover { name, to } => {
+                let to = match to {
+                    Some((host, p)) if !host.is_empty() => Some(Addr {
+                        host,
+                        port: port(p)?,
+                    }),
+                    _ => None,
+                };
+                Command::RequestFailover {
+                    name,
+                    kind: RequestKind::Switchover { to },
+                    at_ms: now_ms(),
+                }
+            }
+            AdminRequest::Pause { name } => Command::Pause { name },
+            AdminRequest::Resume { name } => Command::Resume { name },
+            AdminRequest::Resolve {
+                name,
+                keep_host,
+                keep_port,
+            } => Command::Resolve {
+                name,
+                keep: Addr {
+                    host: keep_host,
+                    port: port(keep_port)?,
+                },
+                at_ms: now_ms(),
+            },
+            AdminRequest::Reset { .. }
+            | AdminRequest::AddMember { .. }
+            | AdminRequest::RemoveMember { .. } => {
+                return Err(Status::internal("not a topology command"))
+            }
+        })
+    }
+
+    /// Invariant 8 on every SET of down-after, against this cluster's lease timings (0 is left to
+    /// the commit, which refuses it in Sentinel's words), and Sentinel's script checks.
+    fn check_set(&self, name: &str, options: &[(String, String)]) -> Result<(), Status> {
+        for (option, value) in options {
+            if option.eq_ignore_ascii_case("down-after-milliseconds") {
+                if let Some(v) = value.parse::<u64>().ok().filter(|v| *v > 0) {
+                    let warnings = self
+                        .config
+                        .timing_check_down_after(v)
+                        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                    for w in warnings {
+                        tracing::warn!(master = %name, "{w}");
+                    }
+                }
+            }
+        }
+        // An unknown master is left to the commit ("No such master" comes first in Sentinel).
+        if self.view.borrow().topology.master(name).is_some() {
+            let pairs = options.iter().map(|(o, v)| (o.as_str(), v.as_str()));
+            check_set(self.config.deny_scripts_reconfig, pairs)
+                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// RESET matches against the state the entry will be applied to: the leader's.
+    async fn reset(&self, pattern: &str) -> Result<AdminReply, Routed> {
+        let names: Vec<String> = self
+            .view
+            .borrow()
+            .topology
+            .masters()
+            .filter(|m| m.failover.is_none())
+            .filter(|m| crate::glob::matches(pattern.as_bytes(), m.name.as_bytes(), false))
+            .map(|m| m.name.clone())
+            .collect();
+        let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
+        if names.is_empty() {
+            return Ok(AdminReply { index: 0, count });
+        }
+        let index = self.router.commit(Command::Reset { names }).await?;
+        Ok(AdminReply { index, count })
+    }
+
+    async fn add_member(
+        &self,
+        id: u64,
+        addr: String,
+        sentinel_addr: String,
+    ) -> Result<AdminReply, Routed> {
+        if id == 0 {
+            return Err(Status::invalid_argument("member id must be a positive integer").into());
+        }
+        let Ok(parsed) = addr.parse::<SocketAddr>() else {
+            let msg = format!("member address '{addr}' is not IP:PORT");
+            return Err(Status::invalid_argument(msg).into());
+        };
+        let sentinel_addr = if sentinel_addr.is_empty() {
+            // Assumed to serve the Sentinel port on the same IP, port 26379.
+            SocketAddr::new(parsed.ip(), crate::config::DEFAULT_SENTINEL_PORT).to_string()
+        } else {
+            sentinel_addr
+        };
+        let deadline = Instant::now() + MEMBERSHIP_DEADLINE;
+        let member = Member {
+            addr,
+            sentinel_addr,
+        };
+        // A learner first: it catches up without counting toward the quorum.
+        let learner = self.router.raft.add_learner(id, member, true);
+        match tokio::time::timeout_at(deadline, learner).await {
+            Err(_) => return Err(status::timed_out("learner catch-up").into()),
+            Ok(Err(e)) => return Err(membership_error(e)),
+            Ok(Ok(_)) => {}
+        }
+        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
+            .await
+    }
+
+    async fn change_membership(
+        &self,
+        change: ChangeMembers<u64, Member>,
+    ) -> Result<AdminReply, Routed> {
+        let call = self.router.raft.change_membership(change, false);
+        match tokio::time::timeout(MEMBERSHIP_DEADLINE, call).await {
+            Err(_) => Err(status::timed_out("membership change").into()),
+            Ok(Err(e)) => Err(membership_error(e)),
+            Ok(Ok(resp)) => Ok(AdminReply {
+                index: resp.log_id.index,
+                count: 0,
+            }),
+        }
+    }
+}
+
+fn membership_error(e: RaftError<ClientWriteError>) -> Routed {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Routed::Forward(f),
+        e => status::write_error(&e).into(),
+    }
+}
