@@ -234,6 +234,7 @@ async fn run_node(
     });
     let api = Arc::new(Api {
         admin: admin.clone(),
+        watch_slots: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_WATCHES)),
         node_id: config.id,
         raft: raft.clone(),
         view,

@@ -7,3 +7,4 @@ mod service;
 mod watch;
 
 pub use service::Api;
+pub use watch::MAX_WATCHES;

@@ -39,6 +39,8 @@ pub struct Api {
     pub cancel: CancellationToken,
     /// Every write goes through it.
     pub admin: Arc<Admin>,
+    /// One permit per open Watch stream (`watch::MAX_WATCHES`).
+    pub watch_slots: Arc<tokio::sync::Semaphore>,
 }
 
 fn consistency(value: i32) -> Result<Consistency, Status> {

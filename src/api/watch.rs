@@ -1,5 +1,6 @@
 //! The Watch stream: retained events from a log index, then live ones, without gaps or repeats;
-//! a subscriber that lags behind the bus catches up from the stored events.
+//! a subscriber that lags behind the bus catches up from the stored events. Streams are bounded
+//! in number ([`MAX_WATCHES`]) and each in its queue; a stream's task ends when its client goes.
 
 use std::pin::Pin;
 
@@ -12,6 +13,11 @@ use super::convert;
 use super::service::Api;
 use crate::events::IndexedEvent;
 use crate::raft::state_machine::EventLogError;
+
+/// Watch streams one node serves at once; past it a new one gets RESOURCE_EXHAUSTED.
+pub const MAX_WATCHES: usize = 1024;
+/// Events queued for one slow stream before its task waits for the client.
+const QUEUE: usize = 256;
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<crate::pb::Event, Status>> + Send>>;
 
@@ -26,6 +32,11 @@ fn history_error(e: EventLogError) -> Status {
 
 impl Api {
     pub(super) fn watch_stream(&self, from_index: u64) -> Result<EventStream, Status> {
+        let slot = self.watch_slots.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "this node already serves {MAX_WATCHES} Watch streams; retry later or watch another node"
+            ))
+        })?;
         // Subscribe before reading the applied index: everything after it then arrives live.
         let mut live = self.bus.subscribe();
         let applied = self.view.borrow().applied_index();
@@ -36,11 +47,12 @@ impl Api {
         } else {
             Vec::new()
         };
-        let (tx, rx) = mpsc::channel(256);
+        let (tx, rx) = mpsc::channel(QUEUE);
         let events = self.events.clone();
         let view = self.view.clone();
         let cancel = self.cancel.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             // Every event at or below `complete` was sent; of index `partial`, the first `sent_at`.
             let mut complete = applied;
             let (mut partial, mut sent_at) = (0u64, 0usize);
@@ -53,6 +65,8 @@ impl Api {
             loop {
                 let next = tokio::select! {
                     _ = cancel.cancelled() => return,
+                    // The client went away: end now, not at the next event.
+                    _ = tx.closed() => return,
                     next = live.recv() => next,
                 };
                 match next {

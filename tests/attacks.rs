@@ -1,0 +1,117 @@
+//! The attack suite of issue 10 (DESIGN invariant 11): calls an attacker could make, each of which
+//! must be refused. Real nodes, real gRPC; loopback here, certificates in `tls.rs`.
+
+// Each test owns its runtime on its own thread; the std guard only serializes whole tests.
+#![allow(clippy::await_holding_lock)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{serial, Cluster};
+use raftinel::monitor::NodeReport;
+use raftinel::pb;
+use raftinel::pb::raft_internal_client::RaftInternalClient;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+fn stamped<T>(msg: T, node: Option<u64>, cluster: &str) -> Request<T> {
+    let mut req = Request::new(msg);
+    req.set_timeout(Duration::from_secs(2));
+    if let Some(id) = node {
+        req.metadata_mut()
+            .insert("x-raftinel-node", id.to_string().parse().unwrap());
+    }
+    req.metadata_mut()
+        .insert("x-raftinel-cluster-id", cluster.parse().unwrap());
+    req
+}
+
+fn report_bytes(node_id: u64) -> pb::RaftBytes {
+    let report = NodeReport {
+        node_id,
+        ..NodeReport::default()
+    };
+    pb::RaftBytes {
+        data: raftinel::raft::codec::encode(&report).unwrap(),
+    }
+}
+
+async fn peer_client(c: &Cluster, id: u64) -> RaftInternalClient<Channel> {
+    RaftInternalClient::new(c.dialer.channel(&c.nodes[&id].grpc).unwrap())
+}
+
+fn code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> Code {
+    match r {
+        Ok(resp) => panic!("the call was accepted: {resp:?}"),
+        Err(s) => s.code(),
+    }
+}
+
+/// "The sender of a report, a promise or a release is the authenticated peer, never a field in
+/// the body"; node-to-node calls only from a current member, identity checked before decoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_calls_need_a_members_identity_and_speak_only_for_it() {
+    let _g = serial();
+    let mut c = Cluster::new(3, "");
+    c.start_all();
+    let _logs = c.logs_on_panic(40);
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(20)).await;
+    // On a loopback-only cluster a local caller is an admin, so it may read the cluster id.
+    let cluster = c.status(leader).await.unwrap().cluster_id;
+    assert_eq!(cluster.len(), 32, "loopback admin sees the cluster id");
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let mut peer = peer_client(&c, leader).await;
+
+    // No identity at all: refused before the (garbage) body is looked at.
+    let garbage = pb::RaftBytes {
+        data: vec![0xff; 1024],
+    };
+    for r in [
+        peer.vote(stamped(garbage.clone(), None, &cluster)).await,
+        peer.append_entries(stamped(garbage.clone(), None, &cluster)).await,
+        peer.install_snapshot(stamped(garbage.clone(), None, &cluster)).await,
+    ] {
+        assert_eq!(code(r), Code::Unauthenticated);
+    }
+    // A made-up node id is no member.
+    let r = peer.report(stamped(report_bytes(7), Some(7), &cluster)).await;
+    assert_eq!(code(r), Code::PermissionDenied);
+    let r = peer.vote(stamped(garbage.clone(), Some(9), &cluster)).await;
+    assert_eq!(code(r), Code::PermissionDenied);
+    // A member may not speak for another member.
+    let other = [1, 2, 3]
+        .into_iter()
+        .find(|id| *id != leader && *id != follower)
+        .unwrap();
+    let r = peer
+        .report(stamped(report_bytes(other), Some(follower), &cluster))
+        .await;
+    assert_eq!(code(r), Code::PermissionDenied);
+    let promise = pb::PromiseRequest {
+        grant: 1,
+        holder: other,
+    };
+    let r = peer.promise(stamped(promise, Some(follower), &cluster)).await;
+    assert_eq!(code(r), Code::PermissionDenied);
+    // In its own name it is heard.
+    let ok = peer
+        .report(stamped(report_bytes(follower), Some(follower), &cluster))
+        .await
+        .expect("a member's own report");
+    assert!(ok.into_inner().accepted);
+
+    // The bootstrap probe answers anyone, but gives the cluster id only to nodes.
+    let info = peer
+        .node_info(Request::new(pb::NodeInfoRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.cluster_id, "", "cluster id shown to a non-node");
+    let info = peer
+        .node_info(stamped(pb::NodeInfoRequest {}, Some(follower), &cluster))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.cluster_id, cluster);
+}
