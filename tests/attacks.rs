@@ -69,13 +69,17 @@ async fn peer_calls_need_a_members_identity_and_speak_only_for_it() {
     };
     for r in [
         peer.vote(stamped(garbage.clone(), None, &cluster)).await,
-        peer.append_entries(stamped(garbage.clone(), None, &cluster)).await,
-        peer.install_snapshot(stamped(garbage.clone(), None, &cluster)).await,
+        peer.append_entries(stamped(garbage.clone(), None, &cluster))
+            .await,
+        peer.install_snapshot(stamped(garbage.clone(), None, &cluster))
+            .await,
     ] {
         assert_eq!(code(r), Code::Unauthenticated);
     }
     // A made-up node id is no member.
-    let r = peer.report(stamped(report_bytes(7), Some(7), &cluster)).await;
+    let r = peer
+        .report(stamped(report_bytes(7), Some(7), &cluster))
+        .await;
     assert_eq!(code(r), Code::PermissionDenied);
     let r = peer.vote(stamped(garbage.clone(), Some(9), &cluster)).await;
     assert_eq!(code(r), Code::PermissionDenied);
@@ -92,7 +96,9 @@ async fn peer_calls_need_a_members_identity_and_speak_only_for_it() {
         grant: 1,
         holder: other,
     };
-    let r = peer.promise(stamped(promise, Some(follower), &cluster)).await;
+    let r = peer
+        .promise(stamped(promise, Some(follower), &cluster))
+        .await;
     assert_eq!(code(r), Code::PermissionDenied);
     // In its own name it is heard.
     let ok = peer
@@ -114,4 +120,132 @@ async fn peer_calls_need_a_members_identity_and_speak_only_for_it() {
         .unwrap()
         .into_inner();
     assert_eq!(info.cluster_id, cluster);
+}
+
+fn with_token<T>(msg: T, token: Option<&str>) -> Request<T> {
+    let mut req = Request::new(msg);
+    req.set_timeout(Duration::from_secs(5));
+    if let Some(t) = token {
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    req
+}
+
+/// "gRPC writes and membership changes require an admin identity (… optionally a token read from
+/// a file for automation)"; `insecure = true` with a token trusts no one else to write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_an_admin_and_a_token_makes_one() {
+    let _g = serial();
+    let secrets = tempfile::tempdir().unwrap();
+    let token = "f".repeat(16) + &"0123456789abcdef".repeat(2);
+    let token_file = secrets.path().join("admin.token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let extra = format!(
+        "insecure = true\nadmin-token-file = \"{}\"\n",
+        token_file.display()
+    );
+    let mut c = Cluster::new(3, &extra);
+    c.start_all();
+    let _logs = c.logs_on_panic(40);
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(20)).await;
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+
+    for via in [leader, follower] {
+        let mut api = c.client(via).await;
+        let monitor = || pb::MonitorRequest {
+            name: "m".into(),
+            host: "127.0.0.1".into(),
+            port: 6399,
+            quorum: 2,
+        };
+        let denied = [
+            code(api.monitor(with_token(monitor(), None)).await),
+            code(api.monitor(with_token(monitor(), Some("wrong"))).await),
+            code(
+                api.remove(with_token(pb::RemoveRequest { name: "m".into() }, None))
+                    .await,
+            ),
+            code(
+                api.failover(with_token(pb::NameRequest { name: "m".into() }, None))
+                    .await,
+            ),
+            code(
+                api.set(with_token(
+                    pb::SetRequest {
+                        name: "m".into(),
+                        options: vec![pb::SetOption {
+                            option: "vip".into(),
+                            value: "10.77.0.1/24".into(),
+                        }],
+                    },
+                    None,
+                ))
+                .await,
+            ),
+            code(
+                api.add_member(with_token(
+                    pb::AddMemberRequest {
+                        id: 9,
+                        addr: "127.0.0.1:1".into(),
+                        sentinel_addr: String::new(),
+                    },
+                    None,
+                ))
+                .await,
+            ),
+            code(
+                api.remove_member(with_token(pb::RemoveMemberRequest { id: 1 }, None))
+                    .await,
+            ),
+        ];
+        assert!(
+            denied.iter().all(|c| *c == Code::PermissionDenied),
+            "via node {via}: {denied:?}"
+        );
+        // Reads stay open, without the cluster id; the status says the node is insecure.
+        let status = api
+            .cluster_status(with_token(pb::ClusterStatusRequest {}, None))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(status.cluster_id, "");
+        assert!(
+            status.security.starts_with("INSECURE"),
+            "{}",
+            status.security
+        );
+        api.list_masters(with_token(pb::ListMastersRequest::default(), None))
+            .await
+            .unwrap();
+    }
+    // The token makes an admin, on the leader and through a follower (forwarded as that node).
+    let mut api = c.client(follower).await;
+    let req = pb::MonitorRequest {
+        name: "m".into(),
+        host: "127.0.0.1".into(),
+        port: 6399,
+        quorum: 2,
+    };
+    api.monitor(with_token(req, Some(&token))).await.unwrap();
+    // ctl: refused without the token, accepted with --token-file.
+    let out = c.ctl(&["remove", "m"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("may not"), "{stderr}");
+    let file = token_file.display().to_string();
+    let out = c.ctl(&["--token-file", &file, "remove", "m"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every log line of an insecure node says so.
+    let log = c.log_of(leader);
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("gRPC listening"))
+            .all(|l| l.contains("insecure=true")),
+        "{log}"
+    );
 }
