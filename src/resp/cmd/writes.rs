@@ -16,6 +16,7 @@ use crate::api::Api;
 use crate::pb;
 use crate::pb::topology_server::Topology;
 use crate::resp::reply::Reply;
+use crate::resp::session::Session;
 use crate::resp::Ctx;
 
 /// How long a reply waits for this node to apply a write committed elsewhere.
@@ -67,7 +68,10 @@ async fn done(ctx: &Ctx, r: Result<pb::WriteReply, Status>) -> Reply {
 }
 
 /// SENTINEL MONITOR <name> <ip> <port> <quorum>, checked in Sentinel's order.
-pub async fn monitor(ctx: &Ctx, args: &[Bytes]) -> Reply {
+pub async fn monitor(ctx: &Ctx, s: &Session, args: &[Bytes]) -> Reply {
+    if let Err(denied) = s.permit_write("sentinel|monitor") {
+        return denied;
+    }
     let Some(quorum) = int(&args[5]) else {
         return Reply::error("ERR Invalid quorum");
     };
@@ -97,7 +101,10 @@ pub async fn monitor(ctx: &Ctx, args: &[Bytes]) -> Reply {
     done(ctx, r).await
 }
 
-pub async fn remove(ctx: &Ctx, name: &Bytes) -> Reply {
+pub async fn remove(ctx: &Ctx, s: &Session, name: &Bytes) -> Reply {
+    if let Err(denied) = s.permit_write("sentinel|remove") {
+        return denied;
+    }
     let req = pb::RemoveRequest {
         name: lossy(name, usize::MAX),
     };
@@ -111,7 +118,10 @@ pub async fn remove(ctx: &Ctx, name: &Bytes) -> Reply {
 
 /// SENTINEL SET <name> <option> <value> [<option> <value> ...]: all options or none (Sentinel
 /// keeps the options before a bad one; raftinel commits one entry).
-pub async fn set(ctx: &Ctx, args: &[Bytes]) -> Reply {
+pub async fn set(ctx: &Ctx, s: &Session, args: &[Bytes]) -> Reply {
+    if let Err(denied) = s.permit_write("sentinel|set") {
+        return denied;
+    }
     let pairs = &args[3..];
     if pairs.len() % 2 == 1 {
         let option = pairs.last().map(|o| lossy(o, 128)).unwrap_or_default();
@@ -136,7 +146,10 @@ pub async fn set(ctx: &Ctx, args: &[Bytes]) -> Reply {
 
 /// SENTINEL FAILOVER <name>: Sentinel's INPROG and NOGOODSLAVE answers come first, from this
 /// node's state and observations; the leader then runs the failover.
-pub async fn failover(ctx: &Ctx, name: &Bytes) -> Reply {
+pub async fn failover(ctx: &Ctx, s: &Session, name: &Bytes) -> Reply {
+    if let Err(denied) = s.permit_write("sentinel|failover") {
+        return denied;
+    }
     let name = lossy(name, usize::MAX);
     {
         let view = ctx.view.borrow();
@@ -160,7 +173,10 @@ pub async fn failover(ctx: &Ctx, name: &Bytes) -> Reply {
 }
 
 /// SENTINEL RESET <pattern>: `:N`, the number of masters reset.
-pub async fn reset(ctx: &Ctx, pattern: &Bytes) -> Reply {
+pub async fn reset(ctx: &Ctx, s: &Session, pattern: &Bytes) -> Reply {
+    if let Err(denied) = s.permit_write("sentinel|reset") {
+        return denied;
+    }
     let req = pb::ResetRequest {
         pattern: lossy(pattern, usize::MAX),
     };
