@@ -133,7 +133,12 @@ pub async fn serve(
                 }
             }
         };
-        tracing::info!(addr = %listeners.plain, tls = ?tls.as_ref().map(|(l, _)| l.local_addr().ok()), "fresh: Sentinel listener open");
+        match &listeners.tls {
+            Some((tls_addr, _)) => {
+                tracing::info!(addr = %listeners.plain, %tls_addr, "fresh: Sentinel listeners open");
+            }
+            None => tracing::info!(addr = %listeners.plain, "fresh: Sentinel listener open"),
+        }
         let conns = cancel.child_token();
         let accept = |stream, peer, tls: Option<TlsAcceptor>| {
             Stats::bump(&ctx.stats.connections_received);
