@@ -948,9 +948,10 @@ async fn roles_gate_writes_and_the_default_user_is_disabled() {
     let mut c = Cluster::new(3, &extra);
     c.start_all();
     let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
-    c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    let index = c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    c.wait_applied(leader, index, Duration::from_secs(5)).await;
     let _logs = c.logs_on_panic(40);
-    let addr = c.nodes[&1].sentinel.clone();
+    let addr = c.nodes[&leader].sentinel.clone();
     port_open(&addr).await;
 
     let mut s = Raw::connect(&addr).await;
@@ -1059,17 +1060,29 @@ async fn without_credentials_only_loopback_writes() {
     c.monitor(leader, "mymaster", u32::from(m.port)).await;
     let _logs = c.logs_on_panic(40);
     let far_addr = format!("{own}:{port}");
-    port_open(&far_addr).await;
+    let want = format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&m.port.to_string()));
+    // Reads are open to everyone; this also waits for node 3 to apply the MONITOR.
+    eventually(
+        "node 3 answers for mymaster",
+        Duration::from_secs(15),
+        || {
+            let (far_addr, want) = (far_addr.clone(), want.clone());
+            async move {
+                TcpStream::connect(&far_addr).await.ok()?;
+                let mut far = Raw::connect(&far_addr).await;
+                let r = far
+                    .cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+                    .await;
+                (r == want).then_some(())
+            }
+        },
+    )
+    .await;
 
     let other_port = other.port.to_string();
     let mut far = Raw::connect(&far_addr).await;
     let me = far.cmd(&["CLIENT", "INFO"]).await;
     assert!(me.contains(&format!("addr={own}:")), "{me}");
-    assert_eq!(
-        far.cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
-            .await,
-        format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&m.port.to_string()))
-    );
     for (args, name) in writes(&other_port) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_eq!(far.cmd(&args).await, noperm("default", name), "{args:?}");
@@ -1143,8 +1156,9 @@ async fn subscriptions_do_not_pin_request_buffers() {
     eprintln!(
         "node RSS {before} KiB before, {after} KiB after 1,000 SUBSCRIBEs in ~1 MiB requests"
     );
+    // Pinned, the buffers cost ~84 MiB here (measured with the names kept as slices).
     assert!(
-        after < before + 64 * 1024,
+        after < before + 16 * 1024,
         "RSS grew from {before} to {after} KiB"
     );
     assert_eq!(
