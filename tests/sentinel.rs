@@ -12,15 +12,19 @@ use std::time::{Duration, Instant};
 
 use common::redis::Redis;
 use common::{eventually, serial, Cluster};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Fast detection so that the FAILOVER test finishes quickly.
 const TIMINGS: &str = "default-down-after-ms = 1000\n";
 
+/// A byte stream: plain TCP or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
 /// A connection that sends raw bytes and reads whole replies.
 struct Raw {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     buf: Vec<u8>,
 }
 
@@ -30,8 +34,12 @@ impl Raw {
             .await
             .expect("connect timed out")
             .expect("connect");
+        Raw::over(stream)
+    }
+
+    fn over(stream: impl Stream + 'static) -> Raw {
         Raw {
-            stream,
+            stream: Box::new(stream),
             buf: Vec::new(),
         }
     }
@@ -1232,11 +1240,7 @@ async fn idle_connections_are_capped_per_address() {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let asked = Instant::now();
-    let stream = sock.connect(addr).await.unwrap();
-    let mut s = Raw {
-        stream,
-        buf: Vec::new(),
-    };
+    let mut s = Raw::over(sock.connect(addr).await.unwrap());
     assert_eq!(
         s.cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
             .await,
@@ -1263,5 +1267,94 @@ async fn idle_connections_are_capped_per_address() {
             (s.reply().await == "+PONG\r\n").then_some(())
         },
     )
+    .await;
+}
+
+// --- the TLS listener (sentinel.tls-port): the same replies over TLS; with tls-auth-clients
+//     "yes" a client without a certificate gets nothing; it closes with the plain port when the
+//     node is no longer fresh (invariant 9)
+
+/// A TLS connection to `addr` that trusts `pki`'s CA, presenting the node certificate as its
+/// client certificate when `with_cert`.
+async fn tls_connect(addr: &str, pki: &common::pki::Pki, with_cert: bool) -> std::io::Result<Raw> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(&pki.ca).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let builder = ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = if with_cert {
+        let certs = CertificateDer::pem_file_iter(&pki.cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(&pki.key).unwrap();
+        builder.with_client_auth_cert(certs, key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    Ok(Raw::over(tls))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_port_serves_and_closes_with_freshness() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::pki::Pki::create(dir.path());
+    let (mut c, tls) = pki.cluster(3, TIMINGS, "tls-auth-clients = \"yes\"\n");
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(15)).await;
+    let index = c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    let _logs = c.logs_on_panic(40);
+    let lone = (1..=3).find(|id| *id != leader).unwrap();
+    c.wait_applied(lone, index, Duration::from_secs(5)).await;
+    let addr = tls[usize::try_from(lone - 1).unwrap()].clone();
+    port_open(&addr).await;
+
+    let mut s = tls_connect(&addr, &pki, true).await.unwrap();
+    assert_eq!(
+        s.cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .await,
+        format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&m.port.to_string()))
+    );
+    assert!(s.cmd(&["HELLO", "3"]).await.starts_with("%6\r\n"));
+
+    // Without a client certificate: refused in the handshake or on the first read.
+    if let Ok(mut anon) = tls_connect(&addr, &pki, false).await {
+        anon.send(b"PING\r\n").await;
+        assert!(
+            anon.closed().await,
+            "a client without a certificate was served"
+        );
+        assert!(!anon.text().contains("PONG"), "{}", anon.text());
+    }
+    // Plaintext on the TLS port is not RESP.
+    let mut plain = Raw::connect(&addr).await;
+    plain.send(b"PING\r\n").await;
+    assert!(plain.closed().await);
+    assert!(!plain.text().contains("PONG"));
+
+    let others: Vec<u64> = (1..=3).filter(|id| *id != lone).collect();
+    for id in &others {
+        c.kill(*id);
+    }
+    assert!(s.closed().await, "an open TLS connection is dropped");
+    eventually("TLS port refused", Duration::from_secs(5), || {
+        let addr = addr.clone();
+        async move { TcpStream::connect(&addr).await.is_err().then_some(()) }
+    })
     .await;
 }

@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 use common::firewall::Firewall;
 use common::pki::Pki;
 use common::redis::Redis;
-use common::{eventually, free_port, serial, Cluster};
-use raftinel::dial::{Dialer, TlsPem};
+use common::{eventually, serial, Cluster};
 use raftinel::pb::{self, Consistency};
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
@@ -276,18 +275,7 @@ fn failover_cluster(pki: Option<&Pki>) -> (Cluster, Vec<String>) {
         let plain = sentinels(&c, &[1, 2, 3]);
         return (c, plain);
     };
-    let mut c = Cluster::new(3, &format!("{TIMINGS}{}", pki.tls_table()));
-    c.dialer = Dialer::new(Some(TlsPem::load(&pki.cert, &pki.key, &pki.ca).unwrap()));
-    let mut tls = Vec::new();
-    for n in c.nodes.values() {
-        let port = free_port();
-        // After [peers]: the harness writes the top-level keys, `extra`, then [peers].
-        let mut text = std::fs::read_to_string(&n.config).unwrap();
-        text.push_str(&format!("[sentinel]\ntls-port = {port}\n"));
-        std::fs::write(&n.config, text).unwrap();
-        tls.push(format!("127.0.0.1:{port}"));
-    }
-    (c, tls)
+    pki.cluster(3, TIMINGS, "")
 }
 
 /// `SET key:i i` for i = 0, 1, ... through the redis crate's sentinel client for `duration`,

@@ -415,3 +415,55 @@ async fn recv(
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SentinelAuth, SentinelRole, SentinelUser};
+
+    fn session(auth: &SentinelAuth) -> Session {
+        let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        Session::new(1, a, a, auth)
+    }
+
+    #[test]
+    fn idle_deadlines_follow_auth_timeout_and_timeout() {
+        let limits = SentinelLimits {
+            auth_timeout_s: 10,
+            timeout_s: 0,
+            ..SentinelLimits::default()
+        };
+        let open = SentinelAuth::default();
+        let mut s = session(&open);
+        // No credentials: authenticated at once, and `timeout 0` keeps it forever.
+        assert_eq!(idle_deadline(&limits, &s), None);
+        let with_timeout = SentinelLimits {
+            timeout_s: 60,
+            ..limits
+        };
+        assert_eq!(
+            idle_deadline(&with_timeout, &s),
+            Some(s.last_command + Duration::from_secs(60))
+        );
+        // Subscribers are never closed for idleness.
+        s.channels
+            .insert(bytes::Bytes::from_static(b"+switch-master"));
+        assert_eq!(idle_deadline(&with_timeout, &s), None);
+
+        let mut auth = SentinelAuth::default();
+        auth.users.insert(
+            "app".to_owned(),
+            SentinelUser {
+                password: "pw".to_owned(),
+                role: SentinelRole::Client,
+            },
+        );
+        let mut s = session(&auth);
+        assert_eq!(
+            idle_deadline(&limits, &s),
+            Some(s.since + Duration::from_secs(10))
+        );
+        s.login(&auth, "app".to_owned());
+        assert_eq!(idle_deadline(&limits, &s), None);
+    }
+}

@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{free_port, Cluster};
+
+use raftinel::dial::{Dialer, TlsPem};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 pub struct Pki {
@@ -50,5 +53,23 @@ impl Pki {
             self.key.display(),
             self.ca.display()
         )
+    }
+
+    /// `n` nodes (not started) with these certificates, `extra` in every config, and each a
+    /// `sentinel.tls-port` of its own plus `sentinel_keys` in its `[sentinel]` table; the
+    /// harness dials them with the same certificate. Returns the TLS Sentinel addresses.
+    pub fn cluster(&self, n: u64, extra: &str, sentinel_keys: &str) -> (Cluster, Vec<String>) {
+        let mut c = Cluster::new(n, &format!("{extra}{}", self.tls_table()));
+        c.dialer = Dialer::new(Some(TlsPem::load(&self.cert, &self.key, &self.ca).unwrap()));
+        let mut tls = Vec::new();
+        for node in c.nodes.values() {
+            let port = free_port();
+            // Appended after [peers]: the harness writes the top-level keys, `extra`, [peers].
+            let mut text = std::fs::read_to_string(&node.config).unwrap();
+            text.push_str(&format!("[sentinel]\ntls-port = {port}\n{sentinel_keys}"));
+            std::fs::write(&node.config, text).unwrap();
+            tls.push(format!("127.0.0.1:{port}"));
+        }
+        (c, tls)
     }
 }
