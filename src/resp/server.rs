@@ -330,36 +330,10 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         // Answer everything already buffered, in order, then write once.
         s.last_command = Instant::now();
-        let mut answered = 0u64;
-        loop {
-            let limits = if s.authenticated() {
-                &LIMITS
-            } else {
-                &UNAUTHENTICATED
-            };
-            let args = match frame::decode(&mut rbuf, limits, s.authenticated()) {
-                Ok(Some(args)) => args,
-                Ok(None) => break,
-                Err(e) => {
-                    Reply::error(format!("ERR {e}")).encode(s.proto, &mut wbuf);
-                    write(stream, &wbuf).await?;
-                    return Ok(());
-                }
-            };
-            answered += 1;
-            cmd::dispatch(ctx, s, &args, &mut replies).await;
-            for r in replies.drain(..) {
-                r.encode(s.proto, &mut wbuf);
-            }
-            if s.closing {
-                write(stream, &wbuf).await?;
-                return Ok(());
-            }
-            if wbuf.len() >= FLUSH_BYTES {
-                write(stream, &wbuf).await?;
-                wbuf.clear();
-            }
-        }
+        let Some(answered) = answer(ctx, stream, s, &mut rbuf, &mut wbuf, &mut replies).await?
+        else {
+            return Ok(());
+        };
         // One shared counter update per batch, not per pipelined command.
         ctx.stats
             .commands_processed
@@ -403,6 +377,48 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
+        }
+    }
+}
+
+/// Answers every whole request in `rbuf`, writing whenever [`FLUSH_BYTES`] are pending; the
+/// number answered, or `None` when the connection is to close (QUIT, a protocol error).
+async fn answer<S: AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    stream: &mut S,
+    s: &mut Session,
+    rbuf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+    replies: &mut Vec<Reply>,
+) -> std::io::Result<Option<u64>> {
+    let mut answered = 0u64;
+    loop {
+        let limits = if s.authenticated() {
+            &LIMITS
+        } else {
+            &UNAUTHENTICATED
+        };
+        let args = match frame::decode(rbuf, limits, s.authenticated()) {
+            Ok(Some(args)) => args,
+            Ok(None) => return Ok(Some(answered)),
+            Err(e) => {
+                Reply::error(format!("ERR {e}")).encode(s.proto, wbuf);
+                write(stream, wbuf).await?;
+                return Ok(None);
+            }
+        };
+        answered += 1;
+        cmd::dispatch(ctx, s, &args, replies).await;
+        for r in replies.drain(..) {
+            r.encode(s.proto, wbuf);
+        }
+        if s.closing {
+            write(stream, wbuf).await?;
+            return Ok(None);
+        }
+        if wbuf.len() >= FLUSH_BYTES {
+            write(stream, wbuf).await?;
+            wbuf.clear();
         }
     }
 }
