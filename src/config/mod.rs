@@ -171,18 +171,20 @@ impl std::fmt::Debug for SentinelAuth {
 /// leave cannot exhaust the node (issue 10 item 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SentinelLimits {
-    /// Connections one source IP may hold at once (`sentinel.maxclients-per-ip`). Default 256.
+    /// Connections one source IP may hold at once (`sentinel.maxclients-per-ip`). Default 256;
+    /// raise it for many clients behind one NAT or proxy address.
     pub maxclients_per_ip: usize,
-    /// Seconds a connection may stay unauthenticated when AUTH is required
-    /// (`sentinel.auth-timeout`). Default 10.
+    /// Seconds a connection may stay unauthenticated when AUTH is required, and a TLS handshake
+    /// may take (`sentinel.auth-timeout`). Default 10; clients AUTH in their first round trip.
     pub auth_timeout_s: u64,
     /// Seconds an idle (non-subscribed) client is kept, 0 = forever, as Redis's `timeout`
-    /// (`sentinel.timeout`). Default 0.
+    /// (`sentinel.timeout`). Default 0; client libraries keep idle sentinel connections.
     pub timeout_s: u64,
     /// Channels plus patterns one connection may subscribe to (`sentinel.max-subscriptions`).
-    /// Default 256.
+    /// Default 256; Sentinel has about 30 channels and clients use a few, or `*`.
     pub max_subscriptions: usize,
-    /// Longest channel or pattern name, in bytes (`sentinel.max-channel-length`). Default 256.
+    /// Longest channel or pattern name, in bytes (`sentinel.max-channel-length`). Default 256;
+    /// Sentinel's channel names are under 32 bytes.
     pub max_channel_length: usize,
 }
 
