@@ -3,7 +3,7 @@
 //! task per connection that decodes pipelined requests, answers them in order with one write
 //! per batch, and pushes pub/sub messages between requests.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,9 +140,9 @@ pub async fn serve(
             None => tracing::info!(addr = %listeners.plain, "fresh: Sentinel listener open"),
         }
         let conns = cancel.child_token();
-        let accept = |stream, peer, tls: Option<TlsAcceptor>| {
+        let accept = |stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>| {
             Stats::bump(&ctx.stats.connections_received);
-            let slot = match admission.admit(peer_ip(peer)) {
+            let slot = match admission.admit(peer.ip()) {
                 Ok(slot) => slot,
                 Err(refusal) => {
                     Stats::bump(&ctx.stats.rejected);
@@ -222,10 +222,6 @@ async fn accept_tls(
 async fn accept_failed(e: std::io::Error) {
     tracing::warn!(error = %e, "accept failed");
     tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
-fn peer_ip(peer: SocketAddr) -> IpAddr {
-    peer.ip().to_canonical()
 }
 
 /// Writes replies, giving up on a peer that has not read anything for [`WRITE_TIMEOUT`]: a
