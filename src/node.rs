@@ -89,6 +89,8 @@ pub enum NodeError {
     Sentinel(#[from] crate::resp::server::ServerError),
     #[error("starting the Sentinel port's runtime: {0}")]
     SentinelRuntime(std::io::Error),
+    #[error("{0}")]
+    SentinelTls(#[from] crate::resp::tls::TlsError),
 }
 
 #[allow(clippy::result_large_err)] // openraft's own error type, returned once at startup
@@ -182,6 +184,16 @@ async fn run_node(
 
     // A taken Sentinel port is a configuration error: say so now, not once the node is fresh.
     crate::resp::server::check_bind(config.sentinel_listen).await?;
+    let sentinel_listeners = crate::resp::server::Listeners {
+        plain: config.sentinel_listen,
+        tls: match (&config.sentinel_tls, &config.tls) {
+            (Some(t), Some(files)) => {
+                crate::resp::server::check_bind(t.listen).await?;
+                Some((t.listen, crate::resp::tls::acceptor(files, t.auth_clients)?))
+            }
+            _ => None,
+        },
+    };
     let cancel = CancellationToken::new();
     let reports = Reports::new();
     let contact = LeaderContact::default();
@@ -320,6 +332,7 @@ async fn run_node(
         bus: resp_bus,
         identity: resp_identity,
         auth: config.sentinel_auth.clone(),
+        limits: config.sentinel_limits,
         port: config.sentinel_listen.port(),
         election_max_ms: config.raft.election_max_ms,
         run_id: crate::resp::random_run_id(),
@@ -333,9 +346,8 @@ async fn run_node(
         .enable_all()
         .build()
         .map_err(NodeError::SentinelRuntime)?;
-    let serve =
-        crate::resp::server::serve(resp_ctx, config.sentinel_listen, fresh_rx, cancel.clone())
-            .in_current_span();
+    let serve = crate::resp::server::serve(resp_ctx, sentinel_listeners, fresh_rx, cancel.clone())
+        .in_current_span();
     let sentinel = tokio::task::spawn_blocking(move || resp_runtime.block_on(serve));
     let sdown_events = tokio::spawn(
         crate::monitor::events::publish_sdown(

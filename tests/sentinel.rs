@@ -12,15 +12,19 @@ use std::time::{Duration, Instant};
 
 use common::redis::Redis;
 use common::{eventually, serial, Cluster};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Fast detection so that the FAILOVER test finishes quickly.
 const TIMINGS: &str = "default-down-after-ms = 1000\n";
 
+/// A byte stream: plain TCP or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
 /// A connection that sends raw bytes and reads whole replies.
 struct Raw {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     buf: Vec<u8>,
 }
 
@@ -30,8 +34,12 @@ impl Raw {
             .await
             .expect("connect timed out")
             .expect("connect");
+        Raw::over(stream)
+    }
+
+    fn over(stream: impl Stream + 'static) -> Raw {
         Raw {
-            stream,
+            stream: Box::new(stream),
             buf: Vec::new(),
         }
     }
@@ -871,4 +879,482 @@ async fn random_commands_never_break_the_node() {
     for id in 1..=3 {
         assert!(c.nodes.get_mut(&id).unwrap().is_running(), "node {id} died");
     }
+}
+
+// --- access: roles, protected mode, the AUTH bypass ---------------------------------------------
+
+const WRONGPASS: &str = "-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+
+fn noperm(user: &str, command: &str) -> String {
+    format!("-NOPERM User {user} has no permissions to run the '{command}' command\r\n")
+}
+
+/// Every write the Sentinel port has, with its name in Redis's `command|subcommand` form.
+fn writes(other_port: &str) -> Vec<(Vec<String>, &'static str)> {
+    let v = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    vec![
+        (
+            v(&["SENTINEL", "MONITOR", "other", "127.0.0.1", other_port, "2"]),
+            "sentinel|monitor",
+        ),
+        (v(&["SENTINEL", "REMOVE", "mymaster"]), "sentinel|remove"),
+        (
+            v(&[
+                "SENTINEL",
+                "SET",
+                "mymaster",
+                "down-after-milliseconds",
+                "2000",
+            ]),
+            "sentinel|set",
+        ),
+        (
+            v(&["SENTINEL", "FAILOVER", "mymaster"]),
+            "sentinel|failover",
+        ),
+        (v(&["SENTINEL", "RESET", "*"]), "sentinel|reset"),
+        (
+            v(&["SENTINEL", "CONFIG", "SET", "resolve-hostnames", "no"]),
+            "sentinel|config",
+        ),
+    ]
+}
+
+/// Nothing the refused writes asked for happened: mymaster unchanged, `other` not monitored.
+async fn unchanged(s: &mut Raw, master_port: u16) {
+    let master = s.cmd(&["SENTINEL", "MASTER", "mymaster"]).await;
+    assert!(master.contains(&bulk(&master_port.to_string())), "{master}");
+    assert!(
+        master.contains("$23\r\ndown-after-milliseconds\r\n$4\r\n1000\r\n"),
+        "{master}"
+    );
+    assert_eq!(
+        s.cmd(&["SENTINEL", "get-master-addr-by-name", "other"])
+            .await,
+        "*-1\r\n"
+    );
+}
+
+async fn port_open(addr: &str) {
+    eventually("port open", Duration::from_secs(15), || async move {
+        TcpStream::connect(addr).await.ok()
+    })
+    .await;
+}
+
+// --- with users and no requirepass, `default` is disabled (the bypass was `AUTH default x` →
+//     +OK); a client-role user reads and subscribes but gets Redis's NOPERM for every write; an
+//     admin writes; a connection that never authenticates is closed after auth-timeout
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_gate_writes_and_the_default_user_is_disabled() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let other = Redis::start(&[]);
+    let extra = format!(
+        "{TIMINGS}[sentinel]\nauth-timeout = 1\n[sentinel.users]\nops = \"o\"\napp = {{ password = \"a\", role = \"client\" }}\n"
+    );
+    let mut c = Cluster::new(3, &extra);
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let index = c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    c.wait_applied(leader, index, Duration::from_secs(5)).await;
+    let _logs = c.logs_on_panic(40);
+    let addr = c.nodes[&leader].sentinel.clone();
+    port_open(&addr).await;
+
+    let mut s = Raw::connect(&addr).await;
+    let opened = Instant::now();
+    assert_eq!(s.cmd(&["AUTH", "default", "whatever"]).await, WRONGPASS);
+    assert_eq!(s.cmd(&["AUTH", "whatever"]).await, WRONGPASS);
+    assert_eq!(
+        s.cmd(&["HELLO", "3", "AUTH", "default", "whatever"]).await,
+        WRONGPASS
+    );
+    assert_eq!(
+        s.cmd(&["SENTINEL", "SET", "mymaster", "quorum", "1"]).await,
+        "-NOAUTH Authentication required.\r\n"
+    );
+    assert!(s.closed().await, "an unauthenticated client was kept");
+    let kept = opened.elapsed();
+    assert!(kept < Duration::from_secs(3), "closed after {kept:?}");
+
+    let other_port = other.port.to_string();
+    let mut app = Raw::connect(&addr).await;
+    assert_eq!(app.cmd(&["AUTH", "app", "a"]).await, "+OK\r\n");
+    for (args, name) in writes(&other_port) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(app.cmd(&args).await, noperm("app", name), "{args:?}");
+    }
+    unchanged(&mut app, m.port).await;
+    assert!(app
+        .cmd(&["SENTINEL", "CONFIG", "GET", "resolve-hostnames"])
+        .await
+        .contains("no"));
+    // Authenticated clients are not subject to auth-timeout (and `timeout` is 0).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.cmd(&["PING"]).await, "+PONG\r\n");
+    psubscribe(&mut app, "*").await;
+
+    let mut ops = Raw::connect(&addr).await;
+    let hello = ops.cmd(&["HELLO", "2", "AUTH", "ops", "o"]).await;
+    assert!(hello.starts_with("*12\r\n"), "{hello}");
+    let ok: [&[&str]; 5] = [
+        &[
+            "SENTINEL",
+            "SET",
+            "mymaster",
+            "down-after-milliseconds",
+            "2000",
+        ],
+        &[
+            "SENTINEL",
+            "MONITOR",
+            "other",
+            "127.0.0.1",
+            &other_port,
+            "2",
+        ],
+        &["SENTINEL", "REMOVE", "other"],
+        &["SENTINEL", "CONFIG", "SET", "resolve-hostnames", "no"],
+        &[
+            "SENTINEL",
+            "SET",
+            "mymaster",
+            "down-after-milliseconds",
+            "1000",
+        ],
+    ];
+    for args in ok {
+        assert_eq!(ops.cmd(args).await, "+OK\r\n", "{args:?}");
+    }
+    assert_eq!(ops.cmd(&["SENTINEL", "RESET", "mymaster"]).await, ":1\r\n");
+    // Allowed, and refused only for Sentinel's own reason (no replica).
+    assert_eq!(
+        ops.cmd(&["SENTINEL", "FAILOVER", "mymaster"]).await,
+        "-NOGOODSLAVE No suitable replica to promote\r\n"
+    );
+    unchanged(&mut ops, m.port).await;
+}
+
+/// This machine's own non-loopback IPv4 address (from `ip -4 -o addr`): a connection to it
+/// from here has a non-loopback peer address, and nothing leaves the machine.
+fn own_address() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("ip");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no non-loopback IPv4 address on this machine: {text}"))
+}
+
+// --- no users, no requirepass: Redis's protected mode — anyone reads, only loopback writes
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_credentials_only_loopback_writes() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let other = Redis::start(&[]);
+    let own = own_address();
+    let mut c = Cluster::new(3, TIMINGS);
+    let port = common::free_port();
+    c.nodes.get_mut(&3).unwrap().sentinel = format!("0.0.0.0:{port}");
+    c.write_config(3, None);
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    let _logs = c.logs_on_panic(40);
+    let far_addr = format!("{own}:{port}");
+    let want = format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&m.port.to_string()));
+    // Reads are open to everyone; this also waits for node 3 to apply the MONITOR.
+    eventually(
+        "node 3 answers for mymaster",
+        Duration::from_secs(15),
+        || {
+            let (far_addr, want) = (far_addr.clone(), want.clone());
+            async move {
+                TcpStream::connect(&far_addr).await.ok()?;
+                let mut far = Raw::connect(&far_addr).await;
+                let r = far
+                    .cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+                    .await;
+                (r == want).then_some(())
+            }
+        },
+    )
+    .await;
+
+    let other_port = other.port.to_string();
+    let mut far = Raw::connect(&far_addr).await;
+    let me = far.cmd(&["CLIENT", "INFO"]).await;
+    assert!(me.contains(&format!("addr={own}:")), "{me}");
+    for (args, name) in writes(&other_port) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(far.cmd(&args).await, noperm("default", name), "{args:?}");
+    }
+    unchanged(&mut far, m.port).await;
+    // AUTH cannot lift it: there is no password to give.
+    assert!(far
+        .cmd(&["AUTH", "x"])
+        .await
+        .starts_with("-ERR AUTH <password> called"));
+
+    let mut near = Raw::connect(&format!("127.0.0.1:{port}")).await;
+    assert_eq!(
+        near.cmd(&[
+            "SENTINEL",
+            "MONITOR",
+            "other",
+            "127.0.0.1",
+            &other_port,
+            "2"
+        ])
+        .await,
+        "+OK\r\n"
+    );
+    assert_eq!(near.cmd(&["SENTINEL", "REMOVE", "other"]).await, "+OK\r\n");
+}
+
+/// The resident set of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+// --- 1,000 SUBSCRIBEs, each arriving in a ~1 MiB request: the names are copied, so the node's
+//     RSS does not grow by the buffers they came in; over-long names are refused
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_do_not_pin_request_buffers() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let extra = format!("{TIMINGS}[sentinel]\nmax-subscriptions = 1000\n");
+    let c = cluster_with(&m, &extra).await;
+    let _logs = c.logs_on_panic(40);
+    let pid = c.pid(1).unwrap();
+    let mut s = Raw::connect(&c.nodes[&1].sentinel).await;
+    // Warm up the connection path before measuring.
+    assert_eq!(s.cmd(&["PING"]).await, "+PONG\r\n");
+    let before = rss_kib(pid);
+    let pad = "x".repeat(60_000);
+    let filler = format!("*2\r\n$4\r\nECHO\r\n${}\r\n{pad}\r\n", pad.len());
+    for i in 0..1000 {
+        let name = format!("chan-{i}");
+        let mut req =
+            format!("*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{name}\r\n", name.len()).into_bytes();
+        // In subscribe mode ECHO is refused with a short error: the request is big, the replies
+        // are not.
+        for _ in 0..16 {
+            req.extend_from_slice(filler.as_bytes());
+        }
+        s.send(&req).await;
+        let ack = s.reply().await;
+        assert!(ack.ends_with(&format!(":{}\r\n", i + 1)), "{ack}");
+        for _ in 0..16 {
+            assert!(s.reply().await.starts_with("-ERR Can't execute 'echo'"));
+        }
+    }
+    let after = rss_kib(pid);
+    eprintln!(
+        "node RSS {before} KiB before, {after} KiB after 1,000 SUBSCRIBEs in ~1 MiB requests"
+    );
+    // Pinned, the buffers cost ~84 MiB here (measured with the names kept as slices).
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+    assert_eq!(
+        s.cmd(&["SUBSCRIBE", "one-too-many"]).await,
+        "-ERR max number of subscriptions per client reached (1000)\r\n"
+    );
+    let mut t = Raw::connect(&c.nodes[&1].sentinel).await;
+    assert_eq!(
+        t.cmd(&["SUBSCRIBE", "ok", &"n".repeat(257)]).await,
+        "-ERR channel or pattern name longer than 256 bytes\r\n"
+    );
+    assert_eq!(
+        t.cmd(&["PING"]).await,
+        "+PONG\r\n",
+        "nothing was subscribed"
+    );
+}
+
+// --- 5,000 idle connections from one address: past sentinel.maxclients-per-ip (256) each is
+//     refused with a clear error, and a client from another address is answered at once
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_capped_per_address() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(40);
+    let addr: std::net::SocketAddr = c.nodes[&1].sentinel.parse().unwrap();
+    let pid = c.pid(1).unwrap();
+    let before = rss_kib(pid);
+    let mut conns = Vec::with_capacity(5000);
+    let started = Instant::now();
+    for _ in 0..5000 {
+        let s = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+            .await
+            .expect("connect timed out")
+            .unwrap();
+        conns.push(s);
+    }
+    eprintln!("5,000 connections in {:?}", started.elapsed());
+    const REFUSED: &[u8] = b"-ERR max number of clients per IP address reached\r\n";
+    // Each refused connection gets the line, then the close; the others hear nothing.
+    let mut got: Vec<Vec<u8>> = vec![Vec::new(); conns.len()];
+    let mut closed = vec![false; conns.len()];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for (i, s) in conns.iter().enumerate() {
+            let mut b = [0u8; 128];
+            while !closed[i] {
+                match s.try_read(&mut b) {
+                    Ok(0) => closed[i] = true,
+                    Ok(n) => got[i].extend_from_slice(&b[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => closed[i] = true,
+                }
+            }
+        }
+        let refused = closed.iter().filter(|c| **c).count();
+        if refused >= 5000 - 256 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = (0..conns.len()).filter(|i| closed[*i]).count();
+    assert_eq!(refused, 5000 - 256, "connections closed by the node");
+    for i in (0..conns.len()).filter(|i| closed[*i]) {
+        assert_eq!(got[i], REFUSED, "connection {i}");
+    }
+    assert!((0..conns.len()).all(|i| closed[i] || got[i].is_empty()));
+
+    // Another address (127.0.0.2 is loopback too, but not the flooding one) is served at once.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let asked = Instant::now();
+    let mut s = Raw::over(sock.connect(addr).await.unwrap());
+    assert_eq!(
+        s.cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .await,
+        format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&m.port.to_string()))
+    );
+    let took = asked.elapsed();
+    eprintln!("GET-MASTER-ADDR-BY-NAME from 127.0.0.2 with 256 idle clients held: {took:?}");
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    let after = rss_kib(pid);
+    eprintln!("node RSS {before} KiB before, {after} KiB with 256 idle clients");
+    assert!(
+        after < before + 64 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
+
+    // The slots come back when the idle clients leave.
+    drop(conns);
+    eventually(
+        "a slot for 127.0.0.1 again",
+        Duration::from_secs(5),
+        || async {
+            let mut s = Raw::connect(&c.nodes[&1].sentinel).await;
+            s.send(b"PING\r\n").await;
+            (s.reply().await == "+PONG\r\n").then_some(())
+        },
+    )
+    .await;
+}
+
+// --- the TLS listener (sentinel.tls-port): the same replies over TLS; with tls-auth-clients
+//     "yes" a client without a certificate gets nothing; it closes with the plain port when the
+//     node is no longer fresh (invariant 9)
+
+/// A TLS connection to `addr` that trusts `pki`'s CA, presenting the node certificate as its
+/// client certificate when `with_cert`.
+async fn tls_connect(addr: &str, pki: &common::pki::Pki, with_cert: bool) -> std::io::Result<Raw> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(&pki.ca).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let builder = ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = if with_cert {
+        let certs = CertificateDer::pem_file_iter(&pki.cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(&pki.key).unwrap();
+        builder.with_client_auth_cert(certs, key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    Ok(Raw::over(tls))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_port_serves_and_closes_with_freshness() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::pki::Pki::create(dir.path());
+    let (mut c, tls) = pki.cluster(3, TIMINGS, "tls-auth-clients = \"yes\"\n");
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(15)).await;
+    let index = c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    let _logs = c.logs_on_panic(40);
+    let lone = (1..=3).find(|id| *id != leader).unwrap();
+    c.wait_applied(lone, index, Duration::from_secs(5)).await;
+    let addr = tls[usize::try_from(lone - 1).unwrap()].clone();
+    port_open(&addr).await;
+
+    let mut s = tls_connect(&addr, &pki, true).await.unwrap();
+    assert_eq!(
+        s.cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .await,
+        format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&m.port.to_string()))
+    );
+    assert!(s.cmd(&["HELLO", "3"]).await.starts_with("%6\r\n"));
+
+    // Without a client certificate: refused in the handshake or on the first read.
+    if let Ok(mut anon) = tls_connect(&addr, &pki, false).await {
+        anon.send(b"PING\r\n").await;
+        assert!(
+            anon.closed().await,
+            "a client without a certificate was served"
+        );
+        assert!(!anon.text().contains("PONG"), "{}", anon.text());
+    }
+    // Plaintext on the TLS port is not RESP.
+    let mut plain = Raw::connect(&addr).await;
+    plain.send(b"PING\r\n").await;
+    assert!(plain.closed().await);
+    assert!(!plain.text().contains("PONG"));
+
+    let others: Vec<u64> = (1..=3).filter(|id| *id != lone).collect();
+    for id in &others {
+        c.kill(*id);
+    }
+    assert!(s.closed().await, "an open TLS connection is dropped");
+    eventually("TLS port refused", Duration::from_secs(5), || {
+        let addr = addr.clone();
+        async move { TcpStream::connect(&addr).await.is_err().then_some(()) }
+    })
+    .await;
 }

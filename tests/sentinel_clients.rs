@@ -3,7 +3,8 @@
 //! redis-py 8's `redis.sentinel.Sentinel` (HELLO 3, discovery with SENTINEL MASTERS), each
 //! against a real three-node cluster watching real redis-server processes: discovery, a write
 //! workload that survives a kill -9 of the master, and discovery that skips a node cut off from
-//! its peers (whose port is closed while it is not fresh).
+//! its peers (whose port is closed while it is not fresh). The failover workloads run again
+//! through the TLS listener (`sentinel.tls-port`) with certificates from `common::pki`.
 //!
 //! Needs: redis-server and redis-cli; root, iptables and setpriv (the cut-off test singles out a
 //! node's traffic by its uid); and the Python venv with redis-py 8 that `scripts/test.sh`
@@ -16,17 +17,18 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::firewall::Firewall;
+use common::pki::Pki;
 use common::redis::Redis;
 use common::{eventually, serial, Cluster};
 use raftinel::pb::{self, Consistency};
 use redis::aio::MultiplexedConnection;
-use redis::sentinel::{SentinelClient, SentinelServerType};
-use redis::AsyncConnectionConfig;
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{AsyncConnectionConfig, TlsCertificates};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// down-after 1000 ms, as in tests/failover.rs: a killed master is replaced within seconds.
@@ -242,7 +244,38 @@ async fn connect_via_sentinels(client: &mut SentinelClient) -> redis::RedisResul
 
 fn sentinel_client(sentinels: &[String]) -> SentinelClient {
     let urls: Vec<String> = sentinels.iter().map(|a| format!("redis://{a}/")).collect();
-    SentinelClient::build(urls, SERVICE.to_string(), None, SentinelServerType::Master).unwrap()
+    SentinelClient::build(urls, SERVICE, None, SentinelServerType::Master).unwrap()
+}
+
+/// The redis crate's client for TLS sentinels (`rediss://`, verified against `ca`); the master
+/// is reached in plaintext, as with Redis's `tls-port` on the sentinels only.
+fn tls_sentinel_client(sentinels: &[String], ca: &Path) -> SentinelClient {
+    let addrs = sentinels.iter().map(|a| {
+        redis::IntoConnectionInfo::into_connection_info(format!("rediss://{a}/"))
+            .unwrap()
+            .addr()
+            .clone()
+    });
+    SentinelClientBuilder::new(addrs, SERVICE, SentinelServerType::Master)
+        .unwrap()
+        .set_client_to_sentinel_certificates(TlsCertificates {
+            client_tls: None,
+            root_cert: Some(std::fs::read(ca).unwrap()),
+        })
+        .build()
+        .unwrap()
+}
+
+/// A three-node cluster (not started) for the failover tests. With `pki`, every node has its
+/// certificate and a `sentinel.tls-port` of its own, and the clients are given those ports;
+/// otherwise the plain Sentinel ports.
+fn failover_cluster(pki: Option<&Pki>) -> (Cluster, Vec<String>) {
+    let Some(pki) = pki else {
+        let c = Cluster::new(3, TIMINGS);
+        let plain = sentinels(&c, &[1, 2, 3]);
+        return (c, plain);
+    };
+    pki.cluster(3, TIMINGS, "")
 }
 
 /// `SET key:i i` for i = 0, 1, ... through the redis crate's sentinel client for `duration`,
@@ -250,11 +283,10 @@ fn sentinel_client(sentinels: &[String]) -> SentinelClient {
 /// connection is dropped and the next attempt asks the sentinels again, after 50 ms. `ready`
 /// fires after the first acknowledged write.
 async fn redis_rs_workload(
-    sentinels: Vec<String>,
+    mut client: SentinelClient,
     duration: Duration,
     ready: tokio::sync::oneshot::Sender<()>,
 ) -> (Summary, BTreeMap<String, Vec<u64>>) {
-    let mut client = sentinel_client(&sentinels);
     let mut s = Summary::default();
     let mut acked: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut bursts = Bursts::new();
@@ -584,22 +616,34 @@ async fn redis_cli_resp2_and_resp3() {
 //     the sentinels again after each error and lands on the promoted replica
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_rs_sentinel_client_survives_failover() {
+    redis_rs_through_failover(false).await;
+}
+
+// --- the same through the Sentinel port's TLS listener (`sentinel.tls-port`)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rs_sentinel_client_over_tls_survives_failover() {
+    redis_rs_through_failover(true).await;
+}
+
+async fn redis_rs_through_failover(tls: bool) {
     let _g = serial();
     let mut m = Redis::start(&[]);
     let r1 = Redis::replica_of(&m, &[]);
     let r2 = Redis::replica_of(&m, &[]);
-    let mut c = Cluster::new(3, TIMINGS);
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = tls.then(|| Pki::create(pki_dir.path()));
+    let (mut c, addrs) = failover_cluster(pki.as_ref());
     let _logs = c.logs_on_panic(40);
     c.start_all();
     monitored(&c, &m, 2).await;
     let old = format!("127.0.0.1:{}", m.port);
 
+    let client = match &pki {
+        Some(p) => tls_sentinel_client(&addrs, &p.ca),
+        None => sentinel_client(&addrs),
+    };
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let work = tokio::spawn(redis_rs_workload(
-        sentinels(&c, &[1, 2, 3]),
-        Duration::from_secs(14),
-        ready_tx,
-    ));
+    let work = tokio::spawn(redis_rs_workload(client, Duration::from_secs(14), ready_tx));
     tokio::time::timeout(Duration::from_secs(10), ready_rx)
         .await
         .expect("no acknowledged write within 10 s")
@@ -657,20 +701,33 @@ async fn redis_rs_sentinel_client_survives_failover() {
 // --- redis-py 8 (HELLO 3, SENTINEL MASTERS) keeps writing through a kill -9 of the master
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_py_sentinel_survives_failover() {
+    redis_py_through_failover(false).await;
+}
+
+// --- the same through the Sentinel port's TLS listener (`ssl=True, ssl_ca_certs=…` in
+//     sentinel_kwargs)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_py_sentinel_over_tls_survives_failover() {
+    redis_py_through_failover(true).await;
+}
+
+async fn redis_py_through_failover(tls: bool) {
     let python = python();
     let _g = serial();
     let mut m = Redis::start(&[]);
     let r1 = Redis::replica_of(&m, &[]);
     let r2 = Redis::replica_of(&m, &[]);
-    let mut c = Cluster::new(3, TIMINGS);
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = tls.then(|| Pki::create(pki_dir.path()));
+    let (mut c, addrs) = failover_cluster(pki.as_ref());
     let _logs = c.logs_on_panic(40);
     c.start_all();
     monitored(&c, &m, 2).await;
     let old = format!("127.0.0.1:{}", m.port);
 
     let stderr = tempfile::NamedTempFile::new().unwrap();
-    let mut child = tokio::process::Command::new(&python)
-        .arg(py_script())
+    let mut cmd = tokio::process::Command::new(&python);
+    cmd.arg(py_script())
         .args([
             "write",
             "--service",
@@ -679,7 +736,11 @@ async fn redis_py_sentinel_survives_failover() {
             "14",
             "--sentinels",
         ])
-        .arg(sentinels(&c, &[1, 2, 3]).join(","))
+        .arg(addrs.join(","));
+    if let Some(p) = &pki {
+        cmd.arg("--sentinel-ca").arg(&p.ca);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(stderr.reopen().unwrap())
         .kill_on_drop(true)

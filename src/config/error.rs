@@ -115,6 +115,14 @@ pub enum ConfigError {
         reason: &'static str,
         fix: &'static str,
     },
+    /// A `[sentinel]` bound or TLS setting that cannot be used.
+    #[error("{key} = {value}: {reason}; {fix}")]
+    SentinelKey {
+        key: &'static str,
+        value: String,
+        reason: &'static str,
+        fix: &'static str,
+    },
     #[error("{missing} is missing while {given} is set; TLS needs all three of `tls.cert`, `tls.key` and `tls.ca` (or `--tls-cert`, `--tls-key`, `--tls-ca`): set {missing}, or remove the others to run without TLS")]
     TlsIncomplete {
         missing: &'static str,

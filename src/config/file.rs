@@ -51,13 +51,36 @@ pub(super) struct FileMaster {
     pub vip: Option<String>,
 }
 
-/// `[sentinel]`: who may use the Sentinel port.
+/// `[sentinel]`: who may use the Sentinel port, its bounds and its TLS listener.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct FileSentinel {
     pub requirepass: Option<String>,
-    /// `[sentinel.users]`: user name → password.
-    pub users: Option<BTreeMap<String, String>>,
+    /// `[sentinel.users]`: user name → password (an admin) or `{ password, role }`.
+    pub users: Option<BTreeMap<String, FileUser>>,
+    pub tls_port: Option<u16>,
+    pub tls_auth_clients: Option<String>,
+    pub maxclients_per_ip: Option<u64>,
+    pub auth_timeout: Option<u64>,
+    pub timeout: Option<u64>,
+    pub max_subscriptions: Option<u64>,
+    pub max_channel_length: Option<u64>,
+}
+
+/// One `[sentinel.users]` entry: a bare password string (role `admin`, as every user was
+/// before roles existed) or a table with the role spelled out.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub(super) enum FileUser {
+    Password(String),
+    Table(FileUserTable),
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileUserTable {
+    pub password: String,
+    pub role: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]

@@ -975,3 +975,152 @@ fn admin_token_file_is_read_and_checked() {
         &["`admin-token-file`", "at least 32"],
     );
 }
+
+// --- [sentinel]: users, roles, bounds, TLS listener --------------------------------------------
+
+#[test]
+fn a_bare_password_is_an_admin_and_a_table_sets_the_role() {
+    let (c, _) = ok(&file(
+        "",
+        "[sentinel]\nrequirepass = \"p\"\n[sentinel.users]\nops = \"o\"\napp = { password = \"a\", role = \"client\" }\nboss = { password = \"b\", role = \"admin\" }\nold = { password = \"x\" }\n",
+    ));
+    let a = &c.sentinel_auth;
+    assert_eq!(a.requirepass.as_deref(), Some("p"));
+    let role = |n: &str| a.users.get(n).map(|u| (u.password.as_str(), u.role));
+    assert_eq!(role("ops"), Some(("o", SentinelRole::Admin)));
+    assert_eq!(role("app"), Some(("a", SentinelRole::Client)));
+    assert_eq!(role("boss"), Some(("b", SentinelRole::Admin)));
+    assert_eq!(role("old"), Some(("x", SentinelRole::Admin)));
+    assert!(a.required());
+    // The Debug form names roles, never passwords.
+    let shown = format!("{a:?}");
+    assert!(
+        shown.contains("Client") && !shown.contains("\"a\""),
+        "{shown}"
+    );
+}
+
+#[test]
+fn bad_users_are_refused_with_the_key() {
+    err(
+        &file(
+            "",
+            "[sentinel.users]\napp = { password = \"a\", role = \"root\" }\n",
+        ),
+        &["`sentinel.users.app`", "\"admin\"", "\"client\""],
+    );
+    err(
+        &file(
+            "",
+            "[sentinel.users]\napp = { password = \"\", role = \"client\" }\n",
+        ),
+        &["`sentinel.users.app`", "password is empty"],
+    );
+    err(
+        &file("", "[sentinel.users]\ndefault = \"x\"\n"),
+        &["`sentinel.users.default`", "`sentinel.requirepass`"],
+    );
+    err(
+        &file(
+            "",
+            "[sentinel.users]\napp = { password = \"a\", rights = \"all\" }\n",
+        ),
+        &["sentinel.users"],
+    );
+}
+
+#[test]
+fn no_credentials_means_protected_mode() {
+    let (c, _) = ok(&file("", ""));
+    assert!(!c.sentinel_auth.required());
+    assert_eq!(c.sentinel_limits, SentinelLimits::default());
+    assert_eq!(c.sentinel_tls, None);
+}
+
+#[test]
+fn sentinel_bounds_have_defaults_and_refuse_zero() {
+    let d = SentinelLimits::default();
+    assert_eq!(
+        (d.maxclients_per_ip, d.auth_timeout_s, d.timeout_s),
+        (256, 10, 0)
+    );
+    assert_eq!((d.max_subscriptions, d.max_channel_length), (256, 256));
+    let (c, _) = ok(&file(
+        "",
+        "[sentinel]\nmaxclients-per-ip = 8\nauth-timeout = 3\ntimeout = 60\nmax-subscriptions = 16\nmax-channel-length = 64\n",
+    ));
+    assert_eq!(
+        c.sentinel_limits,
+        SentinelLimits {
+            maxclients_per_ip: 8,
+            auth_timeout_s: 3,
+            timeout_s: 60,
+            max_subscriptions: 16,
+            max_channel_length: 64,
+        }
+    );
+    for key in [
+        "maxclients-per-ip",
+        "auth-timeout",
+        "max-subscriptions",
+        "max-channel-length",
+    ] {
+        err(
+            &file("", &format!("[sentinel]\n{key} = 0\n")),
+            &[&format!("`sentinel.{key}` = 0"), "at least 1"],
+        );
+    }
+    // timeout = 0 is Redis's "never".
+    assert_eq!(
+        ok(&file("", "[sentinel]\ntimeout = 0\n"))
+            .0
+            .sentinel_limits
+            .timeout_s,
+        0
+    );
+}
+
+#[test]
+fn the_tls_port_needs_the_node_certificate_and_a_port_of_its_own() {
+    err(
+        &file("", "[sentinel]\ntls-port = 26390\n"),
+        &["`sentinel.tls-port` = 26390", "`tls.cert`"],
+    );
+    let dir = TlsDir::new("sentinel");
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
+        dir.path("cert.pem").display(),
+        dir.path("key.pem").display(),
+        dir.path("ca.pem").display()
+    );
+    let (c, _) = ok(&file(
+        "sentinel-listen = \"10.0.0.1:26379\"",
+        &format!("{tls}[sentinel]\ntls-port = 26390\ntls-auth-clients = \"optional\"\n"),
+    ));
+    assert_eq!(
+        c.sentinel_tls,
+        Some(SentinelTls {
+            listen: addr("10.0.0.1:26390"),
+            auth_clients: TlsAuthClients::Optional,
+        })
+    );
+    let (c, _) = ok(&file("", &format!("{tls}[sentinel]\ntls-port = 26390\n")));
+    assert_eq!(
+        c.sentinel_tls.map(|t| t.auth_clients),
+        Some(TlsAuthClients::No)
+    );
+    err(
+        &file(
+            "sentinel-listen = \"10.0.0.1:26379\"",
+            &format!("{tls}[sentinel]\ntls-port = 26379\n"),
+        ),
+        &["`sentinel.tls-port` = 26379", "a port of its own"],
+    );
+    err(
+        &file(
+            "",
+            &format!("{tls}[sentinel]\ntls-port = 26390\ntls-auth-clients = \"maybe\"\n"),
+        ),
+        &["`sentinel.tls-auth-clients`", "\"optional\""],
+    );
+}

@@ -5,19 +5,24 @@
 //! # Layout
 //! - [`frame`]: request decoding with Redis's limits; [`reply`]: reply values and their bytes.
 //! - [`session`]: one connection's state (protocol, auth, name, subscriptions).
+//! - [`access`]: the connection's principal (roles, protected mode) and the NOPERM refusal.
 //! - [`cmd`]: one file per command family; `cmd::dispatch` routes a request.
-//! - [`server`]: the listener, opened only while this node is fresh (invariant 9), and the
-//!   connection loop with pipelining and pub/sub pushes.
+//! - [`server`]: the listeners (plain and TLS), opened only while this node is fresh
+//!   (invariant 9), and the one connection loop, over either, with pipelining and pub/sub pushes.
+//! - [`admission`]: client slots, in all and per source address; [`tls`]: the TLS acceptor.
 //!
 //! Who-is-master answers come from the applied state; health fields from this node's own
 //! observations. Writes (MONITOR, REMOVE, SET, FAILOVER, RESET) go through the admin path as
 //! the session's principal, so they are authorized and committed like `raftinel ctl`'s.
 
+pub mod access;
+pub mod admission;
 pub mod cmd;
 pub mod frame;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod tls;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +33,7 @@ use tokio::time::Instant;
 
 use crate::admin::Admin;
 use crate::api::Api;
-use crate::config::SentinelAuth;
+use crate::config::{SentinelAuth, SentinelLimits};
 use crate::events::EventBus;
 use crate::monitor::NodeReport;
 use crate::raft::{ClusterIdentity, Raft, SmData};
@@ -52,6 +57,7 @@ pub struct Ctx {
     pub bus: EventBus,
     pub identity: ClusterIdentity,
     pub auth: SentinelAuth,
+    pub limits: SentinelLimits,
     pub port: u16,
     pub election_max_ms: u64,
     /// A random id of this process, as Redis's INFO `run_id` (distinct from SENTINEL MYID).

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::access;
 use super::reply::Proto;
+use crate::admin::Principal;
+use crate::config::SentinelAuth;
 use crate::raft::SmData;
 
 pub struct Session {
@@ -16,6 +19,8 @@ pub struct Session {
     pub proto: Proto,
     /// The user this connection authenticated as; `None` until AUTH when a password is required.
     pub user: Option<String>,
+    /// What `user` may do from `peer`, decided once at login (`access::principal`).
+    pub principal: Principal,
     pub name: Option<Bytes>,
     pub lib_name: Option<Bytes>,
     pub lib_ver: Option<Bytes>,
@@ -30,13 +35,6 @@ pub struct Session {
     /// GET-MASTER-ADDR-BY-NAME replies, encoded, for the applied state they were built from:
     /// the one request every client repeats, answered without allocating.
     pub addr_cache: AddrCache,
-}
-
-impl Session {
-    /// Who this connection is to the admin path.
-    pub fn principal(&self) -> crate::admin::Principal {
-        crate::admin::Principal::Admin(self.user.clone().unwrap_or_else(|| "default".to_owned()))
-    }
 }
 
 #[derive(Default)]
@@ -68,12 +66,14 @@ impl AddrCache {
 }
 
 impl Session {
-    pub fn new(id: u64, peer: SocketAddr, local: SocketAddr, needs_auth: bool) -> Session {
+    pub fn new(id: u64, peer: SocketAddr, local: SocketAddr, auth: &SentinelAuth) -> Session {
         let now = Instant::now();
+        let user = (!auth.required()).then(|| "default".to_owned());
         Session {
             id,
             proto: Proto::Resp2,
-            user: (!needs_auth).then(|| "default".to_owned()),
+            principal: access::principal(auth, user.as_deref(), peer.ip()),
+            user,
             name: None,
             lib_name: None,
             lib_ver: None,
@@ -86,6 +86,18 @@ impl Session {
             closing: false,
             addr_cache: AddrCache::default(),
         }
+    }
+
+    /// A successful AUTH or HELLO AUTH as `user`.
+    pub fn login(&mut self, auth: &SentinelAuth, user: String) {
+        self.principal = access::principal(auth, Some(&user), self.peer.ip());
+        self.user = Some(user);
+    }
+
+    /// `Ok` when this connection may run the write `full_name` (`sentinel|monitor`, …); else
+    /// Redis's NOPERM refusal.
+    pub fn permit_write(&self, full_name: &str) -> Result<(), super::reply::Reply> {
+        access::permit_write(&self.principal, self.user.as_deref(), full_name)
     }
 
     pub fn authenticated(&self) -> bool {

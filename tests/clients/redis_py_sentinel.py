@@ -3,7 +3,7 @@
 Run by tests/sentinel_clients.rs with the venv that scripts/test.sh builds (redis-py 8, which
 opens sentinel connections with HELLO 3 and discovers the master with SENTINEL MASTERS).
 
-    redis_py_sentinel.py write    --sentinels H:P,H:P,... --service NAME --duration SECONDS
+    redis_py_sentinel.py write    --sentinels H:P,H:P,... --service NAME --duration SECONDS [--sentinel-ca PEM]
     redis_py_sentinel.py discover --sentinels H:P,H:P,... --service NAME
 
 `write` runs `SET key:i i` in a loop (2 ms apart) through `Sentinel.master_for(...)` for SECONDS, catching
@@ -11,7 +11,8 @@ connection, read-only and timeout errors and retrying after a short sleep. It pr
 after its first acknowledged write (so that the caller knows when to kill the master), then
 one JSON line: ok and error counts, the longest error burst in ms (from the last acknowledged
 write before an error to the next acknowledged write), the master address seen last, the
-acknowledged writes per master address, and the index of the last acknowledged write.
+acknowledged writes per master address, and the index of the last acknowledged write. With
+`--sentinel-ca`, the sentinel connections use TLS (`ssl=True`, `ssl_ca_certs`), the master's do not.
 
 `discover` times `Sentinel.discover_master` three ways and prints one JSON line with the master
 address and the milliseconds each took:
@@ -50,7 +51,18 @@ def sentinels(arg):
 
 
 def write(args):
-    s = Sentinel(sentinels(args.sentinels), socket_timeout=TIMEOUT)
+    sentinel_kwargs = None
+    if args.sentinel_ca:
+        sentinel_kwargs = {
+            "socket_timeout": TIMEOUT,
+            "ssl": True,
+            "ssl_ca_certs": args.sentinel_ca,
+        }
+    s = Sentinel(
+        sentinels(args.sentinels),
+        socket_timeout=TIMEOUT,
+        sentinel_kwargs=sentinel_kwargs,
+    )
     master = s.master_for(args.service, socket_timeout=TIMEOUT)
     ok = errors = 0
     attempts = 0
@@ -151,6 +163,7 @@ def main():
     p.add_argument("--sentinels", required=True)
     p.add_argument("--service", default="mymaster")
     p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--sentinel-ca", default=None)
     args = p.parse_args()
     if args.mode == "write":
         write(args)

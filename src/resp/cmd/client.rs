@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::{int, lossy, unknown_subcommand, wrong_arity};
+use crate::config::SentinelAuth;
 use crate::resp::reply::{Proto, Reply};
 use crate::resp::session::Session;
 use crate::resp::Ctx;
@@ -29,20 +30,21 @@ pub fn ping(s: &Session, args: &[Bytes]) -> Reply {
 
 /// Checks a user and password against the configured ones, in time independent of where they
 /// differ.
-fn check(ctx: &Ctx, user: &str, pass: &[u8]) -> bool {
+fn check(auth: &SentinelAuth, user: &str, pass: &[u8]) -> bool {
     let expected = if user == "default" {
-        ctx.auth.requirepass.as_deref()
+        match &auth.requirepass {
+            Some(p) => p.as_str(),
+            // As in Redis: the default user is `nopass` (any password) only while no credential
+            // is configured at all; once other users exist it is disabled.
+            None => return !auth.required(),
+        }
     } else {
-        match ctx.auth.users.get(user) {
-            Some(p) => Some(p.as_str()),
+        match auth.users.get(user) {
+            Some(u) => u.password.as_str(),
             None => return false,
         }
     };
-    match expected {
-        // The default user without a password accepts any (Redis's `nopass`).
-        None => true,
-        Some(exp) => constant_time_eq(exp.as_bytes(), pass),
-    }
+    constant_time_eq(expected.as_bytes(), pass)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -59,11 +61,11 @@ pub fn auth(ctx: &Ctx, s: &mut Session, args: &[Bytes]) -> Reply {
         3 => (lossy(&args[1], 256), &args[2]),
         _ => return Reply::error("ERR syntax error"),
     };
-    if args.len() == 2 && ctx.auth.requirepass.is_none() && ctx.auth.users.is_empty() {
+    if args.len() == 2 && !ctx.auth.required() {
         return Reply::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
     }
-    if check(ctx, &user, pass) {
-        s.user = Some(user);
+    if check(&ctx.auth, &user, pass) {
+        s.login(&ctx.auth, user);
         Reply::ok()
     } else {
         Reply::error(WRONGPASS)
@@ -102,10 +104,10 @@ pub fn hello(ctx: &Ctx, s: &mut Session, args: &[Bytes]) -> Reply {
     }
     match login {
         Some((user, pass)) => {
-            if !check(ctx, &user, &pass) {
+            if !check(&ctx.auth, &user, &pass) {
                 return Reply::error(WRONGPASS);
             }
-            s.user = Some(user);
+            s.login(&ctx.auth, user);
         }
         None if !s.authenticated() => {
             return Reply::error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
@@ -206,5 +208,50 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
             .collect(),
         ),
         _ => unknown_subcommand(sub, "CLIENT"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SentinelRole, SentinelUser};
+
+    fn auth(requirepass: Option<&str>, user: Option<(&str, &str)>) -> SentinelAuth {
+        SentinelAuth {
+            requirepass: requirepass.map(str::to_owned),
+            users: user
+                .map(|(n, p)| {
+                    let u = SentinelUser {
+                        password: p.to_owned(),
+                        role: SentinelRole::Client,
+                    };
+                    (n.to_owned(), u)
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn default_is_nopass_only_without_any_credential() {
+        assert!(check(&auth(None, None), "default", b"anything"));
+        // The bypass: users configured, no requirepass.
+        assert!(!check(
+            &auth(None, Some(("app", "pw"))),
+            "default",
+            b"whatever"
+        ));
+        assert!(!check(&auth(None, Some(("app", "pw"))), "default", b""));
+        assert!(check(&auth(Some("s"), None), "default", b"s"));
+        assert!(!check(&auth(Some("s"), None), "default", b"t"));
+    }
+
+    #[test]
+    fn users_need_their_own_password() {
+        let a = auth(Some("s"), Some(("app", "pw")));
+        assert!(check(&a, "app", b"pw"));
+        assert!(!check(&a, "app", b"s"));
+        assert!(!check(&a, "app", b"pwx"));
+        assert!(!check(&a, "nobody", b"pw"));
     }
 }

@@ -1,6 +1,8 @@
 //! SUBSCRIBE / PSUBSCRIBE / UNSUBSCRIBE / PUNSUBSCRIBE, and turning bus events into messages for
 //! a connection's channels and patterns: channel = event name, message = Sentinel's payload.
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 
 use super::wrong_arity;
@@ -8,9 +10,6 @@ use crate::events::IndexedEvent;
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
 use crate::resp::{Ctx, Stats};
-
-/// Most channels one connection may hold: a bound on per-connection memory.
-const MAX_SUBSCRIPTIONS: usize = 4096;
 
 pub fn subscription(ctx: &Ctx, s: &mut Session, cmd: &str, args: &[Bytes], out: &mut Vec<Reply>) {
     let was = s.subscriptions();
@@ -23,15 +22,28 @@ pub fn subscription(ctx: &Ctx, s: &mut Session, cmd: &str, args: &[Bytes], out: 
                 out.push(wrong_arity(cmd));
                 return;
             }
+            let limits = &ctx.limits;
+            let set = if pattern { &s.patterns } else { &s.channels };
+            let held = s.subscriptions();
+            if let Err(e) = admit(
+                set,
+                held,
+                names,
+                limits.max_subscriptions,
+                limits.max_channel_length,
+            ) {
+                out.push(e);
+                return;
+            }
             for n in names {
                 let set = if pattern {
                     &mut s.patterns
                 } else {
                     &mut s.channels
                 };
-                if set.len() < MAX_SUBSCRIPTIONS {
-                    set.insert(n.clone());
-                }
+                // Copied: a slice would pin the whole read buffer it came in (up to 1 MiB) for
+                // as long as the subscription lives.
+                set.insert(Bytes::copy_from_slice(n));
                 out.push(ack(cmd, Reply::Bulk(n.clone()), s.subscriptions()));
             }
         }
@@ -70,6 +82,29 @@ pub fn subscription(ctx: &Ctx, s: &mut Session, cmd: &str, args: &[Bytes], out: 
     }
 }
 
+/// All of `names` or none: each at most `max_len` bytes, and the connection's `held` channels
+/// and patterns plus the new names in `set` at most `max_subs`.
+fn admit(
+    set: &BTreeSet<Bytes>,
+    held: usize,
+    names: &[Bytes],
+    max_subs: usize,
+    max_len: usize,
+) -> Result<(), Reply> {
+    if names.iter().any(|n| n.len() > max_len) {
+        return Err(Reply::error(format!(
+            "ERR channel or pattern name longer than {max_len} bytes"
+        )));
+    }
+    let fresh: BTreeSet<&Bytes> = names.iter().filter(|n| !set.contains(*n)).collect();
+    if held + fresh.len() > max_subs {
+        return Err(Reply::error(format!(
+            "ERR max number of subscriptions per client reached ({max_subs})"
+        )));
+    }
+    Ok(())
+}
+
 fn ack(cmd: &str, name: Reply, count: usize) -> Reply {
     Reply::Push(vec![
         cmd.into(),
@@ -98,5 +133,39 @@ pub fn deliver(s: &Session, ev: &IndexedEvent, out: &mut Vec<Reply>) {
                 payload(),
             ]));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<Bytes> {
+        n.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn names_over_the_length_cap_are_refused_whole() {
+        let set = BTreeSet::new();
+        assert!(admit(&set, 0, &names(&["abcd", "ef"]), 10, 4).is_ok());
+        let Err(Reply::Error(e)) = admit(&set, 0, &names(&["ok", "abcde"]), 10, 4) else {
+            panic!("a long name passed");
+        };
+        assert_eq!(e, "ERR channel or pattern name longer than 4 bytes");
+    }
+
+    #[test]
+    fn the_count_cap_counts_only_new_names() {
+        let set: BTreeSet<Bytes> = names(&["a", "b"]).into_iter().collect();
+        // Already held, and a duplicate within the request, cost nothing.
+        assert!(admit(&set, 2, &names(&["a", "b", "c", "c"]), 3, 8).is_ok());
+        let Err(Reply::Error(e)) = admit(&set, 2, &names(&["c", "d"]), 3, 8) else {
+            panic!("over the cap");
+        };
+        assert_eq!(e, "ERR max number of subscriptions per client reached (3)");
+        // Patterns count against the same cap as channels.
+        assert!(admit(&BTreeSet::new(), 3, &names(&["x"]), 3, 8).is_err());
     }
 }

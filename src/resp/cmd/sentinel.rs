@@ -71,13 +71,13 @@ pub async fn sentinel(ctx: &Ctx, s: &mut Session, args: &[Bytes]) -> Reply {
         "sentinels" => sentinels(ctx, &args[2]),
         "myid" => Reply::from(ctx.sentinel_id(ctx.node_id)),
         "ckquorum" => ckquorum(ctx, &args[2]).await,
-        "config" => config(args),
+        "config" => config(s, args),
         "help" => help(),
-        "monitor" => writes::monitor(ctx, &s.principal(), args).await,
-        "remove" => writes::remove(ctx, &s.principal(), &args[2]).await,
-        "set" => writes::set(ctx, &s.principal(), args).await,
-        "failover" => writes::failover(ctx, &s.principal(), &args[2]).await,
-        "reset" => writes::reset(ctx, &s.principal(), &args[2]).await,
+        "monitor" => writes::monitor(ctx, s, args).await,
+        "remove" => writes::remove(ctx, s, &args[2]).await,
+        "set" => writes::set(ctx, s, args).await,
+        "failover" => writes::failover(ctx, s, &args[2]).await,
+        "reset" => writes::reset(ctx, s, &args[2]).await,
         _ => unknown_subcommand(sub_raw, "SENTINEL"),
     }
 }
@@ -235,7 +235,7 @@ async fn ckquorum(ctx: &Ctx, name: &Bytes) -> Reply {
 /// SENTINEL CONFIG GET <pattern> / SET <param> <value>. raftinel has no hostnames and announces
 /// the addresses in its membership, so these parameters are fixed: SET accepts only the value
 /// already in effect.
-fn config(args: &[Bytes]) -> Reply {
+fn config(s: &Session, args: &[Bytes]) -> Reply {
     const PARAMS: [(&str, &str); 6] = [
         ("resolve-hostnames", "no"),
         ("announce-hostnames", "no"),
@@ -253,6 +253,9 @@ fn config(args: &[Bytes]) -> Reply {
                 .map(|(p, v)| (*p, Reply::from(*v))),
         ),
         (b"set", 5) => {
+            if let Err(denied) = s.permit_write("sentinel|config") {
+                return denied;
+            }
             let param = lossy(&args[3], 128);
             let value = lossy(&args[4], 128);
             match PARAMS.iter().find(|(p, _)| p.eq_ignore_ascii_case(&param)) {

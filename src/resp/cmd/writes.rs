@@ -10,8 +10,10 @@ use tonic::metadata::MetadataMap;
 
 use super::instance::has_good_replica;
 use super::{int, lossy, text};
-use crate::admin::{authorize, Action, AdminError, AdminReply, AdminRequest, Principal};
+use crate::admin::{AdminError, AdminReply, AdminRequest};
+use crate::resp::access::noperm;
 use crate::resp::reply::Reply;
+use crate::resp::session::Session;
 use crate::resp::Ctx;
 
 /// How long a reply waits for this node to apply a write committed elsewhere.
@@ -19,17 +21,9 @@ const APPLY_WAIT: Duration = Duration::from_millis(1000);
 
 /// An admin refusal as a RESP error: refusals already carry Sentinel's wording ("ERR …",
 /// "INPROG …"); anything else gets "ERR "; a denied write gets Redis's NOPERM.
-fn error(e: &AdminError, who: &Principal, command: &str) -> Reply {
+fn error(e: &AdminError, s: &Session, command: &str) -> Reply {
     let msg = match e {
-        AdminError::Denied(_) => {
-            let user = match who {
-                Principal::Admin(u) => u.as_str(),
-                _ => "default",
-            };
-            return Reply::error(format!(
-                "NOPERM User {user} has no permissions to run the '{command}' command"
-            ));
-        }
+        AdminError::Denied(_) => return noperm(s.user.as_deref().unwrap_or("default"), command),
         AdminError::Failed(s) => s.message(),
     };
     let code = msg.split(' ').next().unwrap_or("");
@@ -42,10 +36,10 @@ fn error(e: &AdminError, who: &Principal, command: &str) -> Reply {
 
 /// Runs the request on the node's main runtime, where Raft and every gRPC channel live: the
 /// Sentinel port's runtime only parses and answers.
-async fn call(ctx: &Ctx, who: &Principal, req: AdminRequest) -> Result<AdminReply, AdminError> {
+async fn call(ctx: &Ctx, s: &Session, req: AdminRequest) -> Result<AdminReply, AdminError> {
     let admin = ctx.admin.clone();
-    let who_ = who.clone();
-    let task = async move { admin.execute(&who_, &MetadataMap::new(), req).await };
+    let who = s.principal.clone();
+    let task = async move { admin.execute(&who, &MetadataMap::new(), req).await };
     match ctx.main.spawn(task).await {
         Ok(r) => r,
         Err(e) => Err(AdminError::Failed(tonic::Status::internal(format!(
@@ -63,18 +57,22 @@ async fn applied(ctx: &Ctx, index: u64) {
 }
 
 /// Runs a write and answers `+OK` once it is applied here.
-async fn write(ctx: &Ctx, who: &Principal, command: &str, req: AdminRequest) -> Reply {
-    match call(ctx, who, req).await {
+async fn write(ctx: &Ctx, s: &Session, command: &str, req: AdminRequest) -> Reply {
+    match call(ctx, s, req).await {
         Ok(reply) => {
             applied(ctx, reply.index).await;
             Reply::ok()
         }
-        Err(e) => error(&e, who, command),
+        Err(e) => error(&e, s, command),
     }
 }
 
 /// SENTINEL MONITOR <name> <ip> <port> <quorum>, checked in Sentinel's order.
-pub async fn monitor(ctx: &Ctx, who: &Principal, args: &[Bytes]) -> Reply {
+pub async fn monitor(ctx: &Ctx, s: &Session, args: &[Bytes]) -> Reply {
+    // Redis checks ACLs before the command's own checks.
+    if let Err(denied) = s.permit_write("sentinel|monitor") {
+        return denied;
+    }
     let Some(quorum) = int(&args[5]) else {
         return Reply::error("ERR Invalid quorum");
     };
@@ -96,19 +94,25 @@ pub async fn monitor(ctx: &Ctx, who: &Principal, args: &[Bytes]) -> Reply {
         port: u32::try_from(port).unwrap_or(u32::MAX),
         quorum: u32::try_from(quorum).unwrap_or(u32::MAX),
     };
-    write(ctx, who, "sentinel|monitor", req).await
+    write(ctx, s, "sentinel|monitor", req).await
 }
 
-pub async fn remove(ctx: &Ctx, who: &Principal, name: &Bytes) -> Reply {
+pub async fn remove(ctx: &Ctx, s: &Session, name: &Bytes) -> Reply {
+    if let Err(denied) = s.permit_write("sentinel|remove") {
+        return denied;
+    }
     let req = AdminRequest::Remove {
         name: lossy(name, usize::MAX),
     };
-    write(ctx, who, "sentinel|remove", req).await
+    write(ctx, s, "sentinel|remove", req).await
 }
 
 /// SENTINEL SET <name> <option> <value> [<option> <value> ...]: all options or none (Sentinel
 /// keeps the options before a bad one; raftinel commits one entry).
-pub async fn set(ctx: &Ctx, who: &Principal, args: &[Bytes]) -> Reply {
+pub async fn set(ctx: &Ctx, s: &Session, args: &[Bytes]) -> Reply {
+    if let Err(denied) = s.permit_write("sentinel|set") {
+        return denied;
+    }
     let pairs = &args[3..];
     if pairs.len() % 2 == 1 {
         let option = pairs.last().map(|o| lossy(o, 128)).unwrap_or_default();
@@ -124,15 +128,14 @@ pub async fn set(ctx: &Ctx, who: &Principal, args: &[Bytes]) -> Reply {
         name: lossy(&args[2], usize::MAX),
         options,
     };
-    write(ctx, who, "sentinel|set", req).await
+    write(ctx, s, "sentinel|set", req).await
 }
 
 /// SENTINEL FAILOVER <name>: Sentinel's INPROG and NOGOODSLAVE answers come first, from this
 /// node's state and observations; the leader then runs the failover.
-pub async fn failover(ctx: &Ctx, who: &Principal, name: &Bytes) -> Reply {
-    // Authorized before Sentinel's own answers, which read state, as Redis checks ACLs first.
-    if let Err(e) = authorize(who, Action::Write) {
-        return error(&e.into(), who, "sentinel|failover");
+pub async fn failover(ctx: &Ctx, s: &Session, name: &Bytes) -> Reply {
+    if let Err(denied) = s.permit_write("sentinel|failover") {
+        return denied;
     }
     let name = lossy(name, usize::MAX);
     {
@@ -147,27 +150,24 @@ pub async fn failover(ctx: &Ctx, who: &Principal, name: &Bytes) -> Reply {
             return Reply::error("NOGOODSLAVE No suitable replica to promote");
         }
     }
-    write(
-        ctx,
-        who,
-        "sentinel|failover",
-        AdminRequest::Failover { name },
-    )
-    .await
+    write(ctx, s, "sentinel|failover", AdminRequest::Failover { name }).await
 }
 
 /// SENTINEL RESET <pattern>: `:N`, the number of masters reset.
-pub async fn reset(ctx: &Ctx, who: &Principal, pattern: &Bytes) -> Reply {
+pub async fn reset(ctx: &Ctx, s: &Session, pattern: &Bytes) -> Reply {
+    if let Err(denied) = s.permit_write("sentinel|reset") {
+        return denied;
+    }
     let req = AdminRequest::Reset {
         pattern: lossy(pattern, usize::MAX),
     };
-    match call(ctx, who, req).await {
+    match call(ctx, s, req).await {
         Ok(r) => {
             if r.index > 0 {
                 applied(ctx, r.index).await;
             }
             Reply::Int(i64::from(r.count))
         }
-        Err(e) => error(&e, who, "sentinel|reset"),
+        Err(e) => error(&e, s, "sentinel|reset"),
     }
 }
