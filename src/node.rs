@@ -371,6 +371,7 @@ async fn run_node(
     let hooks = tokio::spawn(
         crate::hooks::run(
             config.id,
+            config.deny_scripts_reconfig,
             raft.clone(),
             hook_feed,
             hooks_view,

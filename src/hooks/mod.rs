@@ -5,8 +5,11 @@
 //! operator's view.
 //!
 //! - [`plan`]: the pure rules (triggers, argv, retries, the new leader's backlog).
-//! - [`check`]: the SET-time checks (`deny-scripts-reconfig`, executable path).
-//! - `exec`: the runner (16 at once, 60 s limit, retries).
+//! - [`check`]: the SET-time checks (`deny-scripts-reconfig`, executable path) on the node that
+//!   receives the SET: an early, friendly refusal.
+//! - `exec`: the runner (16 at once, 60 s limit, retries), which enforces this node's own
+//!   `deny-scripts-reconfig` and vets every argv before it runs anything (`plan::vet`), with
+//!   the node's ambient capabilities dropped in the child.
 
 pub mod check;
 mod exec;
@@ -29,9 +32,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs until `cancel`: follows `live` (subscribed before Raft started, so no applied event is
 /// missed) and runs the scripts of the events applied while this node leads. `events` is the
-/// store that a lagging subscriber catches up from.
+/// store that a lagging subscriber catches up from. `deny_scripts_reconfig` is this node's
+/// own policy, applied to every job before it runs (`plan::vet`).
 pub async fn run(
     node_id: u64,
+    deny_scripts_reconfig: bool,
     raft: Raft,
     live: broadcast::Receiver<IndexedEvent>,
     view: watch::Receiver<Arc<SmData>>,
@@ -51,7 +56,7 @@ pub async fn run(
         jobs: tx,
     };
     tokio::join!(
-        exec::run(rx, exec::Limits::default(), cancel.clone()),
+        exec::run(rx, exec::Limits::new(deny_scripts_reconfig), cancel.clone()),
         follower.run(raft.metrics(), live, cancel)
     );
 }

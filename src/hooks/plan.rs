@@ -149,6 +149,44 @@ impl Job {
     }
 }
 
+/// Why a job is not run; said in a warn line by the runner.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("this node's config has deny-scripts-reconfig = true (the default), and the script was set through SENTINEL SET or `raftinel ctl set`; set `deny-scripts-reconfig = false` in the config of the nodes that may run it")]
+    Denied,
+    #[error("the master name is not accepted any more ({0}); REMOVE it and MONITOR it under a valid name")]
+    BadName(String),
+    #[error("argument {0} starts with '-' or has control characters")]
+    UnsafeArg(usize),
+}
+
+/// The script policy, decided where the script would run (invariant 12) and not where the SET
+/// was received. Every script path comes from the log (SENTINEL SET / `ctl set`), so a node
+/// whose own config says `deny-scripts-reconfig = true` runs none of them, whatever the node
+/// that accepted the SET was configured with, and however the SET got into the log: a MONITOR
+/// racing the SET, a forwarded call, or one misconfigured or compromised admin path. Only the
+/// operators of the nodes that set `deny-scripts-reconfig = false` get scripts run on them. A
+/// policy stored in the log instead could be changed through that same admin path.
+///
+/// Arguments are checked too: no control characters anywhere, and no leading '-' except the
+/// notification-script's event type (Sentinel passes `-sdown` there), so a master name or an
+/// address never reads as an option.
+pub fn vet(job: &Job, deny_scripts_reconfig: bool) -> Result<(), Refused> {
+    if deny_scripts_reconfig {
+        return Err(Refused::Denied);
+    }
+    if let Err(r) = crate::topology::check_name(&job.master) {
+        return Err(Refused::BadName(r.to_string()));
+    }
+    for (i, arg) in job.argv.iter().enumerate().skip(1) {
+        let event_type = i == 1 && job.hook == HookKind::Notification;
+        if crate::topology::has_control(arg) || (arg.starts_with('-') && !event_type) {
+            return Err(Refused::UnsafeArg(i));
+        }
+    }
+    Ok(())
+}
+
 /// The scripts an applied event runs, in the order Sentinel schedules them.
 pub fn jobs_for(e: &IndexedEvent, scripts: Option<&Scripts>) -> Vec<Job> {
     let (Some(master), Some(scripts)) = (e.event.master.as_deref(), scripts) else {
