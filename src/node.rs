@@ -334,6 +334,7 @@ async fn run_node(
             u32::try_from(config.lease.vip_lifetime_s).unwrap_or(u32::MAX),
             config.vip_interfaces.clone(),
             config.vips.clone(),
+            config.vip_allowed.clone(),
             lease_peers.clone(),
             Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
         ),

@@ -203,6 +203,9 @@ impl Topology for Api {
         self.identity.admit_client(req.metadata())?;
         let md = req.metadata().clone();
         let msg = req.into_inner();
+        // Early, in apply's words; `apply` refuses it on every node anyway (invariant 12).
+        crate::topology::check_name(&msg.name)
+            .map_err(|r| Status::invalid_argument(r.to_string()))?;
         if msg.host.parse::<IpAddr>().is_err() {
             return Err(Status::invalid_argument(
                 "ERR Invalid IP address or hostname specified",
@@ -258,17 +261,19 @@ impl Topology for Api {
                 }
             }
         }
-        // Sentinel's script checks, against this node's config and files; a forwarded SET is
-        // checked again by the leader. An unknown master is left to the commit ("No such master"
-        // comes first in Sentinel too).
-        if self.view.borrow().topology.master(&msg.name).is_some() {
-            let options = msg.options.iter();
-            check_set(
-                self.config.deny_scripts_reconfig,
-                options.map(|o| (o.option.as_str(), o.value.as_str())),
-            )
+        // Sentinel's script checks and the VIP allow-list, against this node's config and files:
+        // early refusals only. Whether the master exists in this node's view does not matter (a
+        // MONITOR racing this SET must not skip them); the runner and the VIP holder apply their
+        // own node's config again at the point of use (invariant 12).
+        let options = || {
+            msg.options
+                .iter()
+                .map(|o| (o.option.as_str(), o.value.as_str()))
+        };
+        check_set(self.config.deny_scripts_reconfig, options())
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        }
+        crate::lease::vip_allow::check_set(&self.config.vip_allowed, options())
+            .map_err(|e| Status::invalid_argument(format!("ERR {e}")))?;
         let cmd = Command::Set {
             name: msg.name.clone(),
             options: msg

@@ -22,6 +22,8 @@ pub(super) struct FileConfig {
     pub default_down_after_ms: Option<u64>,
     /// Sentinel's `deny-scripts-reconfig`: refuse SET of script paths (default true).
     pub deny_scripts_reconfig: Option<bool>,
+    /// The subnets this node may add a VIP in, as `A.B.C.D/N` strings (default: none).
+    pub vip_allowed: Option<Vec<String>>,
     pub join: Option<String>,
     /// Node id (as written) → address (as written); parsed by [`file_peers`].
     pub peers: Option<BTreeMap<String, String>>,
@@ -118,6 +120,8 @@ fn toml_error(e: &toml::de::Error, text: &str, path: &str) -> ConfigError {
         "write a whole number ≥ 0 without quotes"
     } else if message.contains("expected a boolean") {
         "write true or false without quotes"
+    } else if message.contains("expected a sequence") {
+        "write a list in brackets, e.g. vip-allowed = [\"10.0.0.0/24\"]"
     } else if message.contains("expected a map") {
         "write peers as a table: a `[peers]` line, then one `ID = \"IP:PORT\"` line per node"
     } else if message.contains("expected a string") {

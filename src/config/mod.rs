@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// PEM CA bundle that peers' and admin clients' certificates must chain to
     #[arg(long = "tls-ca", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
+    /// The IPv4 subnets this node may add a VIP in: "A.B.C.D/N,A.B.C.D/N" [default: none, no VIP]
+    #[arg(long = "vip-allowed", value_name = "CIDR,...")]
+    pub vip_allowed: Option<String>,
 }
 
 /// A validated node configuration. Built only by [`load`] / [`from_toml_str`], so every timing
@@ -78,6 +81,10 @@ pub struct Config {
     /// `[masters.NAME] vip`: put in the log by the leader when the log has no VIP for NAME; the
     /// log wins when both name one (`raftinel ctl set NAME vip` changes it).
     pub vips: BTreeMap<String, crate::topology::Vip>,
+    /// `vip-allowed`: the subnets this node may add a VIP in (invariant 12). A VIP outside them,
+    /// whatever the log says, is never added by this node, and a SET received here is refused.
+    /// Empty (the default): this node adds no VIP.
+    pub vip_allowed: Vec<crate::lease::vip_allow::Cidr>,
     /// Directory of the sled database (Raft log, vote, state machine). Required.
     pub data_dir: PathBuf,
     /// Initial voters, id → gRPC address; seeds the first initialization only, afterwards the
@@ -410,14 +417,18 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         (None, None) => Vec::new(),
     };
 
+    let vip_allowed = vip_allowed(args, file.vip_allowed.as_deref())?;
     let mut vip_interfaces = BTreeMap::new();
     let mut vips = BTreeMap::new();
     for (name, m) in file.masters.iter().flatten() {
         if let Some(vip) = &m.vip {
+            let key = format!("`masters.{name}.vip`");
             let parsed = vip.parse().map_err(|()| ConfigError::Vip {
-                key: format!("`masters.{name}.vip`"),
+                key: key.clone(),
                 value: vip.clone(),
             })?;
+            crate::lease::vip_allow::check(&vip_allowed, &parsed)
+                .map_err(|why| ConfigError::VipNotAllowed { key, why })?;
             vips.insert(name.clone(), parsed);
         }
         if let Some(dev) = &m.vip_interface {
@@ -438,6 +449,7 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         local_redis,
         vip_interfaces,
         vips,
+        vip_allowed,
         data_dir,
         peers,
         join: join.map(|(a, _)| a),
@@ -450,6 +462,29 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
     };
     timing::check(&config, &mut warnings)?;
     Ok((config, warnings))
+}
+
+/// `--vip-allowed` (comma-separated) over `vip-allowed` (a list); each entry a subnet.
+fn vip_allowed(
+    args: &ServeArgs,
+    file: Option<&[String]>,
+) -> Result<Vec<crate::lease::vip_allow::Cidr>, ConfigError> {
+    let (entries, key): (Vec<&str>, &str) = match (&args.vip_allowed, file) {
+        (Some(flag), _) => (flag.split(',').collect(), "`--vip-allowed`"),
+        (None, Some(list)) => (list.iter().map(String::as_str).collect(), "`vip-allowed`"),
+        (None, None) => return Ok(Vec::new()),
+    };
+    entries
+        .into_iter()
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            e.parse().map_err(|reason| ConfigError::VipAllowed {
+                key: key.to_owned(),
+                value: e.to_owned(),
+                reason,
+            })
+        })
+        .collect()
 }
 
 fn sentinel_auth(f: &file::FileSentinel) -> Result<SentinelAuth, ConfigError> {
