@@ -356,3 +356,80 @@ fn script_book_keeps_removed_masters_until_forgotten() {
     assert!(book.get("a").is_none());
     assert_eq!(book.get("b").map(|s| s.failover_timeout_ms), Some(180_000));
 }
+
+// Invariant 12 at the point of use: this node's deny-scripts-reconfig decides, and argv never
+// carries a leading '-' from a master name or an address, nor a control character; only the
+// notification's event type may start with '-' (Sentinel passes `-sdown` there).
+#[test]
+fn vet_policy_and_argv() {
+    let job = |master: &str, hook: HookKind, argv: &[&str]| Job {
+        index: 1,
+        master: master.to_owned(),
+        event: "+switch-master".to_owned(),
+        hook,
+        argv: argv.iter().map(|a| (*a).to_owned()).collect(),
+    };
+    let n = HookKind::Notification;
+    let r = HookKind::ClientReconfig;
+    let reconfig = [
+        "/r.sh", "m", "leader", "start", "10.0.0.1", "6379", "10.0.0.2", "6379",
+    ];
+    let table: Vec<(Job, bool, Result<(), Refused>)> = vec![
+        (
+            job("m", n, &["/n.sh", "-sdown", "master m 10.0.0.1 6379"]),
+            false,
+            Ok(()),
+        ),
+        (job("m", r, &reconfig), false, Ok(())),
+        (job("m", r, &reconfig), true, Err(Refused::Denied)),
+        (
+            job("m", n, &["/n.sh", "+sdown", "x"]),
+            true,
+            Err(Refused::Denied),
+        ),
+        (
+            job("-m", r, &["/r.sh", "-m", "leader"]),
+            false,
+            Err(Refused::BadName(
+                "ERR master name must not start with '-'".to_owned(),
+            )),
+        ),
+        (
+            job("a b", n, &["/n.sh", "+sdown", "master a b"]),
+            false,
+            Err(Refused::BadName(
+                "ERR master name must not contain spaces".to_owned(),
+            )),
+        ),
+        (
+            job(
+                "m",
+                r,
+                &["/r.sh", "m", "leader", "start", "-x", "1", "10.0.0.2", "2"],
+            ),
+            false,
+            Err(Refused::UnsafeArg(4)),
+        ),
+        (
+            job("m", n, &["/n.sh", "+sdown", "-x"]),
+            false,
+            Err(Refused::UnsafeArg(2)),
+        ),
+        (
+            job("m", n, &["/n.sh", "+sdown\n", "x"]),
+            false,
+            Err(Refused::UnsafeArg(1)),
+        ),
+        (
+            job("m", r, &["/r.sh", "-m"]),
+            false,
+            Err(Refused::UnsafeArg(1)),
+        ),
+    ];
+    for (j, deny, want) in table {
+        assert_eq!(vet(&j, deny), want, "{j:?} deny={deny}");
+    }
+    assert!(Refused::Denied.to_string().contains(
+        "set `deny-scripts-reconfig = false` in the config of the nodes that may run it"
+    ));
+}
