@@ -84,7 +84,7 @@ impl Setup {
         let cfg = self.dir.path().join(format!("{host}.toml"));
         let text = format!(
             "id = {id}\nlisten = \"{a}:26380\"\nsentinel-listen = \"{a}:26379\"\ndata-dir = \"{d}\"\n\
-             default-down-after-ms = {DOWN_AFTER_MS}\nlocal-redis = [\"{a}:6379\"]\n\
+             default-down-after-ms = {DOWN_AFTER_MS}\nlocal-redis = [\"{a}:6379\"]\nvip-allowed = [\"10.77.0.0/24\"]\n\
              [masters.mymaster]\nvip-interface = \"eth0\"\nvip = \"10.77.0.200/24\"\n[peers]\n1 = \"10.77.0.11:26380\"\n\
              2 = \"10.77.0.12:26380\"\n3 = \"10.77.0.13:26380\"\n",
             a = addr(host),
