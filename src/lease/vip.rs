@@ -3,7 +3,8 @@
 //! holder's VIP lifetime is over (max(L + m, V + 1 s) after its last confirmed renewal). Added
 //! with a kernel lifetime V and refreshed on every confirmed renewal, announced by gratuitous ARP
 //! on acquire and every second while held, removed otherwise — at startup too — and repaired
-//! when someone adds or removes it by hand. IPv4 only.
+//! when someone adds or removes it by hand. Only a VIP inside this node's own `vip-allowed` is
+//! touched at all (invariant 12; `vip_allow`). IPv4 only.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
