@@ -372,7 +372,10 @@ async fn run_node(
     let hooks = tokio::spawn(
         crate::hooks::run(
             config.id,
-            config.deny_scripts_reconfig,
+            crate::hooks::Policy {
+                deny_scripts_reconfig: config.deny_scripts_reconfig,
+                own: config.scripts.clone(),
+            },
             raft.clone(),
             hook_feed,
             hooks_view,

@@ -1,13 +1,16 @@
 //! Invariant 12 end to end, on a real three-node cluster over the Sentinel port: master names
 //! with a leading '-' or a control character are refused with the exact error; SET of
 //! client-reconfig-script is refused even while a MONITOR of the same name races it on another
-//! connection; a VIP outside the node's `vip-allowed` is refused at SET (RESP and `ctl`).
+//! connection; a VIP outside the node's `vip-allowed` is refused at SET (RESP and `ctl`); a
+//! node's own `[masters.NAME]` notification-script runs under the default deny policy.
 
 // Each test owns its runtime on its own thread; the std guard only serializes whole tests.
 #![allow(clippy::await_holding_lock)]
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{eventually, serial, Cluster};
@@ -58,6 +61,18 @@ impl Line {
     }
 }
 
+/// An executable script that appends "$1<TAB>$2" to a file; returns both paths.
+fn recorder(dir: &Path) -> (PathBuf, PathBuf) {
+    let (path, out) = (dir.join("notify.sh"), dir.join("notified"));
+    let body = format!(
+        "#!/bin/sh\nprintf '%s\\t%s\\n' \"$1\" \"$2\" >> '{}'\n",
+        out.display()
+    );
+    std::fs::write(&path, body).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (path, out)
+}
+
 impl From<TcpStream> for Line {
     fn from(stream: TcpStream) -> Self {
         Line { stream }
@@ -67,7 +82,15 @@ impl From<TcpStream> for Line {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_scripts_and_vips_are_validated_where_applied() {
     let _g = serial();
-    let mut c = Cluster::new(3, "vip-allowed = [\"10.77.0.0/16\"]\n");
+    let scripts = tempfile::tempdir().unwrap();
+    let (notify, notified) = recorder(scripts.path());
+    let mut c = Cluster::new(
+        3,
+        &format!(
+            "vip-allowed = [\"10.77.0.0/16\"]\n[masters.race0]\nnotification-script = \"{}\"\n",
+            notify.display()
+        ),
+    );
     let _logs = c.logs_on_panic(40);
     c.start_all();
     let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
@@ -145,7 +168,20 @@ async fn names_scripts_and_vips_are_validated_where_applied() {
         .unwrap();
     assert_eq!(m.vip, "10.77.0.200/24");
 
-    // --- 4. SET values with control characters (redis #14970) ---
+    // --- 4. the nodes' own script for race0 runs on the leader, deny-scripts-reconfig or not ---
+    let want = format!("+monitor\tmaster race0 127.0.0.1 {port} quorum 2");
+    eventually(
+        "race0's own notification-script ran",
+        Duration::from_secs(10),
+        || {
+            let lines = std::fs::read_to_string(&notified).unwrap_or_default();
+            let found = lines.lines().any(|l| l == want);
+            async move { found.then_some(()) }
+        },
+    )
+    .await;
+
+    // --- 5. SET values with control characters (redis #14970) ---
     assert_eq!(
         f.cmd(&["SENTINEL", "SET", "race0", "auth-pass", "x\r\nsentinel"])
             .await,

@@ -108,6 +108,15 @@ pub enum ConfigError {
     VipInterface { key: String, value: String },
     #[error("{key} = \"{value}\" is not an IPv4 address with a prefix length of 8 to 32 that a host can have; give one like \"10.77.0.200/24\" (IPv6 is not supported yet)")]
     Vip { key: String, value: String },
+    /// A `[masters.NAME]` script that cannot run.
+    #[error(
+        "{key} = \"{value}\": {reason}; give the absolute path of an executable file (chmod +x)"
+    )]
+    Script {
+        key: String,
+        value: String,
+        reason: &'static str,
+    },
     /// An entry of `vip-allowed` that is not a subnet.
     #[error(
         "{key}: \"{value}\" is not an IPv4 subnet: {reason}; write entries like \"10.77.0.0/16\""

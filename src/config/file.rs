@@ -47,6 +47,10 @@ pub(super) struct FileMaster {
     pub vip_interface: Option<String>,
     /// The master's VIP (A.B.C.D/N): the leader puts it in the log when the log has none.
     pub vip: Option<String>,
+    /// This node's own scripts for the master (over the log's; allowed under
+    /// deny-scripts-reconfig).
+    pub notification_script: Option<String>,
+    pub client_reconfig_script: Option<String>,
 }
 
 /// `[sentinel]`: who may use the Sentinel port.

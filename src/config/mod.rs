@@ -85,6 +85,10 @@ pub struct Config {
     /// whatever the log says, is never added by this node, and a SET received here is refused.
     /// Empty (the default): this node adds no VIP.
     pub vip_allowed: Vec<crate::lease::vip_allow::Cidr>,
+    /// `[masters.NAME] notification-script` / `client-reconfig-script`: this node's own scripts
+    /// for NAME, in place of the log's, run (when this node leads) whatever
+    /// `deny_scripts_reconfig` says, as sentinel.conf's scripts are (see `hooks`).
+    pub scripts: BTreeMap<String, MasterScripts>,
     /// Directory of the sled database (Raft log, vote, state machine). Required.
     pub data_dir: PathBuf,
     /// Initial voters, id → gRPC address; seeds the first initialization only, afterwards the
@@ -108,6 +112,13 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Passwords of the Sentinel port (`[sentinel]`).
     pub sentinel_auth: SentinelAuth,
+}
+
+/// One master's scripts in this node's config: absolute paths of executable files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MasterScripts {
+    pub notification: Option<String>,
+    pub client_reconfig: Option<String>,
 }
 
 /// Who may use the Sentinel port, as Redis's `requirepass` and ACL users: with neither set,
@@ -420,7 +431,15 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
     let vip_allowed = vip_allowed(args, file.vip_allowed.as_deref())?;
     let mut vip_interfaces = BTreeMap::new();
     let mut vips = BTreeMap::new();
+    let mut scripts = BTreeMap::new();
     for (name, m) in file.masters.iter().flatten() {
+        let own = MasterScripts {
+            notification: script(name, "notification-script", &m.notification_script)?,
+            client_reconfig: script(name, "client-reconfig-script", &m.client_reconfig_script)?,
+        };
+        if own != MasterScripts::default() {
+            scripts.insert(name.clone(), own);
+        }
         if let Some(vip) = &m.vip {
             let key = format!("`masters.{name}.vip`");
             let parsed = vip.parse().map_err(|()| ConfigError::Vip {
@@ -450,6 +469,7 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         vip_interfaces,
         vips,
         vip_allowed,
+        scripts,
         data_dir,
         peers,
         join: join.map(|(a, _)| a),
@@ -462,6 +482,24 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
     };
     timing::check(&config, &mut warnings)?;
     Ok((config, warnings))
+}
+
+/// `[masters.NAME] <option>`: an absolute path to an executable file, as Sentinel checks its
+/// config's scripts at load.
+fn script(name: &str, option: &str, path: &Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(path) = path else { return Ok(None) };
+    let err = |reason| ConfigError::Script {
+        key: format!("`masters.{name}.{option}`"),
+        value: path.clone(),
+        reason,
+    };
+    if crate::topology::has_control(path) || !Path::new(path).is_absolute() {
+        return Err(err("not an absolute path"));
+    }
+    if !crate::hooks::check::executable(Path::new(path)) {
+        return Err(err("not an executable regular file"));
+    }
+    Ok(Some(path.clone()))
 }
 
 /// `--vip-allowed` (comma-separated) over `vip-allowed` (a list); each entry a subnet.

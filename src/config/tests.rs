@@ -965,3 +965,44 @@ fn vip_allowed_from_file_and_flag() {
         ],
     );
 }
+
+// Invariant 12: a node's own `[masters.NAME]` scripts (run whatever deny-scripts-reconfig says)
+// must be absolute paths of executable files, checked at load as Sentinel checks its config's.
+#[test]
+fn master_scripts_from_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("notify.sh");
+    std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let plain = dir.path().join("plain.sh");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let (exe, plain) = (exe.display().to_string(), plain.display().to_string());
+    let (c, _) = ok(&file(
+        "",
+        &format!(
+            "[masters.m]\nnotification-script = \"{exe}\"\n[masters.n]\nvip-interface = \"eth0\""
+        ),
+    ));
+    assert_eq!(
+        c.scripts.get("m"),
+        Some(&MasterScripts {
+            notification: Some(exe.clone()),
+            client_reconfig: None
+        })
+    );
+    assert!(!c.scripts.contains_key("n"), "no script, no entry");
+    for (path, why) in [
+        (plain.as_str(), "not an executable regular file"),
+        ("notify.sh", "not an absolute path"),
+        ("/nonexistent/x.sh", "not an executable regular file"),
+    ] {
+        err(
+            &file(
+                "",
+                &format!("[masters.m]\nclient-reconfig-script = \"{path}\""),
+            ),
+            &["`masters.m.client-reconfig-script`", path, why, "chmod +x"],
+        );
+    }
+}

@@ -21,6 +21,7 @@ fn job(argv: Vec<String>) -> Job {
         event: "+set".to_owned(),
         hook: HookKind::Notification,
         argv,
+        own: false,
     }
 }
 
