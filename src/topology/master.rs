@@ -123,7 +123,8 @@ pub struct MasterRecord {
     /// Instances an operator allowed to be overwritten by `resolve`; cleared at FailoverEnded.
     pub overwrite_ok: Vec<Addr>,
     /// Sentinel's `notification-script`: run by the Raft leader for WARNING events of this master
-    /// (see `hooks`). Set only through SET, where the API checks the path.
+    /// (see `hooks`). Set only through SET, where the receiving node checks the path; the node
+    /// that would run it applies its own `deny-scripts-reconfig` (invariant 12).
     pub notification_script: Option<String>,
     /// Sentinel's `client-reconfig-script`: run by the Raft leader on `+switch-master`.
     pub client_reconfig_script: Option<String>,
