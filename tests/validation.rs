@@ -2,7 +2,8 @@
 //! with a leading '-' or a control character are refused with the exact error; SET of
 //! client-reconfig-script is refused even while a MONITOR of the same name races it on another
 //! connection; a VIP outside the node's `vip-allowed` is refused at SET (RESP and `ctl`); a
-//! node's own `[masters.NAME]` notification-script runs under the default deny policy.
+//! node's own `[masters.NAME]` notification-script runs under the default deny policy, without
+//! the node's ambient capabilities.
 
 // Each test owns its runtime on its own thread; the std guard only serializes whole tests.
 #![allow(clippy::await_holding_lock)]
@@ -61,11 +62,11 @@ impl Line {
     }
 }
 
-/// An executable script that appends "$1<TAB>$2" to a file; returns both paths.
+/// An executable script that appends "$1<TAB>$2<TAB>its CapAmb" to a file; returns both paths.
 fn recorder(dir: &Path) -> (PathBuf, PathBuf) {
     let (path, out) = (dir.join("notify.sh"), dir.join("notified"));
     let body = format!(
-        "#!/bin/sh\nprintf '%s\\t%s\\n' \"$1\" \"$2\" >> '{}'\n",
+        "#!/bin/sh\namb=$(awk '/^CapAmb/ {{print $2}}' /proc/$$/status)\nprintf '%s\\t%s\\t%s\\n' \"$1\" \"$2\" \"$amb\" >> '{}'\n",
         out.display()
     );
     std::fs::write(&path, body).unwrap();
@@ -92,7 +93,16 @@ async fn names_scripts_and_vips_are_validated_where_applied() {
         ),
     );
     let _logs = c.logs_on_panic(40);
-    c.start_all();
+    // As root, the nodes get CAP_NET_ADMIN/CAP_NET_RAW as ambient capabilities, as under systemd.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    for id in 1..=3 {
+        if root {
+            c.start_with_ambient_caps(id);
+        } else {
+            c.start(id);
+        }
+    }
     let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
     let follower = (1..=3).find(|id| *id != leader).unwrap_or(1);
     let mut f = Line::connect(&c.nodes[&follower].sentinel).await;
@@ -168,8 +178,17 @@ async fn names_scripts_and_vips_are_validated_where_applied() {
         .unwrap();
     assert_eq!(m.vip, "10.77.0.200/24");
 
-    // --- 4. the nodes' own script for race0 runs on the leader, deny-scripts-reconfig or not ---
-    let want = format!("+monitor\tmaster race0 127.0.0.1 {port} quorum 2");
+    // --- 4. the nodes' own script for race0 runs on the leader, deny-scripts-reconfig or not,
+    //        and without the node's ambient capabilities ---
+    let want = format!("+monitor\tmaster race0 127.0.0.1 {port} quorum 2\t0000000000000000");
+    if root {
+        let pid = c.pid(leader).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(
+            status.contains("CapAmb:\t0000000000003000"),
+            "the node itself has them: {status}"
+        );
+    }
     eventually(
         "race0's own notification-script ran",
         Duration::from_secs(10),
