@@ -213,7 +213,8 @@ pub fn vet(job: &Job, deny_scripts_reconfig: bool) -> Result<(), Refused> {
         return Err(Refused::Denied);
     }
     if let Err(r) = crate::topology::check_name(&job.master) {
-        return Err(Refused::BadName(r.to_string()));
+        let why = r.to_string();
+        return Err(Refused::BadName(why.trim_start_matches("ERR ").to_owned()));
     }
     for (i, arg) in job.argv.iter().enumerate().skip(1) {
         let event_type = i == 1 && job.hook == HookKind::Notification;

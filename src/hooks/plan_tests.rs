@@ -396,14 +396,14 @@ fn vet_policy_and_argv() {
             job("-m", r, &["/r.sh", "-m", "leader"]),
             false,
             Err(Refused::BadName(
-                "ERR master name must not start with '-'".to_owned(),
+                "master name must not start with '-'".to_owned(),
             )),
         ),
         (
             job("a b", n, &["/n.sh", "+sdown", "master a b"]),
             false,
             Err(Refused::BadName(
-                "ERR master name must not contain spaces".to_owned(),
+                "master name must not contain spaces".to_owned(),
             )),
         ),
         (
