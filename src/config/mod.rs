@@ -4,6 +4,7 @@
 
 mod error;
 mod file;
+mod masters;
 mod timing;
 
 use std::collections::BTreeMap;
@@ -428,48 +429,21 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         (None, None) => Vec::new(),
     };
 
-    let vip_allowed = vip_allowed(args, file.vip_allowed.as_deref())?;
-    let mut vip_interfaces = BTreeMap::new();
-    let mut vips = BTreeMap::new();
-    let mut scripts = BTreeMap::new();
-    for (name, m) in file.masters.iter().flatten() {
-        let own = MasterScripts {
-            notification: script(name, "notification-script", &m.notification_script)?,
-            client_reconfig: script(name, "client-reconfig-script", &m.client_reconfig_script)?,
-        };
-        if own != MasterScripts::default() {
-            scripts.insert(name.clone(), own);
-        }
-        if let Some(vip) = &m.vip {
-            let key = format!("`masters.{name}.vip`");
-            let parsed = vip.parse().map_err(|()| ConfigError::Vip {
-                key: key.clone(),
-                value: vip.clone(),
-            })?;
-            crate::lease::vip_allow::check(&vip_allowed, &parsed)
-                .map_err(|why| ConfigError::VipNotAllowed { key, why })?;
-            vips.insert(name.clone(), parsed);
-        }
-        if let Some(dev) = &m.vip_interface {
-            if !crate::topology::interface_name(dev) {
-                return Err(ConfigError::VipInterface {
-                    key: format!("`masters.{name}.vip-interface`"),
-                    value: dev.clone(),
-                });
-            }
-            vip_interfaces.insert(name.clone(), dev.clone());
-        }
-    }
+    let masters = masters::resolve(
+        args.vip_allowed.as_deref(),
+        file.vip_allowed.as_deref(),
+        file.masters.as_ref(),
+    )?;
 
     let config = Config {
         id,
         listen,
         sentinel_listen,
         local_redis,
-        vip_interfaces,
-        vips,
-        vip_allowed,
-        scripts,
+        vip_interfaces: masters.vip_interfaces,
+        vips: masters.vips,
+        vip_allowed: masters.vip_allowed,
+        scripts: masters.scripts,
         data_dir,
         peers,
         join: join.map(|(a, _)| a),
@@ -482,47 +456,6 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
     };
     timing::check(&config, &mut warnings)?;
     Ok((config, warnings))
-}
-
-/// `[masters.NAME] <option>`: an absolute path to an executable file, as Sentinel checks its
-/// config's scripts at load.
-fn script(name: &str, option: &str, path: &Option<String>) -> Result<Option<String>, ConfigError> {
-    let Some(path) = path else { return Ok(None) };
-    let err = |reason| ConfigError::Script {
-        key: format!("`masters.{name}.{option}`"),
-        value: path.clone(),
-        reason,
-    };
-    if crate::topology::has_control(path) || !Path::new(path).is_absolute() {
-        return Err(err("not an absolute path"));
-    }
-    if !crate::hooks::check::executable(Path::new(path)) {
-        return Err(err("not an executable regular file"));
-    }
-    Ok(Some(path.clone()))
-}
-
-/// `--vip-allowed` (comma-separated) over `vip-allowed` (a list); each entry a subnet.
-fn vip_allowed(
-    args: &ServeArgs,
-    file: Option<&[String]>,
-) -> Result<Vec<crate::lease::vip_allow::Cidr>, ConfigError> {
-    let (entries, key): (Vec<&str>, &str) = match (&args.vip_allowed, file) {
-        (Some(flag), _) => (flag.split(',').collect(), "`--vip-allowed`"),
-        (None, Some(list)) => (list.iter().map(String::as_str).collect(), "`vip-allowed`"),
-        (None, None) => return Ok(Vec::new()),
-    };
-    entries
-        .into_iter()
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            e.parse().map_err(|reason| ConfigError::VipAllowed {
-                key: key.to_owned(),
-                value: e.to_owned(),
-                reason,
-            })
-        })
-        .collect()
 }
 
 fn sentinel_auth(f: &file::FileSentinel) -> Result<SentinelAuth, ConfigError> {
