@@ -393,6 +393,7 @@ async fn run_node(
             u32::try_from(config.lease.vip_lifetime_s).unwrap_or(u32::MAX),
             config.vip_interfaces.clone(),
             config.vips.clone(),
+            config.vip_allowed.clone(),
             lease_peers.clone(),
             Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
         ),
@@ -430,6 +431,10 @@ async fn run_node(
     let hooks = tokio::spawn(
         crate::hooks::run(
             config.id,
+            crate::hooks::Policy {
+                deny_scripts_reconfig: config.deny_scripts_reconfig,
+                own: config.scripts.clone(),
+            },
             raft.clone(),
             hook_feed,
             hooks_view,

@@ -365,6 +365,54 @@ fn a_node_without_capabilities_is_never_given_the_vip() {
     assert_eq!(s.master_json()["vip"].as_str(), Some("10.77.0.201/24"));
 }
 
+// --- invariant 12: a node whose own `vip-allowed` does not cover the log's VIP never adds it,
+//     says why (`ctl master`), and serves everything else: its Redis becomes master and takes
+//     writes
+#[test]
+fn a_node_never_adds_a_vip_outside_its_vip_allowed() {
+    let _g = serial();
+    let mut s = setup();
+    s.lab.kill("n2", "raftinel");
+    s.start_node_allowing(2, "10.99.0.0/24");
+    let mut shown = String::new();
+    let recorded = bounded(
+        "the log names node 2's problem",
+        Duration::from_secs(15),
+        || {
+            let m = s.master_json();
+            shown = m["vip_problems"]["2"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            !shown.is_empty()
+        },
+    );
+    assert!(
+        recorded,
+        "node 2's VIP problem never reached the log\n{}",
+        s.logs()
+    );
+    assert!(
+        shown.contains("outside this node's `vip-allowed` (10.99.0.0/24)"),
+        "unclear: {shown}"
+    );
+    let t0 = Instant::now();
+    let sampler = VipSampler::start(t0);
+    assert!(s.ctl(&["switchover", "mymaster", "--to", "10.77.0.12:6379"]));
+    let writable = bounded("n2 takes writes", Duration::from_secs(15), || {
+        in_ns("client", || set(addr("n2"), "on-n2").is_ok())
+    });
+    assert!(writable, "n2 never took writes\n{}", s.logs());
+    std::thread::sleep(Duration::from_secs(3));
+    let (most, _) = sampler.finish(0);
+    assert!(most <= 1);
+    assert_eq!(
+        vip_hosts(),
+        Vec::<&str>::new(),
+        "node 2 must never add a VIP outside its vip-allowed"
+    );
+}
+
 // --- kill -9 of the Raft leader's raftinel, not on the master's host, with every Redis healthy:
 //     the lease comes from a majority, not from the leader, so no write through the VIP fails
 #[test]

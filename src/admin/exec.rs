@@ -119,6 +119,9 @@ impl Admin {
                 port: p,
                 quorum,
             } => {
+                // Early, in apply's words; `apply` refuses it on every node anyway (invariant 12).
+                crate::topology::check_name(&name)
+                    .map_err(|r| Status::invalid_argument(r.to_string()))?;
                 if host.parse::<IpAddr>().is_err() {
                     return Err(Status::invalid_argument(
                         "ERR Invalid IP address or hostname specified",
@@ -181,7 +184,8 @@ impl Admin {
     }
 
     /// Invariant 8 on every SET of down-after, against this cluster's lease timings (0 is left to
-    /// the commit, which refuses it in Sentinel's words), and Sentinel's script checks.
+    /// the commit, which refuses it in Sentinel's words), Sentinel's script checks and the VIP
+    /// allow-list.
     fn check_set(&self, name: &str, options: &[(String, String)]) -> Result<(), Status> {
         for (option, value) in options {
             if option.eq_ignore_ascii_case("down-after-milliseconds") {
@@ -196,12 +200,15 @@ impl Admin {
                 }
             }
         }
-        // An unknown master is left to the commit ("No such master" comes first in Sentinel).
-        if self.view.borrow().topology.master(name).is_some() {
-            let pairs = options.iter().map(|(o, v)| (o.as_str(), v.as_str()));
-            check_set(self.config.deny_scripts_reconfig, pairs)
-                .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        }
+        // Sentinel's script checks and the VIP allow-list, against this node's config and files:
+        // early refusals only. Whether the master exists in this node's view does not matter (a
+        // MONITOR racing this SET must not skip them); the runner and the VIP holder apply their
+        // own node's config again at the point of use (invariant 12).
+        let pairs = || options.iter().map(|(o, v)| (o.as_str(), v.as_str()));
+        check_set(self.config.deny_scripts_reconfig, pairs())
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        crate::lease::vip_allow::check_set(&self.config.vip_allowed, pairs())
+            .map_err(|e| Status::invalid_argument(format!("ERR {e}")))?;
         Ok(())
     }
 

@@ -106,8 +106,32 @@ pub enum ConfigError {
 
     #[error("{key} = \"{value}\" is not an interface name (1 to 15 bytes, no '/' or spaces); give the name `ip link` shows, e.g. eth0")]
     VipInterface { key: String, value: String },
-    #[error("{key} = \"{value}\" is not an IPv4 address with a prefix length; give one like \"10.77.0.200/24\" (IPv6 is not supported yet)")]
+    #[error("{key} = \"{value}\" is not an IPv4 address with a prefix length of 8 to 32 that a host can have; give one like \"10.77.0.200/24\" (IPv6 is not supported yet)")]
     Vip { key: String, value: String },
+    /// A `[masters.NAME]` script that cannot run.
+    #[error(
+        "{key} = \"{value}\": {reason}; give the absolute path of an executable file (chmod +x)"
+    )]
+    Script {
+        key: String,
+        value: String,
+        reason: &'static str,
+    },
+    /// An entry of `vip-allowed` that is not a subnet.
+    #[error(
+        "{key}: \"{value}\" is not an IPv4 subnet: {reason}; write entries like \"10.77.0.0/16\""
+    )]
+    VipAllowed {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// `[masters.NAME] vip` outside this node's `vip-allowed`.
+    #[error("{key}: {why}")]
+    VipNotAllowed {
+        key: String,
+        why: crate::lease::vip_allow::VipRefused,
+    },
     /// Some but not all of the three TLS files are given.
     #[error("{key}: {reason}; {fix}")]
     SentinelAuth {

@@ -22,6 +22,8 @@ pub(super) struct FileConfig {
     pub default_down_after_ms: Option<u64>,
     /// Sentinel's `deny-scripts-reconfig`: refuse SET of script paths (default true).
     pub deny_scripts_reconfig: Option<bool>,
+    /// The subnets this node may add a VIP in, as `A.B.C.D/N` strings (default: none).
+    pub vip_allowed: Option<Vec<String>>,
     pub join: Option<String>,
     /// Plaintext gRPC on a network address, on purpose (no authentication).
     pub insecure: Option<bool>,
@@ -49,6 +51,10 @@ pub(super) struct FileMaster {
     pub vip_interface: Option<String>,
     /// The master's VIP (A.B.C.D/N): the leader puts it in the log when the log has none.
     pub vip: Option<String>,
+    /// This node's own scripts for the master (over the log's; allowed under
+    /// deny-scripts-reconfig).
+    pub notification_script: Option<String>,
+    pub client_reconfig_script: Option<String>,
 }
 
 /// `[sentinel]`: who may use the Sentinel port, its bounds and its TLS listener.
@@ -145,6 +151,8 @@ fn toml_error(e: &toml::de::Error, text: &str, path: &str) -> ConfigError {
         "write a whole number ≥ 0 without quotes"
     } else if message.contains("expected a boolean") {
         "write true or false without quotes"
+    } else if message.contains("expected a sequence") {
+        "write a list in brackets, e.g. vip-allowed = [\"10.0.0.0/24\"]"
     } else if message.contains("expected a map") {
         "write peers as a table: a `[peers]` line, then one `ID = \"IP:PORT\"` line per node"
     } else if message.contains("expected a string") {

@@ -4,6 +4,7 @@
 
 mod error;
 mod file;
+mod masters;
 mod security;
 mod timing;
 
@@ -63,6 +64,9 @@ pub struct ServeArgs {
     /// File holding a token that makes a gRPC caller an admin (`authorization: Bearer TOKEN`)
     #[arg(long = "admin-token-file", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// The IPv4 subnets this node may add a VIP in: "A.B.C.D/N,A.B.C.D/N" [default: none, no VIP]
+    #[arg(long = "vip-allowed", value_name = "CIDR,...")]
+    pub vip_allowed: Option<String>,
 }
 
 /// A validated node configuration. Built only by [`load`] / [`from_toml_str`], so every timing
@@ -86,6 +90,14 @@ pub struct Config {
     /// `[masters.NAME] vip`: put in the log by the leader when the log has no VIP for NAME; the
     /// log wins when both name one (`raftinel ctl set NAME vip` changes it).
     pub vips: BTreeMap<String, crate::topology::Vip>,
+    /// `vip-allowed`: the subnets this node may add a VIP in (invariant 12). A VIP outside them,
+    /// whatever the log says, is never added by this node, and a SET received here is refused.
+    /// Empty (the default): this node adds no VIP.
+    pub vip_allowed: Vec<crate::lease::vip_allow::Cidr>,
+    /// `[masters.NAME] notification-script` / `client-reconfig-script`: this node's own scripts
+    /// for NAME, in place of the log's, run (when this node leads) whatever
+    /// `deny_scripts_reconfig` says, as sentinel.conf's scripts are (see `hooks`).
+    pub scripts: BTreeMap<String, MasterScripts>,
     /// Directory of the sled database (Raft log, vote, state machine). Required.
     pub data_dir: PathBuf,
     /// Initial voters, id → gRPC address; seeds the first initialization only, afterwards the
@@ -128,6 +140,13 @@ impl Config {
             (None, false) => "plaintext, loopback only",
         }
     }
+}
+
+/// One master's scripts in this node's config: absolute paths of executable files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MasterScripts {
+    pub notification: Option<String>,
+    pub client_reconfig: Option<String>,
 }
 
 /// Who may use the Sentinel port, as Redis's `requirepass` and ACL users. With neither set the
@@ -527,26 +546,11 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         (None, None) => Vec::new(),
     };
 
-    let mut vip_interfaces = BTreeMap::new();
-    let mut vips = BTreeMap::new();
-    for (name, m) in file.masters.iter().flatten() {
-        if let Some(vip) = &m.vip {
-            let parsed = vip.parse().map_err(|()| ConfigError::Vip {
-                key: format!("`masters.{name}.vip`"),
-                value: vip.clone(),
-            })?;
-            vips.insert(name.clone(), parsed);
-        }
-        if let Some(dev) = &m.vip_interface {
-            if !crate::topology::interface_name(dev) {
-                return Err(ConfigError::VipInterface {
-                    key: format!("`masters.{name}.vip-interface`"),
-                    value: dev.clone(),
-                });
-            }
-            vip_interfaces.insert(name.clone(), dev.clone());
-        }
-    }
+    let masters = masters::resolve(
+        args.vip_allowed.as_deref(),
+        file.vip_allowed.as_deref(),
+        file.masters.as_ref(),
+    )?;
 
     let tls = tls_files(args, &file.tls)?;
     let sentinel_tls = sentinel_tls(&file.sentinel, tls.as_ref(), sentinel_listen, listen)?;
@@ -555,8 +559,10 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         listen,
         sentinel_listen,
         local_redis,
-        vip_interfaces,
-        vips,
+        vip_interfaces: masters.vip_interfaces,
+        vips: masters.vips,
+        vip_allowed: masters.vip_allowed,
+        scripts: masters.scripts,
         data_dir,
         peers,
         join: join.map(|(a, _)| a),

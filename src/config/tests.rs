@@ -892,7 +892,7 @@ fn documented_example_and_benchmark_timings_are_valid() {
 #[test]
 fn master_vip_and_interface_from_the_file() {
     let (c, _) = ok(&file(
-        "",
+        "vip-allowed = [\"10.77.0.0/16\"]",
         "[masters.mymaster]\nvip = \"10.77.0.200/24\"\nvip-interface = \"eth0\"",
     ));
     assert_eq!(
@@ -908,6 +908,7 @@ fn master_vip_and_interface_from_the_file() {
         "10.77.0.300/24",
         "fe80::1/64",
         "10.77.0.200/33",
+        "10.77.0.0/24",
     ] {
         err(
             &file("", &format!("[masters.mymaster]\nvip = \"{bad}\"")),
@@ -1123,4 +1124,103 @@ fn the_tls_port_needs_the_node_certificate_and_a_port_of_its_own() {
         ),
         &["`sentinel.tls-auth-clients`", "\"optional\""],
     );
+}
+
+// Invariant 12: `vip-allowed` (or `--vip-allowed`) lists the subnets this node may add a VIP in;
+// absent means none, so a `[masters.NAME] vip` then names the key and the fix.
+#[test]
+fn vip_allowed_from_file_and_flag() {
+    let (c, _) = ok(&file("", ""));
+    assert!(c.vip_allowed.is_empty(), "secure by default");
+    let (c, _) = ok(&file(
+        "vip-allowed = [\"10.77.0.0/16\", \"192.168.7.0/24\"]",
+        "",
+    ));
+    let shown: Vec<String> = c.vip_allowed.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["10.77.0.0/16", "192.168.7.0/24"]);
+    let args = ServeArgs {
+        vip_allowed: Some("10.1.0.0/16, 10.2.0.0/16".to_owned()),
+        ..flags()
+    };
+    let (c, _) = ok_with(&file("vip-allowed = [\"10.77.0.0/16\"]", ""), &args);
+    let shown: Vec<String> = c.vip_allowed.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["10.1.0.0/16", "10.2.0.0/16"], "the flag wins");
+
+    err(
+        &file("vip-allowed = [\"10.77.1.0/16\"]", ""),
+        &[
+            "`vip-allowed`",
+            "10.77.1.0/16",
+            "host bits are set; the subnet is 10.77.0.0/16",
+        ],
+    );
+    err_with(
+        &file("", ""),
+        &ServeArgs {
+            vip_allowed: Some("10.0.0.0".to_owned()),
+            ..flags()
+        },
+        &["`--vip-allowed`", "the /PREFIX is missing"],
+    );
+    err(
+        &file("vip-allowed = \"10.0.0.0/8\"", ""),
+        &["`vip-allowed`", "write a list in brackets"],
+    );
+    let vip = "[masters.mymaster]\nvip = \"10.77.0.200/24\"";
+    err(
+        &file("", vip),
+        &[
+            "`masters.mymaster.vip`",
+            "`vip-allowed` is empty",
+            "vip-allowed = [\"10.77.0.0/24\"]",
+        ],
+    );
+    err(
+        &file("vip-allowed = [\"10.78.0.0/16\"]", vip),
+        &[
+            "`masters.mymaster.vip`",
+            "outside this node's `vip-allowed` (10.78.0.0/16)",
+        ],
+    );
+}
+
+// Invariant 12: a node's own `[masters.NAME]` scripts (run whatever deny-scripts-reconfig says)
+// must be absolute paths of executable files, checked at load as Sentinel checks its config's.
+#[test]
+fn master_scripts_from_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("notify.sh");
+    std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let plain = dir.path().join("plain.sh");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let (exe, plain) = (exe.display().to_string(), plain.display().to_string());
+    let (c, _) = ok(&file(
+        "",
+        &format!(
+            "[masters.m]\nnotification-script = \"{exe}\"\n[masters.n]\nvip-interface = \"eth0\""
+        ),
+    ));
+    assert_eq!(
+        c.scripts.get("m"),
+        Some(&MasterScripts {
+            notification: Some(exe.clone()),
+            client_reconfig: None
+        })
+    );
+    assert!(!c.scripts.contains_key("n"), "no script, no entry");
+    for (path, why) in [
+        (plain.as_str(), "not an executable regular file"),
+        ("notify.sh", "not an absolute path"),
+        ("/nonexistent/x.sh", "not an executable regular file"),
+    ] {
+        err(
+            &file(
+                "",
+                &format!("[masters.m]\nclient-reconfig-script = \"{path}\""),
+            ),
+            &["`masters.m.client-reconfig-script`", path, why, "chmod +x"],
+        );
+    }
 }

@@ -14,20 +14,25 @@ use tokio_util::sync::CancellationToken;
 
 use super::plan::{self, Exit, Job, Next};
 
-/// The time limits of script runs: Sentinel's by default, shorter in tests.
+/// The limits of script runs: Sentinel's time limits by default (shorter in tests), and this
+/// node's script policy (see `plan::vet`).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// A run still going after this is killed with SIGKILL (and retried).
     pub max_runtime: Duration,
     /// The first retry delay, doubled after each further failed run.
     pub retry_delay: Duration,
+    /// This node's `deny-scripts-reconfig`: true runs no script set through the log.
+    pub deny_scripts_reconfig: bool,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Limits {
+    /// Sentinel's time limits with this node's policy.
+    pub fn new(deny_scripts_reconfig: bool) -> Self {
         Limits {
             max_runtime: plan::MAX_RUNTIME,
             retry_delay: plan::RETRY_DELAY,
+            deny_scripts_reconfig,
         }
     }
 }
@@ -107,6 +112,13 @@ pub async fn run(
             _ = cancel.cancelled() => break,
             job = jobs.recv(), if open => match job {
                 Some(job) => {
+                    if let Err(why) = plan::vet(&job, limits.deny_scripts_reconfig) {
+                        tracing::warn!(
+                            master = %job.master, event = %job.event, hook = job.hook.option(),
+                            script = %job.script(), "script not run: {why}"
+                        );
+                        continue;
+                    }
                     if queue.held() + running.len() >= plan::MAX_QUEUED {
                         if let Some(old) = queue.drop_oldest() {
                             tracing::warn!(
@@ -201,6 +213,11 @@ async fn run_once(mut entry: Entry, max_runtime: Duration) -> Ran {
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
+    // SAFETY: runs in the forked child before exec, where only async-signal-safe calls are
+    // allowed: prctl is a plain system call, and nothing is allocated or locked.
+    unsafe {
+        cmd.pre_exec(drop_ambient_capabilities);
+    }
     let exit = match cmd.spawn() {
         Err(e) => Exit::SpawnFailed(e.to_string()),
         Ok(mut child) => match tokio::time::timeout(max_runtime, child.wait()).await {
@@ -219,6 +236,27 @@ async fn run_once(mut entry: Entry, max_runtime: Duration) -> Ran {
         took: start.elapsed(),
         entry,
         exit,
+    }
+}
+
+/// The node keeps CAP_NET_ADMIN and CAP_NET_RAW as ambient capabilities (for the VIP), which a
+/// child would inherit across exec: a script gets none of them. (A root raftinel's scripts are
+/// root anyway; run raftinel as its own user.)
+fn drop_ambient_capabilities() -> std::io::Result<()> {
+    // SAFETY: PR_CAP_AMBIENT_CLEAR_ALL takes no pointers; the unused arguments must be 0.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

@@ -21,6 +21,7 @@ fn job(argv: Vec<String>) -> Job {
         event: "+set".to_owned(),
         hook: HookKind::Notification,
         argv,
+        own: false,
     }
 }
 
@@ -35,6 +36,7 @@ fn lines(path: &PathBuf) -> Vec<String> {
 const FAST: Limits = Limits {
     max_runtime: Duration::from_millis(300),
     retry_delay: Duration::from_millis(1),
+    deny_scripts_reconfig: false,
 };
 
 /// Submits `jobs`, closes the queue and waits for the runner to finish them all.
@@ -178,7 +180,7 @@ async fn cancel_kills_running_scripts() {
     let (tx, rx) = mpsc::unbounded_channel();
     tx.send(job(vec![path])).unwrap();
     let cancel = CancellationToken::new();
-    let runner = tokio::spawn(run(rx, Limits::default(), cancel.clone()));
+    let runner = tokio::spawn(run(rx, Limits::new(false), cancel.clone()));
     let pid_file = dir.path().join("pid");
     let deadline = Instant::now() + Duration::from_secs(5);
     let pid = loop {
@@ -207,4 +209,56 @@ async fn cancel_kills_running_scripts() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+// Invariant 12, at the point of use: with this node's deny-scripts-reconfig = true nothing set
+// through the log runs here, however the SET got in; a job whose argv would carry a leading '-'
+// from a master name, or control characters, never runs either.
+#[tokio::test]
+async fn the_runner_enforces_this_nodes_policy_and_vets_argv() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let path = script(dir.path(), "rec.sh", &format!("echo \"$1\" >> {d}/runs"));
+    let good = job(vec![
+        path.clone(),
+        "-sdown".to_owned(),
+        "master m 1.2.3.4 5".to_owned(),
+    ]);
+    let denied = Limits {
+        deny_scripts_reconfig: true,
+        ..FAST
+    };
+    run_all(vec![good.clone()], denied).await;
+    assert!(
+        lines(&dir.path().join("runs")).is_empty(),
+        "denied, yet it ran"
+    );
+
+    let mut dash_name = good.clone();
+    dash_name.master = "-oProxyCommand=x".to_owned();
+    let mut reconfig = good.clone();
+    reconfig.hook = HookKind::ClientReconfig;
+    reconfig.argv = vec![path.clone(), "-x".to_owned(), "leader".to_owned()];
+    let mut newline = good.clone();
+    newline.argv[2] = "master m\nx".to_owned();
+    run_all(vec![dash_name, reconfig, newline, good], FAST).await;
+    // Only the valid job ran; a notification's event type may start with '-' (Sentinel's).
+    assert_eq!(lines(&dir.path().join("runs")), ["-sdown"]);
+}
+
+// A script gets none of the node's ambient capabilities (CAP_NET_ADMIN/CAP_NET_RAW for the VIP).
+#[tokio::test]
+async fn scripts_run_without_ambient_capabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let path = script(
+        dir.path(),
+        "caps.sh",
+        &format!("grep CapAmb /proc/self/status >> {d}/caps"),
+    );
+    run_all(vec![job(vec![path])], FAST).await;
+    assert_eq!(
+        lines(&dir.path().join("caps")),
+        ["CapAmb:\t0000000000000000"]
+    );
 }

@@ -5,8 +5,11 @@
 //! operator's view.
 //!
 //! - [`plan`]: the pure rules (triggers, argv, retries, the new leader's backlog).
-//! - [`check`]: the SET-time checks (`deny-scripts-reconfig`, executable path).
-//! - `exec`: the runner (16 at once, 60 s limit, retries).
+//! - [`check`]: the SET-time checks (`deny-scripts-reconfig`, executable path) on the node that
+//!   receives the SET: an early, friendly refusal.
+//! - `exec`: the runner (16 at once, 60 s limit, retries), which enforces this node's own
+//!   `deny-scripts-reconfig` and vets every argv before it runs anything (`plan::vet`), with
+//!   the node's ambient capabilities dropped in the child.
 
 pub mod check;
 mod exec;
@@ -29,9 +32,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs until `cancel`: follows `live` (subscribed before Raft started, so no applied event is
 /// missed) and runs the scripts of the events applied while this node leads. `events` is the
-/// store that a lagging subscriber catches up from.
+/// store that a lagging subscriber catches up from. `policy` is this node's own, applied to
+/// every job before it runs (`plan::vet`).
 pub async fn run(
     node_id: u64,
+    policy: Policy,
     raft: Raft,
     live: broadcast::Receiver<IndexedEvent>,
     view: watch::Receiver<Arc<SmData>>,
@@ -43,7 +48,7 @@ pub async fn run(
         node_id,
         view,
         events,
-        book: ScriptBook::default(),
+        book: ScriptBook::new(policy.own),
         backlog: Backlog::default(),
         cursor: Cursor::default(),
         leading: false,
@@ -51,9 +56,23 @@ pub async fn run(
         jobs: tx,
     };
     tokio::join!(
-        exec::run(rx, exec::Limits::default(), cancel.clone()),
+        exec::run(
+            rx,
+            exec::Limits::new(policy.deny_scripts_reconfig),
+            cancel.clone()
+        ),
         follower.run(raft.metrics(), live, cancel)
     );
+}
+
+/// This node's script policy, from its own config (invariant 12).
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// `deny-scripts-reconfig`: true runs no script path that came from the log.
+    pub deny_scripts_reconfig: bool,
+    /// `[masters.NAME] notification-script` / `client-reconfig-script`: run whatever
+    /// `deny_scripts_reconfig` says, in place of the log's.
+    pub own: std::collections::BTreeMap<String, crate::config::MasterScripts>,
 }
 
 /// Whether openraft says this node is the leader: state Leader and itself as current leader.

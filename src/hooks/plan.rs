@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::config::MasterScripts;
 use crate::events::IndexedEvent;
 use crate::topology::MasterRecord;
 
@@ -66,21 +67,45 @@ pub fn notifies(kind: &str) -> bool {
     NOTIFY_KINDS.contains(&kind)
 }
 
-/// What the hooks need to know about one master, copied from its record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the hooks need to know about one master, copied from its record, with this node's own
+/// `[masters.NAME]` scripts over the log's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Scripts {
     pub notification: Option<String>,
     pub client_reconfig: Option<String>,
     /// How long after an event a new leader still runs its hooks again.
     pub failover_timeout_ms: u64,
+    /// Which of the two paths come from this node's own config (allowed whatever
+    /// `deny-scripts-reconfig` says), not from the log.
+    pub own: Own,
+}
+
+/// Which script paths this node's own config set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Own {
+    pub notification: bool,
+    pub client_reconfig: bool,
 }
 
 impl Scripts {
-    pub fn of(m: &MasterRecord) -> Self {
+    /// The log's scripts of `m`, each replaced by this node's own when its config names one.
+    pub fn of(m: &MasterRecord, own: Option<&MasterScripts>) -> Self {
+        let pick = |mine: Option<&String>, log: &Option<String>| match mine {
+            Some(path) => (Some(path.clone()), true),
+            None => (log.clone(), false),
+        };
+        let own = own.cloned().unwrap_or_default();
+        let (notification, own_n) = pick(own.notification.as_ref(), &m.notification_script);
+        let (client_reconfig, own_c) =
+            pick(own.client_reconfig.as_ref(), &m.client_reconfig_script);
         Scripts {
-            notification: m.notification_script.clone(),
-            client_reconfig: m.client_reconfig_script.clone(),
+            notification,
+            client_reconfig,
             failover_timeout_ms: m.failover_timeout_ms,
+            own: Own {
+                notification: own_n,
+                client_reconfig: own_c,
+            },
         }
     }
 }
@@ -90,13 +115,22 @@ impl Scripts {
 #[derive(Debug, Default)]
 pub struct ScriptBook {
     masters: BTreeMap<String, Scripts>,
+    /// This node's own `[masters.NAME]` scripts.
+    own: BTreeMap<String, MasterScripts>,
 }
 
 impl ScriptBook {
+    pub fn new(own: BTreeMap<String, MasterScripts>) -> Self {
+        ScriptBook {
+            masters: BTreeMap::new(),
+            own,
+        }
+    }
+
     /// Takes every present master's scripts from the applied state; absent ones are kept.
     pub fn refresh<'a>(&mut self, masters: impl Iterator<Item = &'a MasterRecord>) {
         for m in masters {
-            let scripts = Scripts::of(m);
+            let scripts = Scripts::of(m, self.own.get(&m.name));
             if self.masters.get(&m.name) != Some(&scripts) {
                 self.masters.insert(m.name.clone(), scripts);
             }
@@ -140,6 +174,8 @@ pub struct Job {
     pub hook: HookKind,
     /// `argv[0]` is the script's path.
     pub argv: Vec<String>,
+    /// The path comes from this node's own config, not from the log.
+    pub own: bool,
 }
 
 impl Job {
@@ -149,23 +185,64 @@ impl Job {
     }
 }
 
+/// Why a job is not run; said in a warn line by the runner.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("this node's config has deny-scripts-reconfig = true (the default), and the script was set through SENTINEL SET or `raftinel ctl set`; set `deny-scripts-reconfig = false` in the config of the nodes that may run it")]
+    Denied,
+    #[error("the master name is not accepted any more ({0}); REMOVE it and MONITOR it under a valid name")]
+    BadName(String),
+    #[error("argument {0} starts with '-' or has control characters")]
+    UnsafeArg(usize),
+}
+
+/// The script policy, decided where the script would run (invariant 12) and not where the SET
+/// was received. A node whose own config says `deny-scripts-reconfig = true` runs no script
+/// path that came from the log (SENTINEL SET / `ctl set`), whatever the node that accepted the
+/// SET was configured with, and however the SET got into the log: a MONITOR racing the SET, a
+/// forwarded call, or one misconfigured or compromised admin path. Only the operators of the
+/// nodes that set `deny-scripts-reconfig = false` get log scripts run on them; a node's own
+/// `[masters.NAME]` scripts always run (as sentinel.conf's do under Sentinel's directive). A
+/// policy stored in the log instead could be changed through that same admin path.
+///
+/// Arguments are checked too: no control characters anywhere, and no leading '-' except the
+/// notification-script's event type (Sentinel passes `-sdown` there), so a master name or an
+/// address never reads as an option.
+pub fn vet(job: &Job, deny_scripts_reconfig: bool) -> Result<(), Refused> {
+    if deny_scripts_reconfig && !job.own {
+        return Err(Refused::Denied);
+    }
+    if let Err(r) = crate::topology::check_name(&job.master) {
+        let why = r.to_string();
+        return Err(Refused::BadName(why.trim_start_matches("ERR ").to_owned()));
+    }
+    for (i, arg) in job.argv.iter().enumerate().skip(1) {
+        let event_type = i == 1 && job.hook == HookKind::Notification;
+        if crate::topology::has_control(arg) || (arg.starts_with('-') && !event_type) {
+            return Err(Refused::UnsafeArg(i));
+        }
+    }
+    Ok(())
+}
+
 /// The scripts an applied event runs, in the order Sentinel schedules them.
 pub fn jobs_for(e: &IndexedEvent, scripts: Option<&Scripts>) -> Vec<Job> {
     let (Some(master), Some(scripts)) = (e.event.master.as_deref(), scripts) else {
         return Vec::new();
     };
-    let job = |hook, argv| Job {
+    let job = |hook, argv, own| Job {
         index: e.index,
         master: master.to_owned(),
         event: e.event.kind.clone(),
         hook,
         argv,
+        own,
     };
     let mut jobs = Vec::new();
     if let Some(path) = &scripts.notification {
         if notifies(&e.event.kind) {
             let argv = vec![path.clone(), e.event.kind.clone(), e.event.payload.clone()];
-            jobs.push(job(HookKind::Notification, argv));
+            jobs.push(job(HookKind::Notification, argv, scripts.own.notification));
         }
     }
     if let Some(path) = &scripts.client_reconfig {
@@ -173,7 +250,11 @@ pub fn jobs_for(e: &IndexedEvent, scripts: Option<&Scripts>) -> Vec<Job> {
             if let Some(argv) = parse_switch_master(master, &e.event.payload)
                 .map(|s| reconfig_argv(path, master, &s))
             {
-                jobs.push(job(HookKind::ClientReconfig, argv));
+                jobs.push(job(
+                    HookKind::ClientReconfig,
+                    argv,
+                    scripts.own.client_reconfig,
+                ));
             }
         }
     }

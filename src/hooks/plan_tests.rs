@@ -3,6 +3,7 @@
 //! leader's backlog and the lag cursor.
 
 use super::*;
+use crate::config::MasterScripts;
 use crate::topology::{Addr, TopologyEvent};
 
 fn event(index: u64, kind: &str, payload: &str) -> IndexedEvent {
@@ -22,6 +23,7 @@ fn both() -> Scripts {
         notification: Some("/opt/notify.sh".to_owned()),
         client_reconfig: Some("/opt/reconfig.sh".to_owned()),
         failover_timeout_ms: 180_000,
+        own: Own::default(),
     }
 }
 
@@ -156,6 +158,7 @@ fn nothing_runs_without_a_script_a_master_or_a_trigger() {
         notification: None,
         client_reconfig: None,
         failover_timeout_ms: 1,
+        own: Own::default(),
     };
     assert!(jobs_for(&e, Some(&none)).is_empty());
     let mut orphan = e.clone();
@@ -266,6 +269,7 @@ fn job(index: u64) -> Job {
         event: "+switch-master".to_owned(),
         hook: HookKind::ClientReconfig,
         argv: vec!["/r".to_owned()],
+        own: false,
     }
 }
 
@@ -355,4 +359,117 @@ fn script_book_keeps_removed_masters_until_forgotten() {
     book.forget("a");
     assert!(book.get("a").is_none());
     assert_eq!(book.get("b").map(|s| s.failover_timeout_ms), Some(180_000));
+}
+
+// Invariant 12 at the point of use: this node's deny-scripts-reconfig decides, and argv never
+// carries a leading '-' from a master name or an address, nor a control character; only the
+// notification's event type may start with '-' (Sentinel passes `-sdown` there).
+#[test]
+fn vet_policy_and_argv() {
+    let job = |master: &str, hook: HookKind, argv: &[&str]| Job {
+        index: 1,
+        master: master.to_owned(),
+        event: "+switch-master".to_owned(),
+        hook,
+        argv: argv.iter().map(|a| (*a).to_owned()).collect(),
+        own: false,
+    };
+    let n = HookKind::Notification;
+    let r = HookKind::ClientReconfig;
+    let reconfig = [
+        "/r.sh", "m", "leader", "start", "10.0.0.1", "6379", "10.0.0.2", "6379",
+    ];
+    let table: Vec<(Job, bool, Result<(), Refused>)> = vec![
+        (
+            job("m", n, &["/n.sh", "-sdown", "master m 10.0.0.1 6379"]),
+            false,
+            Ok(()),
+        ),
+        (job("m", r, &reconfig), false, Ok(())),
+        (job("m", r, &reconfig), true, Err(Refused::Denied)),
+        (
+            job("m", n, &["/n.sh", "+sdown", "x"]),
+            true,
+            Err(Refused::Denied),
+        ),
+        (
+            job("-m", r, &["/r.sh", "-m", "leader"]),
+            false,
+            Err(Refused::BadName(
+                "master name must not start with '-'".to_owned(),
+            )),
+        ),
+        (
+            job("a b", n, &["/n.sh", "+sdown", "master a b"]),
+            false,
+            Err(Refused::BadName(
+                "master name must not contain spaces".to_owned(),
+            )),
+        ),
+        (
+            job(
+                "m",
+                r,
+                &["/r.sh", "m", "leader", "start", "-x", "1", "10.0.0.2", "2"],
+            ),
+            false,
+            Err(Refused::UnsafeArg(4)),
+        ),
+        (
+            job("m", n, &["/n.sh", "+sdown", "-x"]),
+            false,
+            Err(Refused::UnsafeArg(2)),
+        ),
+        (
+            job("m", n, &["/n.sh", "+sdown\n", "x"]),
+            false,
+            Err(Refused::UnsafeArg(1)),
+        ),
+        (
+            job("m", r, &["/r.sh", "-m"]),
+            false,
+            Err(Refused::UnsafeArg(1)),
+        ),
+    ];
+    for (j, deny, want) in table {
+        assert_eq!(vet(&j, deny), want, "{j:?} deny={deny}");
+    }
+    assert!(Refused::Denied.to_string().contains(
+        "set `deny-scripts-reconfig = false` in the config of the nodes that may run it"
+    ));
+}
+
+// This node's own `[masters.NAME]` script replaces the log's, per hook, and its jobs say so.
+#[test]
+fn own_scripts_override_the_log() {
+    let mut m = record("a", Some("/log/notify.sh"));
+    m.client_reconfig_script = Some("/log/reconfig.sh".to_owned());
+    let own = MasterScripts {
+        notification: None,
+        client_reconfig: Some("/etc/own/reconfig.sh".to_owned()),
+    };
+    let mut book = ScriptBook::new([("a".to_owned(), own)].into_iter().collect());
+    book.refresh([&m, &record("b", Some("/log/b.sh"))].into_iter());
+    let a = book.get("a").unwrap();
+    assert_eq!(a.notification.as_deref(), Some("/log/notify.sh"));
+    assert_eq!(a.client_reconfig.as_deref(), Some("/etc/own/reconfig.sh"));
+    assert_eq!(
+        a.own,
+        Own {
+            notification: false,
+            client_reconfig: true
+        }
+    );
+    assert_eq!(book.get("b").map(|s| s.own), Some(Own::default()));
+    let mut e = event(4, "+switch-master", "a 127.0.0.1 6390 127.0.0.1 6391");
+    e.event.master = Some("a".to_owned());
+    let jobs = jobs_for(&e, Some(a));
+    let own: Vec<(HookKind, bool)> = jobs.iter().map(|j| (j.hook, j.own)).collect();
+    assert_eq!(
+        own,
+        [
+            (HookKind::Notification, false),
+            (HookKind::ClientReconfig, true)
+        ]
+    );
 }

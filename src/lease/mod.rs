@@ -3,7 +3,8 @@
 //! monotonic clock, never through the Raft leader, so a Raft election never fences a healthy
 //! master. `promises` and `holding` are the pure rules; `renew` runs them over the network,
 //! `fence` applies the verdict to the Redis instances on this host and `vip` to its addresses
-//! (`netlink`, `garp`; `vip_ready` says whether this node can carry a VIP); `model` checks the protocol exhaustively.
+//! (`netlink`, `garp`; `vip_ready` says whether this node can carry a VIP, `vip_allow` whether its
+//! config lets it); `model` checks the protocol exhaustively.
 
 pub mod fence;
 pub mod garp;
@@ -14,6 +15,7 @@ pub mod promiser;
 pub mod promises;
 pub mod renew;
 pub mod vip;
+pub mod vip_allow;
 pub mod vip_ready;
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! holder's VIP lifetime is over (max(L + m, V + 1 s) after its last confirmed renewal). Added
 //! with a kernel lifetime V and refreshed on every confirmed renewal, announced by gratuitous ARP
 //! on acquire and every second while held, removed otherwise — at startup too — and repaired
-//! when someone adds or removes it by hand. IPv4 only.
+//! when someone adds or removes it by hand. Only a VIP inside this node's own `vip-allowed` is
+//! touched at all (invariant 12; `vip_allow`). IPv4 only.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::garp;
 use super::netlink::{self, Netlink};
 use super::renew::Peers;
+use super::vip_allow::{self, Cidr};
 use super::vip_ready;
 use crate::raft::SmData;
 use crate::topology::{Addr, MasterRecord, Vip};
@@ -36,6 +38,8 @@ pub struct Vips {
     pub interfaces: BTreeMap<String, String>,
     /// `[masters.NAME] vip` of this node's config: only compared with the log's, which wins.
     pub configured: BTreeMap<String, Vip>,
+    /// `vip-allowed` of this node's config: a VIP outside it is never added, nor removed.
+    pub allowed: Vec<Cidr>,
     pub peers: Peers,
     pub timeout: Duration,
     nl: Option<Netlink>,
@@ -54,6 +58,7 @@ impl Vips {
         lifetime_s: u32,
         interfaces: BTreeMap<String, String>,
         configured: BTreeMap<String, Vip>,
+        allowed: Vec<Cidr>,
         peers: Peers,
         timeout: Duration,
     ) -> Self {
@@ -62,6 +67,7 @@ impl Vips {
             lifetime_s,
             interfaces,
             configured,
+            allowed,
             peers,
             timeout,
             nl: None,
@@ -102,6 +108,11 @@ impl Vips {
     /// Why this node cannot carry `m`'s VIP; `None` when it can, or `m` has no VIP.
     fn problem(&mut self, m: &MasterRecord, bind: &[String], redis: &str) -> Option<String> {
         let vip = m.vip?;
+        if let Err(why) = vip_allow::check(&self.allowed, &vip) {
+            let why = why.to_string();
+            self.refused_once(&m.name, &why);
+            return Some(why);
+        }
         let interface = self.interface(m);
         let problem = vip_ready::problem(&vip_ready::Readiness {
             cap_eff: self.cap_eff,
@@ -126,6 +137,14 @@ impl Vips {
     fn say_once(&mut self, key: String, msg: &str) {
         if self.said.insert(key.clone()) {
             tracing::error!(vip = %key, "{msg}");
+        }
+    }
+
+    /// A VIP this node's config does not allow: said once per master and reason, at warn (the
+    /// node works as configured; the log asked for something it will not do).
+    fn refused_once(&mut self, master: &str, why: &str) {
+        if self.said.insert(format!("{master}:{why}")) {
+            tracing::warn!(master, "this node will not carry the VIP: {why}");
         }
     }
 
@@ -179,6 +198,13 @@ impl Vips {
                     format!("{}:config {config}", m.name),
                     &format!("this node's config says vip {config} for {}, the log says {vip}: the log wins (`raftinel ctl set {} vip {config}` to change it)", m.name, m.name),
                 );
+            }
+            // Invariant 12: this node's own `vip-allowed`, never the log alone, decides whether
+            // it touches the address at all: a VIP outside it is neither added nor removed (a
+            // SET of this host's own address must not make it drop that address).
+            if let Err(why) = vip_allow::check(&self.allowed, &vip) {
+                self.refused_once(&m.name, &why.to_string());
+                continue;
             }
             // No interface: `readiness` has said so, and this node reports it.
             let Some(dev) = self.interface(m) else {

@@ -123,7 +123,8 @@ pub struct MasterRecord {
     /// Instances an operator allowed to be overwritten by `resolve`; cleared at FailoverEnded.
     pub overwrite_ok: Vec<Addr>,
     /// Sentinel's `notification-script`: run by the Raft leader for WARNING events of this master
-    /// (see `hooks`). Set only through SET, where the API checks the path.
+    /// (see `hooks`). Set only through SET, where the receiving node checks the path; the node
+    /// that would run it applies its own `deny-scripts-reconfig` (invariant 12).
     pub notification_script: Option<String>,
     /// Sentinel's `client-reconfig-script`: run by the Raft leader on `+switch-master`.
     pub client_reconfig_script: Option<String>,
@@ -155,17 +156,46 @@ impl fmt::Display for Vip {
 impl std::str::FromStr for Vip {
     type Err = ();
 
-    /// `A.B.C.D/N` with N in 1..=32; a bare address is /32.
+    /// `A.B.C.D/N` with N in `MIN_VIP_PREFIX..=32`; a bare address is /32. See [`Vip::sane`].
     fn from_str(s: &str) -> Result<Self, ()> {
         let (ip, prefix) = match s.split_once('/') {
             Some((ip, p)) => (ip, p.parse::<u8>().map_err(|_| ())?),
             None => (s, 32),
         };
         let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| ())?;
-        if !(1..=32).contains(&prefix) || ip.is_unspecified() || ip.is_multicast() {
-            return Err(());
+        let vip = Vip { ip, prefix };
+        vip.sane().map_err(|_| ())?;
+        Ok(vip)
+    }
+}
+
+/// The shortest VIP prefix accepted: a /0../7 "subnet" would make the holder claim a route to
+/// a sixteenth of the Internet or more on its interface.
+pub const MIN_VIP_PREFIX: u8 = 8;
+
+impl Vip {
+    /// Whether this can be a host's address: prefix in `MIN_VIP_PREFIX..=32`, not unspecified,
+    /// multicast or broadcast, and not the network or broadcast address of its own subnet (which
+    /// /31 and /32 do not have, RFC 3021). Checked in `apply` (through SET) and again by every
+    /// node before it adds a VIP, for VIPs that an older log let in.
+    pub fn sane(&self) -> Result<(), &'static str> {
+        if !(MIN_VIP_PREFIX..=32).contains(&self.prefix) {
+            return Err("the prefix length must be 8 to 32");
         }
-        Ok(Vip { ip, prefix })
+        if self.ip.is_unspecified() || self.ip.is_multicast() || self.ip.is_broadcast() {
+            return Err("not a unicast address");
+        }
+        if self.prefix <= 30 {
+            let host_bits = u32::MAX >> self.prefix;
+            let bits = u32::from(self.ip) & host_bits;
+            if bits == 0 {
+                return Err("it is the network address of its subnet");
+            }
+            if bits == host_bits {
+                return Err("it is the broadcast address of its subnet");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -302,10 +332,37 @@ impl MasterOption {
     }
 }
 
+/// The SET options raftinel knows, lowercase.
+const OPTIONS: [&str; 10] = [
+    "down-after-milliseconds",
+    "failover-timeout",
+    "parallel-syncs",
+    "quorum",
+    "auth-pass",
+    "auth-user",
+    "notification-script",
+    "client-reconfig-script",
+    "vip",
+    "vip-interface",
+];
+
 /// Parses one SENTINEL SET `<option> <value>` pair; option names are case-insensitive as in
-/// Sentinel, and refusals echo the option as the client typed it.
+/// Sentinel, and refusals echo the option as the client typed it. An unknown option is refused
+/// first, then a value with control characters (redis #14970: a newline in a value could inject
+/// configuration; here values reach events, scripts' argv and `ctl` output).
 pub fn parse_option(option: &str, value: &str) -> Result<MasterOption, Refusal> {
-    match option.to_ascii_lowercase().as_str() {
+    let lower = option.to_ascii_lowercase();
+    if !OPTIONS.contains(&lower.as_str()) {
+        return Err(Refusal::UnknownOption {
+            option: option.to_owned(),
+        });
+    }
+    if has_control(value) {
+        return Err(Refusal::ControlCharacters {
+            option: option.to_owned(),
+        });
+    }
+    match lower.as_str() {
         "down-after-milliseconds" => positive::<u64>(option, value).map(MasterOption::DownAfterMs),
         "failover-timeout" => positive::<u64>(option, value).map(MasterOption::FailoverTimeoutMs),
         "parallel-syncs" => positive::<u32>(option, value).map(MasterOption::ParallelSyncs),
@@ -336,10 +393,64 @@ pub fn parse_option(option: &str, value: &str) -> Result<MasterOption, Refusal> 
                 value: value.to_owned(),
             }),
         },
+        // OPTIONS lists every arm above.
         _ => Err(Refusal::UnknownOption {
             option: option.to_owned(),
         }),
     }
+}
+
+/// Control characters as Redis counts them (0x00-0x1F, 0x7F), plus Unicode's C1 controls.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// The longest master name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Why a master name is refused. Sentinel's own rule is only the control characters (redis
+/// #14970, valkey #3847); its documentation asks for no spaces and "A-z 0-9 and .-_". raftinel
+/// adds what keeps a name safe where it goes: no whitespace (event payloads are split on
+/// spaces), no leading '-' (the name is argv[1] of the client-reconfig-script, where a leading
+/// '-' reads as an option), and a bounded length.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameRule {
+    Control,
+    Space,
+    LeadingDash,
+    TooLong,
+}
+
+impl fmt::Display for NameRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameRule::Control => f.write_str("must not contain control characters"),
+            NameRule::Space => f.write_str("must not contain spaces"),
+            NameRule::LeadingDash => f.write_str("must not start with '-'"),
+            NameRule::TooLong => write!(f, "must be at most {MAX_NAME_LEN} bytes long"),
+        }
+    }
+}
+
+/// A master name MONITOR may create: not empty, then the rules of [`NameRule`] in that order.
+/// `apply` refuses a new name that breaks them; the facades check early with the same function,
+/// and the hooks check again before a name reaches a script.
+pub fn check_name(name: &str) -> Result<(), Refusal> {
+    if name.is_empty() {
+        return Err(Refusal::EmptyName);
+    }
+    let rule = if has_control(name) {
+        NameRule::Control
+    } else if name.chars().any(char::is_whitespace) {
+        NameRule::Space
+    } else if name.starts_with('-') {
+        NameRule::LeadingDash
+    } else if name.len() > MAX_NAME_LEN {
+        NameRule::TooLong
+    } else {
+        return Ok(());
+    };
+    Err(Refusal::InvalidName { rule })
 }
 
 /// A Linux interface name: 1 to 15 bytes, no '/', no whitespace, not "." or "..".

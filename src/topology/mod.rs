@@ -17,8 +17,8 @@ pub use event::TopologyEvent;
 pub use failover::{FailoverOutcome, FailoverRecord, FailoverState, Revoked};
 pub use lease::LeaseGrant;
 pub use master::{
-    interface_name, parse_option, Addr, FailoverRequest, MasterOption, MasterRecord, ReplicaRecord,
-    RequestKind, Secret, Vip,
+    check_name, has_control, interface_name, parse_option, Addr, FailoverRequest, MasterOption,
+    MasterRecord, NameRule, ReplicaRecord, RequestKind, Secret, Vip,
 };
 pub use refusal::{Refusal, RefusalKind};
 pub use state::{check_quorum, Applied, ApplyContext, Outcome, TopologyState};

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::master::NameRule;
+
 /// A refused command. `Display` is the RESP error line without its leading '-'.
 #[derive(Error, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -54,6 +56,16 @@ pub enum Refusal {
     NoSuchLease { id: u64 },
     #[error("ERR master name must not be empty")]
     EmptyName,
+    /// redis #14970's wording for control characters ("… must not contain control
+    /// characters"); raftinel's own rules in the same form.
+    #[error("ERR master name {rule}")]
+    InvalidName { rule: NameRule },
+    /// redis #14970 / valkey #3847: SET values are single-line text. The value is not echoed.
+    #[error("ERR Invalid argument for SENTINEL SET '{option}': the value must not contain control characters")]
+    ControlCharacters { option: String },
+    /// Sentinel's reply for a MONITOR address that is not an IP (`apply` checks it too).
+    #[error("ERR Invalid IP address or hostname specified")]
+    InvalidHost,
 }
 
 /// How an API layer should classify a refusal (maps onto gRPC status codes).
@@ -79,7 +91,10 @@ impl Refusal {
             | Refusal::CandidateIsMaster { .. }
             | Refusal::NotAReplica { .. }
             | Refusal::BadKeep { .. }
-            | Refusal::EmptyName => RefusalKind::InvalidArgument,
+            | Refusal::EmptyName
+            | Refusal::InvalidName { .. }
+            | Refusal::ControlCharacters { .. }
+            | Refusal::InvalidHost => RefusalKind::InvalidArgument,
             // These depend on the state, not on the request: retrying later may succeed.
             Refusal::FailoverInProgress
             | Refusal::NoFailoverInProgress { .. }

@@ -10,7 +10,8 @@ use super::event::{self, TopologyEvent};
 use super::failover::{self, FailoverRecord, FailoverState};
 use super::lease::{self, LeaseGrant};
 use super::master::{
-    parse_option, Conflict, FailoverRequest, MasterOption, MasterRecord, ReplicaRecord, RequestKind,
+    check_name, parse_option, Conflict, FailoverRequest, MasterOption, MasterRecord, ReplicaRecord,
+    RequestKind,
 };
 use super::refusal::Refusal;
 
@@ -89,8 +90,12 @@ impl TopologyState {
                 quorum,
                 down_after_ms,
             } => {
-                if name.is_empty() {
-                    return Err(Refusal::EmptyName);
+                // Invariant 12: the name rules hold wherever the entry is applied. A name an
+                // older version let in stays in the state (it can be REMOVEd); the hooks never
+                // run a script for it.
+                check_name(name)?;
+                if addr.host.parse::<std::net::IpAddr>().is_err() {
+                    return Err(Refusal::InvalidHost);
                 }
                 // Sentinel checks the quorum before the duplicate name.
                 check_quorum(*quorum, ctx.voters)?;

@@ -80,12 +80,26 @@ impl Setup {
 
     /// `start_node` with raftinel run under `wrapper` (e.g. setpriv dropping capabilities).
     pub fn start_node_under(&mut self, id: usize, wrapper: &[&str]) {
+        let vip =
+            "vip-allowed = [\"10.77.0.0/24\"]\n[masters.mymaster]\nvip = \"10.77.0.200/24\"\n";
+        self.start_node_config(id, wrapper, vip);
+    }
+
+    /// `start_node` with a `vip-allowed` that does not cover the lab's VIP (so no `vip` line in
+    /// its `[masters.mymaster]`, which would refuse to load).
+    pub fn start_node_allowing(&mut self, id: usize, allowed: &str) {
+        let vip = format!("vip-allowed = [\"{allowed}\"]\n[masters.mymaster]\n");
+        self.start_node_config(id, &[], &vip);
+    }
+
+    /// `vip` holds `vip-allowed` and opens `[masters.mymaster]` (maybe with its `vip`).
+    fn start_node_config(&mut self, id: usize, wrapper: &[&str], vip: &str) {
         let host = HOSTS[id - 1];
         let cfg = self.dir.path().join(format!("{host}.toml"));
         let text = format!(
             "id = {id}\nlisten = \"{a}:26380\"\nsentinel-listen = \"{a}:26379\"\ndata-dir = \"{d}\"\n\
-             default-down-after-ms = {DOWN_AFTER_MS}\nlocal-redis = [\"{a}:6379\"]\n\
-             [masters.mymaster]\nvip-interface = \"eth0\"\nvip = \"10.77.0.200/24\"\n[peers]\n1 = \"10.77.0.11:26380\"\n\
+             default-down-after-ms = {DOWN_AFTER_MS}\nlocal-redis = [\"{a}:6379\"]\n{vip}\
+             vip-interface = \"eth0\"\n[peers]\n1 = \"10.77.0.11:26380\"\n\
              2 = \"10.77.0.12:26380\"\n3 = \"10.77.0.13:26380\"\n",
             a = addr(host),
             d = self.dir.path().join(format!("data-{host}")).display(),

@@ -222,6 +222,17 @@ impl Cluster {
         self.nodes.get_mut(&id).unwrap().child = Some(child);
     }
 
+    /// Starts node `id` with CAP_NET_ADMIN and CAP_NET_RAW as ambient capabilities, as the
+    /// systemd unit's `AmbientCapabilities=` gives them (needs root).
+    pub fn start_with_ambient_caps(&mut self, id: u64) {
+        let mut cmd = Command::new("setpriv");
+        let caps = "+net_admin,+net_raw";
+        cmd.args(["--inh-caps", caps, "--ambient-caps", caps, bin()]);
+        self.nodes[&id].serve(&mut cmd, "info,openraft=warn");
+        let child = cmd.spawn().unwrap();
+        self.nodes.get_mut(&id).unwrap().child = Some(child);
+    }
+
     /// `raftinel serve` for node `id` (its config, stderr appended to its log), for callers that
     /// own the process themselves (the benches).
     pub fn serve_command(&self, id: u64, rust_log: &str) -> Command {

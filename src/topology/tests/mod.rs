@@ -4,6 +4,7 @@
 mod failover;
 mod leases;
 mod masters;
+mod validation;
 
 use super::*;
 
