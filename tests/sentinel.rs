@@ -524,16 +524,21 @@ async fn writes_commit_through_raft_with_sentinel_errors() {
         .cmd(&["SENTINEL", "MASTER", "other"])
         .await
         .contains(&bulk(&port)));
+    // The other nodes apply it within a replication round or so.
+    let want = format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&port));
     for id in 1..=3 {
         let mut o = Raw::connect(&c.nodes[&id].sentinel).await;
-        let r = o
-            .cmd(&["SENTINEL", "get-master-addr-by-name", "other"])
-            .await;
-        assert_eq!(
-            r,
-            format!("*2\r\n{}{}", bulk("127.0.0.1"), bulk(&port)),
-            "node {id}"
-        );
+        let mut r = String::new();
+        for _ in 0..100 {
+            r = o
+                .cmd(&["SENTINEL", "get-master-addr-by-name", "other"])
+                .await;
+            if r == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(r, want, "node {id}");
     }
     assert_eq!(
         s.cmd(&["SENTINEL", "SET", "other", "down-after-milliseconds", "0"])
