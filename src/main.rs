@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 
+use raftinel::certs::cli::CertsArgs;
 use raftinel::config::{self, ServeArgs};
 use raftinel::ctl::{self, CtlArgs};
 
@@ -25,11 +26,26 @@ enum Cmd {
     Serve(ServeArgs),
     /// Operate a cluster through its gRPC API.
     Ctl(CtlArgs),
+    /// Make the cluster CA, node and admin certificates.
+    Certs(CertsArgs),
 }
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
+    // Certificates need no runtime.
+    let cli = match cli.command {
+        Cmd::Certs(args) => {
+            return match raftinel::certs::cli::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("raftinel certs: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        command => Cli { command },
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -42,6 +58,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
+        Cmd::Certs(_) => ExitCode::SUCCESS,
         Cmd::Ctl(args) => match runtime.block_on(ctl::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
