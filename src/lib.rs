@@ -28,5 +28,6 @@ pub mod monitor;
 pub mod node;
 pub mod pb;
 pub mod raft;
+pub mod redis;
 pub mod resp;
 pub mod topology;

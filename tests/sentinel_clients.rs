@@ -242,7 +242,7 @@ async fn connect_via_sentinels(client: &mut SentinelClient) -> redis::RedisResul
 
 fn sentinel_client(sentinels: &[String]) -> SentinelClient {
     let urls: Vec<String> = sentinels.iter().map(|a| format!("redis://{a}/")).collect();
-    SentinelClient::build(urls, SERVICE.to_string(), None, SentinelServerType::Master).unwrap()
+    SentinelClient::build(urls, SERVICE, None, SentinelServerType::Master).unwrap()
 }
 
 /// `SET key:i i` for i = 0, 1, ... through the redis crate's sentinel client for `duration`,

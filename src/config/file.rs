@@ -33,6 +33,9 @@ pub(super) struct FileConfig {
     pub tls: FileTls,
     #[serde(default)]
     pub sentinel: FileSentinel,
+    /// `[redis-tls]`: this node's TLS files towards Redis.
+    #[serde(default)]
+    pub redis_tls: FileRedisTls,
     /// `[masters.NAME]`: this host's settings for one monitored master.
     pub masters: Option<BTreeMap<String, FileMaster>>,
 }
@@ -45,6 +48,17 @@ pub(super) struct FileMaster {
     pub vip_interface: Option<String>,
     /// The master's VIP (A.B.C.D/N): the leader puts it in the log when the log has none.
     pub vip: Option<String>,
+    /// Connect to this master and its replicas with TLS, whatever the log's `tls` option says.
+    pub tls: Option<bool>,
+}
+
+/// `[redis-tls]`: PEM files, read once at startup.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct FileRedisTls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// `[sentinel]`: who may use the Sentinel port.
