@@ -5,6 +5,7 @@
 pub mod firewall;
 pub mod lab;
 pub mod lab_hosts;
+pub mod pki;
 pub mod process;
 pub mod redis;
 
