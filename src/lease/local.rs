@@ -45,23 +45,18 @@ impl Local {
     }
 
     async fn conn(&mut self, access: &Access) -> Result<&mut Conn, ConnError> {
-        if self.conn.as_ref().is_some_and(|(_, a)| a != access) {
-            self.conn = None;
-        }
-        if self.conn.is_none() {
-            let c = self
-                .redis
-                .connect(&self.addr, access, CONNECT_TIMEOUT)
-                .await?;
-            self.conn = Some((c, access.clone()));
-        }
-        match &mut self.conn {
-            Some((c, _)) => Ok(c),
-            None => Err(ConnError::Unexpected {
-                addr: self.addr.clone(),
-                what: "connect",
-            }),
-        }
+        let open = match self.conn.take() {
+            Some((c, a)) if a == *access => (c, a),
+            // None yet, or opened with other credentials or TLS.
+            _ => {
+                let c = self
+                    .redis
+                    .connect(&self.addr, access, CONNECT_TIMEOUT)
+                    .await?;
+                (c, access.clone())
+            }
+        };
+        Ok(&mut self.conn.insert(open).0)
     }
 
     /// Drops the connection after an error: the next round opens a fresh one.
