@@ -17,6 +17,7 @@ use common::{bin, eventually, serial, Cluster};
 use raftinel::pb::{self, Consistency};
 
 const TIMINGS: &str = "default-down-after-ms = 1000\n";
+const FENCED: &str = "2147483647";
 
 async fn master_of(c: &Cluster, id: u64) -> Option<pb::Master> {
     c.get(id, "mymaster", Consistency::Local).await.ok()
@@ -62,17 +63,37 @@ fn ctl_with_stdin(c: &Cluster, args: &[&str], stdin: &str) -> std::process::Outp
     child.wait_with_output().unwrap()
 }
 
-// --- A TLS-only master (no plaintext port) with two TLS replicas: the `tls` option makes the
-//     probes, discovery, promotion and repointing all use TLS with the nodes' [redis-tls] files;
-//     kill -9 of the master fails over, and every Sentinel port names the new master.
+fn min_replicas(r: &Redis) -> Option<String> {
+    match r.query(&["CONFIG", "GET", "min-replicas-to-write"]).ok()? {
+        redis::Value::Array(v) => match v.get(1)? {
+            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn write_ok(r: &Redis, key: &str) -> bool {
+    matches!(r.query(&["SET", key, "v"]), Ok(redis::Value::Okay))
+}
+
+// --- A TLS-only master (no plaintext port) with two TLS replicas, each on a node's "host"
+//     (`--local-redis`): the `tls` option makes the probes, discovery, the lease fence, promotion
+//     and repointing all use TLS with the nodes' [redis-tls] files. kill -9 of the master: its
+//     node sees it gone (connection refused on the TLS port) and releases the lease, the best
+//     replica is promoted and unfenced, and every Sentinel port names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_only_redis_is_monitored_and_failed_over() {
+async fn tls_only_redis_is_monitored_fenced_and_failed_over() {
     let _g = serial();
     let pki = Pki::new();
-    let mut m = Redis::start_tls(&pki, &[]);
+    let mut m = Redis::start_tls(&pki, &["--min-replicas-to-write", "0"]);
     let r1 = Redis::replica_of_tls(&pki, &m, &[]);
     let r2 = Redis::replica_of_tls(&pki, &m, &[]);
     let mut c = Cluster::new(3, &format!("{TIMINGS}{}", pki.raftinel_config()));
+    for (id, r) in [(1, &m), (2, &r1), (3, &r2)] {
+        let n = c.nodes.get_mut(&id).unwrap();
+        n.args = vec!["--local-redis".into(), format!("127.0.0.1:{}", r.port)];
+    }
     let _logs = c.logs_on_panic(40);
     c.start_all();
     let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(15)).await;
@@ -87,14 +108,26 @@ async fn tls_only_redis_is_monitored_and_failed_over() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["tls"], serde_json::Value::Bool(true), "{json}");
 
-    // Discovery reads the master's INFO: over TLS.
+    // Discovery reads the master's INFO, the holder is found by the run id each node reads from
+    // its local Redis: all over TLS.
     eventually(
-        "both replicas discovered over TLS",
+        "replicas discovered and node 1 holding the lease, over TLS",
         Duration::from_secs(15),
         || async {
             master_of(&c, leader)
                 .await
-                .filter(|x| x.replicas.len() == 2)
+                .filter(|x| x.replicas.len() == 2 && x.lease_holder == 1)
+        },
+    )
+    .await;
+    eventually(
+        "the master unfenced, its replicas fenced",
+        Duration::from_secs(10),
+        || async {
+            (write_ok(&m, "k")
+                && min_replicas(&r1).as_deref() == Some(FENCED)
+                && min_replicas(&r2).as_deref() == Some(FENCED))
+            .then_some(())
         },
     )
     .await;
@@ -122,6 +155,10 @@ async fn tls_only_redis_is_monitored_and_failed_over() {
         },
     )
     .await;
+    assert!(
+        !c.grep("Redis gone: lease released").is_empty(),
+        "node 1 did not see its TLS-only master gone"
+    );
     let (promoted, other) = if new.port == u32::from(r1.port) {
         (&r1, &r2)
     } else {
@@ -129,6 +166,12 @@ async fn tls_only_redis_is_monitored_and_failed_over() {
     };
     assert_eq!(new.port, u32::from(promoted.port));
     assert_eq!(promoted.role().as_deref(), Some("master"));
+    eventually(
+        "the new master unfenced by its node",
+        Duration::from_secs(10),
+        || async { write_ok(promoted, "after").then_some(()) },
+    )
+    .await;
     for id in 1..=3 {
         eventually(
             "every Sentinel port names the new master",
