@@ -251,6 +251,13 @@ async fn run_node(
 
     // Detection on every node; decisions on the leader only (the runner idles elsewhere).
     let redis = Connector::new(config.redis_tls.clone(), config.tls_masters.clone());
+    if config.redis_tls != crate::redis::RedisTls::default() {
+        tracing::info!(
+            ca_file = config.redis_tls.has_ca(),
+            client_certificate = config.redis_tls.has_client_cert(),
+            "[redis-tls] read: used for masters with tls = yes"
+        );
+    }
     let own_report = Monitor::spawn(config.id, sm_view.clone(), cancel.clone(), redis.clone());
     let (odown_tx, odown_rx) = tokio::sync::watch::channel(Arc::default());
     let (fresh_tx, fresh_rx) = tokio::sync::watch::channel(false);
