@@ -7,6 +7,8 @@
 //!   identity, first-boot initialization.
 //! - [`admin`]: who a caller is ([`admin::Principal`]) and what it may do: the one admin path.
 //! - [`api`]: the gRPC `Topology` service (reads, writes, forwarding, Watch, membership).
+//! - [`redis`](crate::redis): the one connection layer to Redis (AUTH, TLS, timeouts, failure kinds) and
+//!   the role commands, used by `monitor`, `lease` and `failover`.
 //! - [`resp`]: the Sentinel-compatible RESP2/RESP3 port, open only while the node is fresh.
 //! - [`events`]: the broadcast stream of applied topology events.
 //! - [`peer`]: the node-to-node service (Raft RPCs, promises, reports), members only.
@@ -31,5 +33,6 @@ pub mod node;
 pub mod pb;
 pub mod peer;
 pub mod raft;
+pub mod redis;
 pub mod resp;
 pub mod topology;

@@ -36,6 +36,7 @@ use crate::raft::identity::IdentityError;
 use crate::raft::network::Network;
 use crate::raft::types::typ::StorageError;
 use crate::raft::{ClusterIdentity, LogStore, Raft, StateMachineStore};
+use crate::redis::Connector;
 use crate::topology::Addr;
 
 /// How long the old holder's VIP may outlive its lease: the kernel removes it V (+ up to 1 s of
@@ -307,7 +308,15 @@ async fn run_node(
     let bootstrap = tokio::spawn(bootstrap.run(cancel.clone()).in_current_span());
 
     // Detection on every node; decisions on the leader only (the runner idles elsewhere).
-    let own_report = Monitor::spawn(config.id, sm_view.clone(), cancel.clone());
+    let redis = Connector::new(config.redis_tls.clone(), config.tls_masters.clone());
+    if config.redis_tls != crate::redis::RedisTls::default() {
+        tracing::info!(
+            ca_file = config.redis_tls.has_ca(),
+            client_certificate = config.redis_tls.has_client_cert(),
+            "[redis-tls] read: used for masters with tls = yes"
+        );
+    }
+    let own_report = Monitor::spawn(config.id, sm_view.clone(), cancel.clone(), redis.clone());
     let (odown_tx, odown_rx) = tokio::sync::watch::channel(Arc::default());
     let (fresh_tx, fresh_rx) = tokio::sync::watch::channel(false);
     let freshness = tokio::spawn(
@@ -397,6 +406,7 @@ async fn run_node(
             lease_peers.clone(),
             Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
         ),
+        redis: redis.clone(),
     };
     let guard = tokio::spawn(guard.run(cancel.clone()).in_current_span());
     let sender = tokio::spawn(
@@ -425,6 +435,7 @@ async fn run_node(
         lease_peers,
         lease_timeout: Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
         config_vips: Arc::new(config.vips.clone()),
+        redis,
     };
     let runner = tokio::spawn(runner.run(cancel.clone()).in_current_span());
     // Sentinel's scripts, run by whichever node leads when an event is applied.

@@ -137,7 +137,7 @@ struct Running {
 fn spawn(cmds: &[Command]) -> Running {
     let (view, rx) = watch::channel(topology(cmds));
     let cancel = CancellationToken::new();
-    let reports = Monitor::spawn(1, rx, cancel.clone());
+    let reports = Monitor::spawn(1, rx, cancel.clone(), Default::default());
     let _stop = cancel.drop_guard();
     Running {
         reports,

@@ -1,73 +1,184 @@
-//! Optional mutual TLS on the gRPC port: nodes and `ctl` with certificates from one CA work;
-//! a client without a certificate is refused.
+//! Mutual TLS with identities (invariant 11): nodes with their node certificates form a cluster;
+//! `ctl` with the admin certificate writes; a client without a certificate reads but cannot
+//! write; no Raft RPC is accepted from a client without a node certificate, or from a node
+//! certificate whose id is not a member; a spoofed report cannot make a healthy master ODOWN.
 
 // Each test owns its runtime on its own thread; the std guard only serializes whole tests.
 #![allow(clippy::await_holding_lock)]
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::{serial, Cluster};
+use common::pki::{Pki, OUTSIDER};
+use common::serial;
 use raftinel::dial::{Dialer, TlsPem};
+use raftinel::monitor::NodeReport;
 use raftinel::pb;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use raftinel::pb::raft_internal_client::RaftInternalClient;
+use tonic::{Code, Request};
 
-/// A CA and one certificate for 127.0.0.1 signed by it, written as PEM files into `dir`.
-fn make_pki(dir: &Path) -> (String, String, String) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let path = |name: &str| dir.join(name).display().to_string();
-    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(path("node.pem"), cert.pem()).unwrap();
-    std::fs::write(path("node.key"), key.serialize_pem()).unwrap();
-    (path("node.pem"), path("node.key"), path("ca.pem"))
+fn code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> Code {
+    match r {
+        Ok(resp) => panic!("the call was accepted: {resp:?}"),
+        Err(s) => s.code(),
+    }
+}
+
+fn raft_bytes<T: serde::Serialize>(v: &T) -> pb::RaftBytes {
+    pb::RaftBytes {
+        data: raftinel::raft::codec::encode(v).unwrap(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mutual_tls_cluster_and_ctl() {
+async fn identities_decide_who_may_do_what() {
     let _g = serial();
-    let pki = tempfile::tempdir().unwrap();
-    let (cert, key, ca) = make_pki(pki.path());
-    let extra = format!("[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\nca = \"{ca}\"\n");
-    let mut c = Cluster::new(3, &extra);
-    c.dialer = Dialer::new(Some(
-        TlsPem::load(cert.as_ref(), key.as_ref(), ca.as_ref()).unwrap(),
-    ));
+    let pki = Pki::new();
+    let (mut c, _) = pki.cluster(3, "", "");
     c.start_all();
-    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(15)).await;
+    let _logs = c.logs_on_panic(40);
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(20)).await;
     c.monitor(leader, "mymaster", 6390).await;
+    let status = c.status(leader).await.unwrap();
+    assert_eq!(status.security, "mTLS");
+    assert_eq!(status.cluster_id.len(), 32, "an admin sees the cluster id");
 
-    c.ctl_flags = vec![
-        "--tls-cert".into(),
-        cert,
-        "--tls-key".into(),
-        key,
-        "--tls-ca".into(),
-        ca,
-    ];
-    let out = c.ctl(&["master", "mymaster", "--json"]);
+    // ctl with the admin certificate reads and writes; with the CA alone it reads only.
+    let out = c.ctl(&["set", "mymaster", "down-after-milliseconds", "6000"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let ca = pki.ca.display().to_string();
+    let reader = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(common::bin());
+        cmd.arg("ctl").arg("--cluster").arg(&c.nodes[&leader].grpc);
+        cmd.args(["--tls-ca", &ca]).args(args);
+        cmd.output().unwrap()
+    };
+    let out = reader(&["master", "mymaster", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = reader(&["remove", "mymaster"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("may not"));
 
-    // A plaintext client gets nothing.
+    // A plaintext client gets nothing at all.
     let plain = Dialer::default().channel(&c.nodes[&leader].grpc).unwrap();
     let mut client = pb::topology_client::TopologyClient::new(plain);
     assert!(client
         .cluster_status(pb::ClusterStatusRequest {})
         .await
         .is_err());
-    c.ctl_flags.clear();
-    assert!(!c.ctl(&["status"]).status.success());
+
+    // A TLS client without a certificate: reads, no cluster id, no writes, no Raft.
+    let anon = Dialer::new(Some(TlsPem::load_ca(&pki.ca).unwrap()));
+    let ch = anon.channel(&c.nodes[&leader].grpc).unwrap();
+    let mut api = pb::topology_client::TopologyClient::new(ch.clone());
+    let s = api
+        .cluster_status(pb::ClusterStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.cluster_id, "");
+    let monitor = pb::MonitorRequest {
+        name: "evil".into(),
+        host: "127.0.0.1".into(),
+        port: 1,
+        quorum: 2,
+    };
+    assert_eq!(
+        code(api.monitor(monitor.clone()).await),
+        Code::PermissionDenied
+    );
+    let add = pb::AddMemberRequest {
+        id: 9,
+        addr: "127.0.0.1:1".into(),
+        sentinel_addr: String::new(),
+    };
+    assert_eq!(
+        code(api.add_member(add.clone()).await),
+        Code::PermissionDenied
+    );
+    let mut peer = RaftInternalClient::new(ch);
+    let garbage = pb::RaftBytes { data: vec![0; 64] };
+    assert_eq!(
+        code(peer.vote(garbage.clone()).await),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        code(peer.append_entries(garbage.clone()).await),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        code(peer.install_snapshot(garbage.clone()).await),
+        Code::Unauthenticated
+    );
+    // Naming a node in a header proves nothing under TLS.
+    let mut req = Request::new(raft_bytes(&NodeReport {
+        node_id: 2,
+        ..NodeReport::default()
+    }));
+    req.metadata_mut()
+        .insert("x-raftinel-node", "2".parse().unwrap());
+    assert_eq!(code(peer.report(req).await), Code::Unauthenticated);
+
+    // A genuine node certificate for an id that is not a member: no Raft, no writes.
+    let outsider = Dialer::new(Some(TlsPem::load(&pki.cert, &pki.key, &pki.ca).unwrap()));
+    let ch = outsider.channel(&c.nodes[&leader].grpc).unwrap();
+    let mut peer = RaftInternalClient::new(ch.clone());
+    assert_eq!(
+        code(peer.vote(garbage.clone()).await),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(peer.append_entries(garbage.clone()).await),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(peer.install_snapshot(garbage).await),
+        Code::PermissionDenied
+    );
+    let report = raft_bytes(&NodeReport {
+        node_id: OUTSIDER,
+        ..NodeReport::default()
+    });
+    assert_eq!(code(peer.report(report).await), Code::PermissionDenied);
+    let mut api = pb::topology_client::TopologyClient::new(ch);
+    assert_eq!(code(api.monitor(monitor).await), Code::PermissionDenied);
+    assert_eq!(code(api.add_member(add).await), Code::PermissionDenied);
+
+    // A member's certificate speaks for that member only.
+    let (cert, key) = pki.node(2);
+    let two = Dialer::new(Some(TlsPem::load(&cert, &key, &pki.ca).unwrap()));
+    let mut peer = RaftInternalClient::new(two.channel(&c.nodes[&leader].grpc).unwrap());
+    let cluster: tonic::metadata::MetadataValue<_> = status.cluster_id.parse().unwrap();
+    let as_three = |node_id| {
+        let mut r = Request::new(raft_bytes(&NodeReport {
+            node_id,
+            ..NodeReport::default()
+        }));
+        r.metadata_mut()
+            .insert("x-raftinel-cluster-id", cluster.clone());
+        r
+    };
+    let other = if leader == 3 { 1 } else { 3 };
+    assert_eq!(
+        code(peer.report(as_three(other)).await),
+        Code::PermissionDenied
+    );
+    let promise = pb::PromiseRequest {
+        grant: 1,
+        holder: other,
+    };
+    let mut req = Request::new(promise);
+    req.metadata_mut()
+        .insert("x-raftinel-cluster-id", cluster.clone());
+    assert_eq!(code(peer.promise(req).await), Code::PermissionDenied);
+    assert!(peer.report(as_three(2)).await.is_ok());
 }

@@ -73,6 +73,7 @@ impl Admin {
         md: &MetadataMap,
         req: AdminRequest,
     ) -> Result<AdminReply, AdminError> {
+        let who = &self.current(who);
         authorize(who, req.action())?;
         tracing::debug!(who = %who.describe(), ?req, "admin request");
         let wait = match req.action() {
@@ -86,6 +87,28 @@ impl Admin {
             .on_leader(md, wait, local, |c, md| remote.forward(c, md))
             .await?;
         Ok(reply)
+    }
+
+    /// A node identity counts only while it is a member: the certificate of a removed node, or
+    /// of an id never added, proves nothing.
+    fn current(&self, who: &Principal) -> Principal {
+        match who {
+            Principal::Node(id) => {
+                let metrics = self.router.raft.metrics();
+                let member = metrics
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .get_node(id)
+                    .is_some();
+                if member {
+                    who.clone()
+                } else {
+                    Principal::Client
+                }
+            }
+            other => other.clone(),
+        }
     }
 
     /// What the leader does with `req`.

@@ -16,6 +16,7 @@ pub fn master(m: &MasterRecord, applied_index: u64) -> pb::Master {
         parallel_syncs: m.parallel_syncs,
         auth_user: m.auth_user.clone().unwrap_or_default(),
         auth_pass_set: m.auth_pass.is_some(),
+        tls: m.tls,
         config_epoch: m.config_epoch,
         epoch: m.epoch,
         replid: m.replid.clone().unwrap_or_default(),

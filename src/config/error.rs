@@ -169,6 +169,22 @@ pub enum ConfigError {
         reason: String,
     },
 
+    /// A `[redis-tls]` file that cannot be used.
+    #[error("{key} = {}: {reason}; {fix}", path.display())]
+    RedisTlsFile {
+        key: &'static str,
+        path: PathBuf,
+        reason: String,
+        fix: &'static str,
+    },
+
+    /// `redis-tls.cert` without `redis-tls.key`, or the other way round.
+    #[error("{missing} is missing while {given} is set; a client certificate needs both `redis-tls.cert` and `redis-tls.key`: set {missing}, or remove {given} if your Redis does not ask for client certificates (tls-auth-clients no/optional)")]
+    RedisTlsIncomplete {
+        missing: &'static str,
+        given: &'static str,
+    },
+
     /// A numeric setting below its minimum.
     #[error(
         "`{key}` = {value} is too small: it must be ≥ {min} ({why}); the default is {default}"

@@ -39,6 +39,9 @@ pub(super) struct FileConfig {
     pub tls: FileTls,
     #[serde(default)]
     pub sentinel: FileSentinel,
+    /// `[redis-tls]`: this node's TLS files towards Redis.
+    #[serde(default)]
+    pub redis_tls: FileRedisTls,
     /// `[masters.NAME]`: this host's settings for one monitored master.
     pub masters: Option<BTreeMap<String, FileMaster>>,
 }
@@ -55,6 +58,17 @@ pub(super) struct FileMaster {
     /// deny-scripts-reconfig).
     pub notification_script: Option<String>,
     pub client_reconfig_script: Option<String>,
+    /// Connect to this master and its replicas with TLS, whatever the log's `tls` option says.
+    pub tls: Option<bool>,
+}
+
+/// `[redis-tls]`: PEM files, read once at startup.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct FileRedisTls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// `[sentinel]`: who may use the Sentinel port, its bounds and its TLS listener.

@@ -1,8 +1,8 @@
-//! `[masters.NAME]` (this host's VIP interface, VIP and own scripts) and `vip-allowed` (the
+//! `[masters.NAME]` (this host's VIP interface, VIP, own scripts and TLS) and `vip-allowed` (the
 //! subnets this node may add a VIP in), checked against each other: a configured VIP must be
 //! allowed, a configured script must be an executable file (invariant 12).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::file::FileMaster;
@@ -16,6 +16,8 @@ pub(super) struct Masters {
     pub vips: BTreeMap<String, Vip>,
     pub vip_allowed: Vec<Cidr>,
     pub scripts: BTreeMap<String, MasterScripts>,
+    /// `[masters.NAME] tls = true`.
+    pub tls_masters: BTreeSet<String>,
 }
 
 /// `flag` is `--vip-allowed`, `allowed` the file's `vip-allowed`, `masters` its tables.
@@ -29,8 +31,12 @@ pub(super) fn resolve(
         vips: BTreeMap::new(),
         vip_allowed: vip_allowed(flag, allowed)?,
         scripts: BTreeMap::new(),
+        tls_masters: BTreeSet::new(),
     };
     for (name, m) in masters.into_iter().flatten() {
+        if m.tls == Some(true) {
+            out.tls_masters.insert(name.clone());
+        }
         let own = MasterScripts {
             notification: script(name, "notification-script", &m.notification_script)?,
             client_reconfig: script(name, "client-reconfig-script", &m.client_reconfig_script)?,

@@ -8,7 +8,7 @@ mod masters;
 mod security;
 mod timing;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -98,6 +98,12 @@ pub struct Config {
     /// for NAME, in place of the log's, run (when this node leads) whatever
     /// `deny_scripts_reconfig` says, as sentinel.conf's scripts are (see `hooks`).
     pub scripts: BTreeMap<String, MasterScripts>,
+    /// `[masters.NAME] tls = true`: this node connects to NAME's instances with TLS even when
+    /// the log's `tls` option is off.
+    pub tls_masters: BTreeSet<String>,
+    /// `[redis-tls]`: the CA that TLS Redis servers' certificates chain to (default: the
+    /// system's trust store) and an optional client certificate, read at startup.
+    pub redis_tls: crate::redis::RedisTls,
     /// Directory of the sled database (Raft log, vote, state machine). Required.
     pub data_dir: PathBuf,
     /// Initial voters, id → gRPC address; seeds the first initialization only, afterwards the
@@ -563,6 +569,8 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         vips: masters.vips,
         vip_allowed: masters.vip_allowed,
         scripts: masters.scripts,
+        tls_masters: masters.tls_masters,
+        redis_tls: redis_tls(&file.redis_tls)?,
         data_dir,
         peers,
         join: join.map(|(a, _)| a),
@@ -796,6 +804,53 @@ fn tls_files(args: &ServeArgs, f: &file::FileTls) -> Result<Option<TlsFiles>, Co
         key: key.0,
         ca: ca.0,
     }))
+}
+
+/// Reads `[redis-tls]`: an optional CA and an optional client certificate with its key.
+fn redis_tls(f: &file::FileRedisTls) -> Result<crate::redis::RedisTls, ConfigError> {
+    use crate::redis::tls::{read_certificates, read_key};
+    let bad = |key, path: &Path, e: crate::redis::TlsError, fix| ConfigError::RedisTlsFile {
+        key,
+        path: path.to_owned(),
+        reason: e.to_string(),
+        fix,
+    };
+    let ca = match &f.ca {
+        Some(p) => Some(read_certificates(p).map_err(|e| {
+            bad("`redis-tls.ca`", p, e, "give the PEM file of the CA that signed your Redis servers' certificates (Redis's tls-ca-cert-file)")
+        })?),
+        None => None,
+    };
+    let client = match (&f.cert, &f.key) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::RedisTlsIncomplete {
+                missing: "`redis-tls.key`",
+                given: "`redis-tls.cert`",
+            })
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::RedisTlsIncomplete {
+                missing: "`redis-tls.cert`",
+                given: "`redis-tls.key`",
+            })
+        }
+        (Some(c), Some(k)) => {
+            let cert = read_certificates(c).map_err(|e| {
+                bad("`redis-tls.cert`", c, e, "give the PEM certificate (chain) raftinel presents to Redis, signed by a CA in Redis's tls-ca-cert-file")
+            })?;
+            let key = read_key(k).map_err(|e| {
+                bad(
+                    "`redis-tls.key`",
+                    k,
+                    e,
+                    "give the PEM private key of `redis-tls.cert`",
+                )
+            })?;
+            Some((cert, key))
+        }
+    };
+    Ok(crate::redis::RedisTls::new(ca, client))
 }
 
 fn check_file(path: &Path, key: &'static str) -> Result<(), ConfigError> {

@@ -1224,3 +1224,93 @@ fn master_scripts_from_the_file() {
         );
     }
 }
+
+// Issue 10 §5: `[redis-tls]` files are read at load; a missing or wrong file names its key and
+// the fix; a certificate needs its key. `[masters.NAME] tls = true` turns TLS on for NAME here.
+#[test]
+fn redis_tls_files_and_per_master_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["raftinel".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(path("ca.pem"), cert.pem()).unwrap();
+    std::fs::write(path("client.pem"), cert.pem()).unwrap();
+    std::fs::write(path("client.key"), key.serialize_pem()).unwrap();
+    let table = |ca: &str, cert: &str, key: &str| {
+        format!("[redis-tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n[masters.a]\ntls = true\n[masters.b]\ntls = false\n")
+    };
+
+    let (c, _) = ok(&file("", ""));
+    assert_eq!(c.redis_tls, crate::redis::RedisTls::default());
+    assert!(c.tls_masters.is_empty());
+
+    let (c, _) = ok(&file(
+        "",
+        &table(&path("ca.pem"), &path("client.pem"), &path("client.key")),
+    ));
+    assert!(c.redis_tls.has_ca() && c.redis_tls.has_client_cert());
+    assert_eq!(c.tls_masters, BTreeSet::from(["a".to_string()]));
+    // Only a CA: server authentication without a client certificate.
+    let (c, _) = ok(&file(
+        "",
+        &format!("[redis-tls]\nca = \"{}\"", path("ca.pem")),
+    ));
+    assert!(c.redis_tls.has_ca() && !c.redis_tls.has_client_cert());
+
+    err(
+        &file(
+            "",
+            &table(&path("nope.pem"), &path("client.pem"), &path("client.key")),
+        ),
+        &[
+            "`redis-tls.ca`",
+            "nope.pem",
+            "cannot read it",
+            "tls-ca-cert-file",
+        ],
+    );
+    // The key given as the CA, the certificate given as the key.
+    err(
+        &file(
+            "",
+            &table(
+                &path("client.key"),
+                &path("client.pem"),
+                &path("client.key"),
+            ),
+        ),
+        &["`redis-tls.ca`", "no PEM certificate"],
+    );
+    err(
+        &file(
+            "",
+            &table(&path("ca.pem"), &path("client.pem"), &path("client.pem")),
+        ),
+        &["`redis-tls.key`", "no PEM private key"],
+    );
+    err(
+        &file(
+            "",
+            &format!("[redis-tls]\ncert = \"{}\"", path("client.pem")),
+        ),
+        &["`redis-tls.key` is missing", "`redis-tls.cert`"],
+    );
+    err(
+        &file(
+            "",
+            &format!("[redis-tls]\nkey = \"{}\"", path("client.key")),
+        ),
+        &["`redis-tls.cert` is missing"],
+    );
+    err(
+        &file("", "[redis-tls]\ncafile = \"x\""),
+        &["`redis-tls.cafile`", "unknown key"],
+    );
+    err(
+        &file("", "[masters.a]\ntls = \"yes\""),
+        &["`masters.a.tls`", "true or false"],
+    );
+}

@@ -3,6 +3,7 @@
 
 mod client;
 mod output;
+mod secret;
 
 use std::path::PathBuf;
 
@@ -60,12 +61,16 @@ pub enum CtlCommand {
     Remove { name: String },
     /// Change options (SENTINEL SET): down-after-milliseconds, failover-timeout, parallel-syncs,
     /// quorum, auth-pass, auth-user, notification-script, client-reconfig-script (refused unless
-    /// the nodes run with deny-scripts-reconfig = false), and raftinel's vip (A.B.C.D/N, IPv4)
-    /// and vip-interface (e.g. eth0; an empty value clears either). Several OPTION VALUE pairs
-    /// are applied all or none.
+    /// the nodes run with deny-scripts-reconfig = false), and raftinel's vip (A.B.C.D/N, IPv4),
+    /// vip-interface (e.g. eth0; an empty value clears either) and tls (yes/no). Several OPTION
+    /// VALUE pairs are applied all or none. `auth-pass -` reads the password from the first line
+    /// of stdin, keeping it out of argv and shell history.
     Set {
         name: String,
-        #[arg(num_args = 2.., value_names = ["OPTION", "VALUE"], required = true)]
+        /// Read auth-pass from the first line of FILE.
+        #[arg(long = "auth-pass-file", value_name = "FILE")]
+        auth_pass_file: Option<PathBuf>,
+        #[arg(num_args = 2.., value_names = ["OPTION", "VALUE"], required_unless_present = "auth_pass_file")]
         pairs: Vec<String>,
     },
     /// Stream topology events as they are applied.
@@ -231,20 +236,25 @@ pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 .await?;
             output::written(&w, json)
         }
-        CtlCommand::Set { name, pairs } => {
-            if pairs.len() % 2 != 0 {
-                return Err(CtlError::Usage("set takes OPTION VALUE pairs".into()));
-            }
-            let options = pairs
+        CtlCommand::Set {
+            name,
+            auth_pass_file,
+            pairs,
+        } => {
+            let asks_stdin = pairs
                 .chunks(2)
-                .filter_map(|p| match p {
-                    [option, value] => Some(pb::SetOption {
-                        option: option.clone(),
-                        value: value.clone(),
-                    }),
-                    _ => None,
-                })
-                .collect();
+                .any(|p| matches!(p, [o, v] if o.eq_ignore_ascii_case("auth-pass") && v == "-"));
+            if asks_stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprint!("auth-pass for {name}: ");
+            }
+            let (options, exposed) = secret::options(
+                &pairs,
+                auth_pass_file.as_deref(),
+                &mut std::io::stdin().lock(),
+            )?;
+            if exposed {
+                eprintln!("{}", secret::ARGV_WARNING);
+            }
             let req = pb::SetRequest { name, options };
             let w = cluster
                 .call(|mut c, r| {

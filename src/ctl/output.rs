@@ -24,6 +24,7 @@ fn master_json(m: &pb::Master) -> Value {
         "parallel_syncs": m.parallel_syncs,
         "auth_user": m.auth_user,
         "auth_pass_set": m.auth_pass_set,
+        "tls": m.tls,
         "replid": m.replid,
         "replicas": m.replicas.iter().map(|r| json!({
             "addr": format!("{}:{}", r.host, r.port), "run_id": r.run_id, "replid": r.replid,
@@ -57,11 +58,12 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
         m.name, m.host, m.port, m.config_epoch, m.quorum
     );
     println!(
-        "  down-after-milliseconds {}  failover-timeout {}  parallel-syncs {}  auth-pass {}",
+        "  down-after-milliseconds {}  failover-timeout {}  parallel-syncs {}  auth-pass {}  tls {}",
         m.down_after_ms,
         m.failover_timeout_ms,
         m.parallel_syncs,
-        if m.auth_pass_set { "set" } else { "none" }
+        if m.auth_pass_set { "set" } else { "none" },
+        if m.tls { "yes" } else { "no" }
     );
     match m.lease_holder {
         0 => {

@@ -16,13 +16,14 @@ use super::candidate::{choose, eligible, known_replicas, preference, Eligible};
 use super::decide::{decide, DecideInput, Step};
 use super::holders::{config_vip_entry, holder_of, next_lease_entry, next_vip_entry};
 use super::odown::{freshest_reply, odown, ReportIn};
-use super::redis_ops::{Instance, OpsError, Role};
+use super::redis_ops::Instance;
 use super::reports::Reports;
 use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::lease::renew::Peers as LeasePeers;
 use crate::monitor::{NodeReport, ReportedRole};
 use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{Raft, SmData};
+use crate::redis::{ConnError, Connector, Failure, Role};
 use crate::topology::event::master_prefix;
 use crate::topology::TopologyEvent;
 use crate::topology::{Addr, Command, MasterRecord, ReplicaRecord, RequestKind, Vip};
@@ -72,6 +73,8 @@ pub struct Runner {
     pub lease_timeout: Duration,
     /// `[masters.NAME] vip` of this node's config, for masters whose log has no VIP.
     pub config_vips: Arc<BTreeMap<String, Vip>>,
+    /// Connections to Redis, with this node's TLS files.
+    pub redis: Connector,
 }
 
 /// The busy-set key of lease entries (holder assignments and grants): one commit at a time.
@@ -109,7 +112,7 @@ enum StepError {
     #[error("raft: {0}")]
     Raft(String),
     #[error("redis: {0}")]
-    Redis(#[from] super::redis_ops::OpsError),
+    Redis(#[from] ConnError),
     #[error("{0} did not report role master within failover-timeout")]
     NotPromoted(Addr),
     #[error("the old master's lease (grant {0}) is not dead yet")]
@@ -276,9 +279,9 @@ impl Runner {
             .collect();
         let mut asks = JoinSet::new();
         for e in &ok {
-            let (addr, master) = (e.addr.clone(), master.clone());
+            let (addr, master, redis) = (e.addr.clone(), master.clone(), self.redis.clone());
             asks.spawn(async move {
-                let mut i = Instance::connect(&addr, &master).await.ok()?;
+                let mut i = Instance::connect(&redis, &addr, &master).await.ok()?;
                 let (priority, offset) = i.replica_offset().await.ok()??;
                 Some((addr, priority, offset))
             });
@@ -581,10 +584,10 @@ impl Runner {
                 }
                 let mut set = JoinSet::new();
                 for addr in replicas {
-                    let (master, to) = (master.clone(), to.clone());
+                    let (master, to, redis) = (master.clone(), to.clone(), self.redis.clone());
                     set.spawn(
                         async move {
-                            let mut i = Instance::connect(&addr, &master).await?;
+                            let mut i = Instance::connect(&redis, &addr, &master).await?;
                             tracing::info!(replica = %addr, %to, "repointing replica");
                             i.replicate(&to).await.map(|()| addr)
                         }
@@ -617,7 +620,7 @@ impl Runner {
                     return Ok(());
                 }
                 tracing::info!(instance = %addr, %to, "folding the old master back in as a replica");
-                Instance::connect(&addr, master)
+                Instance::connect(&self.redis, &addr, master)
                     .await?
                     .replicate(&to)
                     .await?;
@@ -711,17 +714,19 @@ impl Runner {
         // FailoverStarted revoked the old master's lease, so its node fences it and drops every
         // client, ours included, maybe before FAILOVER TO got through: ask again on a fresh
         // connection. A repeat that finds the handover under way or done is a success.
-        let mut sent = Err(OpsError::Timeout {
-            addr: master.addr.to_string(),
+        let mut sent = Err(ConnError::Timeout {
+            addr: master.addr.clone(),
+            what: "FAILOVER TO",
         });
         for attempt in 0..3 {
             sent = async {
-                let mut old = Instance::connect(&master.addr, master).await?;
+                let mut old = Instance::connect(&self.redis, &master.addr, master).await?;
                 old.failover_to(target, timeout_ms).await
             }
             .await;
             match &sent {
-                Err(e) if e.dropped() => continue,
+                // The connection broke: the command may not have run.
+                Err(e) if matches!(e.failure(), Failure::Gone | Failure::Broken) => continue,
                 Err(e) if attempt > 0 && handed_over(e) => sent = Ok(()),
                 _ => {}
             }
@@ -760,10 +765,9 @@ impl Runner {
         // runs beside the lease wait. The promotion waits for it only while some node still gets
         // replies from the old master; an unreachable one (host lost, or cut off and fenced by
         // its own lease) must not cost a connect timeout.
-        let fence = master
-            .holder
-            .is_some()
-            .then(|| tokio::spawn(fence_old_master(master.clone()).in_current_span()));
+        let fence = master.holder.is_some().then(|| {
+            tokio::spawn(fence_old_master(self.redis.clone(), master.clone()).in_current_span())
+        });
         let reachable = self.answers_now(master);
         let dead = self.await_old_grant_dead(master).await;
         if let Some(fence) = fence {
@@ -774,7 +778,7 @@ impl Runner {
             }
         }
         dead?;
-        let mut instance = Instance::connect(candidate, master).await?;
+        let mut instance = Instance::connect(&self.redis, candidate, master).await?;
         instance.promote().await?;
         tracing::info!(%candidate, "promotion sent");
         self.await_master_and_switch(
@@ -844,7 +848,7 @@ impl Runner {
         epoch: u64,
         within: Duration,
     ) -> Result<(), StepError> {
-        let mut instance = Instance::connect(candidate, master).await?;
+        let mut instance = Instance::connect(&self.redis, candidate, master).await?;
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if instance.role().await? == Role::Master {
@@ -870,15 +874,15 @@ impl Runner {
 
 /// A repeated FAILOVER TO refused because the first one did run: Redis says a failover is in
 /// progress, or the old master is a replica already.
-fn handed_over(e: &OpsError) -> bool {
+fn handed_over(e: &ConnError) -> bool {
     let text = e.to_string();
     text.contains("FAILOVER already in progress") || text.contains("when server is a replica")
 }
 
 /// Best effort: the old master refuses writes and drops its clients if it can still be reached.
-async fn fence_old_master(master: MasterRecord) {
+async fn fence_old_master(redis: Connector, master: MasterRecord) {
     let sent = async {
-        Instance::connect(&master.addr, &master)
+        Instance::connect(&redis, &master.addr, &master)
             .await?
             .fence()
             .await

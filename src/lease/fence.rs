@@ -11,10 +11,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::holding::Holding;
-use super::local::{Auth, Local, LocalError, LocalState, FENCE_REPLICAS};
+use super::local::{Local, LocalState};
 use super::vip::Vips;
 use crate::monitor::{Colocation, NodeReport};
 use crate::raft::SmData;
+use crate::redis::{Access, Connector, Failure, FENCE_REPLICAS};
 use crate::topology::Addr;
 
 /// Clients of a fenced master are disconnected again this often.
@@ -30,8 +31,6 @@ pub struct Placement {
     pub monitored: bool,
     /// The log's current master of some name has this run id (as this node's monitor saw it).
     pub master_in_log: bool,
-    /// That master's credentials.
-    pub auth: Option<Auth>,
     /// The names the log says it is master of.
     pub names: Vec<String>,
     /// Every name it belongs to, as master or replica: the VIPs that may come to this host.
@@ -70,11 +69,6 @@ pub fn place(view: &SmData, report: &NodeReport, run_id: &str) -> Placement {
         if is_master || is_replica {
             p.monitored = true;
             p.member_of.push(name.clone());
-            p.auth = p.auth.or_else(|| {
-                m.auth_pass
-                    .as_ref()
-                    .map(|pass| (m.auth_user.clone(), pass.expose().to_owned()))
-            });
         }
         if is_master && !moving {
             p.master_in_log = true;
@@ -98,11 +92,16 @@ pub struct Guard {
     pub every: Duration,
     /// The VIPs of the masters this node holds.
     pub vips: Vips,
+    pub redis: Connector,
 }
 
 impl Guard {
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut locals: Vec<Local> = self.locals.iter().cloned().map(Local::new).collect();
+        let mut locals: Vec<Local> = self
+            .locals
+            .iter()
+            .map(|a| Local::new(a.clone(), self.redis.clone()))
+            .collect();
         let mut last_kill: BTreeMap<Addr, Instant> = BTreeMap::new();
         // The run id each local address last had: a Redis that is gone still needs matching.
         let mut last_id: BTreeMap<Addr, String> = BTreeMap::new();
@@ -136,8 +135,8 @@ impl Guard {
             let mut ids = BTreeSet::new();
             let mut writable = BTreeSet::new();
             for local in &mut locals {
-                let auth = self.auth_for(&local.addr);
-                match local.read(auth.as_ref()).await {
+                let access = self.access_for(&local.addr);
+                match local.read(&access).await {
                     Ok(state) => {
                         ids.insert(state.run_id.clone());
                         last_id.insert(local.addr.clone(), state.run_id.clone());
@@ -151,13 +150,14 @@ impl Guard {
                         );
                         problems.insert(local.addr.clone(), mine);
                         if let Some(names) = self
-                            .enforce(local, &state, &placement, &mut last_kill)
+                            .enforce(local, &access, &state, &placement, &mut last_kill)
                             .await
                         {
                             writable.extend(names);
                         }
                     }
-                    Err(LocalError::Gone { addr }) => {
+                    Err(e) if e.failure() == Failure::Gone => {
+                        let addr = local.addr.clone();
                         let gone = last_id.get(&addr).map(String::as_str).unwrap_or("");
                         for grant in self.releasable(gone) {
                             if released.insert(grant) {
@@ -209,22 +209,24 @@ impl Guard {
             .collect()
     }
 
-    /// The credentials of any master that lists `addr`: replicas share their master's.
-    fn auth_for(&self, addr: &Addr) -> Option<Auth> {
+    /// The credentials and TLS setting of the first master that lists `addr` and has any:
+    /// replicas share their master's. Plain TCP without AUTH when none does.
+    fn access_for(&self, addr: &Addr) -> Access {
         let view = self.view.borrow();
-        view.topology.masters.values().find_map(|m| {
-            let listed = m.addr == *addr || m.replicas.iter().any(|r| r.addr == *addr);
-            m.auth_pass
-                .as_ref()
-                .filter(|_| listed)
-                .map(|p| (m.auth_user.clone(), p.expose().to_owned()))
-        })
+        view.topology
+            .masters
+            .values()
+            .filter(|m| m.addr == *addr || m.replicas.iter().any(|r| r.addr == *addr))
+            .map(|m| self.redis.access(m))
+            .find(|a| !a.is_default())
+            .unwrap_or_default()
     }
 
     /// Applies the rule to one local instance; returns the masters it is writable for now.
     async fn enforce(
         &self,
         local: &mut Local,
+        access: &Access,
         state: &LocalState,
         place: &Placement,
         last_kill: &mut BTreeMap<Addr, Instant>,
@@ -235,7 +237,6 @@ impl Guard {
         if !state.fenced() {
             self.save(&local.addr, (state.min_replicas, state.max_lag));
         }
-        let auth = place.auth.as_ref();
         let lease_valid = || {
             let grant = self
                 .view
@@ -248,11 +249,11 @@ impl Guard {
         let want = writable(lease_valid(), place.master_in_log, state.master);
         let addr = local.addr.clone();
         let mut now_writable = want && !state.fenced();
-        let result: Result<(), LocalError> = if want && state.fenced() {
+        let result = if want && state.fenced() {
             // Checked again right before acting: the round above may have taken a while.
             if lease_valid() {
                 tracing::info!(%addr, "lease held and the log names it master: unfenced");
-                let r = local.unfence(auth, self.restore(&addr)).await;
+                let r = local.unfence(access, self.restore(&addr)).await;
                 now_writable = r.is_ok();
                 r
             } else {
@@ -261,14 +262,14 @@ impl Guard {
         } else if !want && !state.fenced() {
             tracing::warn!(%addr, master = state.master, "fenced: writes refused, clients dropped");
             last_kill.insert(addr.clone(), Instant::now());
-            local.fence(auth).await
+            local.fence(access).await
         } else if !want && state.master {
             let due = last_kill
                 .get(&addr)
                 .map_or(true, |t| t.elapsed() >= KILL_EVERY);
             if due {
                 last_kill.insert(addr.clone(), Instant::now());
-                local.kill_clients(auth).await
+                local.kill_clients(access).await
             } else {
                 Ok(())
             }

@@ -26,6 +26,7 @@ pub use observation::{Colocation, NodeReport, Observation, ReplicaLink, Reported
 pub use probe::ProbeError;
 
 use crate::raft::state_machine::SmData;
+use crate::redis::Connector;
 use crate::topology::Addr;
 use probe::{lock, ProbeCtx};
 use state::Shared;
@@ -46,30 +47,36 @@ struct Supervisor {
     tasks: BTreeMap<(String, Addr), Task>,
     cancel: CancellationToken,
     report: watch::Sender<Arc<NodeReport>>,
+    redis: Connector,
 }
 
 impl Monitor {
     /// Starts probing what `view` lists and returns this node's report, republished on every
     /// change (SDOWN, role, run id, replid, link, new replica, TILT) and at least once per PING
     /// period of the fastest master, with ages as of publication. Runs until `cancel` fires; every
-    /// probe task stops then. Must be called inside a Tokio runtime.
+    /// probe task stops then. Must be called inside a Tokio runtime. `redis` opens the probes'
+    /// connections.
     pub fn spawn(
         node_id: u64,
         mut view: watch::Receiver<Arc<SmData>>,
         cancel: CancellationToken,
+        redis: Connector,
     ) -> watch::Receiver<Arc<NodeReport>> {
         let now = Instant::now();
         let (report, rx) = watch::channel(Arc::new(NodeReport {
             node_id,
             ..NodeReport::default()
         }));
+        let mut shared = Shared::new(now);
+        shared.tls_names = redis.tls_names().clone();
         let mut sup = Supervisor {
             node_id,
-            shared: Arc::new(Mutex::new(Shared::new(now))),
+            shared: Arc::new(Mutex::new(shared)),
             changed: Arc::new(Notify::new()),
             tasks: BTreeMap::new(),
             cancel,
             report,
+            redis,
         };
         let data = view.borrow_and_update().clone();
         sup.reconcile(&data, now);
@@ -155,6 +162,7 @@ impl Supervisor {
                 shared: self.shared.clone(),
                 changed: self.changed.clone(),
                 wake: wake.clone(),
+                redis: self.redis.clone(),
             };
             let join = probe::spawn(self.node_id, ctx, cancel.clone());
             self.tasks.insert(key, Task { cancel, wake, join });

@@ -4,16 +4,15 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::info::{self, InfoError};
-use super::state::{Auth, ProbeSettings, Shared};
+use super::state::{ProbeSettings, Shared};
+use crate::redis::{Access, Conn, ConnError, Connector};
 use crate::topology::Addr;
 
 /// Lateness below this is ordinary scheduling noise and not even reported to the TILT check.
@@ -21,16 +20,8 @@ const LAG_NOISE: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("{0} timed out")]
-    Timeout(&'static str),
-    #[error("connecting: {0}")]
-    Connect(#[source] redis::RedisError),
-    #[error("{what}: {source}")]
-    Command {
-        what: &'static str,
-        #[source]
-        source: redis::RedisError,
-    },
+    #[error(transparent)]
+    Conn(#[from] ConnError),
     #[error("PING answered {0}")]
     BadPong(String),
     #[error("INFO: {0}")]
@@ -46,6 +37,7 @@ pub struct ProbeCtx {
     pub changed: Arc<Notify>,
     /// Wakes this task's SDOWN timer: a valid reply arrived or the settings changed.
     pub wake: Arc<Notify>,
+    pub redis: Connector,
 }
 
 pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -142,8 +134,8 @@ async fn sdown_timer(ctx: &ProbeCtx) {
 }
 
 struct Link {
-    conn: MultiplexedConnection,
-    auth: Auth,
+    conn: Conn,
+    access: Access,
 }
 
 async fn probe_loop(ctx: &ProbeCtx) {
@@ -160,12 +152,16 @@ async fn probe_loop(ctx: &ProbeCtx) {
         };
         let now = Instant::now();
         next = (next + settings.ping).max(now);
-        if link.as_ref().is_some_and(|l| l.auth != settings.auth) {
-            debug!("credentials changed: reconnecting");
+        if link.as_ref().is_some_and(|l| l.access != settings.access) {
+            debug!("credentials or TLS changed: reconnecting");
             link = None;
         }
         if link.is_none() {
-            match connect(&ctx.addr, &settings.auth, settings.timeout).await {
+            let conn = ctx
+                .redis
+                .connect(&ctx.addr, &settings.access, settings.timeout)
+                .await;
+            match conn {
                 Ok(conn) => {
                     if failures > 0 {
                         info!(failures, "connected");
@@ -173,7 +169,7 @@ async fn probe_loop(ctx: &ProbeCtx) {
                     failures = 0;
                     link = Some(Link {
                         conn,
-                        auth: settings.auth.clone(),
+                        access: settings.access.clone(),
                     });
                 }
                 Err(e) => {
@@ -218,10 +214,10 @@ async fn probe_loop(ctx: &ProbeCtx) {
                 }
                 Err(e) => warn!(error = %e, "unusable INFO reply"),
             },
-            Err(ProbeError::Command { source, .. })
-                if !plain_info && source.code() == Some("ERR") =>
+            Err(ProbeError::Conn(e))
+                if !plain_info && e.redis().and_then(|r| r.code()) == Some("ERR") =>
             {
-                debug!(error = %source, "INFO with sections refused: using plain INFO");
+                debug!(error = %e, "INFO with sections refused: using plain INFO");
                 plain_info = true;
             }
             Err(e) => {
@@ -237,76 +233,36 @@ async fn probe_loop(ctx: &ProbeCtx) {
 /// A timeout or a broken connection: reconnect on the next tick. A server error keeps the link.
 fn is_link_fatal(e: &ProbeError) -> bool {
     match e {
-        ProbeError::Timeout(_) | ProbeError::Connect(_) => true,
-        ProbeError::Command { source, .. } => {
-            source.is_io_error()
-                || source.is_connection_dropped()
-                || source.is_unrecoverable_error()
-        }
+        ProbeError::Conn(e) => e.failure().link_lost(),
         ProbeError::BadPong(_) | ProbeError::Info(_) => false,
     }
 }
 
-async fn connect(
-    addr: &Addr,
-    auth: &Auth,
-    limit: Duration,
-) -> Result<MultiplexedConnection, ProbeError> {
-    let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
-    // As Sentinel: AUTH only with a password; AUTH user pass when a user is set too.
-    if let Some(pass) = &auth.pass {
-        settings = settings.set_password(pass.expose());
-        if let Some(user) = &auth.user {
-            settings = settings.set_username(user);
-        }
-    }
-    let info = ConnectionAddr::Tcp(addr.host.clone(), addr.port)
-        .into_connection_info()
-        .map_err(ProbeError::Connect)?
-        .set_redis_settings(settings);
-    let client = redis::Client::open(info).map_err(ProbeError::Connect)?;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(limit))
-        .set_response_timeout(None);
-    timeout(
-        limit,
-        client.get_multiplexed_async_connection_with_config(&config),
-    )
-    .await
-    .map_err(|_| ProbeError::Timeout("connect"))?
-    .map_err(ProbeError::Connect)
-}
-
 /// +PONG is valid, and so are -LOADING and -MASTERDOWN (the instance is alive).
-async fn ping(conn: &mut MultiplexedConnection, limit: Duration) -> Result<(), ProbeError> {
-    let reply = timeout(limit, redis::cmd("PING").query_async::<redis::Value>(conn))
+async fn ping(conn: &mut Conn, limit: Duration) -> Result<(), ProbeError> {
+    match conn
+        .query::<redis::Value>("PING", &redis::cmd("PING"), limit)
         .await
-        .map_err(|_| ProbeError::Timeout("PING"))?;
-    match reply {
+    {
         Ok(redis::Value::SimpleString(s)) if s == "PONG" => Ok(()),
         Ok(other) => Err(ProbeError::BadPong(format!("{other:?}"))),
-        Err(e) if matches!(e.code(), Some("LOADING" | "MASTERDOWN")) => Ok(()),
-        Err(source) => Err(ProbeError::Command {
-            what: "PING",
-            source,
-        }),
+        Err(e)
+            if matches!(
+                e.redis().and_then(|r| r.code()),
+                Some("LOADING" | "MASTERDOWN")
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
-async fn fetch_info(
-    conn: &mut MultiplexedConnection,
-    limit: Duration,
-    plain: bool,
-) -> Result<String, ProbeError> {
-    let mut cmd = redis::cmd("INFO");
-    if !plain {
-        cmd.arg("server").arg("replication");
-    }
-    timeout(limit, cmd.query_async::<String>(conn))
-        .await
-        .map_err(|_| ProbeError::Timeout("INFO"))?
-        .map_err(|source| ProbeError::Command {
-            what: "INFO",
-            source,
-        })
+async fn fetch_info(conn: &mut Conn, limit: Duration, plain: bool) -> Result<String, ProbeError> {
+    let sections: &[&str] = if plain {
+        &[]
+    } else {
+        &["server", "replication"]
+    };
+    Ok(conn.info(sections, limit).await?)
 }

@@ -9,7 +9,8 @@ use tokio::time::Instant;
 use super::info::InfoReply;
 use super::observation::{NodeReport, Observation, ReportedRole};
 use super::tilt::Tilt;
-use crate::topology::{Addr, MasterRecord, Secret};
+use crate::redis::Access;
+use crate::topology::{Addr, MasterRecord};
 
 /// INFO period while nothing is wrong.
 pub const INFO_PERIOD: Duration = Duration::from_millis(1000);
@@ -44,20 +45,13 @@ pub fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Credentials for a master and its replicas (replicas use the master's, as in Sentinel).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Auth {
-    pub user: Option<String>,
-    pub pass: Option<Secret>,
-}
-
 /// What an instance task needs for its next round.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeSettings {
     pub ping: Duration,
     pub timeout: Duration,
     pub info_every: Duration,
-    pub auth: Auth,
+    pub access: Access,
 }
 
 #[derive(Debug)]
@@ -85,7 +79,7 @@ pub struct NameState {
     pub master: Addr,
     pub down_after: Duration,
     pub failover: bool,
-    pub auth: Auth,
+    pub access: Access,
     /// Replicas recorded in the log.
     pub known: BTreeSet<Addr>,
     /// Replicas seen in the master's INFO (and old master addresses), with when last listed.
@@ -98,7 +92,7 @@ pub struct NameState {
 pub struct Reconciled {
     /// Every (name, address) to probe now.
     pub wanted: BTreeSet<(String, Addr)>,
-    /// Names whose down-after or credentials changed: their tasks must re-read settings.
+    /// Names whose down-after, credentials or TLS changed: their tasks must re-read settings.
     pub retuned: BTreeSet<String>,
 }
 
@@ -107,6 +101,8 @@ pub struct Shared {
     pub started: Instant,
     pub tilt: Tilt,
     pub names: BTreeMap<String, NameState>,
+    /// `[masters.NAME] tls = true` of this node's config.
+    pub tls_names: BTreeSet<String>,
 }
 
 impl Shared {
@@ -115,6 +111,7 @@ impl Shared {
             started,
             tilt: Tilt::default(),
             names: BTreeMap::new(),
+            tls_names: BTreeSet::new(),
         }
     }
 
@@ -133,15 +130,12 @@ impl Shared {
         self.names.retain(|name, _| masters.contains_key(name));
         for (name, rec) in masters {
             let down_after = Duration::from_millis(rec.down_after_ms.max(1));
-            let auth = Auth {
-                user: rec.auth_user.clone(),
-                pass: rec.auth_pass.clone(),
-            };
+            let access = Access::of(rec, self.tls_names.contains(name));
             let ns = self.names.entry(name.clone()).or_insert_with(|| NameState {
                 master: rec.addr.clone(),
                 down_after,
                 failover: false,
-                auth: auth.clone(),
+                access: access.clone(),
                 known: BTreeSet::new(),
                 discovered: BTreeMap::new(),
                 instances: BTreeMap::new(),
@@ -151,11 +145,11 @@ impl Shared {
                 let old = std::mem::replace(&mut ns.master, rec.addr.clone());
                 ns.discovered.insert(old, now);
             }
-            if ns.down_after != down_after || ns.auth != auth {
+            if ns.down_after != down_after || ns.access != access {
                 out.retuned.insert(name.clone());
             }
             ns.down_after = down_after;
-            ns.auth = auth;
+            ns.access = access;
             ns.failover = rec.failover.is_some();
             ns.known = rec.replicas.iter().map(|r| r.addr.clone()).collect();
             if let Some(ReportedRole::Master { replicas }) = ns
@@ -199,7 +193,7 @@ impl Shared {
             } else {
                 INFO_PERIOD
             },
-            auth: ns.auth.clone(),
+            access: ns.access.clone(),
         })
     }
 

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::monitor::observation::ReplicaLink;
-use crate::topology::{FailoverRecord, FailoverState, MasterRecord, ReplicaRecord};
+use crate::topology::{FailoverRecord, FailoverState, MasterRecord, ReplicaRecord, Secret};
 
 fn addr(port: u16) -> Addr {
     Addr::new("10.0.0.1", port)
@@ -169,10 +169,25 @@ fn removed_names_stop_being_probed_and_settings_changes_are_flagged() {
     let out = s.reconcile(&masters(&[rec.clone()]), t0);
     assert!(out.retuned.contains("m"));
     assert_eq!(
-        s.probe_settings("m", &addr(1)).map(|p| p.auth.pass),
+        s.probe_settings("m", &addr(1)).map(|p| p.access.pass),
         Some(Some(Secret::new("p")))
     );
-    assert!(s.reconcile(&masters(&[rec]), t0).retuned.is_empty());
+    assert!(s.reconcile(&masters(&[rec.clone()]), t0).retuned.is_empty());
+    // TLS from the log, or from this node's config, retunes too.
+    rec.tls = true;
+    assert!(s
+        .reconcile(&masters(&[rec.clone()]), t0)
+        .retuned
+        .contains("m"));
+    assert!(s
+        .probe_settings("m", &addr(1))
+        .is_some_and(|p| p.access.tls));
+    rec.tls = false;
+    s.tls_names.insert("m".to_string());
+    assert!(s.reconcile(&masters(&[rec.clone()]), t0).retuned.is_empty());
+    assert!(s
+        .probe_settings("m", &addr(1))
+        .is_some_and(|p| p.access.tls));
     let out = s.reconcile(&BTreeMap::new(), t0);
     assert!(out.wanted.is_empty());
     assert!(s.report(1, t0).masters.is_empty());

@@ -6,13 +6,19 @@ use serde::Serialize;
 
 /// Bumped whenever a stored or transmitted type changes shape incompatibly.
 /// 2: a failover records the grant it revoked (leases).
-pub const FORMAT_VERSION: u8 = 3;
+/// 3: VIP readiness (`MasterRecord.vip_problems`).
+/// 4: `MasterRecord.tls`; version 3 is still read (see `raft::format_v3`).
+pub const FORMAT_VERSION: u8 = 4;
+
+/// The oldest version still read. Only the state machine's data changed shape since: it is
+/// decoded by `state_machine::decode_data`, which upgrades it; everything else decodes as is.
+pub const OLDEST_READ: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("empty value")]
     Empty,
-    #[error("format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error("format version {found} is not supported (this build reads versions {OLDEST_READ} to {FORMAT_VERSION})")]
     Version { found: u8 },
     #[error("bincode: {0}")]
     Bincode(#[from] bincode::Error),
@@ -25,11 +31,17 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (_, body) = versioned(bytes)?;
+    Ok(bincode::deserialize(body)?)
+}
+
+/// The format version and the body, for a readable version.
+pub fn versioned(bytes: &[u8]) -> Result<(u8, &[u8]), CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READ..=FORMAT_VERSION).contains(&version) {
         return Err(CodecError::Version { found: version });
     }
-    Ok(bincode::deserialize(body)?)
+    Ok((version, body))
 }
 
 #[cfg(test)]
@@ -47,5 +59,12 @@ mod tests {
             Err(CodecError::Version { found: 9 })
         ));
         assert!(decode::<(u64, String)>(&[FORMAT_VERSION, 1, 2]).is_err());
+        assert!(matches!(
+            decode::<u64>(&[OLDEST_READ - 1, 0]),
+            Err(CodecError::Version { found: 2 })
+        ));
+        let mut v3 = bytes.clone();
+        v3[0] = 3;
+        assert_eq!(decode::<(u64, String)>(&v3).unwrap(), v);
     }
 }

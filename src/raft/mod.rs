@@ -7,6 +7,7 @@
 
 pub mod bootstrap;
 pub mod codec;
+mod format_v3;
 pub mod freshness;
 pub mod identity;
 pub mod log_store;

@@ -10,7 +10,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError, 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::codec::{decode, encode, CodecError};
+use super::codec::{decode, encode, versioned, CodecError};
 use super::types::typ::{Entry, LogId, SnapshotMeta, StorageError};
 use super::types::{Response, TypeConfig};
 use crate::events::{EventBus, IndexedEvent};
@@ -23,7 +23,8 @@ const EVENTS_FROM: &[u8] = b"events_from";
 /// How many log indexes of events are kept for Watch to resume from, behind the last snapshot.
 const EVENT_RETENTION: u64 = 10_000;
 
-/// Everything the state machine holds; also the snapshot format.
+/// Everything the state machine holds; also the snapshot format. Decode it only with
+/// [`decode_data`], which reads older formats too.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SmData {
     pub last_applied: Option<LogId>,
@@ -34,6 +35,14 @@ pub struct SmData {
 impl SmData {
     pub fn applied_index(&self) -> u64 {
         self.last_applied.map(|l| l.index).unwrap_or(0)
+    }
+}
+
+/// The stored or sent state in any readable format version.
+pub fn decode_data(bytes: &[u8]) -> Result<SmData, CodecError> {
+    match versioned(bytes)? {
+        (3, body) => Ok(bincode::deserialize::<super::format_v3::SmDataV3>(body)?.into()),
+        _ => decode(bytes),
     }
 }
 
@@ -118,7 +127,7 @@ impl StateMachineStore {
             .get(DATA)
             .map_err(|e| StorageIOError::read_state_machine(&e))?
         {
-            Some(v) => decode(&v).map_err(|e| StorageIOError::read_state_machine(&e))?,
+            Some(v) => decode_data(&v).map_err(|e| StorageIOError::read_state_machine(&e))?,
             None => SmData::default(),
         };
         Ok(StateMachineStore {
@@ -291,8 +300,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), StorageError> {
         let blob = snapshot.into_inner();
         let sig = Some(meta.signature());
-        let data: SmData =
-            decode(&blob).map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
+        let data =
+            decode_data(&blob).map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
         self.data = SmData {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),

@@ -100,6 +100,9 @@ pub struct MasterRecord {
     pub parallel_syncs: u32,
     pub auth_user: Option<String>,
     pub auth_pass: Option<Secret>,
+    /// raftinel's `tls` option: the master and its replicas speak only TLS (Redis's
+    /// `tls-port`), so every connection to them uses TLS with the node's `[redis-tls]` files.
+    pub tls: bool,
     /// Sorted by address and unique, so equal sets compare equal on every replica.
     pub replicas: Vec<ReplicaRecord>,
     /// The current master's replication id, recorded at each switch (the lineage, invariant 7).
@@ -245,6 +248,7 @@ impl MasterRecord {
             parallel_syncs: DEFAULT_PARALLEL_SYNCS,
             auth_user: None,
             auth_pass: None,
+            tls: false,
             replicas: Vec::new(),
             replid: None,
             config_epoch: 0,
@@ -281,6 +285,7 @@ impl MasterRecord {
             MasterOption::Quorum(q) => self.quorum = *q,
             MasterOption::AuthPass(pass) => self.auth_pass = pass.clone(),
             MasterOption::AuthUser(user) => self.auth_user = user.clone(),
+            MasterOption::Tls(on) => self.tls = *on,
             MasterOption::NotificationScript(path) => self.notification_script = path.clone(),
             MasterOption::ClientReconfigScript(path) => self.client_reconfig_script = path.clone(),
             MasterOption::Vip(vip) => self.vip = *vip,
@@ -299,6 +304,8 @@ pub enum MasterOption {
     Quorum(u32),
     AuthPass(Option<Secret>),
     AuthUser(Option<String>),
+    /// raftinel's own: connect to the master and its replicas with TLS (`yes` / `no`).
+    Tls(bool),
     /// A path, stored as given; whether it exists and is executable is checked by the API on the
     /// node that receives the SET (it depends on that node's file system, not on the log).
     NotificationScript(Option<String>),
@@ -319,6 +326,7 @@ impl MasterOption {
             MasterOption::Quorum(_) => "quorum",
             MasterOption::AuthPass(_) => "auth-pass",
             MasterOption::AuthUser(_) => "auth-user",
+            MasterOption::Tls(_) => "tls",
             MasterOption::NotificationScript(_) => "notification-script",
             MasterOption::ClientReconfigScript(_) => "client-reconfig-script",
             MasterOption::Vip(_) => "vip",
@@ -369,6 +377,15 @@ pub fn parse_option(option: &str, value: &str) -> Result<MasterOption, Refusal> 
         "quorum" => positive::<u32>(option, value).map(MasterOption::Quorum),
         "auth-pass" => Ok(MasterOption::AuthPass(non_empty(value).map(Secret::new))),
         "auth-user" => Ok(MasterOption::AuthUser(non_empty(value).map(str::to_owned))),
+        // Redis's yes/no, as in its own `tls-replication yes`.
+        "tls" => match value.to_ascii_lowercase().as_str() {
+            "yes" => Ok(MasterOption::Tls(true)),
+            "no" => Ok(MasterOption::Tls(false)),
+            _ => Err(Refusal::InvalidOptionValue {
+                option: option.to_owned(),
+                value: value.to_owned(),
+            }),
+        },
         "notification-script" => Ok(MasterOption::NotificationScript(
             non_empty(value).map(str::to_owned),
         )),

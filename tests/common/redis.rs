@@ -1,5 +1,6 @@
-//! Real redis-server processes for tests: started on a free port with no persistence, killed
-//! with SIGKILL, restarted on the same port, and queried with the redis crate.
+//! Real redis-server processes for tests: started on a free port with no persistence (TLS-only or
+//! with a password if asked), killed with SIGKILL, restarted on the same port, and queried with
+//! the redis crate.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +15,10 @@ pub struct Redis {
     /// (disk load) to `dir/dump.rdb`, and Redis loads that file at startup even with `save ""`.
     /// One directory per instance keeps that file out of the crate root and away from the others.
     dir: tempfile::TempDir,
+    /// TLS-only: redis-server's TLS options and the tests' client certificates.
+    tls: Option<(Vec<String>, redis::TlsCertificates)>,
+    /// `requirepass`, which the tests' own connections use too.
+    pass: Option<String>,
 }
 
 impl Redis {
@@ -24,20 +29,77 @@ impl Redis {
 
     /// Starts `redis-server` as user `uid` (None: as the test itself).
     pub fn start_as(uid: Option<u32>, extra: &[&str]) -> Redis {
+        Redis::launch(uid, None, None, extra)
+    }
+
+    /// Starts a TLS-only `redis-server` (`--port 0 --tls-port P`, TLS replication) with `pki`'s
+    /// certificate; the test's own queries use TLS too.
+    pub fn start_tls(pki: &super::pki::Pki, extra: &[&str]) -> Redis {
+        Redis::launch(None, Some(pki), None, extra)
+    }
+
+    /// A TLS-only replica of the TLS-only `master`.
+    pub fn replica_of_tls(pki: &super::pki::Pki, master: &Redis, extra: &[&str]) -> Redis {
+        let port = master.port.to_string();
+        let mut args = vec!["--replicaof", "127.0.0.1", &port];
+        args.extend_from_slice(extra);
+        Redis::start_tls(pki, &args)
+    }
+
+    /// Starts `redis-server` with `requirepass pass`.
+    pub fn start_with_pass(pass: &str, extra: &[&str]) -> Redis {
+        let mut args = vec!["--requirepass", pass];
+        args.extend_from_slice(extra);
+        Redis::launch(None, None, Some(pass), &args)
+    }
+
+    fn launch(
+        uid: Option<u32>,
+        pki: Option<&super::pki::Pki>,
+        pass: Option<&str>,
+        extra: &[&str],
+    ) -> Redis {
         let dir = tempfile::tempdir().unwrap();
         if let Some(uid) = uid {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
         }
+        let port = super::free_port();
         let mut r = Redis {
-            port: super::free_port(),
+            port,
             args: extra.iter().map(|s| s.to_string()).collect(),
             uid,
             child: None,
             dir,
+            tls: pki.map(|p| (p.redis_args(port), p.certificates())),
+            pass: pass.map(str::to_string),
         };
         r.spawn();
         r.wait_ready();
         r
+    }
+
+    /// A client for the test's own queries: TLS and the password when the instance needs them.
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+        let host = "127.0.0.1".to_string();
+        let addr = match self.tls {
+            Some(_) => ConnectionAddr::TcpTls {
+                host,
+                port: self.port,
+                insecure: false,
+                tls_params: None,
+            },
+            None => ConnectionAddr::Tcp(host, self.port),
+        };
+        let mut settings = RedisConnectionInfo::default();
+        if let Some(p) = &self.pass {
+            settings = settings.set_password(p);
+        }
+        let info = addr.into_connection_info()?.set_redis_settings(settings);
+        match &self.tls {
+            Some((_, certs)) => redis::Client::build_with_tls(info, certs.clone()),
+            None => redis::Client::open(info),
+        }
     }
 
     pub fn replica_of(master: &Redis, extra: &[&str]) -> Redis {
@@ -63,8 +125,13 @@ impl Redis {
                 c
             }
         };
+        match &self.tls {
+            // Only the TLS port listens.
+            Some((args, _)) => cmd.args(args),
+            None => cmd.args(["--port", &self.port.to_string()]),
+        };
         let child = cmd
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--repl-diskless-sync-delay", "0", "--loglevel", "warning"])
             // Replication may still write an RDB: keep it out of the work tree.
@@ -82,10 +149,10 @@ impl Redis {
 
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while self.query(&["PING"]).is_err() {
+        while let Err(e) = self.query(&["PING"]) {
             assert!(
                 Instant::now() < deadline,
-                "redis-server on {} did not start",
+                "redis-server on {} did not start: {e}",
                 self.port
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -124,7 +191,7 @@ impl Redis {
     }
 
     pub fn query(&self, args: &[&str]) -> redis::RedisResult<redis::Value> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        let client = self.client()?;
         let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
         conn.set_read_timeout(Some(Duration::from_secs(2)))?;
         let mut cmd = redis::cmd(args[0]);
@@ -193,7 +260,7 @@ impl Redis {
         value_len: usize,
         replicas: usize,
     ) -> redis::RedisResult<i64> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        let client = self.client()?;
         let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
         conn.set_read_timeout(Some(Duration::from_secs(10)))?;
         conn.set_write_timeout(Some(Duration::from_secs(10)))?;
@@ -212,7 +279,7 @@ impl Redis {
 
     /// Runs `cmds` in order on one connection (e.g. writes then `WAIT`); the last reply.
     pub fn pipeline(&self, cmds: &[&[&str]]) -> redis::RedisResult<redis::Value> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        let client = self.client()?;
         let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
         conn.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut last = redis::Value::Nil;
@@ -228,7 +295,7 @@ impl Redis {
 
     /// Runs `cmds` as one MULTI/EXEC block on one connection.
     pub fn transaction(&self, cmds: &[&[&str]]) -> redis::RedisResult<redis::Value> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        let client = self.client()?;
         let mut conn = client.get_connection_with_timeout(Duration::from_millis(500))?;
         conn.set_read_timeout(Some(Duration::from_secs(2)))?;
         let mut pipe = redis::pipe();

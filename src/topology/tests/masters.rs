@@ -187,6 +187,10 @@ fn parse_options() {
             Ok(MasterOption::AuthUser(Some("sentinel".to_owned()))),
         ),
         ("auth-user", "", Ok(MasterOption::AuthUser(None))),
+        ("tls", "yes", Ok(MasterOption::Tls(true))),
+        ("TLS", "No", Ok(MasterOption::Tls(false))),
+        ("tls", "true", invalid("tls", "true")),
+        ("tls", "", invalid("tls", "")),
         (
             "foo",
             "2",
@@ -277,6 +281,21 @@ fn set_applies_every_option_with_one_event_each() {
         ),
         (None, None)
     );
+}
+
+// raftinel's `tls` option (issue 10): yes/no as Redis writes its booleans, announced by `+set`.
+#[test]
+fn set_tls_option() {
+    let mut log = Log::monitored();
+    assert!(!log.mymaster().tls);
+    let events = log.ok(&set(&[("tls", "yes")]));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [("+set", "master mymaster 127.0.0.1 6390 tls yes")]
+    );
+    assert!(log.mymaster().tls);
+    log.ok(&set(&[("tls", "no")]));
+    assert!(!log.mymaster().tls);
 }
 
 // Sentinel §1.4/§2.2: the script options are stored as given, announced by `+set` with the path,

@@ -1,0 +1,231 @@
+//! The commands that change or read an instance's role, written once for the lease guard and the
+//! failover: the fence and its undoing, CLIENT KILL, promotion, repointing, FAILOVER TO, ROLE and
+//! INFO. Each takes the caller's time limit.
+
+use std::time::Duration;
+
+use super::conn::{Conn, ConnError};
+use crate::topology::Addr;
+
+/// `min-replicas-to-write` while fenced: no master ever has that many good replicas.
+pub const FENCE_REPLICAS: i64 = 2_147_483_647;
+/// `min-replicas-max-lag` while fenced; 0 would switch the check off.
+pub const FENCE_MAX_LAG: i64 = 10;
+
+/// What ROLE says an instance is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Replica { master: Addr },
+    Other(String),
+}
+
+/// Every normal and pub/sub client disconnected, so it looks up the master again (our own
+/// connection is skipped by default).
+fn kill_clients(pipe: &mut redis::Pipeline) {
+    for kind in ["normal", "pubsub"] {
+        pipe.cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg(kind)
+            .ignore();
+    }
+}
+
+fn set_min_replicas(pipe: &mut redis::Pipeline, replicas: i64, lag: i64) {
+    pipe.cmd("CONFIG")
+        .arg("SET")
+        .arg("min-replicas-max-lag")
+        .arg(lag)
+        .arg("min-replicas-to-write")
+        .arg(replicas)
+        .ignore();
+}
+
+impl Conn {
+    /// The lease fence: writes fail at once (NOREPLICAS), and the fence is state inside Redis
+    /// that outlives raftinel; then every client is dropped so it re-resolves. One round trip.
+    pub async fn fence(&mut self, limit: Duration) -> Result<(), ConnError> {
+        let mut pipe = redis::pipe();
+        set_min_replicas(&mut pipe, FENCE_REPLICAS, FENCE_MAX_LAG);
+        kill_clients(&mut pipe);
+        self.pipeline("fence", &pipe, limit).await
+    }
+
+    /// Puts the operator's own `(min-replicas-to-write, min-replicas-max-lag)` back.
+    pub async fn unfence(&mut self, saved: (i64, i64), limit: Duration) -> Result<(), ConnError> {
+        let mut pipe = redis::pipe();
+        set_min_replicas(&mut pipe, saved.0, saved.1);
+        self.pipeline("unfence", &pipe, limit).await
+    }
+
+    /// `CLIENT KILL TYPE normal` and `pubsub`.
+    pub async fn kill_clients(&mut self, limit: Duration) -> Result<(), ConnError> {
+        let mut pipe = redis::pipe();
+        kill_clients(&mut pipe);
+        self.pipeline("CLIENT KILL", &pipe, limit).await
+    }
+
+    /// `REPLICAOF NO ONE` in Sentinel's reconfiguration block.
+    pub async fn promote(&mut self, limit: Duration) -> Result<(), ConnError> {
+        self.reconfigure(&["NO", "ONE"], limit).await
+    }
+
+    /// `REPLICAOF host port` in Sentinel's reconfiguration block. A TLS master is reached by its
+    /// replicas with Redis's own `tls-replication yes`, which is the operator's to set.
+    pub async fn replicate(&mut self, to: &Addr, limit: Duration) -> Result<(), ConnError> {
+        let port = to.port.to_string();
+        self.reconfigure(&[&to.host, &port], limit).await
+    }
+
+    /// Sentinel's reconfiguration block: the role change, persisted if Redis has a config file
+    /// (CONFIG REWRITE fails harmlessly otherwise), and every client disconnected.
+    async fn reconfigure(&mut self, replicaof: &[&str], limit: Duration) -> Result<(), ConnError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("REPLICAOF")
+            .arg(replicaof)
+            .ignore()
+            .cmd("CONFIG")
+            .arg("REWRITE")
+            .ignore();
+        kill_clients(&mut pipe);
+        match self.pipeline("REPLICAOF", &pipe, limit).await {
+            // The block ran; only CONFIG REWRITE (no config file) may have failed inside it.
+            Err(ConnError::Redis { source, .. })
+                if source.to_string().contains("without a config file") =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// `FAILOVER TO host port TIMEOUT ms`: Redis pauses writes until the target has every one of
+    /// them, then swaps roles, so no acknowledged write is lost.
+    pub async fn failover_to(
+        &mut self,
+        target: &Addr,
+        timeout_ms: u64,
+        limit: Duration,
+    ) -> Result<(), ConnError> {
+        let mut cmd = redis::cmd("FAILOVER");
+        cmd.arg("TO")
+            .arg(&target.host)
+            .arg(target.port)
+            .arg("TIMEOUT")
+            .arg(timeout_ms);
+        self.query("FAILOVER TO", &cmd, limit).await
+    }
+
+    pub async fn role(&mut self, limit: Duration) -> Result<Role, ConnError> {
+        let reply: Vec<redis::Value> = self.query("ROLE", &redis::cmd("ROLE"), limit).await?;
+        parse_role(&reply).ok_or_else(|| ConnError::Unexpected {
+            addr: self.addr().clone(),
+            what: "ROLE",
+        })
+    }
+
+    /// `INFO section…` as text.
+    pub async fn info(&mut self, sections: &[&str], limit: Duration) -> Result<String, ConnError> {
+        let mut cmd = redis::cmd("INFO");
+        for s in sections {
+            cmd.arg(*s);
+        }
+        self.query("INFO", &cmd, limit).await
+    }
+}
+
+/// ROLE's reply: `master …`, `slave host port …` or another role name.
+fn parse_role(reply: &[redis::Value]) -> Option<Role> {
+    let text = |v: Option<&redis::Value>| match v {
+        Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).to_string()),
+        Some(redis::Value::SimpleString(s)) => Some(s.clone()),
+        _ => None,
+    };
+    match text(reply.first())?.as_str() {
+        "master" => Some(Role::Master),
+        "slave" => {
+            let host = text(reply.get(1))?;
+            let port = match reply.get(2) {
+                Some(redis::Value::Int(p)) => u16::try_from(*p).ok(),
+                _ => None,
+            }?;
+            Some(Role::Replica {
+                master: Addr { host, port },
+            })
+        }
+        other => Some(Role::Other(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::Value;
+
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn role_replies() {
+        assert_eq!(
+            parse_role(&[bulk("master"), Value::Int(0), Value::Array(vec![])]),
+            Some(Role::Master)
+        );
+        assert_eq!(
+            parse_role(&[
+                bulk("slave"),
+                bulk("10.0.0.1"),
+                Value::Int(6379),
+                bulk("connected"),
+                Value::Int(1)
+            ]),
+            Some(Role::Replica {
+                master: Addr::new("10.0.0.1", 6379)
+            })
+        );
+        assert_eq!(
+            parse_role(&[bulk("sentinel"), Value::Array(vec![])]),
+            Some(Role::Other("sentinel".into()))
+        );
+        assert_eq!(parse_role(&[]), None);
+        assert_eq!(
+            parse_role(&[bulk("slave"), bulk("h"), Value::Int(70_000)]),
+            None
+        );
+    }
+
+    #[test]
+    fn the_fence_is_one_round_trip_of_the_same_three_commands() {
+        let mut pipe = redis::pipe();
+        set_min_replicas(&mut pipe, FENCE_REPLICAS, FENCE_MAX_LAG);
+        kill_clients(&mut pipe);
+        let packed = String::from_utf8(pipe.get_packed_pipeline()).unwrap();
+        let words: Vec<&str> = packed
+            .split("\r\n")
+            .filter(|w| !w.starts_with(['*', '$']) && !w.is_empty())
+            .collect();
+        assert_eq!(
+            words,
+            [
+                "CONFIG",
+                "SET",
+                "min-replicas-max-lag",
+                "10",
+                "min-replicas-to-write",
+                "2147483647",
+                "CLIENT",
+                "KILL",
+                "TYPE",
+                "normal",
+                "CLIENT",
+                "KILL",
+                "TYPE",
+                "pubsub"
+            ]
+        );
+    }
+}
