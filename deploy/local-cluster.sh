@@ -5,7 +5,9 @@
 #   bash deploy/local-cluster.sh [--fresh]
 #
 # Installs redis-server with apt-get if it is missing (only as root; otherwise prints the command),
-# builds the release binary, writes one config per node, starts the nodes in the background, waits
+# builds the release binary, makes the cluster's certificates (`raftinel certs cluster`: a CA, one
+# certificate per node, an admin certificate for ctl; kept in certs/ across runs), writes one
+# config per node (mTLS between the nodes), starts the nodes in the background, waits
 # (at most 20 s) for a Raft leader, starts three redis-servers (no persistence, logs and pid files in
 # the working directory), runs `raftinel ctl monitor mymaster 127.0.0.1 <master port> 2`, waits (at
 # most 30 s) until raftinel knows both replicas, prints how to watch and how to trigger a failover
@@ -96,6 +98,8 @@ setup_env() {
         addrs+=("$(grpc_addr "$id")")
     done
     CLUSTER=$(IFS=,; printf '%s' "${addrs[*]}")
+    CERTS=$LOCAL_DIR/certs
+    CTL_TLS=(--tls-cert "$CERTS/admin-admin.pem" --tls-key "$CERTS/admin-admin.key" --tls-ca "$CERTS/ca.pem")
 }
 
 grpc_addr() { printf '%s:%d' "$HOST" $((BASE_PORT + $1)); }
@@ -213,6 +217,18 @@ wipe() {
         rm -rf -- "$(redis_dir "$id")" "$(redis_log_file "$id")" "$(redis_pid_file "$id")"
     done
     rm -f -- "$LOCAL_DIR/base-port"
+    rm -rf -- "$CERTS"
+}
+
+# The secure path is the default one: the nodes authenticate each other and ctl by certificate.
+make_certs() {
+    [[ -e $CERTS/ca.pem && -e $CERTS/admin-admin.pem ]] && return 0
+    local args=() id
+    for id in "${NODE_IDS[@]}"; do
+        args+=(--node "$id=$HOST")
+    done
+    log "making certificates in $CERTS (raftinel certs cluster)"
+    "$BIN" certs cluster --dir "$CERTS" "${args[@]}" --force >/dev/null
 }
 
 # The Raft log remembers the members' addresses, so a data dir only works with the ports it was
@@ -234,7 +250,7 @@ write_configs() {
         dir=$(node_dir "$id")
         mkdir -p -- "$dir"
         {
-            printf '# Written by deploy/local-cluster.sh (rewritten on every run). Keys: docs/config.md\n'
+            printf '# Written by deploy/local-cluster.sh (rewritten on every run). Keys: README.md, "Configuration"\n'
             printf 'id = %d\n' "$id"
             printf 'listen = "%s"\n' "$(grpc_addr "$id")"
             printf 'sentinel-listen = "%s"\n' "$(sentinel_addr "$id")"
@@ -245,6 +261,8 @@ write_configs() {
             for peer in "${NODE_IDS[@]}"; do
                 printf '%d = "%s"\n' "$peer" "$(grpc_addr "$peer")"
             done
+            printf '\n[tls]\ncert = "%s/node-%d.pem"\nkey = "%s/node-%d.key"\nca = "%s/ca.pem"\n' \
+                "$CERTS" "$id" "$CERTS" "$id" "$CERTS"
         } >"$dir/raftinel.toml"
     done
 }
@@ -305,8 +323,8 @@ wait_for_leader() {
         fi
         # A restarted node can report itself leader from its stored vote before any peer is up,
         # so `status` alone proves nothing: a linearizable read (`masters`) needs a real quorum.
-        if timeout 5 "$BIN" ctl --cluster "$CLUSTER" masters >/dev/null 2>&1 &&
-            out=$(timeout 5 "$BIN" ctl --cluster "$CLUSTER" status 2>/dev/null) &&
+        if timeout 5 "$BIN" ctl --cluster "$CLUSTER" "${CTL_TLS[@]}" masters >/dev/null 2>&1 &&
+            out=$(timeout 5 "$BIN" ctl --cluster "$CLUSTER" "${CTL_TLS[@]}" status 2>/dev/null) &&
             grep -q '^leader [0-9]' <<<"$out"; then
             printf '%s\n' "$out"
             return 0
@@ -317,7 +335,7 @@ wait_for_leader() {
     return 1
 }
 
-ctl() { timeout 10 "$BIN" ctl --cluster "$CLUSTER" "$@"; }
+ctl() { timeout 10 "$BIN" ctl --cluster "$CLUSTER" "${CTL_TLS[@]}" "$@"; }
 
 # Sets MASTER_ID: the instance raftinel already monitors as mymaster (Raft data from an earlier run,
 # perhaps after a failover), else instance 1; MONITORED=1 in the first case.
@@ -431,7 +449,7 @@ monitor_master() {
 
 print_help() {
     local c sentinels=() id mport mpid restart redis_lines=() role
-    c="$(printf '%q' "$BIN") ctl --cluster $CLUSTER"
+    c="$(printf '%q' "$BIN") ctl --cluster $CLUSTER$(printf ' %q' "${CTL_TLS[@]}")"
     for id in "${NODE_IDS[@]}"; do
         sentinels+=("$(sentinel_addr "$id")")
     done
@@ -596,6 +614,7 @@ main() {
     ((FRESH == 0)) || wipe
     check_base_port
     check_ports
+    make_certs
     write_configs
 
     trap on_exit EXIT

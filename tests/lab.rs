@@ -97,16 +97,18 @@ fn host_loss_with_the_raft_leader_elsewhere() {
 
 /// The Raft leader's node id, as `ctl status` on n1 says.
 fn raft_leader(s: &Setup) -> Option<u64> {
-    let out = s.lab.sh(&[
+    let tls = s.ctl_tls();
+    let mut args = vec![
         "run",
         "client",
         bin(),
         "ctl",
         "--cluster",
         "10.77.0.11:26380",
-        "--json",
-        "status",
-    ]);
+    ];
+    args.extend(tls.iter().map(String::as_str));
+    args.extend(["--json", "status"]);
+    let out = s.lab.sh(&args);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     status["leader_id"].as_u64()
 }

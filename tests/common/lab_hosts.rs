@@ -1,6 +1,7 @@
 //! Three hosts running real Redis and raftinel in the namespace lab, for tests/lab.rs and
 //! benches/lab.rs: n1, n2, n3 (one Redis and one raftinel each, the master on one of them), the
-//! client host, and the VIP 10.77.0.200/24 on eth0.
+//! client host, and the VIP 10.77.0.200/24 on eth0. The nodes run mTLS with certificates from
+//! raftinel's own `certs` module (what `raftinel certs cluster` writes); `ctl` uses the admin one.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use raftinel::lease::netlink::{ifindex, Netlink};
+
+use raftinel::certs::issue::{Ca, Issued};
 
 use super::bin;
 use super::lab::{enter, in_ns, Lab};
@@ -74,6 +77,39 @@ impl Setup {
         self.lab.spawn(host, "redis", &args, &log);
     }
 
+    /// The cluster's CA, a certificate per node (for its lab address) and the admin's, in the
+    /// setup's directory.
+    fn make_certs(&self) {
+        let ca = Ca::create().unwrap();
+        let dir = self.dir.path();
+        let save = |stem: &str, i: &Issued| {
+            std::fs::write(dir.join(format!("{stem}.pem")), &i.pem).unwrap();
+            std::fs::write(dir.join(format!("{stem}.key")), &i.key_pem).unwrap();
+        };
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        for (i, host) in HOSTS.iter().enumerate() {
+            let ip = addr(host).parse().unwrap();
+            save(
+                &format!("node-{}", i + 1),
+                &ca.node(i as u64 + 1, &[ip]).unwrap(),
+            );
+        }
+        save("admin-admin", &ca.admin("admin").unwrap());
+    }
+
+    /// `ctl`'s flags for the admin certificate.
+    pub fn ctl_tls(&self) -> Vec<String> {
+        let f = |name: &str| self.dir.path().join(name).display().to_string();
+        vec![
+            "--tls-cert".into(),
+            f("admin-admin.pem"),
+            "--tls-key".into(),
+            f("admin-admin.key"),
+            "--tls-ca".into(),
+            f("ca.pem"),
+        ]
+    }
+
     pub fn start_node(&mut self, id: usize) {
         self.start_node_under(id, &[]);
     }
@@ -100,9 +136,11 @@ impl Setup {
             "id = {id}\nlisten = \"{a}:26380\"\nsentinel-listen = \"{a}:26379\"\ndata-dir = \"{d}\"\n\
              default-down-after-ms = {DOWN_AFTER_MS}\nlocal-redis = [\"{a}:6379\"]\n{vip}\
              vip-interface = \"eth0\"\n[peers]\n1 = \"10.77.0.11:26380\"\n\
-             2 = \"10.77.0.12:26380\"\n3 = \"10.77.0.13:26380\"\n",
+             2 = \"10.77.0.12:26380\"\n3 = \"10.77.0.13:26380\"\n\
+             [tls]\ncert = \"{c}/node-{id}.pem\"\nkey = \"{c}/node-{id}.key\"\nca = \"{c}/ca.pem\"\n",
             a = addr(host),
             d = self.dir.path().join(format!("data-{host}")).display(),
+            c = self.dir.path().display(),
         );
         std::fs::write(&cfg, text).unwrap();
         let cfg = cfg.display().to_string();
@@ -125,7 +163,9 @@ impl Setup {
     /// `raftinel ctl ARGS` from the client host, its output kept.
     pub fn ctl_out(&self, args: &[&str]) -> std::process::Output {
         let cluster = "10.77.0.11:26380,10.77.0.12:26380,10.77.0.13:26380";
+        let tls = self.ctl_tls();
         let mut full = vec!["run", "client", bin(), "ctl", "--cluster", cluster];
+        full.extend(tls.iter().map(String::as_str));
         full.extend_from_slice(args);
         self.lab.sh(&full)
     }
@@ -159,6 +199,7 @@ pub fn setup_on(master: &'static str) -> Setup {
         dir: tempfile::tempdir().unwrap(),
         master,
     };
+    s.make_certs();
     for h in HOSTS {
         s.start_redis(h);
     }
