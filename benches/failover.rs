@@ -24,7 +24,9 @@
 //! Sentinel's default of 180 s would forbid a second failover for 6 min, and raftinel's
 //! anti-flapping likewise waits failover-timeout after the last failover ended.
 //!
-//! Run: `cargo bench --bench failover`. `FAILOVER_TRIALS=N` changes the trials per setting
+//! Run: `cargo bench --bench failover`. `BENCH_MTLS=1` runs the raftinel nodes with mTLS between
+//! them (node certificates from `common::pki`; the bench's own client uses the admin certificate).
+//! `FAILOVER_TRIALS=N` changes the trials per setting
 //! (default 20, at least 1); `FAILOVER_SERIES=r300,s300` runs a subset of r1000, s1000, r300, s300,
 //! rl1000 (raftinel / sentinel / raftinel leader+master, by D). A raftinel trial slower than its
 //! goal (D + 200 ms, D + 700 ms with the leader) prints the node log lines written during it. Every
@@ -387,6 +389,8 @@ struct Raftinel {
     nodes: BTreeMap<u64, Proc>,
     cluster: common::Cluster,
     redis: Vec<RedisProc>,
+    /// With `BENCH_MTLS=1`: the certificates, kept until the nodes are gone.
+    _pki: Option<common::pki::Pki>,
 }
 
 impl Raftinel {
@@ -539,21 +543,32 @@ fn indent(s: &str) -> String {
     s.lines().map(|l| format!("      {l}\n")).collect()
 }
 
-fn poll_client(addr: &str) -> Result<TopologyClient<Channel>, String> {
-    raftinel::dial::Dialer::default()
-        .channel(addr)
+fn poll_client(r: &Raftinel, id: u64) -> Result<TopologyClient<Channel>, String> {
+    r.cluster
+        .dialer
+        .channel(&r.cluster.nodes[&id].grpc)
         .map(TopologyClient::new)
         .map_err(|e| e.to_string())
+}
+
+/// `BENCH_MTLS=1`: the nodes talk mTLS.
+fn mtls() -> bool {
+    std::env::var("BENCH_MTLS").is_ok_and(|v| v == "1")
 }
 
 /// Brings up three redis-servers and a three-node raftinel cluster monitoring them.
 async fn raftinel_setup(extra: &str) -> Result<Raftinel, String> {
     let redis = redis_trio().await?;
-    let cluster = common::Cluster::new(3, extra);
+    let mut cluster = common::Cluster::new(3, extra);
+    let pki = mtls().then(common::pki::Pki::new);
+    if let Some(pki) = &pki {
+        pki.secure(&mut cluster);
+    }
     let mut r = Raftinel {
         nodes: BTreeMap::new(),
         cluster,
         redis,
+        _pki: pki,
     };
     for id in 1..=3 {
         r.spawn_node(id);
@@ -577,7 +592,7 @@ async fn raftinel_setup(extra: &str) -> Result<Raftinel, String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let mport = r.redis[0].port;
-    let mut c = poll_client(&r.cluster.nodes[&leader].grpc)?;
+    let mut c = poll_client(&r, leader)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let req = pb::MonitorRequest {
@@ -680,7 +695,7 @@ async fn raftinel_trial(
             .find(|id| **id != leader)
             .expect("3 nodes");
     }
-    let mut client = match poll_client(&r.cluster.nodes[&via].grpc) {
+    let mut client = match poll_client(&r, via) {
         Ok(c) => c,
         Err(e) => return (Err(e), None, None),
     };

@@ -29,7 +29,8 @@
 //! 7.2 MB RSS. On a 2-core machine redis-benchmark itself takes one core, so these are figures for
 //! this box, not absolutes.
 //!
-//! Run: `cargo bench --bench sentinel`. Environment: `SENTINEL_BENCH_N` (requests per -c 50 run,
+//! Run: `cargo bench --bench sentinel`. Environment: `BENCH_MTLS=1` (mTLS between the raftinel
+//! nodes), `SENTINEL_BENCH_N` (requests per -c 50 run,
 //! default 300000), `SENTINEL_BENCH_N_PIPELINE` (per -P 16 run, default 3000000),
 //! `SENTINEL_BENCH_REPS` (runs per configuration, default 3), `SENTINEL_BENCH_TARGETS` (a
 //! comma-separated subset of sentinel,follower,leader). Every wait is bounded: readiness 30 s per
@@ -629,7 +630,14 @@ async fn main() {
     );
 
     // 3. The raftinel cluster. Declared after `cluster`: killed before its tempdir goes.
-    let cluster = common::Cluster::new(3, "");
+    // `BENCH_MTLS=1`: the nodes talk mTLS (the Sentinel port itself stays plaintext).
+    let mut cluster = common::Cluster::new(3, "");
+    let pki = std::env::var("BENCH_MTLS")
+        .is_ok_and(|v| v == "1")
+        .then(common::pki::Pki::new);
+    if let Some(pki) = &pki {
+        pki.secure(&mut cluster);
+    }
     let mut nodes: BTreeMap<u64, Proc> = BTreeMap::new();
     for n in cluster.nodes.values() {
         let mut cmd = cluster.serve_command(n.id, "warn");

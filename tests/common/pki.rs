@@ -104,19 +104,29 @@ impl Pki {
         ]
     }
 
-    /// `n` nodes (not started), each with its node certificate, `extra` in every config, and a
-    /// `sentinel.tls-port` of its own plus `sentinel_keys` in its `[sentinel]` table; the harness
-    /// and `ctl` use the admin certificate. Returns the TLS Sentinel addresses.
-    pub fn cluster(&self, n: u64, extra: &str, sentinel_keys: &str) -> (Cluster, Vec<String>) {
-        let mut c = Cluster::new(n, extra);
+    /// Gives every node of `c` (not started) its node certificate in `[tls]`, and the harness and
+    /// `ctl` the admin certificate.
+    pub fn secure(&self, c: &mut Cluster) {
         c.dialer = self.admin_dialer();
         c.ctl_flags = self.ctl_flags();
-        let mut tls = Vec::new();
         for node in c.nodes.values() {
-            let port = free_port();
             // Appended after [peers]: the harness writes the top-level keys, `extra`, [peers].
             let mut text = std::fs::read_to_string(&node.config).unwrap();
             text.push_str(&self.tls_table(node.id));
+            std::fs::write(&node.config, text).unwrap();
+        }
+    }
+
+    /// `n` nodes (not started) with certificates ([`Pki::secure`]), `extra` in every config, and
+    /// each a `sentinel.tls-port` of its own plus `sentinel_keys` in its `[sentinel]` table.
+    /// Returns the TLS Sentinel addresses.
+    pub fn cluster(&self, n: u64, extra: &str, sentinel_keys: &str) -> (Cluster, Vec<String>) {
+        let mut c = Cluster::new(n, extra);
+        self.secure(&mut c);
+        let mut tls = Vec::new();
+        for node in c.nodes.values() {
+            let port = free_port();
+            let mut text = std::fs::read_to_string(&node.config).unwrap();
             text.push_str(&format!("[sentinel]\ntls-port = {port}\n{sentinel_keys}"));
             std::fs::write(&node.config, text).unwrap();
             tls.push(format!("127.0.0.1:{port}"));
