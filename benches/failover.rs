@@ -695,7 +695,7 @@ async fn raftinel_trial(
             .find(|id| **id != leader)
             .expect("3 nodes");
     }
-    let mut client = match poll_client(&r, via) {
+    let mut client = match poll_client(r, via) {
         Ok(c) => c,
         Err(e) => return (Err(e), None, None),
     };
