@@ -1253,7 +1253,7 @@ async fn idle_connections_are_capped_per_address() {
     );
     let took = asked.elapsed();
     eprintln!("GET-MASTER-ADDR-BY-NAME from 127.0.0.2 with 256 idle clients held: {took:?}");
-    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
     let after = rss_kib(pid);
     eprintln!("node RSS {before} KiB before, {after} KiB with 256 idle clients");
     assert!(

@@ -341,7 +341,7 @@ impl MasterOption {
 }
 
 /// The SET options raftinel knows, lowercase.
-const OPTIONS: [&str; 10] = [
+const OPTIONS: [&str; 11] = [
     "down-after-milliseconds",
     "failover-timeout",
     "parallel-syncs",
@@ -352,6 +352,7 @@ const OPTIONS: [&str; 10] = [
     "client-reconfig-script",
     "vip",
     "vip-interface",
+    "tls",
 ];
 
 /// Parses one SENTINEL SET `<option> <value>` pair; option names are case-insensitive as in
