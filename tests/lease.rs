@@ -19,20 +19,6 @@ use raftinel::pb::{self, Consistency};
 const TIMINGS: &str = "default-down-after-ms = 1000\n";
 const FENCED: &str = "2147483647";
 
-fn min_replicas(r: &Redis) -> Option<String> {
-    match r.query(&["CONFIG", "GET", "min-replicas-to-write"]).ok()? {
-        redis::Value::Array(v) => match v.get(1)? {
-            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn write_ok(r: &Redis, key: &str) -> bool {
-    matches!(r.query(&["SET", key, "v"]), Ok(redis::Value::Okay))
-}
-
 async fn master_of(c: &Cluster, id: u64) -> Option<pb::Master> {
     c.get(id, "mymaster", Consistency::Local).await.ok()
 }
@@ -80,12 +66,12 @@ async fn lease_unfences_the_master_and_fences_replicas() {
     eventually(
         "master unfenced and writable",
         Duration::from_secs(5),
-        || async { (min_replicas(&m).as_deref() == Some("0") && write_ok(&m, "k")).then_some(()) },
+        || async { (m.min_replicas().as_deref() == Some("0") && m.write_ok("k")).then_some(()) },
     )
     .await;
     eventually("replicas fenced", Duration::from_secs(5), || async {
-        (min_replicas(&r1).as_deref() == Some(FENCED)
-            && min_replicas(&r2).as_deref() == Some(FENCED))
+        (r1.min_replicas().as_deref() == Some(FENCED)
+            && r2.min_replicas().as_deref() == Some(FENCED))
         .then_some(())
     })
     .await;
@@ -100,7 +86,7 @@ async fn lease_unfences_the_master_and_fences_replicas() {
     let mut n = 0;
     while started.elapsed() < Duration::from_secs(3) {
         n += 1;
-        if !write_ok(&m, &format!("w{n}")) {
+        if !m.write_ok(&format!("w{n}")) {
             failed += 1;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -125,7 +111,7 @@ async fn crashed_master_releases_its_lease_and_the_new_master_is_unfenced() {
     let _logs = c.logs_on_panic(60);
     monitored_with_lease(&mut c, &m, 1).await;
     eventually("master writable", Duration::from_secs(5), || async {
-        write_ok(&m, "k").then_some(())
+        m.write_ok("k").then_some(())
     })
     .await;
 
@@ -150,7 +136,7 @@ async fn crashed_master_releases_its_lease_and_the_new_master_is_unfenced() {
     eventually(
         "the new master takes writes",
         Duration::from_secs(5),
-        || async { write_ok(promoted, "after").then_some(()) },
+        || async { promoted.write_ok("after").then_some(()) },
     )
     .await;
     let writable = killed.elapsed();
@@ -168,12 +154,12 @@ async fn crashed_master_releases_its_lease_and_the_new_master_is_unfenced() {
         "old master fenced, then a replica",
         Duration::from_secs(10),
         || async {
-            (min_replicas(&m).as_deref() == Some(FENCED) && m.role().as_deref() == Some("slave"))
+            (m.min_replicas().as_deref() == Some(FENCED) && m.role().as_deref() == Some("slave"))
                 .then_some(())
         },
     )
     .await;
-    assert!(!write_ok(&m, "stale"));
+    assert!(!m.write_ok("stale"));
 }
 
 // --- the master's raftinel dead, its Redis alive: nothing on its host can fence it, so the
@@ -188,14 +174,14 @@ async fn the_leader_fences_a_reachable_old_master_whose_node_is_dead() {
     let _logs = c.logs_on_panic(40);
     monitored_with_lease(&mut c, &m, 1).await;
     eventually("master writable", Duration::from_secs(5), || async {
-        write_ok(&m, "k").then_some(())
+        m.write_ok("k").then_some(())
     })
     .await;
 
     c.kill(1);
     c.wait_leader(&[2, 3], Duration::from_secs(10)).await;
     // The documented gap this closes: with its node gone, the master keeps taking writes.
-    assert!(write_ok(&m, "unguarded"));
+    assert!(m.write_ok("unguarded"));
     let out = c.ctl(&["failover", "mymaster"]);
     assert!(out.status.success(), "{out:?}");
     eventually(
@@ -209,11 +195,11 @@ async fn the_leader_fences_a_reachable_old_master_whose_node_is_dead() {
     )
     .await;
     assert_eq!(
-        min_replicas(&m).as_deref(),
+        m.min_replicas().as_deref(),
         Some(FENCED),
         "the old master must carry the fence (only its own node may lift it)"
     );
-    assert!(!write_ok(&m, "stale"));
+    assert!(!m.write_ok("stale"));
     assert!(!c.grep("old master fenced over the network").is_empty());
 }
 
@@ -248,7 +234,7 @@ async fn a_cut_off_holder_fences_its_master_before_the_promotion() {
     )
     .await;
     eventually("master writable", Duration::from_secs(5), || async {
-        write_ok(&m, "k").then_some(())
+        m.write_ok("k").then_some(())
     })
     .await;
 
@@ -275,7 +261,7 @@ async fn a_cut_off_holder_fences_its_master_before_the_promotion() {
     let mut n = 0;
     while cut.elapsed() < Duration::from_secs(8) {
         n += 1;
-        if write_ok(&m, &format!("p{n}")) {
+        if m.write_ok(&format!("p{n}")) {
             last_ok = Some(cut.elapsed());
             if promoted_at.is_some() {
                 acked_after_promotion += 1;

@@ -63,20 +63,6 @@ fn ctl_with_stdin(c: &Cluster, args: &[&str], stdin: &str) -> std::process::Outp
     child.wait_with_output().unwrap()
 }
 
-fn min_replicas(r: &Redis) -> Option<String> {
-    match r.query(&["CONFIG", "GET", "min-replicas-to-write"]).ok()? {
-        redis::Value::Array(v) => match v.get(1)? {
-            redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-fn write_ok(r: &Redis, key: &str) -> bool {
-    matches!(r.query(&["SET", key, "v"]), Ok(redis::Value::Okay))
-}
-
 // --- A TLS-only master (no plaintext port) with two TLS replicas, each on a node's "host"
 //     (`--local-redis`): the `tls` option makes the probes, discovery, the lease fence, promotion
 //     and repointing all use TLS with the nodes' [redis-tls] files. kill -9 of the master: its
@@ -124,9 +110,9 @@ async fn tls_only_redis_is_monitored_fenced_and_failed_over() {
         "the master unfenced, its replicas fenced",
         Duration::from_secs(10),
         || async {
-            (write_ok(&m, "k")
-                && min_replicas(&r1).as_deref() == Some(FENCED)
-                && min_replicas(&r2).as_deref() == Some(FENCED))
+            (m.write_ok("k")
+                && r1.min_replicas().as_deref() == Some(FENCED)
+                && r2.min_replicas().as_deref() == Some(FENCED))
             .then_some(())
         },
     )
@@ -169,7 +155,7 @@ async fn tls_only_redis_is_monitored_fenced_and_failed_over() {
     eventually(
         "the new master unfenced by its node",
         Duration::from_secs(10),
-        || async { write_ok(promoted, "after").then_some(()) },
+        || async { promoted.write_ok("after").then_some(()) },
     )
     .await;
     for id in 1..=3 {

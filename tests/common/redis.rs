@@ -201,6 +201,25 @@ impl Redis {
         cmd.query(&mut conn)
     }
 
+    /// `CONFIG GET min-replicas-to-write`: the fence's setting.
+    pub fn min_replicas(&self) -> Option<String> {
+        match self
+            .query(&["CONFIG", "GET", "min-replicas-to-write"])
+            .ok()?
+        {
+            redis::Value::Array(v) => match v.get(1)? {
+                redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether `SET key v` is acknowledged.
+    pub fn write_ok(&self, key: &str) -> bool {
+        matches!(self.query(&["SET", key, "v"]), Ok(redis::Value::Okay))
+    }
+
     pub fn info_field(&self, field: &str) -> Option<String> {
         let v = self.query(&["INFO", "replication"]).ok()?;
         let text: String = redis::from_redis_value(v).ok()?;
