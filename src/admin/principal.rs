@@ -28,10 +28,12 @@ pub enum Action {
 
 /// A refused call: the caller is known, but not allowed this action.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{who} may not {what}")]
+#[error("{who} may not {what}{hint}")]
 pub struct Denied {
     pub who: String,
     pub what: &'static str,
+    /// How to become someone who may.
+    pub hint: &'static str,
 }
 
 impl Principal {
@@ -56,6 +58,12 @@ pub fn authorize(who: &Principal, action: Action) -> Result<(), Denied> {
         Ok(())
     } else {
         Err(Denied {
+            hint: match who {
+                Principal::Client => {
+                    " (present an admin certificate from `raftinel certs admin`, or the admin token)"
+                }
+                _ => "",
+            },
             who: who.describe(),
             what: match action {
                 Action::Read => "read",

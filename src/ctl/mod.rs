@@ -158,6 +158,17 @@ fn consistency(local: bool) -> i32 {
 
 /// Runs one ctl command, printing its result to stdout.
 pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
+    let plaintext = args.tls_ca.is_none();
+    run_command(args).await.map_err(|e| match e {
+        // What a TLS port answers a plaintext HTTP/2 client; say what to do about it.
+        CtlError::Status(m) if plaintext && m.contains("h2 protocol error") => CtlError::Status(
+            format!("{m} (the nodes may require TLS: pass --tls-ca CA, plus --tls-cert/--tls-key or --token-file to write)"),
+        ),
+        other => other,
+    })
+}
+
+async fn run_command(args: CtlArgs) -> Result<(), CtlError> {
     let tls = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
         (Some(c), Some(k), Some(a)) => Some(TlsPem::load(c, k, a)?),
         (None, None, Some(a)) => Some(TlsPem::load_ca(a)?),
