@@ -12,6 +12,10 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tracing::Instrument;
 
+mod tasks;
+
+use tasks::Tasks;
+
 use crate::admin::authn::{Authenticator, Transport};
 use crate::admin::route::Router;
 use crate::admin::Admin;
@@ -55,6 +59,8 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// Topology requests are names, addresses and options.
 const MAX_API_MESSAGE_BYTES: usize = 1 << 20;
 const MAX_CALLS_PER_CONNECTION: usize = 256;
+/// How long shutdown waits for the tasks (the gRPC server drains its calls in this time).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 const MAX_HEADER_BYTES: u32 = 16 << 10;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +88,9 @@ pub enum NodeError {
     Server(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
     Reflection(String),
-    #[error("raft core stopped: {0}")]
-    RaftFatal(String),
+    /// openraft's core or a critical task stopped; systemd restarts the node.
+    #[error("{0}")]
+    Fatal(String),
     #[error("flushing the store on shutdown: {0}")]
     Flush(sled::Error),
     #[error("{0}")]
@@ -292,7 +299,12 @@ async fn run_node(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move { server_cancel.cancelled().await },
         );
-    let server = tokio::spawn(server.in_current_span());
+    let mut tasks = Tasks::default();
+    tasks.critical("gRPC server", async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "gRPC server ended with an error");
+        }
+    });
 
     let identity_for_reports = identity.clone();
     let dialer_for_reports = dialer.clone();
@@ -305,7 +317,7 @@ async fn run_node(
         identity,
         dialer,
     };
-    let bootstrap = tokio::spawn(bootstrap.run(cancel.clone()).in_current_span());
+    tasks.once("bootstrap", bootstrap.run(cancel.clone()));
 
     // Detection on every node; decisions on the leader only (the runner idles elsewhere).
     let redis = Connector::new(config.redis_tls.clone(), config.tls_masters.clone());
@@ -319,15 +331,15 @@ async fn run_node(
     let own_report = Monitor::spawn(config.id, sm_view.clone(), cancel.clone(), redis.clone());
     let (odown_tx, odown_rx) = tokio::sync::watch::channel(Arc::default());
     let (fresh_tx, fresh_rx) = tokio::sync::watch::channel(false);
-    let freshness = tokio::spawn(
+    tasks.critical(
+        "freshness",
         crate::resp::server::track_freshness(
             raft.clone(),
             contact,
             config.raft.election_max_ms,
             fresh_tx,
             cancel.clone(),
-        )
-        .in_current_span(),
+        ),
     );
     let resp_ctx = Arc::new(crate::resp::Ctx {
         node_id: config.id,
@@ -357,28 +369,28 @@ async fn run_node(
         .map_err(NodeError::SentinelRuntime)?;
     let serve = crate::resp::server::serve(resp_ctx, sentinel_listeners, fresh_rx, cancel.clone())
         .in_current_span();
-    let sentinel = tokio::task::spawn_blocking(move || resp_runtime.block_on(serve));
-    let sdown_events = tokio::spawn(
+    tasks.critical_blocking("Sentinel port", move || resp_runtime.block_on(serve));
+    tasks.critical(
+        "Sentinel events",
         crate::monitor::events::publish_sdown(
             own_report.clone(),
             sm_view.clone(),
             bus_gate.clone(),
             cancel.clone(),
-        )
-        .in_current_span(),
+        ),
     );
     // Leases: renewal rounds while the log grants this node one; the fence on the local Redis.
     let (holding_tx, holding_rx) = tokio::sync::watch::channel(Holding::default());
     let (local_ids_tx, local_ids_rx) = tokio::sync::watch::channel(Arc::default());
-    let renewals = tokio::spawn(
+    tasks.critical(
+        "lease renewer",
         renew(
             lease_peers.clone(),
             sm_view.clone(),
             config.lease,
             holding_tx,
             cancel.clone(),
-        )
-        .in_current_span(),
+        ),
     );
     let saved = db.open_tree("fence").map_err(|source| NodeError::Open {
         dir: dir.clone(),
@@ -408,8 +420,9 @@ async fn run_node(
         ),
         redis: redis.clone(),
     };
-    let guard = tokio::spawn(guard.run(cancel.clone()).in_current_span());
-    let sender = tokio::spawn(
+    tasks.critical("lease guard", guard.run(cancel.clone()));
+    tasks.critical(
+        "report sender",
         send_reports(
             config.id,
             raft.clone(),
@@ -421,8 +434,7 @@ async fn run_node(
             identity_for_reports,
             dialer_for_reports,
             cancel.clone(),
-        )
-        .in_current_span(),
+        ),
     );
     let runner = Runner {
         node_id: config.id,
@@ -437,9 +449,10 @@ async fn run_node(
         config_vips: Arc::new(config.vips.clone()),
         redis,
     };
-    let runner = tokio::spawn(runner.run(cancel.clone()).in_current_span());
+    tasks.critical("failover runner", runner.run(cancel.clone()));
     // Sentinel's scripts, run by whichever node leads when an event is applied.
-    let hooks = tokio::spawn(
+    tasks.critical(
+        "hooks",
         crate::hooks::run(
             config.id,
             crate::hooks::Policy {
@@ -451,45 +464,33 @@ async fn run_node(
             hooks_view,
             hooks_log,
             cancel.clone(),
-        )
-        .in_current_span(),
+        ),
     );
-    let gate = tokio::spawn(
-        open_events_when_caught_up(raft.clone(), bus_gate, caught_up_tx, cancel.clone())
-            .in_current_span(),
+    tasks.once(
+        "event gate",
+        open_events_when_caught_up(raft.clone(), bus_gate, caught_up_tx, cancel.clone()),
     );
 
+    // One rule for every way the node stops: a signal, openraft's core stopping, or any critical
+    // task ending (a node whose guard died would no longer fence its Redis: better restarted).
     let fatal = tokio::select! {
         _ = shutdown => None,
-        e = raft_stopped(&raft) => Some(e),
+        e = raft_stopped(&raft) => Some(format!("raft core stopped: {e}")),
+        e = tasks.critical_ended() => Some(e),
     };
     match &fatal {
         None => tracing::info!("shutting down"),
-        Some(e) => tracing::error!(error = %e, "raft core stopped; shutting down"),
+        Some(e) => tracing::error!(error = %e, "shutting down"),
     }
     cancel.cancel();
-    let _ = bootstrap.await;
-    let _ = sender.await;
-    let _ = renewals.await;
-    let _ = guard.await;
-    let _ = runner.await;
-    let _ = hooks.await;
-    let _ = gate.await;
-    let _ = sdown_events.await;
-    let _ = freshness.await;
-    let _ = sentinel.await;
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server ended with an error"),
-        Err(_) => tracing::warn!("gRPC server did not stop within 5 s"),
-        _ => {}
-    }
+    tasks.join_all(SHUTDOWN_WAIT).await;
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }
     drop(raft);
     db.flush_async().await.map_err(NodeError::Flush)?;
     match fatal {
-        Some(e) => Err(NodeError::RaftFatal(e)),
+        Some(e) => Err(NodeError::Fatal(e)),
         None => Ok(()),
     }
 }
