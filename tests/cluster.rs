@@ -359,6 +359,69 @@ async fn membership_grows_to_four_and_back_with_writes() {
     c.monitor(1, "after-remove", 9000).await;
 }
 
+/// `ctl` must succeed; returns its stdout.
+fn ctl_ok(c: &Cluster, args: &[&str]) -> String {
+    let out = c.ctl_settled(args);
+    assert!(
+        out.status.success(),
+        "ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// --- issue 11 item 4: quorum across membership. Growing 3 → 5 is allowed and clamps a quorum
+//     of 2 to the new majority (shown by ctl master); shrinking 5 → 3 with quorum 4 is refused
+//     with the master and the fix named, and goes through once the quorum is lowered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shrinking_below_a_masters_quorum_is_refused_until_it_is_lowered() {
+    let _g = serial();
+    let mut c = Cluster::new(3, "");
+    c.start_all();
+    c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(1, "low", 8000).await;
+    for id in [4, 5] {
+        c.add_joiner(id);
+        c.start(id);
+        let (grpc, sentinel) = (c.nodes[&id].grpc.clone(), c.nodes[&id].sentinel.clone());
+        let id = id.to_string();
+        ctl_ok(&c, &["members", "add", &id, &grpc, "--sentinel", &sentinel]);
+    }
+    c.wait_leader(&[1, 2, 3, 4, 5], Duration::from_secs(10))
+        .await;
+    let shown = ctl_ok(&c, &["master", "low"]);
+    assert!(
+        shown.contains("quorum 2 (effective 3 with 5 voters)"),
+        "{shown}"
+    );
+    ctl_ok(&c, &["monitor", "q", "127.0.0.1", "8001", "4"]);
+    // 5 → 4 keeps quorum 4 in range; 4 → 3 does not.
+    ctl_ok(&c, &["members", "remove", "5"]);
+    let out = c.ctl_settled(&["members", "remove", "4"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "removing node 4 was not refused");
+    assert!(
+        err.contains(
+            "removing node 4 leaves 3 voters; master 'q' has quorum 4 > 3 voters: lower it \
+             first with `raftinel ctl set q quorum 3`"
+        ),
+        "{err}"
+    );
+    let members = |s: pb::ClusterStatusReply| s.members.iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(members(c.status(1).await.unwrap()), vec![1, 2, 3, 4]);
+    ctl_ok(&c, &["set", "q", "quorum", "3"]);
+    ctl_ok(&c, &["members", "remove", "4"]);
+    assert_eq!(members(c.status(1).await.unwrap()), vec![1, 2, 3]);
+    let shown = ctl_ok(&c, &["master", "low"]);
+    assert!(
+        shown
+            .lines()
+            .next()
+            .is_some_and(|l| l.ends_with("quorum 2")),
+        "{shown}"
+    );
+}
+
 // --- bootstrap in any start order; a wiped node never initializes a second cluster;
 //     a node of another cluster is refused
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

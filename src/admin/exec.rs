@@ -15,6 +15,7 @@ use super::request::{AdminReply, AdminRequest};
 use super::route::{Routed, Router, DEADLINE, MEMBERSHIP_DEADLINE};
 use super::{authorize, status, Denied, Principal};
 use crate::config::Config;
+use crate::failover::quorum::check_membership;
 use crate::hooks::check::check_set;
 use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{Member, SmData};
@@ -289,10 +290,14 @@ impl Admin {
             .await
     }
 
+    /// Refuses a change that would leave a master's configured quorum above the voters (issue 11
+    /// item 4), against this leader's applied state, before openraft sees it. Growing is allowed:
+    /// ODOWN raises a quorum below the new majority to it (`failover::quorum`).
     async fn change_membership(
         &self,
         change: ChangeMembers<u64, Member>,
     ) -> Result<AdminReply, Routed> {
+        self.check_quorums(&change)?;
         let call = self.router.raft.change_membership(change, false);
         match tokio::time::timeout(MEMBERSHIP_DEADLINE, call).await {
             Err(_) => Err(status::timed_out("membership change").into()),
@@ -302,6 +307,20 @@ impl Admin {
                 count: 0,
             }),
         }
+    }
+
+    fn check_quorums(&self, change: &ChangeMembers<u64, Member>) -> Result<(), Status> {
+        let view = self.view.borrow();
+        let before: BTreeSet<u64> = view.membership.membership().voter_ids().collect();
+        let mut after = before.clone();
+        match change {
+            ChangeMembers::RemoveVoters(ids) => after.retain(|id| !ids.contains(id)),
+            ChangeMembers::AddVoterIds(ids) => after.extend(ids),
+            // The admin path makes no other change.
+            _ => return Ok(()),
+        }
+        let masters = view.topology.masters().map(|m| (m.name.as_str(), m.quorum));
+        check_membership(masters, &before, &after).map_err(Status::failed_precondition)
     }
 }
 

@@ -2,15 +2,19 @@
 //! one is set.
 
 use crate::events::IndexedEvent;
+use crate::failover::quorum::effective_quorum;
 use crate::pb;
 use crate::topology::{MasterRecord, ReplicaRecord};
 
-pub fn master(m: &MasterRecord, applied_index: u64) -> pb::Master {
+/// `voters` is the applied membership's voter count, for the effective quorum.
+pub fn master(m: &MasterRecord, applied_index: u64, voters: usize) -> pb::Master {
     pb::Master {
         name: m.name.clone(),
         host: m.addr.host.clone(),
         port: u32::from(m.addr.port),
         quorum: m.quorum,
+        effective_quorum: effective_quorum(m.quorum, voters),
+        voters: u32::try_from(voters).unwrap_or(u32::MAX),
         down_after_ms: m.down_after_ms,
         failover_timeout_ms: m.failover_timeout_ms,
         parallel_syncs: m.parallel_syncs,

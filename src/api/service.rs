@@ -116,7 +116,7 @@ impl Topology for Api {
                 masters: v
                     .topology
                     .masters()
-                    .map(|m| convert::master(m, applied))
+                    .map(|m| convert::master(m, applied, v.voter_count()))
                     .collect(),
                 applied_index: applied,
             })
@@ -143,7 +143,7 @@ impl Topology for Api {
         let local = self.read(c, |v| {
             v.topology
                 .master(&name)
-                .map(|m| convert::master(m, v.applied_index()))
+                .map(|m| convert::master(m, v.applied_index(), v.voter_count()))
                 .ok_or_else(|| Status::not_found("ERR No such master with that name"))
         });
         let reply = self

@@ -19,6 +19,8 @@ fn master_json(m: &pb::Master) -> Value {
         "epoch": m.config_epoch,
         "max_epoch": m.epoch,
         "quorum": m.quorum,
+        "effective_quorum": m.effective_quorum,
+        "voters": m.voters,
         "down_after_ms": m.down_after_ms,
         "failover_timeout_ms": m.failover_timeout_ms,
         "parallel_syncs": m.parallel_syncs,
@@ -49,13 +51,26 @@ fn master_json(m: &pb::Master) -> Value {
     })
 }
 
+/// `quorum N`, with the effective value when the voters clamp it; a node that predates the
+/// field (voters 0) gets the configured value only.
+fn quorum(m: &pb::Master) -> String {
+    if m.voters == 0 {
+        return format!("quorum {}", m.quorum);
+    }
+    crate::failover::quorum::describe(m.quorum, usize::try_from(m.voters).unwrap_or(usize::MAX))
+}
+
 pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
     if json {
         return print_json(&master_json(m));
     }
     println!(
-        "{}  {}:{}  epoch {}  quorum {}",
-        m.name, m.host, m.port, m.config_epoch, m.quorum
+        "{}  {}:{}  epoch {}  {}",
+        m.name,
+        m.host,
+        m.port,
+        m.config_epoch,
+        quorum(m)
     );
     println!(
         "  down-after-milliseconds {}  failover-timeout {}  parallel-syncs {}  auth-pass {}  tls {}",
@@ -120,12 +135,12 @@ pub fn masters(ms: &[pb::Master], json: bool) -> Result<(), CtlError> {
     }
     for m in ms {
         println!(
-            "{}  {}:{}  epoch {}  quorum {}  replicas {}",
+            "{}  {}:{}  epoch {}  {}  replicas {}",
             m.name,
             m.host,
             m.port,
             m.config_epoch,
-            m.quorum,
+            quorum(m),
             m.replicas.len()
         );
     }

@@ -5,6 +5,7 @@ pub mod candidate;
 pub mod decide;
 pub mod holders;
 pub mod odown;
+pub mod quorum;
 pub mod redis_ops;
 pub mod reports;
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::quorum::effective_quorum;
 use crate::monitor::{NodeReport, Observation, ReportedRole};
 use crate::topology::{Addr, MasterRecord};
 
@@ -30,8 +31,10 @@ pub struct OdownVerdict {
     pub sdown_votes: u32,
     /// Distinct nodes whose fresh, non-TILT report has an opinion on the master (up or down).
     pub fresh_reports: u32,
+    /// The effective quorum: the configured one clamped to the current voters
+    /// ([`super::quorum::effective_quorum`]).
     pub quorum: u32,
-    /// `sdown_votes >= quorum` (and at least one vote).
+    /// `sdown_votes >= quorum`.
     pub odown: bool,
     /// Why a failover must not start although ODOWN holds; only ever set when `odown` is.
     pub vetoed: Option<String>,
@@ -94,10 +97,10 @@ fn freshest_info_at<'r>(
 /// ODOWN for `master` (DESIGN "Detection": "ODOWN when ≥ quorum nodes report SDOWN"; "the leader
 /// counts an SDOWN only from a fresh report. A missing report is 'unknown', not 'up'").
 ///
-/// A node that sent several reports is counted once, from its freshest. A quorum of 0 never turns
-/// zero votes into ODOWN.
-/// Only current voters count (invariant 11): a learner, a removed node or an id nobody added
-/// never adds a vote.
+/// A node that sent several reports is counted once, from its freshest. Only current voters count
+/// (invariant 11): a learner, a removed node or an id nobody added never adds a vote. The quorum
+/// is the effective one: never below a majority of those voters nor above their number, whatever
+/// membership changes happened since it was configured.
 pub fn odown(
     name: &str,
     master: &MasterRecord,
@@ -127,7 +130,8 @@ pub fn odown(
             }
         }
     }
-    let odown = sdown_votes >= master.quorum.max(1);
+    let quorum = effective_quorum(master.quorum, voters.len());
+    let odown = sdown_votes >= quorum;
     let vetoed = if odown {
         replicas_veto(name, master, reports, fresh_ms)
     } else {
@@ -136,7 +140,7 @@ pub fn odown(
     OdownVerdict {
         sdown_votes,
         fresh_reports,
-        quorum: master.quorum,
+        quorum,
         odown,
         vetoed,
     }

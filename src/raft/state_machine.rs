@@ -36,6 +36,11 @@ impl SmData {
     pub fn applied_index(&self) -> u64 {
         self.last_applied.map(|l| l.index).unwrap_or(0)
     }
+
+    /// Voters in the applied membership.
+    pub fn voter_count(&self) -> usize {
+        self.membership.membership().voter_ids().count()
+    }
 }
 
 /// The stored or sent state in any readable format version.
@@ -251,7 +256,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             match entry.payload {
                 EntryPayload::Blank => responses.push(Response::default()),
                 EntryPayload::Normal(cmd) => {
-                    let voters = self.data.membership.membership().voter_ids().count();
+                    let voters = self.data.voter_count();
                     let ctx = ApplyContext {
                         index: entry.log_id.index,
                         voters,

@@ -120,7 +120,7 @@ fn down(port: u16) -> Observation {
 
 /// The voters of the tests' cluster: every node id the tests use.
 fn voters() -> std::collections::BTreeSet<u64> {
-    (1..=9).collect()
+    (1..=3).collect()
 }
 
 fn report(node: u64, obs: Vec<Observation>) -> NodeReport {

@@ -19,7 +19,8 @@ fn only_voters_count_toward_odown() {
     let members = std::collections::BTreeSet::from([1, 2, 3]);
     let v = odown(NAME, &m, &aged(&reports, &[0, 0, 0]), &members, FRESH);
     assert_eq!((v.sdown_votes, v.odown), (1, false));
-    let with_voters = odown(NAME, &m, &aged(&reports, &[0, 0, 0]), &voters(), FRESH);
+    let all = std::collections::BTreeSet::from([1, 7, 8]);
+    let with_voters = odown(NAME, &m, &aged(&reports, &[0, 0, 0]), &all, FRESH);
     assert_eq!((with_voters.sdown_votes, with_voters.odown), (3, true));
 }
 
@@ -70,13 +71,13 @@ fn odown_counts_fresh_sdown_votes_against_quorum() {
         ),
         ("all down", &[true, true, true], &[0, 0, 0], 3, 3, 3, true),
         (
-            "quorum 1, one vote",
+            "quorum 1 is raised to the voters' majority",
             &[true, false, false],
             &[0, 0, 0],
             1,
             1,
             3,
-            true,
+            false,
         ),
         (
             "fresh bound inclusive",
@@ -98,12 +99,12 @@ fn odown_counts_fresh_sdown_votes_against_quorum() {
         ),
         (
             "stale reports count neither way",
-            &[true, false, false],
+            &[true, true, false],
             &[0, 9_999, 9_999],
+            2,
             1,
             1,
-            1,
-            true,
+            false,
         ),
         (
             "no votes, quorum 0 is not ODOWN",
@@ -121,9 +122,49 @@ fn odown_counts_fresh_sdown_votes_against_quorum() {
         let v = verdict(&m, &nodes(flags, &[]), ages);
         assert_eq!(v.sdown_votes, *votes, "{rule}");
         assert_eq!(v.fresh_reports, *fresh, "{rule}");
-        assert_eq!(v.quorum, *quorum, "{rule}");
+        // Three voters: the effective quorum is in [2, 3].
+        assert_eq!(v.quorum, (*quorum).clamp(2, 3), "{rule}");
         assert_eq!(v.odown, *is_odown, "{rule}");
         assert_eq!(v.vetoed, None, "{rule}");
+    }
+}
+
+/// Issue 11 item 4: the quorum ODOWN uses follows the current voters, whatever was configured
+/// before a membership change.
+#[test]
+fn odown_uses_the_quorum_clamped_to_the_current_voters() {
+    // (configured quorum, voters, SDOWN votes among them, effective quorum, odown)
+    let cases: &[(u32, u64, usize, u32, bool)] = &[
+        (4, 3, 3, 3, true), // shrunk below the quorum: still reachable with every voter
+        (4, 3, 2, 3, false),
+        (5, 4, 4, 4, true),
+        (2, 5, 2, 3, false), // grown: two of five is not a majority
+        (2, 5, 3, 3, true),
+        (3, 5, 3, 3, true),
+        (1, 1, 1, 1, true),
+    ];
+    for (configured, voters, votes, effective, is_odown) in cases {
+        let mut m = master(&[]);
+        m.quorum = *configured;
+        let members: std::collections::BTreeSet<u64> = (1..=*voters).collect();
+        // The first `votes` nodes see it down, the others see it up.
+        let rs: Vec<NodeReport> = (1..=5u64)
+            .map(|n| {
+                let o = if n as usize <= *votes {
+                    down(MASTER)
+                } else {
+                    seen(MASTER)
+                };
+                report(n, vec![o])
+            })
+            .collect();
+        let v = odown(NAME, &m, &aged(&rs, &[0; 5]), &members, FRESH);
+        let want = (u32::try_from(*votes).unwrap(), *effective, *is_odown);
+        assert_eq!(
+            (v.sdown_votes, v.quorum, v.odown),
+            want,
+            "{configured}/{voters}"
+        );
     }
 }
 

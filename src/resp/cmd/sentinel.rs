@@ -208,11 +208,30 @@ async fn ckquorum(ctx: &Ctx, name: &Bytes) -> Reply {
         .into_iter()
         .filter(|up| *up)
         .count();
-    let majority = voter_count / 2 + 1;
-    let quorum = usize::try_from(m.quorum).unwrap_or(usize::MAX);
+    match ckquorum_verdict(usable, voter_count, m.quorum) {
+        Ok(text) => Reply::Status(text),
+        Err(text) => Reply::error(text),
+    }
+}
+
+/// CKQUORUM's answer in Sentinel's words, against the effective quorum (the configured one
+/// clamped to the voters, which is what ODOWN uses); when that differs from the configured one
+/// the answer says so at the end, so a script matching Sentinel's text still matches.
+fn ckquorum_verdict(usable: usize, voters: usize, configured: u32) -> Result<String, String> {
+    let majority = crate::failover::quorum::majority(voters);
+    let effective = crate::failover::quorum::effective_quorum(configured, voters);
+    let quorum = usize::try_from(effective).unwrap_or(usize::MAX);
+    let note = if effective == configured {
+        String::new()
+    } else {
+        format!(
+            "; {}",
+            crate::failover::quorum::describe(configured, voters)
+        )
+    };
     if usable >= quorum && usable >= majority {
-        return Reply::Status(format!(
-            "OK {usable} usable Sentinels. Quorum and failover authorization can be reached"
+        return Ok(format!(
+            "OK {usable} usable Sentinels. Quorum and failover authorization can be reached{note}"
         ));
     }
     let mut text = format!("NOQUORUM {usable} usable Sentinels. ");
@@ -229,7 +248,8 @@ async fn ckquorum(ctx: &Ctx, name: &Bytes) -> Reply {
             "Not enough available Sentinels to reach the majority and authorize a failover",
         );
     }
-    Reply::error(text)
+    text.push_str(&note);
+    Err(text)
 }
 
 /// SENTINEL CONFIG GET <pattern> / SET <param> <value>. raftinel has no hostnames and announces
@@ -316,4 +336,45 @@ fn help() -> Reply {
             .map(|l| Reply::Status((*l).to_owned()))
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ckquorum_verdict;
+
+    /// Usable nodes × voters × configured quorum: judged against the effective quorum, and the
+    /// answer names it when it differs from the configured one.
+    #[test]
+    fn ckquorum_uses_the_effective_quorum() {
+        let ok = "Quorum and failover authorization can be reached";
+        let no_quorum = "Not enough available Sentinels to reach the specified quorum";
+        let no_majority = "Not enough available Sentinels to reach the majority";
+        // (usable, voters, configured, ok?, note)
+        let cases: &[(usize, usize, u32, bool, &str)] = &[
+            (3, 3, 2, true, ""),
+            (2, 3, 2, true, ""),
+            (1, 3, 2, false, ""),
+            (2, 5, 2, false, "; quorum 2 (effective 3 with 5 voters)"),
+            (3, 5, 2, true, "; quorum 2 (effective 3 with 5 voters)"),
+            (3, 3, 4, true, "; quorum 4 (effective 3 with 3 voters)"),
+            (4, 5, 4, true, ""),
+            (3, 5, 4, false, ""),
+        ];
+        for (usable, voters, configured, is_ok, note) in cases {
+            let got = ckquorum_verdict(*usable, *voters, *configured);
+            let text = match &got {
+                Ok(t) | Err(t) => t.clone(),
+            };
+            assert_eq!(got.is_ok(), *is_ok, "{text}");
+            assert!(text.ends_with(note), "{text}");
+            let prefix = if *is_ok { "OK" } else { "NOQUORUM" };
+            assert!(text.starts_with(&format!("{prefix} {usable} usable Sentinels. ")));
+            assert!(!*is_ok || text.contains(ok), "{text}");
+        }
+        let text = ckquorum_verdict(1, 5, 4).unwrap_err();
+        assert!(
+            text.contains(no_quorum) && text.contains(no_majority),
+            "{text}"
+        );
+    }
 }
