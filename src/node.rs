@@ -380,10 +380,6 @@ async fn run_node(
         )
         .in_current_span(),
     );
-    let saved = db.open_tree("fence").map_err(|source| NodeError::Open {
-        dir: dir.clone(),
-        source,
-    })?;
     let guard = Guard {
         node_id: config.id,
         locals: config
@@ -395,7 +391,6 @@ async fn run_node(
         report: own_report.clone(),
         holding: holding_rx,
         local_ids: local_ids_tx,
-        saved,
         every: Duration::from_millis(config.lease.renew_interval_ms.max(1)),
         vips: Vips::new(
             config.id,

@@ -25,6 +25,8 @@ fn master_json(m: &pb::Master) -> Value {
         "auth_user": m.auth_user,
         "auth_pass_set": m.auth_pass_set,
         "tls": m.tls,
+        "min_replicas_to_write": m.min_replicas_to_write,
+        "min_replicas_max_lag": m.min_replicas_max_lag,
         "replid": m.replid,
         "replicas": m.replicas.iter().map(|r| json!({
             "addr": format!("{}:{}", r.host, r.port), "run_id": r.run_id, "replid": r.replid,
@@ -64,6 +66,10 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
         m.parallel_syncs,
         if m.auth_pass_set { "set" } else { "none" },
         if m.tls { "yes" } else { "no" }
+    );
+    println!(
+        "  min-replicas-to-write {}  min-replicas-max-lag {}",
+        m.min_replicas_to_write, m.min_replicas_max_lag
     );
     match m.lease_holder {
         0 => {
