@@ -398,6 +398,25 @@ async fn unfencing_puts_the_logs_min_replicas_on_a_master_started_fenced() {
         },
     )
     .await;
+    // SENTINEL SET on the Sentinel port reaches the writable master without a fence between.
+    let sentinel = redis::Client::open(format!("redis://{}", c.nodes[&1].sentinel)).unwrap();
+    let mut conn = sentinel
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let reply: redis::Value = redis::cmd("SENTINEL")
+        .arg(&["SET", "mymaster", "min-replicas-max-lag", "7"])
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(reply, redis::Value::Okay);
+    let want = (Some("1".to_owned()), Some("7".to_owned()));
+    eventually(
+        "the new lag on the master",
+        Duration::from_secs(5),
+        || async {
+            (min_replicas_of(promoted) == want && promoted.write_ok("later")).then_some(())
+        },
+    )
+    .await;
     eventually(
         "the old master fenced again",
         Duration::from_secs(5),
