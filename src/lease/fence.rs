@@ -254,7 +254,8 @@ impl Guard {
         let result = if want && state.fenced() {
             // Checked again right before acting: the round above may have taken a while.
             if lease_valid() {
-                tracing::info!(%addr, "lease held and the log names it master: unfenced");
+                let settings = place.min_replicas;
+                tracing::info!(%addr, ?settings, "lease held and the log names it master: unfenced");
                 let r = local.unfence(access, place.min_replicas).await;
                 now_writable = r.is_ok();
                 r
