@@ -363,6 +363,13 @@ async fn unfencing_puts_the_logs_min_replicas_on_a_master_started_fenced() {
         (&serde_json::json!(1), &serde_json::json!(5)),
         "{shown}"
     );
+    let text = String::from_utf8_lossy(&c.ctl_settled(&["master", "mymaster"]).stdout).into_owned();
+    assert!(
+        text.contains(
+            "min-replicas-to-write 1  min-replicas-max-lag 5 (applied by the lease holder)"
+        ),
+        "{text}"
+    );
     // A CONFIG SET on Redis itself does not stick: the log is the source of truth.
     m.query(&["CONFIG", "SET", "min-replicas-to-write", "0"])
         .unwrap();

@@ -68,8 +68,15 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
         if m.tls { "yes" } else { "no" }
     );
     println!(
-        "  min-replicas-to-write {}  min-replicas-max-lag {}",
-        m.min_replicas_to_write, m.min_replicas_max_lag
+        "  min-replicas-to-write {}  min-replicas-max-lag {} ({})",
+        m.min_replicas_to_write,
+        m.min_replicas_max_lag,
+        // Only a co-located node puts them on the master, when it lifts the fence.
+        if m.lease_holder == 0 {
+            "not applied: no raftinel on its host"
+        } else {
+            "applied by the lease holder"
+        }
     );
     match m.lease_holder {
         0 => {
