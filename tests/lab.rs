@@ -249,21 +249,25 @@ fn frozen_holder_raftinel_loses_the_vip_but_no_write() {
 fn frozen_and_cut_off_holder_is_replaced_after_the_lease() {
     let _g = serial();
     let s = setup();
-    // The README's mitigation: min-replicas on the data node itself (raftinel saves it as the
-    // operator's setting and keeps it while unfenced).
-    let set_lag = query(
-        "n1",
-        &[
-            "CONFIG",
-            "SET",
-            "min-replicas-max-lag",
-            "1",
-            "min-replicas-to-write",
-            "1",
-        ],
+    // The README's mitigation: min-replicas on the data node itself, set in the log; the holder
+    // puts it on its unfenced master.
+    assert!(s.ctl(&[
+        "set",
+        "mymaster",
+        "min-replicas-to-write",
+        "1",
+        "min-replicas-max-lag",
+        "1"
+    ]));
+    assert!(
+        bounded(
+            "n1 carries the log's min-replicas",
+            Duration::from_secs(5),
+            || { min_replicas("n1").as_deref() == Some("1") }
+        ),
+        "n1 never carried min-replicas-to-write 1\n{}",
+        s.logs()
     );
-    assert!(set_lag.is_some(), "cannot set min-replicas on n1");
-    std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
     let sampler = VipSampler::start(t0);
     s.lab.must(&["pause", "n1", "raftinel"]);

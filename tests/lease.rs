@@ -2,7 +2,8 @@
 //! runs "on its host" (`--local-redis`), matched by run id. A co-located master is writable only
 //! while its node holds the lease; replicas stay fenced; a crashed master's node releases its
 //! grant so the failover need not wait for expiry; a holder cut off from the other nodes fences
-//! its master before they promote another. (VIP and multi-host runs: the namespace lab.)
+//! its master before they promote another; unfencing puts the operator's min-replicas settings
+//! from the log on the master. (VIP and multi-host runs: the namespace lab.)
 
 // Each test owns its runtime on its own thread; the std guard only serializes whole tests.
 #![allow(clippy::await_holding_lock)]
@@ -289,4 +290,145 @@ async fn a_cut_off_holder_fences_its_master_before_the_promotion() {
         last_ok < Duration::from_millis(700 + 100),
         "fenced only after {last_ok:?}"
     );
+}
+
+/// `min-replicas-to-write` and `min-replicas-max-lag` as Redis has them now.
+fn min_replicas_of(r: &Redis) -> (Option<String>, Option<String>) {
+    (r.min_replicas(), r.config("min-replicas-max-lag"))
+}
+
+// --- issue 11 §6: the operator's min-replicas come from the log. A Redis started fenced (as the
+//     deploy kit does) ends, once its node acquires the lease, with exactly the log's values and
+//     takes writes; after a forced failover the old master is fenced again and the new master
+//     carries the same values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfencing_puts_the_logs_min_replicas_on_a_master_started_fenced() {
+    let _g = serial();
+    let fenced = [
+        "--min-replicas-to-write",
+        FENCED,
+        "--min-replicas-max-lag",
+        "10",
+    ];
+    let m = Redis::start(&fenced);
+    let r1 = Redis::replica_of(&m, &fenced);
+    let r2 = Redis::replica_of(&m, &fenced);
+    // The master on node 3's host. Node 3 is told so only once the settings are in the log (it
+    // runs from the start, for the cluster's first initialization), so the first unfence of
+    // this Redis must take them from there.
+    let mut c = colocated(&[&r1, &r2, &m], "").await;
+    let _logs = c.logs_on_panic(60);
+    let local = std::mem::take(&mut c.nodes.get_mut(&3).unwrap().args);
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    let out = c.ctl_settled(&[
+        "set",
+        "mymaster",
+        "min-replicas-to-write",
+        "1",
+        "min-replicas-max-lag",
+        "5",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!m.write_ok("before"), "started fenced, nobody unfenced it");
+
+    c.stop(3);
+    c.nodes.get_mut(&3).unwrap().args = local;
+    c.start(3);
+    eventually(
+        "node 3 holds the master's lease",
+        Duration::from_secs(15),
+        || async {
+            master_of(&c, 1)
+                .await
+                .filter(|x| x.lease_holder == 3 && x.replicas.len() == 2)
+        },
+    )
+    .await;
+    let want = (Some("1".to_owned()), Some("5".to_owned()));
+    eventually(
+        "the master carries the log's values and takes writes",
+        Duration::from_secs(5),
+        || async { (min_replicas_of(&m) == want && m.write_ok("k")).then_some(()) },
+    )
+    .await;
+    let json = c.ctl_settled(&["--json", "master", "mymaster"]);
+    let shown: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        (
+            &shown["min_replicas_to_write"],
+            &shown["min_replicas_max_lag"]
+        ),
+        (&serde_json::json!(1), &serde_json::json!(5)),
+        "{shown}"
+    );
+    let text = String::from_utf8_lossy(&c.ctl_settled(&["master", "mymaster"]).stdout).into_owned();
+    assert!(
+        text.contains(
+            "min-replicas-to-write 1  min-replicas-max-lag 5 (applied by the lease holder)"
+        ),
+        "{text}"
+    );
+    // A CONFIG SET on Redis itself does not stick: the log is the source of truth.
+    m.query(&["CONFIG", "SET", "min-replicas-to-write", "0"])
+        .unwrap();
+    eventually(
+        "the log's value is back",
+        Duration::from_secs(5),
+        || async { (min_replicas_of(&m) == want).then_some(()) },
+    )
+    .await;
+
+    let out = c.ctl_settled(&["failover", "mymaster"]);
+    assert!(out.status.success(), "{out:?}");
+    let new = eventually(
+        "a new master in the log",
+        Duration::from_secs(15),
+        || async {
+            master_of(&c, 1)
+                .await
+                .filter(|x| x.port != u32::from(m.port) && x.failover.is_none())
+        },
+    )
+    .await;
+    let promoted = if new.port == u32::from(r1.port) {
+        &r1
+    } else {
+        &r2
+    };
+    eventually(
+        "the new master carries the operator's values and takes writes",
+        Duration::from_secs(15),
+        || async {
+            (min_replicas_of(promoted) == want && promoted.write_ok("after")).then_some(())
+        },
+    )
+    .await;
+    // SENTINEL SET on the Sentinel port reaches the writable master without a fence between.
+    let sentinel = redis::Client::open(format!("redis://{}", c.nodes[&1].sentinel)).unwrap();
+    let mut conn = sentinel
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let reply: redis::Value = redis::cmd("SENTINEL")
+        .arg(&["SET", "mymaster", "min-replicas-max-lag", "7"])
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(reply, redis::Value::Okay);
+    let want = (Some("1".to_owned()), Some("7".to_owned()));
+    eventually(
+        "the new lag on the master",
+        Duration::from_secs(5),
+        || async {
+            (min_replicas_of(promoted) == want && promoted.write_ok("later")).then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the old master fenced again",
+        Duration::from_secs(5),
+        || async { (m.min_replicas().as_deref() == Some(FENCED)).then_some(()) },
+    )
+    .await;
+    assert!(!m.write_ok("stale"));
 }

@@ -21,6 +21,8 @@ pub fn master(m: &MasterRecord, applied_index: u64, voters: usize) -> pb::Master
         auth_user: m.auth_user.clone().unwrap_or_default(),
         auth_pass_set: m.auth_pass.is_some(),
         tls: m.tls,
+        min_replicas_to_write: m.min_replicas.to_write,
+        min_replicas_max_lag: m.min_replicas.max_lag_s,
         config_epoch: m.config_epoch,
         epoch: m.epoch,
         replid: m.replid.clone().unwrap_or_default(),

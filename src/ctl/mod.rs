@@ -62,8 +62,10 @@ pub enum CtlCommand {
     /// Change options (SENTINEL SET): down-after-milliseconds, failover-timeout, parallel-syncs,
     /// quorum, auth-pass, auth-user, notification-script, client-reconfig-script (refused unless
     /// the nodes run with deny-scripts-reconfig = false), and raftinel's vip (A.B.C.D/N, IPv4),
-    /// vip-interface (e.g. eth0; an empty value clears either) and tls (yes/no). Several OPTION
-    /// VALUE pairs are applied all or none. `auth-pass -` reads the password from the first line
+    /// vip-interface (e.g. eth0; an empty value clears either), tls (yes/no),
+    /// min-replicas-to-write (0 or more) and min-replicas-max-lag (seconds, 1 or more): what the
+    /// lease holder puts on its master while unfenced. Several OPTION VALUE pairs are applied all
+    /// or none. `auth-pass -` reads the password from the first line
     /// of stdin, keeping it out of argv and shell history.
     Set {
         name: String,

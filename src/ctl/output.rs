@@ -27,6 +27,8 @@ fn master_json(m: &pb::Master) -> Value {
         "auth_user": m.auth_user,
         "auth_pass_set": m.auth_pass_set,
         "tls": m.tls,
+        "min_replicas_to_write": m.min_replicas_to_write,
+        "min_replicas_max_lag": m.min_replicas_max_lag,
         "replid": m.replid,
         "replicas": m.replicas.iter().map(|r| json!({
             "addr": format!("{}:{}", r.host, r.port), "run_id": r.run_id, "replid": r.replid,
@@ -79,6 +81,17 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
         m.parallel_syncs,
         if m.auth_pass_set { "set" } else { "none" },
         if m.tls { "yes" } else { "no" }
+    );
+    println!(
+        "  min-replicas-to-write {}  min-replicas-max-lag {} ({})",
+        m.min_replicas_to_write,
+        m.min_replicas_max_lag,
+        // Only a co-located node puts them on the master, when it lifts the fence.
+        if m.lease_holder == 0 {
+            "not applied: no raftinel on its host"
+        } else {
+            "applied by the lease holder"
+        }
     );
     match m.lease_holder {
         0 => {

@@ -28,8 +28,8 @@ impl Instance {
     }
 
     /// The lease fence, sent over the network by the leader before a promotion. Only the
-    /// co-located node lifts it, putting back the operator's saved settings, so it is sent only
-    /// to masters that have one.
+    /// co-located node lifts it, putting back the operator's settings from the log, so it is sent
+    /// only to masters that have one.
     pub async fn fence(&mut self) -> Result<(), ConnError> {
         self.conn.fence(COMMAND_TIMEOUT).await
     }

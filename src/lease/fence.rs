@@ -1,7 +1,8 @@
 //! Keeps every monitored Redis instance on this host fenced unless this node holds a valid lease,
 //! the log names the instance master and ROLE says master (invariants 2 and 5), at startup too.
 //! `writable` is the rule; `guard` applies it every renewal interval and repeats CLIENT KILL while
-//! a master stays fenced, so clients that only re-resolve on a dropped connection do.
+//! a master stays fenced, so clients that only re-resolve on a dropped connection do. A writable
+//! master carries the operator's `min-replicas-*` from the log, which unfencing puts back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,14 +16,11 @@ use super::local::{Local, LocalState};
 use super::vip::Vips;
 use crate::monitor::{Colocation, NodeReport};
 use crate::raft::SmData;
-use crate::redis::{Access, Connector, Failure, FENCE_REPLICAS};
-use crate::topology::Addr;
+use crate::redis::{Access, Connector, Failure};
+use crate::topology::{Addr, MinReplicas};
 
 /// Clients of a fenced master are disconnected again this often.
 const KILL_EVERY: Duration = Duration::from_secs(1);
-
-/// Redis's own defaults, put back when nothing of the operator's was seen.
-const REDIS_DEFAULTS: (i64, i64) = (0, 10);
 
 /// What the log and this node's monitor say about one local instance (matched by run id).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,6 +31,9 @@ pub struct Placement {
     pub master_in_log: bool,
     /// The names the log says it is master of.
     pub names: Vec<String>,
+    /// The operator's settings for those names, the strictest if several (Redis's defaults if
+    /// none): what it carries while writable.
+    pub min_replicas: MinReplicas,
     /// Every name it belongs to, as master or replica: the VIPs that may come to this host.
     pub member_of: Vec<String>,
 }
@@ -75,6 +76,12 @@ pub fn place(view: &SmData, report: &NodeReport, run_id: &str) -> Placement {
             p.names.push(name.clone());
         }
     }
+    p.min_replicas = MinReplicas::strictest(
+        p.names
+            .iter()
+            .filter_map(|n| view.topology.masters.get(n))
+            .map(|m| m.min_replicas),
+    );
     p
 }
 
@@ -87,8 +94,6 @@ pub struct Guard {
     pub holding: watch::Receiver<Holding>,
     /// Run ids of the local instances and the grants released, for this node's reports.
     pub local_ids: watch::Sender<Arc<Colocation>>,
-    /// The operator's own min-replicas settings, by local address, kept across restarts.
-    pub saved: sled::Tree,
     pub every: Duration,
     /// The VIPs of the masters this node holds.
     pub vips: Vips,
@@ -234,9 +239,6 @@ impl Guard {
         if !place.monitored {
             return None;
         }
-        if !state.fenced() {
-            self.save(&local.addr, (state.min_replicas, state.max_lag));
-        }
         let lease_valid = || {
             let grant = self
                 .view
@@ -252,13 +254,20 @@ impl Guard {
         let result = if want && state.fenced() {
             // Checked again right before acting: the round above may have taken a while.
             if lease_valid() {
-                tracing::info!(%addr, "lease held and the log names it master: unfenced");
-                let r = local.unfence(access, self.restore(&addr)).await;
+                let settings = place.min_replicas;
+                tracing::info!(%addr, ?settings, "lease held and the log names it master: unfenced");
+                let r = local.unfence(access, place.min_replicas).await;
                 now_writable = r.is_ok();
                 r
             } else {
                 Ok(())
             }
+        } else if want && !state.carries(place.min_replicas) {
+            // The log is the source of truth: a `set` reaches a writable master at once, and a
+            // CONFIG SET made on Redis directly is undone.
+            let settings = place.min_replicas;
+            tracing::info!(%addr, ?settings, "min-replicas set from the log");
+            local.unfence(access, settings).await
         } else if !want && !state.fenced() {
             tracing::warn!(%addr, master = state.master, "fenced: writes refused, clients dropped");
             last_kill.insert(addr.clone(), Instant::now());
@@ -281,34 +290,99 @@ impl Guard {
         }
         now_writable.then(|| place.names.clone())
     }
-
-    fn save(&self, addr: &Addr, settings: (i64, i64)) {
-        if settings.0 == FENCE_REPLICAS || self.restore(addr) == settings {
-            return;
-        }
-        let value = [settings.0.to_be_bytes(), settings.1.to_be_bytes()].concat();
-        if let Err(e) = self.saved.insert(addr.to_string(), value) {
-            tracing::warn!(%addr, error = %e, "cannot save the operator's min-replicas settings");
-        }
-    }
-
-    fn restore(&self, addr: &Addr) -> (i64, i64) {
-        let Ok(Some(v)) = self.saved.get(addr.to_string()) else {
-            return REDIS_DEFAULTS;
-        };
-        match (v.get(..8), v.get(8..16)) {
-            (Some(a), Some(b)) => match (a.try_into(), b.try_into()) {
-                (Ok(a), Ok(b)) => (i64::from_be_bytes(a), i64::from_be_bytes(b)),
-                _ => REDIS_DEFAULTS,
-            },
-            _ => REDIS_DEFAULTS,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitor::Observation;
+    use crate::topology::{FailoverRecord, MasterRecord};
+
+    fn seen(port: u16, run_id: &str) -> Observation {
+        Observation {
+            addr: Addr::new("10.0.0.1", port),
+            sdown: false,
+            reply_age_ms: 0,
+            info_age_ms: Some(0),
+            role: None,
+            run_id: run_id.to_owned(),
+            replid: String::new(),
+            repl_offset: 0,
+            replid2: String::new(),
+            second_repl_offset: None,
+        }
+    }
+
+    /// Masters `a` on port 1 and `b` on port 2 (with a replica on port 1), as node 1 sees them:
+    /// the instance on port 1 runs as "r1", on port 2 as "r2".
+    fn log(a: MinReplicas, b: MinReplicas) -> (SmData, NodeReport) {
+        let mut view = SmData::default();
+        let mut report = NodeReport::default();
+        for (name, port, settings) in [("a", 1, a), ("b", 2, b)] {
+            let mut m = MasterRecord::new(name, Addr::new("10.0.0.1", port), 2, 1000);
+            m.min_replicas = settings;
+            let mut obs = vec![seen(port, &format!("r{port}"))];
+            if name == "b" {
+                m.replicas.push(crate::topology::ReplicaRecord {
+                    addr: Addr::new("10.0.0.1", 1),
+                    run_id: String::new(),
+                    replid: String::new(),
+                });
+                obs.push(seen(1, "r1"));
+            }
+            view.topology.masters.insert(name.to_owned(), m);
+            report.masters.insert(name.to_owned(), obs);
+        }
+        (view, report)
+    }
+
+    // Issue 11 §6: a writable master carries the log's min-replicas for its name, not a replica's
+    // name's; with none of its own, Redis's defaults.
+    #[test]
+    fn placement_carries_the_logs_min_replicas() {
+        let one = MinReplicas {
+            to_write: 1,
+            max_lag_s: 5,
+        };
+        let two = MinReplicas {
+            to_write: 2,
+            max_lag_s: 9,
+        };
+        let (view, report) = log(one, two);
+        let a = place(&view, &report, "r1");
+        assert_eq!(
+            (a.master_in_log, a.names.clone(), a.min_replicas),
+            (true, vec!["a".to_owned()], one)
+        );
+        assert_eq!(a.member_of, ["a", "b"]);
+        let b = place(&view, &report, "r2");
+        assert_eq!(
+            (b.names.clone(), b.min_replicas),
+            (vec!["b".to_owned()], two)
+        );
+        let stranger = place(&view, &report, "r9");
+        assert!(!stranger.monitored);
+        assert_eq!(stranger.min_replicas, MinReplicas::default());
+
+        // A started failover of `a` revokes its writability: no settings of its own remain.
+        let mut moving = view.clone();
+        if let Some(m) = moving.topology.masters.get_mut("a") {
+            m.failover = Some(FailoverRecord {
+                epoch: 7,
+                candidate: Addr::new("10.0.0.1", 3),
+                candidate_holder: None,
+                state: crate::topology::FailoverState::Started,
+                reason: "test".to_owned(),
+                from: Addr::new("10.0.0.1", 1),
+                started_at_ms: 0,
+                promoted_at_ms: None,
+                revoked: None,
+            });
+        }
+        let a = place(&moving, &report, "r1");
+        assert!(!a.master_in_log && a.monitored);
+        assert_eq!(a.min_replicas, MinReplicas::default());
+    }
 
     #[test]
     fn writable_needs_lease_log_and_role() {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::redis::{Access, Conn, ConnError, Connector, Failure, Role, FENCE_REPLICAS};
-use crate::topology::Addr;
+use crate::topology::{Addr, MinReplicas};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(300);
@@ -25,6 +25,12 @@ pub struct LocalState {
 impl LocalState {
     pub fn fenced(&self) -> bool {
         self.min_replicas == FENCE_REPLICAS && self.max_lag > 0
+    }
+
+    /// It carries exactly these settings.
+    pub fn carries(&self, settings: MinReplicas) -> bool {
+        self.min_replicas == i64::from(settings.to_write)
+            && self.max_lag == i64::from(settings.max_lag_s)
     }
 }
 
@@ -143,10 +149,14 @@ impl Local {
         self.settle(r)
     }
 
-    /// Puts the operator's own settings back.
-    pub async fn unfence(&mut self, access: &Access, saved: (i64, i64)) -> Result<(), ConnError> {
+    /// Puts the operator's settings from the log on it (see [`Conn::unfence`]).
+    pub async fn unfence(
+        &mut self,
+        access: &Access,
+        settings: MinReplicas,
+    ) -> Result<(), ConnError> {
         let r = match self.conn(access).await {
-            Ok(c) => c.unfence(saved, COMMAND_TIMEOUT).await,
+            Ok(c) => c.unfence(settings, COMMAND_TIMEOUT).await,
             Err(e) => Err(e),
         };
         self.settle(r)

@@ -392,10 +392,6 @@ async fn run_node(
             cancel.clone(),
         ),
     );
-    let saved = db.open_tree("fence").map_err(|source| NodeError::Open {
-        dir: dir.clone(),
-        source,
-    })?;
     let guard = Guard {
         node_id: config.id,
         locals: config
@@ -407,7 +403,6 @@ async fn run_node(
         report: own_report.clone(),
         holding: holding_rx,
         local_ids: local_ids_tx,
-        saved,
         every: Duration::from_millis(config.lease.renew_interval_ms.max(1)),
         vips: Vips::new(
             config.id,

@@ -8,7 +8,8 @@ use serde::Serialize;
 /// 2: a failover records the grant it revoked (leases).
 /// 3: VIP readiness (`MasterRecord.vip_problems`).
 /// 4: `MasterRecord.tls`; version 3 is still read (see `raft::format_v3`).
-pub const FORMAT_VERSION: u8 = 4;
+/// 5: `MasterRecord.min_replicas`; version 4 is still read (see `raft::format_v4`).
+pub const FORMAT_VERSION: u8 = 5;
 
 /// The oldest version still read. Only the state machine's data changed shape since: it is
 /// decoded by `state_machine::decode_data`, which upgrades it; everything else decodes as is.
@@ -63,8 +64,10 @@ mod tests {
             decode::<u64>(&[OLDEST_READ - 1, 0]),
             Err(CodecError::Version { found: 2 })
         ));
-        let mut v3 = bytes.clone();
-        v3[0] = 3;
-        assert_eq!(decode::<(u64, String)>(&v3).unwrap(), v);
+        for old in OLDEST_READ..FORMAT_VERSION {
+            let mut older = bytes.clone();
+            older[0] = old;
+            assert_eq!(decode::<(u64, String)>(&older).unwrap(), v);
+        }
     }
 }

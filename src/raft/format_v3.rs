@@ -1,19 +1,20 @@
 //! Format version 3 of the state machine's data (before `MasterRecord.tls`), read and upgraded
-//! so that a node keeps its stored state and snapshots across the upgrade. Every other stored
-//! or transmitted type has the same shape in versions 3 and 4. No I/O.
+//! to version 4 (then on by `format_v4`) so that a node keeps its stored state and snapshots
+//! across the upgrade. Every other stored or transmitted type has the same shape in versions 3
+//! and 4. No I/O.
 
 use std::collections::BTreeMap;
 
 use openraft::StoredMembership;
 use serde::{Deserialize, Serialize};
 
-use super::state_machine::SmData;
+use super::format_v4::{MasterRecordV4, SmDataV4, TopologyStateV4};
 use super::types::typ::LogId;
 use super::types::Member;
 use crate::topology::master::Conflict;
 use crate::topology::{
-    Addr, FailoverOutcome, FailoverRecord, FailoverRequest, LeaseGrant, MasterRecord,
-    ReplicaRecord, Revoked, Secret, TopologyState, Vip,
+    Addr, FailoverOutcome, FailoverRecord, FailoverRequest, LeaseGrant, ReplicaRecord, Revoked,
+    Secret, Vip,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -59,12 +60,12 @@ struct MasterRecordV3 {
     vip_problems: BTreeMap<u64, String>,
 }
 
-impl From<SmDataV3> for SmData {
-    fn from(v3: SmDataV3) -> SmData {
-        SmData {
+impl From<SmDataV3> for SmDataV4 {
+    fn from(v3: SmDataV3) -> SmDataV4 {
+        SmDataV4 {
             last_applied: v3.last_applied,
             membership: v3.membership,
-            topology: TopologyState {
+            topology: TopologyStateV4 {
                 masters: v3
                     .topology
                     .masters
@@ -77,10 +78,10 @@ impl From<SmDataV3> for SmData {
     }
 }
 
-impl From<MasterRecordV3> for MasterRecord {
+impl From<MasterRecordV3> for MasterRecordV4 {
     /// Nothing written in version 3 used TLS.
-    fn from(m: MasterRecordV3) -> MasterRecord {
-        MasterRecord {
+    fn from(m: MasterRecordV3) -> MasterRecordV4 {
+        MasterRecordV4 {
             name: m.name,
             addr: m.addr,
             quorum: m.quorum,
@@ -112,8 +113,8 @@ impl From<MasterRecordV3> for MasterRecord {
 }
 
 #[cfg(test)]
-impl From<&MasterRecord> for MasterRecordV3 {
-    fn from(m: &MasterRecord) -> MasterRecordV3 {
+impl From<&crate::topology::MasterRecord> for MasterRecordV3 {
+    fn from(m: &crate::topology::MasterRecord) -> MasterRecordV3 {
         let m = m.clone();
         MasterRecordV3 {
             name: m.name,
@@ -148,7 +149,8 @@ impl From<&MasterRecord> for MasterRecordV3 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::state_machine::decode_data;
+    use crate::raft::state_machine::{decode_data, SmData};
+    use crate::topology::MasterRecord;
 
     /// What a version-3 build wrote: the version byte, then bincode of the old shape.
     fn written_by_v3(data: &SmData) -> Vec<u8> {
@@ -184,7 +186,7 @@ mod tests {
         assert_eq!(got.topology, data.topology);
         assert!(!got.topology.masters["mymaster"].tls);
 
-        // Written now: version 4, with the field.
+        // Written now: the current version, with the field.
         data.topology.masters.get_mut("mymaster").unwrap().tls = true;
         let now = crate::raft::codec::encode(&data).unwrap();
         assert_eq!(now[0], crate::raft::codec::FORMAT_VERSION);

@@ -46,7 +46,11 @@ impl SmData {
 /// The stored or sent state in any readable format version.
 pub fn decode_data(bytes: &[u8]) -> Result<SmData, CodecError> {
     match versioned(bytes)? {
-        (3, body) => Ok(bincode::deserialize::<super::format_v3::SmDataV3>(body)?.into()),
+        (3, body) => {
+            let v3 = bincode::deserialize::<super::format_v3::SmDataV3>(body)?;
+            Ok(super::format_v4::SmDataV4::from(v3).into())
+        }
+        (4, body) => Ok(bincode::deserialize::<super::format_v4::SmDataV4>(body)?.into()),
         _ => decode(bytes),
     }
 }

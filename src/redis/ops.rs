@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::conn::{Conn, ConnError};
-use crate::topology::Addr;
+use crate::topology::{Addr, MinReplicas};
 
 /// `min-replicas-to-write` while fenced: no master ever has that many good replicas.
 pub const FENCE_REPLICAS: i64 = 2_147_483_647;
@@ -42,21 +42,42 @@ fn set_min_replicas(pipe: &mut redis::Pipeline, replicas: i64, lag: i64) {
         .ignore();
 }
 
+/// The fence's commands (see [`Conn::fence`]).
+fn fence_pipeline() -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    set_min_replicas(&mut pipe, FENCE_REPLICAS, FENCE_MAX_LAG);
+    kill_clients(&mut pipe);
+    pipe
+}
+
+/// The operator's settings as one CONFIG SET (see [`Conn::unfence`]); Redis applies a
+/// multi-parameter CONFIG SET all or nothing.
+fn unfence_pipeline(settings: MinReplicas) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    set_min_replicas(
+        &mut pipe,
+        i64::from(settings.to_write),
+        i64::from(settings.max_lag_s),
+    );
+    pipe
+}
+
 impl Conn {
     /// The lease fence: writes fail at once (NOREPLICAS), and the fence is state inside Redis
     /// that outlives raftinel; then every client is dropped so it re-resolves. One round trip.
     pub async fn fence(&mut self, limit: Duration) -> Result<(), ConnError> {
-        let mut pipe = redis::pipe();
-        set_min_replicas(&mut pipe, FENCE_REPLICAS, FENCE_MAX_LAG);
-        kill_clients(&mut pipe);
-        self.pipeline("fence", &pipe, limit).await
+        self.pipeline("fence", &fence_pipeline(), limit).await
     }
 
-    /// Puts the operator's own `(min-replicas-to-write, min-replicas-max-lag)` back.
-    pub async fn unfence(&mut self, saved: (i64, i64), limit: Duration) -> Result<(), ConnError> {
-        let mut pipe = redis::pipe();
-        set_min_replicas(&mut pipe, saved.0, saved.1);
-        self.pipeline("unfence", &pipe, limit).await
+    /// Puts the operator's `min-replicas-*` from the log on the instance: lifts the fence, and
+    /// brings a changed setting to a master that is already unfenced.
+    pub async fn unfence(
+        &mut self,
+        settings: MinReplicas,
+        limit: Duration,
+    ) -> Result<(), ConnError> {
+        self.pipeline("unfence", &unfence_pipeline(settings), limit)
+            .await
     }
 
     /// `CLIENT KILL TYPE normal` and `pubsub`.
@@ -198,18 +219,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_fence_is_one_round_trip_of_the_same_three_commands() {
-        let mut pipe = redis::pipe();
-        set_min_replicas(&mut pipe, FENCE_REPLICAS, FENCE_MAX_LAG);
-        kill_clients(&mut pipe);
-        let packed = String::from_utf8(pipe.get_packed_pipeline()).unwrap();
-        let words: Vec<&str> = packed
+    /// The words of a pipeline, without RESP framing.
+    fn words(pipe: &redis::Pipeline) -> Vec<String> {
+        String::from_utf8(pipe.get_packed_pipeline())
+            .unwrap()
             .split("\r\n")
             .filter(|w| !w.starts_with(['*', '$']) && !w.is_empty())
-            .collect();
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_fence_is_one_round_trip_of_the_same_three_commands() {
         assert_eq!(
-            words,
+            words(&fence_pipeline()),
             [
                 "CONFIG",
                 "SET",
@@ -227,5 +250,42 @@ mod tests {
                 "pubsub"
             ]
         );
+    }
+
+    #[test]
+    fn unfencing_sets_exactly_the_logs_values_and_kills_nobody() {
+        let set = |to_write, max_lag_s| {
+            words(&unfence_pipeline(MinReplicas {
+                to_write,
+                max_lag_s,
+            }))
+        };
+        assert_eq!(
+            set(1, 5),
+            [
+                "CONFIG",
+                "SET",
+                "min-replicas-max-lag",
+                "5",
+                "min-replicas-to-write",
+                "1"
+            ]
+        );
+        let highest = set(
+            crate::topology::master::MAX_MIN_REPLICAS,
+            crate::topology::master::MAX_MIN_REPLICAS_LAG,
+        );
+        assert_eq!(highest[3], "2147483647");
+        assert_eq!(highest[5], "2147483646");
+        assert_eq!(
+            words(&unfence_pipeline(MinReplicas::default()))[3..],
+            ["10", "min-replicas-to-write", "0"]
+        );
+    }
+
+    /// The highest setting an operator may put in the log never reads as the fence.
+    #[test]
+    fn no_operator_setting_is_the_fence() {
+        assert!(i64::from(crate::topology::master::MAX_MIN_REPLICAS) < FENCE_REPLICAS);
     }
 }

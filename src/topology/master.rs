@@ -12,6 +12,11 @@ use super::refusal::Refusal;
 pub const DEFAULT_FAILOVER_TIMEOUT_MS: u64 = 180_000;
 /// Sentinel's default `parallel-syncs`.
 pub const DEFAULT_PARALLEL_SYNCS: u32 = 1;
+/// The highest `min-replicas-to-write` an operator may set: one more (Redis's maximum) is the
+/// lease fence, and a master carrying it would read as fenced.
+pub const MAX_MIN_REPLICAS: u32 = 2_147_483_646;
+/// The highest `min-replicas-max-lag`, Redis's own maximum (INT_MAX seconds).
+pub const MAX_MIN_REPLICAS_LAG: u32 = 2_147_483_647;
 
 /// A Redis instance address as Sentinel reports it (`ip` and `port` fields).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -103,6 +108,9 @@ pub struct MasterRecord {
     /// raftinel's `tls` option: the master and its replicas speak only TLS (Redis's
     /// `tls-port`), so every connection to them uses TLS with the node's `[redis-tls]` files.
     pub tls: bool,
+    /// Redis's `min-replicas-to-write` / `min-replicas-max-lag` for this master, as the operator
+    /// set them here: what the co-located node puts on the master when it lifts the fence.
+    pub min_replicas: MinReplicas,
     /// Sorted by address and unique, so equal sets compare equal on every replica.
     pub replicas: Vec<ReplicaRecord>,
     /// The current master's replication id, recorded at each switch (the lineage, invariant 7).
@@ -141,6 +149,48 @@ pub struct MasterRecord {
     /// Nodes that cannot carry this master's VIP and why (no CAP_NET_ADMIN, no such interface,
     /// Redis not listening on it), as each reported: such a node is never given the VIP.
     pub vip_problems: std::collections::BTreeMap<u64, String>,
+}
+
+/// The operator's `min-replicas-to-write` and `min-replicas-max-lag` (seconds) for a master.
+/// The lease fence replaces them while the master's node holds no lease; unfencing puts these
+/// back, so they live in the log (durable before any fence) rather than in Redis alone.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinReplicas {
+    /// At most [`MAX_MIN_REPLICAS`]; 0 switches the check off.
+    pub to_write: u32,
+    /// At least 1 (Redis switches the check off at 0), at most [`MAX_MIN_REPLICAS_LAG`].
+    pub max_lag_s: u32,
+}
+
+impl Default for MinReplicas {
+    /// Redis's own defaults.
+    fn default() -> Self {
+        MinReplicas {
+            to_write: 0,
+            max_lag_s: 10,
+        }
+    }
+}
+
+impl MinReplicas {
+    /// What one Redis gets when it is master under several names (which MONITOR should refuse):
+    /// the most replicas any name asks for, within the shortest lag of the names that ask for any.
+    pub fn strictest(all: impl IntoIterator<Item = MinReplicas>) -> MinReplicas {
+        let all: Vec<MinReplicas> = all.into_iter().collect();
+        let to_write = all.iter().map(|m| m.to_write).max().unwrap_or(0);
+        // A name that asks for no replica has no say in the lag.
+        let max_lag_s = all
+            .iter()
+            .filter(|m| m.to_write > 0)
+            .map(|m| m.max_lag_s)
+            .min()
+            .or_else(|| all.iter().map(|m| m.max_lag_s).min())
+            .unwrap_or(MinReplicas::default().max_lag_s);
+        MinReplicas {
+            to_write,
+            max_lag_s,
+        }
+    }
 }
 
 /// An IPv4 address with its prefix length, e.g. 10.77.0.200/24 (IPv6 is not supported yet).
@@ -249,6 +299,7 @@ impl MasterRecord {
             auth_user: None,
             auth_pass: None,
             tls: false,
+            min_replicas: MinReplicas::default(),
             replicas: Vec::new(),
             replid: None,
             config_epoch: 0,
@@ -286,6 +337,8 @@ impl MasterRecord {
             MasterOption::AuthPass(pass) => self.auth_pass = pass.clone(),
             MasterOption::AuthUser(user) => self.auth_user = user.clone(),
             MasterOption::Tls(on) => self.tls = *on,
+            MasterOption::MinReplicasToWrite(n) => self.min_replicas.to_write = *n,
+            MasterOption::MinReplicasMaxLag(s) => self.min_replicas.max_lag_s = *s,
             MasterOption::NotificationScript(path) => self.notification_script = path.clone(),
             MasterOption::ClientReconfigScript(path) => self.client_reconfig_script = path.clone(),
             MasterOption::Vip(vip) => self.vip = *vip,
@@ -306,6 +359,10 @@ pub enum MasterOption {
     AuthUser(Option<String>),
     /// raftinel's own: connect to the master and its replicas with TLS (`yes` / `no`).
     Tls(bool),
+    /// raftinel's own: Redis's `min-replicas-to-write` on this master while it is unfenced.
+    MinReplicasToWrite(u32),
+    /// raftinel's own: Redis's `min-replicas-max-lag` (seconds) on this master while unfenced.
+    MinReplicasMaxLag(u32),
     /// A path, stored as given; whether it exists and is executable is checked by the API on the
     /// node that receives the SET (it depends on that node's file system, not on the log).
     NotificationScript(Option<String>),
@@ -327,6 +384,8 @@ impl MasterOption {
             MasterOption::AuthPass(_) => "auth-pass",
             MasterOption::AuthUser(_) => "auth-user",
             MasterOption::Tls(_) => "tls",
+            MasterOption::MinReplicasToWrite(_) => "min-replicas-to-write",
+            MasterOption::MinReplicasMaxLag(_) => "min-replicas-max-lag",
             MasterOption::NotificationScript(_) => "notification-script",
             MasterOption::ClientReconfigScript(_) => "client-reconfig-script",
             MasterOption::Vip(_) => "vip",
@@ -341,7 +400,7 @@ impl MasterOption {
 }
 
 /// The SET options raftinel knows, lowercase.
-const OPTIONS: [&str; 11] = [
+const OPTIONS: [&str; 13] = [
     "down-after-milliseconds",
     "failover-timeout",
     "parallel-syncs",
@@ -353,6 +412,8 @@ const OPTIONS: [&str; 11] = [
     "vip",
     "vip-interface",
     "tls",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
 ];
 
 /// Parses one SENTINEL SET `<option> <value>` pair; option names are case-insensitive as in
@@ -387,6 +448,12 @@ pub fn parse_option(option: &str, value: &str) -> Result<MasterOption, Refusal> 
                 value: value.to_owned(),
             }),
         },
+        "min-replicas-to-write" => {
+            in_range(option, value, 0, MAX_MIN_REPLICAS).map(MasterOption::MinReplicasToWrite)
+        }
+        "min-replicas-max-lag" => {
+            in_range(option, value, 1, MAX_MIN_REPLICAS_LAG).map(MasterOption::MinReplicasMaxLag)
+        }
         "notification-script" => Ok(MasterOption::NotificationScript(
             non_empty(value).map(str::to_owned),
         )),
@@ -483,6 +550,17 @@ pub fn interface_name(name: &str) -> bool {
 
 fn non_empty(value: &str) -> Option<&str> {
     (!value.is_empty()).then_some(value)
+}
+
+/// A decimal integer in `min..=max`, refused with SET's usual message otherwise.
+fn in_range(option: &str, value: &str, min: u32, max: u32) -> Result<u32, Refusal> {
+    match value.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(Refusal::InvalidOptionValue {
+            option: option.to_owned(),
+            value: value.to_owned(),
+        }),
+    }
 }
 
 /// Sentinel refuses 0 and non-numbers for every numeric SET option with the same message.

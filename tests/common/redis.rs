@@ -203,10 +203,12 @@ impl Redis {
 
     /// `CONFIG GET min-replicas-to-write`: the fence's setting.
     pub fn min_replicas(&self) -> Option<String> {
-        match self
-            .query(&["CONFIG", "GET", "min-replicas-to-write"])
-            .ok()?
-        {
+        self.config("min-replicas-to-write")
+    }
+
+    /// `CONFIG GET key`'s value.
+    pub fn config(&self, key: &str) -> Option<String> {
+        match self.query(&["CONFIG", "GET", key]).ok()? {
             redis::Value::Array(v) => match v.get(1)? {
                 redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
                 _ => None,

@@ -298,6 +298,143 @@ fn set_tls_option() {
     assert!(!log.mymaster().tls);
 }
 
+// Issue 11 §6: the operator's min-replicas settings live in the log; Redis's defaults until set;
+// `min-replicas-to-write` 0 up to one below the fence, `min-replicas-max-lag` at least 1 second.
+#[test]
+fn min_replicas_options() {
+    use crate::topology::master::{MAX_MIN_REPLICAS, MAX_MIN_REPLICAS_LAG};
+    let invalid = |o: &str, v: &str| {
+        Err(Refusal::InvalidOptionValue {
+            option: o.to_owned(),
+            value: v.to_owned(),
+        })
+    };
+    let to_write = MasterOption::MinReplicasToWrite;
+    let lag = MasterOption::MinReplicasMaxLag;
+    let table: Vec<(&str, &str, Result<MasterOption, Refusal>)> = vec![
+        ("min-replicas-to-write", "0", Ok(to_write(0))),
+        ("MIN-REPLICAS-TO-WRITE", "1", Ok(to_write(1))),
+        (
+            "min-replicas-to-write",
+            "2147483646",
+            Ok(to_write(MAX_MIN_REPLICAS)),
+        ),
+        (
+            "min-replicas-to-write",
+            "2147483647",
+            invalid("min-replicas-to-write", "2147483647"),
+        ),
+        (
+            "min-replicas-to-write",
+            "-1",
+            invalid("min-replicas-to-write", "-1"),
+        ),
+        (
+            "min-replicas-to-write",
+            "",
+            invalid("min-replicas-to-write", ""),
+        ),
+        (
+            "min-replicas-to-write",
+            "1.5",
+            invalid("min-replicas-to-write", "1.5"),
+        ),
+        ("min-replicas-to-write", "+1", Ok(to_write(1))),
+        ("min-replicas-max-lag", "5", Ok(lag(5))),
+        (
+            "Min-Replicas-Max-Lag",
+            "2147483647",
+            Ok(lag(MAX_MIN_REPLICAS_LAG)),
+        ),
+        (
+            "min-replicas-max-lag",
+            "0",
+            invalid("min-replicas-max-lag", "0"),
+        ),
+        (
+            "min-replicas-max-lag",
+            "2147483648",
+            invalid("min-replicas-max-lag", "2147483648"),
+        ),
+        (
+            "min-replicas-max-lag",
+            "x",
+            invalid("min-replicas-max-lag", "x"),
+        ),
+        (
+            "min-slaves-to-write",
+            "1",
+            Err(Refusal::UnknownOption {
+                option: "min-slaves-to-write".to_owned(),
+            }),
+        ),
+    ];
+    for (option, value, want) in table {
+        assert_eq!(parse_option(option, value), want, "{option} {value}");
+    }
+
+    let mut log = Log::monitored();
+    assert_eq!(log.mymaster().min_replicas, MinReplicas::default());
+    assert_eq!(
+        (
+            MinReplicas::default().to_write,
+            MinReplicas::default().max_lag_s
+        ),
+        (0, 10)
+    );
+    let events = log.ok(&set(&[
+        ("min-replicas-to-write", "1"),
+        ("min-replicas-max-lag", "5"),
+    ]));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [
+            (
+                "+set",
+                "master mymaster 127.0.0.1 6390 min-replicas-to-write 1"
+            ),
+            (
+                "+set",
+                "master mymaster 127.0.0.1 6390 min-replicas-max-lag 5"
+            ),
+        ]
+    );
+    let want = MinReplicas {
+        to_write: 1,
+        max_lag_s: 5,
+    };
+    assert_eq!(log.mymaster().min_replicas, want);
+    // All or nothing: a bad lag keeps the earlier setting too.
+    log.refused(
+        &set(&[
+            ("min-replicas-to-write", "3"),
+            ("min-replicas-max-lag", "0"),
+        ]),
+        Refusal::InvalidOptionValue {
+            option: "min-replicas-max-lag".to_owned(),
+            value: "0".to_owned(),
+        },
+    );
+    assert_eq!(log.mymaster().min_replicas, want);
+}
+
+// One Redis master under several names gets the most replicas any asks for, within the shortest
+// lag among the names that ask for any; one name gets exactly its own.
+#[test]
+fn strictest_min_replicas() {
+    let m = |to_write, max_lag_s| MinReplicas {
+        to_write,
+        max_lag_s,
+    };
+    assert_eq!(MinReplicas::strictest([]), MinReplicas::default());
+    assert_eq!(MinReplicas::strictest([m(3, 7)]), m(3, 7));
+    assert_eq!(MinReplicas::strictest([m(0, 60)]), m(0, 60));
+    assert_eq!(MinReplicas::strictest([m(1, 20), m(2, 30)]), m(2, 20));
+    assert_eq!(MinReplicas::strictest([m(0, 3), m(1, 20)]), m(1, 20));
+    assert_eq!(MinReplicas::strictest([m(1, 20), m(0, 3)]), m(1, 20));
+    assert_eq!(MinReplicas::strictest([m(0, 30), m(0, 3)]), m(0, 3));
+}
+
 // Sentinel §1.4/§2.2: the script options are stored as given, announced by `+set` with the path,
 // and cleared by an empty value (whose `+set` shows the empty value, as Sentinel's "%@ %s %s").
 // The path checks (deny-scripts-reconfig, executable) are the API's: they depend on the node.
