@@ -74,6 +74,36 @@ pub struct FailoverOutcome {
 /// Failovers kept per master in `history`.
 pub const HISTORY_LEN: usize = 32;
 
+/// Why no automatic failover of a master may start before `until_ms` (Sentinel's retry rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryDelay {
+    /// Wall clock in ms: 2 x failover-timeout after the aborted attempt started.
+    pub until_ms: u64,
+    /// The attempt that did not finish: its epoch, start and abort reason.
+    pub epoch: u64,
+    pub started_at_ms: u64,
+    pub finished_at_ms: u64,
+    pub reason: String,
+}
+
+/// Sentinel's rule (`sentinelStartFailoverIfNeeded`): a new automatic attempt waits 2 x
+/// failover-timeout from the start of the last attempt, and a completed failover resets that
+/// wait (`sentinelResetMaster`: "We can failover again ASAP"). So only a last attempt that was
+/// aborted delays the next one. An operator's failover or switchover is never delayed.
+pub fn retry_delay(master: &MasterRecord) -> Option<RetryDelay> {
+    let last = master.last_failover()?;
+    let reason = last.aborted.as_ref()?;
+    Some(RetryDelay {
+        until_ms: last
+            .started_at_ms
+            .saturating_add(master.failover_timeout_ms.saturating_mul(2)),
+        epoch: last.epoch,
+        started_at_ms: last.started_at_ms,
+        finished_at_ms: last.finished_at_ms,
+        reason: reason.clone(),
+    })
+}
+
 fn record_outcome(master: &mut MasterRecord, outcome: FailoverOutcome) {
     master.history.push(outcome);
     let excess = master.history.len().saturating_sub(HISTORY_LEN);

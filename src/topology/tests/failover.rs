@@ -422,3 +422,50 @@ fn conflict_and_resolve() {
     );
     assert!(m.overwrite_ok.contains(&addr(6390)));
 }
+
+// Sentinel's retry rule from the log's history: completed → no delay; aborted → 2 x
+// failover-timeout from the attempt's start (FailoverStarted's at_ms is 1 000 in these entries).
+#[test]
+fn retry_delay_table() {
+    let delay = |entries: &[Command]| {
+        let mut log = Log::monitored();
+        for e in entries {
+            log.ok(e);
+        }
+        crate::topology::failover::retry_delay(log.mymaster())
+    };
+    let two_timeouts = 2 * crate::topology::master::DEFAULT_FAILOVER_TIMEOUT_MS;
+    assert_eq!(delay(&[]), None, "never failed over");
+    assert_eq!(
+        delay(&[started(1, 6391, None), switched(1), ended(1)]),
+        None,
+        "a completed failover lets the next one start at once"
+    );
+    let d = delay(&[started(1, 6391, None), aborted(1, "slave-timeout")]);
+    assert_eq!(
+        d.as_ref().map(|d| (d.until_ms, d.epoch, d.reason.as_str())),
+        Some((1_000 + two_timeouts, 1, "slave-timeout")),
+        "an aborted attempt delays the next by 2 x failover-timeout from its start"
+    );
+    assert_eq!(
+        delay(&[
+            started(1, 6391, None),
+            aborted(1, "slave-timeout"),
+            started(2, 6391, None),
+            switched(2),
+            ended(2),
+        ]),
+        None,
+        "only the last attempt counts: a success after an abort clears the delay"
+    );
+    assert_eq!(
+        delay(&[
+            set(&[("failover-timeout", "5000")]),
+            started(1, 6391, None),
+            aborted(1, "slave-timeout"),
+        ])
+        .map(|d| d.until_ms),
+        Some(11_000),
+        "the master's failover-timeout is used"
+    );
+}
