@@ -865,11 +865,15 @@ async fn second_kill_is_failed_over_at_once_after_a_completed_failover() {
     } else {
         (&mut r2, &mut r1)
     };
-    eventually("the first failover ends", Duration::from_secs(20), || async {
-        master_of(&c, 1)
-            .await
-            .filter(|x| x.failover.is_none() && x.config_epoch == 1)
-    })
+    eventually(
+        "the first failover ends",
+        Duration::from_secs(20),
+        || async {
+            master_of(&c, 1)
+                .await
+                .filter(|x| x.failover.is_none() && x.config_epoch == 1)
+        },
+    )
     .await;
     eventually(
         "the other replica follows the new master",
