@@ -189,6 +189,7 @@ impl Admin {
             }
             AdminRequest::Pause { name } => Command::Pause { name },
             AdminRequest::Resume { name } => Command::Resume { name },
+            AdminRequest::ResetFailoverDelay { name } => Command::ResetFailoverDelay { name },
             AdminRequest::Resolve {
                 name,
                 keep_host,

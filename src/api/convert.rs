@@ -51,7 +51,8 @@ pub fn master(m: &MasterRecord, applied_index: u64, voters: usize) -> pb::Master
         client_reconfig_script: m.client_reconfig_script.clone().unwrap_or_default(),
         retry_not_before_ms: retry.as_ref().map_or(0, |d| d.until_ms),
         retry_epoch: retry.as_ref().map_or(0, |d| d.epoch),
-        retry_reason: retry.map(|d| d.reason).unwrap_or_default(),
+        retry_reason: retry.map(|d| d.cause).unwrap_or_default(),
+        min_failover_interval_ms: m.min_failover_interval_ms,
     }
 }
 

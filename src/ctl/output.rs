@@ -48,10 +48,11 @@ fn master_json(m: &pb::Master) -> Value {
         "notification_script": (!m.notification_script.is_empty()).then_some(&m.notification_script),
         "client_reconfig_script": (!m.client_reconfig_script.is_empty()).then_some(&m.client_reconfig_script),
         "applied_index": m.applied_index,
+        "min_failover_interval_ms": m.min_failover_interval_ms,
         "retry": (m.retry_not_before_ms != 0).then(|| json!({
             "not_before_ms": m.retry_not_before_ms,
-            "aborted_epoch": m.retry_epoch,
-            "reason": m.retry_reason,
+            "epoch": m.retry_epoch,
+            "cause": m.retry_reason,
         })),
     })
 }
@@ -85,6 +86,9 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
         if m.auth_pass_set { "set" } else { "none" },
         if m.tls { "yes" } else { "no" }
     );
+    if m.min_failover_interval_ms != 0 {
+        println!("  min-failover-interval {}", m.min_failover_interval_ms);
+    }
     match m.lease_holder {
         0 => {
             println!("  fencing: none (no raftinel on its host; see README: min-replicas-to-write)")
@@ -142,7 +146,8 @@ fn retry_line(m: &pb::Master, now_ms: u64) -> Option<String> {
         .filter(|l| *l > 0)?;
     Some(format!(
         "next automatic failover not before {} ms since the Unix epoch, in {} s: the attempt of \
-         epoch {} was aborted ({}); forced failovers are not delayed (raftinel ctl history {})",
+         epoch {}: {} (raftinel ctl reset-failover-delay {} clears it; forced failovers are not \
+         delayed)",
         m.retry_not_before_ms,
         left.div_ceil(1000),
         m.retry_epoch,
@@ -320,15 +325,15 @@ mod tests {
             name: "mymaster".into(),
             retry_not_before_ms: 361_000,
             retry_epoch: 3,
-            retry_reason: "slave-timeout".into(),
+            retry_reason: "aborted (slave-timeout)".into(),
             ..Default::default()
         };
         assert_eq!(
             retry_line(&m, 1_000).as_deref(),
             Some(
                 "next automatic failover not before 361000 ms since the Unix epoch, in 360 s: the \
-                 attempt of epoch 3 was aborted (slave-timeout); forced failovers are not delayed \
-                 (raftinel ctl history mymaster)"
+                 attempt of epoch 3: aborted (slave-timeout) (raftinel ctl reset-failover-delay \
+                 mymaster clears it; forced failovers are not delayed)"
             )
         );
         assert_eq!(retry_line(&m, 361_000), None, "the delay is over");

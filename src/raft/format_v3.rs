@@ -1,6 +1,6 @@
 //! Format version 3 of the state machine's data (before `MasterRecord.tls`), read and upgraded
 //! so that a node keeps its stored state and snapshots across the upgrade. Every other stored
-//! or transmitted type has the same shape in versions 3 and 4. No I/O.
+//! or transmitted type has the same shape in versions 3 to 5. No I/O.
 
 use std::collections::BTreeMap;
 
@@ -107,6 +107,8 @@ impl From<MasterRecordV3> for MasterRecord {
             vip_interface: m.vip_interface,
             last_revoked: m.last_revoked,
             vip_problems: m.vip_problems,
+            min_failover_interval_ms: 0,
+            retry_cleared_epoch: 0,
         }
     }
 }
@@ -184,7 +186,7 @@ mod tests {
         assert_eq!(got.topology, data.topology);
         assert!(!got.topology.masters["mymaster"].tls);
 
-        // Written now: version 4, with the field.
+        // Written now: the current version, with the field.
         data.topology.masters.get_mut("mymaster").unwrap().tls = true;
         let now = crate::raft::codec::encode(&data).unwrap();
         assert_eq!(now[0], crate::raft::codec::FORMAT_VERSION);

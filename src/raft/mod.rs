@@ -8,6 +8,7 @@
 pub mod bootstrap;
 pub mod codec;
 mod format_v3;
+mod format_v4;
 pub mod freshness;
 pub mod identity;
 pub mod log_store;

@@ -47,6 +47,7 @@ impl SmData {
 pub fn decode_data(bytes: &[u8]) -> Result<SmData, CodecError> {
     match versioned(bytes)? {
         (3, body) => Ok(bincode::deserialize::<super::format_v3::SmDataV3>(body)?.into()),
+        (4, body) => Ok(bincode::deserialize::<super::format_v4::SmDataV4>(body)?.into()),
         _ => decode(bytes),
     }
 }

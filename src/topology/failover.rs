@@ -74,34 +74,42 @@ pub struct FailoverOutcome {
 /// Failovers kept per master in `history`.
 pub const HISTORY_LEN: usize = 32;
 
-/// Why no automatic failover of a master may start before `until_ms` (Sentinel's retry rule).
+/// Why no automatic failover of a master may start before `until_ms`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryDelay {
-    /// Wall clock in ms: 2 x failover-timeout after the aborted attempt started.
+    /// Wall clock in ms.
     pub until_ms: u64,
-    /// The attempt that did not finish: its epoch, start and abort reason.
+    /// The last attempt, which the delay counts from.
     pub epoch: u64,
-    pub started_at_ms: u64,
-    pub finished_at_ms: u64,
-    pub reason: String,
+    /// "aborted (REASON)" (Sentinel's rule) or "min-failover-interval".
+    pub cause: String,
 }
 
 /// Sentinel's rule (`sentinelStartFailoverIfNeeded`): a new automatic attempt waits 2 x
 /// failover-timeout from the start of the last attempt, and a completed failover resets that
 /// wait (`sentinelResetMaster`: "We can failover again ASAP"). So only a last attempt that was
-/// aborted delays the next one. An operator's failover or switchover is never delayed.
+/// aborted delays the next one. raftinel's `min-failover-interval` adds a wait from the start of
+/// the last failover whatever its outcome; `reset-failover-delay` clears both for the attempts
+/// so far. An operator's failover or switchover is never delayed (the caller's rule).
 pub fn retry_delay(master: &MasterRecord) -> Option<RetryDelay> {
-    let last = master.last_failover()?;
-    let reason = last.aborted.as_ref()?;
-    Some(RetryDelay {
-        until_ms: last
-            .started_at_ms
-            .saturating_add(master.failover_timeout_ms.saturating_mul(2)),
+    let last = master
+        .last_failover()
+        .filter(|l| l.epoch > master.retry_cleared_epoch)?;
+    let after = |ms: u64| last.started_at_ms.saturating_add(ms);
+    let aborted = last.aborted.as_ref().map(|reason| RetryDelay {
+        until_ms: after(master.failover_timeout_ms.saturating_mul(2)),
         epoch: last.epoch,
-        started_at_ms: last.started_at_ms,
-        finished_at_ms: last.finished_at_ms,
-        reason: reason.clone(),
-    })
+        cause: format!("aborted ({reason})"),
+    });
+    let interval = (master.min_failover_interval_ms > 0).then(|| RetryDelay {
+        until_ms: after(master.min_failover_interval_ms),
+        epoch: last.epoch,
+        cause: "min-failover-interval".to_owned(),
+    });
+    match (aborted, interval) {
+        (Some(a), Some(i)) => Some(if i.until_ms > a.until_ms { i } else { a }),
+        (a, i) => a.or(i),
+    }
 }
 
 fn record_outcome(master: &mut MasterRecord, outcome: FailoverOutcome) {

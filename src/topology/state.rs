@@ -255,6 +255,11 @@ impl TopologyState {
                 }
                 events
             }
+            Command::ResetFailoverDelay { name } => {
+                let master = self.master_mut(name)?;
+                master.retry_cleared_epoch = master.epoch;
+                Vec::new()
+            }
             Command::Resolve { name, keep, at_ms } => {
                 let master = self.master_mut(name)?;
                 let conflict = master.conflict.clone().ok_or(Refusal::NoConflict)?;

@@ -173,6 +173,54 @@ fn idle_table() {
             start(7002, "odown"),
         ),
         (
+            "min-failover-interval blocks an automatic failover after a completed one",
+            {
+                let mut m = last(1_000, false);
+                m.min_failover_interval_ms = 1_001;
+                m
+            },
+            master_down(),
+            false,
+            false,
+            Step::None,
+        ),
+        (
+            "min-failover-interval ends",
+            {
+                let mut m = last(1_000, false);
+                m.min_failover_interval_ms = 1_000;
+                m
+            },
+            master_down(),
+            false,
+            false,
+            start(7002, "odown"),
+        ),
+        (
+            "a forced failover is not held back by min-failover-interval",
+            {
+                let mut m = last(1, false);
+                m.min_failover_interval_ms = 600_000;
+                m
+            },
+            master_down(),
+            false,
+            true,
+            start(7002, "forced"),
+        ),
+        (
+            "reset-failover-delay: the cleared attempt delays nothing",
+            {
+                let mut m = last(1, true);
+                m.retry_cleared_epoch = 1;
+                m
+            },
+            master_down(),
+            false,
+            false,
+            start(7002, "odown"),
+        ),
+        (
             "a forced failover is not held back by an aborted attempt",
             last(1, true),
             master_down(),

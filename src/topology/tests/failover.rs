@@ -443,8 +443,8 @@ fn retry_delay_table() {
     );
     let d = delay(&[started(1, 6391, None), aborted(1, "slave-timeout")]);
     assert_eq!(
-        d.as_ref().map(|d| (d.until_ms, d.epoch, d.reason.as_str())),
-        Some((1_000 + two_timeouts, 1, "slave-timeout")),
+        d.as_ref().map(|d| (d.until_ms, d.epoch, d.cause.as_str())),
+        Some((1_000 + two_timeouts, 1, "aborted (slave-timeout)")),
         "an aborted attempt delays the next by 2 x failover-timeout from its start"
     );
     assert_eq!(
@@ -467,5 +467,68 @@ fn retry_delay_table() {
         .map(|d| d.until_ms),
         Some(11_000),
         "the master's failover-timeout is used"
+    );
+}
+
+// raftinel's min-failover-interval (from the last failover's start, whatever its outcome) and
+// `reset-failover-delay` (clears the delay of the attempts so far, not of later ones).
+#[test]
+fn min_interval_and_reset_table() {
+    let until = |entries: &[Command]| {
+        let mut log = Log::monitored();
+        for e in entries {
+            log.ok(e);
+        }
+        crate::topology::failover::retry_delay(log.mymaster()).map(|d| (d.until_ms, d.cause))
+    };
+    let reset = || Command::ResetFailoverDelay {
+        name: "mymaster".to_owned(),
+    };
+    let interval = set(&[("min-failover-interval", "600000")]);
+    let completed = [started(1, 6391, None), switched(1), ended(1)];
+    let aborted_1 = [started(1, 6391, None), aborted(1, "slave-timeout")];
+    assert_eq!(
+        until(&[&[interval.clone()][..], &completed].concat()),
+        Some((601_000, "min-failover-interval".to_owned())),
+        "a completed failover blocks for min-failover-interval from its start"
+    );
+    assert_eq!(
+        until(&[&[interval.clone()][..], &aborted_1].concat()),
+        Some((601_000, "min-failover-interval".to_owned())),
+        "the longer of the two waits holds (600 s > 2 x 180 s)"
+    );
+    assert_eq!(
+        until(&[&[set(&[("min-failover-interval", "1000")])][..], &aborted_1].concat()),
+        Some((361_000, "aborted (slave-timeout)".to_owned())),
+        "the longer of the two waits holds (2 x 180 s > 1 s)"
+    );
+    assert_eq!(
+        until(&[&aborted_1[..], &[reset()]].concat()),
+        None,
+        "reset-failover-delay clears the delay of the attempts so far"
+    );
+    assert_eq!(
+        until(&[&[interval.clone()][..], &completed, &[reset()]].concat()),
+        None,
+        "and the min-failover-interval wait"
+    );
+    assert_eq!(
+        until(
+            &[
+                &aborted_1[..],
+                &[reset(), started(2, 6391, None), aborted(2, "slave-timeout")],
+            ]
+            .concat()
+        )
+        .map(|(u, _)| u),
+        Some(361_000),
+        "a later aborted attempt delays again"
+    );
+    let mut log = Log::monitored();
+    log.refused(
+        &Command::ResetFailoverDelay {
+            name: "nope".to_owned(),
+        },
+        Refusal::NoSuchMaster,
     );
 }

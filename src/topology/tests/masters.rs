@@ -195,6 +195,26 @@ fn parse_options() {
         ),
         ("auth-user", "", Ok(MasterOption::AuthUser(None))),
         ("tls", "yes", Ok(MasterOption::Tls(true))),
+        (
+            "min-failover-interval",
+            "600000",
+            Ok(MasterOption::MinFailoverIntervalMs(600_000)),
+        ),
+        (
+            "MIN-FAILOVER-INTERVAL",
+            "0",
+            Ok(MasterOption::MinFailoverIntervalMs(0)),
+        ),
+        (
+            "min-failover-interval",
+            "-1",
+            invalid("min-failover-interval", "-1"),
+        ),
+        (
+            "min-failover-interval",
+            "",
+            invalid("min-failover-interval", ""),
+        ),
         ("TLS", "No", Ok(MasterOption::Tls(false))),
         ("tls", "true", invalid("tls", "true")),
         ("tls", "", invalid("tls", "")),

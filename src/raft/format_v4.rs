@@ -1,0 +1,209 @@
+//! Format version 4 of the state machine's data (before `MasterRecord.min_failover_interval_ms`
+//! and `retry_cleared_epoch`), read and upgraded so that a node keeps its stored state and
+//! snapshots across the upgrade. Every other stored or transmitted type has the same shape in
+//! versions 4 and 5. No I/O.
+
+use std::collections::BTreeMap;
+
+use openraft::StoredMembership;
+use serde::{Deserialize, Serialize};
+
+use super::state_machine::SmData;
+use super::types::typ::LogId;
+use super::types::Member;
+use crate::topology::master::Conflict;
+use crate::topology::{
+    Addr, FailoverOutcome, FailoverRecord, FailoverRequest, LeaseGrant, MasterRecord,
+    ReplicaRecord, Revoked, Secret, TopologyState, Vip,
+};
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct SmDataV4 {
+    last_applied: Option<LogId>,
+    membership: StoredMembership<u64, Member>,
+    topology: TopologyStateV4,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TopologyStateV4 {
+    masters: BTreeMap<String, MasterRecordV4>,
+    leases: BTreeMap<u64, LeaseGrant>,
+}
+
+/// `MasterRecord` field for field, in order, without the retry fields.
+#[derive(Serialize, Deserialize)]
+struct MasterRecordV4 {
+    name: String,
+    addr: Addr,
+    quorum: u32,
+    down_after_ms: u64,
+    failover_timeout_ms: u64,
+    parallel_syncs: u32,
+    auth_user: Option<String>,
+    auth_pass: Option<Secret>,
+    tls: bool,
+    replicas: Vec<ReplicaRecord>,
+    replid: Option<String>,
+    config_epoch: u64,
+    epoch: u64,
+    failover: Option<FailoverRecord>,
+    holder: Option<u64>,
+    history: Vec<FailoverOutcome>,
+    paused: bool,
+    request: Option<FailoverRequest>,
+    conflict: Option<Conflict>,
+    overwrite_ok: Vec<Addr>,
+    notification_script: Option<String>,
+    client_reconfig_script: Option<String>,
+    vip: Option<Vip>,
+    vip_interface: Option<String>,
+    last_revoked: Option<Revoked>,
+    vip_problems: BTreeMap<u64, String>,
+}
+
+impl From<SmDataV4> for SmData {
+    fn from(v4: SmDataV4) -> SmData {
+        SmData {
+            last_applied: v4.last_applied,
+            membership: v4.membership,
+            topology: TopologyState {
+                masters: v4
+                    .topology
+                    .masters
+                    .into_iter()
+                    .map(|(name, m)| (name, m.into()))
+                    .collect(),
+                leases: v4.topology.leases,
+            },
+        }
+    }
+}
+
+impl From<MasterRecordV4> for MasterRecord {
+    /// Version 4 had neither setting: no minimum interval, nothing cleared.
+    fn from(m: MasterRecordV4) -> MasterRecord {
+        MasterRecord {
+            name: m.name,
+            addr: m.addr,
+            quorum: m.quorum,
+            down_after_ms: m.down_after_ms,
+            failover_timeout_ms: m.failover_timeout_ms,
+            parallel_syncs: m.parallel_syncs,
+            auth_user: m.auth_user,
+            auth_pass: m.auth_pass,
+            tls: m.tls,
+            replicas: m.replicas,
+            replid: m.replid,
+            config_epoch: m.config_epoch,
+            epoch: m.epoch,
+            failover: m.failover,
+            holder: m.holder,
+            history: m.history,
+            paused: m.paused,
+            request: m.request,
+            conflict: m.conflict,
+            overwrite_ok: m.overwrite_ok,
+            notification_script: m.notification_script,
+            client_reconfig_script: m.client_reconfig_script,
+            vip: m.vip,
+            vip_interface: m.vip_interface,
+            last_revoked: m.last_revoked,
+            vip_problems: m.vip_problems,
+            min_failover_interval_ms: 0,
+            retry_cleared_epoch: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+impl From<&MasterRecord> for MasterRecordV4 {
+    fn from(m: &MasterRecord) -> MasterRecordV4 {
+        let m = m.clone();
+        MasterRecordV4 {
+            name: m.name,
+            addr: m.addr,
+            quorum: m.quorum,
+            down_after_ms: m.down_after_ms,
+            failover_timeout_ms: m.failover_timeout_ms,
+            parallel_syncs: m.parallel_syncs,
+            auth_user: m.auth_user,
+            auth_pass: m.auth_pass,
+            tls: m.tls,
+            replicas: m.replicas,
+            replid: m.replid,
+            config_epoch: m.config_epoch,
+            epoch: m.epoch,
+            failover: m.failover,
+            holder: m.holder,
+            history: m.history,
+            paused: m.paused,
+            request: m.request,
+            conflict: m.conflict,
+            overwrite_ok: m.overwrite_ok,
+            notification_script: m.notification_script,
+            client_reconfig_script: m.client_reconfig_script,
+            vip: m.vip,
+            vip_interface: m.vip_interface,
+            last_revoked: m.last_revoked,
+            vip_problems: m.vip_problems,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::state_machine::decode_data;
+
+    /// What a version-4 build wrote: the version byte, then bincode of the old shape.
+    fn written_by_v4(data: &SmData) -> Vec<u8> {
+        let v4 = SmDataV4 {
+            last_applied: data.last_applied,
+            membership: data.membership.clone(),
+            topology: TopologyStateV4 {
+                masters: data
+                    .topology
+                    .masters
+                    .iter()
+                    .map(|(k, m)| (k.clone(), m.into()))
+                    .collect(),
+                leases: data.topology.leases.clone(),
+            },
+        };
+        let mut out = vec![4u8];
+        bincode::serialize_into(&mut out, &v4).unwrap();
+        out
+    }
+
+    #[test]
+    fn version_4_state_decodes_without_retry_settings() {
+        let mut m = MasterRecord::new("mymaster", Addr::new("10.0.0.1", 6379), 2, 1000);
+        m.tls = true;
+        m.vip_problems.insert(2, "no interface".into());
+        let mut data = SmData::default();
+        data.topology.masters.insert(m.name.clone(), m.clone());
+        data.topology
+            .leases
+            .insert(1, LeaseGrant { holder: 1, id: 7 });
+        let got = decode_data(&written_by_v4(&data)).unwrap();
+        assert_eq!(got.topology, data.topology);
+        let got = &got.topology.masters["mymaster"];
+        assert_eq!(
+            (got.min_failover_interval_ms, got.retry_cleared_epoch),
+            (0, 0)
+        );
+
+        // Written now: version 5, with the fields.
+        let now = data.topology.masters.get_mut("mymaster").unwrap();
+        now.min_failover_interval_ms = 600_000;
+        now.retry_cleared_epoch = 3;
+        let bytes = crate::raft::codec::encode(&data).unwrap();
+        assert_eq!(bytes[0], crate::raft::codec::FORMAT_VERSION);
+        let got = decode_data(&bytes).unwrap();
+        let got = &got.topology.masters["mymaster"];
+        assert_eq!(
+            (got.min_failover_interval_ms, got.retry_cleared_epoch),
+            (600_000, 3)
+        );
+    }
+}
