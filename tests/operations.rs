@@ -274,9 +274,12 @@ async fn min_failover_interval_shows_and_reset_failover_delay_clears_it() {
     })
     .await
     .expect("forced failover");
-    let m1 = until(&c, "the forced failover ends", Duration::from_secs(20), |x| {
-        x.config_epoch == 1 && x.failover.is_none()
-    })
+    let m1 = until(
+        &c,
+        "the forced failover ends",
+        Duration::from_secs(20),
+        |x| x.config_epoch == 1 && x.failover.is_none(),
+    )
     .await;
     assert_eq!(m1.min_failover_interval_ms, 600_000);
     assert_eq!(m1.retry_reason, "min-failover-interval");
