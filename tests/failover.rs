@@ -839,3 +839,105 @@ async fn one_node_cut_off_from_the_master_causes_no_failover() {
         );
     }
 }
+
+// --- issue 11: back-to-back kill -9 at the DEFAULT failover-timeout (180 s). Sentinel lets a
+//     completed failover be followed at once by the next one; only an aborted attempt delays the
+//     next (by 2 x failover-timeout). On the old rule the second failover waited 180 s after the
+//     first one ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_kill_is_failed_over_at_once_after_a_completed_failover() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    let mut r1 = Redis::replica_of(&m, &[]);
+    let mut r2 = Redis::replica_of(&m, &[]);
+    let mut c = Cluster::new(3, TIMINGS);
+    monitored(&mut c, &m, 2).await;
+    assert_eq!(
+        master_of(&c, 1).await.map(|x| x.failover_timeout_ms),
+        Some(180_000),
+        "the default failover-timeout"
+    );
+
+    m.kill9();
+    let first = new_master(&c, &m).await;
+    let (promoted, other) = if first.port == u32::from(r1.port) {
+        (&mut r1, &mut r2)
+    } else {
+        (&mut r2, &mut r1)
+    };
+    eventually(
+        "the first failover ends",
+        Duration::from_secs(20),
+        || async {
+            master_of(&c, 1)
+                .await
+                .filter(|x| x.failover.is_none() && x.config_epoch == 1)
+        },
+    )
+    .await;
+    eventually(
+        "the other replica follows the new master",
+        Duration::from_secs(10),
+        || async {
+            (other.master_port() == Some(promoted.port)
+                && other.info_field("master_link_status").as_deref() == Some("up"))
+            .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let killed = Instant::now();
+    promoted.kill9();
+    let second = eventually(
+        "a second failover well within failover-timeout",
+        Duration::from_secs(15),
+        || async {
+            master_of(&c, 1)
+                .await
+                .filter(|x| x.port == u32::from(other.port))
+        },
+    )
+    .await;
+    eprintln!(
+        "second failover committed {:?} after kill -9",
+        killed.elapsed()
+    );
+    assert_eq!(second.config_epoch, 2);
+    assert_eq!(other.role().as_deref(), Some("master"));
+}
+
+// --- issue 11 item 8: one Redis under one name. MONITOR of an address another name monitors (as
+//     master, or as a known replica) is refused with the name that has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_monitored_under_another_name_is_refused() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let r = Redis::replica_of(&m, &[]);
+    let mut c = Cluster::new(3, TIMINGS);
+    monitored(&mut c, &m, 1).await;
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    for (via, port) in [(leader, m.port), (leader % 3 + 1, r.port)] {
+        let refused = c
+            .client(via)
+            .await
+            .monitor(pb::MonitorRequest {
+                name: "again".into(),
+                host: "127.0.0.1".into(),
+                port: u32::from(port),
+                quorum: 2,
+            })
+            .await
+            .expect_err("a second name for one instance");
+        assert_eq!(refused.code(), tonic::Code::AlreadyExists);
+        assert_eq!(
+            refused.message(),
+            format!("ERR 127.0.0.1:{port} is already monitored as 'mymaster'"),
+            "via node {via}"
+        );
+    }
+    assert!(matches!(
+        c.get(leader, "again", Consistency::Linearizable).await,
+        Err(s) if s.code() == tonic::Code::NotFound
+    ));
+}

@@ -249,3 +249,57 @@ async fn failover_events_on_the_watch_stream() {
         "{kinds:?}"
     );
 }
+
+// --- min-failover-interval blocks automatic failover after a completed one, ctl master's data
+//     says until when and why, and reset-failover-delay (an admin write) clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_failover_interval_shows_and_reset_failover_delay_clears_it() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let _r = Redis::replica_of(&m, &[]);
+    let c = cluster_with(&m, 1).await;
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let mut api = c.client(leader).await;
+    api.set(pb::SetRequest {
+        name: "mymaster".into(),
+        options: vec![pb::SetOption {
+            option: "min-failover-interval".into(),
+            value: "600000".into(),
+        }],
+    })
+    .await
+    .expect("SET min-failover-interval");
+    api.failover(pb::NameRequest {
+        name: "mymaster".into(),
+    })
+    .await
+    .expect("forced failover");
+    let m1 = until(
+        &c,
+        "the forced failover ends",
+        Duration::from_secs(20),
+        |x| x.config_epoch == 1 && x.failover.is_none(),
+    )
+    .await;
+    assert_eq!(m1.min_failover_interval_ms, 600_000);
+    assert_eq!(m1.retry_reason, "min-failover-interval");
+    assert_eq!(m1.retry_epoch, 1);
+    assert!(m1.retry_not_before_ms > 500_000, "{m1:?}");
+
+    api.reset_failover_delay(pb::NameRequest {
+        name: "mymaster".into(),
+    })
+    .await
+    .expect("reset-failover-delay");
+    until(&c, "the delay is cleared", Duration::from_secs(5), |x| {
+        x.retry_not_before_ms == 0 && x.retry_reason.is_empty()
+    })
+    .await;
+    let missing = api
+        .reset_failover_delay(pb::NameRequest {
+            name: "nope".into(),
+        })
+        .await
+        .expect_err("no such master");
+    assert_eq!(missing.message(), "ERR No such master with that name");
+}

@@ -151,12 +151,14 @@ impl Admin {
                         "ERR Invalid IP address or hostname specified",
                     ));
                 }
+                let addr = Addr {
+                    host,
+                    port: port(p)?,
+                };
+                self.check_not_monitored(&name, &addr)?;
                 Command::Monitor {
                     name,
-                    addr: Addr {
-                        host,
-                        port: port(p)?,
-                    },
+                    addr,
                     quorum,
                     down_after_ms: self.config.default_down_after_ms,
                 }
@@ -187,6 +189,7 @@ impl Admin {
             }
             AdminRequest::Pause { name } => Command::Pause { name },
             AdminRequest::Resume { name } => Command::Resume { name },
+            AdminRequest::ResetFailoverDelay { name } => Command::ResetFailoverDelay { name },
             AdminRequest::Resolve {
                 name,
                 keep_host,
@@ -234,6 +237,23 @@ impl Admin {
         crate::lease::vip_allow::check_set(&self.config.vip_allowed, pairs())
             .map_err(|e| Status::invalid_argument(format!("ERR {e}")))?;
         Ok(())
+    }
+
+    /// Early, in apply's words: an instance another name monitors (as master or known replica)
+    /// is refused. A name that exists already is left to apply's "Duplicate master name.".
+    fn check_not_monitored(&self, name: &str, addr: &Addr) -> Result<(), Status> {
+        let view = self.view.borrow();
+        let topology = &view.topology;
+        match topology.monitored_as(addr) {
+            Some(other) if topology.master(name).is_none() => {
+                let refusal = crate::topology::Refusal::AlreadyMonitored {
+                    addr: addr.to_string(),
+                    name: other.to_owned(),
+                };
+                Err(Status::already_exists(refusal.to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// RESET matches against the state the entry will be applied to: the leader's.

@@ -42,6 +42,10 @@ pub enum AdminRequest {
     Resume {
         name: String,
     },
+    /// `ctl reset-failover-delay`: the attempts so far delay no automatic failover.
+    ResetFailoverDelay {
+        name: String,
+    },
     Resolve {
         name: String,
         keep_host: String,
@@ -146,6 +150,10 @@ impl AdminRequest {
                 .map(write),
             AdminRequest::Resume { name } => c
                 .resume(stamped(md, pb::NameRequest { name }))
+                .await
+                .map(write),
+            AdminRequest::ResetFailoverDelay { name } => c
+                .reset_failover_delay(stamped(md, pb::NameRequest { name }))
                 .await
                 .map(write),
             AdminRequest::Resolve {

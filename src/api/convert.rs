@@ -4,10 +4,12 @@
 use crate::events::IndexedEvent;
 use crate::failover::quorum::effective_quorum;
 use crate::pb;
+use crate::topology::failover::retry_delay;
 use crate::topology::{MasterRecord, ReplicaRecord};
 
 /// `voters` is the applied membership's voter count, for the effective quorum.
 pub fn master(m: &MasterRecord, applied_index: u64, voters: usize) -> pb::Master {
+    let retry = retry_delay(m);
     pb::Master {
         name: m.name.clone(),
         host: m.addr.host.clone(),
@@ -49,6 +51,10 @@ pub fn master(m: &MasterRecord, applied_index: u64, voters: usize) -> pb::Master
             .unwrap_or_default(),
         notification_script: m.notification_script.clone().unwrap_or_default(),
         client_reconfig_script: m.client_reconfig_script.clone().unwrap_or_default(),
+        retry_not_before_ms: retry.as_ref().map_or(0, |d| d.until_ms),
+        retry_epoch: retry.as_ref().map_or(0, |d| d.epoch),
+        retry_reason: retry.map(|d| d.cause).unwrap_or_default(),
+        min_failover_interval_ms: m.min_failover_interval_ms,
     }
 }
 

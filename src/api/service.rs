@@ -306,6 +306,15 @@ impl Topology for Api {
             .await
     }
 
+    async fn reset_failover_delay(
+        &self,
+        req: Request<pb::NameRequest>,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        self.identity.admit_client(req.metadata())?;
+        self.write(req, |m| AdminRequest::ResetFailoverDelay { name: m.name })
+            .await
+    }
+
     async fn history(
         &self,
         req: Request<pb::HistoryRequest>,

@@ -100,6 +100,9 @@ pub enum CtlCommand {
     Pause { name: String },
     /// End maintenance.
     Resume { name: String },
+    /// Let the next automatic failover start at once: clears the delay after an aborted attempt
+    /// (2 x failover-timeout, Sentinel's rule) and the min-failover-interval wait.
+    ResetFailoverDelay { name: String },
     /// The master's failovers from the log: when, why, from, to, epoch, duration.
     History { name: String },
     /// Answer a +topology-conflict: --keep the current master (the conflicting instance's own
@@ -322,6 +325,16 @@ async fn run_command(args: CtlArgs) -> Result<(), CtlError> {
                 .call(|mut c, r| {
                     let req = req.clone();
                     async move { c.resume(r.req(req)).await }
+                })
+                .await?;
+            output::written(&w, json)
+        }
+        CtlCommand::ResetFailoverDelay { name } => {
+            let req = pb::NameRequest { name };
+            let w = cluster
+                .call(|mut c, r| {
+                    let req = req.clone();
+                    async move { c.reset_failover_delay(r.req(req)).await }
                 })
                 .await?;
             output::written(&w, json)

@@ -50,6 +50,12 @@ fn master_json(m: &pb::Master) -> Value {
         "notification_script": (!m.notification_script.is_empty()).then_some(&m.notification_script),
         "client_reconfig_script": (!m.client_reconfig_script.is_empty()).then_some(&m.client_reconfig_script),
         "applied_index": m.applied_index,
+        "min_failover_interval_ms": m.min_failover_interval_ms,
+        "retry": (m.retry_not_before_ms != 0).then(|| json!({
+            "not_before_ms": m.retry_not_before_ms,
+            "epoch": m.retry_epoch,
+            "cause": m.retry_reason,
+        })),
     })
 }
 
@@ -93,6 +99,9 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
             "applied by the lease holder"
         }
     );
+    if m.min_failover_interval_ms != 0 {
+        println!("  min-failover-interval {}", m.min_failover_interval_ms);
+    }
     match m.lease_holder {
         0 => {
             println!("  fencing: none (no raftinel on its host; see README: min-replicas-to-write)")
@@ -130,6 +139,9 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
     if m.paused {
         println!("  PAUSED: observing only (raftinel ctl resume {})", m.name);
     }
+    if let Some(why) = retry_line(m, now_ms()) {
+        println!("  {why}");
+    }
     if let Some(f) = &m.failover {
         println!(
             "  failover in progress: epoch {} to {}:{} ({}, {})",
@@ -137,6 +149,31 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
         );
     }
     Ok(())
+}
+
+/// Why no automatic failover would start now: Sentinel's retry delay after an aborted attempt.
+fn retry_line(m: &pb::Master, now_ms: u64) -> Option<String> {
+    let left = m
+        .retry_not_before_ms
+        .checked_sub(now_ms)
+        .filter(|l| *l > 0)?;
+    Some(format!(
+        "next automatic failover not before {} ms since the Unix epoch, in {} s: the attempt of \
+         epoch {}: {} (raftinel ctl reset-failover-delay {} clears it; forced failovers are not \
+         delayed)",
+        m.retry_not_before_ms,
+        left.div_ceil(1000),
+        m.retry_epoch,
+        m.retry_reason,
+        m.name
+    ))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 pub fn masters(ms: &[pb::Master], json: bool) -> Result<(), CtlError> {
@@ -289,4 +326,31 @@ pub fn event(e: &pb::Event, json: bool) -> Result<(), CtlError> {
         println!("{} {} {}", e.index, e.kind, e.payload);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_line_says_until_when_and_why() {
+        let m = pb::Master {
+            name: "mymaster".into(),
+            retry_not_before_ms: 361_000,
+            retry_epoch: 3,
+            retry_reason: "aborted (slave-timeout)".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            retry_line(&m, 1_000).as_deref(),
+            Some(
+                "next automatic failover not before 361000 ms since the Unix epoch, in 360 s: the \
+                 attempt of epoch 3: aborted (slave-timeout) (raftinel ctl reset-failover-delay \
+                 mymaster clears it; forced failovers are not delayed)"
+            )
+        );
+        assert_eq!(retry_line(&m, 361_000), None, "the delay is over");
+        let none = pb::Master::default();
+        assert_eq!(retry_line(&none, 1_000), None, "no aborted attempt");
+    }
 }

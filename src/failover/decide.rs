@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use super::candidate::{choose_for, Exclusion};
 use super::odown::{freshest_info, freshest_reply, odown, ReportIn};
 use crate::monitor::{Observation, ReportedRole};
+use crate::topology::failover::retry_delay;
 use crate::topology::{Addr, FailoverRecord, FailoverState, MasterRecord, ReplicaRecord};
 
 /// What the runner does next for one master. Each log step (`Start`, `Switched`, `End`, `Abort`) is
@@ -89,7 +90,7 @@ fn idle(i: &DecideInput) -> Step {
     let verdict = odown(i.name, i.master, i.reports, i.voters, i.fresh_ms);
     if i.forced || (verdict.odown && verdict.vetoed.is_none()) {
         // Anti-flapping state lives in the log (invariant 3); a manual failover bypasses it.
-        if !i.forced && flapping(i) {
+        if !i.forced && delayed(i) {
             return Step::None;
         }
         let found = choose_for(
@@ -122,11 +123,10 @@ fn idle(i: &DecideInput) -> Step {
     }
 }
 
-/// The last failover finished less than failover-timeout ago.
-fn flapping(i: &DecideInput) -> bool {
-    i.master.last_failover().is_some_and(|last| {
-        i.now_ms.saturating_sub(last.finished_at_ms) < i.master.failover_timeout_ms
-    })
+/// The last attempt was aborted less than 2 x failover-timeout after it started (Sentinel's
+/// retry rule, `topology::failover::retry_delay`); a completed failover delays nothing.
+fn delayed(i: &DecideInput) -> bool {
+    retry_delay(i.master).is_some_and(|d| i.now_ms < d.until_ms)
 }
 
 /// FailoverStarted is committed (invariant 3: "candidate reports master → commit MasterSwitched;

@@ -8,7 +8,8 @@ use serde::Serialize;
 /// 2: a failover records the grant it revoked (leases).
 /// 3: VIP readiness (`MasterRecord.vip_problems`).
 /// 4: `MasterRecord.tls`; version 3 is still read (see `raft::format_v3`).
-/// 5: `MasterRecord.min_replicas`; version 4 is still read (see `raft::format_v4`).
+/// 5: `MasterRecord.min_replicas`, `min_failover_interval_ms` and `retry_cleared_epoch`; version 4
+/// is still read (see `raft::format_v4`).
 pub const FORMAT_VERSION: u8 = 5;
 
 /// The oldest version still read. Only the state machine's data changed shape since: it is

@@ -1,4 +1,5 @@
-//! Format version 4 of the state machine's data (before `MasterRecord.min_replicas`), read and
+//! Format version 4 of the state machine's data (before `MasterRecord.min_replicas`,
+//! `min_failover_interval_ms` and `retry_cleared_epoch`), read and
 //! upgraded so that a node keeps its stored state and snapshots across the upgrade; version 3 is
 //! upgraded to this first (see `format_v3`). Every other stored or transmitted type has the same
 //! shape in versions 4 and 5. No I/O.
@@ -81,7 +82,8 @@ impl From<SmDataV4> for SmData {
 
 impl From<MasterRecordV4> for MasterRecord {
     /// Version 4 had no min-replicas options: unfencing put Redis's defaults back when the node
-    /// had seen nothing else, so the defaults are what the log now says.
+    /// had seen nothing else, so the defaults are what the log now says. It had no
+    /// min-failover-interval (0: off) and no cleared retry delay either.
     fn from(m: MasterRecordV4) -> MasterRecord {
         MasterRecord {
             name: m.name,
@@ -111,6 +113,8 @@ impl From<MasterRecordV4> for MasterRecord {
             vip_interface: m.vip_interface,
             last_revoked: m.last_revoked,
             vip_problems: m.vip_problems,
+            min_failover_interval_ms: 0,
+            retry_cleared_epoch: 0,
         }
     }
 }
@@ -191,6 +195,10 @@ mod tests {
         let got = &got.topology.masters["mymaster"];
         assert!(got.tls);
         assert_eq!(got.min_replicas, MinReplicas::default());
+        assert_eq!(
+            (got.min_failover_interval_ms, got.retry_cleared_epoch),
+            (0, 0)
+        );
 
         // Written now: version 5, with the field.
         let set = MinReplicas {

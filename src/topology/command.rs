@@ -97,6 +97,9 @@ pub enum Command {
     /// SENTINEL RESET: forget the listed masters' known replicas (the monitor finds the live
     /// ones again at its next INFO). Appended last: the log's encoding numbers variants.
     Reset { names: Vec<String> },
+    /// `raftinel ctl reset-failover-delay`: the attempts so far delay no automatic failover
+    /// (Sentinel's retry delay and `min-failover-interval`). Appended last, like `Reset`.
+    ResetFailoverDelay { name: String },
 }
 
 /// SET options for `Debug`, with auth-pass values redacted like Sentinel's `+set` event.
@@ -232,6 +235,10 @@ impl fmt::Debug for Command {
                 f.debug_struct("LeaseReleased").field("id", id).finish()
             }
             Command::Reset { names } => f.debug_struct("Reset").field("names", names).finish(),
+            Command::ResetFailoverDelay { name } => f
+                .debug_struct("ResetFailoverDelay")
+                .field("name", name)
+                .finish(),
         }
     }
 }

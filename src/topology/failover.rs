@@ -74,6 +74,44 @@ pub struct FailoverOutcome {
 /// Failovers kept per master in `history`.
 pub const HISTORY_LEN: usize = 32;
 
+/// Why no automatic failover of a master may start before `until_ms`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryDelay {
+    /// Wall clock in ms.
+    pub until_ms: u64,
+    /// The last attempt, which the delay counts from.
+    pub epoch: u64,
+    /// "aborted (REASON)" (Sentinel's rule) or "min-failover-interval".
+    pub cause: String,
+}
+
+/// Sentinel's rule (`sentinelStartFailoverIfNeeded`): a new automatic attempt waits 2 x
+/// failover-timeout from the start of the last attempt, and a completed failover resets that
+/// wait (`sentinelResetMaster`: "We can failover again ASAP"). So only a last attempt that was
+/// aborted delays the next one. raftinel's `min-failover-interval` adds a wait from the start of
+/// the last failover whatever its outcome; `reset-failover-delay` clears both for the attempts
+/// so far. An operator's failover or switchover is never delayed (the caller's rule).
+pub fn retry_delay(master: &MasterRecord) -> Option<RetryDelay> {
+    let last = master
+        .last_failover()
+        .filter(|l| l.epoch > master.retry_cleared_epoch)?;
+    let after = |ms: u64| last.started_at_ms.saturating_add(ms);
+    let aborted = last.aborted.as_ref().map(|reason| RetryDelay {
+        until_ms: after(master.failover_timeout_ms.saturating_mul(2)),
+        epoch: last.epoch,
+        cause: format!("aborted ({reason})"),
+    });
+    let interval = (master.min_failover_interval_ms > 0).then(|| RetryDelay {
+        until_ms: after(master.min_failover_interval_ms),
+        epoch: last.epoch,
+        cause: "min-failover-interval".to_owned(),
+    });
+    match (aborted, interval) {
+        (Some(a), Some(i)) => Some(if i.until_ms > a.until_ms { i } else { a }),
+        (a, i) => a.or(i),
+    }
+}
+
 fn record_outcome(master: &mut MasterRecord, outcome: FailoverOutcome) {
     master.history.push(outcome);
     let excess = master.history.len().saturating_sub(HISTORY_LEN);

@@ -149,6 +149,12 @@ pub struct MasterRecord {
     /// Nodes that cannot carry this master's VIP and why (no CAP_NET_ADMIN, no such interface,
     /// Redis not listening on it), as each reported: such a node is never given the VIP.
     pub vip_problems: std::collections::BTreeMap<u64, String>,
+    /// raftinel's `min-failover-interval` (ms, 0: off): orchestrator-style blocking, no automatic
+    /// failover within this long of the last one's start, whether it completed or not.
+    pub min_failover_interval_ms: u64,
+    /// `raftinel ctl reset-failover-delay` (and SENTINEL RESET): attempts up to this epoch delay
+    /// no automatic failover.
+    pub retry_cleared_epoch: u64,
 }
 
 /// The operator's `min-replicas-to-write` and `min-replicas-max-lag` (seconds) for a master.
@@ -317,6 +323,8 @@ impl MasterRecord {
             vip_interface: None,
             last_revoked: None,
             vip_problems: std::collections::BTreeMap::new(),
+            min_failover_interval_ms: 0,
+            retry_cleared_epoch: 0,
         }
     }
 
@@ -343,6 +351,7 @@ impl MasterRecord {
             MasterOption::ClientReconfigScript(path) => self.client_reconfig_script = path.clone(),
             MasterOption::Vip(vip) => self.vip = *vip,
             MasterOption::VipInterface(name) => self.vip_interface = name.clone(),
+            MasterOption::MinFailoverIntervalMs(ms) => self.min_failover_interval_ms = *ms,
         }
     }
 }
@@ -371,6 +380,8 @@ pub enum MasterOption {
     Vip(Option<Vip>),
     /// raftinel's own: the interface for the VIP (empty clears it).
     VipInterface(Option<String>),
+    /// raftinel's own: no automatic failover within this many ms of the last one's start (0: off).
+    MinFailoverIntervalMs(u64),
 }
 
 impl MasterOption {
@@ -390,6 +401,7 @@ impl MasterOption {
             MasterOption::ClientReconfigScript(_) => "client-reconfig-script",
             MasterOption::Vip(_) => "vip",
             MasterOption::VipInterface(_) => "vip-interface",
+            MasterOption::MinFailoverIntervalMs(_) => "min-failover-interval",
         }
     }
 
@@ -400,7 +412,7 @@ impl MasterOption {
 }
 
 /// The SET options raftinel knows, lowercase.
-const OPTIONS: [&str; 13] = [
+const OPTIONS: [&str; 14] = [
     "down-after-milliseconds",
     "failover-timeout",
     "parallel-syncs",
@@ -414,6 +426,7 @@ const OPTIONS: [&str; 13] = [
     "tls",
     "min-replicas-to-write",
     "min-replicas-max-lag",
+    "min-failover-interval",
 ];
 
 /// Parses one SENTINEL SET `<option> <value>` pair; option names are case-insensitive as in
@@ -436,6 +449,14 @@ pub fn parse_option(option: &str, value: &str) -> Result<MasterOption, Refusal> 
         "down-after-milliseconds" => positive::<u64>(option, value).map(MasterOption::DownAfterMs),
         "failover-timeout" => positive::<u64>(option, value).map(MasterOption::FailoverTimeoutMs),
         "parallel-syncs" => positive::<u32>(option, value).map(MasterOption::ParallelSyncs),
+        // 0 turns it off, so unlike Sentinel's numeric options 0 is accepted.
+        "min-failover-interval" => value
+            .parse::<u64>()
+            .map(MasterOption::MinFailoverIntervalMs)
+            .map_err(|_| Refusal::InvalidOptionValue {
+                option: option.to_owned(),
+                value: value.to_owned(),
+            }),
         "quorum" => positive::<u32>(option, value).map(MasterOption::Quorum),
         "auth-pass" => Ok(MasterOption::AuthPass(non_empty(value).map(Secret::new))),
         "auth-user" => Ok(MasterOption::AuthUser(non_empty(value).map(str::to_owned))),

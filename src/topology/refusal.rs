@@ -66,6 +66,11 @@ pub enum Refusal {
     /// Sentinel's reply for a MONITOR address that is not an IP (`apply` checks it too).
     #[error("ERR Invalid IP address or hostname specified")]
     InvalidHost,
+    /// raftinel's own (Sentinel has no such check): one Redis under two names would leave the
+    /// other name naming a deposed master after a failover of the first. Appended last: the
+    /// encoding numbers variants.
+    #[error("ERR {addr} is already monitored as '{name}'")]
+    AlreadyMonitored { addr: String, name: String },
 }
 
 /// How an API layer should classify a refusal (maps onto gRPC status codes).
@@ -80,7 +85,9 @@ pub enum RefusalKind {
 impl Refusal {
     pub fn code(&self) -> RefusalKind {
         match self {
-            Refusal::DuplicateMaster => RefusalKind::AlreadyExists,
+            Refusal::DuplicateMaster | Refusal::AlreadyMonitored { .. } => {
+                RefusalKind::AlreadyExists
+            }
             Refusal::NoSuchMaster | Refusal::NoSuchLease { .. } => RefusalKind::NotFound,
             Refusal::QuorumTooSmall
             | Refusal::QuorumNotMajority { .. }

@@ -10,8 +10,8 @@ use super::event::{self, TopologyEvent};
 use super::failover::{self, FailoverRecord, FailoverState};
 use super::lease::{self, LeaseGrant};
 use super::master::{
-    check_name, parse_option, Conflict, FailoverRequest, MasterOption, MasterRecord, ReplicaRecord,
-    RequestKind,
+    check_name, parse_option, Addr, Conflict, FailoverRequest, MasterOption, MasterRecord,
+    ReplicaRecord, RequestKind,
 };
 use super::refusal::Refusal;
 
@@ -66,6 +66,14 @@ impl TopologyState {
         }
     }
 
+    /// The name that monitors `addr`, as its master or as a known replica.
+    pub fn monitored_as(&self, addr: &Addr) -> Option<&str> {
+        self.masters
+            .values()
+            .find(|m| &m.addr == addr || m.replica(addr).is_some())
+            .map(|m| m.name.as_str())
+    }
+
     pub fn master(&self, name: &str) -> Option<&MasterRecord> {
         self.masters.get(name)
     }
@@ -101,6 +109,12 @@ impl TopologyState {
                 check_quorum(*quorum, ctx.voters)?;
                 if self.masters.contains_key(name) {
                     return Err(Refusal::DuplicateMaster);
+                }
+                if let Some(other) = self.monitored_as(addr) {
+                    return Err(Refusal::AlreadyMonitored {
+                        addr: addr.to_string(),
+                        name: other.to_owned(),
+                    });
                 }
                 if *down_after_ms == 0 {
                     return Err(Refusal::InvalidOptionValue {
@@ -240,6 +254,11 @@ impl TopologyState {
                     }
                 }
                 events
+            }
+            Command::ResetFailoverDelay { name } => {
+                let master = self.master_mut(name)?;
+                master.retry_cleared_epoch = master.epoch;
+                Vec::new()
             }
             Command::Resolve { name, keep, at_ms } => {
                 let master = self.master_mut(name)?;

@@ -83,13 +83,14 @@ fn idle_table() {
             ],
         )]
     };
-    let recent = |ago: u64| {
+    // The last attempt started `ago` ms before NOW; `aborted` says whether it finished.
+    let last = |ago: u64, aborted: bool| {
         let mut m = master(&[7001, 7002]);
         m.history = vec![FailoverOutcome {
             epoch: 1,
-            started_at_ms: 0,
-            finished_at_ms: NOW - ago,
-            aborted: None,
+            started_at_ms: NOW - ago,
+            finished_at_ms: NOW - ago + 10,
+            aborted: aborted.then(|| "slave-timeout".to_owned()),
             reason: "odown".to_owned(),
             from: addr(7000),
             to: addr(7001),
@@ -148,24 +149,80 @@ fn idle_table() {
             start(7001, "forced"),
         ),
         (
-            "anti-flapping: last failover ended less than failover-timeout ago",
-            recent(timeout - 1),
-            master_down(),
-            false,
-            false,
-            Step::None,
-        ),
-        (
-            "anti-flapping ends at failover-timeout",
-            recent(timeout),
+            "a completed failover lets the next one start at once (Sentinel resets its timer)",
+            last(1_000, false),
             master_down(),
             false,
             false,
             start(7002, "odown"),
         ),
         (
-            "a forced failover is not held back by anti-flapping",
-            recent(1),
+            "an aborted attempt delays the next automatic one by 2 x failover-timeout",
+            last(2 * timeout - 1, true),
+            master_down(),
+            false,
+            false,
+            Step::None,
+        ),
+        (
+            "the delay counts from the aborted attempt's start, not its end",
+            last(2 * timeout, true),
+            master_down(),
+            false,
+            false,
+            start(7002, "odown"),
+        ),
+        (
+            "min-failover-interval blocks an automatic failover after a completed one",
+            {
+                let mut m = last(1_000, false);
+                m.min_failover_interval_ms = 1_001;
+                m
+            },
+            master_down(),
+            false,
+            false,
+            Step::None,
+        ),
+        (
+            "min-failover-interval ends",
+            {
+                let mut m = last(1_000, false);
+                m.min_failover_interval_ms = 1_000;
+                m
+            },
+            master_down(),
+            false,
+            false,
+            start(7002, "odown"),
+        ),
+        (
+            "a forced failover is not held back by min-failover-interval",
+            {
+                let mut m = last(1, false);
+                m.min_failover_interval_ms = 600_000;
+                m
+            },
+            master_down(),
+            false,
+            true,
+            start(7002, "forced"),
+        ),
+        (
+            "reset-failover-delay: the cleared attempt delays nothing",
+            {
+                let mut m = last(1, true);
+                m.retry_cleared_epoch = 1;
+                m
+            },
+            master_down(),
+            false,
+            false,
+            start(7002, "odown"),
+        ),
+        (
+            "a forced failover is not held back by an aborted attempt",
+            last(1, true),
             master_down(),
             false,
             true,

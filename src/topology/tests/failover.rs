@@ -422,3 +422,113 @@ fn conflict_and_resolve() {
     );
     assert!(m.overwrite_ok.contains(&addr(6390)));
 }
+
+// Sentinel's retry rule from the log's history: completed → no delay; aborted → 2 x
+// failover-timeout from the attempt's start (FailoverStarted's at_ms is 1 000 in these entries).
+#[test]
+fn retry_delay_table() {
+    let delay = |entries: &[Command]| {
+        let mut log = Log::monitored();
+        for e in entries {
+            log.ok(e);
+        }
+        crate::topology::failover::retry_delay(log.mymaster())
+    };
+    let two_timeouts = 2 * crate::topology::master::DEFAULT_FAILOVER_TIMEOUT_MS;
+    assert_eq!(delay(&[]), None, "never failed over");
+    assert_eq!(
+        delay(&[started(1, 6391, None), switched(1), ended(1)]),
+        None,
+        "a completed failover lets the next one start at once"
+    );
+    let d = delay(&[started(1, 6391, None), aborted(1, "slave-timeout")]);
+    assert_eq!(
+        d.as_ref().map(|d| (d.until_ms, d.epoch, d.cause.as_str())),
+        Some((1_000 + two_timeouts, 1, "aborted (slave-timeout)")),
+        "an aborted attempt delays the next by 2 x failover-timeout from its start"
+    );
+    assert_eq!(
+        delay(&[
+            started(1, 6391, None),
+            aborted(1, "slave-timeout"),
+            started(2, 6391, None),
+            switched(2),
+            ended(2),
+        ]),
+        None,
+        "only the last attempt counts: a success after an abort clears the delay"
+    );
+    assert_eq!(
+        delay(&[
+            set(&[("failover-timeout", "5000")]),
+            started(1, 6391, None),
+            aborted(1, "slave-timeout"),
+        ])
+        .map(|d| d.until_ms),
+        Some(11_000),
+        "the master's failover-timeout is used"
+    );
+}
+
+// raftinel's min-failover-interval (from the last failover's start, whatever its outcome) and
+// `reset-failover-delay` (clears the delay of the attempts so far, not of later ones).
+#[test]
+fn min_interval_and_reset_table() {
+    let until = |entries: &[Command]| {
+        let mut log = Log::monitored();
+        for e in entries {
+            log.ok(e);
+        }
+        crate::topology::failover::retry_delay(log.mymaster()).map(|d| (d.until_ms, d.cause))
+    };
+    let reset = || Command::ResetFailoverDelay {
+        name: "mymaster".to_owned(),
+    };
+    let interval = set(&[("min-failover-interval", "600000")]);
+    let completed = [started(1, 6391, None), switched(1), ended(1)];
+    let aborted_1 = [started(1, 6391, None), aborted(1, "slave-timeout")];
+    assert_eq!(
+        until(&[&[interval.clone()][..], &completed].concat()),
+        Some((601_000, "min-failover-interval".to_owned())),
+        "a completed failover blocks for min-failover-interval from its start"
+    );
+    assert_eq!(
+        until(&[&[interval.clone()][..], &aborted_1].concat()),
+        Some((601_000, "min-failover-interval".to_owned())),
+        "the longer of the two waits holds (600 s > 2 x 180 s)"
+    );
+    assert_eq!(
+        until(&[&[set(&[("min-failover-interval", "1000")])][..], &aborted_1].concat()),
+        Some((361_000, "aborted (slave-timeout)".to_owned())),
+        "the longer of the two waits holds (2 x 180 s > 1 s)"
+    );
+    assert_eq!(
+        until(&[&aborted_1[..], &[reset()]].concat()),
+        None,
+        "reset-failover-delay clears the delay of the attempts so far"
+    );
+    assert_eq!(
+        until(&[&[interval.clone()][..], &completed, &[reset()]].concat()),
+        None,
+        "and the min-failover-interval wait"
+    );
+    assert_eq!(
+        until(
+            &[
+                &aborted_1[..],
+                &[reset(), started(2, 6391, None), aborted(2, "slave-timeout")],
+            ]
+            .concat()
+        )
+        .map(|(u, _)| u),
+        Some(361_000),
+        "a later aborted attempt delays again"
+    );
+    let mut log = Log::monitored();
+    log.refused(
+        &Command::ResetFailoverDelay {
+            name: "nope".to_owned(),
+        },
+        Refusal::NoSuchMaster,
+    );
+}

@@ -50,6 +50,13 @@ fn monitor_refusals() {
         ),
         (monitor("mymaster", 6391, 2), Refusal::DuplicateMaster),
         (
+            monitor("new", 6390, 2),
+            Refusal::AlreadyMonitored {
+                addr: "127.0.0.1:6390".to_owned(),
+                name: "mymaster".to_owned(),
+            },
+        ),
+        (
             Command::Monitor {
                 name: "new".to_owned(),
                 addr: addr(1),
@@ -188,6 +195,26 @@ fn parse_options() {
         ),
         ("auth-user", "", Ok(MasterOption::AuthUser(None))),
         ("tls", "yes", Ok(MasterOption::Tls(true))),
+        (
+            "min-failover-interval",
+            "600000",
+            Ok(MasterOption::MinFailoverIntervalMs(600_000)),
+        ),
+        (
+            "MIN-FAILOVER-INTERVAL",
+            "0",
+            Ok(MasterOption::MinFailoverIntervalMs(0)),
+        ),
+        (
+            "min-failover-interval",
+            "-1",
+            invalid("min-failover-interval", "-1"),
+        ),
+        (
+            "min-failover-interval",
+            "",
+            invalid("min-failover-interval", ""),
+        ),
         ("TLS", "No", Ok(MasterOption::Tls(false))),
         ("tls", "true", invalid("tls", "true")),
         ("tls", "", invalid("tls", "")),
@@ -628,4 +655,31 @@ fn reset_forgets_replicas_but_not_during_a_failover() {
         2,
         "untouched during a failover"
     );
+}
+
+// Issue 11 item 8: one Redis under one name. An address another name monitors, as its master or
+// as a known replica, is refused; after REMOVE (or once it is no longer a known replica) it may be
+// monitored again.
+#[test]
+fn an_instance_is_monitored_under_one_name() {
+    let mut log = Log::monitored();
+    log.ok(&discovered(&[6391]));
+    let refused = |port: u16| Refusal::AlreadyMonitored {
+        addr: format!("127.0.0.1:{port}"),
+        name: "mymaster".to_owned(),
+    };
+    log.refused(&monitor("other", 6390, 2), refused(6390));
+    log.refused(&monitor("other", 6391, 2), refused(6391));
+    log.ok(&monitor("other", 6392, 2));
+    log.ok(&discovered(&[]));
+    log.ok(&monitor("third", 6391, 2));
+    assert_eq!(
+        log.state.monitored_as(&addr(6391)),
+        Some("third"),
+        "the replica left mymaster's known set"
+    );
+    log.ok(&Command::Remove {
+        name: "mymaster".to_owned(),
+    });
+    log.ok(&monitor("again", 6390, 2));
 }

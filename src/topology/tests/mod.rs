@@ -166,6 +166,13 @@ fn kinds_and_payloads(events: &[TopologyEvent]) -> Vec<(&str, &str)> {
 fn refusal_texts_are_exact() {
     let table: Vec<(Refusal, &str)> = vec![
         (Refusal::DuplicateMaster, "ERR Duplicate master name."),
+        (
+            Refusal::AlreadyMonitored {
+                addr: "10.0.0.1:6379".to_owned(),
+                name: "cache".to_owned(),
+            },
+            "ERR 10.0.0.1:6379 is already monitored as 'cache'",
+        ),
         (Refusal::NoSuchMaster, "ERR No such master with that name"),
         (Refusal::QuorumTooSmall, "ERR Quorum must be 1 or greater."),
         (
@@ -255,6 +262,13 @@ fn refusal_texts_are_exact() {
 fn refusal_kinds() {
     let table = [
         (Refusal::DuplicateMaster, RefusalKind::AlreadyExists),
+        (
+            Refusal::AlreadyMonitored {
+                addr: String::new(),
+                name: String::new(),
+            },
+            RefusalKind::AlreadyExists,
+        ),
         (Refusal::NoSuchMaster, RefusalKind::NotFound),
         (Refusal::NoSuchLease { id: 1 }, RefusalKind::NotFound),
         (Refusal::QuorumTooSmall, RefusalKind::InvalidArgument),
