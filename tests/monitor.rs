@@ -314,8 +314,19 @@ async fn priority_zero_replica_reports_priority_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_pass_from_the_topology_is_used() {
-    let master = Redis::start(&["--requirepass", "secret"]).ready().await;
+    // Also on 127.0.0.2: one instance under two names needs two addresses (a second MONITOR of
+    // one address is refused).
+    let master = Redis::start(&[
+        "--requirepass",
+        "secret",
+        "--bind",
+        "127.0.0.1",
+        "127.0.0.2",
+    ])
+    .ready()
+    .await;
     let m = master.addr();
+    let other = Addr::new("127.0.0.2", master.port);
     let set = |name: &str, pass: &str| Command::Set {
         name: name.into(),
         options: vec![("auth-pass".into(), pass.into())],
@@ -323,7 +334,7 @@ async fn auth_pass_from_the_topology_is_used() {
     let mut mon = spawn(&[
         monitor_cmd(NAME, m.clone()),
         set(NAME, "secret"),
-        monitor_cmd("wrongpass", m.clone()),
+        monitor_cmd("wrongpass", other.clone()),
         set("wrongpass", "nope"),
     ]);
     let rep = mon.until(3000, has_info(NAME, &m)).await;
@@ -331,10 +342,10 @@ async fn auth_pass_from_the_topology_is_used() {
     assert_eq!(obs(&rep, NAME, &m).expect("m").run_id, direct.run_id);
 
     // The same instance under a wrong password: no valid reply, so SDOWN after down-after.
-    let rep = mon.until(2000, is_sdown("wrongpass", &m)).await;
+    let rep = mon.until(2000, is_sdown("wrongpass", &other)).await;
     let right = obs(&rep, NAME, &m).expect("m");
     assert!(!right.sdown, "the right password keeps it up");
-    assert!(obs(&rep, "wrongpass", &m).expect("m").run_id.is_empty());
+    assert!(obs(&rep, "wrongpass", &other).expect("m").run_id.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

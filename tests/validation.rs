@@ -134,7 +134,10 @@ async fn names_scripts_and_vips_are_validated_where_applied() {
     // --- 2. SET client-reconfig-script racing a MONITOR of the same name, on two nodes ---
     for i in 0..5 {
         let name = format!("race{i}");
-        let monitor = ["SENTINEL", "MONITOR", &name, "127.0.0.1", &port, "2"];
+        // One address is monitored under one name: race0 is the real instance, the others
+        // other loopback addresses (nothing listens there; this round only races the SET).
+        let host = format!("127.0.0.{}", i + 1);
+        let monitor = ["SENTINEL", "MONITOR", &name, &host, &port, "2"];
         let set = [
             "SENTINEL",
             "SET",
