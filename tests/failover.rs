@@ -82,16 +82,9 @@ async fn master_kill_promotes_best_replica_and_folds_old_master_in() {
         .await;
         assert_eq!(x.config_epoch, 1, "node {id}");
     }
-    eventually(
-        "the other replica follows the new master",
-        Duration::from_secs(10),
-        || async {
-            (other.master_port() == Some(promoted.port)
-                && other.info_field("master_link_status").as_deref() == Some("up"))
-            .then_some(())
-        },
-    )
-    .await;
+    other
+        .wait_following(promoted, Duration::from_secs(10))
+        .await;
     let v: String = redis::from_redis_value(promoted.query(&["GET", "k"]).unwrap()).unwrap();
     assert_eq!(v, "v");
 
@@ -161,12 +154,9 @@ async fn unchanged(c: &Cluster, ids: &[u64], port: u16) -> Result<(), String> {
     Ok(())
 }
 
-/// `replica` replicates from `master` with its link up.
+/// `replica` replicates from `master` with its link up, as `eventually` wants it.
 fn follows(replica: &Redis, master: &Redis) -> Option<()> {
-    (replica.role().as_deref() == Some("slave")
-        && replica.master_port() == Some(master.port)
-        && replica.info_field("master_link_status").as_deref() == Some("up"))
-    .then_some(())
+    replica.follows(master).then_some(())
 }
 
 /// The first node of `ids` whose log names a master other than `old_port`.
@@ -515,12 +505,9 @@ async fn leader_node_and_master_killed_together() {
         .await;
         assert_eq!(x.config_epoch, 1, "node {id}");
     }
-    eventually(
-        "the other replica follows the new master",
-        Duration::from_secs(10),
-        || async { follows(other, promoted) },
-    )
-    .await;
+    other
+        .wait_following(promoted, Duration::from_secs(10))
+        .await;
 }
 
 // --- a master frozen for less than down-after is not failed over; frozen for longer it is, and
@@ -875,16 +862,9 @@ async fn second_kill_is_failed_over_at_once_after_a_completed_failover() {
         },
     )
     .await;
-    eventually(
-        "the other replica follows the new master",
-        Duration::from_secs(10),
-        || async {
-            (other.master_port() == Some(promoted.port)
-                && other.info_field("master_link_status").as_deref() == Some("up"))
-            .then_some(())
-        },
-    )
-    .await;
+    other
+        .wait_following(promoted, Duration::from_secs(10))
+        .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     let killed = Instant::now();

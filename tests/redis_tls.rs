@@ -166,16 +166,9 @@ async fn tls_only_redis_is_monitored_fenced_and_failed_over() {
         )
         .await;
     }
-    eventually(
-        "the other replica follows the new master over TLS",
-        Duration::from_secs(15),
-        || async {
-            (other.master_port() == Some(promoted.port)
-                && other.info_field("master_link_status").as_deref() == Some("up"))
-            .then_some(())
-        },
-    )
-    .await;
+    other
+        .wait_following(promoted, Duration::from_secs(15))
+        .await;
     let v: String = redis::from_redis_value(promoted.query(&["GET", "k"]).unwrap()).unwrap();
     assert_eq!(v, "v");
 }

@@ -338,6 +338,22 @@ impl Redis {
     pub fn master_port(&self) -> Option<u16> {
         self.info_field("master_port")?.parse().ok()
     }
+
+    /// Whether this instance replicates from `master` with its link up.
+    pub fn follows(&self, master: &Redis) -> bool {
+        self.role().as_deref() == Some("slave")
+            && self.master_port() == Some(master.port)
+            && self.info_field("master_link_status").as_deref() == Some("up")
+    }
+
+    /// Waits (bounded) until this instance [`follows`](Redis::follows) `master`.
+    pub async fn wait_following(&self, master: &Redis, within: std::time::Duration) {
+        let what = format!("{} follows {}", self.port, master.port);
+        super::eventually(&what, within, || async {
+            self.follows(master).then_some(())
+        })
+        .await;
+    }
 }
 
 impl Drop for Redis {
