@@ -2,7 +2,6 @@
 //! address become a [`Principal`]. Runs in an interceptor, before tonic decodes the body, so an
 //! unauthenticated caller never costs a large decode. The rule itself ([`classify`]) is pure.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tonic::metadata::MetadataMap;
@@ -68,19 +67,35 @@ pub fn classify(transport: Transport, token_configured: bool, c: &Credentials) -
 }
 
 /// A node-to-node call is admitted only from a node identity that is a member of the current
-/// membership (voter or learner). A node with no membership yet (not initialized, or joining)
-/// admits any node identity: that is how it learns the cluster.
-pub fn admit_member(who: &Principal, members: Option<&BTreeSet<u64>>) -> Result<u64, Status> {
+/// membership (voter or learner). `member(id)` answers from that membership; `None` means this
+/// node has none yet (not initialized, or joining), and then any node identity is admitted: that
+/// is how it learns the cluster.
+pub fn admit_member(
+    who: &Principal,
+    member: impl FnOnce(u64) -> Option<bool>,
+) -> Result<u64, Status> {
     match who {
-        Principal::Node(id) if members.map_or(true, |m| m.contains(id)) => Ok(*id),
-        Principal::Node(id) => Err(Status::permission_denied(format!(
-            "node {id} is not a member of this cluster; refusing a node-to-node call"
-        ))),
+        Principal::Node(id) => match member(*id) {
+            Some(true) | None => Ok(*id),
+            Some(false) => Err(Status::permission_denied(format!(
+                "node {id} is not a member of this cluster; refusing a node-to-node call"
+            ))),
+        },
         other => Err(Status::unauthenticated(format!(
             "node-to-node call from {}: only a member's node certificate may make it",
             other.describe()
         ))),
     }
+}
+
+/// Whether `id` is in `raft`'s current (effective) membership, voter or learner; `None` while
+/// the membership is empty. Read in place: it runs on every heartbeat.
+pub fn membership_of(raft: &crate::raft::Raft, id: u64) -> Option<bool> {
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    let membership = m.membership_config.membership();
+    membership.nodes().next()?;
+    Some(membership.get_node(&id).is_some())
 }
 
 /// Turns requests into principals for this node's gRPC services.
@@ -257,16 +272,14 @@ mod tests {
 
     #[test]
     fn members_only_once_initialized() {
-        let members = BTreeSet::from([1, 2, 3]);
-        assert_eq!(
-            admit_member(&Principal::Node(2), Some(&members)).ok(),
-            Some(2)
-        );
-        let s = admit_member(&Principal::Node(9), Some(&members)).unwrap_err();
+        let members = std::collections::BTreeSet::from([1, 2, 3]);
+        let known = |id: u64| Some(members.contains(&id));
+        assert_eq!(admit_member(&Principal::Node(2), known).ok(), Some(2));
+        let s = admit_member(&Principal::Node(9), known).unwrap_err();
         assert_eq!(s.code(), tonic::Code::PermissionDenied);
-        assert_eq!(admit_member(&Principal::Node(9), None).ok(), Some(9));
+        assert_eq!(admit_member(&Principal::Node(9), |_| None).ok(), Some(9));
         for who in [Principal::Client, admin("ops")] {
-            let s = admit_member(&who, None).unwrap_err();
+            let s = admit_member(&who, |_| None).unwrap_err();
             assert_eq!(s.code(), tonic::Code::Unauthenticated);
         }
     }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
+use super::authn::membership_of;
 use super::request::{AdminReply, AdminRequest};
 use super::route::{Routed, Router, DEADLINE, MEMBERSHIP_DEADLINE};
 use super::{authorize, status, Denied, Principal};
@@ -94,20 +95,10 @@ impl Admin {
     /// of an id never added, proves nothing.
     fn current(&self, who: &Principal) -> Principal {
         match who {
-            Principal::Node(id) => {
-                let metrics = self.router.raft.metrics();
-                let member = metrics
-                    .borrow()
-                    .membership_config
-                    .membership()
-                    .get_node(id)
-                    .is_some();
-                if member {
-                    who.clone()
-                } else {
-                    Principal::Client
-                }
+            Principal::Node(id) if membership_of(&self.router.raft, *id) == Some(true) => {
+                who.clone()
             }
+            Principal::Node(_) => Principal::Client,
             other => other.clone(),
         }
     }

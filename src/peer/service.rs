@@ -2,13 +2,13 @@
 //! only (their identity was established by the interceptor before the body was decoded), and the
 //! bootstrap probe, which anyone may ask but only a node gets the cluster id from.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
-use crate::admin::authn::{admit_member, principal_of};
+use crate::admin::authn::{admit_member, membership_of, principal_of};
 use crate::admin::Principal;
 use crate::failover::reports::Reports;
 use crate::lease::promiser::Promiser;
@@ -49,18 +49,7 @@ impl RaftService {
     /// The calling member's id, after the cluster-id check (a node of another cluster is a
     /// wiring mistake worth its own message).
     async fn member<T>(&self, req: &Request<T>) -> Result<u64, Status> {
-        let members: Option<BTreeSet<u64>> = {
-            let metrics = self.raft.metrics();
-            let m = metrics.borrow();
-            let nodes: BTreeSet<u64> = m
-                .membership_config
-                .membership()
-                .nodes()
-                .map(|(id, _)| *id)
-                .collect();
-            (!nodes.is_empty()).then_some(nodes)
-        };
-        let id = admit_member(&principal_of(req), members.as_ref())?;
+        let id = admit_member(&principal_of(req), |id| membership_of(&self.raft, id))?;
         self.identity.admit_peer(req.metadata()).await?;
         Ok(id)
     }
