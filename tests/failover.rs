@@ -888,12 +888,14 @@ async fn second_kill_is_failed_over_at_once_after_a_completed_failover() {
 }
 
 // --- issue 11 item 8: one Redis under one name. MONITOR of an address another name monitors (as
-//     master, or as a known replica) is refused with the name that has it.
+//     master, or as a known replica) is refused with the name that has it; so is the same
+//     instance at another address, by its run id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_monitored_under_another_name_is_refused() {
     let _g = serial();
-    let m = Redis::start(&[]);
-    let r = Redis::replica_of(&m, &[]);
+    let both = ["--bind", "127.0.0.1", "127.0.0.2"];
+    let m = Redis::start(&both);
+    let r = Redis::replica_of(&m, &both);
     let mut c = Cluster::new(3, TIMINGS);
     monitored(&mut c, &m, 1).await;
     let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
@@ -914,6 +916,29 @@ async fn an_instance_monitored_under_another_name_is_refused() {
             refused.message(),
             format!("ERR 127.0.0.1:{port} is already monitored as 'mymaster'"),
             "via node {via}"
+        );
+    }
+    // The same instances at another address (127.0.0.2 is this host too): refused by run id.
+    for port in [m.port, r.port] {
+        let refused = c
+            .client(leader)
+            .await
+            .monitor(pb::MonitorRequest {
+                name: "again".into(),
+                host: "127.0.0.2".into(),
+                port: u32::from(port),
+                quorum: 2,
+            })
+            .await
+            .expect_err("one instance at a second address");
+        assert_eq!(refused.code(), tonic::Code::AlreadyExists);
+        let at = format!("127.0.0.1:{port}");
+        assert!(
+            refused.message().starts_with(&format!(
+                "ERR 127.0.0.2:{port} is already monitored as 'mymaster' (the same instance as {at}, run id "
+            )),
+            "{}",
+            refused.message()
         );
     }
     assert!(matches!(

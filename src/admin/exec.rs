@@ -14,12 +14,14 @@ use tonic::Status;
 use super::authn::membership_of;
 use super::request::{AdminReply, AdminRequest};
 use super::route::{Routed, Router, DEADLINE, MEMBERSHIP_DEADLINE};
-use super::{authorize, status, Denied, Principal};
+use super::{authorize, same_instance, status, Denied, Principal};
 use crate::config::Config;
 use crate::failover::quorum::check_membership;
+use crate::failover::reports::Reports;
 use crate::hooks::check::check_set;
 use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{Member, SmData};
+use crate::redis::Connector;
 use crate::topology::{Addr, Command, RequestKind};
 
 /// Why an admin request did not go through.
@@ -53,6 +55,10 @@ pub struct Admin {
     pub router: Router,
     pub view: watch::Receiver<Arc<SmData>>,
     pub config: Arc<Config>,
+    /// The observation reports this node holds (all of them on the leader): run ids for MONITOR.
+    pub reports: Reports,
+    /// For the new instance's run id at MONITOR.
+    pub redis: Connector,
 }
 
 fn port(p: u32) -> Result<u16, Status> {
@@ -117,6 +123,15 @@ impl Admin {
             }
             AdminRequest::Reset { pattern } => return self.reset(&pattern).await,
             other => {
+                if let AdminRequest::Monitor {
+                    name,
+                    host,
+                    port: p,
+                    ..
+                } = &other
+                {
+                    self.check_run_id(name, host, *p).await?;
+                }
                 let cmd = self.command(other)?;
                 self.router.commit(cmd).await?
             }
@@ -243,6 +258,41 @@ impl Admin {
                 };
                 Err(Status::already_exists(refusal.to_string()))
             }
+            _ => Ok(()),
+        }
+    }
+
+    /// Issue 11 §8: the new address must not reach an instance another name monitors. Only an
+    /// instance that answers INFO without credentials can be checked (Sentinel sets auth-pass
+    /// after MONITOR); `apply`'s address check covers the rest.
+    async fn check_run_id(&self, name: &str, host: &str, p: u32) -> Result<(), Status> {
+        let addr = Addr {
+            host: host.to_owned(),
+            port: port(p)?,
+        };
+        {
+            // The address itself, or the name, is refused in their own words further on.
+            let view = self.view.borrow();
+            let topology = &view.topology;
+            if topology.monitored_as(&addr).is_some() || topology.master(name).is_some() {
+                return Ok(());
+            }
+        }
+        let tls = self.config.tls_masters.contains(name);
+        let Some(run_id) = same_instance::run_id_of(&self.redis, &addr, tls).await else {
+            return Ok(());
+        };
+        let reports = same_instance::reports_of(&self.reports);
+        let topology = &self.view.borrow().topology.clone();
+        let other = same_instance::monitored_with_run_id(
+            topology,
+            reports.iter().map(|r| r.as_ref()),
+            &run_id,
+        );
+        match other {
+            Some(other) if other.0 != name => Err(Status::already_exists(same_instance::refusal(
+                &addr, &other, &run_id,
+            ))),
             _ => Ok(()),
         }
     }

@@ -8,6 +8,7 @@
 //! - [`authn`]: a gRPC caller's certificate, token, declared id or address → its principal.
 //! - [`request`]: the requests, and forwarding one to the leader's `Topology` service.
 //! - [`exec`]: checking and committing a request; [`route`]: getting a call to the leader.
+//! - [`same_instance`]: MONITOR of an instance another name monitors at another address.
 //! - [`status`]: every mapping from raftinel and openraft errors to gRPC status codes.
 
 pub mod authn;
@@ -15,6 +16,7 @@ mod exec;
 mod principal;
 mod request;
 pub mod route;
+mod same_instance;
 pub mod status;
 
 pub use exec::{now_ms, Admin, AdminError};

@@ -49,6 +49,7 @@ pub fn place(view: &SmData, report: &NodeReport, run_id: &str) -> Placement {
     if run_id.is_empty() {
         return p;
     }
+    let mut demoted = false;
     for (name, m) in &view.topology.masters {
         let master_id = report
             .observation(name, &m.addr)
@@ -75,6 +76,13 @@ pub fn place(view: &SmData, report: &NodeReport, run_id: &str) -> Placement {
             p.master_in_log = true;
             p.names.push(name.clone());
         }
+        // One Redis monitored under two names (issue 11 §8): a failover of one leaves the other
+        // naming it master. Any name that demoted it wins, so it is fenced.
+        demoted |= (is_master && moving) || (is_replica && !is_master);
+    }
+    if demoted {
+        p.master_in_log = false;
+        p.names.clear();
     }
     p.min_replicas = MinReplicas::strictest(
         p.names
@@ -313,8 +321,8 @@ mod tests {
         }
     }
 
-    /// Masters `a` on port 1 and `b` on port 2 (with a replica on port 1), as node 1 sees them:
-    /// the instance on port 1 runs as "r1", on port 2 as "r2".
+    /// Masters `a` on port 1 and `b` on port 2 (with a replica on port 3), as node 1 sees them:
+    /// the instance on port N runs as "rN".
     fn log(a: MinReplicas, b: MinReplicas) -> (SmData, NodeReport) {
         let mut view = SmData::default();
         let mut report = NodeReport::default();
@@ -324,11 +332,11 @@ mod tests {
             let mut obs = vec![seen(port, &format!("r{port}"))];
             if name == "b" {
                 m.replicas.push(crate::topology::ReplicaRecord {
-                    addr: Addr::new("10.0.0.1", 1),
+                    addr: Addr::new("10.0.0.1", 3),
                     run_id: String::new(),
                     replid: String::new(),
                 });
-                obs.push(seen(1, "r1"));
+                obs.push(seen(3, "r3"));
             }
             view.topology.masters.insert(name.to_owned(), m);
             report.masters.insert(name.to_owned(), obs);
@@ -354,7 +362,10 @@ mod tests {
             (a.master_in_log, a.names.clone(), a.min_replicas),
             (true, vec!["a".to_owned()], one)
         );
-        assert_eq!(a.member_of, ["a", "b"]);
+        assert_eq!(a.member_of, ["a"]);
+        let r3 = place(&view, &report, "r3");
+        assert!(r3.monitored && !r3.master_in_log);
+        assert_eq!(r3.member_of, ["b"]);
         let b = place(&view, &report, "r2");
         assert_eq!(
             (b.names.clone(), b.min_replicas),
@@ -382,6 +393,24 @@ mod tests {
         let a = place(&moving, &report, "r1");
         assert!(!a.master_in_log && a.monitored);
         assert_eq!(a.min_replicas, MinReplicas::default());
+    }
+
+    // Issue 11 §8: one Redis under two names, `b` failed over and folded it in as a replica while
+    // `a` still names it master: it is not the log's master, so it is fenced.
+    #[test]
+    fn a_name_that_demoted_the_instance_wins() {
+        let (mut view, mut report) = log(MinReplicas::default(), MinReplicas::default());
+        if let Some(b) = view.topology.masters.get_mut("b") {
+            b.replicas[0].run_id = "r1".to_owned();
+        }
+        if let Some(obs) = report.masters.get_mut("b") {
+            obs[1].run_id = "r1".to_owned();
+        }
+        let p = place(&view, &report, "r1");
+        assert!(p.monitored && !p.master_in_log);
+        assert!(p.names.is_empty());
+        assert_eq!(p.member_of, ["a", "b"]);
+        assert_eq!(p.min_replicas, MinReplicas::default());
     }
 
     #[test]

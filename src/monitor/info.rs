@@ -104,6 +104,13 @@ pub fn parse(text: &str) -> Result<InfoReply, InfoError> {
 }
 
 /// `slaveN` (N all digits) is a replica line; `slave_repl_offset` and friends are not.
+/// The `run_id` field of an INFO reply, or "" without one.
+pub fn run_id(text: &str) -> &str {
+    text.lines()
+        .find_map(|line| line.trim_end().strip_prefix("run_id:"))
+        .unwrap_or("")
+}
+
 fn slave_index(key: &str) -> Option<u32> {
     let digits = key.strip_prefix("slave")?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {

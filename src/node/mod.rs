@@ -243,6 +243,7 @@ async fn run_node(
     };
     let resp_bus = bus.clone();
     let resp_identity = identity.clone();
+    let redis = Connector::new(config.redis_tls.clone(), config.tls_masters.clone());
     let admin = Arc::new(Admin {
         router: Router {
             raft: raft.clone(),
@@ -251,6 +252,8 @@ async fn run_node(
         },
         view: view.clone(),
         config: config.clone(),
+        reports: reports.clone(),
+        redis: redis.clone(),
     });
     let api = Arc::new(Api {
         admin: admin.clone(),
@@ -320,7 +323,6 @@ async fn run_node(
     tasks.once("bootstrap", bootstrap.run(cancel.clone()));
 
     // Detection on every node; decisions on the leader only (the runner idles elsewhere).
-    let redis = Connector::new(config.redis_tls.clone(), config.tls_masters.clone());
     if config.redis_tls != crate::redis::RedisTls::default() {
         tracing::info!(
             ca_file = config.redis_tls.has_ca(),
