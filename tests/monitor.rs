@@ -109,7 +109,14 @@ fn topology(cmds: &[Command]) -> Arc<SmData> {
     let mut topology = TopologyState::default();
     for (i, cmd) in cmds.iter().enumerate() {
         let index = i as u64 + 1;
-        let applied = topology.apply(cmd, ApplyContext { index, voters: 3 });
+        let voters = std::collections::BTreeSet::from([1, 2, 3]);
+        let applied = topology.apply(
+            cmd,
+            ApplyContext {
+                index,
+                voters: &voters,
+            },
+        );
         assert!(applied.result.is_ok(), "{cmd:?}: {:?}", applied.result);
     }
     let data = SmData {

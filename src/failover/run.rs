@@ -25,6 +25,7 @@ use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{Raft, SmData};
 use crate::redis::{ConnError, Connector, Failure, Role};
 use crate::topology::event::master_prefix;
+use crate::topology::lease::MustDie;
 use crate::topology::TopologyEvent;
 use crate::topology::{Addr, Command, MasterRecord, ReplicaRecord, RequestKind, Vip};
 
@@ -33,6 +34,8 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
 const ROLE_POLL: Duration = Duration::from_millis(10);
 const RESEND_AFTER: Duration = Duration::from_millis(1000);
 const RERANK_WITHIN: Duration = Duration::from_millis(150);
+/// How often the leader asks whether a superseded lease grant is dead yet.
+const SETTLE_EVERY: Duration = Duration::from_millis(200);
 
 /// The probe period the monitor uses for a master: min(down-after / 10, 100 ms), at least 10 ms.
 pub fn ping_interval_ms(down_after_ms: u64) -> u64 {
@@ -181,14 +184,19 @@ impl Runner {
             let entry = next_lease_entry(&data.topology, &inputs, fresh_ms)
                 .or_else(|| next_vip_entry(&data.topology, &inputs, fresh_ms))
                 .or_else(|| config_vip_entry(&data.topology, &self.config_vips));
-            if let (Some(cmd), Some(guard)) = (entry, busy.claim(LEASES)) {
+            let unsettled = data.topology.unsettled();
+            if let (true, Some(guard)) =
+                (entry.is_some() || unsettled.is_some(), busy.claim(LEASES))
+            {
                 let runner = self.clone();
+                let data = data.clone();
                 tasks.spawn(
                     async move {
                         let _guard = guard;
-                        tracing::info!(entry = ?cmd, "lease entry");
-                        if let Err(e) = runner.commit(cmd).await {
-                            tracing::warn!(error = %e, "lease entry not committed");
+                        match (entry, unsettled) {
+                            (Some(cmd), _) => runner.commit_lease_entry(cmd).await,
+                            (None, Some(grant)) => runner.settle(&data, &grant).await,
+                            (None, None) => {}
                         }
                     }
                     .in_current_span(),
@@ -809,6 +817,35 @@ impl Runner {
         holder_of(&master.name, addr, &inputs, fresh_ms(master.down_after_ms))
     }
 
+    async fn commit_lease_entry(&self, cmd: Command) {
+        tracing::info!(entry = ?cmd, "lease entry");
+        if let Err(e) = self.commit(cmd).await {
+            tracing::warn!(error = %e, "lease entry not committed");
+        }
+    }
+
+    /// A grant a membership change superseded is dropped once a majority of the voters it was
+    /// granted under says it is dead, VIP lifetime included; until then failovers away from its
+    /// holder wait for it too. Asked at most every `SETTLE_EVERY`.
+    async fn settle(&self, data: &SmData, grant: &MustDie) {
+        if self
+            .lease_peers
+            .grant_dead(data, grant, true, self.lease_timeout)
+            .await
+        {
+            tracing::info!(
+                grant = grant.id,
+                "superseded lease dead at a majority of its voters"
+            );
+            let cmd = Command::LeaseSettled { id: grant.id };
+            if let Err(e) = self.commit(cmd).await {
+                tracing::warn!(error = %e, "lease entry not committed");
+            }
+            return;
+        }
+        tokio::time::sleep(SETTLE_EVERY).await;
+    }
+
     /// DESIGN "Failover" 2: no promotion until the grant the failover revoked is dead at a
     /// majority, or its holder released it. Waits up to failover-timeout, asking every 50 ms.
     async fn await_old_grant_dead(&self, master: &MasterRecord) -> Result<(), StepError> {
@@ -826,10 +863,18 @@ impl Runner {
                 tracing::info!(grant = r.grant.id, "old lease released by its holder");
                 return Ok(());
             }
-            let dead = self
-                .lease_peers
-                .grant_dead(&data, r.grant.id, r.at, false, self.lease_timeout)
-                .await;
+            // The revoked grant and any grant of the same holder a membership change superseded,
+            // each dead at a majority of the voters it was granted under (issue 11 §3).
+            let mut dead = true;
+            for grant in data.topology.must_die(&r) {
+                dead &= self
+                    .lease_peers
+                    .grant_dead(&data, &grant, false, self.lease_timeout)
+                    .await;
+                if !dead {
+                    break;
+                }
+            }
             if dead {
                 tracing::info!(grant = r.grant.id, "old lease dead at a majority");
                 return Ok(());

@@ -12,6 +12,8 @@ use crate::raft::SmData;
 
 #[derive(Clone)]
 pub struct Promiser {
+    /// This node: it promises only on grants made under a voter set it belongs to.
+    node_id: u64,
     table: Arc<Mutex<Promises>>,
     view: watch::Receiver<Arc<SmData>>,
     /// How much longer than the lease the old holder's VIP may live: V + 1 s + T − L.
@@ -24,6 +26,7 @@ pub struct Promiser {
 impl Promiser {
     /// `boot` is when this process started: promises made before it are unknown (invariant 4).
     pub fn new(
+        node_id: u64,
         boot: Instant,
         lease: Duration,
         margin: Duration,
@@ -32,6 +35,7 @@ impl Promiser {
         caught_up: watch::Receiver<bool>,
     ) -> Self {
         Promiser {
+            node_id,
             table: Arc::new(Mutex::new(Promises::new(boot, lease, margin))),
             view,
             vip_extra,
@@ -49,12 +53,15 @@ impl Promiser {
         if !self.caught_up() {
             return false;
         }
-        let current = self
-            .view
-            .borrow()
-            .topology
-            .lease_of(holder)
-            .is_some_and(|g| g.id == grant);
+        // A node outside the grant's voter set never promises on it (issue 11 §3): a removed
+        // voter that missed the change would otherwise lend its promise to a set it left.
+        let current = {
+            let view = self.view.borrow();
+            view.topology
+                .lease_of(holder)
+                .is_some_and(|g| g.id == grant)
+                && view.topology.may_promise(grant, self.node_id)
+        };
         let now = Instant::now();
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         table.prune(now, self.vip_extra);

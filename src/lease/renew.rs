@@ -3,6 +3,7 @@
 //! publish until when this node may act. Renewals are never log writes and never depend on who
 //! leads Raft.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use crate::pb::raft_internal_client::RaftInternalClient;
 use crate::pb::{GrantDeadRequest, PromiseRequest};
 use crate::raft::identity::ClusterIdentity;
 use crate::raft::SmData;
+use crate::topology::lease::MustDie;
 
 /// Asks the other voters over gRPC; this node's own answer is local.
 #[derive(Clone)]
@@ -29,51 +31,59 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Every voter of the applied membership: (id, gRPC address).
-    fn voters(view: &SmData) -> Vec<(u64, String)> {
+    /// The nodes of `voters` the applied membership has an address for: (id, gRPC address). A
+    /// voter removed since has none and counts as a no.
+    fn addresses(view: &SmData, voters: &BTreeSet<u64>) -> Vec<(u64, String)> {
         let membership = view.membership.membership();
-        membership
-            .voter_ids()
-            .filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
+        voters
+            .iter()
+            .filter_map(|id| membership.get_node(id).map(|n| (*id, n.addr.clone())))
             .collect()
     }
 
-    /// How many voters promise on `grant` within `timeout`, out of how many.
+    /// How many of the voters `grant` was granted under promise on it within `timeout`, out of
+    /// how many (issue 11 §3: never the counter's own membership).
     pub async fn promises(&self, view: &SmData, grant: u64, timeout: Duration) -> (usize, usize) {
-        self.count(view, Question::Promise { grant }, timeout).await
+        let voters = view.topology.voters_of(grant).cloned().unwrap_or_default();
+        self.count(view, Question::Promise { grant }, &voters, timeout)
+            .await
     }
 
-    /// Whether a majority of voters report `grant` (revoked at `revoked_at`) dead; with `vip`,
-    /// its holder's VIP too.
+    /// Whether a majority of the voters `grant` was granted under report it (revoked or
+    /// superseded at `grant.revoked_at`) dead; with `vip`, its holder's VIP too.
     pub async fn grant_dead(
         &self,
         view: &SmData,
-        grant: u64,
-        revoked_at: u64,
+        grant: &MustDie,
         vip: bool,
         timeout: Duration,
     ) -> bool {
         let q = Question::Dead {
-            grant,
-            revoked_at,
+            grant: grant.id,
+            revoked_at: grant.revoked_at,
             vip,
         };
-        let (yes, voters) = self.count(view, q, timeout).await;
+        let (yes, voters) = self.count(view, q, &grant.voters, timeout).await;
         yes * 2 > voters
     }
 
-    /// Puts `q` to every voter at once (this node answers locally): how many said yes within
-    /// `timeout`, out of how many voters.
-    async fn count(&self, view: &SmData, q: Question, timeout: Duration) -> (usize, usize) {
-        let voters = Self::voters(view);
+    /// Puts `q` to every node of `voters` at once (this node answers locally): how many said yes
+    /// within `timeout`, out of how many voters.
+    async fn count(
+        &self,
+        view: &SmData,
+        q: Question,
+        voters: &BTreeSet<u64>,
+        timeout: Duration,
+    ) -> (usize, usize) {
         let mut asks = JoinSet::new();
         let mut yes = 0;
-        for (id, addr) in &voters {
-            if *id == self.node_id {
+        for (id, addr) in Self::addresses(view, voters) {
+            if id == self.node_id {
                 yes += usize::from(self.answer(q));
                 continue;
             }
-            let (peers, addr) = (self.clone(), addr.clone());
+            let peers = self.clone();
             asks.spawn(async move { peers.ask(&addr, q, timeout).await });
         }
         while let Some(r) = asks.join_next().await {

@@ -172,10 +172,18 @@ impl Vips {
         if r.released || r.grant.holder == self.node_id || self.cleared.contains(&r.grant.id) {
             return true;
         }
-        let gone = self
-            .peers
-            .grant_dead(view, r.grant.id, r.at, true, self.timeout)
-            .await;
+        // Every grant of the old holder must be over, the one the failover revoked and any a
+        // membership change superseded, each at a majority of its own voters.
+        let mut gone = true;
+        for grant in view.topology.must_die(&r) {
+            gone &= self
+                .peers
+                .grant_dead(view, &grant, true, self.timeout)
+                .await;
+            if !gone {
+                break;
+            }
+        }
         if gone {
             self.cleared.insert(r.grant.id);
         }

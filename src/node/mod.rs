@@ -218,6 +218,7 @@ async fn run_node(
     // revocation (the model's restart counterexample): no promises, no renewals before that.
     let (caught_up_tx, caught_up) = tokio::sync::watch::channel(false);
     let promiser = Promiser::new(
+        config.id,
         boot,
         Duration::from_millis(config.lease.duration_ms),
         Duration::from_millis(config.lease.margin_ms),

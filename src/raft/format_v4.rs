@@ -1,21 +1,23 @@
 //! Format version 4 of the state machine's data (before `MasterRecord.min_replicas`,
 //! `min_failover_interval_ms` and `retry_cleared_epoch`), read and
-//! upgraded so that a node keeps its stored state and snapshots across the upgrade; version 3 is
-//! upgraded to this first (see `format_v3`). Every other stored or transmitted type has the same
-//! shape in versions 4 and 5. No I/O.
+//! upgraded to version 5 (see `format_v5`, which upgrades that in turn); version 3 is upgraded to
+//! this first (see `format_v3`). Every other stored or transmitted type has the same shape in
+//! versions 4 and 5. No I/O.
 
 use std::collections::BTreeMap;
 
 use openraft::StoredMembership;
 use serde::{Deserialize, Serialize};
 
+use super::format_v5::{SmDataV5, TopologyStateV5};
+#[cfg(test)]
 use super::state_machine::SmData;
 use super::types::typ::LogId;
 use super::types::Member;
 use crate::topology::master::Conflict;
 use crate::topology::{
     Addr, FailoverOutcome, FailoverRecord, FailoverRequest, LeaseGrant, MasterRecord, MinReplicas,
-    ReplicaRecord, Revoked, Secret, TopologyState, Vip,
+    ReplicaRecord, Revoked, Secret, Vip,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -62,12 +64,12 @@ pub(super) struct MasterRecordV4 {
     pub(super) vip_problems: BTreeMap<u64, String>,
 }
 
-impl From<SmDataV4> for SmData {
-    fn from(v4: SmDataV4) -> SmData {
-        SmData {
+impl From<SmDataV4> for SmDataV5 {
+    fn from(v4: SmDataV4) -> SmDataV5 {
+        SmDataV5 {
             last_applied: v4.last_applied,
             membership: v4.membership,
-            topology: TopologyState {
+            topology: TopologyStateV5 {
                 masters: v4
                     .topology
                     .masters
@@ -191,7 +193,8 @@ mod tests {
             .leases
             .insert(1, LeaseGrant { holder: 1, id: 7 });
         let got = decode_data(&written_by_v4(&data)).unwrap();
-        assert_eq!(got.topology, data.topology);
+        assert_eq!(got.topology.masters, data.topology.masters);
+        assert_eq!(got.topology.leases, data.topology.leases);
         let got = &got.topology.masters["mymaster"];
         assert!(got.tls);
         assert_eq!(got.min_replicas, MinReplicas::default());
@@ -200,7 +203,7 @@ mod tests {
             (0, 0)
         );
 
-        // Written now: version 5, with the field.
+        // Written now: the current version, with the field.
         let set = MinReplicas {
             to_write: 1,
             max_lag_s: 5,

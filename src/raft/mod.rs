@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod codec;
 mod format_v3;
 mod format_v4;
+mod format_v5;
 pub mod freshness;
 pub mod identity;
 pub mod log_store;

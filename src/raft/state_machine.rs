@@ -41,6 +41,11 @@ impl SmData {
     pub fn voter_count(&self) -> usize {
         self.membership.membership().voter_ids().count()
     }
+
+    /// The applied membership's voters.
+    pub fn voter_ids(&self) -> std::collections::BTreeSet<u64> {
+        self.membership.membership().voter_ids().collect()
+    }
 }
 
 /// The stored or sent state in any readable format version.
@@ -48,9 +53,15 @@ pub fn decode_data(bytes: &[u8]) -> Result<SmData, CodecError> {
     match versioned(bytes)? {
         (3, body) => {
             let v3 = bincode::deserialize::<super::format_v3::SmDataV3>(body)?;
-            Ok(super::format_v4::SmDataV4::from(v3).into())
+            let v5: super::format_v5::SmDataV5 = super::format_v4::SmDataV4::from(v3).into();
+            Ok(v5.into())
         }
-        (4, body) => Ok(bincode::deserialize::<super::format_v4::SmDataV4>(body)?.into()),
+        (4, body) => {
+            let v4 = bincode::deserialize::<super::format_v4::SmDataV4>(body)?;
+            let v5: super::format_v5::SmDataV5 = v4.into();
+            Ok(v5.into())
+        }
+        (5, body) => Ok(bincode::deserialize::<super::format_v5::SmDataV5>(body)?.into()),
         _ => decode(bytes),
     }
 }
@@ -260,10 +271,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             match entry.payload {
                 EntryPayload::Blank => responses.push(Response::default()),
                 EntryPayload::Normal(cmd) => {
-                    let voters = self.data.voter_count();
+                    let voters = self.data.voter_ids();
                     let ctx = ApplyContext {
                         index: entry.log_id.index,
-                        voters,
+                        voters: &voters,
                     };
                     let applied = self.data.topology.apply(&cmd, ctx);
                     events.extend(applied.events.into_iter().map(|event| IndexedEvent {
@@ -276,6 +287,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
                 EntryPayload::Membership(m) => {
                     self.data.membership = StoredMembership::new(Some(entry.log_id), m);
+                    let voters = self.data.voter_ids();
+                    // Leases are re-granted under the new voter set (topology::lease).
+                    self.data
+                        .topology
+                        .membership_changed(&voters, entry.log_id.index);
                     responses.push(Response::default());
                 }
             }

@@ -100,6 +100,9 @@ pub enum Command {
     /// `raftinel ctl reset-failover-delay`: the attempts so far delay no automatic failover
     /// (Sentinel's retry delay and `min-failover-interval`). Appended last, like `Reset`.
     ResetFailoverDelay { name: String },
+    /// A grant a membership change superseded is dead at a majority of the voters it was granted
+    /// under: failovers and VIP moves stop waiting for it. Appended last, like `Reset`.
+    LeaseSettled { id: u64 },
 }
 
 /// SET options for `Debug`, with auth-pass values redacted like Sentinel's `+set` event.
@@ -239,6 +242,7 @@ impl fmt::Debug for Command {
                 .debug_struct("ResetFailoverDelay")
                 .field("name", name)
                 .finish(),
+            Command::LeaseSettled { id } => f.debug_struct("LeaseSettled").field("id", id).finish(),
         }
     }
 }

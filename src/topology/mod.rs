@@ -15,7 +15,7 @@ mod tests;
 pub use command::Command;
 pub use event::TopologyEvent;
 pub use failover::{FailoverOutcome, FailoverRecord, FailoverState, Revoked};
-pub use lease::LeaseGrant;
+pub use lease::{LeaseGrant, Superseded};
 pub use master::{
     check_name, has_control, interface_name, parse_option, Addr, FailoverRequest, MasterOption,
     MasterRecord, MinReplicas, NameRule, ReplicaRecord, RequestKind, Secret, Vip,

@@ -1,14 +1,14 @@
 //! The replicated topology state and `apply`, the one function that changes it: pure and
 //! deterministic (no I/O, no clock, no randomness), so every node computes the same state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::command::Command;
 use super::event::{self, TopologyEvent};
 use super::failover::{self, FailoverRecord, FailoverState};
-use super::lease::{self, LeaseGrant};
+use super::lease::{self, LeaseGrant, Superseded};
 use super::master::{
     check_name, parse_option, Addr, Conflict, FailoverRequest, MasterOption, MasterRecord,
     ReplicaRecord, RequestKind,
@@ -21,15 +21,21 @@ pub struct TopologyState {
     pub masters: BTreeMap<String, MasterRecord>,
     /// Keyed by holder node id: at most one current grant per holder.
     pub leases: BTreeMap<u64, LeaseGrant>,
+    /// The voter set each grant still referred to (current, revoked by a failover in progress or
+    /// the last one, superseded) was made under, by grant id.
+    pub grant_voters: BTreeMap<u64, BTreeSet<u64>>,
+    /// Grants a membership change replaced, by id, until a majority of their voters says dead.
+    pub superseded: BTreeMap<u64, Superseded>,
 }
 
 /// What `apply` needs to know about the entry besides its command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ApplyContext {
+pub struct ApplyContext<'a> {
     /// Log index of the entry; becomes the id of the lease grants it makes.
     pub index: u64,
-    /// Voters in the membership at this entry, for the quorum rule.
-    pub voters: usize,
+    /// Voters in the membership at this entry: the quorum rule counts them, and the lease grants
+    /// the entry makes are counted against them.
+    pub voters: &'a BTreeSet<u64>,
 }
 
 /// The result of applying one entry: identical on every node.
@@ -49,10 +55,11 @@ pub enum Outcome {
 impl TopologyState {
     /// Applies one committed command. A refusal is a value and leaves the state exactly as it was:
     /// the command runs on a copy that replaces the state only on success (states are small).
-    pub fn apply(&mut self, cmd: &Command, ctx: ApplyContext) -> Applied {
+    pub fn apply(&mut self, cmd: &Command, ctx: ApplyContext<'_>) -> Applied {
         let mut next = self.clone();
         match next.dispatch(cmd, ctx) {
             Ok((outcome, events)) => {
+                next.record_grant_voters(ctx.voters, ctx.index);
                 *self = next;
                 Applied {
                     result: Ok(outcome),
@@ -89,7 +96,7 @@ impl TopologyState {
     fn dispatch(
         &mut self,
         cmd: &Command,
-        ctx: ApplyContext,
+        ctx: ApplyContext<'_>,
     ) -> Result<(Outcome, Vec<TopologyEvent>), Refusal> {
         let events = match cmd {
             Command::Monitor {
@@ -106,7 +113,7 @@ impl TopologyState {
                     return Err(Refusal::InvalidHost);
                 }
                 // Sentinel checks the quorum before the duplicate name.
-                check_quorum(*quorum, ctx.voters)?;
+                check_quorum(*quorum, ctx.voters.len())?;
                 if self.masters.contains_key(name) {
                     return Err(Refusal::DuplicateMaster);
                 }
@@ -131,7 +138,9 @@ impl TopologyState {
                 let master = self.masters.remove(name).ok_or(Refusal::NoSuchMaster)?;
                 vec![event::unmonitor(&master)]
             }
-            Command::Set { name, options } => set(self.master_mut(name)?, options, ctx.voters)?,
+            Command::Set { name, options } => {
+                set(self.master_mut(name)?, options, ctx.voters.len())?
+            }
             Command::ReplicasDiscovered { name, replicas } => {
                 replicas_discovered(self.master_mut(name)?, replicas)
             }
@@ -304,6 +313,10 @@ impl TopologyState {
                 if !revoked {
                     lease::release(&mut self.leases, *id)?;
                 }
+                Vec::new()
+            }
+            Command::LeaseSettled { id } => {
+                self.settle(*id)?;
                 Vec::new()
             }
         };

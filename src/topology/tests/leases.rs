@@ -124,3 +124,120 @@ fn vip_readiness_is_recorded_per_node() {
         Refusal::NoSuchMaster,
     );
 }
+
+fn set_of(ids: &[u64]) -> std::collections::BTreeSet<u64> {
+    ids.iter().copied().collect()
+}
+
+/// Whether `yes` answers make a majority of `voters`.
+fn majority(yes: usize, voters: &std::collections::BTreeSet<u64>) -> bool {
+    yes * 2 > voters.len()
+}
+
+// Issue 11 §3: a grant is counted against the voter set of the entry that made it, and only its
+// voters may promise on it.
+#[test]
+fn a_grant_keeps_the_voters_it_was_granted_under() {
+    let mut log = Log::monitored();
+    let grant = log.state.lease_of(1).map(|g| g.id).unwrap();
+    assert_eq!(log.state.voters_of(grant), Some(&set_of(&[1, 2, 3])));
+    assert!(log.state.may_promise(grant, 3));
+    assert!(!log.state.may_promise(grant, 4));
+    assert!(
+        !log.state.may_promise(grant + 100, 1),
+        "an unknown grant gets no promise"
+    );
+    // A failover's grant for the candidate's host is made under the same entry's voters.
+    let index = log.index;
+    log.ok(&started(1, 6391, Some(2)));
+    assert_eq!(log.state.voters_of(index), Some(&set_of(&[1, 2, 3])));
+    // The revoked grant keeps its voters while the failover still needs it dead.
+    assert_eq!(log.state.voters_of(grant), Some(&set_of(&[1, 2, 3])));
+}
+
+// Issue 11 §3: a membership change re-grants every lease under the new set and keeps the old
+// grant superseded; nodes that applied the change promise only on the new one.
+#[test]
+fn a_membership_change_regrants_and_supersedes() {
+    let mut log = Log::monitored();
+    log.membership(&[1, 2, 3, 4, 5]);
+    let five = log.state.lease_of(1).map(|g| g.id).unwrap();
+    let old = *log.state.superseded.keys().next().unwrap();
+    assert_eq!(log.state.voters_of(five), Some(&set_of(&[1, 2, 3, 4, 5])));
+    assert!(!log.state.is_current_grant(old));
+    assert!(log.state.may_promise(five, 5));
+
+    let at = log.index;
+    log.membership(&[1, 2, 3]);
+    let three = log.state.lease_of(1).map(|g| g.id).unwrap();
+    assert_eq!(three, at);
+    assert_eq!(log.state.voters_of(three), Some(&set_of(&[1, 2, 3])));
+    assert!(
+        !log.state.may_promise(three, 4),
+        "a removed voter promises nothing new"
+    );
+    assert_eq!(
+        log.state.superseded.get(&five),
+        Some(&Superseded { holder: 1, at })
+    );
+    // The same set again changes nothing.
+    log.membership(&[1, 2, 3]);
+    assert_eq!(log.state.lease_of(1).map(|g| g.id), Some(three));
+    assert_eq!(log.state.superseded.len(), 2);
+}
+
+// Issue 11 §3, the hole: nodes 4 and 5 removed but running never apply the change and keep
+// promising on the old grant, so a holder cut off with them counts 3 of 5. The leader must then
+// count the old grant dead against the same 5, which its side (1, 2) cannot reach.
+#[test]
+fn removed_but_running_voters_cannot_split_a_lease() {
+    let mut log = Log::monitored();
+    log.membership(&[1, 2, 3, 4, 5]);
+    let before_removal = log.state.clone();
+    let five = log.state.lease_of(1).map(|g| g.id).unwrap();
+    log.membership(&[1, 2, 3]);
+    // The holder (node 1) is cut off with 4 and 5, whose state is `before_removal`.
+    let promisers = [1, 4, 5]
+        .into_iter()
+        .filter(|n| before_removal.may_promise(five, *n))
+        .count();
+    let grant_voters = before_removal.voters_of(five).unwrap();
+    assert!(majority(promisers, grant_voters), "the holder still holds");
+    // The leader (node 2 with node 3) starts a failover and revokes the current grant.
+    log.ok(&started(1, 6391, Some(2)));
+    let revoked = log.mymaster().failover.as_ref().unwrap().revoked.unwrap();
+    let must_die = log.state.must_die(&revoked);
+    let old = must_die
+        .iter()
+        .find(|g| g.id == five)
+        .expect("superseded grant must die");
+    assert_eq!(old.voters, set_of(&[1, 2, 3, 4, 5]));
+    // Only 2 and 3 can say dead: not a majority of the grant's own voters.
+    assert!(!majority(2, &old.voters));
+    // Counted against the leader's current membership, as before, it would have promoted.
+    assert!(majority(2, &set_of(&[1, 2, 3])));
+}
+
+// Issue 11 §3: LeaseSettled drops a superseded grant (a failover stops waiting for it), refuses an
+// id that is not superseded, and voter sets nothing refers to are dropped.
+#[test]
+fn settling_a_superseded_grant() {
+    let mut log = Log::monitored();
+    let first = log.state.lease_of(1).map(|g| g.id).unwrap();
+    log.membership(&[1, 2, 3, 4]);
+    let unsettled = log.state.unsettled().unwrap();
+    assert_eq!(unsettled.id, first);
+    assert_eq!(unsettled.voters, set_of(&[1, 2, 3]));
+    log.ok(&Command::LeaseSettled { id: first });
+    assert!(log.state.unsettled().is_none());
+    assert_eq!(log.state.voters_of(first), None);
+    log.refused(
+        &Command::LeaseSettled { id: first },
+        Refusal::NoSuchLease { id: first },
+    );
+    // With nothing superseded, a failover waits for its revoked grant only.
+    log.ok(&started(1, 6391, Some(2)));
+    let revoked = log.mymaster().failover.as_ref().unwrap().revoked.unwrap();
+    let ids: Vec<u64> = log.state.must_die(&revoked).iter().map(|g| g.id).collect();
+    assert_eq!(ids, [revoked.grant.id]);
+}

@@ -96,6 +96,8 @@ fn aborted(epoch: u64, reason: &str) -> Command {
 struct Log {
     state: TopologyState,
     index: u64,
+    /// The membership's voters the next entries apply under.
+    voters: std::collections::BTreeSet<u64>,
 }
 
 impl Log {
@@ -103,6 +105,7 @@ impl Log {
         Log {
             state: TopologyState::default(),
             index: 1,
+            voters: (1..=VOTERS as u64).collect(),
         }
     }
 
@@ -121,11 +124,18 @@ impl Log {
             cmd,
             ApplyContext {
                 index: self.index,
-                voters: VOTERS,
+                voters: &self.voters,
             },
         );
         self.index += 1;
         applied
+    }
+
+    /// A membership entry with these voters.
+    fn membership(&mut self, voters: &[u64]) {
+        self.voters = voters.iter().copied().collect();
+        self.state.membership_changed(&self.voters, self.index);
+        self.index += 1;
     }
 
     /// Applies a command that must succeed; returns its events.
