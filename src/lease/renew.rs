@@ -31,13 +31,17 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// The nodes of `voters` the applied membership has an address for: (id, gRPC address). A
-    /// voter removed since has none and counts as a no.
+    /// Where to reach each node of `voters`: (id, gRPC address). A voter removed since is asked
+    /// at the address its last membership had; one with none counts as a no.
     fn addresses(view: &SmData, voters: &BTreeSet<u64>) -> Vec<(u64, String)> {
         let membership = view.membership.membership();
         voters
             .iter()
-            .filter_map(|id| membership.get_node(id).map(|n| (*id, n.addr.clone())))
+            .filter_map(|id| {
+                let addr = membership.get_node(id).map(|n| n.addr.as_str());
+                addr.or_else(|| view.topology.voter_addr(*id))
+                    .map(|a| (*id, a.to_owned()))
+            })
             .collect()
     }
 

@@ -39,6 +39,7 @@ impl From<SmDataV5> for SmData {
             leases: v5.topology.leases,
             grant_voters: BTreeMap::new(),
             superseded: BTreeMap::new(),
+            voter_addrs: BTreeMap::new(),
         };
         let mut ids: BTreeSet<u64> = topology.leases.values().map(|g| g.id).collect();
         for m in topology.masters.values() {
@@ -51,6 +52,11 @@ impl From<SmDataV5> for SmData {
             );
         }
         topology.grant_voters = ids.into_iter().map(|id| (id, voters.clone())).collect();
+        let membership = v5.membership.membership();
+        topology.voter_addrs = voters
+            .iter()
+            .filter_map(|id| membership.get_node(id).map(|n| (*id, n.addr.clone())))
+            .collect();
         SmData {
             last_applied: v5.last_applied,
             membership: v5.membership,

@@ -288,10 +288,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 EntryPayload::Membership(m) => {
                     self.data.membership = StoredMembership::new(Some(entry.log_id), m);
                     let voters = self.data.voter_ids();
+                    let addrs = self
+                        .data
+                        .membership
+                        .membership()
+                        .nodes()
+                        .map(|(id, n)| (*id, n.addr.clone()))
+                        .collect();
                     // Leases are re-granted under the new voter set (topology::lease).
                     self.data
                         .topology
-                        .membership_changed(&voters, entry.log_id.index);
+                        .membership_changed(&voters, addrs, entry.log_id.index);
                     responses.push(Response::default());
                 }
             }

@@ -97,7 +97,13 @@ impl TopologyState {
 
     /// A membership entry at `index` with `voters` applied: every grant made under another set
     /// is re-granted under this one, and the old one kept as superseded (see the module header).
-    pub fn membership_changed(&mut self, voters: &BTreeSet<u64>, index: u64) {
+    pub fn membership_changed(
+        &mut self,
+        voters: &BTreeSet<u64>,
+        addrs: BTreeMap<u64, String>,
+        index: u64,
+    ) {
+        self.voter_addrs.extend(addrs);
         let stale: Vec<LeaseGrant> = self
             .leases
             .values()
@@ -135,6 +141,13 @@ impl TopologyState {
             );
         }
         self.grant_voters.retain(|id, _| referenced.contains(id));
+        let named: BTreeSet<u64> = self.grant_voters.values().flatten().copied().collect();
+        self.voter_addrs.retain(|id, _| named.contains(id));
+    }
+
+    /// Where to ask voter `id` about a grant when the applied membership no longer has it.
+    pub fn voter_addr(&self, id: u64) -> Option<&str> {
+        self.voter_addrs.get(&id).map(String::as_str)
     }
 
     /// LeaseSettled: a superseded grant is dead at a majority of its own voters.

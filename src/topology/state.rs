@@ -26,6 +26,9 @@ pub struct TopologyState {
     pub grant_voters: BTreeMap<u64, BTreeSet<u64>>,
     /// Grants a membership change replaced, by id, until a majority of their voters says dead.
     pub superseded: BTreeMap<u64, Superseded>,
+    /// The gRPC address of every voter some grant's set names, as the last membership that had
+    /// it said: a voter removed since is still asked about the grants it may promise on.
+    pub voter_addrs: BTreeMap<u64, String>,
 }
 
 /// What `apply` needs to know about the entry besides its command.

@@ -212,8 +212,12 @@ fn removed_but_running_voters_cannot_split_a_lease() {
         .find(|g| g.id == five)
         .expect("superseded grant must die");
     assert_eq!(old.voters, set_of(&[1, 2, 3, 4, 5]));
-    // Only 2 and 3 can say dead: not a majority of the grant's own voters.
+    // Only 2 and 3 can say dead: not a majority of the grant's own voters. The removed voters
+    // are still asked, at the addresses their last membership had.
     assert!(!majority(2, &old.voters));
+    assert_eq!(log.state.voter_addr(4), Some("n4:1"));
+    log.ok(&Command::LeaseSettled { id: five });
+    assert_eq!(log.state.voter_addr(4), None, "no grant names node 4 any more");
     // Counted against the leader's current membership, as before, it would have promoted.
     assert!(majority(2, &set_of(&[1, 2, 3])));
 }

@@ -134,7 +134,9 @@ impl Log {
     /// A membership entry with these voters.
     fn membership(&mut self, voters: &[u64]) {
         self.voters = voters.iter().copied().collect();
-        self.state.membership_changed(&self.voters, self.index);
+        let addrs = voters.iter().map(|id| (*id, format!("n{id}:1"))).collect();
+        self.state
+            .membership_changed(&self.voters, addrs, self.index);
         self.index += 1;
     }
 
