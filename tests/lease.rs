@@ -432,3 +432,124 @@ async fn unfencing_puts_the_logs_min_replicas_on_a_master_started_fenced() {
     .await;
     assert!(!m.write_ok("stale"));
 }
+
+/// Samples for `secs`: the old master's acknowledged writes, and when a replica was first seen
+/// promoted. Returns (writes acknowledged after the promotion, promotion time).
+async fn writes_after_promotion(
+    old: &Redis,
+    replicas: &[&Redis],
+    secs: u64,
+) -> (u32, Option<Duration>) {
+    let start = Instant::now();
+    let (mut promoted_at, mut after, mut n) = (None, 0, 0);
+    while start.elapsed() < Duration::from_secs(secs) {
+        n += 1;
+        let acked = old.write_ok(&format!("w{n}"));
+        if promoted_at.is_none()
+            && replicas
+                .iter()
+                .any(|r| r.role().as_deref() == Some("master"))
+        {
+            promoted_at = Some(start.elapsed());
+        }
+        if acked && promoted_at.is_some() {
+            after += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (after, promoted_at)
+}
+
+// --- issue 11 §3: nodes 4 and 5 removed while running, the holder cut off while the removal
+//     commits and then reachable by 4 and 5 only, its master cut off from the remaining voters'
+//     hosts. Nodes 4 and 5 never hear of the failover; they must not lend node 1 a majority of
+//     the five-voter set while nodes 2 and 3 count "dead" in the three-voter one: never two
+//     writable masters, and the failover still happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_but_running_voters_never_split_a_lease() {
+    // Host 1 (node 1, the master) runs as A; nodes 2, 3 and the replicas as B; nodes 4, 5 as C.
+    const A: u32 = 65534;
+    const B: u32 = 65533;
+    const C: u32 = 65532;
+    let _g = serial();
+    let m = Redis::start_as(Some(A), &[]);
+    let r1 = Redis::replica_of_as(Some(B), &m, &[]);
+    let r2 = Redis::replica_of_as(Some(B), &m, &[]);
+    let mut c = colocated(&[&m, &r1, &r2], "").await;
+    c.start_as(1, A);
+    c.start_as(2, B);
+    c.start_as(3, B);
+    c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    for id in [4, 5] {
+        c.add_joiner(id);
+        c.start_as(id, C);
+        let (grpc, sentinel) = (c.nodes[&id].grpc.clone(), c.nodes[&id].sentinel.clone());
+        let id = id.to_string();
+        let out = c.ctl_settled(&["members", "add", &id, &grpc, "--sentinel", &sentinel]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let _logs = c.logs_on_panic(80);
+    // Node 1's grant is made under the five voters.
+    c.wait_leader(&[1, 2, 3, 4, 5], Duration::from_secs(10))
+        .await;
+    let port = m.port.to_string();
+    let out = c.ctl_settled(&["monitor", "mymaster", "127.0.0.1", &port, "3"]);
+    assert!(out.status.success(), "{out:?}");
+    eventually(
+        "node 1 holds, master writable",
+        Duration::from_secs(10),
+        || async {
+            let held = master_of(&c, 2)
+                .await
+                .is_some_and(|x| x.lease_holder == 1 && x.replicas.len() == 2);
+            (held && m.write_ok("k")).then_some(())
+        },
+    )
+    .await;
+
+    let port = |id: u64| -> u16 {
+        c.nodes[&id]
+            .grpc
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let _rest = Firewall::add(vec![
+        Firewall::reject(A, port(2)),
+        Firewall::reject(A, port(3)),
+        Firewall::reject(B, port(1)),
+        Firewall::reject(B, m.port),
+    ]);
+    let a_c = Firewall::add(vec![
+        Firewall::reject(A, port(4)),
+        Firewall::reject(A, port(5)),
+        Firewall::reject(C, port(1)),
+    ]);
+    c.wait_leader(&[2, 3, 4, 5], Duration::from_secs(10)).await;
+    // Not through node 1: cut off, it may still believe it leads. Elections follow a leader
+    // removing itself, so each step is retried.
+    let via_2_3 = |args: &[&str]| {
+        (0..10).any(|_| {
+            let ok = c.ctl_via(&[2, 3], args).status.success();
+            if !ok {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            ok
+        })
+    };
+    for id in ["5", "4"] {
+        assert!(via_2_3(&["members", "remove", id]), "removing node {id}");
+    }
+    // Nodes 2 and 3 alone may now agree the master is down.
+    assert!(via_2_3(&["set", "mymaster", "quorum", "2"]));
+    // Node 1 never applied the removal: it counts the five voters, and now reaches 4 and 5.
+    drop(a_c);
+    let (after, promoted_at) = writes_after_promotion(&m, &[&r1, &r2], 12).await;
+    eprintln!(
+        "removed-but-running voters: promotion at {promoted_at:?}, {after} writes acknowledged by the old master after it"
+    );
+    assert_eq!(after, 0, "two writable masters");
+    assert!(promoted_at.is_some(), "the remaining voters never promoted");
+}

@@ -68,15 +68,17 @@ impl Promiser {
         table.promise(grant, current, now).is_some()
     }
 
-    /// The leader's question before a promotion: is `grant`, revoked at log index `revoked_at`,
-    /// dead here? With `vip`, the new holder's: is the old holder's VIP lifetime over as well?
-    pub fn grant_dead(&self, grant: u64, revoked_at: u64, vip: bool) -> bool {
-        let applied = {
-            let view = self.view.borrow();
-            view.applied_index() >= revoked_at && !view.topology.is_current_grant(grant)
-        };
-        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+    /// The leader's question before a promotion (or before settling a superseded grant): is the
+    /// revoked `grant` dead here? With `vip`, the new holder's: is the old holder's VIP lifetime over as well?
+    ///
+    /// The question itself says the revocation is committed (only members ask, and only after
+    /// it is): this node stops promising on `grant` before it answers, so a node that has not
+    /// applied the revocation, or never will (a voter removed meanwhile), can still answer once
+    /// its own promises ran out, as PaxosLease's revoke message does.
+    pub fn grant_dead(&self, grant: u64, vip: bool) -> bool {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        table.told_revoked(grant);
         let extra = if vip { self.vip_extra } else { Duration::ZERO };
-        table.dead(grant, applied, Instant::now(), extra)
+        table.dead(grant, true, Instant::now(), extra)
     }
 }

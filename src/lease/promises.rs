@@ -2,7 +2,7 @@
 //! clock: what it answers to a renewal and to the leader's "is that grant dead?". Pure: the
 //! caller passes the time and what the applied state says.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// Every promise this node made that may still be live, by grant id.
@@ -15,6 +15,9 @@ pub struct Promises {
     boot: Instant,
     /// Grant id → the end of the last promise made on it.
     made: BTreeMap<u64, Instant>,
+    /// Grants a member told this node were revoked by a committed entry this node may not have
+    /// applied (a voter removed meanwhile never will): no promise on them, ever.
+    told_revoked: BTreeSet<u64>,
 }
 
 impl Promises {
@@ -24,13 +27,14 @@ impl Promises {
             margin,
             boot,
             made: BTreeMap::new(),
+            told_revoked: BTreeSet::new(),
         }
     }
 
     /// A holder asks for a promise on grant `id`, received at `now`. Given iff the applied state
     /// names `id` as a current, unrevoked grant; the promise lasts until `now + L`.
     pub fn promise(&mut self, id: u64, current: bool, now: Instant) -> Option<Instant> {
-        if !current {
+        if !current || self.told_revoked.contains(&id) {
             return None;
         }
         let until = now + self.lease;
@@ -52,6 +56,14 @@ impl Promises {
         self.made
             .get(&id)
             .map_or(true, |until| now >= *until + self.margin + extra)
+    }
+
+    /// A member asks whether grant `id` is dead, which it does only once the grant's revocation
+    /// (a failover's, or a membership change's) is committed: this node stops promising on it
+    /// now, whatever its applied state says, so that its answer can count as applied. Under the
+    /// same lock as `promise`, so no promise slips in between.
+    pub fn told_revoked(&mut self, id: u64) {
+        self.told_revoked.insert(id);
     }
 
     /// Drops promises that ended more than the margin and `extra` ago: `dead` answers true for
@@ -80,6 +92,20 @@ mod tests {
         let mut p = Promises::new(t0, L, M);
         assert_eq!(p.promise(5, false, t0 + ms(900)), None);
         assert_eq!(p.promise(5, true, t0 + ms(900)), Some(t0 + ms(1600)));
+    }
+
+    // Issue 11 §3: told that a grant was revoked (a removed voter never applies it), a node
+    // makes no promise on it again, even while its own state still calls it current.
+    #[test]
+    fn a_grant_told_revoked_gets_no_promise() {
+        let t0 = Instant::now();
+        let mut p = Promises::new(t0, L, M);
+        p.promise(5, true, t0 + ms(1000));
+        p.told_revoked(5);
+        assert_eq!(p.promise(5, true, t0 + ms(1100)), None);
+        assert!(!p.dead(5, true, t0 + ms(1799), ms(0)));
+        assert!(p.dead(5, true, t0 + ms(1800), ms(0)));
+        assert_eq!(p.promise(6, true, t0 + ms(1100)), Some(t0 + ms(1800)));
     }
 
     #[test]

@@ -99,11 +99,7 @@ impl Peers {
     fn answer(&self, q: Question) -> bool {
         match q {
             Question::Promise { grant } => self.promiser.promise(grant, self.node_id),
-            Question::Dead {
-                grant,
-                revoked_at,
-                vip,
-            } => self.promiser.grant_dead(grant, revoked_at, vip),
+            Question::Dead { grant, vip, .. } => self.promiser.grant_dead(grant, vip),
         }
     }
 

@@ -107,7 +107,8 @@ impl RaftInternal for RaftService {
     ) -> Result<Response<GrantDeadReply>, Status> {
         self.member(&req).await?;
         let r = req.into_inner();
-        let dead = self.promiser.grant_dead(r.grant, r.revoked_at, r.vip);
+        // `revoked_at` is not needed: asking says the revocation is committed (Promiser).
+        let dead = self.promiser.grant_dead(r.grant, r.vip);
         Ok(Response::new(GrantDeadReply { dead }))
     }
 

@@ -424,7 +424,14 @@ impl Cluster {
     }
 
     pub fn ctl(&self, args: &[&str]) -> std::process::Output {
-        let list: Vec<&str> = self.nodes.values().map(|n| n.grpc.as_str()).collect();
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        self.ctl_via(&ids, args)
+    }
+
+    /// `ctl` that knows only the nodes `ids` (say, to keep it off a node cut off from the rest,
+    /// which may still believe it leads).
+    pub fn ctl_via(&self, ids: &[u64], args: &[&str]) -> std::process::Output {
+        let list: Vec<&str> = ids.iter().map(|id| self.nodes[id].grpc.as_str()).collect();
         Command::new(bin())
             .args(["ctl", "--cluster", &list.join(",")])
             .args(&self.ctl_flags)

@@ -217,7 +217,11 @@ fn removed_but_running_voters_cannot_split_a_lease() {
     assert!(!majority(2, &old.voters));
     assert_eq!(log.state.voter_addr(4), Some("n4:1"));
     log.ok(&Command::LeaseSettled { id: five });
-    assert_eq!(log.state.voter_addr(4), None, "no grant names node 4 any more");
+    assert_eq!(
+        log.state.voter_addr(4),
+        None,
+        "no grant names node 4 any more"
+    );
     // Counted against the leader's current membership, as before, it would have promoted.
     assert!(majority(2, &set_of(&[1, 2, 3])));
 }
