@@ -16,8 +16,9 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
             .path(dir.path())
             .open()
             .map_err(|e| openraft::StorageIOError::write(&e))?;
-        let log = LogStore::open(&db).map_err(|e| openraft::StorageIOError::write(&e))?;
         let sm = StateMachineStore::open(&db, EventBus::default())?;
+        let log = LogStore::open(&db, sm.install_gate())
+            .map_err(|e| openraft::StorageIOError::write(&e))?;
         Ok((dir, log, sm))
     }
 }

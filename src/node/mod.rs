@@ -166,11 +166,11 @@ async fn run_node(
     // Before Raft starts applying: the hooks must see every applied event.
     let hook_feed = bus.subscribe();
     let bus_gate = bus.clone();
-    let log_store = LogStore::open(&db).map_err(|source| NodeError::Open {
+    let sm = StateMachineStore::open(&db, bus.clone())?;
+    let log_store = LogStore::open(&db, sm.install_gate()).map_err(|source| NodeError::Open {
         dir: dir.clone(),
         source,
     })?;
-    let sm = StateMachineStore::open(&db, bus.clone())?;
     let view = sm.view();
     let sm_view = sm.view();
     let event_log = sm.event_log();

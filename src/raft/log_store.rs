@@ -8,6 +8,8 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, OptionalSend, RaftLogReader, StorageIOError};
 
 use super::codec::{decode, encode};
+use super::crashpoint;
+use super::install_gate::InstallGate;
 use super::types::typ::{LogId, StorageError, Vote};
 use super::types::TypeConfig;
 
@@ -21,6 +23,9 @@ pub struct LogStore {
     db: sled::Db,
     logs: sled::Tree,
     meta: sled::Tree,
+    /// Shared with the state machine: a purge never passes a snapshot install that is not on
+    /// disk yet.
+    install: InstallGate,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -28,11 +33,13 @@ fn index_key(index: u64) -> [u8; 8] {
 }
 
 impl LogStore {
-    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+    /// `install` must be the state machine's (`StateMachineStore::install_gate`).
+    pub fn open(db: &sled::Db, install: InstallGate) -> Result<Self, sled::Error> {
         Ok(LogStore {
             db: db.clone(),
             logs: db.open_tree("raft_logs")?,
             meta: db.open_tree("raft_meta")?,
+            install,
         })
     }
 
@@ -159,7 +166,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .apply_batch(batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
         // Readable now; durable only after the flush, and only then may openraft hear so.
+        crashpoint::hit("append:before-flush");
         let flushed = self.db.flush_async().await;
+        crashpoint::hit("append:after-flush");
         callback.log_io_completed(flushed.map(|_| ()).map_err(std::io::Error::other));
         Ok(())
     }
@@ -173,6 +182,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.logs
             .apply_batch(batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
+        crashpoint::hit("truncate:before-flush");
         self.db
             .flush_async()
             .await
@@ -181,8 +191,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Never past a snapshot install that is not on disk yet (see `install_gate`).
+        self.install
+            .before_purge(log_id.index)
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         // last_purged goes first and durably, so a crash mid-purge never exposes a hole.
         self.write_meta(LAST_PURGED, &log_id, true).await?;
+        crashpoint::hit("purge:after-last-purged");
         let mut batch = sled::Batch::default();
         for item in self.logs.range(..=index_key(log_id.index)) {
             let (k, _) = item.map_err(|e| StorageIOError::write_logs(&e))?;

@@ -7,17 +7,20 @@
 
 pub mod bootstrap;
 pub mod codec;
+pub mod crashpoint;
 mod format_v3;
 mod format_v4;
 mod format_v5;
 pub mod freshness;
 pub mod identity;
+pub mod install_gate;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
 pub mod types;
 
 pub use identity::ClusterIdentity;
+pub use install_gate::InstallGate;
 pub use log_store::LogStore;
 pub use state_machine::{EventLog, SmData, StateMachineStore};
 pub use types::{Member, NodeId, Raft, Response, TypeConfig};

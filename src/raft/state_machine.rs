@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::codec::{decode, encode, versioned, CodecError};
+use super::crashpoint;
+use super::install_gate::InstallGate;
 use super::types::typ::{Entry, LogId, SnapshotMeta, StorageError};
 use super::types::{Response, TypeConfig};
 use crate::events::{EventBus, IndexedEvent};
@@ -131,6 +133,7 @@ pub struct StateMachineStore {
     view: watch::Sender<Arc<SmData>>,
     bus: EventBus,
     snapshot_seq: Arc<AtomicU64>,
+    install: InstallGate,
 }
 
 impl StateMachineStore {
@@ -158,7 +161,13 @@ impl StateMachineStore {
             data,
             bus,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
+            install: InstallGate::default(),
         })
+    }
+
+    /// The gate the log store's purge waits at (give it to `LogStore::open`).
+    pub fn install_gate(&self) -> InstallGate {
+        self.install.clone()
     }
 
     /// The applied state, updated after every persisted batch.
@@ -202,6 +211,7 @@ impl StateMachineStore {
 }
 
 pub struct SnapshotBuilder {
+    install: InstallGate,
     db: sled::Db,
     sm: sled::Tree,
     events: sled::Tree,
@@ -242,7 +252,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let from = encode(&first).map_err(|e| sig_err(&e))?;
             self.sm.insert(EVENTS_FROM, from).map_err(|e| sig_err(&e))?;
         }
+        crashpoint::hit("snapshot:before-flush");
         self.db.flush_async().await.map_err(|e| sig_err(&e))?;
+        self.install.durable(applied, false);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(blob)),
@@ -304,6 +316,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
         }
         self.persist(&events)?;
+        crashpoint::hit("apply:after-persist");
         self.view.send_replace(Arc::new(self.data.clone()));
         for e in events {
             self.bus.publish(e);
@@ -313,6 +326,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
+            install: self.install.clone(),
             db: self.db.clone(),
             sm: self.sm.clone(),
             events: self.events.clone(),
@@ -322,6 +336,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        self.install.receiving();
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -357,11 +372,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .insert(EVENTS_FROM, from)
             .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
         self.persist(&[])?;
-        // Durable before openraft purges the log up to the snapshot.
+        crashpoint::hit("install:before-flush");
+        // Durable before the log's purge up to the snapshot may go on (see `install_gate`).
         self.db
             .flush_async()
             .await
             .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        crashpoint::hit("install:after-flush");
+        self.install.durable(self.data.applied_index(), true);
         self.view.send_replace(Arc::new(self.data.clone()));
         Ok(())
     }
