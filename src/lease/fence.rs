@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::holding::Holding;
 use super::local::{Local, LocalState};
 use super::vip::Vips;
+use super::watchdog::Alive;
 use crate::monitor::{Colocation, NodeReport};
 use crate::raft::SmData;
 use crate::redis::{Access, Connector, Failure};
@@ -85,6 +86,18 @@ pub fn place(view: &SmData, report: &NodeReport, run_id: &str) -> Placement {
     p
 }
 
+/// The credentials and TLS setting of the first master that lists `addr` and has any: replicas
+/// share their master's. Plain TCP without AUTH when none does. (`raftinel fence` uses it too.)
+pub fn access_for(view: &SmData, redis: &Connector, addr: &Addr) -> Access {
+    view.topology
+        .masters
+        .values()
+        .filter(|m| m.addr == *addr || m.replicas.iter().any(|r| r.addr == *addr))
+        .map(|m| redis.access(m))
+        .find(|a| !a.is_default())
+        .unwrap_or_default()
+}
+
 /// The fence task's inputs.
 pub struct Guard {
     pub node_id: u64,
@@ -98,6 +111,8 @@ pub struct Guard {
     /// The VIPs of the masters this node holds.
     pub vips: Vips,
     pub redis: Connector,
+    /// Told after every round: systemd's watchdog and the watchdog device.
+    pub alive: Alive,
 }
 
 impl Guard {
@@ -121,9 +136,13 @@ impl Guard {
         let mut view_changes = self.view.clone();
         let mut lease_changes = self.holding.clone();
         let mut held = lease_changes.borrow_and_update().until.is_some();
+        let mut any_writable = false;
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => {
+                    self.alive.stop();
+                    return;
+                }
                 _ = tick.tick() => {}
                 Ok(()) = view_changes.changed() => {}
                 Ok(()) = lease_changes.changed() => {
@@ -137,6 +156,8 @@ impl Guard {
                     }
                 }
             }
+            // The device is armed before anything can be unfenced below.
+            self.alive.round(self.lease_held(), any_writable);
             let mut ids = BTreeSet::new();
             let mut writable = BTreeSet::new();
             for local in &mut locals {
@@ -178,6 +199,8 @@ impl Guard {
             let view = self.view.borrow().clone();
             let until = self.holding.borrow().until;
             self.vips.reconcile(&view, &writable, until).await;
+            any_writable = !writable.is_empty();
+            self.alive.round(self.lease_held(), any_writable);
             let report = Colocation {
                 run_ids: ids,
                 released: released.clone(),
@@ -191,6 +214,14 @@ impl Guard {
                 (**old != report).then(|| *old = Arc::new(report)).is_some()
             });
         }
+    }
+
+    /// The acting window of a lease is open now.
+    fn lease_held(&self) -> bool {
+        self.holding
+            .borrow()
+            .until
+            .is_some_and(|u| Instant::now() < u)
     }
 
     /// This node's grants revoked by a failover of the master that ran as `run_id` here: with
@@ -214,17 +245,8 @@ impl Guard {
             .collect()
     }
 
-    /// The credentials and TLS setting of the first master that lists `addr` and has any:
-    /// replicas share their master's. Plain TCP without AUTH when none does.
     fn access_for(&self, addr: &Addr) -> Access {
-        let view = self.view.borrow();
-        view.topology
-            .masters
-            .values()
-            .filter(|m| m.addr == *addr || m.replicas.iter().any(|r| r.addr == *addr))
-            .map(|m| self.redis.access(m))
-            .find(|a| !a.is_default())
-            .unwrap_or_default()
+        access_for(&self.view.borrow(), &self.redis, addr)
     }
 
     /// Applies the rule to one local instance; returns the masters it is writable for now.

@@ -1,0 +1,259 @@
+//! The process's liveness, as the lease guard reports it each round: `WATCHDOG=1` to systemd, and
+//! the optional Linux watchdog device (`watchdog-device`, Patroni's approach). The device is open
+//! and kept alive while this node holds a lease or a local Redis is writable, so a process that
+//! dies or freezes then gets its host rebooted by the kernel, taking the writable Redis with it;
+//! once the node holds nothing and has fenced its Redis it disarms with the magic close ('V',
+//! then close). `want_armed` and `step` are the rule; `Device` the file.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::sd_notify::Notifier;
+
+/// The config's `watchdog-device` and `watchdog-timeout-s`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    pub path: PathBuf,
+    /// Seconds without a keepalive before the kernel reboots the host.
+    pub timeout_s: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchdogError {
+    #[error("{path}: {what}: {source}")]
+    Io {
+        path: String,
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Armed while a crash would leave a writable Redis behind: a lease is held (the Redis may be
+/// unfenced any moment, so the device is armed first) or a local Redis is writable (the lease
+/// lapsed and the fence has not yet taken).
+pub fn want_armed(lease_held: bool, writable: bool) -> bool {
+    lease_held || writable
+}
+
+/// What to do with the device this round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Open it (the kernel starts counting) and set its timeout.
+    Arm,
+    KeepAlive,
+    /// 'V' then close: the kernel stops counting.
+    Disarm,
+    Idle,
+}
+
+pub fn step(armed: bool, want: bool) -> Step {
+    match (armed, want) {
+        (false, true) => Step::Arm,
+        (true, true) => Step::KeepAlive,
+        (true, false) => Step::Disarm,
+        (false, false) => Step::Idle,
+    }
+}
+
+/// `_IOWR('W', 6, int)` from linux/watchdog.h, which the libc crate does not carry.
+#[cfg(target_os = "linux")]
+const WDIOC_SETTIMEOUT: libc::c_ulong = 0xC004_5706;
+
+/// The watchdog device: open (armed) or closed.
+pub struct Device {
+    config: DeviceConfig,
+    file: Option<File>,
+}
+
+impl Device {
+    pub fn new(config: DeviceConfig) -> Device {
+        Device { config, file: None }
+    }
+
+    /// Opens the device once and disarms it at once: a node that cannot reach its configured
+    /// watchdog must not start (the caller exits 2).
+    pub fn check(config: &DeviceConfig) -> Result<(), WatchdogError> {
+        let mut d = Device::new(config.clone());
+        d.arm()?;
+        d.disarm()
+    }
+
+    pub fn armed(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Applies the rule; errors are the caller's to log (the next round tries again).
+    pub fn apply(&mut self, want: bool) -> Result<Step, WatchdogError> {
+        let s = step(self.armed(), want);
+        match s {
+            Step::Arm => self.arm()?,
+            Step::KeepAlive => self.keepalive()?,
+            Step::Disarm => self.disarm()?,
+            Step::Idle => {}
+        }
+        Ok(s)
+    }
+
+    fn err(&self, what: &'static str) -> impl FnOnce(std::io::Error) -> WatchdogError + '_ {
+        move |source| WatchdogError::Io {
+            path: self.config.path.display().to_string(),
+            what,
+            source,
+        }
+    }
+
+    fn arm(&mut self) -> Result<(), WatchdogError> {
+        // Append: a regular file standing in for the device (tests) keeps every write.
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&self.config.path)
+            .map_err(self.err("open"))?;
+        set_timeout(&file, &self.config.path, self.config.timeout_s)
+            .map_err(self.err("set timeout"))?;
+        self.file = Some(file);
+        self.keepalive()
+    }
+
+    fn keepalive(&mut self) -> Result<(), WatchdogError> {
+        let r = match &mut self.file {
+            Some(f) => f.write_all(b"1"),
+            None => Ok(()),
+        };
+        r.map_err(self.err("keepalive"))
+    }
+
+    /// The magic close. A failed 'V' still closes: the kernel then keeps counting, which errs on
+    /// the side of a reboot.
+    fn disarm(&mut self) -> Result<(), WatchdogError> {
+        let r = match self.file.take() {
+            Some(mut f) => f.write_all(b"V"),
+            None => Ok(()),
+        };
+        r.map_err(self.err("magic close"))
+    }
+}
+
+/// WDIOC_SETTIMEOUT on a real watchdog (a character device); other paths (tests) have no timeout.
+fn set_timeout(file: &File, path: &Path, timeout_s: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    if !std::fs::metadata(path)?.file_type().is_char_device() {
+        return Ok(());
+    }
+    set_device_timeout(file, timeout_s)
+}
+
+#[cfg(target_os = "linux")]
+fn set_device_timeout(file: &File, timeout_s: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut t = libc::c_int::try_from(timeout_s).unwrap_or(libc::c_int::MAX);
+    // SAFETY: WDIOC_SETTIMEOUT reads and writes one int through the pointer, which lives across
+    // the call; the descriptor is open for the call's length.
+    let r = unsafe { libc::ioctl(file.as_raw_fd(), WDIOC_SETTIMEOUT, &mut t) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_device_timeout(_: &File, _: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// What the guard loop tells the outside world each round.
+#[derive(Default)]
+pub struct Alive {
+    pub systemd: Notifier,
+    pub device: Option<Device>,
+}
+
+impl Alive {
+    /// One guard round went by: ping systemd and arm, keep alive or disarm the device.
+    pub fn round(&mut self, lease_held: bool, writable: bool) {
+        self.systemd.alive();
+        let Some(device) = &mut self.device else {
+            return;
+        };
+        match device.apply(want_armed(lease_held, writable)) {
+            Ok(Step::Arm) => {
+                tracing::info!("watchdog device armed: this node may hold a writable Redis")
+            }
+            Ok(Step::Disarm) => {
+                tracing::info!("watchdog device disarmed: no lease, local Redis fenced")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "watchdog device"),
+        }
+    }
+
+    /// Clean shutdown: the device is disarmed (systemd's `ExecStopPost` fences what is left).
+    pub fn stop(&mut self) {
+        if let Some(device) = &mut self.device {
+            match device.apply(false) {
+                Ok(Step::Disarm) => tracing::info!("watchdog device disarmed: shutting down"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "watchdog device"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn armed_while_a_lease_is_held_or_a_redis_is_writable() {
+        assert!(!want_armed(false, false));
+        assert!(want_armed(true, false));
+        assert!(want_armed(false, true));
+        assert!(want_armed(true, true));
+    }
+
+    #[test]
+    fn steps_follow_the_wanted_state() {
+        assert_eq!(step(false, false), Step::Idle);
+        assert_eq!(step(false, true), Step::Arm);
+        assert_eq!(step(true, true), Step::KeepAlive);
+        assert_eq!(step(true, false), Step::Disarm);
+    }
+
+    #[test]
+    fn a_regular_file_sees_keepalives_then_the_magic_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("watchdog");
+        std::fs::write(&path, "").unwrap();
+        let config = DeviceConfig {
+            path: path.clone(),
+            timeout_s: 5,
+        };
+        Device::check(&config).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1V");
+        let mut alive = Alive {
+            systemd: Notifier::default(),
+            device: Some(Device::new(config)),
+        };
+        alive.round(false, false);
+        alive.round(true, false);
+        alive.round(true, true);
+        alive.round(false, true);
+        alive.round(false, false);
+        alive.round(false, false);
+        alive.stop();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1V111V");
+        alive.round(true, false);
+        alive.stop();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1V111V1V");
+    }
+
+    #[test]
+    fn a_missing_device_is_an_error_naming_it() {
+        let config = DeviceConfig {
+            path: PathBuf::from("/nonexistent/watchdog"),
+            timeout_s: 5,
+        };
+        let e = Device::check(&config).unwrap_err().to_string();
+        assert!(e.starts_with("/nonexistent/watchdog: open:"), "{e}");
+    }
+}
