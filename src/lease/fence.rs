@@ -274,8 +274,9 @@ impl Guard {
         let addr = local.addr.clone();
         let mut now_writable = want && !state.fenced();
         let result = if want && state.fenced() {
-            // Checked again right before acting: the round above may have taken a while.
-            if lease_valid() {
+            // Checked again right before acting: the round above may have taken a while. The
+            // watchdog device, if any, is armed before the Redis can take a write.
+            if lease_valid() && self.alive.may_unfence() {
                 let settings = place.min_replicas;
                 tracing::info!(%addr, ?settings, "lease held and the log names it master: unfenced");
                 let r = local.unfence(access, place.min_replicas).await;

@@ -165,37 +165,56 @@ fn set_device_timeout(_: &File, _: u32) -> std::io::Result<()> {
 #[derive(Default)]
 pub struct Alive {
     pub systemd: Notifier,
-    pub device: Option<Device>,
+    /// Behind a lock so the guard can arm it from `&self` right before it unfences.
+    pub device: Option<std::sync::Mutex<Device>>,
 }
 
 impl Alive {
-    /// One guard round went by: ping systemd and arm, keep alive or disarm the device.
-    pub fn round(&mut self, lease_held: bool, writable: bool) {
-        self.systemd.alive();
-        let Some(device) = &mut self.device else {
-            return;
-        };
-        match device.apply(want_armed(lease_held, writable)) {
-            Ok(Step::Arm) => {
-                tracing::info!("watchdog device armed: this node may hold a writable Redis")
-            }
-            Ok(Step::Disarm) => {
-                tracing::info!("watchdog device disarmed: no lease, local Redis fenced")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "watchdog device"),
+    pub fn new(systemd: Notifier, device: Option<DeviceConfig>) -> Alive {
+        Alive {
+            systemd,
+            device: device.map(|d| std::sync::Mutex::new(Device::new(d))),
         }
     }
 
-    /// Clean shutdown: the device is disarmed (systemd's `ExecStopPost` fences what is left).
-    pub fn stop(&mut self) {
-        if let Some(device) = &mut self.device {
-            match device.apply(false) {
-                Ok(Step::Disarm) => tracing::info!("watchdog device disarmed: shutting down"),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "watchdog device"),
+    fn apply(&self, want: bool, why: &str) -> Result<(), WatchdogError> {
+        let Some(device) = &self.device else {
+            return Ok(());
+        };
+        let mut device = device.lock().unwrap_or_else(|p| p.into_inner());
+        match device.apply(want) {
+            Ok(Step::Arm) => tracing::info!("watchdog device armed: {why}"),
+            Ok(Step::Disarm) => tracing::info!("watchdog device disarmed: {why}"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "watchdog device");
+                return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// One guard round went by: ping systemd and arm, keep alive or disarm the device.
+    pub fn round(&self, lease_held: bool, writable: bool) {
+        self.systemd.alive();
+        let want = want_armed(lease_held, writable);
+        let why = if want {
+            "this node may hold a writable Redis"
+        } else {
+            "no lease, local Redis fenced"
+        };
+        let _ = self.apply(want, why);
+    }
+
+    /// Right before an unfence: the device must be armed first, or the Redis stays fenced (a
+    /// configured device is a requirement, as in Patroni's `mode: required`).
+    pub fn may_unfence(&self) -> bool {
+        self.apply(true, "unfencing a local Redis").is_ok()
+    }
+
+    /// Clean shutdown: the device is disarmed (systemd's `ExecStopPost` fences what is left).
+    pub fn stop(&self) {
+        let _ = self.apply(false, "shutting down");
     }
 }
 
@@ -230,10 +249,7 @@ mod tests {
         };
         Device::check(&config).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "1V");
-        let mut alive = Alive {
-            systemd: Notifier::default(),
-            device: Some(Device::new(config)),
-        };
+        let alive = Alive::new(Notifier::default(), Some(config));
         alive.round(false, false);
         alive.round(true, false);
         alive.round(true, true);
@@ -245,6 +261,14 @@ mod tests {
         alive.round(true, false);
         alive.stop();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "1V111V1V");
+        // Armed before an unfence; a device that cannot be opened forbids it.
+        assert!(alive.may_unfence());
+        assert!(alive.may_unfence());
+        alive.stop();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1V111V1V11V");
+        std::fs::remove_file(&path).unwrap();
+        assert!(!alive.may_unfence());
+        assert!(Alive::default().may_unfence());
     }
 
     #[test]

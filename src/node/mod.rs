@@ -418,13 +418,7 @@ async fn run_node(
             Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
         ),
         redis: redis.clone(),
-        alive: crate::lease::watchdog::Alive {
-            systemd: notify.clone(),
-            device: config
-                .watchdog_device
-                .clone()
-                .map(crate::lease::watchdog::Device::new),
-        },
+        alive: crate::lease::watchdog::Alive::new(notify.clone(), config.watchdog_device.clone()),
     };
     tasks.critical("lease guard", guard.run(cancel.clone()));
     tasks.critical(
