@@ -59,12 +59,15 @@ pub fn describe(addr: &Addr, outcome: &Outcome) -> String {
     }
 }
 
-/// The ways to reach `addr`, best first: the log's credentials (the guard's choice), then plain
-/// TCP without AUTH, then TLS if this node talks TLS to any master.
+/// The ways to reach `addr`, best first: the log's credentials for it (the guard's choice, matched
+/// by address), every other master's (`local-redis` may name the instance by another address than
+/// the log does: loopback, NAT), then plain TCP without AUTH, then TLS if this node talks TLS to
+/// any master. Each once.
 pub fn candidates(view: Option<&SmData>, redis: &Connector, addr: &Addr) -> Vec<Access> {
     let mut out = Vec::new();
     if let Some(view) = view {
         out.push(access_for(view, redis, addr));
+        out.extend(view.topology.masters().map(|m| redis.access(m)));
     }
     out.push(Access::default());
     if !redis.tls_names().is_empty() || view.is_some_and(|v| v.topology.masters().any(|m| m.tls)) {
@@ -73,8 +76,13 @@ pub fn candidates(view: Option<&SmData>, redis: &Connector, addr: &Addr) -> Vec<
             ..Access::default()
         });
     }
-    out.dedup();
-    out
+    let mut unique: Vec<Access> = Vec::new();
+    for a in out {
+        if !unique.contains(&a) {
+            unique.push(a);
+        }
+    }
+    unique
 }
 
 /// The node's applied state, read from its data dir; an error says why not (the node holds the
@@ -189,8 +197,10 @@ mod tests {
         let ways = candidates(None, &tls, &addr);
         assert_eq!(ways.len(), 2);
         assert!(ways[1].tls);
-        // The log's access already is plain: listed once.
-        let other = Addr::new("10.0.0.9", 1);
-        assert_eq!(candidates(Some(&view), &plain, &other), [Access::default()]);
+        // An address the log does not know still gets every master's credentials, then plain.
+        let other = Addr::new("127.0.0.1", 6379);
+        let ways = candidates(Some(&view), &plain, &other);
+        assert_eq!(ways.len(), 2);
+        assert!(ways[0].is_default() && ways[1].pass.is_some());
     }
 }

@@ -112,6 +112,12 @@ async fn fence_after_kill_9_makes_the_orphaned_master_refuse_writes() {
         "the master was writable before the fence"
     );
     assert_eq!(m.min_replicas().as_deref(), Some("0"));
+    let mut client = m.client().unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("held")
+        .arg("v")
+        .query(&mut client)
+        .unwrap();
 
     let started = Instant::now();
     let out = fence(&c, 1);
@@ -144,6 +150,12 @@ async fn fence_after_kill_9_makes_the_orphaned_master_refuse_writes() {
             );
         }
         Ok(v) => panic!("a fenced master took a write: {v:?}"),
+    }
+    // Its clients were disconnected, so they look the master up again.
+    let r: redis::RedisResult<String> = redis::cmd("PING").query(&mut client);
+    match r {
+        Err(e) => assert!(e.is_connection_dropped() || e.is_io_error(), "{e}"),
+        Ok(v) => panic!("a client of the fenced master is still connected: {v}"),
     }
 
     // Node 2 runs: its store is locked, so no credentials, and its password-protected replica
