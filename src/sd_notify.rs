@@ -162,6 +162,22 @@ mod tests {
         assert!(matches!(address(""), Err(NotifyError::Address(_))));
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_abstract_name_is_reached() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("raftinel-test-{}", std::process::id());
+        let rx = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(&name).unwrap()).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let socket = UnixDatagram::unbound().unwrap();
+        socket
+            .send_to_addr(b"READY=1", &address(&format!("@{name}")).unwrap())
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let len = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"READY=1");
+    }
+
     #[test]
     fn messages_reach_a_bound_socket_and_pings_are_spaced() {
         let dir = tempfile::tempdir().unwrap();
