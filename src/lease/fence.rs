@@ -136,6 +136,9 @@ impl Guard {
         let mut view_changes = self.view.clone();
         let mut lease_changes = self.holding.clone();
         let mut held = lease_changes.borrow_and_update().until.is_some();
+        // Whether each local instance was last read as a monitored, unfenced master: with
+        // `writable`, what keeps the watchdog device armed (a fence that failed included).
+        let mut exposed: BTreeMap<Addr, bool> = BTreeMap::new();
         let mut any_writable = false;
         loop {
             tokio::select! {
@@ -168,6 +171,10 @@ impl Guard {
                         last_id.insert(local.addr.clone(), state.run_id.clone());
                         let view = self.view.borrow().clone();
                         let placement = place(&view, &self.report.borrow(), &state.run_id);
+                        exposed.insert(
+                            local.addr.clone(),
+                            placement.monitored && state.master && !state.fenced(),
+                        );
                         let mine = self.vips.problems(
                             &view,
                             &placement.member_of,
@@ -184,6 +191,7 @@ impl Guard {
                     }
                     Err(e) if e.failure() == Failure::Gone => {
                         let addr = local.addr.clone();
+                        exposed.insert(addr.clone(), false);
                         let gone = last_id.get(&addr).map(String::as_str).unwrap_or("");
                         for grant in self.releasable(gone) {
                             if released.insert(grant) {
@@ -199,7 +207,7 @@ impl Guard {
             let view = self.view.borrow().clone();
             let until = self.holding.borrow().until;
             self.vips.reconcile(&view, &writable, until).await;
-            any_writable = !writable.is_empty();
+            any_writable = !writable.is_empty() || exposed.values().any(|&e| e);
             self.alive.round(self.lease_held(), any_writable);
             let report = Colocation {
                 run_ids: ids,

@@ -30,8 +30,8 @@ pub enum WatchdogError {
 }
 
 /// Armed while a crash would leave a writable Redis behind: a lease is held (the Redis may be
-/// unfenced any moment, so the device is armed first) or a local Redis is writable (the lease
-/// lapsed and the fence has not yet taken).
+/// unfenced any moment, so the device is armed first) or a monitored local Redis is, or was last
+/// seen, an unfenced master (the lease lapsed and the fence has not taken yet, or failed).
 pub fn want_armed(lease_held: bool, writable: bool) -> bool {
     lease_held || writable
 }
@@ -167,6 +167,8 @@ pub struct Alive {
     pub systemd: Notifier,
     /// Behind a lock so the guard can arm it from `&self` right before it unfences.
     pub device: Option<std::sync::Mutex<Device>>,
+    /// The last use of the device failed: said once, not every round.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 impl Alive {
@@ -174,6 +176,7 @@ impl Alive {
         Alive {
             systemd,
             device: device.map(|d| std::sync::Mutex::new(Device::new(d))),
+            failing: Default::default(),
         }
     }
 
@@ -182,16 +185,21 @@ impl Alive {
             return Ok(());
         };
         let mut device = device.lock().unwrap_or_else(|p| p.into_inner());
-        match device.apply(want) {
+        let r = device.apply(want);
+        let was_failing = self
+            .failing
+            .swap(r.is_err(), std::sync::atomic::Ordering::Relaxed);
+        match &r {
             Ok(Step::Arm) => tracing::info!("watchdog device armed: {why}"),
             Ok(Step::Disarm) => tracing::info!("watchdog device disarmed: {why}"),
+            Ok(_) if was_failing => tracing::info!("watchdog device usable again"),
             Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "watchdog device");
-                return Err(e);
+            Err(e) if !was_failing => {
+                tracing::error!(error = %e, "watchdog device: no unfence until it works again");
             }
+            Err(_) => {}
         }
-        Ok(())
+        r.map(|_| ())
     }
 
     /// One guard round went by: ping systemd and arm, keep alive or disarm the device.
