@@ -2,7 +2,9 @@
 //! run as systemd's `ExecStopPost` would, after a kill -9 left the master writable; the systemd
 //! notify protocol (READY, WATCHDOG pings that stop while the process is frozen, STOPPING); and
 //! the watchdog device (here a regular file) armed while the node holds its master's lease and
-//! disarmed with the magic 'V' when the lease moves away or the node stops cleanly.
+//! disarmed with the magic 'V' when the lease moves away or the node stops cleanly; a device that
+//! cannot be opened refuses the start; and the freeze path end to end, the test playing systemd
+//! (missed pings → kill → `raftinel fence`). No systemd runs here: the unit itself is untested.
 
 // Each test owns its runtime on its own thread; the std guard only serializes whole tests.
 #![allow(clippy::await_holding_lock)]
@@ -396,5 +398,90 @@ async fn an_unusable_watchdog_device_refuses_to_start() {
         log.contains("raftinel: config error: `watchdog-device`: ")
             && log.contains(&format!("{}: open:", missing.display())),
         "{log}"
+    );
+}
+
+/// Plays systemd's part for `WatchdogSec = within`: returns when no `WATCHDOG=1` came for that
+/// long (the time of the last one), or `None` if pings kept coming until `until`.
+fn watchdog_expired(rx: &UnixDatagram, within: Duration, until: Instant) -> Option<Instant> {
+    let mut last = Instant::now();
+    let mut buf = [0u8; 512];
+    while Instant::now() < until {
+        if let Ok(len) = rx.recv(&mut buf) {
+            if &buf[..len] == b"WATCHDOG=1" {
+                last = Instant::now();
+            }
+        }
+        if last.elapsed() > within {
+            return Some(last);
+        }
+    }
+    None
+}
+
+// --- the freeze path end to end, with the test as systemd: the holder's raftinel (its master
+//     writable) pings steadily, then is stopped (SIGSTOP); the pings stop, "systemd" kills it once
+//     WatchdogSec passed and runs `raftinel fence` (ExecStopPost): the master refuses writes
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_holder_misses_its_pings_and_is_fenced_as_systemd_would() {
+    const WATCHDOG: Duration = Duration::from_secs(1);
+    let _g = serial();
+    let m = Redis::start(&["--min-replicas-to-write", "0"]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let r2 = Redis::replica_of(&m, &[]);
+    let mut c = colocated(&[&m, &r1, &r2]);
+    let _logs = c.logs_on_panic(40);
+    let socket = c.tmp.path().join("notify.sock");
+    let rx = UnixDatagram::bind(&socket).unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut cmd = c.serve_command(1, "info,openraft=warn");
+    cmd.env("NOTIFY_SOCKET", &socket)
+        .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string());
+    let mut node1 = Proc::spawn("raftinel serve", &mut cmd);
+    c.start(2);
+    c.start(3);
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    eventually(
+        "node 1 holds the lease",
+        Duration::from_secs(15),
+        || async {
+            master_of(&c, 2)
+                .await
+                .filter(|x| x.lease_holder == 1 && x.fencing == "lease")
+        },
+    )
+    .await;
+    eventually("master writable", Duration::from_secs(5), || async {
+        m.write_ok("k").then_some(())
+    })
+    .await;
+    // A healthy holder never lets the watchdog expire.
+    let steady = watchdog_expired(&rx, WATCHDOG, Instant::now() + Duration::from_secs(3));
+    assert!(steady.is_none(), "a healthy node missed its watchdog");
+
+    let pid = node1.pid().unwrap();
+    let frozen = Instant::now();
+    signal(pid, libc::SIGSTOP);
+    let expired = watchdog_expired(&rx, WATCHDOG, Instant::now() + Duration::from_secs(10));
+    assert!(expired.is_some(), "pings went on from a stopped process");
+    let noticed = frozen.elapsed();
+    assert!(
+        m.write_ok("frozen"),
+        "writable while its raftinel is frozen"
+    );
+    node1.sigkill();
+    node1.reap();
+    let out = fence(&c, 1);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !m.write_ok("after"),
+        "the master took a write after the fence"
+    );
+    assert_eq!(m.min_replicas().as_deref(), Some(FENCED));
+    eprintln!(
+        "frozen → watchdog expired after {noticed:?} (WatchdogSec {WATCHDOG:?}) → killed and fenced after {:?}",
+        frozen.elapsed()
     );
 }
