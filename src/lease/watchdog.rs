@@ -109,9 +109,24 @@ impl Device {
             .append(true)
             .open(&self.config.path)
             .map_err(self.err("open"))?;
-        set_timeout(&file, &self.config.path, self.config.timeout_s)
-            .map_err(self.err("set timeout"))?;
         self.file = Some(file);
+        let set = match &self.file {
+            Some(f) => set_timeout(f, &self.config.path, self.config.timeout_s),
+            None => Ok(None),
+        };
+        match set {
+            Ok(Some(t)) if t != self.config.timeout_s => tracing::warn!(
+                wanted_s = self.config.timeout_s,
+                set_s = t,
+                "the watchdog driver chose another timeout"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                // Closed with the magic character: an open device left behind would reboot.
+                let _ = self.disarm();
+                return Err(self.err("set timeout")(e));
+            }
+        }
         self.keepalive()
     }
 
@@ -134,17 +149,18 @@ impl Device {
     }
 }
 
-/// WDIOC_SETTIMEOUT on a real watchdog (a character device); other paths (tests) have no timeout.
-fn set_timeout(file: &File, path: &Path, timeout_s: u32) -> std::io::Result<()> {
+/// WDIOC_SETTIMEOUT on a real watchdog (a character device): the timeout the driver chose. Other
+/// paths (tests) have no timeout: `None`.
+fn set_timeout(file: &File, path: &Path, timeout_s: u32) -> std::io::Result<Option<u32>> {
     use std::os::unix::fs::FileTypeExt;
     if !std::fs::metadata(path)?.file_type().is_char_device() {
-        return Ok(());
+        return Ok(None);
     }
-    set_device_timeout(file, timeout_s)
+    set_device_timeout(file, timeout_s).map(Some)
 }
 
 #[cfg(target_os = "linux")]
-fn set_device_timeout(file: &File, timeout_s: u32) -> std::io::Result<()> {
+fn set_device_timeout(file: &File, timeout_s: u32) -> std::io::Result<u32> {
     use std::os::fd::AsRawFd;
     let mut t = libc::c_int::try_from(timeout_s).unwrap_or(libc::c_int::MAX);
     // SAFETY: WDIOC_SETTIMEOUT reads and writes one int through the pointer, which lives across
@@ -153,12 +169,12 @@ fn set_device_timeout(file: &File, timeout_s: u32) -> std::io::Result<()> {
     if r < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(())
+    Ok(u32::try_from(t).unwrap_or(timeout_s))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_device_timeout(_: &File, _: u32) -> std::io::Result<()> {
-    Ok(())
+fn set_device_timeout(_: &File, timeout_s: u32) -> std::io::Result<u32> {
+    Ok(timeout_s)
 }
 
 /// What the guard loop tells the outside world each round.
@@ -277,6 +293,22 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert!(!alive.may_unfence());
         assert!(Alive::default().may_unfence());
+    }
+
+    // A character device that is no watchdog refuses WDIOC_SETTIMEOUT (ENOTTY): an error, and the
+    // device is not left open.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_device_that_takes_no_timeout_is_refused() {
+        let config = DeviceConfig {
+            path: PathBuf::from("/dev/null"),
+            timeout_s: 5,
+        };
+        let mut d = Device::new(config.clone());
+        let e = d.apply(true).unwrap_err().to_string();
+        assert!(e.starts_with("/dev/null: set timeout:"), "{e}");
+        assert!(!d.armed());
+        assert!(Device::check(&config).is_err());
     }
 
     #[test]
