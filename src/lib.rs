@@ -15,6 +15,8 @@
 //! - [`node`]: one node as a service, and its shutdown path.
 //! - [`ctl`]: `raftinel ctl`, the operator's client.
 //! - [`dial`]: outgoing gRPC channels, plain or mTLS. [`pb`]: generated protobuf code.
+//! - [`fence_cmd`]: `raftinel fence`, systemd's `ExecStopPost`: fences every local Redis.
+//! - [`sd_notify`]: systemd's readiness and watchdog messages.
 //! - [`glob`]: Redis's glob patterns (PSUBSCRIBE, SENTINEL RESET, CONFIG GET).
 
 pub mod admin;
@@ -25,6 +27,7 @@ pub mod ctl;
 pub mod dial;
 pub mod events;
 pub mod failover;
+pub mod fence_cmd;
 pub mod glob;
 pub mod hooks;
 pub mod lease;
@@ -35,4 +38,5 @@ pub mod peer;
 pub mod raft;
 pub mod redis;
 pub mod resp;
+pub mod sd_notify;
 pub mod topology;

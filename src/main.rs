@@ -1,4 +1,5 @@
-//! The `raftinel` binary: `serve` runs a node, `ctl` talks to a cluster.
+//! The `raftinel` binary: `serve` runs a node, `ctl` talks to a cluster, `fence` fences a stopped
+//! node's local Redis (systemd's `ExecStopPost`).
 
 use std::process::ExitCode;
 
@@ -28,6 +29,9 @@ enum Cmd {
     Ctl(CtlArgs),
     /// Make the cluster CA, node and admin certificates.
     Certs(CertsArgs),
+    /// Fence every local Redis of a node's config (systemd's ExecStopPost): takes the same
+    /// flags and config file as `serve`; exits 0 when each is fenced or down.
+    Fence(ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
     match cli.command {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
         Cmd::Certs(_) => ExitCode::SUCCESS,
+        Cmd::Fence(args) => runtime.block_on(fence(args)),
         Cmd::Ctl(args) => match runtime.block_on(ctl::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -82,6 +87,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
     for w in warnings {
         tracing::warn!("config: {w}");
     }
+    if let Some(device) = &config.watchdog_device {
+        if let Err(e) = raftinel::lease::watchdog::Device::check(device) {
+            eprintln!("raftinel: config error: `watchdog-device`: {e}; fix the path or its permissions, or remove the key");
+            return ExitCode::from(2);
+        }
+    }
     let trim = tokio::spawn(trim_heap_periodically());
     let result = raftinel::node::run(config, shutdown_signal()).await;
     trim.abort();
@@ -94,6 +105,41 @@ async fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `raftinel fence`: one line per local Redis on stdout; exit 0 only if each is fenced or down.
+async fn fence(args: ServeArgs) -> ExitCode {
+    let config = match config::load(&args) {
+        Ok((c, _)) => c,
+        Err(e) => {
+            eprintln!("raftinel fence: config error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if config.local_redis.is_empty() {
+        println!("no `local-redis` in the config: nothing to fence");
+        return ExitCode::SUCCESS;
+    }
+    let view = match raftinel::fence_cmd::read_log(&config) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            println!("the node's log cannot be read ({e}): trying without its Redis credentials");
+            None
+        }
+    };
+    let outcomes = raftinel::fence_cmd::fence_all(&config, view.as_ref()).await;
+    for (addr, outcome) in &outcomes {
+        println!("{}", raftinel::fence_cmd::describe(addr, outcome));
+    }
+    let unsafe_count = outcomes.iter().filter(|(_, o)| !o.safe()).count();
+    if unsafe_count == 0 {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "raftinel fence: {unsafe_count} of {} local Redis not fenced and not down",
+        outcomes.len()
+    );
+    ExitCode::FAILURE
 }
 
 /// sled runs its flushes on a pool of threads, and glibc gives each new thread its own malloc

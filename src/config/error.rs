@@ -28,6 +28,14 @@ pub enum ConfigError {
         fix: &'static str,
     },
 
+    /// `watchdog-device` or `watchdog-timeout-s` out of range.
+    #[error("{key} = {value} is not usable: {fix}")]
+    Watchdog {
+        key: &'static str,
+        value: String,
+        fix: &'static str,
+    },
+
     /// A required setting is absent.
     #[error("{key} is required: {fix}")]
     Missing { key: String, fix: &'static str },

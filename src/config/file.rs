@@ -29,6 +29,9 @@ pub(super) struct FileConfig {
     pub insecure: Option<bool>,
     /// File with the token that makes a gRPC caller an admin.
     pub admin_token_file: Option<PathBuf>,
+    /// The Linux watchdog device armed while this node may hold a writable Redis.
+    pub watchdog_device: Option<PathBuf>,
+    pub watchdog_timeout_s: Option<u32>,
     /// Node id (as written) → address (as written); parsed by [`file_peers`].
     pub peers: Option<BTreeMap<String, String>>,
     #[serde(default)]

@@ -138,6 +138,9 @@ pub struct Config {
     pub sentinel_tls: Option<SentinelTls>,
     /// How peers and admins prove who they are on the gRPC port (invariant 11).
     pub security: Security,
+    /// `watchdog-device` and `watchdog-timeout-s`: the Linux watchdog armed while this node may
+    /// hold a writable Redis (see `lease::watchdog`). `None` (the default): no device.
+    pub watchdog_device: Option<crate::lease::watchdog::DeviceConfig>,
 }
 
 impl Config {
@@ -479,10 +482,43 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         security: Security::default(),
         sentinel_limits: sentinel_limits(&file.sentinel)?,
         sentinel_tls,
+        watchdog_device: watchdog_device(file.watchdog_device, file.watchdog_timeout_s)?,
     };
     config.security = security::resolve(args, &file.insecure, &file.admin_token_file, &config)?;
     timing::check(&config, &mut warnings)?;
     Ok((config, warnings))
+}
+
+/// Seconds the watchdog device waits for a keepalive when `watchdog-timeout-s` is not given.
+pub const DEFAULT_WATCHDOG_TIMEOUT_S: u32 = 5;
+
+fn watchdog_device(
+    path: Option<PathBuf>,
+    timeout_s: Option<u32>,
+) -> Result<Option<crate::lease::watchdog::DeviceConfig>, ConfigError> {
+    let timeout_s = match timeout_s {
+        Some(0) => {
+            return Err(ConfigError::Watchdog {
+                key: "`watchdog-timeout-s`",
+                value: "0".to_owned(),
+                fix: "give the seconds without a keepalive before the host reboots, at least 1 (default 5)",
+            })
+        }
+        Some(t) => t,
+        None => DEFAULT_WATCHDOG_TIMEOUT_S,
+    };
+    match path {
+        Some(p) if p.as_os_str().is_empty() || !p.is_absolute() => Err(ConfigError::Watchdog {
+            key: "`watchdog-device`",
+            value: p.display().to_string(),
+            fix: "give the absolute path of the watchdog device, e.g. /dev/watchdog",
+        }),
+        Some(path) => Ok(Some(crate::lease::watchdog::DeviceConfig {
+            path,
+            timeout_s,
+        })),
+        None => Ok(None),
+    }
 }
 
 fn raft_timings(f: &file::FileRaft) -> RaftTimings {

@@ -1314,3 +1314,33 @@ fn redis_tls_files_and_per_master_tls() {
         &["`masters.a.tls`", "true or false"],
     );
 }
+
+// Issue 11 §7: the watchdog device is off by default; its timeout defaults to 5 s.
+#[test]
+fn watchdog_device_is_optional_absolute_and_its_timeout_positive() {
+    assert_eq!(ok(&file("", "")).0.watchdog_device, None);
+    let (c, _) = ok(&file("watchdog-device = \"/dev/watchdog\"", ""));
+    assert_eq!(
+        c.watchdog_device,
+        Some(crate::lease::watchdog::DeviceConfig {
+            path: PathBuf::from("/dev/watchdog"),
+            timeout_s: DEFAULT_WATCHDOG_TIMEOUT_S,
+        })
+    );
+    let (c, _) = ok(&file(
+        "watchdog-device = \"/dev/watchdog1\"\nwatchdog-timeout-s = 30",
+        "",
+    ));
+    assert_eq!(c.watchdog_device.map(|d| d.timeout_s), Some(30));
+    err(
+        &file("watchdog-device = \"watchdog\"", ""),
+        &["`watchdog-device` = watchdog", "absolute path"],
+    );
+    err(
+        &file(
+            "watchdog-device = \"/dev/watchdog\"\nwatchdog-timeout-s = 0",
+            "",
+        ),
+        &["`watchdog-timeout-s` = 0", "at least 1"],
+    );
+}

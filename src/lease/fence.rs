@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::holding::Holding;
 use super::local::{Local, LocalState};
 use super::vip::Vips;
+use super::watchdog::Alive;
 use crate::monitor::{Colocation, NodeReport};
 use crate::raft::SmData;
 use crate::redis::{Access, Connector, Failure};
@@ -93,6 +94,18 @@ pub fn place(view: &SmData, report: &NodeReport, run_id: &str) -> Placement {
     p
 }
 
+/// The credentials and TLS setting of the first master that lists `addr` and has any: replicas
+/// share their master's. Plain TCP without AUTH when none does. (`raftinel fence` uses it too.)
+pub fn access_for(view: &SmData, redis: &Connector, addr: &Addr) -> Access {
+    view.topology
+        .masters
+        .values()
+        .filter(|m| m.addr == *addr || m.replicas.iter().any(|r| r.addr == *addr))
+        .map(|m| redis.access(m))
+        .find(|a| !a.is_default())
+        .unwrap_or_default()
+}
+
 /// The fence task's inputs.
 pub struct Guard {
     pub node_id: u64,
@@ -106,6 +119,8 @@ pub struct Guard {
     /// The VIPs of the masters this node holds.
     pub vips: Vips,
     pub redis: Connector,
+    /// Told after every round: systemd's watchdog and the watchdog device.
+    pub alive: Alive,
 }
 
 impl Guard {
@@ -129,9 +144,16 @@ impl Guard {
         let mut view_changes = self.view.clone();
         let mut lease_changes = self.holding.clone();
         let mut held = lease_changes.borrow_and_update().until.is_some();
+        // Whether each local instance was last read as a monitored, unfenced master: with
+        // `writable`, what keeps the watchdog device armed (a fence that failed included).
+        let mut exposed: BTreeMap<Addr, bool> = BTreeMap::new();
+        let mut any_writable = false;
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => {
+                    self.alive.stop();
+                    return;
+                }
                 _ = tick.tick() => {}
                 Ok(()) = view_changes.changed() => {}
                 Ok(()) = lease_changes.changed() => {
@@ -145,6 +167,8 @@ impl Guard {
                     }
                 }
             }
+            // The device is armed before anything can be unfenced below.
+            self.alive.round(self.lease_held(), any_writable);
             let mut ids = BTreeSet::new();
             let mut writable = BTreeSet::new();
             for local in &mut locals {
@@ -155,6 +179,10 @@ impl Guard {
                         last_id.insert(local.addr.clone(), state.run_id.clone());
                         let view = self.view.borrow().clone();
                         let placement = place(&view, &self.report.borrow(), &state.run_id);
+                        exposed.insert(
+                            local.addr.clone(),
+                            placement.monitored && state.master && !state.fenced(),
+                        );
                         let mine = self.vips.problems(
                             &view,
                             &placement.member_of,
@@ -171,6 +199,7 @@ impl Guard {
                     }
                     Err(e) if e.failure() == Failure::Gone => {
                         let addr = local.addr.clone();
+                        exposed.insert(addr.clone(), false);
                         let gone = last_id.get(&addr).map(String::as_str).unwrap_or("");
                         for grant in self.releasable(gone) {
                             if released.insert(grant) {
@@ -186,6 +215,8 @@ impl Guard {
             let view = self.view.borrow().clone();
             let until = self.holding.borrow().until;
             self.vips.reconcile(&view, &writable, until).await;
+            any_writable = !writable.is_empty() || exposed.values().any(|&e| e);
+            self.alive.round(self.lease_held(), any_writable);
             let report = Colocation {
                 run_ids: ids,
                 released: released.clone(),
@@ -199,6 +230,14 @@ impl Guard {
                 (**old != report).then(|| *old = Arc::new(report)).is_some()
             });
         }
+    }
+
+    /// The acting window of a lease is open now.
+    fn lease_held(&self) -> bool {
+        self.holding
+            .borrow()
+            .until
+            .is_some_and(|u| Instant::now() < u)
     }
 
     /// This node's grants revoked by a failover of the master that ran as `run_id` here: with
@@ -222,17 +261,8 @@ impl Guard {
             .collect()
     }
 
-    /// The credentials and TLS setting of the first master that lists `addr` and has any:
-    /// replicas share their master's. Plain TCP without AUTH when none does.
     fn access_for(&self, addr: &Addr) -> Access {
-        let view = self.view.borrow();
-        view.topology
-            .masters
-            .values()
-            .filter(|m| m.addr == *addr || m.replicas.iter().any(|r| r.addr == *addr))
-            .map(|m| self.redis.access(m))
-            .find(|a| !a.is_default())
-            .unwrap_or_default()
+        access_for(&self.view.borrow(), &self.redis, addr)
     }
 
     /// Applies the rule to one local instance; returns the masters it is writable for now.
@@ -260,8 +290,9 @@ impl Guard {
         let addr = local.addr.clone();
         let mut now_writable = want && !state.fenced();
         let result = if want && state.fenced() {
-            // Checked again right before acting: the round above may have taken a while.
-            if lease_valid() {
+            // Checked again right before acting: the round above may have taken a while. The
+            // watchdog device, if any, is armed before the Redis can take a write.
+            if lease_valid() && self.alive.may_unfence() {
                 let settings = place.min_replicas;
                 tracing::info!(%addr, ?settings, "lease held and the log names it master: unfenced");
                 let r = local.unfence(access, place.min_replicas).await;

@@ -4,7 +4,8 @@
 //! master. `promises` and `holding` are the pure rules; `renew` runs them over the network,
 //! `fence` applies the verdict to the Redis instances on this host and `vip` to its addresses
 //! (`netlink`, `garp`; `vip_ready` says whether this node can carry a VIP, `vip_allow` whether its
-//! config lets it); `model` checks the protocol exhaustively.
+//! config lets it); `watchdog` reports each guard round to systemd and the watchdog device;
+//! `model` checks the protocol exhaustively.
 
 pub mod fence;
 pub mod garp;
@@ -17,6 +18,7 @@ pub mod renew;
 pub mod vip;
 pub mod vip_allow;
 pub mod vip_ready;
+pub mod watchdog;
 
 #[cfg(test)]
 mod model;

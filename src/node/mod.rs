@@ -383,6 +383,10 @@ async fn run_node(
         ),
     );
     // Leases: renewal rounds while the log grants this node one; the fence on the local Redis.
+    let notify = crate::sd_notify::Notifier::from_env().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "systemd will not hear from this node");
+        Default::default()
+    });
     let (holding_tx, holding_rx) = tokio::sync::watch::channel(Holding::default());
     let (local_ids_tx, local_ids_rx) = tokio::sync::watch::channel(Arc::default());
     tasks.critical(
@@ -417,6 +421,7 @@ async fn run_node(
             Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
         ),
         redis: redis.clone(),
+        alive: crate::lease::watchdog::Alive::new(notify.clone(), config.watchdog_device.clone()),
     };
     tasks.critical("lease guard", guard.run(cancel.clone()));
     tasks.critical(
@@ -469,6 +474,7 @@ async fn run_node(
         open_events_when_caught_up(raft.clone(), bus_gate, caught_up_tx, cancel.clone()),
     );
 
+    notify.ready();
     // One rule for every way the node stops: a signal, openraft's core stopping, or any critical
     // task ending (a node whose guard died would no longer fence its Redis: better restarted).
     let fatal = tokio::select! {
@@ -476,6 +482,7 @@ async fn run_node(
         e = raft_stopped(&raft) => Some(format!("raft core stopped: {e}")),
         e = tasks.critical_ended() => Some(e),
     };
+    notify.stopping();
     match &fatal {
         None => tracing::info!("shutting down"),
         Some(e) => tracing::error!(error = %e, "shutting down"),
