@@ -28,7 +28,9 @@
 //! them (node certificates from `common::pki`; the bench's own client uses the admin certificate).
 //! `FAILOVER_TRIALS=N` changes the trials per setting
 //! (default 20, at least 1); `FAILOVER_SERIES=r300,s300` runs a subset of r1000, s1000, r300, s300,
-//! rl1000 (raftinel / sentinel / raftinel leader+master, by D). A raftinel trial slower than its
+//! rl1000, rb1000 (raftinel / sentinel / raftinel leader+master, by D; rb1000 is the back-to-back
+//! series: five kills of whichever instance is master, each 30 s after the previous failover, at
+//! raftinel's default failover-timeout of 180 s, which must not delay the next failover). A raftinel trial slower than its
 //! goal (D + 200 ms, D + 700 ms with the leader) prints the node log lines written during it. Every
 //! wait is bounded: a trial that does not finish within 15 s is reported as a failure with its
 //! reason (and the node logs of the trial), and a setup or reset that does not settle within 40 s
@@ -58,6 +60,10 @@ const TRIAL_BUDGET: Duration = Duration::from_secs(15);
 const SETTLE_BUDGET: Duration = Duration::from_secs(40);
 /// failover-timeout for both systems.
 const FAILOVER_TIMEOUT_MS: u64 = 2000;
+/// The back-to-back series (issue 11): this many kills, each this long after the previous
+/// failover, at raftinel's default failover-timeout.
+const B2B_TRIALS: usize = 5;
+const B2B_GAP: Duration = Duration::from_secs(30);
 /// How long "stable" must hold before a raftinel trial: covers the anti-flapping window (the
 /// failover ended before the state was first seen stable) plus a margin.
 const RAFTINEL_HOLD: Duration = Duration::from_millis(FAILOVER_TIMEOUT_MS + 500);
@@ -557,7 +563,8 @@ fn mtls() -> bool {
 }
 
 /// Brings up three redis-servers and a three-node raftinel cluster monitoring them.
-async fn raftinel_setup(extra: &str) -> Result<Raftinel, String> {
+/// `failover_timeout`: None keeps raftinel's default (180 s), as the back-to-back series does.
+async fn raftinel_setup(extra: &str, failover_timeout: Option<u64>) -> Result<Raftinel, String> {
     let redis = redis_trio().await?;
     let mut cluster = common::Cluster::new(3, extra);
     let pki = mtls().then(common::pki::Pki::new);
@@ -610,17 +617,19 @@ async fn raftinel_setup(extra: &str) -> Result<Raftinel, String> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let set = pb::SetRequest {
-        name: NAME.into(),
-        options: vec![pb::SetOption {
-            option: "failover-timeout".into(),
-            value: FAILOVER_TIMEOUT_MS.to_string(),
-        }],
-    };
-    match tokio::time::timeout(Duration::from_secs(5), c.set(set)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(s)) => return Err(format!("Set failover-timeout: {s}")),
-        Err(_) => return Err("Set failover-timeout timed out".into()),
+    if let Some(timeout) = failover_timeout {
+        let set = pb::SetRequest {
+            name: NAME.into(),
+            options: vec![pb::SetOption {
+                option: "failover-timeout".into(),
+                value: timeout.to_string(),
+            }],
+        };
+        match tokio::time::timeout(Duration::from_secs(5), c.set(set)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(s)) => return Err(format!("Set failover-timeout: {s}")),
+            Err(_) => return Err("Set failover-timeout timed out".into()),
+        }
     }
     if let Err(e) = r.wait_stable().await {
         return Err(format!("after Monitor: {e}\n{}", r.logs_tail()));
@@ -786,17 +795,33 @@ async fn raftinel_trial(
     }
 }
 
+/// How a raftinel series paces its trials.
+#[derive(Clone, Copy)]
+struct Pace {
+    kill_leader: bool,
+    /// Back to back (issue 11): raftinel's default failover-timeout (180 s), and each kill this
+    /// long after the previous failover's first write, not after a settle window.
+    back_to_back: Option<Duration>,
+}
+
+const ONE_AT_A_TIME: Pace = Pace {
+    kill_leader: false,
+    back_to_back: None,
+};
+
 async fn raftinel_series(
     scenario: &'static str,
     d_ms: u64,
     extra: String,
     trials: usize,
-    kill_leader: bool,
+    pace: Pace,
 ) -> Series {
+    let kill_leader = pace.kill_leader;
     let mut s = Series::new("raftinel", scenario, d_ms, trials);
     // Trials slower than the goal print the node logs written during them.
     let slow = Duration::from_millis(d_ms + if kill_leader { 700 } else { 200 });
-    let mut r = match raftinel_setup(&extra).await {
+    let timeout = pace.back_to_back.is_none().then_some(FAILOVER_TIMEOUT_MS);
+    let mut r = match raftinel_setup(&extra, timeout).await {
         Ok(r) => r,
         Err(e) => {
             s.aborted = Some(format!("setup: {e}"));
@@ -804,8 +829,16 @@ async fn raftinel_series(
         }
     };
     let mut master_port = r.redis[0].port;
+    let mut next_kill: Option<Instant> = None;
     for t in 0..trials {
+        if let Some(at) = next_kill {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        let t0 = Instant::now();
         let (res, killed_node, note) = raftinel_trial(&mut r, master_port, kill_leader, slow).await;
+        if let (Some(gap), Ok((write, _))) = (pace.back_to_back, &res) {
+            next_kill = Some(t0 + *write + gap);
+        }
         s.record(t, res);
         if let Some(note) = note {
             println!("    slower than {} (the goal's D + 200 ms / D + 700 ms): node logs of this trial follow", ms(slow));
@@ -1158,7 +1191,7 @@ async fn main() {
     println!("  polling    : every 1 ms; write retried every 1 ms; failover-timeout {FAILOVER_TIMEOUT_MS} ms on both; {trials} trials per setting; trial budget {TRIAL_BUDGET:?}");
     println!();
 
-    // FAILOVER_SERIES: a comma-separated subset of r1000,s1000,r300,s300,rl1000 (default: all).
+    // FAILOVER_SERIES: a comma-separated subset of r1000,s1000,r300,s300,rl1000,rb1000 (default: all).
     let only = std::env::var("FAILOVER_SERIES").unwrap_or_default();
     let want = |key: &str| only.is_empty() || only.split(',').any(|k| k.trim() == key);
     let d1000 = "default-down-after-ms = 1000\n".to_string();
@@ -1171,7 +1204,7 @@ async fn main() {
                 "master kill",
                 1000,
                 trials,
-                raftinel_series("master kill", 1000, d1000.clone(), trials, false),
+                raftinel_series("master kill", 1000, d1000.clone(), trials, ONE_AT_A_TIME),
             )
             .await,
         );
@@ -1195,7 +1228,7 @@ async fn main() {
                 "master kill",
                 300,
                 trials,
-                raftinel_series("master kill", 300, d300, trials, false),
+                raftinel_series("master kill", 300, d300, trials, ONE_AT_A_TIME),
             )
             .await,
         );
@@ -1219,7 +1252,37 @@ async fn main() {
                 "leader+master kill",
                 1000,
                 trials,
-                raftinel_series("leader+master kill", 1000, d1000, trials, true),
+                raftinel_series(
+                    "leader+master kill",
+                    1000,
+                    d1000.clone(),
+                    trials,
+                    Pace {
+                        kill_leader: true,
+                        back_to_back: None,
+                    },
+                ),
+            )
+            .await,
+        );
+    }
+    if want("rb1000") {
+        all.push(
+            guarded(
+                "raftinel",
+                "back-to-back kills",
+                1000,
+                B2B_TRIALS,
+                raftinel_series(
+                    "back-to-back kills",
+                    1000,
+                    d1000,
+                    B2B_TRIALS,
+                    Pace {
+                        kill_leader: false,
+                        back_to_back: Some(B2B_GAP),
+                    },
+                ),
             )
             .await,
         );
