@@ -16,7 +16,7 @@ use crate::config::LeaseTimings;
 use crate::dial::Dialer;
 use crate::pb::raft_internal_client::RaftInternalClient;
 use crate::pb::{GrantDeadRequest, PromiseRequest};
-use crate::raft::identity::ClusterIdentity;
+use crate::raft::identity::{stamp_target, ClusterIdentity};
 use crate::raft::SmData;
 
 /// Asks the other voters over gRPC; this node's own answer is local.
@@ -29,12 +29,15 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Every voter of the applied membership: (id, gRPC address).
-    fn voters(view: &SmData) -> Vec<(u64, String)> {
+    /// Every voter of the applied membership: (id, gRPC address, incarnation).
+    fn voters(view: &SmData) -> Vec<(u64, String, u64)> {
         let membership = view.membership.membership();
         membership
             .voter_ids()
-            .filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
+            .filter_map(|id| {
+                let n = membership.get_node(&id)?;
+                Some((id, n.addr.clone(), n.incarnation))
+            })
             .collect()
     }
 
@@ -68,13 +71,13 @@ impl Peers {
         let voters = Self::voters(view);
         let mut asks = JoinSet::new();
         let mut yes = 0;
-        for (id, addr) in &voters {
+        for (id, addr, incarnation) in &voters {
             if *id == self.node_id {
                 yes += usize::from(self.answer(q));
                 continue;
             }
-            let (peers, addr) = (self.clone(), addr.clone());
-            asks.spawn(async move { peers.ask(&addr, q, timeout).await });
+            let (peers, addr, incarnation) = (self.clone(), addr.clone(), *incarnation);
+            asks.spawn(async move { peers.ask(&addr, incarnation, q, timeout).await });
         }
         while let Some(r) = asks.join_next().await {
             yes += usize::from(r.unwrap_or(false));
@@ -93,8 +96,9 @@ impl Peers {
         }
     }
 
-    /// Asks the node at `addr`; no answer within `timeout` (or any error) is a no.
-    async fn ask(&self, addr: &str, q: Question, timeout: Duration) -> bool {
+    /// Asks the node at `addr`, which the membership records as `incarnation`; no answer within
+    /// `timeout` (or any error) is a no.
+    async fn ask(&self, addr: &str, incarnation: u64, q: Question, timeout: Duration) -> bool {
         let Ok(channel) = self.dialer.channel(addr) else {
             return false;
         };
@@ -108,6 +112,7 @@ impl Peers {
                             holder: self.node_id,
                         },
                         timeout,
+                        incarnation,
                     );
                     client
                         .promise(req)
@@ -126,6 +131,7 @@ impl Peers {
                             vip,
                         },
                         timeout,
+                        incarnation,
                     );
                     client.grant_dead(req).await.is_ok_and(|r| r.get_ref().dead)
                 }
@@ -134,10 +140,11 @@ impl Peers {
         tokio::time::timeout(timeout, call).await.unwrap_or(false)
     }
 
-    fn request<T>(&self, body: T, timeout: Duration) -> tonic::Request<T> {
+    fn request<T>(&self, body: T, timeout: Duration, incarnation: u64) -> tonic::Request<T> {
         let mut req = tonic::Request::new(body);
         req.set_timeout(timeout);
         self.identity.stamp(req.metadata_mut());
+        stamp_target(req.metadata_mut(), incarnation);
         req
     }
 }

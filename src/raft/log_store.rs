@@ -8,6 +8,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, OptionalSend, RaftLogReader, StorageIOError};
 
 use super::codec::{decode, encode};
+use super::format_v5::decode_entry;
 use super::types::typ::{LogId, StorageError, Vote};
 use super::types::TypeConfig;
 
@@ -73,8 +74,7 @@ impl LogStore {
         {
             None => Ok(None),
             Some((_, v)) => {
-                let entry: Entry<TypeConfig> =
-                    decode(&v).map_err(|e| StorageIOError::read_logs(&e))?;
+                let entry = decode_entry(&v).map_err(|e| StorageIOError::read_logs(&e))?;
                 Ok(Some(entry.log_id))
             }
         }
@@ -99,7 +99,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         for item in iter {
             let (_, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-            out.push(decode(&v).map_err(|e| StorageIOError::read_logs(&e))?);
+            out.push(decode_entry(&v).map_err(|e| StorageIOError::read_logs(&e))?);
         }
         Ok(out)
     }
