@@ -27,7 +27,9 @@ use crate::raft::{Member, SmData};
 use crate::topology::{Addr, Command, RequestKind};
 
 /// How long adding a member waits for the new node to say who it is.
-const ASK_NODE_TIMEOUT: Duration = Duration::from_secs(3);
+const ASK_NODE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long it keeps asking a node that does not answer (it may be starting).
+const ASK_NODE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Why an admin request did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -327,8 +329,25 @@ impl Admin {
             .await
     }
 
-    /// Asks the node at `addr` who it is and which incarnation it is, to record that.
+    /// Asks the node at `addr` who it is and which incarnation it is, to record that; a node
+    /// that does not answer yet (just started) is asked again for a few seconds.
     async fn ask_node(&self, addr: &str) -> Result<admission::Answer, Status> {
+        let until = Instant::now() + ASK_NODE_WINDOW;
+        loop {
+            match self.ask_node_once(addr).await {
+                Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < until => {
+                    tokio::time::sleep(ASK_NODE_TIMEOUT / 4).await;
+                }
+                // Not this cluster's unavailability: another node would fail the same way.
+                Err(s) if s.code() == tonic::Code::Unavailable => {
+                    return Err(Status::failed_precondition(s.message()))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn ask_node_once(&self, addr: &str) -> Result<admission::Answer, Status> {
         let unreachable = |e: String| {
             Status::unavailable(format!(
                 "cannot ask the node at {addr} for its incarnation (start it first): {e}"

@@ -1,0 +1,210 @@
+//! Issue 11 item 2 with real nodes and real sled dirs: a node whose data dir was wiped and that
+//! comes back under its old id is refused everywhere (it gets no entries, its acknowledgements
+//! and votes do not count, it cannot be added back), the cluster keeps every committed entry;
+//! and an id that was removed cannot be added again.
+
+// Each test owns its runtime on its own thread; the std guard only serializes whole tests.
+#![allow(clippy::await_holding_lock)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{serial, Cluster};
+use raftinel::pb;
+
+/// What the wiped node logs about itself, and what the leader logs about it.
+const WIPED_SAYS: &str = "this node is not the member its id stands for";
+const LEADER_SAYS: &str = "peer refuses this node's Raft RPCs";
+
+/// Node `id`'s gRPC and Sentinel addresses.
+fn addrs(c: &Cluster, id: u64) -> (String, String) {
+    let n = &c.nodes[&id];
+    (n.grpc.clone(), n.sentinel.clone())
+}
+
+/// A write through `via` with a short deadline; whether it committed in time.
+async fn write_commits(c: &Cluster, via: u64, name: &str, port: u32) -> Result<u64, String> {
+    let mut client = c.client(via).await;
+    let mut req = tonic::Request::new(pb::MonitorRequest {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port,
+        quorum: 2,
+    });
+    req.set_timeout(Duration::from_secs(3));
+    client
+        .monitor(req)
+        .await
+        .map(|r| r.into_inner().index)
+        .map_err(|s| s.to_string())
+}
+
+/// No node of `ids` follows a leader among `ids` at any point during `for_how_long`.
+async fn no_leader_among(c: &Cluster, ids: &[u64], for_how_long: Duration) -> Result<(), String> {
+    let until = Instant::now() + for_how_long;
+    while Instant::now() < until {
+        for id in ids {
+            let s = c
+                .status(*id)
+                .await
+                .ok_or_else(|| format!("node {id} does not answer status"))?;
+            // A restarted node reports the stopped leader of its stored vote for a while.
+            if ids.contains(&s.leader_id) {
+                return Err(format!("node {id} follows leader {}", s.leader_id));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_under_its_old_id_is_refused_and_nothing_committed_is_lost() {
+    let _g = serial();
+    let mut c = Cluster::new(3, "");
+    let _logs = c.logs_on_panic(30);
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let mut followers = [1, 2, 3].into_iter().filter(|i| *i != leader);
+    let (wiped, other) = (followers.next().unwrap(), followers.next().unwrap());
+    let mut last = 0;
+    for i in 0..5u32 {
+        last = c.monitor(leader, &format!("committed-{i}"), 7000 + i).await;
+    }
+    c.wait_applied(wiped, last, Duration::from_secs(10)).await;
+
+    // The disk is replaced: same id, same config, empty data dir.
+    c.kill(wiped);
+    std::fs::remove_dir_all(&c.nodes[&wiped].dir).unwrap();
+    let mark = c.log_mark(wiped);
+    c.start(wiped);
+
+    // It gets no entries and does not adopt the cluster, and both sides say why.
+    let leader_mark = c.log_mark(leader);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(c.log_since(wiped, mark).contains(WIPED_SAYS)
+        && c.log_since(leader, leader_mark).contains(LEADER_SAYS))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no incarnation refusal logged within 10 s:\nwiped node:\n{}",
+            c.log_since(wiped, mark)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = c
+        .status(wiped)
+        .await
+        .expect("the wiped node answers status");
+    assert_eq!(
+        (s.applied_index, s.last_log_index, s.cluster_id.as_str()),
+        (0, 0, ""),
+        "the wiped node took entries or the cluster id under its old id"
+    );
+    assert!(c.log_since(wiped, mark).contains("rejoin under a new id"));
+
+    // It cannot be added back under its id.
+    let w = addrs(&c, wiped);
+    let out = c.ctl(&[
+        "members",
+        "add",
+        &wiped.to_string(),
+        &w.0,
+        "--sentinel",
+        &w.1,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("wiped"),
+        "re-adding the wiped node under id {wiped}: {err}"
+    );
+
+    // Its acknowledgements do not count: with the other follower down, nothing commits.
+    c.kill(other);
+    let r = write_commits(&c, leader, "during-wipe", 7100).await;
+    assert!(
+        r.is_err(),
+        "a write committed on the leader and the wiped node alone: {r:?}"
+    );
+
+    // Its vote does not count: the other follower cannot be elected with it.
+    c.kill(leader);
+    c.start(other);
+    common::eventually(
+        "the other follower answers",
+        Duration::from_secs(10),
+        || async { c.status(other).await },
+    )
+    .await;
+    no_leader_among(&c, &[other, wiped], Duration::from_secs(4))
+        .await
+        .unwrap_or_else(|e| panic!("a leader was elected with the wiped node's vote: {e}"));
+
+    // The two real members elect a leader, and every committed entry is there.
+    c.start(leader);
+    let now = c
+        .wait_leader(&[leader, other], Duration::from_secs(15))
+        .await;
+    let names: Vec<String> = c
+        .list(now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    for i in 0..5 {
+        let name = format!("committed-{i}");
+        assert!(names.contains(&name), "{name} was lost: {names:?}");
+    }
+    let s = c
+        .status(wiped)
+        .await
+        .expect("the wiped node answers status");
+    assert_eq!((s.applied_index, s.last_log_index), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_id_cannot_be_added_again() {
+    let _g = serial();
+    let mut c = Cluster::new(3, "");
+    let _logs = c.logs_on_panic(30);
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let removed = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
+    let id = removed.to_string();
+    let out = c.ctl_settled(&["members", "remove", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The same node, still running with its data: refused, naming the id and the fix.
+    let (grpc, sentinel) = addrs(&c, removed);
+    let out = c.ctl(&["members", "add", &id, &grpc, "--sentinel", &sentinel]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(&format!("node id {removed} was removed"))
+            && err.contains("new id"),
+        "adding removed id {removed} back: {err}"
+    );
+    let members = |s: pb::ClusterStatusReply| s.members.iter().map(|m| m.id).collect::<Vec<_>>();
+    let remaining: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != removed).collect();
+    assert_eq!(members(c.status(leader).await.unwrap()), remaining);
+
+    // A new id is added, with its incarnation, and replicates.
+    c.add_joiner(4);
+    c.start(4);
+    let (grpc, sentinel) = addrs(&c, 4);
+    let out = c.ctl(&["members", "add", "4", &grpc, "--sentinel", &sentinel]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let index = c.monitor(leader, "after-add", 7200).await;
+    c.wait_applied(4, index, Duration::from_secs(10)).await;
+}
