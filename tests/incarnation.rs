@@ -80,20 +80,16 @@ async fn a_wiped_node_under_its_old_id_is_refused_and_nothing_committed_is_lost(
     let mark = c.log_mark(wiped);
     c.start(wiped);
 
-    // It gets no entries and does not adopt the cluster, and both sides say why.
+    // It gets no entries and does not adopt the cluster (the leader sends heartbeats every
+    // 100 ms: 3 s is many tries), and both sides say why.
     let leader_mark = c.log_mark(leader);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(c.log_since(wiped, mark).contains(WIPED_SAYS)
-        && c.log_since(leader, leader_mark).contains(LEADER_SAYS))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no incarnation refusal logged within 10 s:\nwiped node:\n{}",
-            c.log_since(wiped, mark)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    common::eventually(
+        "the wiped node answers",
+        Duration::from_secs(10),
+        || async { c.status(wiped).await },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let s = c
         .status(wiped)
         .await
@@ -103,7 +99,18 @@ async fn a_wiped_node_under_its_old_id_is_refused_and_nothing_committed_is_lost(
         (0, 0, ""),
         "the wiped node took entries or the cluster id under its old id"
     );
-    assert!(c.log_since(wiped, mark).contains("rejoin under a new id"));
+    let said = c.log_since(wiped, mark);
+    assert!(
+        said.contains(WIPED_SAYS) && said.contains("rejoin under a new id"),
+        "the wiped node does not say why it is refused:\n{said}"
+    );
+    assert!(c.log_since(leader, leader_mark).contains(LEADER_SAYS));
+    // On main before incarnations, the leader's Raft core stopped here (the follower's matched
+    // index went backwards) and the node exited.
+    assert!(
+        c.nodes.get_mut(&leader).unwrap().is_running(),
+        "the leader exited"
+    );
 
     // It cannot be added back under its id.
     let w = addrs(&c, wiped);
@@ -125,8 +132,8 @@ async fn a_wiped_node_under_its_old_id_is_refused_and_nothing_committed_is_lost(
     c.kill(other);
     let r = write_commits(&c, leader, "during-wipe", 7100).await;
     assert!(
-        r.is_err(),
-        "a write committed on the leader and the wiped node alone: {r:?}"
+        matches!(&r, Err(e) if e.contains("no quorum") || e.contains("Deadline")),
+        "a write on the leader and the wiped node alone did not wait for a quorum: {r:?}"
     );
 
     // Its vote does not count: the other follower cannot be elected with it.
