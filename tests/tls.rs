@@ -162,7 +162,9 @@ async fn identities_decide_who_may_do_what() {
     let mut own = RaftInternalClient::new(two.channel(&c.nodes[&2].grpc).unwrap());
     let info = own.node_info(pb::NodeInfoRequest {}).await.unwrap();
     let incarnation: tonic::metadata::MetadataValue<_> =
-        format!("{:016x}", info.into_inner().incarnation).parse().unwrap();
+        format!("{:016x}", info.into_inner().incarnation)
+            .parse()
+            .unwrap();
     let stamped = |md: &mut tonic::metadata::MetadataMap| {
         md.insert("x-raftinel-cluster-id", cluster.clone());
         md.insert("x-raftinel-incarnation", incarnation.clone());
