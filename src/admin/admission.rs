@@ -19,15 +19,8 @@ pub enum Admit {
     Record { incarnation: u64 },
 }
 
-/// The rule. `recorded`: the incarnation the membership records for `id` (`None`: not a member).
-pub fn admit(
-    id: u64,
-    addr: &str,
-    ours: &str,
-    retired: bool,
-    recorded: Option<u64>,
-    answer: &Answer,
-) -> Result<Admit, String> {
+/// An id that was ever removed never comes back: checked before the node is asked anything.
+pub fn not_retired(id: u64, retired: bool) -> Result<(), String> {
     if retired {
         return Err(format!(
             "node id {id} was removed from this cluster and cannot be added again (the process \
@@ -35,6 +28,18 @@ pub fn admit(
              data dir, and add that id"
         ));
     }
+    Ok(())
+}
+
+/// The rule for the node's answer. `recorded`: the incarnation the membership records for `id`
+/// (`None`: not a member).
+pub fn admit(
+    id: u64,
+    addr: &str,
+    ours: &str,
+    recorded: Option<u64>,
+    answer: &Answer,
+) -> Result<Admit, String> {
     if answer.node_id != id {
         return Err(format!(
             "the node at {addr} says it is node {}, not node {id}",
@@ -92,20 +97,21 @@ mod tests {
     fn a_new_node_is_added_with_its_incarnation() {
         let a = answer(4, "", 44);
         assert_eq!(
-            admit(4, ADDR, "c", false, None, &a),
+            admit(4, ADDR, "c", None, &a),
             Ok(Admit::Add { incarnation: 44 })
         );
         // A retry, after the first add went through and the node adopted the cluster.
         let a = answer(4, "c", 44);
         assert_eq!(
-            admit(4, ADDR, "c", false, Some(44), &a),
+            admit(4, ADDR, "c", Some(44), &a),
             Ok(Admit::Add { incarnation: 44 })
         );
     }
 
     #[test]
     fn a_removed_id_never_comes_back() {
-        let e = admit(3, ADDR, "c", true, None, &answer(3, "", 33)).unwrap_err();
+        assert_eq!(not_retired(3, false), Ok(()));
+        let e = not_retired(3, true).unwrap_err();
         assert!(
             e.contains("node id 3 was removed") && e.contains("new id"),
             "{e}"
@@ -114,25 +120,25 @@ mod tests {
 
     #[test]
     fn a_wiped_member_is_not_readmitted_under_its_id() {
-        let e = admit(3, ADDR, "c", false, Some(30), &answer(3, "", 31)).unwrap_err();
+        let e = admit(3, ADDR, "c", Some(30), &answer(3, "", 31)).unwrap_err();
         assert!(e.contains("wiped") && e.contains("remove node 3"), "{e}");
         // Recorded before incarnations: only the member that is in this cluster records one.
         assert_eq!(
-            admit(3, ADDR, "c", false, Some(0), &answer(3, "c", 31)),
+            admit(3, ADDR, "c", Some(0), &answer(3, "c", 31)),
             Ok(Admit::Record { incarnation: 31 })
         );
-        assert!(admit(3, ADDR, "c", false, Some(0), &answer(3, "", 31)).is_err());
+        assert!(admit(3, ADDR, "c", Some(0), &answer(3, "", 31)).is_err());
     }
 
     #[test]
     fn the_wrong_node_or_cluster_or_an_old_build_is_refused() {
-        assert!(admit(4, ADDR, "c", false, None, &answer(5, "", 44))
+        assert!(admit(4, ADDR, "c", None, &answer(5, "", 44))
             .unwrap_err()
             .contains("says it is node 5"));
-        assert!(admit(4, ADDR, "c", false, None, &answer(4, "other", 44))
+        assert!(admit(4, ADDR, "c", None, &answer(4, "other", 44))
             .unwrap_err()
             .contains("belongs to cluster other"));
-        assert!(admit(4, ADDR, "c", false, None, &answer(4, "", 0))
+        assert!(admit(4, ADDR, "c", None, &answer(4, "", 0))
             .unwrap_err()
             .contains("upgrade it first"));
     }

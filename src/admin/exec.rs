@@ -295,6 +295,8 @@ impl Admin {
             sentinel_addr
         };
         let deadline = Instant::now() + MEMBERSHIP_DEADLINE;
+        let retired = self.view.borrow().retired.contains(&id);
+        admission::not_retired(id, retired).map_err(Status::failed_precondition)?;
         let answer = self.ask_node(&addr).await?;
         let admit = {
             let view = self.view.borrow();
@@ -304,8 +306,7 @@ impl Admin {
                 .get_node(&id)
                 .map(|m| m.incarnation);
             let ours = self.router.identity.get().unwrap_or_default();
-            let retired = view.retired.contains(&id);
-            admission::admit(id, &addr, &ours, retired, recorded, &answer)
+            admission::admit(id, &addr, &ours, recorded, &answer)
                 .map_err(Status::failed_precondition)?
         };
         let (Admit::Add { incarnation } | Admit::Record { incarnation }) = admit;
