@@ -227,6 +227,59 @@ mod tests {
         assert_eq!(decode_entry(&bytes).unwrap(), now);
     }
 
+    /// A version-5 store (log, state, snapshot written in the old shape) opens and reads back
+    /// through the log store and the state machine, incarnations unknown.
+    #[tokio::test]
+    async fn a_version_5_store_opens_upgraded() {
+        use crate::raft::{LogStore, StateMachineStore};
+        use openraft::storage::{RaftLogStorage, RaftStateMachine};
+        use openraft::RaftLogReader;
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let entry = written_by_v5(&EntryV5 {
+            log_id: log_id(1),
+            payload: PayloadV5::Membership(v5_members()),
+        });
+        db.open_tree("raft_logs")
+            .unwrap()
+            .insert(1u64.to_be_bytes(), entry)
+            .unwrap();
+        let stored_m = StoredMembership::new(Some(log_id(1)), v5_members());
+        let state = written_by_v5(&SmDataV5 {
+            last_applied: Some(log_id(1)),
+            membership: stored_m.clone(),
+            topology: TopologyState::default(),
+        });
+        let snapshot = written_by_v5(&StoredSnapshotV5 {
+            meta: SnapshotMetaV5 {
+                last_log_id: Some(log_id(1)),
+                last_membership: stored_m,
+                snapshot_id: "s".into(),
+            },
+            data: state.clone(),
+        });
+        let sm_tree = db.open_tree("sm").unwrap();
+        sm_tree.insert(b"data", state).unwrap();
+        sm_tree.insert(b"snapshot", snapshot).unwrap();
+
+        let mut log = LogStore::open(&db).unwrap();
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_log_id,
+            Some(log_id(1))
+        );
+        match &log.try_get_log_entries(1..2).await.unwrap()[0].payload {
+            EntryPayload::Membership(m) => unknown_incarnations(m),
+            _ => panic!("not a membership entry"),
+        }
+        let mut sm = StateMachineStore::open(&db, Default::default()).unwrap();
+        let (applied, membership) = sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(1)));
+        unknown_incarnations(membership.membership());
+        let snap = sm.get_current_snapshot().await.unwrap().unwrap();
+        unknown_incarnations(snap.meta.last_membership.membership());
+    }
+
     #[test]
     fn version_5_state_and_snapshot_decode_with_unknown_incarnations() {
         let mut topology = TopologyState::default();
