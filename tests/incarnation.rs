@@ -77,40 +77,9 @@ async fn a_wiped_node_under_its_old_id_is_refused_and_nothing_committed_is_lost(
     // The disk is replaced: same id, same config, empty data dir.
     c.kill(wiped);
     std::fs::remove_dir_all(&c.nodes[&wiped].dir).unwrap();
-    let mark = c.log_mark(wiped);
+    let marks = (c.log_mark(wiped), c.log_mark(leader));
     c.start(wiped);
-
-    // It gets no entries and does not adopt the cluster (the leader sends heartbeats every
-    // 100 ms: 3 s is many tries), and both sides say why.
-    let leader_mark = c.log_mark(leader);
-    common::eventually(
-        "the wiped node answers",
-        Duration::from_secs(10),
-        || async { c.status(wiped).await },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let s = c
-        .status(wiped)
-        .await
-        .expect("the wiped node answers status");
-    assert_eq!(
-        (s.applied_index, s.last_log_index, s.cluster_id.as_str()),
-        (0, 0, ""),
-        "the wiped node took entries or the cluster id under its old id"
-    );
-    let said = c.log_since(wiped, mark);
-    assert!(
-        said.contains(WIPED_SAYS) && said.contains("rejoin under a new id"),
-        "the wiped node does not say why it is refused:\n{said}"
-    );
-    assert!(c.log_since(leader, leader_mark).contains(LEADER_SAYS));
-    // On main before incarnations, the leader's Raft core stopped here (the follower's matched
-    // index went backwards) and the node exited.
-    assert!(
-        c.nodes.get_mut(&leader).unwrap().is_running(),
-        "the leader exited"
-    );
+    refused_and_says_why(&mut c, wiped, leader, marks).await;
 
     // It cannot be added back under its id.
     let w = addrs(&c, wiped);
@@ -170,6 +139,40 @@ async fn a_wiped_node_under_its_old_id_is_refused_and_nothing_committed_is_lost(
         .await
         .expect("the wiped node answers status");
     assert_eq!((s.applied_index, s.last_log_index), (0, 0));
+}
+
+/// The wiped node, restarted after the log marks `(wiped, leader)`, gets no entries and does not
+/// adopt the cluster (the leader sends heartbeats every 100 ms: 3 s is many tries), both sides
+/// say why, and the leader keeps running.
+async fn refused_and_says_why(c: &mut Cluster, wiped: u64, leader: u64, marks: (usize, usize)) {
+    common::eventually(
+        "the wiped node answers",
+        Duration::from_secs(10),
+        || async { c.status(wiped).await },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = c
+        .status(wiped)
+        .await
+        .expect("the wiped node answers status");
+    assert_eq!(
+        (s.applied_index, s.last_log_index, s.cluster_id.as_str()),
+        (0, 0, ""),
+        "the wiped node took entries or the cluster id under its old id"
+    );
+    let said = c.log_since(wiped, marks.0);
+    assert!(
+        said.contains(WIPED_SAYS) && said.contains("rejoin under a new id"),
+        "the wiped node does not say why it is refused:\n{said}"
+    );
+    assert!(c.log_since(leader, marks.1).contains(LEADER_SAYS));
+    // On main before incarnations, the leader's Raft core panicked here ("raft core stopped")
+    // and the node exited.
+    assert!(
+        c.nodes.get_mut(&leader).unwrap().is_running(),
+        "the leader exited"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
