@@ -1,13 +1,16 @@
 //! Issue 11 item 2 with real nodes and real sled dirs: a node whose data dir was wiped and that
 //! comes back under its old id is refused everywhere (it gets no entries, its acknowledgements
 //! and votes do not count, it cannot be added back), the cluster keeps every committed entry;
-//! and an id that was removed cannot be added again.
+//! an id that was removed cannot be added again; and a cluster whose stores were written by
+//! format version 5 starts with its members' incarnations unknown and records them on
+//! `members add`.
 
 // Each test owns its runtime on its own thread; the std guard only serializes whole tests.
 #![allow(clippy::await_holding_lock)]
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use common::{serial, Cluster};
@@ -217,4 +220,111 @@ async fn a_removed_id_cannot_be_added_again() {
     );
     let index = c.monitor(leader, "after-add", 7200).await;
     c.wait_applied(4, index, Duration::from_secs(10)).await;
+}
+
+/// `Member` as format version 5 stored it: no incarnation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct MemberV5 {
+    addr: String,
+    sentinel_addr: String,
+}
+
+/// `openraft::Entry` as version 5 stored it. Only the membership variant is written here; the
+/// other two give it its variant index.
+#[derive(serde::Serialize)]
+struct EntryV5 {
+    log_id: openraft::LogId<u64>,
+    payload: PayloadV5,
+}
+
+#[derive(serde::Serialize)]
+#[allow(dead_code)]
+enum PayloadV5 {
+    Blank,
+    Normal(()),
+    Membership(openraft::Membership<u64, MemberV5>),
+}
+
+/// Writes what a version-5 build leaves after initializing: the cluster id and the first
+/// membership entry (log index 0, as openraft's `initialize` writes it), in every node's store.
+fn write_version_5_stores(c: &Cluster) {
+    let nodes: BTreeMap<u64, MemberV5> = c
+        .nodes
+        .values()
+        .map(|n| {
+            let m = MemberV5 {
+                addr: n.grpc.clone(),
+                sentinel_addr: n.sentinel.clone(),
+            };
+            (n.id, m)
+        })
+        .collect();
+    let voters: BTreeSet<u64> = nodes.keys().copied().collect();
+    let entry = EntryV5 {
+        log_id: openraft::LogId::default(),
+        payload: PayloadV5::Membership(openraft::Membership::new(vec![voters], nodes)),
+    };
+    let mut bytes = vec![5u8];
+    bincode::serialize_into(&mut bytes, &entry).unwrap();
+    let cluster_id = raftinel::raft::codec::encode(&"5".repeat(32)).unwrap();
+    for n in c.nodes.values() {
+        let db = sled::open(&n.dir).unwrap();
+        let logs = db.open_tree("raft_logs").unwrap();
+        logs.insert(0u64.to_be_bytes(), bytes.clone()).unwrap();
+        let meta = db.open_tree("raft_meta").unwrap();
+        meta.insert(b"cluster_id", cluster_id.clone()).unwrap();
+        db.flush().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_upgrade_members_add_records_the_incarnations() {
+    let _g = serial();
+    let mut c = Cluster::new(3, "");
+    let _logs = c.logs_on_panic(30);
+    write_version_5_stores(&c);
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(15)).await;
+    let incarnations = |s: pb::ClusterStatusReply| {
+        s.members
+            .iter()
+            .map(|m| (m.id, m.incarnation))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        incarnations(c.status(leader).await.unwrap()),
+        vec![(1, 0), (2, 0), (3, 0)],
+        "a version-5 membership reads with incarnations unknown"
+    );
+    for id in 1..=3 {
+        let (grpc, sentinel) = addrs(&c, id);
+        let out = c.ctl_settled(&[
+            "members",
+            "add",
+            &id.to_string(),
+            &grpc,
+            "--sentinel",
+            &sentinel,
+        ]);
+        assert!(
+            out.status.success(),
+            "recording node {id}'s incarnation: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let recorded = incarnations(c.status(leader).await.unwrap());
+    assert!(
+        recorded.iter().all(|(_, i)| *i != 0),
+        "incarnations not recorded: {recorded:?}"
+    );
+
+    // Now a wiped member is refused as on a new cluster.
+    let wiped = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
+    let index = c.monitor(leader, "before-wipe", 7300).await;
+    c.wait_applied(wiped, index, Duration::from_secs(10)).await;
+    c.kill(wiped);
+    std::fs::remove_dir_all(&c.nodes[&wiped].dir).unwrap();
+    let marks = (c.log_mark(wiped), c.log_mark(leader));
+    c.start(wiped);
+    refused_and_says_why(&mut c, wiped, leader, marks).await;
 }
