@@ -27,6 +27,20 @@ fn stamped<T>(msg: T, node: Option<u64>, cluster: &str) -> Request<T> {
     req
 }
 
+/// Adds the caller's incarnation, as a member's own calls carry it.
+fn incarnated<T>(mut req: Request<T>, incarnation: u64) -> Request<T> {
+    let v = format!("{incarnation:016x}").parse().unwrap();
+    req.metadata_mut().insert("x-raftinel-incarnation", v);
+    req
+}
+
+/// Node `id`'s incarnation, which it tells a node (here: itself, on a loopback cluster).
+async fn incarnation_of(c: &Cluster, id: u64, cluster: &str) -> u64 {
+    let req = stamped(pb::NodeInfoRequest {}, Some(id), cluster);
+    let info = peer_client(c, id).await.node_info(req).await.unwrap();
+    info.into_inner().incarnation
+}
+
 fn report_bytes(node_id: u64) -> pb::RaftBytes {
     let report = NodeReport {
         node_id,
@@ -83,13 +97,20 @@ async fn peer_calls_need_a_members_identity_and_speak_only_for_it() {
     assert_eq!(code(r), Code::PermissionDenied);
     let r = peer.vote(stamped(garbage.clone(), Some(9), &cluster)).await;
     assert_eq!(code(r), Code::PermissionDenied);
+    let follower_is = incarnation_of(&c, follower, &cluster).await;
+    assert_ne!(follower_is, 0);
+    let as_follower = |req| incarnated(req, follower_is);
     // A member may not speak for another member.
     let other = [1, 2, 3]
         .into_iter()
         .find(|id| *id != leader && *id != follower)
         .unwrap();
     let r = peer
-        .report(stamped(report_bytes(other), Some(follower), &cluster))
+        .report(as_follower(stamped(
+            report_bytes(other),
+            Some(follower),
+            &cluster,
+        )))
         .await;
     assert_eq!(code(r), Code::PermissionDenied);
     let promise = pb::PromiseRequest {
@@ -97,15 +118,30 @@ async fn peer_calls_need_a_members_identity_and_speak_only_for_it() {
         holder: other,
     };
     let r = peer
-        .promise(stamped(promise, Some(follower), &cluster))
+        .promise(incarnated(
+            stamped(promise, Some(follower), &cluster),
+            follower_is,
+        ))
         .await;
     assert_eq!(code(r), Code::PermissionDenied);
     // In its own name it is heard.
     let ok = peer
-        .report(stamped(report_bytes(follower), Some(follower), &cluster))
+        .report(incarnated(
+            stamped(report_bytes(follower), Some(follower), &cluster),
+            follower_is,
+        ))
         .await
         .expect("a member's own report");
     assert!(ok.into_inner().accepted);
+    // Under its id but not its incarnation (a wiped node, or an impostor): refused.
+    for wrong in [None, Some(follower_is ^ 1)] {
+        let req = stamped(report_bytes(follower), Some(follower), &cluster);
+        let req = match wrong {
+            Some(i) => incarnated(req, i),
+            None => req,
+        };
+        assert_eq!(code(peer.report(req).await), Code::FailedPrecondition);
+    }
 
     // The bootstrap probe answers anyone, but gives the cluster id only to nodes.
     let info = peer

@@ -158,13 +158,23 @@ async fn identities_decide_who_may_do_what() {
     let two = Dialer::new(Some(TlsPem::load(&cert, &key, &pki.ca).unwrap()));
     let mut peer = RaftInternalClient::new(two.channel(&c.nodes[&leader].grpc).unwrap());
     let cluster: tonic::metadata::MetadataValue<_> = status.cluster_id.parse().unwrap();
+    // Node 2's own incarnation, which its calls carry (it tells a node certificate).
+    let mut own = RaftInternalClient::new(two.channel(&c.nodes[&2].grpc).unwrap());
+    let info = own.node_info(pb::NodeInfoRequest {}).await.unwrap();
+    let incarnation: tonic::metadata::MetadataValue<_> =
+        format!("{:016x}", info.into_inner().incarnation)
+            .parse()
+            .unwrap();
+    let stamped = |md: &mut tonic::metadata::MetadataMap| {
+        md.insert("x-raftinel-cluster-id", cluster.clone());
+        md.insert("x-raftinel-incarnation", incarnation.clone());
+    };
     let as_three = |node_id| {
         let mut r = Request::new(raft_bytes(&NodeReport {
             node_id,
             ..NodeReport::default()
         }));
-        r.metadata_mut()
-            .insert("x-raftinel-cluster-id", cluster.clone());
+        stamped(r.metadata_mut());
         r
     };
     let other = if leader == 3 { 1 } else { 3 };
@@ -177,8 +187,11 @@ async fn identities_decide_who_may_do_what() {
         holder: other,
     };
     let mut req = Request::new(promise);
-    req.metadata_mut()
-        .insert("x-raftinel-cluster-id", cluster.clone());
+    stamped(req.metadata_mut());
     assert_eq!(code(peer.promise(req).await), Code::PermissionDenied);
     assert!(peer.report(as_three(2)).await.is_ok());
+    // Node 2's certificate without node 2's incarnation (a wiped node 2): refused.
+    let mut req = as_three(2);
+    req.metadata_mut().remove("x-raftinel-incarnation");
+    assert_eq!(code(peer.report(req).await), Code::FailedPrecondition);
 }

@@ -1,9 +1,10 @@
 //! Carrying out an admin request: authorize it (the one place that decides), check it against
 //! this node's config, then commit it on the leader or forward it there.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::ChangeMembers;
 use tokio::sync::watch;
@@ -11,6 +12,7 @@ use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
+use super::admission::{self, Admit};
 use super::authn::membership_of;
 use super::request::{AdminReply, AdminRequest};
 use super::route::{Routed, Router, DEADLINE, MEMBERSHIP_DEADLINE};
@@ -19,10 +21,17 @@ use crate::config::Config;
 use crate::failover::quorum::check_membership;
 use crate::failover::reports::Reports;
 use crate::hooks::check::check_set;
+use crate::pb::raft_internal_client::RaftInternalClient;
+use crate::pb::NodeInfoRequest;
 use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{Member, SmData};
 use crate::redis::Connector;
 use crate::topology::{Addr, Command, RequestKind};
+
+/// How long adding a member waits for the new node to say who it is.
+const ASK_NODE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long it keeps asking a node that does not answer (it may be starting).
+const ASK_NODE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Why an admin request did not go through.
 #[derive(Debug, thiserror::Error)]
@@ -336,10 +345,30 @@ impl Admin {
             sentinel_addr
         };
         let deadline = Instant::now() + MEMBERSHIP_DEADLINE;
+        let retired = self.view.borrow().retired.contains(&id);
+        admission::not_retired(id, retired).map_err(Status::failed_precondition)?;
+        let answer = self.ask_node(&addr).await?;
+        let admit = {
+            let view = self.view.borrow();
+            let recorded = view
+                .membership
+                .membership()
+                .get_node(&id)
+                .map(|m| m.incarnation);
+            let ours = self.router.identity.get().unwrap_or_default();
+            admission::admit(id, &addr, &ours, recorded, &answer)
+                .map_err(Status::failed_precondition)?
+        };
+        let (Admit::Add { incarnation } | Admit::Record { incarnation }) = admit;
         let member = Member {
             addr,
             sentinel_addr,
+            incarnation,
         };
+        if let Admit::Record { .. } = admit {
+            let set = ChangeMembers::SetNodes(BTreeMap::from([(id, member)]));
+            return self.change_membership(set).await;
+        }
         // A learner first: it catches up without counting toward the quorum.
         let learner = self.router.raft.add_learner(id, member, true);
         match tokio::time::timeout_at(deadline, learner).await {
@@ -349,6 +378,52 @@ impl Admin {
         }
         self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
             .await
+    }
+
+    /// Asks the node at `addr` who it is and which incarnation it is, to record that; a node
+    /// that does not answer yet (just started) is asked again for a few seconds.
+    async fn ask_node(&self, addr: &str) -> Result<admission::Answer, Status> {
+        let until = Instant::now() + ASK_NODE_WINDOW;
+        loop {
+            match self.ask_node_once(addr).await {
+                Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < until => {
+                    tokio::time::sleep(ASK_NODE_TIMEOUT / 4).await;
+                }
+                // Not this cluster's unavailability: another node would fail the same way.
+                Err(s) if s.code() == tonic::Code::Unavailable => {
+                    return Err(Status::failed_precondition(s.message()))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn ask_node_once(&self, addr: &str) -> Result<admission::Answer, Status> {
+        let unreachable = |e: String| {
+            Status::unavailable(format!(
+                "cannot ask the node at {addr} for its incarnation (start it first): {e}"
+            ))
+        };
+        let channel = self
+            .router
+            .dialer
+            .channel(addr)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut req = tonic::Request::new(NodeInfoRequest {});
+        req.set_timeout(ASK_NODE_TIMEOUT);
+        self.router.identity.stamp(req.metadata_mut());
+        let mut client = RaftInternalClient::new(channel);
+        let call = client.node_info(req);
+        let reply = match tokio::time::timeout(ASK_NODE_TIMEOUT, call).await {
+            Ok(Ok(r)) => r.into_inner(),
+            Ok(Err(s)) => return Err(unreachable(s.message().to_owned())),
+            Err(_) => return Err(unreachable("no answer".to_owned())),
+        };
+        Ok(admission::Answer {
+            node_id: reply.node_id,
+            cluster_id: reply.cluster_id,
+            incarnation: reply.incarnation,
+        })
     }
 
     /// Refuses a change that would leave a master's configured quorum above the voters (issue 11

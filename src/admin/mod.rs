@@ -7,10 +7,12 @@
 //! - [`principal`]: principals and the authorization rule (pure).
 //! - [`authn`]: a gRPC caller's certificate, token, declared id or address → its principal.
 //! - [`request`]: the requests, and forwarding one to the leader's `Topology` service.
-//! - [`exec`]: checking and committing a request; [`route`]: getting a call to the leader.
+//! - [`exec`]: checking and committing a request; [`route`]: getting a call to the leader;
+//!   [`admission`]: whether a node may be added under an id (pure).
 //! - [`same_instance`]: MONITOR of an instance another name monitors at another address.
 //! - [`status`]: every mapping from raftinel and openraft errors to gRPC status codes.
 
+mod admission;
 pub mod authn;
 mod exec;
 mod principal;

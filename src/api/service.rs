@@ -233,6 +233,7 @@ impl Topology for Api {
                 voter: voters.contains(id),
                 reachable: self.reachable(*id, node).await,
                 matched_index: matched.get(id).copied().unwrap_or(0),
+                incarnation: node.incarnation,
             });
         }
         Ok(Response::new(pb::ClusterStatusReply {

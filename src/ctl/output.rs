@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::CtlError;
 use crate::pb;
+use crate::raft::incarnation;
 
 fn print_json(v: &Value) -> Result<(), CtlError> {
     println!("{}", serde_json::to_string_pretty(v)?);
@@ -213,6 +214,7 @@ fn members_json(s: &pb::ClusterStatusReply) -> Value {
                 json!({
                     "id": m.id, "addr": m.addr, "sentinel_addr": m.sentinel_addr, "voter": m.voter,
                     "reachable": m.reachable, "leader": m.id == s.leader_id, "matched_index": m.matched_index,
+                    "incarnation": (m.incarnation != 0).then(|| incarnation::show(m.incarnation)),
                 })
             })
             .collect(),
@@ -250,8 +252,12 @@ pub fn status(s: &pb::ClusterStatusReply, json: bool) -> Result<(), CtlError> {
 
 fn print_members(s: &pb::ClusterStatusReply) {
     for m in &s.members {
+        let incarnation = match m.incarnation {
+            0 => "unknown".to_owned(),
+            i => incarnation::show(i),
+        };
         println!(
-            "  {} {:<21} sentinel {:<21} {:<7} {}{}",
+            "  {} {:<21} sentinel {:<21} {:<7} {:<11} incarnation {}{}",
             m.id,
             m.addr,
             m.sentinel_addr,
@@ -261,6 +267,7 @@ fn print_members(s: &pb::ClusterStatusReply) {
             } else {
                 "UNREACHABLE"
             },
+            incarnation,
             if m.id == s.leader_id { "  leader" } else { "" }
         );
     }

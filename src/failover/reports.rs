@@ -15,6 +15,7 @@ use crate::monitor::{Colocation, NodeReport};
 use crate::pb::raft_internal_client::RaftInternalClient;
 use crate::pb::RaftBytes;
 use crate::raft::codec::encode;
+use crate::raft::identity::stamp_target;
 use crate::raft::{ClusterIdentity, Raft};
 
 /// Followers resend at least this often even when nothing changed, so the leader can tell a
@@ -115,15 +116,15 @@ pub async fn send_reports(
                 m.membership_config
                     .membership()
                     .get_node(&l)
-                    .map(|n| n.addr.clone())
+                    .map(|n| (n.addr.clone(), n.incarnation))
             });
             (m.current_leader, addr)
         };
         match (leader, addr) {
             (Some(l), _) if l == node_id => reports.put(report),
-            (Some(_), Some(addr)) => {
+            (Some(_), Some((addr, incarnation))) => {
                 if let Ok(ch) = dialer.channel(&addr) {
-                    send(ch, &identity, &addr, &report).await;
+                    send(ch, &identity, (&addr, incarnation), &report).await;
                 }
             }
             _ => {}
@@ -131,13 +132,20 @@ pub async fn send_reports(
     }
 }
 
-async fn send(channel: Channel, identity: &ClusterIdentity, addr: &str, report: &NodeReport) {
+/// Sends `report` to the leader at `to` (its address and recorded incarnation).
+async fn send(
+    channel: Channel,
+    identity: &ClusterIdentity,
+    (addr, incarnation): (&str, u64),
+    report: &NodeReport,
+) {
     let Ok(data) = encode(report) else {
         return;
     };
     let mut req = tonic::Request::new(RaftBytes { data });
     req.set_timeout(SEND_TIMEOUT);
     identity.stamp(req.metadata_mut());
+    stamp_target(req.metadata_mut(), incarnation);
     let mut client = RaftInternalClient::new(channel);
     if let Err(e) = client.report(req).await {
         tracing::debug!(leader = %addr, error = %e, "report not delivered");

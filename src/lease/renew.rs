@@ -17,7 +17,7 @@ use crate::config::LeaseTimings;
 use crate::dial::Dialer;
 use crate::pb::raft_internal_client::RaftInternalClient;
 use crate::pb::{GrantDeadRequest, PromiseRequest};
-use crate::raft::identity::ClusterIdentity;
+use crate::raft::identity::{stamp_target, ClusterIdentity};
 use crate::raft::SmData;
 use crate::topology::lease::MustDie;
 
@@ -31,16 +31,19 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Where to reach each node of `voters`: (id, gRPC address). A voter removed since is asked
-    /// at the address its last membership had; one with none counts as a no.
-    fn addresses(view: &SmData, voters: &BTreeSet<u64>) -> Vec<(u64, String)> {
+    /// Where to reach each node of `voters`: (id, gRPC address, incarnation). A voter removed
+    /// since is asked at the address its last membership had (incarnation unknown: 0, not
+    /// checked); one with none counts as a no.
+    fn addresses(view: &SmData, voters: &BTreeSet<u64>) -> Vec<(u64, String, u64)> {
         let membership = view.membership.membership();
         voters
             .iter()
-            .filter_map(|id| {
-                let addr = membership.get_node(id).map(|n| n.addr.as_str());
-                addr.or_else(|| view.topology.voter_addr(*id))
-                    .map(|a| (*id, a.to_owned()))
+            .filter_map(|id| match membership.get_node(id) {
+                Some(n) => Some((*id, n.addr.clone(), n.incarnation)),
+                None => view
+                    .topology
+                    .voter_addr(*id)
+                    .map(|a| (*id, a.to_owned(), 0)),
             })
             .collect()
     }
@@ -82,13 +85,13 @@ impl Peers {
     ) -> (usize, usize) {
         let mut asks = JoinSet::new();
         let mut yes = 0;
-        for (id, addr) in Self::addresses(view, voters) {
+        for (id, addr, incarnation) in Self::addresses(view, voters) {
             if id == self.node_id {
                 yes += usize::from(self.answer(q));
                 continue;
             }
             let peers = self.clone();
-            asks.spawn(async move { peers.ask(&addr, q, timeout).await });
+            asks.spawn(async move { peers.ask(&addr, incarnation, q, timeout).await });
         }
         while let Some(r) = asks.join_next().await {
             yes += usize::from(r.unwrap_or(false));
@@ -103,8 +106,9 @@ impl Peers {
         }
     }
 
-    /// Asks the node at `addr`; no answer within `timeout` (or any error) is a no.
-    async fn ask(&self, addr: &str, q: Question, timeout: Duration) -> bool {
+    /// Asks the node at `addr`, which the membership records as `incarnation`; no answer within
+    /// `timeout` (or any error) is a no.
+    async fn ask(&self, addr: &str, incarnation: u64, q: Question, timeout: Duration) -> bool {
         let Ok(channel) = self.dialer.channel(addr) else {
             return false;
         };
@@ -118,6 +122,7 @@ impl Peers {
                             holder: self.node_id,
                         },
                         timeout,
+                        incarnation,
                     );
                     client
                         .promise(req)
@@ -136,6 +141,7 @@ impl Peers {
                             vip,
                         },
                         timeout,
+                        incarnation,
                     );
                     client.grant_dead(req).await.is_ok_and(|r| r.get_ref().dead)
                 }
@@ -144,10 +150,11 @@ impl Peers {
         tokio::time::timeout(timeout, call).await.unwrap_or(false)
     }
 
-    fn request<T>(&self, body: T, timeout: Duration) -> tonic::Request<T> {
+    fn request<T>(&self, body: T, timeout: Duration, incarnation: u64) -> tonic::Request<T> {
         let mut req = tonic::Request::new(body);
         req.set_timeout(timeout);
         self.identity.stamp(req.metadata_mut());
+        stamp_target(req.metadata_mut(), incarnation);
         req
     }
 }

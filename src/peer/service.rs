@@ -1,9 +1,12 @@
 //! The `RaftInternal` server: openraft RPCs, promises, "dead" answers and reports from members
 //! only (their identity was established by the interceptor before the body was decoded), and the
-//! bootstrap probe, which anyone may ask but only a node gets the cluster id from.
+//! bootstrap probe, which anyone may ask but only a node gets the cluster id and incarnation
+//! from. Every member call is checked against the incarnations in the membership first.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tonic::{Request, Response, Status};
@@ -20,6 +23,7 @@ use crate::pb::{
 };
 use crate::raft::codec::{decode, encode};
 use crate::raft::freshness::LeaderContact;
+use crate::raft::incarnation::{self, Claims, Mismatch};
 use crate::raft::{ClusterIdentity, Raft, TypeConfig};
 
 pub struct RaftService {
@@ -46,12 +50,55 @@ fn body<T: serde::de::DeserializeOwned>(req: Request<RaftBytes>) -> Result<T, St
 }
 
 impl RaftService {
-    /// The calling member's id, after the cluster-id check (a node of another cluster is a
-    /// wiring mistake worth its own message).
+    /// The calling member's id, after the incarnation check and then the cluster-id check (a
+    /// node of another cluster is a wiring mistake worth its own message). The incarnation comes
+    /// first: a wiped node must not adopt the cluster id of a leader that calls its old id.
     async fn member<T>(&self, req: &Request<T>) -> Result<u64, Status> {
         let id = admit_member(&principal_of(req), |id| membership_of(&self.raft, id))?;
+        let own = self.identity.incarnation();
+        let recorded = recorded_incarnation(&self.raft, id);
+        let claims = Claims::of(req.metadata());
+        if let Err(e) = incarnation::check(self.node_id, own, id, recorded, claims) {
+            say_loudly(&e);
+            return Err(Status::failed_precondition(format!(
+                "incarnation mismatch: {e}; refusing the call"
+            )));
+        }
         self.identity.admit_peer(req.metadata()).await?;
         Ok(id)
+    }
+}
+
+/// The incarnation this node's current membership records for `id`; `None` while it has none.
+fn recorded_incarnation(raft: &Raft, id: u64) -> Option<u64> {
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    m.membership_config
+        .membership()
+        .get_node(&id)
+        .map(|n| n.incarnation)
+}
+
+/// How often one refusal is logged again while it repeats (every heartbeat would bury the log).
+const REPEAT_LOUD: Duration = Duration::from_secs(30);
+
+/// Logs a refusal at error level: the operator must act, on this node (wiped: it must rejoin
+/// under a new id) or on the caller.
+fn say_loudly(e: &Mismatch) {
+    static LAST: Mutex<Option<(String, Instant)>> = Mutex::new(None);
+    let text = e.to_string();
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let repeat = matches!(&*last, Some((t, at)) if *t == text && at.elapsed() < REPEAT_LOUD);
+    if !repeat {
+        match e {
+            Mismatch::Target { .. } => tracing::error!(
+                "refusing Raft and lease calls: this node is not the member its id stands for: {text}"
+            ),
+            Mismatch::Sender { id, .. } => {
+                tracing::error!(node = id, "refusing a node-to-node call: {text}")
+            }
+        }
+        *last = Some((text, Instant::now()));
     }
 }
 
@@ -157,6 +204,7 @@ impl RaftInternal for RaftService {
                 })
                 .collect(),
             sentinel_addr: self.sentinel_addr.clone(),
+            incarnation: if node { self.identity.incarnation() } else { 0 },
         }))
     }
 }

@@ -1,6 +1,7 @@
 //! First boot: three nodes started with the same --peers form one cluster with no extra step, in
 //! any order. Only the lowest id initializes, only with an empty store, and only once every peer
 //! has answered "uninitialized, same peer map"; everything else waits to be contacted or added.
+//! The first membership records every peer's incarnation, from its answer.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -148,6 +149,7 @@ impl Bootstrap {
                     .map(|a| a.to_string())
                     .unwrap_or_default(),
                 sentinel_addr: self.sentinel_addr.clone(),
+                incarnation: self.identity.incarnation(),
             },
         );
         for (&id, addr) in self.peers.iter().filter(|(id, _)| **id != self.node_id) {
@@ -169,6 +171,7 @@ impl Bootstrap {
                 Member {
                     addr: addr.to_string(),
                     sentinel_addr: reply.sentinel_addr,
+                    incarnation: reply.incarnation,
                 },
             );
         }
@@ -243,6 +246,7 @@ mod tests {
                 })
                 .collect(),
             sentinel_addr: String::new(),
+            incarnation: 7,
         }
     }
 

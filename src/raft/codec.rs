@@ -10,12 +10,15 @@ use serde::Serialize;
 /// 4: `MasterRecord.tls`; version 3 is still read (see `raft::format_v3`).
 /// 5: `MasterRecord.min_replicas`, `min_failover_interval_ms` and `retry_cleared_epoch`; version 4
 /// is still read (see `raft::format_v4`).
-/// 6: each lease grant's voter set and superseded grants (`TopologyState.grant_voters`,
-/// `superseded`), `Command::LeaseSettled`; version 5 is still read (see `raft::format_v5`).
+/// 6: `Member.incarnation` (in log entries, the state and snapshots), `SmData.retired`, each lease
+/// grant's voter set and superseded grants (`TopologyState.grant_voters`, `superseded`,
+/// `voter_addrs`), `Command::LeaseSettled`; version 5 is still read (see `raft::format_v5`).
 pub const FORMAT_VERSION: u8 = 6;
 
-/// The oldest version still read. Only the state machine's data changed shape since: it is
-/// decoded by `state_machine::decode_data`, which upgrades it; everything else decodes as is.
+/// The oldest version still read. Only the state machine's data and what holds a `Member`
+/// changed shape since: they are decoded by `state_machine::decode_data` and
+/// `format_v5::{decode_entry, decode_snapshot}`, which upgrade them; everything else decodes as
+/// is.
 pub const OLDEST_READ: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,8 @@ use openraft::StoredMembership;
 use serde::{Deserialize, Serialize};
 
 use super::format_v4::{MasterRecordV4, SmDataV4, TopologyStateV4};
+use super::format_v5::MemberV5;
 use super::types::typ::LogId;
-use super::types::Member;
 use crate::topology::master::Conflict;
 use crate::topology::{
     Addr, FailoverOutcome, FailoverRecord, FailoverRequest, LeaseGrant, ReplicaRecord, Revoked,
@@ -20,7 +20,7 @@ use crate::topology::{
 #[derive(Serialize, Deserialize)]
 pub(super) struct SmDataV3 {
     last_applied: Option<LogId>,
-    membership: StoredMembership<u64, Member>,
+    membership: StoredMembership<u64, MemberV5>,
     topology: TopologyStateV3,
 }
 
@@ -156,7 +156,8 @@ mod tests {
     fn written_by_v3(data: &SmData) -> Vec<u8> {
         let v3 = SmDataV3 {
             last_applied: data.last_applied,
-            membership: data.membership.clone(),
+            // Empty, as in `SmData::default()`; `format_v5` tests the membership's upgrade.
+            membership: StoredMembership::default(),
             topology: TopologyStateV3 {
                 masters: data
                     .topology

@@ -1,19 +1,16 @@
 //! Format version 4 of the state machine's data (before `MasterRecord.min_replicas`,
 //! `min_failover_interval_ms` and `retry_cleared_epoch`), read and
-//! upgraded to version 5 (see `format_v5`, which upgrades that in turn); version 3 is upgraded to
-//! this first (see `format_v3`). Every other stored or transmitted type has the same shape in
-//! versions 4 and 5. No I/O.
+//! upgraded to version 5 (then on by `format_v5`) so that a node keeps its stored state and
+//! snapshots across the upgrade; version 3 is upgraded to this first (see `format_v3`). Every
+//! other stored or transmitted type has the same shape in versions 4 and 5. No I/O.
 
 use std::collections::BTreeMap;
 
 use openraft::StoredMembership;
 use serde::{Deserialize, Serialize};
 
-use super::format_v5::{SmDataV5, TopologyStateV5};
-#[cfg(test)]
-use super::state_machine::SmData;
+use super::format_v5::{MemberV5, SmDataV5, TopologyStateV5};
 use super::types::typ::LogId;
-use super::types::Member;
 use crate::topology::master::Conflict;
 use crate::topology::{
     Addr, FailoverOutcome, FailoverRecord, FailoverRequest, LeaseGrant, MasterRecord, MinReplicas,
@@ -23,7 +20,7 @@ use crate::topology::{
 #[derive(Serialize, Deserialize)]
 pub(super) struct SmDataV4 {
     pub(super) last_applied: Option<LogId>,
-    pub(super) membership: StoredMembership<u64, Member>,
+    pub(super) membership: StoredMembership<u64, MemberV5>,
     pub(super) topology: TopologyStateV4,
 }
 
@@ -159,13 +156,14 @@ impl From<&MasterRecord> for MasterRecordV4 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::state_machine::decode_data;
+    use crate::raft::state_machine::{decode_data, SmData};
 
     /// What a version-4 build wrote: the version byte, then bincode of the old shape.
     fn written_by_v4(data: &SmData) -> Vec<u8> {
         let v4 = SmDataV4 {
             last_applied: data.last_applied,
-            membership: data.membership.clone(),
+            // Empty, as in `SmData::default()`; `format_v5` tests the membership's upgrade.
+            membership: StoredMembership::default(),
             topology: TopologyStateV4 {
                 masters: data
                     .topology
@@ -203,7 +201,7 @@ mod tests {
             (0, 0)
         );
 
-        // Written now: the current version, with the field.
+        // Written now: version 5, with the field.
         let set = MinReplicas {
             to_write: 1,
             max_lag_s: 5,

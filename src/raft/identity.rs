@@ -2,7 +2,8 @@
 //! Raft metadata, sent with every Raft and admin RPC, and checked by every receiver. It is not a
 //! secret and nothing relies on it being one: who a caller is comes from its certificate
 //! (`admin::authn`). Outgoing calls also name this node, which only a loopback-only or
-//! `insecure` cluster believes.
+//! `insecure` cluster believes, and carry its incarnation (`raft::incarnation`), which is made
+//! here with the data dir.
 
 use std::sync::{Arc, RwLock};
 
@@ -11,12 +12,14 @@ use tonic::metadata::MetadataMap;
 use tonic::Status;
 
 use super::codec::{decode, encode, CodecError};
+use super::incarnation;
 
 /// gRPC metadata key carrying the sender's cluster id.
 pub const HEADER: &str = "x-raftinel-cluster-id";
 /// gRPC metadata key with which a node names itself (believed on plaintext clusters only).
 pub const NODE_HEADER: &str = "x-raftinel-node";
 const KEY: &[u8] = b"cluster_id";
+const INCARNATION: &[u8] = b"incarnation";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -31,17 +34,34 @@ pub enum IdentityError {
 #[derive(Clone)]
 pub struct ClusterIdentity {
     node_id: u64,
+    incarnation: u64,
     db: sled::Db,
     meta: sled::Tree,
     current: Arc<RwLock<Option<String>>>,
 }
 
 impl ClusterIdentity {
+    /// Opens the identity, making this data dir's incarnation durably on its first open (a store
+    /// from before incarnations gets one too; its members record 0 until re-added).
     pub fn open(db: &sled::Db, node_id: u64) -> Result<Self, IdentityError> {
         let meta = db.open_tree("raft_meta")?;
         let current = meta.get(KEY)?.map(|v| decode::<String>(&v)).transpose()?;
+        let incarnation = match meta.get(INCARNATION)? {
+            Some(v) => decode::<u64>(&v)?,
+            None => {
+                let made = incarnation::generate();
+                meta.insert(INCARNATION, encode(&made)?)?;
+                db.flush()?;
+                tracing::info!(
+                    incarnation = %incarnation::show(made),
+                    "made this data dir's incarnation"
+                );
+                made
+            }
+        };
         Ok(ClusterIdentity {
             node_id,
+            incarnation,
             db: db.clone(),
             meta,
             current: Arc::new(RwLock::new(current)),
@@ -53,6 +73,11 @@ impl ClusterIdentity {
         let mut bytes = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut bytes);
         bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// This data dir's incarnation: never 0, never changed.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
     }
 
     pub fn get(&self) -> Option<String> {
@@ -102,15 +127,22 @@ impl ClusterIdentity {
         }
     }
 
-    /// Adds this node's id and its cluster's id, if it has one, to an outgoing request.
+    /// Adds this node's id, incarnation and its cluster's id, if it has one, to an outgoing
+    /// request.
     pub fn stamp(&self, metadata: &mut MetadataMap) {
         metadata.insert(NODE_HEADER, self.node_id.into());
+        incarnation::put(metadata, incarnation::HEADER, self.incarnation);
         if let Some(id) = self.get() {
             if let Ok(v) = id.parse() {
                 metadata.insert(HEADER, v);
             }
         }
     }
+}
+
+/// Adds the incarnation the caller's membership records for the callee (0: unknown, not sent).
+pub fn stamp_target(metadata: &mut MetadataMap, expected: u64) {
+    incarnation::put(metadata, incarnation::TARGET_HEADER, expected);
 }
 
 fn header(metadata: &MetadataMap) -> Option<String> {

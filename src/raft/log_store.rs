@@ -9,6 +9,7 @@ use openraft::{Entry, OptionalSend, RaftLogReader, StorageIOError};
 
 use super::codec::{decode, encode};
 use super::crashpoint;
+use super::format_v5::decode_entry;
 use super::install_gate::InstallGate;
 use super::types::typ::{LogId, StorageError, Vote};
 use super::types::TypeConfig;
@@ -80,8 +81,7 @@ impl LogStore {
         {
             None => Ok(None),
             Some((_, v)) => {
-                let entry: Entry<TypeConfig> =
-                    decode(&v).map_err(|e| StorageIOError::read_logs(&e))?;
+                let entry = decode_entry(&v).map_err(|e| StorageIOError::read_logs(&e))?;
                 Ok(Some(entry.log_id))
             }
         }
@@ -106,7 +106,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         for item in iter {
             let (_, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-            out.push(decode(&v).map_err(|e| StorageIOError::read_logs(&e))?);
+            out.push(decode_entry(&v).map_err(|e| StorageIOError::read_logs(&e))?);
         }
         Ok(out)
     }

@@ -13,6 +13,7 @@ mod format_v4;
 mod format_v5;
 pub mod freshness;
 pub mod identity;
+pub mod incarnation;
 pub mod install_gate;
 pub mod log_store;
 pub mod network;

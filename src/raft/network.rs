@@ -1,7 +1,9 @@
 //! The Raft transport's client side: openraft RPCs as bincode inside `RaftInternal` gRPC calls,
-//! over one cached lazily-connected channel per peer, stamped with the cluster id.
+//! over one cached lazily-connected channel per peer, stamped with the cluster id, this node's
+//! incarnation and the one the membership records for the peer.
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RemoteError, Unreachable};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -14,7 +16,7 @@ use serde::Serialize;
 use tonic::transport::Channel;
 
 use super::codec::{decode, encode};
-use super::identity::ClusterIdentity;
+use super::identity::{stamp_target, ClusterIdentity};
 use super::types::typ::{RaftError, RpcError};
 use super::types::{Member, NodeId, TypeConfig};
 use crate::dial::Dialer;
@@ -54,6 +56,10 @@ pub struct PeerClient {
     channel: Option<Channel>,
     identity: ClusterIdentity,
     retry_after: Duration,
+    /// The target's incarnation in the membership this client was made for.
+    expected: u64,
+    /// The last refusal logged, so that a refusing peer is reported once, not every heartbeat.
+    refused: Mutex<Option<String>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -66,6 +72,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             channel: self.channel(&node.addr),
             identity: self.identity.clone(),
             retry_after: self.retry_after,
+            expected: node.incarnation,
+            refused: Mutex::new(None),
         }
     }
 }
@@ -99,6 +107,7 @@ impl PeerClient {
         let mut request = tonic::Request::new(RaftBytes { data });
         request.set_timeout(option.soft_ttl());
         self.identity.stamp(request.metadata_mut());
+        stamp_target(request.metadata_mut(), self.expected);
         let mut client = RaftInternalClient::new(channel)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
@@ -113,11 +122,28 @@ impl PeerClient {
         // longer than the election timeout.
         let reply = reply.map_err(|status| match status.code() {
             tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&status)),
-            _ => RPCError::Network(NetworkError::new(&status)),
+            code => {
+                if code == tonic::Code::FailedPrecondition {
+                    self.report_refusal(status.message());
+                }
+                RPCError::Network(NetworkError::new(&status))
+            }
         })?;
         let result: Result<Resp, RaftError<E>> = decode(&reply.into_inner().data)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl PeerClient {
+    /// A peer that refuses this node (another cluster, or an incarnation that does not match)
+    /// needs an operator: said at error level, once per distinct refusal.
+    fn report_refusal(&self, message: &str) {
+        let mut last = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_deref() != Some(message) {
+            tracing::error!(peer = self.target, addr = %self.addr, "peer refuses this node's Raft RPCs: {message}");
+            *last = Some(message.to_owned());
+        }
     }
 }
 

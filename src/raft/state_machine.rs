@@ -1,12 +1,15 @@
 //! The state machine: raftinel's `TopologyState` kept in memory and persisted whole to sled after
 //! every applied batch (it is a few KB), its snapshots, and the stored events that Watch resumes from.
 
+use std::collections::BTreeSet;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
-use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError, StoredMembership};
+use openraft::{
+    EntryPayload, Membership, OptionalSend, RaftSnapshotBuilder, StorageIOError, StoredMembership,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -14,7 +17,7 @@ use super::codec::{decode, encode, versioned, CodecError};
 use super::crashpoint;
 use super::install_gate::InstallGate;
 use super::types::typ::{Entry, LogId, SnapshotMeta, StorageError};
-use super::types::{Response, TypeConfig};
+use super::types::{Member, Response, TypeConfig};
 use crate::events::{EventBus, IndexedEvent};
 use crate::topology::{ApplyContext, TopologyEvent, TopologyState};
 
@@ -32,6 +35,9 @@ pub struct SmData {
     pub last_applied: Option<LogId>,
     pub membership: StoredMembership<u64, super::types::Member>,
     pub topology: TopologyState,
+    /// Every id ever removed from the membership (since format version 6): never added again,
+    /// because the process behind it may have forgotten its votes (`raft::incarnation`).
+    pub retired: BTreeSet<u64>,
 }
 
 impl SmData {
@@ -55,23 +61,32 @@ pub fn decode_data(bytes: &[u8]) -> Result<SmData, CodecError> {
     match versioned(bytes)? {
         (3, body) => {
             let v3 = bincode::deserialize::<super::format_v3::SmDataV3>(body)?;
-            let v5: super::format_v5::SmDataV5 = super::format_v4::SmDataV4::from(v3).into();
-            Ok(v5.into())
+            let v4 = super::format_v4::SmDataV4::from(v3);
+            Ok(super::format_v5::SmDataV5::from(v4).into())
         }
         (4, body) => {
             let v4 = bincode::deserialize::<super::format_v4::SmDataV4>(body)?;
-            let v5: super::format_v5::SmDataV5 = v4.into();
-            Ok(v5.into())
+            Ok(super::format_v5::SmDataV5::from(v4).into())
         }
         (5, body) => Ok(bincode::deserialize::<super::format_v5::SmDataV5>(body)?.into()),
         _ => decode(bytes),
     }
 }
 
+/// Read back with `format_v5::decode_snapshot`, which reads older versions too.
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
+}
+
+/// The ids a membership change drops: in `before`, voter or learner, and not in `after`.
+pub fn removed_ids(before: &Membership<u64, Member>, after: &Membership<u64, Member>) -> Vec<u64> {
+    before
+        .nodes()
+        .map(|(id, _)| *id)
+        .filter(|id| after.get_node(id).is_none())
+        .collect()
 }
 
 /// Reads the retained events, for Watch.
@@ -298,6 +313,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     });
                 }
                 EntryPayload::Membership(m) => {
+                    let removed = removed_ids(self.data.membership.membership(), &m);
+                    self.data.retired.extend(removed);
                     self.data.membership = StoredMembership::new(Some(entry.log_id), m);
                     let voters = self.data.voter_ids();
                     let addrs = self
@@ -353,6 +370,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
             topology: data.topology,
+            retired: data.retired,
         };
         let stored = encode(&StoredSnapshot {
             meta: meta.clone(),
@@ -392,11 +410,38 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         else {
             return Ok(None);
         };
-        let stored: StoredSnapshot =
-            decode(&raw).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let (meta, data) = super::format_v5::decode_snapshot(&raw)
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
         Ok(Some(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn membership(config: &[&[u64]], nodes: &[u64]) -> Membership<u64, Member> {
+        let config = config.iter().map(|c| c.iter().copied().collect()).collect();
+        let nodes: BTreeMap<u64, Member> =
+            nodes.iter().map(|id| (*id, Member::default())).collect();
+        Membership::new(config, nodes)
+    }
+
+    #[test]
+    fn removal_retires_the_ids_a_change_drops() {
+        let three = membership(&[&[1, 2, 3]], &[1, 2, 3]);
+        // Removing voter 3 (openraft's two steps: joint, then the new config without node 3).
+        let joint = membership(&[&[1, 2, 3], &[1, 2]], &[1, 2, 3]);
+        let two = membership(&[&[1, 2]], &[1, 2]);
+        assert!(removed_ids(&three, &joint).is_empty());
+        assert_eq!(removed_ids(&joint, &two), vec![3]);
+        // Adding a learner, then making it a voter, drops nobody.
+        let learner = membership(&[&[1, 2]], &[1, 2, 4]);
+        assert!(removed_ids(&two, &learner).is_empty());
+        assert!(removed_ids(&learner, &membership(&[&[1, 2, 4]], &[1, 2, 4])).is_empty());
     }
 }

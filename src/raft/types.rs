@@ -24,13 +24,17 @@ impl Default for Response {
 }
 
 /// A member as recorded in the log's membership: SENTINEL SENTINELS lists the Sentinel
-/// addresses of the other nodes, so both addresses live here.
+/// addresses of the other nodes, so both addresses live here, and which incarnation of the node
+/// the id stands for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     /// gRPC address (Raft RPCs and the topology API), HOST:PORT.
     pub addr: String,
     /// Sentinel-compatible RESP address, HOST:PORT.
     pub sentinel_addr: String,
+    /// The node's incarnation (`raft::incarnation`): made with its data dir, checked on every
+    /// node-to-node call. 0: unknown (recorded before format version 6), not checked.
+    pub incarnation: u64,
 }
 
 impl fmt::Display for Member {
