@@ -3,6 +3,7 @@
 
 pub mod candidate;
 pub mod decide;
+pub mod exec;
 pub mod holders;
 pub mod odown;
 pub mod quorum;

@@ -3,6 +3,7 @@
 //! commit or a quorum-confirmed read (invariants 1 and 2); metrics saying "Leader" only trigger.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +15,7 @@ use tracing::Instrument;
 
 use super::candidate::{choose, eligible, known_replicas, preference, Eligible};
 use super::decide::{decide, DecideInput, Step};
+use super::exec::{self, StepError};
 use super::holders::{config_vip_entry, holder_of, next_lease_entry, next_vip_entry};
 use super::odown::{freshest_reply, odown, ReportIn};
 use super::redis_ops::Instance;
@@ -31,7 +33,6 @@ use crate::topology::{Addr, Command, MasterRecord, ReplicaRecord, RequestKind, V
 
 const TICK: Duration = Duration::from_millis(25);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
-const ROLE_POLL: Duration = Duration::from_millis(10);
 const RESEND_AFTER: Duration = Duration::from_millis(1000);
 const RERANK_WITHIN: Duration = Duration::from_millis(150);
 /// How often the leader asks whether a superseded lease grant is dead yet.
@@ -102,24 +103,6 @@ impl Drop for BusyGuard {
         let mut set = (self.0).0.lock().unwrap_or_else(|p| p.into_inner());
         set.remove(&self.1);
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-enum StepError {
-    #[error("refused: {0}")]
-    Refused(String),
-    #[error("not the leader")]
-    NotLeader,
-    #[error("no quorum in time")]
-    Timeout,
-    #[error("raft: {0}")]
-    Raft(String),
-    #[error("redis: {0}")]
-    Redis(#[from] ConnError),
-    #[error("{0} did not report role master within failover-timeout")]
-    NotPromoted(Addr),
-    #[error("the old master's lease (grant {0}) is not dead yet")]
-    LeaseAlive(u64),
 }
 
 impl Runner {
@@ -549,25 +532,24 @@ impl Runner {
                 let candidate = self.rerank(master, candidate).await;
                 let epoch = master.epoch + 1;
                 tracing::warn!(%candidate, %reason, epoch, "starting failover");
-                self.commit(Command::FailoverStarted {
+                let started = Command::FailoverStarted {
                     name: name.clone(),
                     epoch,
                     candidate: candidate.clone(),
                     candidate_holder: self.holder_for(master, &candidate),
                     reason,
                     at_ms: now_ms(),
-                })
-                .await?;
-                // The commit just proved leadership: promote at once.
-                self.promote_and_switch(master, &candidate, epoch).await
+                };
+                // The commit proves leadership: the promotion follows at once.
+                let ready = self.before_promotion(master);
+                exec::start(self, &self.instances(), master, started, ready).await
             }
-            Step::Promote { candidate } => {
+            Step::Promote { .. } => {
+                // The candidate is the one the log names for the epoch.
                 let epoch = in_progress.unwrap_or(master.epoch);
-                self.prove_leadership().await?;
-                if !self.still_current(master) {
-                    return Ok(());
-                }
-                self.promote_and_switch(master, &candidate, epoch).await
+                let current = || self.still_current(master);
+                let ready = self.before_promotion(master);
+                exec::resume(self, &self.instances(), master, epoch, current, ready).await
             }
             Step::Switched { candidate, replid } => {
                 let epoch = in_progress.unwrap_or(master.epoch);
@@ -700,7 +682,7 @@ impl Runner {
                 })
                 .await?;
                 let within = Duration::from_millis(master.failover_timeout_ms);
-                self.await_master_and_switch(master, &addr, epoch, within)
+                exec::await_master_and_switch(self, &self.instances(), master, &addr, epoch, within)
                     .await
             }
             Step::Discovered { replicas } => self
@@ -751,28 +733,18 @@ impl Runner {
             self.commit(abort).await?;
             return Err(e.into());
         }
-        self.await_master_and_switch(
-            master,
-            target,
-            epoch,
-            Duration::from_millis(timeout_ms + 1000),
-        )
-        .await
+        let within = Duration::from_millis(timeout_ms + 1000);
+        exec::await_master_and_switch(self, &self.instances(), master, target, epoch, within).await
     }
 
     /// Sends the promotion, waits for ROLE master (within failover-timeout), then commits
     /// MasterSwitched with the new master's replication id.
-    async fn promote_and_switch(
-        &self,
-        master: &MasterRecord,
-        candidate: &Addr,
-        epoch: u64,
-    ) -> Result<(), StepError> {
-        // DESIGN "Failover" 2: the fence goes to the old master over the network too, which is
-        // decisive when only its node died (Redis alive, unfenced, nobody left to fence it). It
-        // runs beside the lease wait. The promotion waits for it only while some node still gets
-        // replies from the old master; an unreachable one (host lost, or cut off and fenced by
-        // its own lease) must not cost a connect timeout.
+    /// DESIGN "Failover" 2, what must hold before a promotion: the fence goes to the old master
+    /// over the network too, which is decisive when only its node died (Redis alive, unfenced,
+    /// nobody left to fence it), beside the wait for the old lease. The promotion waits for the
+    /// fence only while some node still gets replies from the old master; an unreachable one (host
+    /// lost, or cut off and fenced by its own lease) must not cost a connect timeout.
+    async fn before_promotion(&self, master: &MasterRecord) -> Result<(), StepError> {
         let fence = master.holder.is_some().then(|| {
             tokio::spawn(fence_old_master(self.redis.clone(), master.clone()).in_current_span())
         });
@@ -785,17 +757,12 @@ impl Runner {
                 fence.abort();
             }
         }
-        dead?;
-        let mut instance = Instance::connect(&self.redis, candidate, master).await?;
-        instance.promote().await?;
-        tracing::info!(%candidate, "promotion sent");
-        self.await_master_and_switch(
-            master,
-            candidate,
-            epoch,
-            Duration::from_millis(master.failover_timeout_ms),
-        )
-        .await
+        dead
+    }
+
+    /// The real instances, for the executor.
+    fn instances(&self) -> RedisInstances<'_> {
+        RedisInstances(&self.redis)
     }
 
     /// Whether a fresh report got a reply from `master`'s address within the last few pings.
@@ -885,36 +852,6 @@ impl Runner {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-
-    async fn await_master_and_switch(
-        &self,
-        master: &MasterRecord,
-        candidate: &Addr,
-        epoch: u64,
-        within: Duration,
-    ) -> Result<(), StepError> {
-        let mut instance = Instance::connect(&self.redis, candidate, master).await?;
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if instance.role().await? == Role::Master {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(StepError::NotPromoted(candidate.clone()));
-            }
-            tokio::time::sleep(ROLE_POLL).await;
-        }
-        let replid = instance.replid().await?;
-        self.commit(Command::MasterSwitched {
-            name: master.name.clone(),
-            epoch,
-            replid,
-            at_ms: now_ms(),
-        })
-        .await?;
-        tracing::warn!(%candidate, epoch, "+switch-master");
-        Ok(())
-    }
 }
 
 /// A repeated FAILOVER TO refused because the first one did run: Redis says a failover is in
@@ -999,4 +936,37 @@ fn discovered(
         }
     }
     changed.then(|| known.into_values().collect())
+}
+
+impl exec::Log for Runner {
+    fn commit(&self, cmd: Command) -> impl Future<Output = Result<u64, StepError>> + Send {
+        Runner::commit(self, cmd)
+    }
+
+    fn prove_leadership(&self) -> impl Future<Output = Result<(), StepError>> + Send {
+        Runner::prove_leadership(self)
+    }
+}
+
+/// The executor's Redis port over `redis_ops::Instance`, one fresh connection per call.
+struct RedisInstances<'a>(&'a Connector);
+
+impl exec::Instances for RedisInstances<'_> {
+    async fn promote(&self, master: &MasterRecord, at: &Addr) -> Result<(), StepError> {
+        Ok(Instance::connect(self.0, at, master)
+            .await?
+            .promote()
+            .await?)
+    }
+
+    async fn role(&self, master: &MasterRecord, at: &Addr) -> Result<Role, StepError> {
+        Ok(Instance::connect(self.0, at, master).await?.role().await?)
+    }
+
+    async fn replid(&self, master: &MasterRecord, at: &Addr) -> Result<String, StepError> {
+        Ok(Instance::connect(self.0, at, master)
+            .await?
+            .replid()
+            .await?)
+    }
 }

@@ -3,6 +3,7 @@
 
 mod candidate;
 mod decide;
+mod exec;
 mod holders;
 mod lineage;
 mod odown;

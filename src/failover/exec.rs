@@ -1,0 +1,152 @@
+//! The promotion path of a failover as a thin executor over two small ports — the log (commit,
+//! prove leadership) and the Redis instances (promote, role, replication id) — so that DESIGN's
+//! invariants 1 and 2 are tested with fakes that record every call and fail any one of them:
+//! the new epoch is committed before any promotion, leadership is proven right before a
+//! promotion the executor did not just commit for, and a fault anywhere leaves no second
+//! promotion for the epoch (the next leader resumes with the candidate the log names).
+//! `run` supplies the real ports (the Raft handle, `redis_ops::Instance`) and the wait for the
+//! old lease; the decisions stay in `decide`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::redis::{ConnError, Role};
+use crate::topology::{Addr, Command, MasterRecord};
+
+/// How often the candidate's role is read while waiting for it to report master.
+const ROLE_POLL: Duration = Duration::from_millis(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("not the leader")]
+    NotLeader,
+    #[error("no quorum in time")]
+    Timeout,
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("redis: {0}")]
+    Redis(#[from] ConnError),
+    #[error("{0} did not report role master within failover-timeout")]
+    NotPromoted(Addr),
+    #[error("the old master's lease (grant {0}) is not dead yet")]
+    LeaseAlive(u64),
+}
+
+/// The log as the executor uses it.
+pub trait Log {
+    /// Commits `cmd`; Ok with its index once applied, or why not.
+    fn commit(&self, cmd: Command) -> impl Future<Output = Result<u64, StepError>> + Send;
+    /// Confirms with a quorum that this node still leads.
+    fn prove_leadership(&self) -> impl Future<Output = Result<(), StepError>> + Send;
+}
+
+/// The Redis instances as the executor uses them (with `master`'s credentials).
+pub trait Instances {
+    fn promote(
+        &self,
+        master: &MasterRecord,
+        at: &Addr,
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
+    fn role(
+        &self,
+        master: &MasterRecord,
+        at: &Addr,
+    ) -> impl Future<Output = Result<Role, StepError>> + Send;
+    fn replid(
+        &self,
+        master: &MasterRecord,
+        at: &Addr,
+    ) -> impl Future<Output = Result<String, StepError>> + Send;
+}
+
+/// Starts a failover: FailoverStarted first (its commit proves leadership and takes the epoch),
+/// then the promotion once `old_lease_dead` says the old holder can no longer act.
+pub async fn start<L: Log, I: Instances>(
+    log: &L,
+    redis: &I,
+    master: &MasterRecord,
+    started: Command,
+    old_lease_dead: impl Future<Output = Result<(), StepError>>,
+) -> Result<(), StepError> {
+    let Command::FailoverStarted {
+        epoch, candidate, ..
+    } = &started
+    else {
+        return Err(StepError::Refused("not a FailoverStarted".to_owned()));
+    };
+    let (epoch, candidate) = (*epoch, candidate.clone());
+    log.commit(started).await?;
+    promote_and_switch(log, redis, master, &candidate, epoch, old_lease_dead).await
+}
+
+/// Resumes a started failover (a new leader, or a promotion that failed): the candidate is the
+/// one the log names for `epoch`, and leadership is proven right before the promotion.
+/// `still_current` is asked after the proof: false (the log moved on meanwhile) ends it quietly.
+pub async fn resume<L: Log, I: Instances>(
+    log: &L,
+    redis: &I,
+    master: &MasterRecord,
+    epoch: u64,
+    still_current: impl Fn() -> bool,
+    old_lease_dead: impl Future<Output = Result<(), StepError>>,
+) -> Result<(), StepError> {
+    let Some(candidate) = master
+        .failover
+        .as_ref()
+        .filter(|f| f.epoch == epoch)
+        .map(|f| f.candidate.clone())
+    else {
+        return Ok(());
+    };
+    log.prove_leadership().await?;
+    if !still_current() {
+        return Ok(());
+    }
+    promote_and_switch(log, redis, master, &candidate, epoch, old_lease_dead).await
+}
+
+async fn promote_and_switch<L: Log, I: Instances>(
+    log: &L,
+    redis: &I,
+    master: &MasterRecord,
+    candidate: &Addr,
+    epoch: u64,
+    old_lease_dead: impl Future<Output = Result<(), StepError>>,
+) -> Result<(), StepError> {
+    old_lease_dead.await?;
+    redis.promote(master, candidate).await?;
+    tracing::info!(%candidate, "promotion sent");
+    let within = Duration::from_millis(master.failover_timeout_ms);
+    await_master_and_switch(log, redis, master, candidate, epoch, within).await
+}
+
+/// Waits (up to `within`) for `candidate` to report master, then commits MasterSwitched with its
+/// replication id.
+pub async fn await_master_and_switch<L: Log, I: Instances>(
+    log: &L,
+    redis: &I,
+    master: &MasterRecord,
+    candidate: &Addr,
+    epoch: u64,
+    within: Duration,
+) -> Result<(), StepError> {
+    let deadline = tokio::time::Instant::now() + within;
+    while redis.role(master, candidate).await? != Role::Master {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StepError::NotPromoted(candidate.clone()));
+        }
+        tokio::time::sleep(ROLE_POLL).await;
+    }
+    let replid = redis.replid(master, candidate).await?;
+    log.commit(Command::MasterSwitched {
+        name: master.name.clone(),
+        epoch,
+        replid,
+        at_ms: crate::admin::now_ms(),
+    })
+    .await?;
+    tracing::warn!(%candidate, epoch, "+switch-master");
+    Ok(())
+}

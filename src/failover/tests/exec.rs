@@ -1,0 +1,269 @@
+//! DESIGN invariants 1 and 2 on the promotion executor, with fakes: the log is a real
+//! `TopologyState` applying what is committed, the instances answer from what was promoted, and
+//! every call is recorded; a fault is injected at every position in turn, then the next leader
+//! resumes from the log.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use crate::failover::exec::{resume, start, Instances, Log, StepError};
+use crate::redis::Role;
+use crate::topology::{
+    Addr, ApplyContext, Command, FailoverState, MasterRecord, ReplicaRecord, TopologyState,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Call {
+    Commit(&'static str),
+    Prove,
+    Promote(Addr),
+    Role(Addr),
+    Replid(Addr),
+}
+
+/// The cluster as one leader after another sees it.
+struct World {
+    state: Mutex<TopologyState>,
+    index: Mutex<u64>,
+    calls: Mutex<Vec<Call>>,
+    /// The call (by position in `calls`) that fails, if any.
+    fail_at: Option<usize>,
+    promoted: Mutex<BTreeSet<Addr>>,
+}
+
+fn addr(port: u16) -> Addr {
+    Addr::new("10.0.0.1", port)
+}
+
+fn kind(cmd: &Command) -> &'static str {
+    match cmd {
+        Command::FailoverStarted { .. } => "FailoverStarted",
+        Command::MasterSwitched { .. } => "MasterSwitched",
+        _ => "other",
+    }
+}
+
+impl World {
+    fn new(fail_at: Option<usize>) -> World {
+        let w = World {
+            state: Mutex::new(TopologyState::default()),
+            index: Mutex::new(1),
+            calls: Mutex::new(Vec::new()),
+            fail_at,
+            promoted: Mutex::new(BTreeSet::new()),
+        };
+        w.apply(&Command::Monitor {
+            name: "m".to_owned(),
+            addr: addr(1),
+            quorum: 2,
+            down_after_ms: 1000,
+        });
+        let replica = |port| ReplicaRecord {
+            addr: addr(port),
+            run_id: format!("r{port}"),
+            replid: String::new(),
+        };
+        w.apply(&Command::ReplicasDiscovered {
+            name: "m".to_owned(),
+            replicas: vec![replica(2), replica(3)],
+        });
+        w
+    }
+
+    fn apply(&self, cmd: &Command) -> bool {
+        let mut index = self.index.lock().unwrap();
+        let voters = BTreeSet::from([1, 2, 3]);
+        let ctx = ApplyContext {
+            index: *index,
+            voters: &voters,
+        };
+        *index += 1;
+        self.state.lock().unwrap().apply(cmd, ctx).result.is_ok()
+    }
+
+    /// Records `call`; Err if it is the one that fails.
+    fn record(&self, call: Call) -> Result<(), StepError> {
+        let mut calls = self.calls.lock().unwrap();
+        calls.push(call);
+        match self.fail_at {
+            Some(n) if n == calls.len() - 1 => Err(StepError::Timeout),
+            _ => Ok(()),
+        }
+    }
+
+    fn master(&self) -> MasterRecord {
+        self.state.lock().unwrap().masters["m"].clone()
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Log for World {
+    async fn commit(&self, cmd: Command) -> Result<u64, StepError> {
+        // A failed commit is one this leader could not get committed (it lost leadership).
+        self.record(Call::Commit(kind(&cmd)))?;
+        if !self.apply(&cmd) {
+            return Err(StepError::Refused(kind(&cmd).to_owned()));
+        }
+        Ok(*self.index.lock().unwrap() - 1)
+    }
+
+    async fn prove_leadership(&self) -> Result<(), StepError> {
+        self.record(Call::Prove)
+    }
+}
+
+impl Instances for World {
+    async fn promote(&self, _: &MasterRecord, at: &Addr) -> Result<(), StepError> {
+        self.record(Call::Promote(at.clone()))?;
+        self.promoted.lock().unwrap().insert(at.clone());
+        Ok(())
+    }
+
+    async fn role(&self, _: &MasterRecord, at: &Addr) -> Result<Role, StepError> {
+        self.record(Call::Role(at.clone()))?;
+        if self.promoted.lock().unwrap().contains(at) {
+            Ok(Role::Master)
+        } else {
+            Ok(Role::Other("slave".to_owned()))
+        }
+    }
+
+    async fn replid(&self, _: &MasterRecord, at: &Addr) -> Result<String, StepError> {
+        self.record(Call::Replid(at.clone()))?;
+        Ok("replid-of-new".to_owned())
+    }
+}
+
+fn started(epoch: u64, candidate: Addr) -> Command {
+    Command::FailoverStarted {
+        name: "m".to_owned(),
+        epoch,
+        candidate,
+        candidate_holder: None,
+        reason: "odown".to_owned(),
+        at_ms: 0,
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+/// One failover of epoch 1 to :2 with a fault at `fail_at`, then, while the log still shows it
+/// in progress, the next leader resumes it (no fault). Returns the world.
+fn failover_with_fault(fail_at: Option<usize>) -> World {
+    let w = World::new(fail_at);
+    let rt = rt();
+    let master = w.master();
+    let first = rt.block_on(start(&w, &w, &master, started(1, addr(2)), async {
+        Ok(())
+    }));
+    assert_eq!(first.is_err(), fail_at.is_some_and(|n| n < w.calls().len()));
+    let now = w.master();
+    if now
+        .failover
+        .as_ref()
+        .is_some_and(|f| f.state == FailoverState::Started)
+    {
+        let again = rt.block_on(resume(&w, &w, &now, 1, || true, async { Ok(()) }));
+        assert!(
+            again.is_ok(),
+            "resume after a fault at {fail_at:?}: {again:?}"
+        );
+    }
+    w
+}
+
+// Invariant 1: the epoch is committed before any promotion; the new master is the one the log
+// names, and the switch is committed after it reports master.
+#[test]
+fn the_epoch_is_committed_before_the_promotion() {
+    let w = failover_with_fault(None);
+    let calls = w.calls();
+    assert_eq!(calls[0], Call::Commit("FailoverStarted"));
+    assert_eq!(calls[1], Call::Promote(addr(2)));
+    assert_eq!(calls.last(), Some(&Call::Commit("MasterSwitched")));
+    let m = w.master();
+    assert_eq!((m.addr, m.config_epoch), (addr(2), 1));
+}
+
+// Invariants 1 and 2 under every single fault: whatever call fails, no promotion comes before
+// the epoch's commit, a resumed promotion is preceded directly by a proof of leadership, only the
+// log's candidate is ever promoted for the epoch, and the failover completes once resumed.
+#[test]
+fn a_fault_at_any_step_leaves_no_second_promotion_for_the_epoch() {
+    let steps = failover_with_fault(None).calls().len();
+    for fail_at in 0..steps {
+        let w = failover_with_fault(Some(fail_at));
+        let calls = w.calls();
+        let committed = calls
+            .iter()
+            .position(|c| *c == Call::Commit("FailoverStarted"));
+        for (i, call) in calls.iter().enumerate() {
+            if let Call::Promote(at) = call {
+                assert_eq!(
+                    at,
+                    &addr(2),
+                    "fault at {fail_at}: a second instance promoted"
+                );
+                assert!(
+                    committed.is_some_and(|c| c < i),
+                    "fault at {fail_at}: promotion before the epoch was committed: {calls:?}"
+                );
+            }
+        }
+        let promotes: Vec<usize> = (0..calls.len())
+            .filter(|i| matches!(calls[*i], Call::Promote(_)))
+            .collect();
+        for p in promotes.iter().skip(1) {
+            assert_eq!(
+                calls[p - 1],
+                Call::Prove,
+                "fault at {fail_at}: a resumed promotion without a proof of leadership: {calls:?}"
+            );
+        }
+        let m = w.master();
+        if fail_at == 0 {
+            // FailoverStarted never committed: nothing happened, nothing to resume.
+            assert_eq!((m.addr, m.epoch), (addr(1), 0));
+            assert!(promotes.is_empty());
+        } else {
+            assert_eq!((m.addr, m.config_epoch), (addr(2), 1), "fault at {fail_at}");
+        }
+    }
+}
+
+// A stale resume (the log has moved on to another epoch) does nothing at all.
+#[test]
+fn resuming_a_finished_epoch_does_nothing() {
+    let w = World::new(None);
+    let rt = rt();
+    let master = w.master();
+    rt.block_on(resume(&w, &w, &master, 1, || true, async { Ok(()) }))
+        .unwrap();
+    assert!(w.calls().is_empty());
+}
+
+// The old lease must be dead first: while it is not, nothing is promoted (the epoch stays
+// committed, so the next attempt resumes the same candidate).
+#[test]
+fn no_promotion_while_the_old_lease_lives() {
+    let w = World::new(None);
+    let rt = rt();
+    let master = w.master();
+    let alive = async { Err(StepError::LeaseAlive(7)) };
+    let r = rt.block_on(start(&w, &w, &master, started(1, addr(3)), alive));
+    assert!(matches!(r, Err(StepError::LeaseAlive(7))));
+    assert_eq!(w.calls(), vec![Call::Commit("FailoverStarted")]);
+    let now = w.master();
+    rt.block_on(resume(&w, &w, &now, 1, || true, async { Ok(()) }))
+        .unwrap();
+    assert!(w.calls().contains(&Call::Promote(addr(3))));
+    assert!(!w.calls().contains(&Call::Promote(addr(2))));
+}
