@@ -1385,6 +1385,22 @@ async fn main() {
             missing("raftinel", "leader+master kill", 1000)
         ),
     }
+    match (
+        find("raftinel", "back-to-back kills", 1000),
+        find("raftinel", "master kill", 1000),
+    ) {
+        (Some((b2b, s)), Some((one, _))) => println!(
+            "D = 1000 ms: back-to-back kills (30 s apart, failover-timeout 180 s) median {} vs one at a time {} ({:.2}×; max {})",
+            ms(b2b),
+            ms(one),
+            b2b.as_secs_f64() / one.as_secs_f64(),
+            ms_opt(Series::pct(&s.samples, 1.0))
+        ),
+        _ => println!(
+            "D = 1000 ms: back-to-back kills: {}",
+            missing("raftinel", "back-to-back kills", 1000)
+        ),
+    }
     println!("load avg at the end: {}", loadavg());
 
     let mut any = false;
