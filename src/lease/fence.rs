@@ -106,6 +106,46 @@ pub fn access_for(view: &SmData, redis: &Connector, addr: &Addr) -> Access {
         .unwrap_or_default()
 }
 
+/// What the guard remembers about its local instances from round to round.
+#[derive(Default)]
+struct Memory {
+    /// When each fenced master's clients were last disconnected.
+    last_kill: BTreeMap<Addr, Instant>,
+    /// The run id each local address last had: a Redis that is gone still needs matching.
+    last_id: BTreeMap<Addr, String>,
+    /// Grants released because the Redis they covered is gone.
+    released: BTreeSet<u64>,
+    /// Each local instance's VIP problems as last read: kept while it cannot be read, so a
+    /// Redis restart does not churn readiness entries through the log.
+    problems: BTreeMap<Addr, BTreeMap<String, String>>,
+    /// Whether each was last read as a monitored, unfenced master: with the writable ones, what
+    /// keeps the watchdog device armed (a fence that failed included).
+    exposed: BTreeMap<Addr, bool>,
+}
+
+impl Memory {
+    /// What this node reports about its host after a round that read `ids`.
+    fn colocation(&self, ids: BTreeSet<String>) -> Colocation {
+        Colocation {
+            run_ids: ids,
+            released: self.released.clone(),
+            vip_problems: self
+                .problems
+                .values()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// One round's findings: the run ids read and the masters left writable.
+#[derive(Default)]
+struct Round {
+    ids: BTreeSet<String>,
+    writable: BTreeSet<String>,
+}
+
 /// The fence task's inputs.
 pub struct Guard {
     pub node_id: u64,
@@ -130,13 +170,7 @@ impl Guard {
             .iter()
             .map(|a| Local::new(a.clone(), self.redis.clone()))
             .collect();
-        let mut last_kill: BTreeMap<Addr, Instant> = BTreeMap::new();
-        // The run id each local address last had: a Redis that is gone still needs matching.
-        let mut last_id: BTreeMap<Addr, String> = BTreeMap::new();
-        let mut released: BTreeSet<u64> = BTreeSet::new();
-        // Each local instance's VIP problems as last read: kept while it cannot be read, so a
-        // Redis restart does not churn readiness entries through the log.
-        let mut problems: BTreeMap<Addr, BTreeMap<String, String>> = BTreeMap::new();
+        let mut memory = Memory::default();
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A round also runs as soon as the log or the lease changes: a new master is unfenced
@@ -144,9 +178,6 @@ impl Guard {
         let mut view_changes = self.view.clone();
         let mut lease_changes = self.holding.clone();
         let mut held = lease_changes.borrow_and_update().until.is_some();
-        // Whether each local instance was last read as a monitored, unfenced master: with
-        // `writable`, what keeps the watchdog device armed (a fence that failed included).
-        let mut exposed: BTreeMap<Addr, bool> = BTreeMap::new();
         let mut any_writable = false;
         loop {
             tokio::select! {
@@ -169,66 +200,60 @@ impl Guard {
             }
             // The device is armed before anything can be unfenced below.
             self.alive.round(self.lease_held(), any_writable);
-            let mut ids = BTreeSet::new();
-            let mut writable = BTreeSet::new();
+            let mut round = Round::default();
             for local in &mut locals {
-                let access = self.access_for(&local.addr);
-                match local.read(&access).await {
-                    Ok(state) => {
-                        ids.insert(state.run_id.clone());
-                        last_id.insert(local.addr.clone(), state.run_id.clone());
-                        let view = self.view.borrow().clone();
-                        let placement = place(&view, &self.report.borrow(), &state.run_id);
-                        exposed.insert(
-                            local.addr.clone(),
-                            placement.monitored && state.master && !state.fenced(),
-                        );
-                        let mine = self.vips.problems(
-                            &view,
-                            &placement.member_of,
-                            &state.bind,
-                            &local.addr,
-                        );
-                        problems.insert(local.addr.clone(), mine);
-                        if let Some(names) = self
-                            .enforce(local, &access, &state, &placement, &mut last_kill)
-                            .await
-                        {
-                            writable.extend(names);
-                        }
-                    }
-                    Err(e) if e.failure() == Failure::Gone => {
-                        let addr = local.addr.clone();
-                        exposed.insert(addr.clone(), false);
-                        let gone = last_id.get(&addr).map(String::as_str).unwrap_or("");
-                        for grant in self.releasable(gone) {
-                            if released.insert(grant) {
-                                tracing::warn!(%addr, grant, "Redis gone: lease released");
-                            }
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "local Redis not readable"),
-                }
+                self.check(local, &mut memory, &mut round).await;
             }
             // VIPs follow in the same round, before a release is reported: a released grant's
             // VIP is already gone from this host.
             let view = self.view.borrow().clone();
             let until = self.holding.borrow().until;
-            self.vips.reconcile(&view, &writable, until).await;
-            any_writable = !writable.is_empty() || exposed.values().any(|&e| e);
+            self.vips.reconcile(&view, &round.writable, until).await;
+            any_writable = !round.writable.is_empty() || memory.exposed.values().any(|&e| e);
             self.alive.round(self.lease_held(), any_writable);
-            let report = Colocation {
-                run_ids: ids,
-                released: released.clone(),
-                vip_problems: problems
-                    .values()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            };
+            let report = memory.colocation(round.ids);
             self.local_ids.send_if_modified(|old| {
                 (**old != report).then(|| *old = Arc::new(report)).is_some()
             });
+        }
+    }
+
+    /// One local instance in one round: read it, place it in the log, fence or unfence it, and
+    /// note what the node reports about it.
+    async fn check(&mut self, local: &mut Local, memory: &mut Memory, round: &mut Round) {
+        let access = self.access_for(&local.addr);
+        match local.read(&access).await {
+            Ok(state) => {
+                round.ids.insert(state.run_id.clone());
+                memory
+                    .last_id
+                    .insert(local.addr.clone(), state.run_id.clone());
+                let view = self.view.borrow().clone();
+                let placement = place(&view, &self.report.borrow(), &state.run_id);
+                memory.exposed.insert(
+                    local.addr.clone(),
+                    placement.monitored && state.master && !state.fenced(),
+                );
+                let mine =
+                    self.vips
+                        .problems(&view, &placement.member_of, &state.bind, &local.addr);
+                memory.problems.insert(local.addr.clone(), mine);
+                let enforced = self
+                    .enforce(local, &access, &state, &placement, &mut memory.last_kill)
+                    .await;
+                round.writable.extend(enforced.into_iter().flatten());
+            }
+            Err(e) if e.failure() == Failure::Gone => {
+                let addr = local.addr.clone();
+                memory.exposed.insert(addr.clone(), false);
+                let gone = memory.last_id.get(&addr).map(String::as_str).unwrap_or("");
+                for grant in self.releasable(gone) {
+                    if memory.released.insert(grant) {
+                        tracing::warn!(%addr, grant, "Redis gone: lease released");
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "local Redis not readable"),
         }
     }
 
