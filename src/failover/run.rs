@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use openraft::ServerState;
 use tokio::sync::watch;
@@ -20,6 +20,7 @@ use super::holders::{config_vip_entry, holder_of, next_lease_entry, next_vip_ent
 use super::odown::{freshest_reply, odown, ReportIn};
 use super::redis_ops::Instance;
 use super::reports::Reports;
+use crate::admin::now_ms;
 use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::lease::renew::Peers as LeasePeers;
 use crate::monitor::{NodeReport, ReportedRole};
@@ -46,13 +47,6 @@ pub fn ping_interval_ms(down_after_ms: u64) -> u64 {
 /// A report older than this is unknown, not evidence.
 pub fn fresh_ms(down_after_ms: u64) -> u64 {
     (5 * ping_interval_ms(down_after_ms)).max(500)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Replica → (the master it was told to follow, when).
