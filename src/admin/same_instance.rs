@@ -71,21 +71,6 @@ mod tests {
     use crate::monitor::{NodeReport, Observation};
     use crate::topology::{MasterRecord, ReplicaRecord};
 
-    fn seen(port: u16, run_id: &str) -> Observation {
-        Observation {
-            addr: Addr::new("10.0.0.1", port),
-            sdown: false,
-            reply_age_ms: 0,
-            info_age_ms: Some(0),
-            role: None,
-            run_id: run_id.to_owned(),
-            replid: String::new(),
-            repl_offset: 0,
-            replid2: String::new(),
-            second_repl_offset: None,
-        }
-    }
-
     #[test]
     fn finds_a_run_id_in_the_log_or_in_any_report() {
         let mut topology = TopologyState::default();
@@ -97,9 +82,13 @@ mod tests {
         });
         topology.masters.insert("a".to_owned(), m);
         let mut report = NodeReport::default();
-        report
-            .masters
-            .insert("a".to_owned(), vec![seen(1, "r1"), seen(2, "")]);
+        report.masters.insert(
+            "a".to_owned(),
+            vec![
+                Observation::answering(1, "r1"),
+                Observation::answering(2, ""),
+            ],
+        );
 
         let hit = |id| monitored_with_run_id(&topology, [&report], id);
         assert_eq!(hit("r2"), Some(("a".to_owned(), Addr::new("10.0.0.1", 2))));

@@ -362,21 +362,6 @@ mod tests {
     use crate::monitor::Observation;
     use crate::topology::{FailoverRecord, MasterRecord};
 
-    fn seen(port: u16, run_id: &str) -> Observation {
-        Observation {
-            addr: Addr::new("10.0.0.1", port),
-            sdown: false,
-            reply_age_ms: 0,
-            info_age_ms: Some(0),
-            role: None,
-            run_id: run_id.to_owned(),
-            replid: String::new(),
-            repl_offset: 0,
-            replid2: String::new(),
-            second_repl_offset: None,
-        }
-    }
-
     /// Masters `a` on port 1 and `b` on port 2 (with a replica on port 3), as node 1 sees them:
     /// the instance on port N runs as "rN".
     fn log(a: MinReplicas, b: MinReplicas) -> (SmData, NodeReport) {
@@ -385,14 +370,14 @@ mod tests {
         for (name, port, settings) in [("a", 1, a), ("b", 2, b)] {
             let mut m = MasterRecord::new(name, Addr::new("10.0.0.1", port), 2, 1000);
             m.min_replicas = settings;
-            let mut obs = vec![seen(port, &format!("r{port}"))];
+            let mut obs = vec![Observation::answering(port, &format!("r{port}"))];
             if name == "b" {
                 m.replicas.push(crate::topology::ReplicaRecord {
                     addr: Addr::new("10.0.0.1", 3),
                     run_id: String::new(),
                     replid: String::new(),
                 });
-                obs.push(seen(3, "r3"));
+                obs.push(Observation::answering(3, "r3"));
             }
             view.topology.masters.insert(name.to_owned(), m);
             report.masters.insert(name.to_owned(), obs);

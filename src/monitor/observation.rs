@@ -86,6 +86,25 @@ pub struct Colocation {
     pub vip_problems: std::collections::BTreeMap<String, String>,
 }
 
+#[cfg(test)]
+impl Observation {
+    /// A fresh, answering instance at 10.0.0.1:`port` that reported `run_id` (for unit tests).
+    pub fn answering(port: u16, run_id: &str) -> Observation {
+        Observation {
+            addr: Addr::new("10.0.0.1", port),
+            sdown: false,
+            reply_age_ms: 0,
+            info_age_ms: Some(0),
+            role: None,
+            run_id: run_id.to_owned(),
+            replid: String::new(),
+            repl_offset: 0,
+            replid2: String::new(),
+            second_repl_offset: None,
+        }
+    }
+}
+
 impl NodeReport {
     pub fn observation(&self, master: &str, addr: &Addr) -> Option<&Observation> {
         self.masters.get(master)?.iter().find(|o| &o.addr == addr)

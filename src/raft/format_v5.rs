@@ -84,26 +84,22 @@ impl From<SmDataV5> for SmData {
 /// re-grants).
 fn topology(v5: TopologyStateV5, membership: &Membership<u64, Member>) -> TopologyState {
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
-    let mut ids: BTreeSet<u64> = v5.leases.values().map(|g| g.id).collect();
-    for m in v5.masters.values() {
-        let revoked = m.failover.as_ref().and_then(|f| f.revoked);
-        ids.extend(
-            revoked
-                .iter()
-                .chain(m.last_revoked.iter())
-                .map(|r| r.grant.id),
-        );
-    }
-    TopologyState {
+    let mut topology = TopologyState {
         masters: v5.masters,
         leases: v5.leases,
-        grant_voters: ids.into_iter().map(|id| (id, voters.clone())).collect(),
+        grant_voters: BTreeMap::new(),
         superseded: BTreeMap::new(),
         voter_addrs: voters
             .iter()
             .filter_map(|id| membership.get_node(id).map(|n| (*id, n.addr.clone())))
             .collect(),
-    }
+    };
+    topology.grant_voters = topology
+        .referenced_grants()
+        .into_iter()
+        .map(|id| (id, voters.clone()))
+        .collect();
+    topology
 }
 
 /// `openraft::Entry` in the shape version 5 wrote.

@@ -129,20 +129,22 @@ impl TopologyState {
         if self.leases.values().any(|g| g.id == index) {
             self.grant_voters.insert(index, voters.clone());
         }
-        let mut referenced: BTreeSet<u64> = self.leases.values().map(|g| g.id).collect();
-        referenced.extend(self.superseded.keys());
-        for m in self.masters.values() {
-            let revoked = m.failover.as_ref().and_then(|f| f.revoked);
-            referenced.extend(
-                revoked
-                    .iter()
-                    .chain(m.last_revoked.iter())
-                    .map(|r| r.grant.id),
-            );
-        }
+        let referenced = self.referenced_grants();
         self.grant_voters.retain(|id, _| referenced.contains(id));
         let named: BTreeSet<u64> = self.grant_voters.values().flatten().copied().collect();
         self.voter_addrs.retain(|id, _| named.contains(id));
+    }
+
+    /// Every grant id the state still refers to: current, superseded, revoked by a failover in
+    /// progress or by the last one.
+    pub fn referenced_grants(&self) -> BTreeSet<u64> {
+        let mut ids: BTreeSet<u64> = self.leases.values().map(|g| g.id).collect();
+        ids.extend(self.superseded.keys());
+        for m in self.masters.values() {
+            let revoked = m.failover.as_ref().and_then(|f| f.revoked);
+            ids.extend(revoked.iter().chain(&m.last_revoked).map(|r| r.grant.id));
+        }
+        ids
     }
 
     /// Where to ask voter `id` about a grant when the applied membership no longer has it.
