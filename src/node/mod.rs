@@ -1,67 +1,61 @@
-//! One raftinel node as a tokio service: opens the store, starts openraft and the gRPC server,
-//! runs first-boot initialization, and owns the single shutdown path (signal → cancel → wait for
+//! One raftinel node as a tokio service: starts every part under one task tracker and owns the
+//! single shutdown path (signal, openraft stopping or a critical task ending → cancel → wait for
 //! every task → raft shutdown → sled flush).
+//!
+//! - [`store`]: the sled store, the cluster identity and openraft on them.
+//! - [`grpc`]: the node-to-node service and the topology API behind one interceptor.
+//! - [`sentinel`]: the Sentinel port on its own runtime, and its freshness.
+//! - [`leases`]: promises, renewals and the guard on the local Redis.
+//! - [`failover`]: reports to the leader, the failover runner and the hooks.
+//! - [`tasks`]: the tracker: a critical task that ends stops the node.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tracing::Instrument;
 
+mod failover;
+mod grpc;
+mod leases;
+mod sentinel;
+mod store;
 mod tasks;
 
 use tasks::Tasks;
 
-use crate::admin::authn::{Authenticator, Transport};
 use crate::admin::route::Router;
 use crate::admin::Admin;
 use crate::api::Api;
 use crate::config::Config;
 use crate::dial::{DialError, Dialer, TlsPem};
-use crate::events::EventBus;
-use crate::failover::reports::{send_reports, OwnReport, Reports};
-use crate::failover::run::Runner;
-use crate::lease::fence::Guard;
-use crate::lease::holding::Holding;
-use crate::lease::promiser::Promiser;
-use crate::lease::renew::{renew, Peers as LeasePeers};
-use crate::lease::vip::Vips;
+use crate::events::{EventBus, IndexedEvent};
+use crate::failover::reports::{OwnReport, Reports};
 use crate::monitor::Monitor;
-use crate::pb::raft_internal_server::RaftInternalServer;
-use crate::pb::topology_server::TopologyServer;
 use crate::peer::RaftService;
 use crate::raft::bootstrap::Bootstrap;
 use crate::raft::freshness::LeaderContact;
 use crate::raft::identity::IdentityError;
-use crate::raft::network::Network;
 use crate::raft::types::typ::StorageError;
-use crate::raft::{ClusterIdentity, LogStore, Raft, StateMachineStore};
+use crate::raft::{ClusterIdentity, EventLog, Raft, SmData};
 use crate::redis::Connector;
-use crate::topology::Addr;
 
-/// How long the old holder's VIP may outlive its lease: the kernel removes it V (+ up to 1 s of
-/// granularity) after its last refresh, which came at most T after the renewal was sent.
-fn vip_extra(config: &Config) -> Duration {
-    let l = &config.lease;
-    Duration::from_millis(
-        (l.vip_lifetime_s * 1000 + 1000 + l.renew_timeout_ms).saturating_sub(l.duration_ms),
-    )
-}
-
-/// sled's default cache is 1 GiB; raftinel's state is a few KB plus a bounded log.
-const SLED_CACHE_BYTES: u64 = 4 << 20;
-/// Raft RPCs carry snapshots and entry batches; only members get as far as decoding them.
-const MAX_MESSAGE_BYTES: usize = 64 << 20;
-/// Topology requests are names, addresses and options.
-const MAX_API_MESSAGE_BYTES: usize = 1 << 20;
-const MAX_CALLS_PER_CONNECTION: usize = 256;
 /// How long shutdown waits for the tasks (the gRPC server drains its calls in this time).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
-const MAX_HEADER_BYTES: u32 = 16 << 10;
+
+/// What the parts of a running node share.
+struct Shared {
+    config: Arc<Config>,
+    raft: Raft,
+    view: watch::Receiver<Arc<SmData>>,
+    bus: EventBus,
+    identity: ClusterIdentity,
+    dialer: Dialer,
+    redis: Connector,
+    cancel: CancellationToken,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -70,11 +64,11 @@ pub enum NodeError {
     #[error("opening the sled store in {dir}: {source}")]
     Open { dir: String, source: sled::Error },
     #[error("storage: {0}")]
-    Storage(#[from] StorageError),
+    Storage(Box<StorageError>),
     #[error("cluster identity: {0}")]
     Identity(#[from] IdentityError),
     #[error("raft timings rejected by openraft: {0}")]
-    RaftConfig(#[from] openraft::ConfigError),
+    RaftConfig(Box<openraft::ConfigError>),
     #[error("starting raft: {0}")]
     RaftStart(String),
     #[error("binding the gRPC listener {addr}: {source}")]
@@ -101,30 +95,16 @@ pub enum NodeError {
     SentinelTls(#[from] crate::resp::tls::TlsError),
 }
 
-#[allow(clippy::result_large_err)] // openraft's own error type, returned once at startup
-fn raft_config(config: &Config) -> Result<openraft::Config, openraft::ConfigError> {
-    let r = &config.raft;
-    openraft::Config {
-        cluster_name: "raftinel".to_string(),
-        heartbeat_interval: r.heartbeat_ms,
-        election_timeout_min: r.election_min_ms,
-        election_timeout_max: r.election_max_ms,
-        install_snapshot_timeout: r.install_snapshot_timeout_ms,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(r.snapshot_every),
-        max_in_snapshot_log_to_keep: r.keep_logs,
-        ..Default::default()
+impl From<openraft::ConfigError> for NodeError {
+    fn from(e: openraft::ConfigError) -> Self {
+        NodeError::RaftConfig(Box::new(e))
     }
-    .validate()
 }
 
-/// How callers of this node's gRPC port are authenticated, from its config (invariant 11).
-fn authenticator(config: &Config) -> Authenticator {
-    let transport = match (&config.tls, config.security.insecure) {
-        (Some(_), _) => Transport::Tls,
-        (None, true) => Transport::Insecure,
-        (None, false) => Transport::Loopback,
-    };
-    Authenticator::new(transport, config.security.admin_token.clone())
+impl From<StorageError> for NodeError {
+    fn from(e: StorageError) -> Self {
+        NodeError::Storage(Box::new(e))
+    }
 }
 
 /// Runs the node until `shutdown` resolves (or raft stops on a fatal error, which is returned).
@@ -142,361 +122,210 @@ async fn run_node(
     config: Arc<Config>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let dir = config.data_dir.display().to_string();
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
-        dir: dir.clone(),
-        source,
-    })?;
-    let db = sled::Config::new()
-        .path(&config.data_dir)
-        .cache_capacity(SLED_CACHE_BYTES)
-        .open()
-        .map_err(|source| NodeError::Open {
-            dir: dir.clone(),
-            source,
-        })?;
-
     let tls = match &config.tls {
         Some(t) => Some(TlsPem::load(&t.cert, &t.key, &t.ca)?),
         None => None,
     };
     let dialer = Dialer::new(tls.clone());
-    let identity = ClusterIdentity::open(&db, config.id)?;
-    let bus = EventBus::default();
-    // Before Raft starts applying: the hooks must see every applied event.
-    let hook_feed = bus.subscribe();
-    let bus_gate = bus.clone();
-    let sm = StateMachineStore::open(&db, bus.clone())?;
-    let log_store = LogStore::open(&db, sm.install_gate()).map_err(|source| NodeError::Open {
-        dir: dir.clone(),
-        source,
-    })?;
-    let view = sm.view();
-    let sm_view = sm.view();
-    let event_log = sm.event_log();
-    let (hooks_view, hooks_log) = (sm.view(), sm.event_log());
-    let network = Network::new(
-        dialer.clone(),
-        identity.clone(),
-        Duration::from_millis(config.raft.heartbeat_ms),
-    );
-    let raft = Raft::new(
-        config.id,
-        Arc::new(raft_config(&config)?),
-        network,
-        log_store,
-        sm,
-    )
-    .await
-    .map_err(|e| NodeError::RaftStart(e.to_string()))?;
-
-    // A taken Sentinel port is a configuration error: say so now, not once the node is fresh.
-    crate::resp::server::check_bind(config.sentinel_listen).await?;
-    let sentinel_listeners = crate::resp::server::Listeners {
-        plain: config.sentinel_listen,
-        tls: match (&config.sentinel_tls, &config.tls) {
-            (Some(t), Some(files)) => {
-                crate::resp::server::check_bind(t.listen).await?;
-                Some((t.listen, crate::resp::tls::acceptor(files, t.auth_clients)?))
-            }
-            _ => None,
-        },
-    };
-    let cancel = CancellationToken::new();
-    let reports = Reports::new();
-    let contact = LeaderContact::default();
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| NodeError::Bind {
-            addr: config.listen.to_string(),
-            source,
-        })?;
-    tracing::info!(listen = %config.listen, cluster = ?identity.get(), security = config.security_summary(), "gRPC listening");
-
-    let boot = std::time::Instant::now();
-    // Until this node has applied what the current leader committed, its state may predate a
-    // revocation (the model's restart counterexample): no promises, no renewals before that.
-    let (caught_up_tx, caught_up) = tokio::sync::watch::channel(false);
-    let promiser = Promiser::new(
-        config.id,
-        boot,
-        Duration::from_millis(config.lease.duration_ms),
-        Duration::from_millis(config.lease.margin_ms),
-        vip_extra(&config),
-        sm_view.clone(),
-        caught_up,
-    );
-    let lease_peers = LeasePeers {
-        node_id: config.id,
-        dialer: dialer.clone(),
-        identity: identity.clone(),
-        promiser: promiser.clone(),
-    };
-    let raft_service = RaftService {
-        raft: raft.clone(),
-        identity: identity.clone(),
-        node_id: config.id,
-        peers: config.peers.clone(),
-        sentinel_addr: config.sentinel_listen.to_string(),
-        reports: reports.clone(),
-        contact: contact.clone(),
-        promiser,
-    };
-    let resp_bus = bus.clone();
-    let resp_identity = identity.clone();
-    let redis = Connector::new(config.redis_tls.clone(), config.tls_masters.clone());
-    let admin = Arc::new(Admin {
-        router: Router {
-            raft: raft.clone(),
-            dialer: dialer.clone(),
-            identity: identity.clone(),
-        },
-        view: view.clone(),
-        config: config.clone(),
-        reports: reports.clone(),
-        redis: redis.clone(),
-    });
-    let api = Arc::new(Api {
-        admin: admin.clone(),
-        watch_slots: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_WATCHES)),
-        node_id: config.id,
-        raft: raft.clone(),
+    let store::Store {
+        db,
+        identity,
+        raft,
         view,
-        events: event_log,
+        event_log,
         bus,
-        identity: identity.clone(),
-        dialer: dialer.clone(),
+        hook_feed,
+    } = store::open(&config, &dialer).await?;
+    let sentinel_listeners = sentinel::listeners(&config).await?;
+    let listener = grpc::bind(&config, &identity).await?;
+    let node = Shared {
         config: config.clone(),
-        cancel: cancel.clone(),
-    });
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| NodeError::Reflection(e.to_string()))?;
-    let authn = authenticator(&config);
-    // Bounds on what any caller may cost before it is authenticated: streams per connection,
-    // header size, and (per service) body size; bodies are decoded only after the interceptor.
-    let mut builder = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .concurrency_limit_per_connection(MAX_CALLS_PER_CONNECTION)
-        .max_concurrent_streams(Some(MAX_CALLS_PER_CONNECTION as u32))
-        .http2_max_header_list_size(MAX_HEADER_BYTES);
-    if let Some(tls) = &tls {
-        builder = builder.tls_config(tls.server())?;
-    }
-    let server_cancel = cancel.clone();
-    let server = builder
-        .add_service(InterceptedService::new(
-            RaftInternalServer::new(raft_service)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            authn.interceptor(),
-        ))
-        .add_service(InterceptedService::new(
-            TopologyServer::from_arc(api.clone()).max_decoding_message_size(MAX_API_MESSAGE_BYTES),
-            authn.interceptor(),
-        ))
-        .add_service(reflection)
-        // The builder's tcp_nodelay does not reach a listener we bound ourselves: without it, Nagle and
-        // delayed ACKs add ~40 ms to a share of small RPCs.
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            async move { server_cancel.cancelled().await },
-        );
-    let mut tasks = Tasks::default();
-    tasks.critical("gRPC server", async move {
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "gRPC server ended with an error");
-        }
-    });
-
-    let identity_for_reports = identity.clone();
-    let dialer_for_reports = dialer.clone();
-    let bootstrap = Bootstrap {
-        node_id: config.id,
-        peers: config.peers.clone(),
-        sentinel_addr: config.sentinel_listen.to_string(),
-        joining: config.join.is_some(),
-        raft: raft.clone(),
+        raft,
+        view,
+        bus,
         identity,
         dialer,
+        redis: Connector::new(config.redis_tls.clone(), config.tls_masters.clone()),
+        cancel: CancellationToken::new(),
     };
-    tasks.once("bootstrap", bootstrap.run(cancel.clone()));
-
-    // Detection on every node; decisions on the leader only (the runner idles elsewhere).
-    if config.redis_tls != crate::redis::RedisTls::default() {
-        tracing::info!(
-            ca_file = config.redis_tls.has_ca(),
-            client_certificate = config.redis_tls.has_client_cert(),
-            "[redis-tls] read: used for masters with tls = yes"
-        );
-    }
-    let own_report = Monitor::spawn(config.id, sm_view.clone(), cancel.clone(), redis.clone());
-    let (odown_tx, odown_rx) = tokio::sync::watch::channel(Arc::default());
-    let (fresh_tx, fresh_rx) = tokio::sync::watch::channel(false);
-    tasks.critical(
-        "freshness",
-        crate::resp::server::track_freshness(
-            raft.clone(),
-            contact,
-            config.raft.election_max_ms,
-            fresh_tx,
-            cancel.clone(),
-        ),
+    let (caught_up_tx, caught_up) = watch::channel(false);
+    let events = (hook_feed, event_log);
+    let (mut tasks, notify) = start(&node, listener, sentinel_listeners, tls, caught_up, events)?;
+    let gate = open_events_when_caught_up(
+        node.raft.clone(),
+        node.bus.clone(),
+        caught_up_tx,
+        node.cancel.clone(),
     );
-    let resp_ctx = Arc::new(crate::resp::Ctx {
-        node_id: config.id,
-        view: sm_view.clone(),
-        report: own_report.clone(),
-        odown: odown_rx,
-        api,
-        admin,
-        main: tokio::runtime::Handle::current(),
-        raft: raft.clone(),
-        bus: resp_bus,
-        identity: resp_identity,
-        auth: config.sentinel_auth.clone(),
-        limits: config.sentinel_limits,
-        port: config.sentinel_listen.port(),
-        election_max_ms: config.raft.election_max_ms,
-        run_id: crate::resp::random_run_id(),
-        started: tokio::time::Instant::now(),
-        stats: Default::default(),
-    });
-    // Its own single-threaded runtime, like a sentinel's event loop: client load competes with
-    // Raft for the CPU through the OS scheduler, never in the task queue of the runtime that
-    // sends heartbeats.
-    let resp_runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(NodeError::SentinelRuntime)?;
-    let serve = crate::resp::server::serve(resp_ctx, sentinel_listeners, fresh_rx, cancel.clone())
-        .in_current_span();
-    tasks.critical_blocking("Sentinel port", move || resp_runtime.block_on(serve));
-    tasks.critical(
-        "Sentinel events",
-        crate::monitor::events::publish_sdown(
-            own_report.clone(),
-            sm_view.clone(),
-            bus_gate.clone(),
-            cancel.clone(),
-        ),
-    );
-    // Leases: renewal rounds while the log grants this node one; the fence on the local Redis.
-    let notify = crate::sd_notify::Notifier::from_env().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "systemd will not hear from this node");
-        Default::default()
-    });
-    let (holding_tx, holding_rx) = tokio::sync::watch::channel(Holding::default());
-    let (local_ids_tx, local_ids_rx) = tokio::sync::watch::channel(Arc::default());
-    tasks.critical(
-        "lease renewer",
-        renew(
-            lease_peers.clone(),
-            sm_view.clone(),
-            config.lease,
-            holding_tx,
-            cancel.clone(),
-        ),
-    );
-    let guard = Guard {
-        node_id: config.id,
-        locals: config
-            .local_redis
-            .iter()
-            .map(|a| Addr::new(a.ip().to_string(), a.port()))
-            .collect(),
-        view: sm_view.clone(),
-        report: own_report.clone(),
-        holding: holding_rx,
-        local_ids: local_ids_tx,
-        every: Duration::from_millis(config.lease.renew_interval_ms.max(1)),
-        vips: Vips::new(
-            config.id,
-            u32::try_from(config.lease.vip_lifetime_s).unwrap_or(u32::MAX),
-            config.vip_interfaces.clone(),
-            config.vips.clone(),
-            config.vip_allowed.clone(),
-            lease_peers.clone(),
-            Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
-        ),
-        redis: redis.clone(),
-        alive: crate::lease::watchdog::Alive::new(notify.clone(), config.watchdog_device.clone()),
-    };
-    tasks.critical("lease guard", guard.run(cancel.clone()));
-    tasks.critical(
-        "report sender",
-        send_reports(
-            config.id,
-            raft.clone(),
-            OwnReport {
-                monitor: own_report,
-                local: local_ids_rx,
-            },
-            reports.clone(),
-            identity_for_reports,
-            dialer_for_reports,
-            cancel.clone(),
-        ),
-    );
-    let runner = Runner {
-        node_id: config.id,
-        raft: raft.clone(),
-        view: sm_view,
-        reports,
-        bus: bus_gate.clone(),
-        sent: Default::default(),
-        odown_names: Arc::new(odown_tx),
-        lease_peers,
-        lease_timeout: Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
-        config_vips: Arc::new(config.vips.clone()),
-        redis,
-    };
-    tasks.critical("failover runner", runner.run(cancel.clone()));
-    // Sentinel's scripts, run by whichever node leads when an event is applied.
-    tasks.critical(
-        "hooks",
-        crate::hooks::run(
-            config.id,
-            crate::hooks::Policy {
-                deny_scripts_reconfig: config.deny_scripts_reconfig,
-                own: config.scripts.clone(),
-            },
-            raft.clone(),
-            hook_feed,
-            hooks_view,
-            hooks_log,
-            cancel.clone(),
-        ),
-    );
-    tasks.once(
-        "event gate",
-        open_events_when_caught_up(raft.clone(), bus_gate, caught_up_tx, cancel.clone()),
-    );
+    tasks.once("event gate", gate);
 
     notify.ready();
     // One rule for every way the node stops: a signal, openraft's core stopping, or any critical
     // task ending (a node whose guard died would no longer fence its Redis: better restarted).
     let fatal = tokio::select! {
         _ = shutdown => None,
-        e = raft_stopped(&raft) => Some(format!("raft core stopped: {e}")),
+        e = raft_stopped(&node.raft) => Some(format!("raft core stopped: {e}")),
         e = tasks.critical_ended() => Some(e),
     };
     notify.stopping();
+    stop(node, tasks, db, fatal).await
+}
+
+/// Starts every task of a running node: the gRPC server, bootstrap, the monitor, the Sentinel
+/// port, the lease tasks and the failover tasks.
+/// `events`: the hooks' feed, subscribed before Raft started applying (the hooks must see every
+/// applied event), and the retained events.
+fn start(
+    node: &Shared,
+    listener: tokio::net::TcpListener,
+    sentinel_listeners: crate::resp::server::Listeners,
+    tls: Option<TlsPem>,
+    caught_up: watch::Receiver<bool>,
+    events: (broadcast::Receiver<IndexedEvent>, EventLog),
+) -> Result<(Tasks, crate::sd_notify::Notifier), NodeError> {
+    let config = &node.config;
+    let (hook_feed, event_log) = events;
+    let (reports, contact) = (Reports::new(), LeaderContact::default());
+    let lease_peers = leases::peers(node, caught_up);
+    let (admin, api) = admin_and_api(node, &event_log, &reports);
+    let peer = RaftService {
+        raft: node.raft.clone(),
+        identity: node.identity.clone(),
+        node_id: config.id,
+        peers: config.peers.clone(),
+        sentinel_addr: config.sentinel_listen.to_string(),
+        reports: reports.clone(),
+        contact: contact.clone(),
+        promiser: lease_peers.promiser.clone(),
+    };
+    let mut tasks = Tasks::default();
+    let server = grpc::server(
+        config,
+        tls.as_ref(),
+        listener,
+        peer,
+        api.clone(),
+        node.cancel.clone(),
+    )?;
+    tasks.critical("gRPC server", server);
+    tasks.once("bootstrap", bootstrap(node).run(node.cancel.clone()));
+    // Detection on every node; decisions on the leader only (the runner idles elsewhere).
+    log_redis_tls(config);
+    let own_report = Monitor::spawn(
+        config.id,
+        node.view.clone(),
+        node.cancel.clone(),
+        node.redis.clone(),
+    );
+    let (odown_tx, odown_rx) = watch::channel(Arc::default());
+    let inputs = sentinel::Inputs {
+        listeners: sentinel_listeners,
+        contact,
+        report: own_report.clone(),
+        odown: odown_rx,
+        api,
+        admin,
+    };
+    sentinel::spawn(&mut tasks, node, inputs)?;
+    let notify = crate::sd_notify::Notifier::from_env().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "systemd will not hear from this node");
+        Default::default()
+    });
+    let local = leases::spawn(
+        &mut tasks,
+        node,
+        &lease_peers,
+        own_report.clone(),
+        notify.clone(),
+    );
+    let inputs = failover::Inputs {
+        reports,
+        own: OwnReport {
+            monitor: own_report,
+            local,
+        },
+        lease_peers,
+        odown: odown_tx,
+        hook_feed,
+        event_log,
+    };
+    failover::spawn(&mut tasks, node, inputs);
+    Ok((tasks, notify))
+}
+
+/// The one shutdown path: cancel, wait for every task (bounded), stop Raft, flush the store.
+async fn stop(
+    node: Shared,
+    tasks: Tasks,
+    db: sled::Db,
+    fatal: Option<String>,
+) -> Result<(), NodeError> {
     match &fatal {
         None => tracing::info!("shutting down"),
         Some(e) => tracing::error!(error = %e, "shutting down"),
     }
-    cancel.cancel();
+    node.cancel.cancel();
     tasks.join_all(SHUTDOWN_WAIT).await;
-    if let Err(e) = raft.shutdown().await {
+    if let Err(e) = node.raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }
-    drop(raft);
+    drop(node);
     db.flush_async().await.map_err(NodeError::Flush)?;
     match fatal {
         Some(e) => Err(NodeError::Fatal(e)),
         None => Ok(()),
+    }
+}
+
+/// The one admin path and the topology API over it.
+fn admin_and_api(node: &Shared, events: &EventLog, reports: &Reports) -> (Arc<Admin>, Arc<Api>) {
+    let admin = Arc::new(Admin {
+        router: Router {
+            raft: node.raft.clone(),
+            dialer: node.dialer.clone(),
+            identity: node.identity.clone(),
+        },
+        view: node.view.clone(),
+        config: node.config.clone(),
+        reports: reports.clone(),
+        redis: node.redis.clone(),
+    });
+    let api = Arc::new(Api {
+        admin: admin.clone(),
+        watch_slots: Arc::new(tokio::sync::Semaphore::new(crate::api::MAX_WATCHES)),
+        node_id: node.config.id,
+        raft: node.raft.clone(),
+        view: node.view.clone(),
+        events: events.clone(),
+        bus: node.bus.clone(),
+        identity: node.identity.clone(),
+        dialer: node.dialer.clone(),
+        config: node.config.clone(),
+        cancel: node.cancel.clone(),
+    });
+    (admin, api)
+}
+
+/// First-boot initialization, or waiting to be added.
+fn bootstrap(node: &Shared) -> Bootstrap {
+    Bootstrap {
+        node_id: node.config.id,
+        peers: node.config.peers.clone(),
+        sentinel_addr: node.config.sentinel_listen.to_string(),
+        joining: node.config.join.is_some(),
+        raft: node.raft.clone(),
+        identity: node.identity.clone(),
+        dialer: node.dialer.clone(),
+    }
+}
+
+fn log_redis_tls(config: &Config) {
+    if config.redis_tls != crate::redis::RedisTls::default() {
+        tracing::info!(
+            ca_file = config.redis_tls.has_ca(),
+            client_certificate = config.redis_tls.has_client_cert(),
+            "[redis-tls] read: used for masters with tls = yes"
+        );
     }
 }
 

@@ -1,0 +1,74 @@
+//! The node's failover tasks: sending its observations to the leader, the leader's failover
+//! runner (idle on followers), and Sentinel's scripts run by whichever node leads.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+
+use super::tasks::Tasks;
+use super::Shared;
+use crate::events::IndexedEvent;
+use crate::failover::reports::{send_reports, OwnReport, Reports};
+use crate::failover::run::Runner;
+use crate::lease::renew::Peers;
+use crate::raft::EventLog;
+
+/// What the failover tasks start from.
+pub(super) struct Inputs {
+    pub reports: Reports,
+    pub own: OwnReport,
+    pub lease_peers: Peers,
+    /// Where the runner publishes the masters it holds objectively down.
+    pub odown: watch::Sender<Arc<BTreeSet<String>>>,
+    /// Subscribed before Raft started applying: the hooks see every applied event.
+    pub hook_feed: broadcast::Receiver<IndexedEvent>,
+    pub event_log: EventLog,
+}
+
+/// Starts the report sender, the runner and the hooks as critical tasks.
+pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) {
+    let config = &node.config;
+    tasks.critical(
+        "report sender",
+        send_reports(
+            config.id,
+            node.raft.clone(),
+            inputs.own,
+            inputs.reports.clone(),
+            node.identity.clone(),
+            node.dialer.clone(),
+            node.cancel.clone(),
+        ),
+    );
+    let runner = Runner {
+        node_id: config.id,
+        raft: node.raft.clone(),
+        view: node.view.clone(),
+        reports: inputs.reports,
+        bus: node.bus.clone(),
+        sent: Default::default(),
+        odown_names: Arc::new(inputs.odown),
+        lease_peers: inputs.lease_peers,
+        lease_timeout: Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
+        config_vips: Arc::new(config.vips.clone()),
+        redis: node.redis.clone(),
+    };
+    tasks.critical("failover runner", runner.run(node.cancel.clone()));
+    tasks.critical(
+        "hooks",
+        crate::hooks::run(
+            config.id,
+            crate::hooks::Policy {
+                deny_scripts_reconfig: config.deny_scripts_reconfig,
+                own: config.scripts.clone(),
+            },
+            node.raft.clone(),
+            inputs.hook_feed,
+            node.view.clone(),
+            inputs.event_log,
+            node.cancel.clone(),
+        ),
+    );
+}

@@ -1,0 +1,98 @@
+//! The node's Sentinel-compatible port: its listeners (checked at start), its own
+//! single-threaded runtime, the freshness that opens and closes it, and the +sdown/-sdown events.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::tasks::Tasks;
+use super::{NodeError, Shared};
+use crate::admin::Admin;
+use crate::api::Api;
+use crate::config::Config;
+use crate::monitor::NodeReport;
+use crate::raft::freshness::LeaderContact;
+use crate::resp::server::{check_bind, Listeners};
+
+/// The Sentinel listeners, bound once now: a taken port is a configuration error, said at start
+/// rather than once the node is fresh.
+pub(super) async fn listeners(config: &Config) -> Result<Listeners, NodeError> {
+    check_bind(config.sentinel_listen).await?;
+    let tls = match (&config.sentinel_tls, &config.tls) {
+        (Some(t), Some(files)) => {
+            check_bind(t.listen).await?;
+            Some((t.listen, crate::resp::tls::acceptor(files, t.auth_clients)?))
+        }
+        _ => None,
+    };
+    Ok(Listeners {
+        plain: config.sentinel_listen,
+        tls,
+    })
+}
+
+/// What the Sentinel port answers from.
+pub(super) struct Inputs {
+    pub listeners: Listeners,
+    pub contact: LeaderContact,
+    pub report: watch::Receiver<Arc<NodeReport>>,
+    pub odown: watch::Receiver<Arc<std::collections::BTreeSet<String>>>,
+    pub api: Arc<Api>,
+    pub admin: Arc<Admin>,
+}
+
+/// Starts the port, its freshness tracker and its events as critical tasks.
+pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<(), NodeError> {
+    let config = &node.config;
+    let (fresh_tx, fresh_rx) = watch::channel(false);
+    tasks.critical(
+        "freshness",
+        crate::resp::server::track_freshness(
+            node.raft.clone(),
+            inputs.contact,
+            config.raft.election_max_ms,
+            fresh_tx,
+            node.cancel.clone(),
+        ),
+    );
+    let ctx = Arc::new(crate::resp::Ctx {
+        node_id: config.id,
+        view: node.view.clone(),
+        report: inputs.report.clone(),
+        odown: inputs.odown,
+        api: inputs.api,
+        admin: inputs.admin,
+        main: tokio::runtime::Handle::current(),
+        raft: node.raft.clone(),
+        bus: node.bus.clone(),
+        identity: node.identity.clone(),
+        auth: config.sentinel_auth.clone(),
+        limits: config.sentinel_limits,
+        port: config.sentinel_listen.port(),
+        election_max_ms: config.raft.election_max_ms,
+        run_id: crate::resp::random_run_id(),
+        started: tokio::time::Instant::now(),
+        stats: Default::default(),
+    });
+    // Its own single-threaded runtime, like a sentinel's event loop: client load competes with
+    // Raft for the CPU through the OS scheduler, never in the task queue of the runtime that
+    // sends heartbeats.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(NodeError::SentinelRuntime)?;
+    let serve = crate::resp::server::serve(ctx, inputs.listeners, fresh_rx, node.cancel.clone())
+        .in_current_span();
+    tasks.critical_blocking("Sentinel port", move || runtime.block_on(serve));
+    tasks.critical(
+        "Sentinel events",
+        crate::monitor::events::publish_sdown(
+            inputs.report,
+            node.view.clone(),
+            node.bus.clone(),
+            node.cancel.clone(),
+        ),
+    );
+    Ok(())
+}
