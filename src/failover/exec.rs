@@ -1,9 +1,10 @@
-//! The promotion path of a failover as a thin executor over two small ports — the log (commit,
-//! prove leadership) and the Redis instances (promote, role, replication id) — so that DESIGN's
-//! invariants 1 and 2 are tested with fakes that record every call and fail any one of them:
-//! the new epoch is committed before any promotion, leadership is proven right before a
-//! promotion the executor did not just commit for, and a fault anywhere leaves no second
-//! promotion for the epoch (the next leader resumes with the candidate the log names).
+//! The role changes of a failover as a thin executor over two small ports — the log (commit,
+//! prove leadership) and the Redis instances (promote, replicate, role, replication id) — so that
+//! DESIGN's invariants 1 and 2 are tested with fakes that record every call and fail any one of
+//! them: the new epoch is committed before any promotion, leadership is proven right before every
+//! role change the executor did not just commit for (a resumed promotion, repointing replicas,
+//! folding the old master in), and a fault anywhere leaves no second promotion for the epoch (the
+//! next leader resumes with the candidate the log names).
 //! `run` supplies the real ports (the Raft handle, `redis_ops::Instance`) and the wait for the
 //! old lease; the decisions stay in `decide`.
 
@@ -48,6 +49,12 @@ pub trait Instances {
         &self,
         master: &MasterRecord,
         at: &Addr,
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
+    fn replicate(
+        &self,
+        master: &MasterRecord,
+        at: &Addr,
+        to: &Addr,
     ) -> impl Future<Output = Result<(), StepError>> + Send;
     fn role(
         &self,
@@ -120,6 +127,29 @@ async fn promote_and_switch<L: Log, I: Instances>(
     tracing::info!(%candidate, "promotion sent");
     let within = Duration::from_millis(master.failover_timeout_ms);
     await_master_and_switch(log, redis, master, candidate, epoch, within).await
+}
+
+/// Points replicas at `to`, all at once, right after proving leadership: `pick` chooses them
+/// then (it may remember what it picked), `still_current` false (the log moved on) stops it.
+/// Returns each picked replica with whether it took the command.
+pub async fn repoint<L: Log, I: Instances>(
+    log: &L,
+    redis: &I,
+    master: &MasterRecord,
+    to: &Addr,
+    still_current: impl Fn() -> bool,
+    pick: impl FnOnce() -> Vec<Addr>,
+) -> Result<Vec<(Addr, Result<(), StepError>)>, StepError> {
+    log.prove_leadership().await?;
+    if !still_current() {
+        return Ok(Vec::new());
+    }
+    let sends = pick().into_iter().map(|addr| async move {
+        tracing::info!(replica = %addr, %to, "repointing replica");
+        let sent = redis.replicate(master, &addr, to).await;
+        (addr, sent)
+    });
+    Ok(futures::future::join_all(sends).await)
 }
 
 /// Waits (up to `within`) for `candidate` to report master, then commits MasterSwitched with its

@@ -558,26 +558,6 @@ impl Runner {
                 .map(drop)
             }
             Step::Repoint { replicas, to } => {
-                self.prove_leadership().await?;
-                if !self.still_current(master) {
-                    return Ok(());
-                }
-                let replicas = self.not_recently_sent(replicas, &to);
-                if replicas.is_empty() {
-                    return Ok(());
-                }
-                let mut set = JoinSet::new();
-                for addr in replicas {
-                    let (master, to, redis) = (master.clone(), to.clone(), self.redis.clone());
-                    set.spawn(
-                        async move {
-                            let mut i = Instance::connect(&redis, &addr, &master).await?;
-                            tracing::info!(replica = %addr, %to, "repointing replica");
-                            i.replicate(&to).await.map(|()| addr)
-                        }
-                        .in_current_span(),
-                    );
-                }
                 // During a failover this is Sentinel's replica reconfiguration; outside one, a
                 // replica found following the wrong master is being fixed.
                 let kind = if master.failover.is_some() {
@@ -585,31 +565,18 @@ impl Runner {
                 } else {
                     "+fix-slave-config"
                 };
-                while let Some(r) = set.join_next().await {
-                    match r {
-                        Ok(Ok(addr)) => self.publish_about_replica(kind, &addr, master),
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "repointing failed; retried on a later round")
-                        }
-                        Err(_) => {}
-                    }
-                }
-                Ok(())
+                let pick = || self.not_recently_sent(replicas, &to);
+                self.repoint(master, &to, kind, pick).await
             }
             Step::FoldIn { addr, to } => {
-                self.prove_leadership().await?;
-                if !self.still_current(master)
-                    || self.not_recently_sent(vec![addr.clone()], &to).is_empty()
-                {
-                    return Ok(());
-                }
-                tracing::info!(instance = %addr, %to, "folding the old master back in as a replica");
-                Instance::connect(&self.redis, &addr, master)
-                    .await?
-                    .replicate(&to)
-                    .await?;
-                self.publish_about_replica("+convert-to-slave", &addr, master);
-                Ok(())
+                let pick = || {
+                    let picked = self.not_recently_sent(vec![addr], &to);
+                    for addr in &picked {
+                        tracing::info!(instance = %addr, %to, "folding the old master back in as a replica");
+                    }
+                    picked
+                };
+                self.repoint(master, &to, "+convert-to-slave", pick).await
             }
             Step::End => {
                 let epoch = in_progress.unwrap_or(master.epoch);
@@ -752,6 +719,28 @@ impl Runner {
             }
         }
         dead
+    }
+
+    /// Repoints the replicas `pick` chooses (after the proof of leadership) at `to`, and
+    /// announces each that took it with `kind`; a failure is retried on a later round.
+    async fn repoint(
+        &self,
+        master: &MasterRecord,
+        to: &Addr,
+        kind: &str,
+        pick: impl FnOnce() -> Vec<Addr>,
+    ) -> Result<(), StepError> {
+        let current = || self.still_current(master);
+        let sent = exec::repoint(self, &self.instances(), master, to, current, pick).await?;
+        for (addr, result) in sent {
+            match result {
+                Ok(()) => self.publish_about_replica(kind, &addr, master),
+                Err(e) => {
+                    tracing::warn!(replica = %addr, error = %e, "repointing failed; retried on a later round")
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The real instances, for the executor.
@@ -950,6 +939,18 @@ impl exec::Instances for RedisInstances<'_> {
         Ok(Instance::connect(self.0, at, master)
             .await?
             .promote()
+            .await?)
+    }
+
+    async fn replicate(
+        &self,
+        master: &MasterRecord,
+        at: &Addr,
+        to: &Addr,
+    ) -> Result<(), StepError> {
+        Ok(Instance::connect(self.0, at, master)
+            .await?
+            .replicate(to)
             .await?)
     }
 

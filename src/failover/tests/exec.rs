@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use crate::failover::exec::{resume, start, Instances, Log, StepError};
+use crate::failover::exec::{repoint, resume, start, Instances, Log, StepError};
 use crate::redis::Role;
 use crate::topology::{
     Addr, ApplyContext, Command, FailoverState, MasterRecord, ReplicaRecord, TopologyState,
@@ -17,6 +17,7 @@ enum Call {
     Commit(&'static str),
     Prove,
     Promote(Addr),
+    Replicate(Addr, Addr),
     Role(Addr),
     Replid(Addr),
 }
@@ -120,6 +121,10 @@ impl Instances for World {
         self.record(Call::Promote(at.clone()))?;
         self.promoted.lock().unwrap().insert(at.clone());
         Ok(())
+    }
+
+    async fn replicate(&self, _: &MasterRecord, at: &Addr, to: &Addr) -> Result<(), StepError> {
+        self.record(Call::Replicate(at.clone(), to.clone()))
     }
 
     async fn role(&self, _: &MasterRecord, at: &Addr) -> Result<Role, StepError> {
@@ -266,4 +271,50 @@ fn no_promotion_while_the_old_lease_lives() {
         .unwrap();
     assert!(w.calls().contains(&Call::Promote(addr(3))));
     assert!(!w.calls().contains(&Call::Promote(addr(2))));
+}
+
+// Invariant 2 for repointing replicas and folding the old master in: leadership is proven right
+// before, nothing is sent without it or once the log moved on, and a failed replica does not
+// stop the others.
+#[test]
+fn replicas_are_repointed_only_right_after_a_proof_of_leadership() {
+    let rt = rt();
+    let pick = || vec![addr(2), addr(3)];
+    let w = World::new(None);
+    let master = w.master();
+    let sent = rt
+        .block_on(repoint(&w, &w, &master, &addr(9), || true, pick))
+        .unwrap();
+    assert_eq!(w.calls()[0], Call::Prove);
+    assert_eq!(sent.len(), 2);
+    assert!(w.calls().contains(&Call::Replicate(addr(3), addr(9))));
+
+    // The proof fails: nothing is sent, and `pick` is not even asked.
+    let w = World::new(Some(0));
+    let r = rt.block_on(repoint(
+        &w,
+        &w,
+        &master,
+        &addr(9),
+        || true,
+        || -> Vec<Addr> { panic!("picked without a proof") },
+    ));
+    assert!(r.is_err());
+    assert_eq!(w.calls(), vec![Call::Prove]);
+
+    // The log moved on meanwhile: nothing is sent.
+    let w = World::new(None);
+    let sent = rt
+        .block_on(repoint(&w, &w, &master, &addr(9), || false, pick))
+        .unwrap();
+    assert!(sent.is_empty());
+    assert_eq!(w.calls(), vec![Call::Prove]);
+
+    // One replica refuses: the other is still repointed, and each result says which.
+    let w = World::new(Some(1));
+    let sent = rt
+        .block_on(repoint(&w, &w, &master, &addr(9), || true, pick))
+        .unwrap();
+    let ok: Vec<bool> = sent.iter().map(|(_, r)| r.is_ok()).collect();
+    assert_eq!(ok, [false, true]);
 }
