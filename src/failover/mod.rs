@@ -5,6 +5,7 @@ pub mod candidate;
 pub mod decide;
 pub mod exec;
 pub mod holders;
+pub mod next;
 pub mod odown;
 pub mod quorum;
 pub mod redis_ops;

@@ -13,10 +13,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::candidate::{choose, eligible, known_replicas, preference, Eligible};
-use super::decide::{decide, DecideInput, Step};
+use super::candidate::{eligible, known_replicas, preference, Eligible};
+use super::decide::Step;
 use super::exec::{self, StepError};
 use super::holders::{config_vip_entry, holder_of, next_lease_entry, next_vip_entry};
+use super::next;
 use super::odown::{freshest_reply, odown, ReportIn};
 use super::redis_ops::Instance;
 use super::reports::Reports;
@@ -30,7 +31,7 @@ use crate::redis::{ConnError, Connector, Failure, Role};
 use crate::topology::event::master_prefix;
 use crate::topology::lease::MustDie;
 use crate::topology::TopologyEvent;
-use crate::topology::{Addr, Command, MasterRecord, ReplicaRecord, RequestKind, Vip};
+use crate::topology::{Addr, Command, MasterRecord, Vip};
 
 const TICK: Duration = Duration::from_millis(25);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -435,57 +436,16 @@ impl Runner {
     fn next_step(&self, master: &MasterRecord, snapshot: &[(u64, Arc<NodeReport>)]) -> Step {
         let inputs = report_inputs(snapshot);
         let fresh = fresh_ms(master.down_after_ms);
-        let master_down_ms = self.master_down_ms(master, &inputs, fresh);
-        let now = now_ms();
-        // An operator's request lapses after failover-timeout rather than firing much later.
-        let request = master
-            .request
-            .as_ref()
-            .filter(|r| {
-                master.failover.is_none()
-                    && now.saturating_sub(r.at_ms) <= master.failover_timeout_ms
-            })
-            .map(|r| &r.kind);
-        if let (Some(RequestKind::Adopt { addr }), false) = (request, master.paused) {
-            return Step::Adopt { addr: addr.clone() };
-        }
-        if let (Some(RequestKind::Switchover { to }), false) = (request, master.paused) {
-            let target = match to {
-                Some(to) => Ok(to.clone()),
-                None => choose(
-                    master,
-                    &inputs,
-                    fresh,
-                    ping_interval_ms(master.down_after_ms),
-                    0,
-                ),
-            };
-            return match target {
-                Ok(target) => Step::Switchover { target },
-                Err(e) => Step::NoCandidate { reasons: e.reasons },
-            };
-        }
         let voters = self.voters();
-        let step = decide(&DecideInput {
-            name: &master.name,
+        next::next_step(&next::Inputs {
             master,
             reports: &inputs,
             voters: &voters,
             fresh_ms: fresh,
             ping_interval_ms: ping_interval_ms(master.down_after_ms),
-            now_ms: now,
-            master_down_ms,
-            paused: master.paused,
-            forced: request == Some(&RequestKind::Forced),
-        });
-        // Paused: keep observing, never act on Redis (a failover in progress waits too).
-        if step != Step::None && !master.paused {
-            return step;
-        }
-        match discovered(master, &inputs, fresh) {
-            Some(replicas) => Step::Discovered { replicas },
-            None => Step::None,
-        }
+            now_ms: now_ms(),
+            master_down_ms: self.master_down_ms(master, &inputs, fresh),
+        })
     }
 
     async fn commit(&self, cmd: Command) -> Result<u64, StepError> {
@@ -870,55 +830,6 @@ fn report_inputs(snapshot: &[(u64, Arc<NodeReport>)]) -> Vec<ReportIn<'_>> {
             report: r,
         })
         .collect()
-}
-
-/// Replicas the master lists in fresh reports that the log does not know yet (the log keeps the
-/// ones it knows, so an old master that is down stays known and is folded in when it returns).
-fn discovered(
-    master: &MasterRecord,
-    reports: &[ReportIn],
-    fresh: u64,
-) -> Option<Vec<ReplicaRecord>> {
-    if master.failover.is_some() {
-        return None;
-    }
-    let fresh_reports: Vec<&ReportIn> = reports
-        .iter()
-        .filter(|r| r.age_ms <= fresh && !r.report.tilt)
-        .collect();
-    let mut known: BTreeMap<Addr, ReplicaRecord> = master
-        .replicas
-        .iter()
-        .map(|r| (r.addr.clone(), r.clone()))
-        .collect();
-    let mut changed = false;
-    for r in &fresh_reports {
-        let Some(o) = r.report.observation(&master.name, &master.addr) else {
-            continue;
-        };
-        let Some(ReportedRole::Master { replicas }) = &o.role else {
-            continue;
-        };
-        for link in replicas {
-            let seen = fresh_reports
-                .iter()
-                .filter_map(|r| r.report.observation(&master.name, &link.addr))
-                .min_by_key(|o| o.reply_age_ms);
-            let record = ReplicaRecord {
-                addr: link.addr.clone(),
-                run_id: seen.map(|o| o.run_id.clone()).unwrap_or_default(),
-                replid: seen.map(|o| o.replid.clone()).unwrap_or_default(),
-            };
-            if link.addr != master.addr
-                && known.get(&link.addr) != Some(&record)
-                && !record.run_id.is_empty()
-            {
-                known.insert(link.addr.clone(), record);
-                changed = true;
-            }
-        }
-    }
-    changed.then(|| known.into_values().collect())
 }
 
 impl exec::Log for Runner {

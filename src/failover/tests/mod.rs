@@ -6,6 +6,7 @@ mod decide;
 mod exec;
 mod holders;
 mod lineage;
+mod next;
 mod odown;
 mod promoted;
 mod quick;
