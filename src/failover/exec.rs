@@ -33,6 +33,29 @@ pub enum StepError {
     NotPromoted(Addr),
     #[error("the old master's lease (grant {0}) is not dead yet")]
     LeaseAlive(u64),
+    #[error("FAILOVER TO: {0}")]
+    Handover(String),
+}
+
+/// Why a FAILOVER TO did not go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandoverError {
+    /// The connection broke: the command may not have run, so it is sent again.
+    LinkLost(String),
+    /// Redis says a handover is under way or done (the old master is a replica already).
+    Underway(String),
+    /// Anything else: the switchover is aborted.
+    Refused(String),
+}
+
+impl std::fmt::Display for HandoverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandoverError::LinkLost(e) | HandoverError::Underway(e) | HandoverError::Refused(e) => {
+                f.write_str(e)
+            }
+        }
+    }
 }
 
 /// The log as the executor uses it.
@@ -56,6 +79,13 @@ pub trait Instances {
         at: &Addr,
         to: &Addr,
     ) -> impl Future<Output = Result<(), StepError>> + Send;
+    /// Redis's own lossless handover: FAILOVER TO `target` on the master at `master.addr`.
+    fn failover_to(
+        &self,
+        master: &MasterRecord,
+        target: &Addr,
+        timeout_ms: u64,
+    ) -> impl Future<Output = Result<(), HandoverError>> + Send;
     fn role(
         &self,
         master: &MasterRecord,
@@ -127,6 +157,51 @@ async fn promote_and_switch<L: Log, I: Instances>(
     tracing::info!(%candidate, "promotion sent");
     let within = Duration::from_millis(master.failover_timeout_ms);
     await_master_and_switch(log, redis, master, candidate, epoch, within).await
+}
+
+/// A switchover: FailoverStarted first, then Redis's FAILOVER TO on the old master, which pauses
+/// writes until the target has caught up and hands over (so nothing acknowledged is lost). The
+/// old master's node fences it as soon as the epoch is committed and drops every client, ours
+/// included, perhaps before FAILOVER TO got through: it is sent again on a broken link, and a
+/// repeat that finds the handover under way counts. Refused: the switchover is aborted.
+pub async fn switchover<L: Log, I: Instances>(
+    log: &L,
+    redis: &I,
+    master: &MasterRecord,
+    started: Command,
+) -> Result<(), StepError> {
+    let Command::FailoverStarted {
+        epoch, candidate, ..
+    } = &started
+    else {
+        return Err(StepError::Refused("not a FailoverStarted".to_owned()));
+    };
+    let (epoch, target) = (*epoch, candidate.clone());
+    log.commit(started).await?;
+    let timeout_ms = master.failover_timeout_ms.min(60_000);
+    let mut sent = Err(HandoverError::LinkLost("not sent".to_owned()));
+    for attempt in 0..3 {
+        sent = redis.failover_to(master, &target, timeout_ms).await;
+        match &sent {
+            Err(HandoverError::LinkLost(_)) => continue,
+            Err(HandoverError::Underway(_)) if attempt > 0 => sent = Ok(()),
+            _ => {}
+        }
+        break;
+    }
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "FAILOVER TO refused; aborting the switchover");
+        log.commit(Command::FailoverAborted {
+            name: master.name.clone(),
+            epoch,
+            reason: "switchover-refused".to_string(),
+            at_ms: crate::admin::now_ms(),
+        })
+        .await?;
+        return Err(StepError::Handover(e.to_string()));
+    }
+    let within = Duration::from_millis(timeout_ms + 1000);
+    await_master_and_switch(log, redis, master, &target, epoch, within).await
 }
 
 /// Points replicas at `to`, all at once, right after proving leadership: `pick` chooses them

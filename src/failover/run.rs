@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::candidate::{eligible, known_replicas, preference, Eligible};
 use super::decide::Step;
-use super::exec::{self, StepError};
+use super::exec::{self, HandoverError, StepError};
 use super::holders::{config_vip_entry, holder_of, next_lease_entry, next_vip_entry};
 use super::next;
 use super::odown::{freshest_reply, odown, ReportIn};
@@ -579,16 +579,15 @@ impl Runner {
             Step::Switchover { target } => {
                 let epoch = master.epoch + 1;
                 tracing::warn!(%target, epoch, "starting switchover");
-                self.commit(Command::FailoverStarted {
+                let started = Command::FailoverStarted {
                     name: name.clone(),
                     epoch,
                     candidate: target.clone(),
                     candidate_holder: self.holder_for(master, &target),
                     reason: "switchover".to_string(),
                     at_ms: now_ms(),
-                })
-                .await?;
-                self.switchover(master, &target, epoch).await
+                };
+                exec::switchover(self, &self.instances(), master, started).await
             }
             Step::Adopt { addr } => {
                 let epoch = master.epoch + 1;
@@ -611,51 +610,6 @@ impl Runner {
                 .await
                 .map(drop),
         }
-    }
-
-    /// Redis's own lossless handover: the old master pauses writes until `target` has caught up,
-    /// then hands over and becomes its replica. If Redis refuses, the failover is aborted.
-    async fn switchover(
-        &self,
-        master: &MasterRecord,
-        target: &Addr,
-        epoch: u64,
-    ) -> Result<(), StepError> {
-        let timeout_ms = master.failover_timeout_ms.min(60_000);
-        // FailoverStarted revoked the old master's lease, so its node fences it and drops every
-        // client, ours included, maybe before FAILOVER TO got through: ask again on a fresh
-        // connection. A repeat that finds the handover under way or done is a success.
-        let mut sent = Err(ConnError::Timeout {
-            addr: master.addr.clone(),
-            what: "FAILOVER TO",
-        });
-        for attempt in 0..3 {
-            sent = async {
-                let mut old = Instance::connect(&self.redis, &master.addr, master).await?;
-                old.failover_to(target, timeout_ms).await
-            }
-            .await;
-            match &sent {
-                // The connection broke: the command may not have run.
-                Err(e) if matches!(e.failure(), Failure::Gone | Failure::Broken) => continue,
-                Err(e) if attempt > 0 && handed_over(e) => sent = Ok(()),
-                _ => {}
-            }
-            break;
-        }
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "FAILOVER TO refused; aborting the switchover");
-            let abort = Command::FailoverAborted {
-                name: master.name.clone(),
-                epoch,
-                reason: "switchover-refused".to_string(),
-                at_ms: now_ms(),
-            };
-            self.commit(abort).await?;
-            return Err(e.into());
-        }
-        let within = Duration::from_millis(timeout_ms + 1000);
-        exec::await_master_and_switch(self, &self.instances(), master, target, epoch, within).await
     }
 
     /// Sends the promotion, waits for ROLE master (within failover-timeout), then commits
@@ -863,6 +817,23 @@ impl exec::Instances for RedisInstances<'_> {
             .await?
             .replicate(to)
             .await?)
+    }
+
+    async fn failover_to(
+        &self,
+        master: &MasterRecord,
+        target: &Addr,
+        timeout_ms: u64,
+    ) -> Result<(), HandoverError> {
+        let sent = async {
+            let mut old = Instance::connect(self.0, &master.addr, master).await?;
+            old.failover_to(target, timeout_ms).await
+        };
+        sent.await.map_err(|e| match e.failure() {
+            Failure::Gone | Failure::Broken => HandoverError::LinkLost(e.to_string()),
+            _ if handed_over(&e) => HandoverError::Underway(e.to_string()),
+            _ => HandoverError::Refused(e.to_string()),
+        })
     }
 
     async fn role(&self, master: &MasterRecord, at: &Addr) -> Result<Role, StepError> {

@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use crate::failover::exec::{repoint, resume, start, Instances, Log, StepError};
+use crate::failover::exec::{
+    repoint, resume, start, switchover, HandoverError, Instances, Log, StepError,
+};
 use crate::redis::Role;
 use crate::topology::{
     Addr, ApplyContext, Command, FailoverState, MasterRecord, ReplicaRecord, TopologyState,
@@ -18,6 +20,7 @@ enum Call {
     Prove,
     Promote(Addr),
     Replicate(Addr, Addr),
+    FailoverTo(Addr),
     Role(Addr),
     Replid(Addr),
 }
@@ -30,6 +33,8 @@ struct World {
     /// The call (by position in `calls`) that fails, if any.
     fail_at: Option<usize>,
     promoted: Mutex<BTreeSet<Addr>>,
+    /// What each FAILOVER TO answers, in turn (then success).
+    handovers: Mutex<Vec<Result<(), HandoverError>>>,
 }
 
 fn addr(port: u16) -> Addr {
@@ -40,6 +45,7 @@ fn kind(cmd: &Command) -> &'static str {
     match cmd {
         Command::FailoverStarted { .. } => "FailoverStarted",
         Command::MasterSwitched { .. } => "MasterSwitched",
+        Command::FailoverAborted { .. } => "FailoverAborted",
         _ => "other",
     }
 }
@@ -52,6 +58,7 @@ impl World {
             calls: Mutex::new(Vec::new()),
             fail_at,
             promoted: Mutex::new(BTreeSet::new()),
+            handovers: Mutex::new(Vec::new()),
         };
         w.apply(&Command::Monitor {
             name: "m".to_owned(),
@@ -125,6 +132,29 @@ impl Instances for World {
 
     async fn replicate(&self, _: &MasterRecord, at: &Addr, to: &Addr) -> Result<(), StepError> {
         self.record(Call::Replicate(at.clone(), to.clone()))
+    }
+
+    async fn failover_to(
+        &self,
+        _: &MasterRecord,
+        target: &Addr,
+        _: u64,
+    ) -> Result<(), HandoverError> {
+        let failed = self.record(Call::FailoverTo(target.clone())).is_err();
+        let mut script = self.handovers.lock().unwrap();
+        let answer = if script.is_empty() {
+            Ok(())
+        } else {
+            script.remove(0)
+        };
+        if failed {
+            return Err(HandoverError::LinkLost("injected".to_owned()));
+        }
+        // A handover under way ends with the target as master too.
+        if matches!(answer, Ok(()) | Err(HandoverError::Underway(_))) {
+            self.promoted.lock().unwrap().insert(target.clone());
+        }
+        answer
     }
 
     async fn role(&self, _: &MasterRecord, at: &Addr) -> Result<Role, StepError> {
@@ -317,4 +347,81 @@ fn replicas_are_repointed_only_right_after_a_proof_of_leadership() {
         .unwrap();
     let ok: Vec<bool> = sent.iter().map(|(_, r)| r.is_ok()).collect();
     assert_eq!(ok, [false, true]);
+}
+
+fn switchover_to(
+    target: u16,
+    handovers: Vec<Result<(), HandoverError>>,
+) -> (World, Result<(), StepError>) {
+    let w = World::new(None);
+    *w.handovers.lock().unwrap() = handovers;
+    let master = w.master();
+    let started = Command::FailoverStarted {
+        name: "m".to_owned(),
+        epoch: 1,
+        candidate: addr(target),
+        candidate_holder: None,
+        reason: "switchover".to_owned(),
+        at_ms: 0,
+    };
+    let r = rt().block_on(switchover(&w, &w, &master, started));
+    (w, r)
+}
+
+// A switchover commits its epoch before FAILOVER TO, and the switch once the target reports
+// master.
+#[test]
+fn a_switchover_commits_the_epoch_before_the_handover() {
+    let (w, r) = switchover_to(2, Vec::new());
+    r.unwrap();
+    assert_eq!(
+        w.calls(),
+        vec![
+            Call::Commit("FailoverStarted"),
+            Call::FailoverTo(addr(2)),
+            Call::Role(addr(2)),
+            Call::Replid(addr(2)),
+            Call::Commit("MasterSwitched"),
+        ]
+    );
+}
+
+// The old master's node drops our connection as soon as the epoch is committed: FAILOVER TO is
+// sent again, and a repeat that finds the handover under way counts as done.
+#[test]
+fn a_lost_link_sends_the_handover_again() {
+    let lost = || Err(HandoverError::LinkLost("reset".to_owned()));
+    let underway = Err(HandoverError::Underway(
+        "FAILOVER already in progress".to_owned(),
+    ));
+    let (w, r) = switchover_to(2, vec![lost(), underway]);
+    r.unwrap();
+    assert_eq!(w.calls().last(), Some(&Call::Commit("MasterSwitched")));
+    let tos = w
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::FailoverTo(_)))
+        .count();
+    assert_eq!(tos, 2);
+    assert!(!w.calls().contains(&Call::Commit("FailoverAborted")));
+    let (w, r) = switchover_to(2, vec![lost(), lost(), lost()]);
+    assert!(matches!(r, Err(StepError::Handover(_))));
+    assert!(w.calls().contains(&Call::Commit("FailoverAborted")));
+}
+
+// Redis refuses the handover (or says one is under way before we sent any): the switchover is
+// aborted through the log, nothing is switched.
+#[test]
+fn a_refused_handover_aborts_the_switchover() {
+    for first in [
+        HandoverError::Refused("ERR target is not a replica".to_owned()),
+        HandoverError::Underway("FAILOVER already in progress".to_owned()),
+    ] {
+        let (w, r) = switchover_to(2, vec![Err(first)]);
+        assert!(matches!(r, Err(StepError::Handover(_))));
+        let calls = w.calls();
+        assert_eq!(calls.last(), Some(&Call::Commit("FailoverAborted")));
+        assert!(!calls.contains(&Call::Commit("MasterSwitched")));
+        assert_eq!(w.master().addr, addr(1));
+    }
 }
