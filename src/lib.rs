@@ -12,6 +12,8 @@
 //! - [`resp`]: the Sentinel-compatible RESP2/RESP3 port, open only while the node is fresh.
 //! - [`events`]: the broadcast stream of applied topology events.
 //! - [`peer`]: the node-to-node service (Raft RPCs, promises, reports), members only.
+//! - [`failover`]: the leader's failover: pure decisions, a thin executor over two ports.
+//! - [`lease`]: leases, the fence on local Redis, the VIP, the watchdog device.
 //! - [`node`]: one node as a service, and its shutdown path.
 //! - [`ctl`]: `raftinel ctl`, the operator's client.
 //! - [`dial`]: outgoing gRPC channels, plain or mTLS. [`pb`]: generated protobuf code.
