@@ -2,7 +2,7 @@
 //! §5.3), scaled to raftinel's faster probing. Pure: no I/O, no clock.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use super::odown::{freshest_reply, observations, ReportIn};
@@ -173,6 +173,25 @@ pub fn eligible<'r>(
 
 /// Sentinel's order: lower priority, then higher offset, then the smaller run id compared
 /// case-insensitively with an unknown (empty) run id last; the address breaks any remaining tie.
+/// The candidate by priority and offset as read just now (`now`: address → (priority, offset)),
+/// among the replicas the reports found eligible: one that did not answer in time, or now says
+/// priority 0, is left out; none left keeps `proposed`.
+pub fn rerank(ok: Vec<Eligible>, now: &HashMap<Addr, (u32, u64)>, proposed: Addr) -> Addr {
+    let mut ranked: Vec<Eligible> = ok
+        .into_iter()
+        .filter_map(|e| {
+            let (priority, offset) = *now.get(&e.addr)?;
+            (priority > 0).then_some(Eligible {
+                priority,
+                offset,
+                ..e
+            })
+        })
+        .collect();
+    ranked.sort_by(preference);
+    ranked.into_iter().next().map_or(proposed, |best| best.addr)
+}
+
 pub fn preference(a: &Eligible, b: &Eligible) -> Ordering {
     a.priority
         .cmp(&b.priority)

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::candidate::{eligible, known_replicas, preference, Eligible};
+use super::candidate::{eligible, known_replicas, rerank, Eligible};
 use super::decide::Step;
 use super::exec::{self, HandoverError, StepError};
 use super::holders::{config_vip_entry, holder_of, next_lease_entry, next_vip_entry};
@@ -282,27 +282,11 @@ impl Runner {
             }
         }
         asks.abort_all();
-        let mut ranked: Vec<Eligible> = ok
-            .into_iter()
-            .filter_map(|e| {
-                let (priority, offset) = *now.get(&e.addr)?;
-                (priority > 0).then_some(Eligible {
-                    priority,
-                    offset,
-                    ..e
-                })
-            })
-            .collect();
-        ranked.sort_by(preference);
-        match ranked.into_iter().next() {
-            Some(best) => {
-                if best.addr != proposed {
-                    tracing::info!(reports = %proposed, now = %best.addr, "offsets read now change the candidate");
-                }
-                best.addr
-            }
-            None => proposed,
+        let best = rerank(ok, &now, proposed.clone());
+        if best != proposed {
+            tracing::info!(reports = %proposed, now = %best, "offsets read now change the candidate");
         }
+        best
     }
 
     /// How long the master has been without a valid reply, by the freshest report.

@@ -324,3 +324,33 @@ fn no_candidate_lists_every_reason() {
         (0, "no known replicas".to_owned())
     );
 }
+
+// Right before FailoverStarted the leader reads priority and offset again (Sentinel's ranking on
+// fresh INFO): the best of those that answered wins, one that now says priority 0 or did not
+// answer is left out, and with no answer at all the reports' choice stands.
+#[test]
+fn rerank_on_offsets_read_now() {
+    use crate::failover::candidate::{rerank, Eligible};
+    use std::collections::HashMap;
+    let e = |port: u16, run_id: &'static str| Eligible {
+        addr: addr(port),
+        priority: 100,
+        offset: 10,
+        run_id,
+    };
+    let ok = || vec![e(6380, "a"), e(6381, "b"), e(6382, "c")];
+    let now: HashMap<Addr, (u32, u64)> = [
+        (addr(6380), (100, 50)),
+        (addr(6381), (100, 70)),
+        (addr(6382), (0, 90)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(rerank(ok(), &now, addr(6380)), addr(6381));
+    let lower_priority_wins: HashMap<Addr, (u32, u64)> =
+        [(addr(6380), (10, 1)), (addr(6381), (100, 70))]
+            .into_iter()
+            .collect();
+    assert_eq!(rerank(ok(), &lower_priority_wins, addr(6381)), addr(6380));
+    assert_eq!(rerank(ok(), &HashMap::new(), addr(6382)), addr(6382));
+}
