@@ -114,6 +114,7 @@ async fn check(dir: &Path, at: &str) {
     let applied = applied.map_or(0, |l| l.index);
     let last = state.last_log_id.map_or(0, |l| l.index);
     eprintln!("{at}: purged {purged}, applied {applied}, last {last}");
+    assert!(last >= purged, "{at}: last log {last} < purged {purged}");
     assert!(
         applied >= purged,
         "{at}: applied {applied} < purged {purged}: the entries between are gone for good"
