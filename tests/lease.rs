@@ -239,15 +239,7 @@ async fn a_cut_off_holder_fences_its_master_before_the_promotion() {
     })
     .await;
 
-    let port = |id: u64| -> u16 {
-        c.nodes[&id]
-            .grpc
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let port = |id: u64| c.grpc_port(id);
     let _cut = Firewall::add(vec![
         Firewall::reject(A, port(2)),
         Firewall::reject(A, port(3)),
@@ -507,15 +499,7 @@ async fn removed_but_running_voters_never_split_a_lease() {
     )
     .await;
 
-    let port = |id: u64| -> u16 {
-        c.nodes[&id]
-            .grpc
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let port = |id: u64| c.grpc_port(id);
     let _rest = Firewall::add(vec![
         Firewall::reject(A, port(2)),
         Firewall::reject(A, port(3)),

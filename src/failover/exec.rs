@@ -98,6 +98,16 @@ pub trait Instances {
     ) -> impl Future<Output = Result<String, StepError>> + Send;
 }
 
+/// The epoch and candidate a FailoverStarted names.
+fn epoch_and_candidate(started: &Command) -> Result<(u64, Addr), StepError> {
+    match started {
+        Command::FailoverStarted {
+            epoch, candidate, ..
+        } => Ok((*epoch, candidate.clone())),
+        _ => Err(StepError::Refused("not a FailoverStarted".to_owned())),
+    }
+}
+
 /// Starts a failover: FailoverStarted first (its commit proves leadership and takes the epoch),
 /// then the promotion once `old_lease_dead` says the old holder can no longer act.
 pub async fn start<L: Log, I: Instances>(
@@ -107,13 +117,7 @@ pub async fn start<L: Log, I: Instances>(
     started: Command,
     old_lease_dead: impl Future<Output = Result<(), StepError>>,
 ) -> Result<(), StepError> {
-    let Command::FailoverStarted {
-        epoch, candidate, ..
-    } = &started
-    else {
-        return Err(StepError::Refused("not a FailoverStarted".to_owned()));
-    };
-    let (epoch, candidate) = (*epoch, candidate.clone());
+    let (epoch, candidate) = epoch_and_candidate(&started)?;
     log.commit(started).await?;
     promote_and_switch(log, redis, master, &candidate, epoch, old_lease_dead).await
 }
@@ -170,13 +174,7 @@ pub async fn switchover<L: Log, I: Instances>(
     master: &MasterRecord,
     started: Command,
 ) -> Result<(), StepError> {
-    let Command::FailoverStarted {
-        epoch, candidate, ..
-    } = &started
-    else {
-        return Err(StepError::Refused("not a FailoverStarted".to_owned()));
-    };
-    let (epoch, target) = (*epoch, candidate.clone());
+    let (epoch, target) = epoch_and_candidate(&started)?;
     log.commit(started).await?;
     let timeout_ms = master.failover_timeout_ms.min(60_000);
     let mut sent = Err(HandoverError::LinkLost("not sent".to_owned()));

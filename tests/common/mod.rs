@@ -423,6 +423,12 @@ impl Cluster {
         out
     }
 
+    /// Node `id`'s gRPC port (firewall rules name it).
+    pub fn grpc_port(&self, id: u64) -> u16 {
+        let addr: std::net::SocketAddr = self.nodes[&id].grpc.parse().unwrap();
+        addr.port()
+    }
+
     pub fn ctl(&self, args: &[&str]) -> std::process::Output {
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
         self.ctl_via(&ids, args)
