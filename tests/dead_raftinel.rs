@@ -210,6 +210,18 @@ fn receive(
     got
 }
 
+/// Node 1 started as systemd would with `WatchdogSec=watchdog`: the socket it notifies (reads
+/// time out after `poll`) and the process.
+fn serve_as_systemd(c: &Cluster, watchdog: Duration, poll: Duration) -> (UnixDatagram, Proc) {
+    let socket = c.tmp.path().join("notify.sock");
+    let rx = UnixDatagram::bind(&socket).unwrap();
+    rx.set_read_timeout(Some(poll)).unwrap();
+    let mut cmd = c.serve_command(1, "info,openraft=warn");
+    cmd.env("NOTIFY_SOCKET", &socket)
+        .env("WATCHDOG_USEC", watchdog.as_micros().to_string());
+    (rx, Proc::spawn("raftinel serve", &mut cmd))
+}
+
 fn pings(msgs: &[(Instant, String)]) -> usize {
     msgs.iter().filter(|(_, m)| m == "WATCHDOG=1").count()
 }
@@ -226,14 +238,8 @@ async fn systemd_hears_ready_watchdog_pings_and_stopping() {
     let _g = serial();
     let c = Cluster::new(1, TIMINGS);
     let _logs = c.logs_on_panic(30);
-    let socket = c.tmp.path().join("notify.sock");
-    let rx = UnixDatagram::bind(&socket).unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let mut cmd = c.serve_command(1, "info,openraft=warn");
-    cmd.env("NOTIFY_SOCKET", &socket)
-        .env("WATCHDOG_USEC", "400000");
-    let mut node = Proc::spawn("raftinel serve", &mut cmd);
+    let (rx, mut node) =
+        serve_as_systemd(&c, Duration::from_millis(400), Duration::from_millis(50));
     let pid = node.pid().unwrap();
 
     let start = receive(&rx, Instant::now() + Duration::from_secs(15), |m| {
@@ -431,14 +437,7 @@ async fn a_frozen_holder_misses_its_pings_and_is_fenced_as_systemd_would() {
     let r2 = Redis::replica_of(&m, &[]);
     let mut c = colocated(&[&m, &r1, &r2]);
     let _logs = c.logs_on_panic(40);
-    let socket = c.tmp.path().join("notify.sock");
-    let rx = UnixDatagram::bind(&socket).unwrap();
-    rx.set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    let mut cmd = c.serve_command(1, "info,openraft=warn");
-    cmd.env("NOTIFY_SOCKET", &socket)
-        .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string());
-    let mut node1 = Proc::spawn("raftinel serve", &mut cmd);
+    let (rx, mut node1) = serve_as_systemd(&c, WATCHDOG, Duration::from_millis(20));
     c.start(2);
     c.start(3);
     let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;

@@ -17,16 +17,8 @@ const TIMINGS: &str = "default-down-after-ms = 1000\n";
 
 /// Waits (up to 10 s) until node 1's log names a master other than `old`.
 async fn new_master(c: &Cluster, old: &Redis) -> pb::Master {
-    eventually(
-        "a new master in the log",
-        Duration::from_secs(10),
-        || async {
-            master_of(c, 1)
-                .await
-                .filter(|x| x.port != u32::from(old.port))
-        },
-    )
-    .await
+    c.new_master(1, old.port, false, Duration::from_secs(10))
+        .await
 }
 
 async fn master_of(c: &Cluster, id: u64) -> Option<pb::Master> {

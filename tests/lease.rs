@@ -118,16 +118,9 @@ async fn crashed_master_releases_its_lease_and_the_new_master_is_unfenced() {
 
     let killed = Instant::now();
     m.kill9();
-    let new = eventually(
-        "a new master in the log",
-        Duration::from_secs(10),
-        || async {
-            master_of(&c, 1)
-                .await
-                .filter(|x| x.port != u32::from(m.port))
-        },
-    )
-    .await;
+    let new = c
+        .new_master(1, m.port, false, Duration::from_secs(10))
+        .await;
     let switched = killed.elapsed();
     let promoted = if new.port == u32::from(r1.port) {
         &r1
@@ -185,16 +178,8 @@ async fn the_leader_fences_a_reachable_old_master_whose_node_is_dead() {
     assert!(m.write_ok("unguarded"));
     let out = c.ctl(&["failover", "mymaster"]);
     assert!(out.status.success(), "{out:?}");
-    eventually(
-        "a new master in the log",
-        Duration::from_secs(10),
-        || async {
-            master_of(&c, 2)
-                .await
-                .filter(|x| x.port != u32::from(m.port))
-        },
-    )
-    .await;
+    c.new_master(2, m.port, false, Duration::from_secs(10))
+        .await;
     assert_eq!(
         m.min_replicas().as_deref(),
         Some(FENCED),
@@ -374,16 +359,7 @@ async fn unfencing_puts_the_logs_min_replicas_on_a_master_started_fenced() {
 
     let out = c.ctl_settled(&["failover", "mymaster"]);
     assert!(out.status.success(), "{out:?}");
-    let new = eventually(
-        "a new master in the log",
-        Duration::from_secs(15),
-        || async {
-            master_of(&c, 1)
-                .await
-                .filter(|x| x.port != u32::from(m.port) && x.failover.is_none())
-        },
-    )
-    .await;
+    let new = c.new_master(1, m.port, true, Duration::from_secs(15)).await;
     let promoted = if new.port == u32::from(r1.port) {
         &r1
     } else {

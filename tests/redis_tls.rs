@@ -131,16 +131,7 @@ async fn tls_only_redis_is_monitored_fenced_and_failed_over() {
     assert_eq!(acked, redis::Value::Int(2));
 
     m.kill9();
-    let new = eventually(
-        "a new master in the log",
-        Duration::from_secs(15),
-        || async {
-            master_of(&c, 1)
-                .await
-                .filter(|x| x.port != u32::from(m.port) && x.failover.is_none())
-        },
-    )
-    .await;
+    let new = c.new_master(1, m.port, true, Duration::from_secs(15)).await;
     assert!(
         !c.grep("Redis gone: lease released").is_empty(),
         "node 1 did not see its TLS-only master gone"

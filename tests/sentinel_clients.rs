@@ -118,16 +118,9 @@ fn sentinels(c: &Cluster, ids: &[u64]) -> Vec<String> {
 /// Waits (up to 15 s) until the log names a master other than `old` and that instance says it
 /// is a master; returns its address.
 async fn new_master(c: &Cluster, old: &Redis, candidates: &[&Redis]) -> String {
-    let rec = eventually(
-        "a new master in the log",
-        Duration::from_secs(15),
-        || async {
-            master_of(c, 1)
-                .await
-                .filter(|x| x.port != u32::from(old.port))
-        },
-    )
-    .await;
+    let rec = c
+        .new_master(1, old.port, false, Duration::from_secs(15))
+        .await;
     let promoted = candidates
         .iter()
         .find(|r| u32::from(r.port) == rec.port)

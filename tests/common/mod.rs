@@ -429,6 +429,24 @@ impl Cluster {
         addr.port()
     }
 
+    /// Waits (up to `within`) until node `via`'s log names a master of "mymaster" other than the
+    /// one on `old_port`; with `ended`, also with its failover ended.
+    pub async fn new_master(
+        &self,
+        via: u64,
+        old_port: u16,
+        ended: bool,
+        within: Duration,
+    ) -> pb::Master {
+        eventually("a new master in the log", within, || async {
+            self.get(via, "mymaster", pb::Consistency::Local)
+                .await
+                .ok()
+                .filter(|x| x.port != u32::from(old_port) && (!ended || x.failover.is_none()))
+        })
+        .await
+    }
+
     pub fn ctl(&self, args: &[&str]) -> std::process::Output {
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
         self.ctl_via(&ids, args)
