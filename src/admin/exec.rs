@@ -292,9 +292,8 @@ impl Admin {
             return Ok(());
         };
         let reports = same_instance::reports_of(&self.reports);
-        let topology = &self.view.borrow().topology.clone();
         let other = same_instance::monitored_with_run_id(
-            topology,
+            &self.view.borrow().topology,
             reports.iter().map(|r| r.as_ref()),
             &run_id,
         );
