@@ -8,6 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::fault::{Cut, Daemon, Fault};
 use common::lab::in_ns;
 use common::lab_hosts::*;
 use common::{bin, serial};
@@ -34,7 +35,7 @@ fn host_loss_moves_the_master_and_the_vip() {
     // The host returns: Redis (fenced, as the deploy kit starts it) and raftinel restart.
     s.lab.kill("n1", "redis");
     s.lab.kill("n1", "raftinel");
-    s.lab.must(&["heal", "n1"]);
+    s.lab.undo(&Fault::kill_host("n1"));
     s.start_redis("n1");
     s.start_node(1);
     let back = bounded("old master a replica", Duration::from_secs(20), || {
@@ -56,7 +57,7 @@ fn lose_host(s: &Setup, lost: &'static str) -> (&'static str, Duration, Duration
     let others: Vec<&'static str> = HOSTS.into_iter().filter(|h| *h != lost).collect();
     let t0 = Instant::now();
     let sampler = VipSampler::start(t0);
-    s.lab.must(&["kill-host", lost]);
+    s.lab.inject(&Fault::kill_host(lost));
     let probes = [
         first_ok(t0, addr(others[0])),
         first_ok(t0, addr(others[1])),
@@ -127,7 +128,7 @@ fn partitioned_master_host_is_fenced_before_the_promotion() {
     let last = acked.last().map(|(t, _)| *t).unwrap_or_default();
     let missing = missing_on(host, acked.iter().map(|(_, k)| k.as_str()))
         .unwrap_or_else(|| panic!("cannot read the new master {host}"));
-    s.lab.must(&["heal", "n1"]);
+    s.lab.undo(&Fault::partition("n1", Cut::Reject));
     std::thread::sleep(Duration::from_millis(3000));
     let (most, _) = sampler.finish(0);
     eprintln!(
@@ -179,7 +180,7 @@ fn frozen_holder_raftinel_loses_the_vip_but_no_write() {
     let s = setup();
     let t0 = Instant::now();
     let sampler = VipSampler::start(t0);
-    s.lab.must(&["pause", "n1", "raftinel"]);
+    s.lab.inject(&Fault::pause("n1", Daemon::Raftinel));
     let mut failed = 0;
     let mut written = Vec::new();
     for i in 0..400 {
@@ -197,7 +198,7 @@ fn frozen_holder_raftinel_loses_the_vip_but_no_write() {
         .into_iter()
         .filter(|h| role(h).as_deref() == Some("master"))
         .collect();
-    s.lab.must(&["resume", "n1", "raftinel"]);
+    s.lab.undo(&Fault::pause("n1", Daemon::Raftinel));
     let back = bounded("VIP back on n1", Duration::from_secs(10), || {
         vip_hosts() == vec!["n1"]
     });
@@ -270,7 +271,7 @@ fn frozen_and_cut_off_holder_is_replaced_after_the_lease() {
     );
     let t0 = Instant::now();
     let sampler = VipSampler::start(t0);
-    s.lab.must(&["pause", "n1", "raftinel"]);
+    s.lab.inject(&Fault::pause("n1", Daemon::Raftinel));
     let Partitioned { acked, promoted } = partition_n1(&s, t0);
     let (host, at) = promoted.unwrap_or_else(|| panic!("no promotion\n{}", s.logs()));
     let last = acked.last().map(|(t, _)| *t).unwrap_or_default();
@@ -280,12 +281,12 @@ fn frozen_and_cut_off_holder_is_replaced_after_the_lease() {
 
     // raftinel runs again, its host still cut off: its lease is long over, so it fences at once.
     let resumed = Instant::now();
-    s.lab.must(&["resume", "n1", "raftinel"]);
+    s.lab.undo(&Fault::pause("n1", Daemon::Raftinel));
     let fenced = bounded("n1 fenced after SIGCONT", Duration::from_secs(3), || {
         min_replicas("n1").as_deref() == Some("2147483647")
     });
     let fenced_after = resumed.elapsed();
-    s.lab.must(&["heal", "n1"]);
+    s.lab.undo(&Fault::partition("n1", Cut::Reject));
     let back = bounded("old master a replica", Duration::from_secs(20), || {
         role("n1").as_deref() == Some("slave")
     });

@@ -1,34 +1,37 @@
 #!/usr/bin/env bash
-# A three-host lab on one machine, in network namespaces: hosts n1, n2, n3 and a client, wired to
-# a bridge that lives in a namespace of its own (10.77.0.0/24; nothing is configured in the root
+# A three-host lab on one machine, in network namespaces: hosts n1, n2, n3 (plus n4, spare, for a
+# fourth raftinel node) and a client, wired to a bridge that lives in a namespace of its own (10.77.0.0/24; nothing is configured in the root
 # namespace). Used by the README demo and by tests/lab.rs. Needs root, iproute2 and iptables.
 #
 #   lab.sh up                      create the namespaces (fails if they exist: run `down` first)
 #   lab.sh down                    kill everything in them and delete them (always safe to run)
-#   lab.sh run HOST CMD...         run CMD inside HOST (n1, n2, n3, client)
+#   lab.sh run HOST CMD...         run CMD inside HOST (n1, n2, n3, n4, client)
 #   lab.sh kill-host HOST          take HOST's link down, then kill -9 every process in it
 #   lab.sh pause HOST PATTERN      SIGSTOP the processes in HOST whose command line matches
 #   lab.sh resume HOST PATTERN     SIGCONT them
-#   lab.sh partition HOST MODE     cut HOST off from the other hosts (not from the client):
-#                                  MODE drop | reject (iptables) | link (its link down: the
-#                                  client is cut off too) | loss:PCT (iptables -m statistic)
+#   lab.sh partition HOST MODE [PEER]
+#                                  cut HOST off from the other hosts (not from the client), or
+#                                  from PEER only (a single link): MODE drop | reject (iptables)
+#                                  | in (drop what HOST receives: one-way) | out (drop what it
+#                                  sends) | link (its link down: the client is cut off too; no
+#                                  PEER) | loss:PCT (iptables -m statistic)
 #   lab.sh heal HOST               undo partition / kill-host's link down
 #   lab.sh addr HOST               the host's address; `lab.sh addr vip` the demo VIP
 #
 # LAB_PREFIX (default empty) prefixes every namespace name, so a test lab and a demo lab can
-# coexist. Addresses: n1 10.77.0.11, n2 10.77.0.12, n3 10.77.0.13, client 10.77.0.100,
+# coexist. Addresses: n1 10.77.0.11, n2 10.77.0.12, n3 10.77.0.13, n4 10.77.0.14, client 10.77.0.100,
 # VIP 10.77.0.200/24 on eth0.
 set -euo pipefail
 
 P="${LAB_PREFIX:-}"
-HOSTS=(n1 n2 n3 client)
+HOSTS=(n1 n2 n3 n4 client)
 BR="${P}br"
 
 addr_of() {
   case "$1" in
-    n1) echo 10.77.0.11 ;; n2) echo 10.77.0.12 ;; n3) echo 10.77.0.13 ;;
+    n1) echo 10.77.0.11 ;; n2) echo 10.77.0.12 ;; n3) echo 10.77.0.13 ;; n4) echo 10.77.0.14 ;;
     client) echo 10.77.0.100 ;; vip) echo 10.77.0.200 ;;
-    *) echo "lab.sh: unknown host '$1' (n1, n2, n3, client)" >&2; exit 2 ;;
+    *) echo "lab.sh: unknown host '$1' (n1, n2, n3, n4, client)" >&2; exit 2 ;;
   esac
 }
 
@@ -79,14 +82,20 @@ down() {
 }
 
 cut() {
-  local host="$1" mode="$2" n; n=$(ns "$host")
+  local host="$1" mode="$2" peer="${3:-}" n; n=$(ns "$host")
   case "$mode" in
-    link) ip -n "$n" link set eth0 down; return ;;
+    link)
+      [ -z "$peer" ] || { echo "lab.sh: mode link takes no PEER (it cuts every link)" >&2; exit 2; }
+      ip -n "$n" link set eth0 down; return ;;
   esac
-  for other in n1 n2 n3; do
+  [ -z "$peer" ] || addr_of "$peer" >/dev/null
+  for other in n1 n2 n3 n4; do
     [ "$other" = "$host" ] && continue
+    [ -z "$peer" ] || [ "$other" = "$peer" ] || continue
     local a; a=$(addr_of "$other")
     case "$mode" in
+      in) ip netns exec "$n" iptables -A LAB_IN -s "$a" -j DROP ;;
+      out) ip netns exec "$n" iptables -A LAB_OUT -d "$a" -j DROP ;;
       drop)
         ip netns exec "$n" iptables -A LAB_IN -s "$a" -j DROP
         ip netns exec "$n" iptables -A LAB_OUT -d "$a" -j DROP ;;
@@ -103,7 +112,7 @@ cut() {
         local pct="${mode#loss:}"
         ip netns exec "$n" iptables -A LAB_IN -s "$a" -m statistic --mode random \
           --probability "$(awk -v p="$pct" 'BEGIN { printf "%.4f", p / 100 }')" -j DROP ;;
-      *) echo "lab.sh: partition mode '$mode' is not drop, reject, link or loss:PCT" >&2; exit 2 ;;
+      *) echo "lab.sh: partition mode '$mode' is not drop, reject, in, out, link or loss:PCT" >&2; exit 2 ;;
     esac
   done
 }
@@ -137,8 +146,8 @@ case "$cmd" in
     ip netns pids "$(ns "$1")" | xargs -r kill -9 ;;
   pause) signal_matching "$1" STOP "$2" ;;
   resume) signal_matching "$1" CONT "$2" ;;
-  partition) cut "$1" "$2" ;;
+  partition) cut "$1" "$2" "${3:-}" ;;
   heal) heal "$1" ;;
   addr) addr_of "$1" ;;
-  *) sed -n '2,22p' "$0"; exit 2 ;;
+  *) sed -n '2,/^set -euo/{/^set/!p}' "$0"; exit 2 ;;
 esac

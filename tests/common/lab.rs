@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use super::fault::Fault;
 use super::process::Proc;
 
 /// Namespace prefix: `rlt-` unless `RAFTINEL_LAB_PREFIX` names another, so a benchmark's lab
@@ -59,6 +60,24 @@ impl Lab {
             "lab.sh {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Injects a fault that is a lab.sh verb (a pause, a partition, a host's loss).
+    pub fn inject(&self, fault: &Fault) {
+        let args = fault
+            .lab_args()
+            .unwrap_or_else(|| panic!("`{fault}` is not a lab.sh verb"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.must(&args);
+    }
+
+    /// Undoes the lab.sh side of `fault` (SIGCONT, heal).
+    pub fn undo(&self, fault: &Fault) {
+        let args = fault
+            .heal_args()
+            .unwrap_or_else(|| panic!("`{fault}` has no lab.sh undo"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.must(&args);
     }
 
     /// Starts `cmd` inside `host` under `name`, its output appended to `log`; killed on drop.

@@ -13,6 +13,7 @@ use raftinel::lease::netlink::{ifindex, Netlink};
 use raftinel::certs::issue::{Ca, Issued};
 
 use super::bin;
+use super::fault::{Cut, Fault};
 use super::lab::{enter, in_ns, Lab};
 
 pub const HOSTS: [&str; 3] = ["n1", "n2", "n3"];
@@ -24,15 +25,22 @@ pub fn addr(host: &str) -> &'static str {
         "n1" => "10.77.0.11",
         "n2" => "10.77.0.12",
         "n3" => "10.77.0.13",
+        "n4" => "10.77.0.14",
         _ => "10.77.0.100",
     }
 }
+
+/// The lab's VIP lines of a node's config: `vip-allowed` and `[masters.mymaster]` with its `vip`.
+const VIP_CONFIG: &str =
+    "vip-allowed = [\"10.77.0.0/24\"]\n[masters.mymaster]\nvip = \"10.77.0.200/24\"\n";
 
 pub struct Setup {
     pub lab: Lab,
     pub dir: tempfile::TempDir,
     /// The host whose Redis starts as master.
     pub master: &'static str,
+    /// The cluster's CA, for nodes that join later.
+    pub ca: Ca,
 }
 
 impl Setup {
@@ -40,7 +48,15 @@ impl Setup {
         self.dir.path().join(format!("{name}.log"))
     }
 
+    /// Starts `host`'s Redis, a replica of the first master unless it is on that host.
     pub fn start_redis(&mut self, host: &str) {
+        let master = (host != self.master).then_some(self.master);
+        self.spawn_redis(host, master);
+    }
+
+    /// Starts `host`'s Redis fenced, a replica of `master`'s if given (else a master, as a
+    /// restarted Redis with no `replicaof` in its config comes back).
+    pub fn spawn_redis(&mut self, host: &str, master: Option<&str>) {
         let dir = self.dir.path().join(format!("redis-{host}"));
         std::fs::create_dir_all(&dir).unwrap();
         let mut args = vec![
@@ -65,36 +81,34 @@ impl Setup {
             "--min-replicas-max-lag".into(),
             "10".into(),
         ];
-        if host != self.master {
-            args.extend([
-                "--replicaof".into(),
-                addr(self.master).into(),
-                "6379".into(),
-            ]);
+        if let Some(m) = master {
+            args.extend(["--replicaof".into(), addr(m).into(), "6379".into()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let log = self.log(&format!("redis-{host}"));
         self.lab.spawn(host, "redis", &args, &log);
     }
 
+    fn save(&self, stem: &str, issued: &Issued) {
+        let dir = self.dir.path();
+        std::fs::write(dir.join(format!("{stem}.pem")), &issued.pem).unwrap();
+        std::fs::write(dir.join(format!("{stem}.key")), &issued.key_pem).unwrap();
+    }
+
     /// The cluster's CA, a certificate per node (for its lab address) and the admin's, in the
     /// setup's directory.
     fn make_certs(&self) {
-        let ca = Ca::create().unwrap();
-        let dir = self.dir.path();
-        let save = |stem: &str, i: &Issued| {
-            std::fs::write(dir.join(format!("{stem}.pem")), &i.pem).unwrap();
-            std::fs::write(dir.join(format!("{stem}.key")), &i.key_pem).unwrap();
-        };
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(self.dir.path().join("ca.pem"), self.ca.pem()).unwrap();
         for (i, host) in HOSTS.iter().enumerate() {
-            let ip = addr(host).parse().unwrap();
-            save(
-                &format!("node-{}", i + 1),
-                &ca.node(i as u64 + 1, &[ip]).unwrap(),
-            );
+            self.node_cert(i as u64 + 1, host);
         }
-        save("admin-admin", &ca.admin("admin").unwrap());
+        self.save("admin-admin", &self.ca.admin("admin").unwrap());
+    }
+
+    /// A certificate for node `id` on `host` (node-ID.pem / .key).
+    pub fn node_cert(&self, id: u64, host: &str) {
+        let ip = addr(host).parse().unwrap();
+        self.save(&format!("node-{id}"), &self.ca.node(id, &[ip]).unwrap());
     }
 
     /// `ctl`'s flags for the admin certificate.
@@ -116,9 +130,7 @@ impl Setup {
 
     /// `start_node` with raftinel run under `wrapper` (e.g. setpriv dropping capabilities).
     pub fn start_node_under(&mut self, id: usize, wrapper: &[&str]) {
-        let vip =
-            "vip-allowed = [\"10.77.0.0/24\"]\n[masters.mymaster]\nvip = \"10.77.0.200/24\"\n";
-        self.start_node_config(id, wrapper, vip);
+        self.start_node_config(id, wrapper, VIP_CONFIG);
     }
 
     /// `start_node` with a `vip-allowed` that does not cover the lab's VIP (so no `vip` line in
@@ -131,23 +143,70 @@ impl Setup {
     /// `vip` holds `vip-allowed` and opens `[masters.mymaster]` (maybe with its `vip`).
     fn start_node_config(&mut self, id: usize, wrapper: &[&str], vip: &str) {
         let host = HOSTS[id - 1];
-        let cfg = self.dir.path().join(format!("{host}.toml"));
-        let text = format!(
-            "id = {id}\nlisten = \"{a}:26380\"\nsentinel-listen = \"{a}:26379\"\ndata-dir = \"{d}\"\n\
-             default-down-after-ms = {DOWN_AFTER_MS}\nlocal-redis = [\"{a}:6379\"]\n{vip}\
-             vip-interface = \"eth0\"\n[peers]\n1 = \"10.77.0.11:26380\"\n\
-             2 = \"10.77.0.12:26380\"\n3 = \"10.77.0.13:26380\"\n\
-             [tls]\ncert = \"{c}/node-{id}.pem\"\nkey = \"{c}/node-{id}.key\"\nca = \"{c}/ca.pem\"\n",
-            a = addr(host),
-            d = self.dir.path().join(format!("data-{host}")).display(),
-            c = self.dir.path().display(),
-        );
-        std::fs::write(&cfg, text).unwrap();
-        let cfg = cfg.display().to_string();
+        let peers = "[peers]\n1 = \"10.77.0.11:26380\"\n2 = \"10.77.0.12:26380\"\n\
+                     3 = \"10.77.0.13:26380\"\n";
+        let cfg = self.write_config(host, id as u64, vip, peers);
         let log = self.log(&format!("raftinel-{host}"));
         let mut cmd = wrapper.to_vec();
         cmd.extend([bin(), "serve", "--config", &cfg]);
         self.lab.spawn(host, "raftinel", &cmd, &log);
+    }
+
+    /// Node `id`'s config on `host` (data in `data_dir(host, id)`; the host's Redis local if it
+    /// has one): `vip` as in `start_node_config`, then `members` (a `[peers]` table, or
+    /// `join = ...` for a node that joins a running cluster). Returns its path.
+    pub fn write_config(&self, host: &str, id: u64, vip: &str, members: &str) -> String {
+        let cfg = self.dir.path().join(format!("{host}.toml"));
+        let local = if HOSTS.contains(&host) {
+            format!("local-redis = [\"{}:6379\"]\n", addr(host))
+        } else {
+            String::new()
+        };
+        let text = format!(
+            "id = {id}\nlisten = \"{a}:26380\"\nsentinel-listen = \"{a}:26379\"\ndata-dir = \"{d}\"\n\
+             default-down-after-ms = {DOWN_AFTER_MS}\n{local}{vip}vip-interface = \"eth0\"\n\
+             [tls]\ncert = \"{c}/node-{id}.pem\"\nkey = \"{c}/node-{id}.key\"\nca = \"{c}/ca.pem\"\n\
+             {members}",
+            a = addr(host),
+            d = self.data_dir(host, id).display(),
+            c = self.dir.path().display(),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        cfg.display().to_string()
+    }
+
+    /// Where node `id` on `host` keeps its data (the first three nodes: `data-HOST`).
+    pub fn data_dir(&self, host: &str, id: u64) -> std::path::PathBuf {
+        if HOSTS.iter().position(|h| *h == host) == Some(id as usize - 1) {
+            self.dir.path().join(format!("data-{host}"))
+        } else {
+            self.dir.path().join(format!("data-{host}-{id}"))
+        }
+    }
+
+    /// Starts node `id` on `host` as a node joining the running cluster through n1..n3, with
+    /// the lab's VIP config; `ctl members add` makes it a member.
+    pub fn start_joiner(&mut self, host: &str, id: u64) {
+        self.node_cert(id, host);
+        let cfg = self.write_config(
+            host,
+            id,
+            VIP_CONFIG,
+            "join = \"10.77.0.11:26380\"\n",
+        );
+        self.spawn_node(host, &cfg);
+    }
+
+    /// Starts raftinel on `host` with the config `start_node_*` or `start_joiner` wrote last.
+    pub fn restart_node(&mut self, host: &str) {
+        let cfg = self.dir.path().join(format!("{host}.toml")).display().to_string();
+        self.spawn_node(host, &cfg);
+    }
+
+    fn spawn_node(&mut self, host: &str, cfg: &str) {
+        let log = self.log(&format!("raftinel-{host}"));
+        self.lab
+            .spawn(host, "raftinel", &[bin(), "serve", "--config", cfg], &log);
     }
 
     pub fn ctl(&self, args: &[&str]) -> bool {
@@ -198,6 +257,7 @@ pub fn setup_on(master: &'static str) -> Setup {
         lab: Lab::up(),
         dir: tempfile::tempdir().unwrap(),
         master,
+        ca: Ca::create().unwrap(),
     };
     s.make_certs();
     for h in HOSTS {
@@ -340,7 +400,14 @@ pub struct VipSampler {
 }
 
 impl VipSampler {
+    /// Samples for at most a minute.
     pub fn start(t0: Instant) -> VipSampler {
+        VipSampler::start_for(t0, Duration::from_secs(60))
+    }
+
+    /// Samples for at most `limit`.
+    pub fn start_for(t0: Instant, limit: Duration) -> VipSampler {
+        let rounds = limit.as_millis() / 10 + 1;
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let current = Arc::new(Mutex::new([false; 3]));
@@ -352,7 +419,7 @@ impl VipSampler {
                 let ip: Ipv4Addr = VIP.parse().unwrap();
                 let mut nl = Netlink::open().unwrap();
                 let index = ifindex("eth0").unwrap();
-                for _ in 0..6000 {
+                for _ in 0..rounds {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
@@ -374,12 +441,17 @@ impl VipSampler {
         }
     }
 
-    /// The most hosts seen holding the VIP at once, and the first time it was on `host` alone.
-    pub fn finish(self, host: usize) -> (usize, Option<Duration>) {
+    /// Stops the threads; the samples stay.
+    pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+
+    /// The most hosts seen holding the VIP at once, and the first time it was on `host` alone.
+    pub fn finish(mut self, host: usize) -> (usize, Option<Duration>) {
+        self.stop();
         let samples = self.samples.lock().unwrap();
         let max = samples
             .iter()
@@ -440,7 +512,7 @@ pub struct Partitioned {
 /// Cuts n1 off from n2 and n3 (REJECT; the client still reaches it) at `t0`, then for 6 s writes
 /// to n1 from the client every 10 ms and watches n2 and n3 for a promotion every 50 ms.
 pub fn partition_n1(s: &Setup, t0: Instant) -> Partitioned {
-    s.lab.must(&["partition", "n1", "reject"]);
+    s.lab.inject(&Fault::partition("n1", Cut::Reject));
     let mut run = Partitioned {
         acked: Vec::new(),
         promoted: None,

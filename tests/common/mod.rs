@@ -2,6 +2,7 @@
 //! data dirs, killed with SIGKILL or stopped with SIGTERM, polled against deadlines.
 #![allow(dead_code)]
 
+pub mod fault;
 pub mod firewall;
 pub mod lab;
 pub mod lab_hosts;

@@ -1,0 +1,313 @@
+//! The nemesis's observers, each a thread on the lab's client host: two writers (one finds the
+//! master through the Sentinel ports as a Sentinel client does, one writes to the VIP) that append
+//! unique increasing values and record every acknowledgement with the instance that gave it; a
+//! sampler of every node's config epoch; and a reader of the log's events (`ctl watch`) for the
+//! promotions. Every loop is bounded by the run's length.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::common::bin;
+use super::common::lab::{enter, prefix};
+use super::common::lab_hosts::{addr, VIP};
+use super::history::{Ack, EpochSample, Path, Promotion};
+
+/// Pause between two writes of one writer.
+const WRITE_EVERY: Duration = Duration::from_millis(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+const IO_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Microseconds since `t0`.
+pub fn us(t0: Instant) -> u64 {
+    t0.elapsed().as_micros() as u64
+}
+
+/// The lab host with address `ip`.
+pub fn host_of(ip: &str) -> Option<String> {
+    ["n1", "n2", "n3", "n4"]
+        .into_iter()
+        .find(|h| addr(h) == ip)
+        .map(str::to_owned)
+}
+
+fn connect(ip: &str, port: u16) -> redis::RedisResult<redis::Connection> {
+    let client = redis::Client::open(format!("redis://{ip}:{port}/"))?;
+    let c = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    c.set_read_timeout(Some(IO_TIMEOUT))?;
+    c.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(c)
+}
+
+/// What one writer saw.
+#[derive(Default)]
+pub struct Written {
+    pub acks: Vec<Ack>,
+    pub failed: u64,
+}
+
+/// A connection to one Redis and the host it is on.
+struct Target {
+    conn: redis::Connection,
+    host: String,
+}
+
+/// Through the VIP: the host is whichever one answers; `CONFIG GET dir` names it (the lab's
+/// Redis on host H runs in `.../redis-H`).
+fn vip_target() -> Option<Target> {
+    let mut conn = connect(VIP, 6379).ok()?;
+    let dir: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("dir")
+        .query(&mut conn)
+        .ok()?;
+    let host = dir.get(1)?.rsplit("redis-").next()?.to_owned();
+    Some(Target { conn, host })
+}
+
+/// As a Sentinel client: ask the nodes' Sentinel ports in turn for the master, then check with
+/// ROLE that it is one.
+fn sentinel_target(turn: &mut usize) -> Option<Target> {
+    for _ in 0..3 {
+        *turn = (*turn + 1) % 3;
+        let node = addr(["n1", "n2", "n3"][*turn]);
+        let Ok(mut s) = connect(node, 26379) else {
+            continue;
+        };
+        let reply: redis::RedisResult<Option<(String, u16)>> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg("mymaster")
+            .query(&mut s);
+        let Ok(Some((ip, port))) = reply else {
+            continue;
+        };
+        let Some(host) = host_of(&ip) else { continue };
+        let Ok(mut conn) = connect(&ip, port) else {
+            continue;
+        };
+        let role: redis::RedisResult<redis::Value> = redis::cmd("ROLE").query(&mut conn);
+        match role {
+            Ok(redis::Value::Array(v))
+                if matches!(v.first(), Some(redis::Value::BulkString(b)) if b == b"master") =>
+            {
+                return Some(Target { conn, host });
+            }
+            _ => continue,
+        }
+    }
+    None
+}
+
+/// Appends 1, 2, 3, … to `path`'s list every 10 ms until `stop` (or `limit`).
+pub fn writer(t0: Instant, path: Path, stop: Arc<AtomicBool>, limit: Duration) -> JoinHandle<Written> {
+    std::thread::spawn(move || {
+        enter("client");
+        let mut out = Written::default();
+        let mut target: Option<Target> = None;
+        let mut turn = 0;
+        let rounds = limit.as_millis() as u64 / WRITE_EVERY.as_millis() as u64 + 1;
+        for value in 1..=rounds {
+            if stop.load(Ordering::Relaxed) || t0.elapsed() > limit {
+                break;
+            }
+            if target.is_none() {
+                target = match path {
+                    Path::Vip => vip_target(),
+                    Path::Sentinel => sentinel_target(&mut turn),
+                };
+            }
+            let Some(t) = target.as_mut() else {
+                out.failed += 1;
+                std::thread::sleep(WRITE_EVERY);
+                continue;
+            };
+            let sent_us = us(t0);
+            let reply: redis::RedisResult<i64> = redis::cmd("RPUSH")
+                .arg(path.key())
+                .arg(value)
+                .query(&mut t.conn);
+            match reply {
+                Ok(_) => out.acks.push(Ack {
+                    path,
+                    value,
+                    host: t.host.clone(),
+                    sent_us,
+                    acked_us: us(t0),
+                }),
+                Err(_) => {
+                    out.failed += 1;
+                    // Reconnect (and, for the Sentinel client, ask again) after any error, as
+                    // clients do after READONLY / NOREPLICAS / a reset.
+                    target = None;
+                }
+            }
+            std::thread::sleep(WRITE_EVERY);
+        }
+        out
+    })
+}
+
+/// Which node id runs on each host now (the harness updates it as nodes are replaced).
+pub type Ids = Arc<Mutex<BTreeMap<String, u64>>>;
+
+/// Every 100 ms, each node's config epoch for `mymaster` from its Sentinel port.
+pub fn epoch_sampler(
+    t0: Instant,
+    ids: Ids,
+    stop: Arc<AtomicBool>,
+    limit: Duration,
+) -> JoinHandle<Vec<EpochSample>> {
+    std::thread::spawn(move || {
+        enter("client");
+        let mut out = Vec::new();
+        let mut conns: BTreeMap<String, redis::Connection> = BTreeMap::new();
+        for _ in 0..limit.as_millis() / 100 + 1 {
+            if stop.load(Ordering::Relaxed) || t0.elapsed() > limit {
+                break;
+            }
+            let hosts: Vec<(String, u64)> = ids
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(h, id)| (h.clone(), *id))
+                .collect();
+            for (host, node) in hosts {
+                if !conns.contains_key(&host) {
+                    match connect(addr(&host), 26379) {
+                        Ok(c) => {
+                            conns.insert(host.clone(), c);
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                let Some(c) = conns.get_mut(&host) else { continue };
+                let reply: redis::RedisResult<Vec<String>> = redis::cmd("SENTINEL")
+                    .arg("MASTER")
+                    .arg("mymaster")
+                    .query(c);
+                let Ok(fields) = reply else {
+                    conns.remove(&host);
+                    continue;
+                };
+                let epoch = fields
+                    .chunks(2)
+                    .find(|kv| kv[0] == "config-epoch")
+                    .and_then(|kv| kv.get(1)?.parse().ok());
+                if let Some(epoch) = epoch {
+                    out.push(EpochSample {
+                        at_us: us(t0),
+                        node,
+                        epoch,
+                    });
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        out
+    })
+}
+
+/// `ctl --json watch` from the client host, restarted after the index it last saw whenever its
+/// node goes away: every `+switch-master` becomes a promotion, stamped when it arrived.
+pub struct Watcher {
+    child: Arc<Mutex<Option<Child>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Vec<Promotion>>>,
+}
+
+impl Watcher {
+    pub fn start(t0: Instant, ctl_args: Vec<String>, limit: Duration) -> Watcher {
+        let child: Arc<Mutex<Option<Child>>> = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (child.clone(), stop.clone());
+        let thread = std::thread::spawn(move || watch(t0, ctl_args, limit, c, s));
+        Watcher {
+            child,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<Promotion> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(c) = self.child.lock().unwrap().as_mut() {
+            let _ = c.kill();
+        }
+        self.thread
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(mut c) = self.child.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn watch(
+    t0: Instant,
+    ctl_args: Vec<String>,
+    limit: Duration,
+    child: Arc<Mutex<Option<Child>>>,
+    stop: Arc<AtomicBool>,
+) -> Vec<Promotion> {
+    let mut out = Vec::new();
+    let mut next = 1u64;
+    for _ in 0..(limit.as_millis() / 200 + 1) {
+        if stop.load(Ordering::Relaxed) || t0.elapsed() > limit {
+            break;
+        }
+        let spawned = Command::new("ip")
+            .args(["netns", "exec", &format!("{}client", prefix()), bin(), "ctl"])
+            .args(&ctl_args)
+            .args(["--json", "watch", "--from", &next.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn();
+        let Ok(mut c) = spawned else { break };
+        let Some(stdout) = c.stdout.take() else { break };
+        if let Some(mut old) = child.lock().unwrap().replace(c) {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let index = e["index"].as_u64().unwrap_or(0);
+            next = next.max(index + 1);
+            if e["kind"] != "+switch-master" {
+                continue;
+            }
+            // "NAME OLD-IP OLD-PORT NEW-IP NEW-PORT"
+            let payload = e["payload"].as_str().unwrap_or_default();
+            let Some(to) = payload.split(' ').nth(3).and_then(host_of) else {
+                continue;
+            };
+            out.push(Promotion {
+                at_us: us(t0),
+                index,
+                epoch: e["epoch"].as_u64().unwrap_or(0),
+                to,
+            });
+        }
+        if let Some(mut c) = child.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    out
+}

@@ -1,0 +1,591 @@
+//! Runs one schedule in the three-host lab: injects and undoes each fault at its time (as the
+//! deploy kit would run things: a killed raftinel is followed by `raftinel fence`, systemd's
+//! ExecStopPost; a restarted Redis comes back fenced), heals everything at the end, waits for the
+//! cluster to converge, and gathers the history: the observers' records, the final master's data
+//! and every node's Raft log read from its sled directory after the nodes are stopped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path as FsPath;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::storage::RaftLogStorage;
+use openraft::RaftLogReader;
+
+use super::clients::{self, us, Ids, Watcher};
+use super::common::fault::{Daemon, Fault};
+use super::common::lab::in_ns;
+use super::common::lab_hosts::{addr, link_up, setup, vip_hosts, Setup, VipSampler, HOSTS};
+use super::history::{Ending, History, NodeLog, Path, VipSample, Window};
+use super::schedule::{Schedule, Step};
+
+/// How long the cluster gets to converge after the last heal.
+const CONVERGE_WITHIN: Duration = Duration::from_secs(45);
+/// How long a membership change is retried (it needs a quorum, which a fault may be holding).
+const MEMBERSHIP_WITHIN: Duration = Duration::from_secs(20);
+
+/// One applied action, for the report: when, what, and whether it took.
+pub struct Applied {
+    pub at_us: u64,
+    pub what: String,
+    pub outcome: Result<(), String>,
+}
+
+/// The lab as the nemesis drives it.
+struct Harness {
+    s: Setup,
+    t0: Instant,
+    /// The node id running (or meant to run) on each host.
+    ids: Ids,
+    next_id: u64,
+    down: BTreeSet<(String, Daemon)>,
+    /// Hosts whose node was removed and wiped, waiting to rejoin.
+    replaced: BTreeSet<String>,
+    windows: Vec<Window>,
+    /// Step → its window and fault, while the fault is in.
+    open: BTreeMap<usize, (usize, Fault)>,
+    applied: Vec<Applied>,
+}
+
+/// What a run produced.
+pub struct Outcome {
+    pub history: History,
+    pub applied: Vec<Applied>,
+    /// The tail of each node's log, for a failing run.
+    pub logs: String,
+}
+
+/// Runs `schedule` in a fresh lab and returns what happened.
+pub fn run(schedule: &Schedule) -> Outcome {
+    let s = setup();
+    // The README's mitigation of the residual gap (a frozen raftinel on a host cut off): the
+    // holder puts min-replicas on its unfenced master.
+    let set = s.ctl(&[
+        "set",
+        "mymaster",
+        "min-replicas-to-write",
+        "1",
+        "min-replicas-max-lag",
+        "1",
+    ]);
+    assert!(set, "ctl set min-replicas failed\n{}", s.logs());
+    let ids: BTreeMap<String, u64> = HOSTS
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.to_string(), i as u64 + 1))
+        .collect();
+    let h = Harness {
+        s,
+        t0: Instant::now(),
+        ids: Arc::new(Mutex::new(ids)),
+        next_id: 10,
+        down: BTreeSet::new(),
+        replaced: BTreeSet::new(),
+        windows: Vec::new(),
+        open: BTreeMap::new(),
+        applied: Vec::new(),
+    };
+    h.go(schedule)
+}
+
+impl Harness {
+    fn go(mut self, schedule: &Schedule) -> Outcome {
+        let t0 = self.t0;
+        // Observers run past the schedule through the heal and the convergence wait.
+        let limit = Duration::from_secs(schedule.seconds) + CONVERGE_WITHIN * 3;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut vip = VipSampler::start_for(t0, limit);
+        let writers = [Path::Sentinel, Path::Vip]
+            .map(|p| clients::writer(t0, p, stop.clone(), limit));
+        let epochs = clients::epoch_sampler(t0, self.ids.clone(), stop.clone(), limit);
+        let mut ctl_args = vec![
+            "--cluster".to_owned(),
+            "10.77.0.11:26380,10.77.0.12:26380,10.77.0.13:26380".to_owned(),
+        ];
+        ctl_args.extend(self.s.ctl_tls());
+        let watcher = Watcher::start(t0, ctl_args, limit);
+
+        self.play(schedule);
+        let healed_us = self.heal_all();
+        let mut ending = self.converge(healed_us);
+
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut history = History {
+            first_master: "n1".to_owned(),
+            ..History::default()
+        };
+        for w in writers {
+            let w = w.join().unwrap_or_default();
+            history.acks.extend(w.acks);
+            history.failed_writes += w.failed;
+        }
+        if let Some(m) = &ending.master {
+            ending.data = final_data(m);
+        }
+        history.epochs = epochs.join().unwrap_or_default();
+        history.promotions = watcher.finish();
+        vip.stop();
+        history.vip = vip
+            .samples
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, on)| VipSample {
+                at_us: t.as_micros() as u64,
+                holders: HOSTS
+                    .iter()
+                    .zip(on)
+                    .filter(|(_, on)| **on)
+                    .map(|(h, _)| h.to_string())
+                    .collect(),
+            })
+            .collect();
+        let end_us = us(t0);
+        for w in &mut self.windows {
+            w.to_us = w.to_us.min(end_us);
+        }
+        history.faults = self.windows.clone();
+        history.ending = ending;
+        let logs = self.s.logs();
+        history.logs = self.stop_and_read_logs();
+        Outcome {
+            history,
+            applied: self.applied,
+            logs,
+        }
+    }
+
+    /// Injects and undoes every step at its time.
+    fn play(&mut self, schedule: &Schedule) {
+        // (time, step, undo?) in time order; an undo sorts after an injection at the same time.
+        let mut timeline: Vec<(u64, bool, usize)> = Vec::new();
+        for (i, s) in schedule.steps.iter().enumerate() {
+            timeline.push((s.at_ms, false, i));
+            if has_undo(&s.fault) {
+                timeline.push((s.at_ms + s.hold_ms, true, i));
+            }
+        }
+        timeline.sort();
+        for (at_ms, undo, i) in timeline {
+            let due = Duration::from_millis(at_ms);
+            if let Some(wait) = due.checked_sub(self.t0.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let step = &schedule.steps[i];
+            if undo {
+                if self.open.contains_key(&i) {
+                    let r = self.undo(i, &step.fault);
+                    self.record(format!("undo #{i} {}", step.fault), r);
+                }
+            } else {
+                let r = self.inject(i, step);
+                self.record(format!("#{i} {}", step.fault), r);
+            }
+        }
+    }
+
+    fn record(&mut self, what: String, outcome: Result<(), String>) {
+        eprintln!(
+            "nemesis {:>8.3} s  {what}{}",
+            self.t0.elapsed().as_secs_f64(),
+            match &outcome {
+                Ok(()) => String::new(),
+                Err(e) => format!("  ({e})"),
+            }
+        );
+        self.applied.push(Applied {
+            at_us: us(self.t0),
+            what,
+            outcome,
+        });
+    }
+
+    fn id_of(&self, host: &str) -> Option<u64> {
+        self.ids.lock().unwrap().get(host).copied()
+    }
+
+    fn open_window(&mut self, step: usize, fault: &Fault) {
+        let mut hosts: Vec<String> = fault.host().map(str::to_owned).into_iter().collect();
+        if let Fault::Partition { peer: Some(p), .. } = fault {
+            hosts.push(p.clone());
+        }
+        let frozen = matches!(
+            fault,
+            Fault::Pause {
+                daemon: Daemon::Raftinel,
+                ..
+            }
+        );
+        self.windows.push(Window {
+            step,
+            kind: fault.kind(),
+            hosts,
+            frozen_raftinel: frozen,
+            from_us: us(self.t0),
+            to_us: u64::MAX,
+        });
+        self.open.insert(step, (self.windows.len() - 1, fault.clone()));
+    }
+
+    fn inject(&mut self, i: usize, step: &Step) -> Result<(), String> {
+        let f = &step.fault;
+        if let Some(h) = f.host() {
+            if h != "n4" && self.replaced.contains(h) && !matches!(f, Fault::Replace { .. }) {
+                return Err("skipped: the host's node is being replaced".into());
+            }
+        }
+        match f {
+            Fault::Kill { host, daemon } => {
+                if self.down.contains(&(host.clone(), *daemon)) {
+                    return Err("skipped: already down".into());
+                }
+                self.open_window(i, f);
+                self.kill(host, *daemon);
+            }
+            Fault::Pause { host, daemon } => {
+                if self.down.contains(&(host.clone(), *daemon)) {
+                    return Err("skipped: not running".into());
+                }
+                self.open_window(i, f);
+                self.s.lab.inject(f);
+            }
+            Fault::KillHost { host } => {
+                self.open_window(i, f);
+                self.s.lab.inject(f);
+                for d in [Daemon::Raftinel, Daemon::Redis] {
+                    self.s.lab.kill(host, d.name());
+                    self.down.insert((host.clone(), d));
+                }
+            }
+            Fault::Partition { .. } => {
+                self.open_window(i, f);
+                self.s.lab.inject(f);
+            }
+            Fault::AddNode => {
+                self.open_window(i, f);
+                let id = self.next_id;
+                self.next_id += 1;
+                self.s.start_joiner("n4", id);
+                self.ids.lock().unwrap().insert("n4".into(), id);
+                self.members(&["add", &id.to_string(), "10.77.0.14:26380"])?;
+            }
+            Fault::Replace { host } => {
+                let Some(old) = self.id_of(host) else {
+                    return Err("skipped: no node on the host".into());
+                };
+                self.open_window(i, f);
+                self.replaced.insert(host.clone());
+                self.kill(host, Daemon::Raftinel);
+                self.ids.lock().unwrap().remove(host);
+                let _ = std::fs::remove_dir_all(self.s.data_dir(host, old));
+                self.members(&["remove", &old.to_string()])?;
+            }
+            Fault::Switchover => return self.ctl(&["switchover", "mymaster"]),
+            Fault::Maintenance => {
+                self.open_window(i, f);
+                self.ctl(&["pause", "mymaster"])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn undo(&mut self, i: usize, f: &Fault) -> Result<(), String> {
+        if let Some((w, _)) = self.open.remove(&i) {
+            self.windows[w].to_us = us(self.t0);
+        }
+        match f {
+            Fault::Kill { host, daemon } => self.restart(host, *daemon),
+            Fault::Pause { .. } | Fault::Partition { .. } => {
+                self.s.lab.undo(f);
+                Ok(())
+            }
+            Fault::KillHost { host } => {
+                self.s.lab.undo(f);
+                self.restart(host, Daemon::Redis)?;
+                self.restart(host, Daemon::Raftinel)
+            }
+            Fault::AddNode => {
+                let Some(id) = self.id_of("n4") else {
+                    return Ok(());
+                };
+                let r = self.members(&["remove", &id.to_string()]);
+                self.s.lab.kill("n4", "raftinel");
+                self.ids.lock().unwrap().remove("n4");
+                let _ = std::fs::remove_dir_all(self.s.data_dir("n4", id));
+                r
+            }
+            Fault::Replace { host } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.s.start_joiner(host, id);
+                self.down.remove(&(host.clone(), Daemon::Raftinel));
+                self.ids.lock().unwrap().insert(host.clone(), id);
+                self.replaced.remove(host);
+                self.members(&["add", &id.to_string(), &format!("{}:26380", addr(host))])
+            }
+            Fault::Switchover => Ok(()),
+            Fault::Maintenance => self.ctl_within(&["resume", "mymaster"], MEMBERSHIP_WITHIN),
+        }
+    }
+
+    /// kill -9; for raftinel, then `raftinel fence` as systemd's ExecStopPost would.
+    fn kill(&mut self, host: &str, daemon: Daemon) {
+        self.s.lab.kill(host, daemon.name());
+        self.down.insert((host.to_owned(), daemon));
+        if daemon == Daemon::Raftinel {
+            let cfg = self.s.dir.path().join(format!("{host}.toml"));
+            let cfg = cfg.display().to_string();
+            let out = self
+                .s
+                .lab
+                .sh(&["run", host, super::common::bin(), "fence", "--config", &cfg]);
+            if !out.status.success() {
+                eprintln!(
+                    "nemesis: raftinel fence on {host}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+
+    /// Starts `daemon` on `host` again if it is down (a Redis fenced, as the deploy kit does).
+    fn restart(&mut self, host: &str, daemon: Daemon) -> Result<(), String> {
+        if !self.down.remove(&(host.to_owned(), daemon)) {
+            return Ok(());
+        }
+        match daemon {
+            Daemon::Redis => self.s.spawn_redis(host, None),
+            Daemon::Raftinel if self.replaced.contains(host) => {
+                // Its node rejoins when the replacement is undone.
+                self.down.insert((host.to_owned(), daemon));
+            }
+            Daemon::Raftinel => {
+                self.s.lab.kill(host, "raftinel");
+                self.s.restart_node(host);
+            }
+        }
+        Ok(())
+    }
+
+    fn ctl(&self, args: &[&str]) -> Result<(), String> {
+        let out = self.s.ctl_out(args);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    /// `ctl ARGS`, retried every 300 ms within `within`.
+    fn ctl_within(&self, args: &[&str], within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let mut last = String::new();
+        for _ in 0..200 {
+            match self.ctl(args) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Err(last)
+    }
+
+    fn members(&self, args: &[&str]) -> Result<(), String> {
+        let mut full = vec!["members"];
+        full.extend_from_slice(args);
+        self.ctl_within(&full, MEMBERSHIP_WITHIN)
+    }
+
+    /// Undoes every fault still in, then makes sure every host runs its Redis and its node.
+    /// Returns when the last heal was done.
+    fn heal_all(&mut self) -> u64 {
+        let open: Vec<(usize, Fault)> = self
+            .open
+            .iter()
+            .map(|(s, (_, f))| (*s, f.clone()))
+            .collect();
+        for (step, fault) in open {
+            let r = self.undo(step, &fault);
+            self.record(format!("heal #{step} {fault}"), r);
+        }
+        for h in HOSTS {
+            let _ = self.s.lab.sh(&["heal", h]);
+            let _ = self.s.lab.sh(&["resume", h, "raftinel serve"]);
+            let _ = self.s.lab.sh(&["resume", h, "redis-server"]);
+            let r = self
+                .restart(h, Daemon::Redis)
+                .and_then(|()| self.restart(h, Daemon::Raftinel));
+            if r.is_err() {
+                self.record(format!("restart {h}"), r);
+            }
+        }
+        us(self.t0)
+    }
+
+    /// Waits until exactly one instance takes writes (when, first), then until the nodes agree
+    /// on it, the VIP is on its host alone and the other two replicate from it.
+    fn converge(&self, healed_us: u64) -> Ending {
+        let mut ending = Ending {
+            healed_us,
+            ..Ending::default()
+        };
+        let deadline = Instant::now() + CONVERGE_WITHIN;
+        for _ in 0..1000 {
+            let writable: Vec<&str> = HOSTS.into_iter().filter(|h| takes_writes(h)).collect();
+            if writable.len() == 1 && ending.one_writable_us.is_none() {
+                ending.one_writable_us = Some(us(self.t0));
+            }
+            let master = writable.first().copied();
+            ending.unconverged = match (writable.len(), master) {
+                (1, Some(m)) => self.disagreements(m),
+                (n, _) => vec![format!("{n} instances take writes: {writable:?}")],
+            };
+            if writable.len() == 1 {
+                ending.master = master.map(str::to_owned);
+            }
+            if ending.unconverged.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ending
+    }
+
+    /// What still disagrees with `master` being the one master.
+    fn disagreements(&self, master: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for h in HOSTS {
+            let said = in_ns("client", || sentinel_master(h));
+            if said.as_deref() != Some(master) {
+                out.push(format!("node on {h} names master {said:?}, not {master}"));
+            }
+            if h != master && !link_up(h) {
+                out.push(format!("{h} does not replicate from {master}"));
+            }
+        }
+        let vip = vip_hosts();
+        if vip != vec![master] {
+            out.push(format!("the VIP is on {vip:?}, not on {master}"));
+        }
+        out
+    }
+
+    /// Stops every node (kill -9, as a crash) and reads each one's Raft log from its data dir.
+    fn stop_and_read_logs(&mut self) -> Vec<NodeLog> {
+        let ids: Vec<(String, u64)> = self
+            .ids
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, id)| (h.clone(), *id))
+            .collect();
+        for (h, _) in &ids {
+            self.s.lab.kill(h, "raftinel");
+        }
+        let mut logs = Vec::new();
+        for (h, id) in ids {
+            match read_log(id, &self.s.data_dir(&h, id)) {
+                Ok(l) => logs.push(l),
+                Err(e) => eprintln!("nemesis: node {id}'s log on {h}: {e}"),
+            }
+        }
+        logs
+    }
+}
+
+fn has_undo(f: &Fault) -> bool {
+    !matches!(f, Fault::Switchover)
+}
+
+/// Whether an RPUSH to `host`'s Redis from the client is acknowledged.
+fn takes_writes(host: &str) -> bool {
+    in_ns("client", || {
+        let Ok(client) = redis::Client::open(format!("redis://{}:6379/", addr(host))) else {
+            return false;
+        };
+        let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_millis(300)));
+        redis::cmd("RPUSH")
+            .arg("nemesis:probe")
+            .arg(1)
+            .query::<i64>(&mut c)
+            .is_ok()
+    })
+}
+
+/// The host the node on `host` names as master on its Sentinel port.
+fn sentinel_master(host: &str) -> Option<String> {
+    let client = redis::Client::open(format!("redis://{}:26379/", addr(host))).ok()?;
+    let mut c = client
+        .get_connection_with_timeout(Duration::from_millis(200))
+        .ok()?;
+    c.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+    let (ip, _): (String, u16) = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg("mymaster")
+        .query(&mut c)
+        .ok()?;
+    clients::host_of(&ip)
+}
+
+/// Each writer's list on the final master.
+fn final_data(master: &str) -> BTreeMap<Path, Vec<u64>> {
+    in_ns("client", || {
+        let mut out = BTreeMap::new();
+        let Ok(client) = redis::Client::open(format!("redis://{}:6379/", addr(master))) else {
+            return out;
+        };
+        let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
+            return out;
+        };
+        for p in [Path::Sentinel, Path::Vip] {
+            let list: redis::RedisResult<Vec<u64>> =
+                redis::cmd("LRANGE").arg(p.key()).arg(0).arg(-1).query(&mut c);
+            if let Ok(list) = list {
+                out.insert(p, list);
+            }
+        }
+        out
+    })
+}
+
+/// Node `node`'s log from the sled database in `dir` (the node must be stopped).
+fn read_log(node: u64, dir: &FsPath) -> Result<NodeLog, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let db = sled::Config::new()
+            .path(dir)
+            .open()
+            .map_err(|e| e.to_string())?;
+        let mut store = raftinel::raft::LogStore::open(&db, raftinel::raft::InstallGate::default())
+            .map_err(|e| e.to_string())?;
+        let state = store.get_log_state().await.map_err(|e| e.to_string())?;
+        let committed = store.read_committed().await.map_err(|e| e.to_string())?;
+        let purged = state.last_purged_log_id.map_or(0, |l| l.index);
+        let last = state.last_log_id.map_or(0, |l| l.index);
+        let entries = store
+            .try_get_log_entries(purged + 1..last + 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut log = NodeLog {
+            node,
+            committed: committed.map_or(0, |l| l.index),
+            purged,
+            entries: BTreeMap::new(),
+        };
+        for e in entries {
+            let bytes = raftinel::raft::codec::encode(&e).map_err(|e| e.to_string())?;
+            log.entries.insert(e.log_id.index, (e.log_id.leader_id.term, bytes));
+        }
+        Ok(log)
+    })
+}
