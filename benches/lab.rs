@@ -229,6 +229,7 @@ fn plain_redis_setup() -> Option<Setup> {
         lab: Lab::up(),
         dir: tempfile::tempdir().ok()?,
         master: "n1",
+        ca: raftinel::certs::issue::Ca::create().ok()?,
     };
     for h in HOSTS {
         s.start_redis(h);

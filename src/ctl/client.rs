@@ -17,6 +17,24 @@ use crate::raft::identity::HEADER;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long past a call's own deadline ctl waits before giving up on that node itself: a frozen
+/// (SIGSTOPped) node accepts the TCP connection and then never answers, not even with the
+/// deadline it was sent, and the grpc-timeout header binds only the server.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// `call`, or DEADLINE_EXCEEDED once `timeout` + GRACE has passed without an answer.
+async fn bounded<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    match tokio::time::timeout(timeout + GRACE, call).await {
+        Ok(r) => r,
+        Err(_) => Err(Status::deadline_exceeded(format!(
+            "no answer within {} s (is the node frozen or cut off?)",
+            (timeout + GRACE).as_secs()
+        ))),
+    }
+}
 
 /// Builds requests stamped with the cluster id and the admin token (if given) and a timeout.
 #[derive(Clone)]
@@ -133,7 +151,8 @@ impl Cluster {
     {
         let mut failures = Vec::new();
         for (addr, channel) in &self.nodes {
-            match f(TopologyClient::new(channel.clone()), self.stamp(timeout)).await {
+            let call = f(TopologyClient::new(channel.clone()), self.stamp(timeout));
+            match bounded(timeout, call).await {
                 Ok(resp) => return Ok(resp.into_inner()),
                 Err(s) if try_next(&s) => failures.push(format!("{addr}: {}", s.message())),
                 Err(s) => return Err(CtlError::Status(s.message().to_string())),
@@ -152,7 +171,8 @@ impl Cluster {
         for (addr, channel) in &self.nodes {
             let mut req = Request::new(WatchRequest { from_index: from });
             self.stamp(CALL_TIMEOUT).headers(req.metadata_mut());
-            let mut stream = match TopologyClient::new(channel.clone()).watch(req).await {
+            let mut client = TopologyClient::new(channel.clone());
+            let mut stream = match bounded(CALL_TIMEOUT, client.watch(req)).await {
                 Ok(s) => s.into_inner(),
                 Err(s) if try_next(&s) => {
                     failures.push(format!("{addr}: {}", s.message()));

@@ -143,9 +143,7 @@ impl Setup {
     /// `vip` holds `vip-allowed` and opens `[masters.mymaster]` (maybe with its `vip`).
     fn start_node_config(&mut self, id: usize, wrapper: &[&str], vip: &str) {
         let host = HOSTS[id - 1];
-        let peers = "[peers]\n1 = \"10.77.0.11:26380\"\n2 = \"10.77.0.12:26380\"\n\
-                     3 = \"10.77.0.13:26380\"\n";
-        let cfg = self.write_config(host, id as u64, vip, peers);
+        let cfg = self.write_config(host, id as u64, vip, None);
         let log = self.log(&format!("raftinel-{host}"));
         let mut cmd = wrapper.to_vec();
         cmd.extend([bin(), "serve", "--config", &cfg]);
@@ -153,20 +151,28 @@ impl Setup {
     }
 
     /// Node `id`'s config on `host` (data in `data_dir(host, id)`; the host's Redis local if it
-    /// has one): `vip` as in `start_node_config`, then `members` (a `[peers]` table, or
-    /// `join = ...` for a node that joins a running cluster). Returns its path.
-    pub fn write_config(&self, host: &str, id: u64, vip: &str, members: &str) -> String {
+    /// has one): `vip` as in `start_node_config`; the first three nodes as peers, or `join` the
+    /// running cluster through that address. Returns its path.
+    pub fn write_config(&self, host: &str, id: u64, vip: &str, join: Option<&str>) -> String {
         let cfg = self.dir.path().join(format!("{host}.toml"));
         let local = if HOSTS.contains(&host) {
             format!("local-redis = [\"{}:6379\"]\n", addr(host))
         } else {
             String::new()
         };
+        let (join, peers) = match join {
+            Some(j) => (format!("join = \"{j}\"\n"), ""),
+            None => (
+                String::new(),
+                "[peers]\n1 = \"10.77.0.11:26380\"\n2 = \"10.77.0.12:26380\"\n\
+                 3 = \"10.77.0.13:26380\"\n",
+            ),
+        };
         let text = format!(
             "id = {id}\nlisten = \"{a}:26380\"\nsentinel-listen = \"{a}:26379\"\ndata-dir = \"{d}\"\n\
-             default-down-after-ms = {DOWN_AFTER_MS}\n{local}{vip}vip-interface = \"eth0\"\n\
+             default-down-after-ms = {DOWN_AFTER_MS}\n{join}{local}{vip}vip-interface = \"eth0\"\n\
              [tls]\ncert = \"{c}/node-{id}.pem\"\nkey = \"{c}/node-{id}.key\"\nca = \"{c}/ca.pem\"\n\
-             {members}",
+             {peers}",
             a = addr(host),
             d = self.data_dir(host, id).display(),
             c = self.dir.path().display(),
@@ -184,22 +190,24 @@ impl Setup {
         }
     }
 
-    /// Starts node `id` on `host` as a node joining the running cluster through n1..n3, with
-    /// the lab's VIP config; `ctl members add` makes it a member.
+    /// Starts node `id` on `host` as a node joining the running cluster through n1 (n2 from n1),
+    /// with the lab's VIP config; `ctl members add` makes it a member.
     pub fn start_joiner(&mut self, host: &str, id: u64) {
         self.node_cert(id, host);
-        let cfg = self.write_config(
-            host,
-            id,
-            VIP_CONFIG,
-            "join = \"10.77.0.11:26380\"\n",
-        );
+        let via = if host == "n1" { "n2" } else { "n1" };
+        let via = format!("{}:26380", addr(via));
+        let cfg = self.write_config(host, id, VIP_CONFIG, Some(&via));
         self.spawn_node(host, &cfg);
     }
 
     /// Starts raftinel on `host` with the config `start_node_*` or `start_joiner` wrote last.
     pub fn restart_node(&mut self, host: &str) {
-        let cfg = self.dir.path().join(format!("{host}.toml")).display().to_string();
+        let cfg = self
+            .dir
+            .path()
+            .join(format!("{host}.toml"))
+            .display()
+            .to_string();
         self.spawn_node(host, &cfg);
     }
 
@@ -223,7 +231,18 @@ impl Setup {
     pub fn ctl_out(&self, args: &[&str]) -> std::process::Output {
         let cluster = "10.77.0.11:26380,10.77.0.12:26380,10.77.0.13:26380";
         let tls = self.ctl_tls();
-        let mut full = vec!["run", "client", bin(), "ctl", "--cluster", cluster];
+        // ctl bounds its own calls; the kill is the test's bound should that ever fail.
+        let mut full = vec![
+            "run",
+            "client",
+            "timeout",
+            "-s",
+            "KILL",
+            "120",
+            bin(),
+            "ctl",
+        ];
+        full.extend(["--cluster", cluster]);
         full.extend(tls.iter().map(String::as_str));
         full.extend_from_slice(args);
         self.lab.sh(&full)

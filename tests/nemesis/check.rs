@@ -101,9 +101,9 @@ fn master_at(ps: &[Effective], t: u64) -> Option<&Effective> {
 }
 
 fn frozen_at(h: &History, host: &str, t: u64) -> bool {
-    h.faults
-        .iter()
-        .any(|w| w.frozen_raftinel && w.hosts.iter().any(|x| x == host) && w.from_us <= t && t <= w.to_us)
+    h.faults.iter().any(|w| {
+        w.frozen_raftinel && w.hosts.iter().any(|x| x == host) && w.from_us <= t && t <= w.to_us
+    })
 }
 
 fn late_acks(h: &History, b: &Bounds, r: &mut Report) {
@@ -152,8 +152,10 @@ fn lost_writes(h: &History, b: &Bounds, r: &mut Report) {
     for path in [Path::Sentinel, Path::Vip] {
         let Some(kept) = h.ending.data.get(&path) else {
             if h.acks.iter().any(|a| a.path == path) {
-                r.violations
-                    .push(format!("the final master's {:?} list could not be read", path));
+                r.violations.push(format!(
+                    "the final master's {:?} list could not be read",
+                    path
+                ));
             }
             continue;
         };
@@ -193,7 +195,7 @@ fn lost_writes(h: &History, b: &Bounds, r: &mut Report) {
 fn explaining_fault(h: &History, b: &Bounds, a: &Ack) -> Option<usize> {
     h.faults
         .iter()
-        .filter(|w| w.hosts.iter().any(|x| *x == a.host))
+        .filter(|w| w.hosts.contains(&a.host))
         .filter(|w| {
             let after = if w.frozen_raftinel {
                 b.residual_us.max(b.loss_after_us)
@@ -256,7 +258,9 @@ fn logs(h: &History, r: &mut Report) {
                 let (x, y) = (a.entries.get(&index), b.entries.get(&index));
                 if x != y || x.is_none() {
                     let show = |e: Option<&(u64, Vec<u8>)>| {
-                        e.map_or("nothing".to_owned(), |(t, _)| format!("an entry of term {t}"))
+                        e.map_or("nothing".to_owned(), |(t, _)| {
+                            format!("an entry of term {t}")
+                        })
                     };
                     r.violations.push(format!(
                         "committed entry {index} differs: node {} has {}, node {} has {}",
@@ -413,7 +417,10 @@ mod tests {
         h.acks.push(ack(Path::Sentinel, 2, "n1", 12_200));
         h.ending.data.insert(Path::Sentinel, vec![1, 2]);
         let v = violations(&h);
-        assert!(v.iter().any(|v| v.contains("late acknowledgement: n1")), "{v:?}");
+        assert!(
+            v.iter().any(|v| v.contains("late acknowledgement: n1")),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -480,7 +487,11 @@ mod tests {
         h.vip[1100].holders = vec!["n1".into(), "n2".into()];
         let r = check(&h, &Bounds::default());
         assert_eq!(r.max_vip_holders, 2);
-        assert!(r.violations[0].starts_with("the VIP on 2 hosts"), "{:?}", r.violations);
+        assert!(
+            r.violations[0].starts_with("the VIP on 2 hosts"),
+            "{:?}",
+            r.violations
+        );
     }
 
     #[test]

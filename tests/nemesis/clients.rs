@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -91,8 +91,7 @@ fn sentinel_target(turn: &mut usize) -> Option<Target> {
         };
         let role: redis::RedisResult<redis::Value> = redis::cmd("ROLE").query(&mut conn);
         match role {
-            Ok(redis::Value::Array(v))
-                if matches!(v.first(), Some(redis::Value::BulkString(b)) if b == b"master") =>
+            Ok(redis::Value::Array(v)) if matches!(v.first(), Some(redis::Value::BulkString(b)) if b == b"master") =>
             {
                 return Some(Target { conn, host });
             }
@@ -103,7 +102,12 @@ fn sentinel_target(turn: &mut usize) -> Option<Target> {
 }
 
 /// Appends 1, 2, 3, … to `path`'s list every 10 ms until `stop` (or `limit`).
-pub fn writer(t0: Instant, path: Path, stop: Arc<AtomicBool>, limit: Duration) -> JoinHandle<Written> {
+pub fn writer(
+    t0: Instant,
+    path: Path,
+    stop: Arc<AtomicBool>,
+    limit: Duration,
+) -> JoinHandle<Written> {
     std::thread::spawn(move || {
         enter("client");
         let mut out = Written::default();
@@ -184,7 +188,9 @@ pub fn epoch_sampler(
                         Err(_) => continue,
                     }
                 }
-                let Some(c) = conns.get_mut(&host) else { continue };
+                let Some(c) = conns.get_mut(&host) else {
+                    continue;
+                };
                 let reply: redis::RedisResult<Vec<String>> = redis::cmd("SENTINEL")
                     .arg("MASTER")
                     .arg("mymaster")
@@ -211,83 +217,107 @@ pub fn epoch_sampler(
     })
 }
 
-/// `ctl --json watch` from the client host, restarted after the index it last saw whenever its
-/// node goes away: every `+switch-master` becomes a promotion, stamped when it arrived.
+/// `ctl --json watch` from the client host, one per node (a stream to a host whose link went
+/// down hangs silently, so each is restarted every 10 s after the index last seen): every
+/// `+switch-master` becomes a promotion, stamped when it first arrived.
 pub struct Watcher {
-    child: Arc<Mutex<Option<Child>>>,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Vec<Promotion>>>,
+    seen: Arc<Mutex<BTreeMap<u64, Promotion>>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
+/// How long one `ctl watch` runs before it is restarted.
+const WATCH_FOR: Duration = Duration::from_secs(10);
+
 impl Watcher {
-    pub fn start(t0: Instant, ctl_args: Vec<String>, limit: Duration) -> Watcher {
-        let child: Arc<Mutex<Option<Child>>> = Arc::new(Mutex::new(None));
+    /// `ctl_tls`: ctl's certificate flags.
+    pub fn start(t0: Instant, ctl_tls: Vec<String>, nodes: &[&str], limit: Duration) -> Watcher {
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, s) = (child.clone(), stop.clone());
-        let thread = std::thread::spawn(move || watch(t0, ctl_args, limit, c, s));
+        let seen = Arc::new(Mutex::new(BTreeMap::new()));
+        let next = Arc::new(AtomicU64::new(1));
+        let threads = nodes
+            .iter()
+            .map(|node| {
+                let mut args = vec!["--cluster".to_owned(), format!("{node}:26380")];
+                args.extend(ctl_tls.iter().cloned());
+                let (stop, seen, next) = (stop.clone(), seen.clone(), next.clone());
+                std::thread::spawn(move || {
+                    let rounds = limit.as_millis() / WATCH_FOR.as_millis() * 2 + 2;
+                    for _ in 0..rounds {
+                        if stop.load(Ordering::Relaxed) || t0.elapsed() > limit {
+                            break;
+                        }
+                        watch_once(t0, &args, &stop, &seen, &next);
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                })
+            })
+            .collect();
         Watcher {
-            child,
             stop,
-            thread: Some(thread),
+            seen,
+            threads,
         }
     }
 
     pub fn finish(mut self) -> Vec<Promotion> {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(c) = self.child.lock().unwrap().as_mut() {
-            let _ = c.kill();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
         }
-        self.thread
-            .take()
-            .map(|t| t.join().unwrap_or_default())
-            .unwrap_or_default()
+        let seen = self.seen.lock().unwrap();
+        seen.values().cloned().collect()
     }
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(mut c) = self.child.lock().unwrap().take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 
-fn watch(
+/// One `ctl watch` for at most WATCH_FOR.
+fn watch_once(
     t0: Instant,
-    ctl_args: Vec<String>,
-    limit: Duration,
-    child: Arc<Mutex<Option<Child>>>,
-    stop: Arc<AtomicBool>,
-) -> Vec<Promotion> {
-    let mut out = Vec::new();
-    let mut next = 1u64;
-    for _ in 0..(limit.as_millis() / 200 + 1) {
-        if stop.load(Ordering::Relaxed) || t0.elapsed() > limit {
-            break;
-        }
-        let spawned = Command::new("ip")
-            .args(["netns", "exec", &format!("{}client", prefix()), bin(), "ctl"])
-            .args(&ctl_args)
-            .args(["--json", "watch", "--from", &next.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .stdin(Stdio::null())
-            .spawn();
-        let Ok(mut c) = spawned else { break };
-        let Some(stdout) = c.stdout.take() else { break };
-        if let Some(mut old) = child.lock().unwrap().replace(c) {
-            let _ = old.kill();
-            let _ = old.wait();
-        }
+    args: &[String],
+    stop: &AtomicBool,
+    seen: &Arc<Mutex<BTreeMap<u64, Promotion>>>,
+    next: &Arc<AtomicU64>,
+) {
+    let spawned = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("{}client", prefix()),
+            bin(),
+            "ctl",
+        ])
+        .args(args)
+        .args([
+            "--json",
+            "watch",
+            "--from",
+            &next.load(Ordering::Relaxed).to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn();
+    let Ok(mut child) = spawned else { return };
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    };
+    let (seen, next) = (seen.clone(), next.clone());
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
             let index = e["index"].as_u64().unwrap_or(0);
-            next = next.max(index + 1);
+            next.fetch_max(index + 1, Ordering::Relaxed);
             if e["kind"] != "+switch-master" {
                 continue;
             }
@@ -296,18 +326,27 @@ fn watch(
             let Some(to) = payload.split(' ').nth(3).and_then(host_of) else {
                 continue;
             };
-            out.push(Promotion {
+            let p = Promotion {
                 at_us: us(t0),
                 index,
                 epoch: e["epoch"].as_u64().unwrap_or(0),
                 to,
+            };
+            seen.lock().unwrap().entry(index).or_insert_with(|| {
+                eprintln!(
+                    "nemesis {:>8.3} s  log index {index}: +switch-master {payload} (epoch {})",
+                    p.at_us as f64 / 1e6,
+                    p.epoch
+                );
+                p
             });
         }
-        if let Some(mut c) = child.lock().unwrap().take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    });
+    let started = Instant::now();
+    while started.elapsed() < WATCH_FOR && !stop.load(Ordering::Relaxed) && !reader.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
     }
-    out
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
 }

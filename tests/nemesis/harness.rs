@@ -23,7 +23,7 @@ use super::schedule::{Schedule, Step};
 /// How long the cluster gets to converge after the last heal.
 const CONVERGE_WITHIN: Duration = Duration::from_secs(45);
 /// How long a membership change is retried (it needs a quorum, which a fault may be holding).
-const MEMBERSHIP_WITHIN: Duration = Duration::from_secs(20);
+const MEMBERSHIP_WITHIN: Duration = Duration::from_secs(8);
 
 /// One applied action, for the report: when, what, and whether it took.
 pub struct Applied {
@@ -43,6 +43,8 @@ struct Harness {
     /// Hosts whose node was removed and wiped, waiting to rejoin.
     replaced: BTreeSet<String>,
     windows: Vec<Window>,
+    /// Membership changes that did not go through (no quorum then): retried at the heal.
+    pending: Vec<Vec<String>>,
     /// Step → its window and fault, while the fault is in.
     open: BTreeMap<usize, (usize, Fault)>,
     applied: Vec<Applied>,
@@ -83,6 +85,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
         down: BTreeSet::new(),
         replaced: BTreeSet::new(),
         windows: Vec::new(),
+        pending: Vec::new(),
         open: BTreeMap::new(),
         applied: Vec::new(),
     };
@@ -96,15 +99,11 @@ impl Harness {
         let limit = Duration::from_secs(schedule.seconds) + CONVERGE_WITHIN * 3;
         let stop = Arc::new(AtomicBool::new(false));
         let mut vip = VipSampler::start_for(t0, limit);
-        let writers = [Path::Sentinel, Path::Vip]
-            .map(|p| clients::writer(t0, p, stop.clone(), limit));
+        let writers =
+            [Path::Sentinel, Path::Vip].map(|p| clients::writer(t0, p, stop.clone(), limit));
         let epochs = clients::epoch_sampler(t0, self.ids.clone(), stop.clone(), limit);
-        let mut ctl_args = vec![
-            "--cluster".to_owned(),
-            "10.77.0.11:26380,10.77.0.12:26380,10.77.0.13:26380".to_owned(),
-        ];
-        ctl_args.extend(self.s.ctl_tls());
-        let watcher = Watcher::start(t0, ctl_args, limit);
+        let nodes = HOSTS.map(addr);
+        let watcher = Watcher::start(t0, self.s.ctl_tls(), &nodes, limit);
 
         self.play(schedule);
         let healed_us = self.heal_all();
@@ -156,20 +155,22 @@ impl Harness {
         }
     }
 
-    /// Injects and undoes every step at its time.
+    /// Injects every step at its time and undoes it `hold_ms` after it went in (a step that had
+    /// to wait for a slow one before it keeps its full hold).
     fn play(&mut self, schedule: &Schedule) {
-        // (time, step, undo?) in time order; an undo sorts after an injection at the same time.
-        let mut timeline: Vec<(u64, bool, usize)> = Vec::new();
-        for (i, s) in schedule.steps.iter().enumerate() {
-            timeline.push((s.at_ms, false, i));
-            if has_undo(&s.fault) {
-                timeline.push((s.at_ms + s.hold_ms, true, i));
-            }
-        }
-        timeline.sort();
-        for (at_ms, undo, i) in timeline {
-            let due = Duration::from_millis(at_ms);
-            if let Some(wait) = due.checked_sub(self.t0.elapsed()) {
+        // (due ms, undo?, step): an undo sorts after an injection due at the same time.
+        let mut due: BTreeSet<(u64, bool, usize)> = schedule
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.at_ms, false, i))
+            .collect();
+        // Bounded: each step is injected once and undone at most once.
+        for _ in 0..schedule.steps.len() * 2 {
+            let Some((at_ms, undo, i)) = due.pop_first() else {
+                break;
+            };
+            if let Some(wait) = Duration::from_millis(at_ms).checked_sub(self.t0.elapsed()) {
                 std::thread::sleep(wait);
             }
             let step = &schedule.steps[i];
@@ -181,6 +182,10 @@ impl Harness {
             } else {
                 let r = self.inject(i, step);
                 self.record(format!("#{i} {}", step.fault), r);
+                if self.open.contains_key(&i) {
+                    let now = self.t0.elapsed().as_millis() as u64;
+                    due.insert((now + step.hold_ms, true, i));
+                }
             }
         }
     }
@@ -225,7 +230,8 @@ impl Harness {
             from_us: us(self.t0),
             to_us: u64::MAX,
         });
-        self.open.insert(step, (self.windows.len() - 1, fault.clone()));
+        self.open
+            .insert(step, (self.windows.len() - 1, fault.clone()));
     }
 
     fn inject(&mut self, i: usize, step: &Step) -> Result<(), String> {
@@ -336,10 +342,18 @@ impl Harness {
         if daemon == Daemon::Raftinel {
             let cfg = self.s.dir.path().join(format!("{host}.toml"));
             let cfg = cfg.display().to_string();
-            let out = self
-                .s
-                .lab
-                .sh(&["run", host, super::common::bin(), "fence", "--config", &cfg]);
+            let out = self.s.lab.sh(&[
+                "run",
+                host,
+                "timeout",
+                "-s",
+                "KILL",
+                "60",
+                super::common::bin(),
+                "fence",
+                "--config",
+                &cfg,
+            ]);
             if !out.status.success() {
                 eprintln!(
                     "nemesis: raftinel fence on {host}: {}",
@@ -394,10 +408,16 @@ impl Harness {
         Err(last)
     }
 
-    fn members(&self, args: &[&str]) -> Result<(), String> {
+    /// `ctl members ARGS`; remembered for the heal if it does not go through.
+    fn members(&mut self, args: &[&str]) -> Result<(), String> {
         let mut full = vec!["members"];
         full.extend_from_slice(args);
-        self.ctl_within(&full, MEMBERSHIP_WITHIN)
+        let r = self.ctl_within(&full, MEMBERSHIP_WITHIN);
+        if r.is_err() {
+            self.pending
+                .push(full.iter().map(|s| s.to_string()).collect());
+        }
+        r
     }
 
     /// Undoes every fault still in, then makes sure every host runs its Redis and its node.
@@ -422,6 +442,11 @@ impl Harness {
             if r.is_err() {
                 self.record(format!("restart {h}"), r);
             }
+        }
+        for cmd in std::mem::take(&mut self.pending) {
+            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            let r = self.ctl_within(&args, MEMBERSHIP_WITHIN * 2);
+            self.record(format!("retry {}", cmd.join(" ")), r);
         }
         us(self.t0)
     }
@@ -497,10 +522,6 @@ impl Harness {
     }
 }
 
-fn has_undo(f: &Fault) -> bool {
-    !matches!(f, Fault::Switchover)
-}
-
 /// Whether an RPUSH to `host`'s Redis from the client is acknowledged.
 fn takes_writes(host: &str) -> bool {
     in_ns("client", || {
@@ -545,8 +566,11 @@ fn final_data(master: &str) -> BTreeMap<Path, Vec<u64>> {
             return out;
         };
         for p in [Path::Sentinel, Path::Vip] {
-            let list: redis::RedisResult<Vec<u64>> =
-                redis::cmd("LRANGE").arg(p.key()).arg(0).arg(-1).query(&mut c);
+            let list: redis::RedisResult<Vec<u64>> = redis::cmd("LRANGE")
+                .arg(p.key())
+                .arg(0)
+                .arg(-1)
+                .query(&mut c);
             if let Ok(list) = list {
                 out.insert(p, list);
             }
@@ -584,7 +608,8 @@ fn read_log(node: u64, dir: &FsPath) -> Result<NodeLog, String> {
         };
         for e in entries {
             let bytes = raftinel::raft::codec::encode(&e).map_err(|e| e.to_string())?;
-            log.entries.insert(e.log_id.index, (e.log_id.leader_id.term, bytes));
+            log.entries
+                .insert(e.log_id.index, (e.log_id.leader_id.term, bytes));
         }
         Ok(log)
     })
