@@ -126,10 +126,7 @@ impl Admin {
                 addr,
                 sentinel_addr,
             } => return self.add_member(id, addr, sentinel_addr).await,
-            AdminRequest::RemoveMember { id } => {
-                let remove = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
-                return self.change_membership(remove).await;
-            }
+            AdminRequest::RemoveMember { id } => return self.remove_member(id).await,
             AdminRequest::Reset { pattern } => return self.reset(&pattern).await,
             other => {
                 if let AdminRequest::Monitor {
@@ -423,6 +420,24 @@ impl Admin {
             cluster_id: reply.cluster_id,
             incarnation: reply.incarnation,
         })
+    }
+
+    /// A voter leaves the voters and the membership; a learner (an add that never got to the
+    /// voter step) leaves the membership, which removing it as a voter would not do: it would
+    /// stay a learner, replicated to for good, while `members remove` said it was gone.
+    async fn remove_member(&self, id: u64) -> Result<AdminReply, Routed> {
+        let learner = {
+            let view = self.view.borrow();
+            let m = view.membership.membership();
+            m.get_node(&id).is_some() && !m.voter_ids().any(|v| v == id)
+        };
+        let ids = BTreeSet::from([id]);
+        let change = if learner {
+            ChangeMembers::RemoveNodes(ids)
+        } else {
+            ChangeMembers::RemoveVoters(ids)
+        };
+        self.change_membership(change).await
     }
 
     /// Refuses a change that would leave a master's configured quorum above the voters (issue 11

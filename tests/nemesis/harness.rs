@@ -43,8 +43,9 @@ struct Harness {
     /// Hosts whose node was removed and wiped, waiting to rejoin.
     replaced: BTreeSet<String>,
     windows: Vec<Window>,
-    /// Membership changes that did not go through (no quorum then): retried at the heal.
-    pending: Vec<Vec<String>>,
+    /// A membership change did not go through (no quorum then): no other starts until the
+    /// membership is reconciled with the nodes that run.
+    unsettled: bool,
     /// Step → its window and fault, while the fault is in.
     open: BTreeMap<usize, (usize, Fault)>,
     applied: Vec<Applied>,
@@ -85,7 +86,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
         down: BTreeSet::new(),
         replaced: BTreeSet::new(),
         windows: Vec::new(),
-        pending: Vec::new(),
+        unsettled: false,
         open: BTreeMap::new(),
         applied: Vec::new(),
     };
@@ -268,7 +269,18 @@ impl Harness {
                 self.open_window(i, f);
                 self.s.lab.inject(f);
             }
+            Fault::AddNode | Fault::Replace { .. } if self.unsettled => {
+                let r = self.reconcile(MEMBERSHIP_WITHIN);
+                self.record("reconcile the membership".to_owned(), r);
+                if self.unsettled {
+                    return Err("skipped: the membership is not settled".into());
+                }
+                return self.inject(i, step);
+            }
             Fault::AddNode => {
+                if self.id_of("n4").is_some() {
+                    return Err("skipped: a fourth node is already in".into());
+                }
                 self.open_window(i, f);
                 let id = self.next_id;
                 self.next_id += 1;
@@ -408,16 +420,74 @@ impl Harness {
         Err(last)
     }
 
-    /// `ctl members ARGS`; remembered for the heal if it does not go through.
+    /// `ctl members ARGS`; a failure leaves the membership unsettled.
     fn members(&mut self, args: &[&str]) -> Result<(), String> {
         let mut full = vec!["members"];
         full.extend_from_slice(args);
         let r = self.ctl_within(&full, MEMBERSHIP_WITHIN);
         if r.is_err() {
-            self.pending
-                .push(full.iter().map(|s| s.to_string()).collect());
+            self.unsettled = true;
         }
         r
+    }
+
+    /// The voters as a node that answers `ctl status` has applied them.
+    fn voters(&self) -> Result<BTreeSet<u64>, String> {
+        let out = self.s.ctl_out(&["--json", "status"]);
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        let status: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        Ok(status["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["voter"] == true)
+            .filter_map(|m| m["id"].as_u64())
+            .collect())
+    }
+
+    /// Makes the voters the nodes that run (adds first, so the voters never shrink below them),
+    /// within `within`.
+    fn reconcile(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let mut last = String::new();
+        for _ in 0..100 {
+            let want: BTreeMap<u64, String> = self
+                .ids
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(h, _)| !self.down.contains(&(h.to_string(), Daemon::Raftinel)))
+                .map(|(h, id)| (*id, h.clone()))
+                .collect();
+            match self.voters() {
+                Ok(have) if have.iter().eq(want.keys()) => {
+                    self.unsettled = false;
+                    return Ok(());
+                }
+                Ok(have) => {
+                    for (id, h) in want.iter().filter(|(id, _)| !have.contains(id)) {
+                        let a = format!("{}:26380", addr(h));
+                        if let Err(e) = self.ctl(&["members", "add", &id.to_string(), &a]) {
+                            last = e;
+                        }
+                    }
+                    for id in have.iter().filter(|id| !want.contains_key(id)) {
+                        if let Err(e) = self.ctl(&["members", "remove", &id.to_string()]) {
+                            last = e;
+                        }
+                    }
+                }
+                Err(e) => last = e,
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Err(last)
     }
 
     /// Undoes every fault still in, then makes sure every host runs its Redis and its node.
@@ -443,11 +513,8 @@ impl Harness {
                 self.record(format!("restart {h}"), r);
             }
         }
-        for cmd in std::mem::take(&mut self.pending) {
-            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            let r = self.ctl_within(&args, MEMBERSHIP_WITHIN * 2);
-            self.record(format!("retry {}", cmd.join(" ")), r);
-        }
+        let r = self.reconcile(CONVERGE_WITHIN);
+        self.record("reconcile the membership".to_owned(), r);
         us(self.t0)
     }
 
