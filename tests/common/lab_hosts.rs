@@ -229,16 +229,23 @@ impl Setup {
 
     /// `raftinel ctl ARGS` from the client host, its output kept.
     pub fn ctl_out(&self, args: &[&str]) -> std::process::Output {
+        // ctl bounds its own calls; the kill is the test's bound should that ever fail.
+        self.ctl_within(Duration::from_secs(120), args)
+    }
+
+    /// `ctl_out`, killed after `limit` (a nemesis cannot wait out a membership change that
+    /// asks a frozen node first).
+    pub fn ctl_within(&self, limit: Duration, args: &[&str]) -> std::process::Output {
         let cluster = "10.77.0.11:26380,10.77.0.12:26380,10.77.0.13:26380";
         let tls = self.ctl_tls();
-        // ctl bounds its own calls; the kill is the test's bound should that ever fail.
+        let limit = limit.as_secs().max(1).to_string();
         let mut full = vec![
             "run",
             "client",
             "timeout",
             "-s",
             "KILL",
-            "120",
+            &limit,
             bin(),
             "ctl",
         ];

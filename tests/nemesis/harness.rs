@@ -22,6 +22,8 @@ use super::schedule::{Schedule, Step};
 
 /// How long the cluster gets to converge after the last heal.
 const CONVERGE_WITHIN: Duration = Duration::from_secs(45);
+/// How long one ctl call may block the schedule (ctl itself waits up to 41 s on a frozen node).
+const CTL_LIMIT: Duration = Duration::from_secs(6);
 /// How long a membership change is retried (it needs a quorum, which a fault may be holding).
 const MEMBERSHIP_WITHIN: Duration = Duration::from_secs(8);
 
@@ -395,11 +397,12 @@ impl Harness {
     }
 
     fn ctl(&self, args: &[&str]) -> Result<(), String> {
-        let out = self.s.ctl_out(args);
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        let out = self.s.ctl_within(CTL_LIMIT, args);
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        match (out.status.success(), err.is_empty()) {
+            (true, _) => Ok(()),
+            (false, true) => Err(format!("ctl gave no answer within {CTL_LIMIT:?}")),
+            (false, false) => Err(err),
         }
     }
 
@@ -433,7 +436,7 @@ impl Harness {
 
     /// The voters as a node that answers `ctl status` has applied them.
     fn voters(&self) -> Result<BTreeSet<u64>, String> {
-        let out = self.s.ctl_out(&["--json", "status"]);
+        let out = self.s.ctl_within(CTL_LIMIT, &["--json", "status"]);
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
         }
