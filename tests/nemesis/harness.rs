@@ -48,6 +48,8 @@ struct Harness {
     /// A membership change did not go through (no quorum then): no other starts until the
     /// membership is reconciled with the nodes that run.
     unsettled: bool,
+    /// The fourth node, removed from `ids` but still running until its removal goes through.
+    lingering: Option<u64>,
     /// Step → its window and fault, while the fault is in.
     open: BTreeMap<usize, (usize, Fault)>,
     applied: Vec<Applied>,
@@ -89,6 +91,7 @@ pub fn run(schedule: &Schedule) -> Outcome {
         replaced: BTreeSet::new(),
         windows: Vec::new(),
         unsettled: false,
+        lingering: None,
         open: BTreeMap::new(),
         applied: Vec::new(),
     };
@@ -286,6 +289,7 @@ impl Harness {
                 self.open_window(i, f);
                 let id = self.next_id;
                 self.next_id += 1;
+                self.down.remove(&("n4".to_owned(), Daemon::Raftinel));
                 self.s.start_joiner("n4", id);
                 self.ids.lock().unwrap().insert("n4".into(), id);
                 self.members(&["add", &id.to_string(), "10.77.0.14:26380"])?;
@@ -294,12 +298,11 @@ impl Harness {
                 let Some(old) = self.id_of(host) else {
                     return Err("skipped: no node on the host".into());
                 };
-                self.open_window(i, f);
-                self.replaced.insert(host.clone());
-                self.kill(host, Daemon::Raftinel);
-                self.ids.lock().unwrap().remove(host);
-                let _ = std::fs::remove_dir_all(self.s.data_dir(host, old));
+                // The README's order: remove the node while it runs, then wipe it. A voter wiped
+                // before its removal committed can leave the voters without a quorum for good.
                 self.members(&["remove", &old.to_string()])?;
+                self.open_window(i, f);
+                self.retire(host, old);
             }
             Fault::Switchover => return self.ctl(&["switchover", "mymaster"]),
             Fault::Maintenance => {
@@ -329,24 +332,43 @@ impl Harness {
                 let Some(id) = self.id_of("n4") else {
                     return Ok(());
                 };
+                // Stopped only once removed; otherwise the reconciliation removes it, then stops it.
                 let r = self.members(&["remove", &id.to_string()]);
-                self.s.lab.kill("n4", "raftinel");
                 self.ids.lock().unwrap().remove("n4");
-                let _ = std::fs::remove_dir_all(self.s.data_dir("n4", id));
+                match r {
+                    Ok(()) => self.retire("n4", id),
+                    Err(_) => self.lingering = Some(id),
+                }
                 r
             }
             Fault::Replace { host } => {
-                let id = self.next_id;
-                self.next_id += 1;
-                self.s.start_joiner(host, id);
-                self.down.remove(&(host.clone(), Daemon::Raftinel));
-                self.ids.lock().unwrap().insert(host.clone(), id);
-                self.replaced.remove(host);
+                let id = self.rejoin(host);
                 self.members(&["add", &id.to_string(), &format!("{}:26380", addr(host))])
             }
             Fault::Switchover => Ok(()),
             Fault::Maintenance => self.ctl_within(&["resume", "mymaster"], MEMBERSHIP_WITHIN),
         }
+    }
+
+    /// Starts a node with a new id and an empty data dir on `host`, joining; returns the id.
+    fn rejoin(&mut self, host: &str) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.s.start_joiner(host, id);
+        self.down.remove(&(host.to_owned(), Daemon::Raftinel));
+        self.ids.lock().unwrap().insert(host.to_owned(), id);
+        self.replaced.remove(host);
+        id
+    }
+
+    /// Stops node `id` on `host` for good (it was removed) and wipes its data.
+    fn retire(&mut self, host: &str, id: u64) {
+        if host != "n4" {
+            self.replaced.insert(host.to_owned());
+        }
+        self.kill(host, Daemon::Raftinel);
+        self.ids.lock().unwrap().remove(host);
+        let _ = std::fs::remove_dir_all(self.s.data_dir(host, id));
     }
 
     /// kill -9; for raftinel, then `raftinel fence` as systemd's ExecStopPost would.
@@ -468,13 +490,26 @@ impl Harness {
             match self.voters() {
                 Ok(have) if have.iter().eq(want.keys()) => {
                     self.unsettled = false;
+                    if let Some(id) = self.lingering.take() {
+                        self.retire("n4", id);
+                    }
                     return Ok(());
                 }
                 Ok(have) => {
                     for (id, h) in want.iter().filter(|(id, _)| !have.contains(id)) {
                         let a = format!("{}:26380", addr(h));
-                        if let Err(e) = self.ctl(&["members", "add", &id.to_string(), &a]) {
-                            last = e;
+                        match self.ctl(&["members", "add", &id.to_string(), &a]) {
+                            // A removal that committed after ctl gave up: the node rejoins under
+                            // a new id, as an operator would do.
+                            Err(e) if e.contains("was removed from this cluster") => {
+                                self.retire(h, *id);
+                                if h != "n4" {
+                                    self.rejoin(h);
+                                }
+                                last = e;
+                            }
+                            Err(e) => last = e,
+                            Ok(()) => {}
                         }
                     }
                     for id in have.iter().filter(|id| !want.contains_key(id)) {
