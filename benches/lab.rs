@@ -230,6 +230,7 @@ fn plain_redis_setup() -> Option<Setup> {
         dir: tempfile::tempdir().ok()?,
         master: "n1",
         ca: raftinel::certs::issue::Ca::create().ok()?,
+        appendonly: false,
     };
     for h in HOSTS {
         s.start_redis(h);

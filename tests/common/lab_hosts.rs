@@ -41,6 +41,8 @@ pub struct Setup {
     pub master: &'static str,
     /// The cluster's CA, for nodes that join later.
     pub ca: Ca,
+    /// Redis started from now on keeps an append-only file (a restarted master keeps its data).
+    pub appendonly: bool,
 }
 
 impl Setup {
@@ -70,7 +72,7 @@ impl Setup {
             "--save".into(),
             "".into(),
             "--appendonly".into(),
-            "no".into(),
+            if self.appendonly { "yes" } else { "no" }.into(),
             "--repl-diskless-sync-delay".into(),
             "0".into(),
             "--dir".into(),
@@ -284,6 +286,7 @@ pub fn setup_on(master: &'static str) -> Setup {
         dir: tempfile::tempdir().unwrap(),
         master,
         ca: Ca::create().unwrap(),
+        appendonly: false,
     };
     s.make_certs();
     for h in HOSTS {

@@ -195,7 +195,7 @@ fn lost_writes(h: &History, b: &Bounds, r: &mut Report) {
 fn explaining_fault(h: &History, b: &Bounds, a: &Ack) -> Option<usize> {
     h.faults
         .iter()
-        .filter(|w| w.hosts.contains(&a.host))
+        .filter(|w| w.cuts_all || w.hosts.contains(&a.host))
         .filter(|w| {
             let after = if w.frozen_raftinel {
                 b.residual_us.max(b.loss_after_us)
@@ -319,6 +319,7 @@ mod tests {
             step,
             kind: "partition",
             hosts: vec![host.to_owned()],
+            cuts_all: false,
             frozen_raftinel: frozen,
             from_us: from_ms * 1000,
             to_us: to_ms * 1000,
@@ -479,6 +480,21 @@ mod tests {
             .collect();
         h.ending.data.insert(Path::Vip, keep);
         assert!(violations(&h)[0].starts_with("lost write"));
+    }
+
+    #[test]
+    fn a_write_lost_near_a_cut_of_another_host_is_within_the_bound() {
+        let mut h = clean();
+        // n3's partition cuts n1 off from that replica too.
+        h.faults[0].hosts = vec!["n3".into()];
+        h.faults[0].cuts_all = true;
+        let keep: Vec<u64> = h.ending.data[&Path::Vip]
+            .iter()
+            .copied()
+            .filter(|v| *v != 99)
+            .collect();
+        h.ending.data.insert(Path::Vip, keep);
+        assert!(violations(&h).is_empty());
     }
 
     #[test]

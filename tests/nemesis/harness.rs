@@ -16,7 +16,7 @@ use openraft::RaftLogReader;
 use super::clients::{self, us, Ids, Watcher};
 use super::common::fault::{Daemon, Fault};
 use super::common::lab::in_ns;
-use super::common::lab_hosts::{addr, link_up, setup, vip_hosts, Setup, VipSampler, HOSTS};
+use super::common::lab_hosts::{addr, link_up, query, setup, vip_hosts, Setup, VipSampler, HOSTS};
 use super::history::{Ending, History, NodeLog, Path, VipSample, Window};
 use super::schedule::{Schedule, Step};
 
@@ -77,6 +77,14 @@ pub fn run(schedule: &Schedule) -> Outcome {
         "1",
     ]);
     assert!(set, "ctl set min-replicas failed\n{}", s.logs());
+    // Persistence on, as Redis's docs require of a master that restarts by itself: a master
+    // restarted empty would be unfenced by its node and wipe its replicas (see docs/nemesis.md).
+    let mut s = s;
+    s.appendonly = true;
+    for h in HOSTS {
+        let on = query(h, &["CONFIG", "SET", "appendonly", "yes"]).is_some();
+        assert!(on, "CONFIG SET appendonly yes on {h} failed");
+    }
     let ids: BTreeMap<String, u64> = HOSTS
         .iter()
         .enumerate()
@@ -228,10 +236,15 @@ impl Harness {
                 ..
             }
         );
+        let cuts_all = !matches!(
+            fault,
+            Fault::Partition { peer: Some(_), .. } | Fault::AddNode | Fault::Maintenance
+        );
         self.windows.push(Window {
             step,
             kind: fault.kind(),
             hosts,
+            cuts_all,
             frozen_raftinel: frozen,
             from_us: us(self.t0),
             to_us: u64::MAX,

@@ -64,6 +64,9 @@ pub struct Window {
     pub kind: &'static str,
     /// The hosts it acts on (a single link: both ends).
     pub hosts: Vec<String>,
+    /// The fault can cut any master off from its replicas or its majority (a host's partition,
+    /// loss, or a daemon's kill or pause anywhere), not only a master on `hosts`.
+    pub cuts_all: bool,
     /// A SIGSTOP of the host's raftinel: the one residual gap (DESIGN invariant 5) is open.
     pub frozen_raftinel: bool,
     pub from_us: u64,
