@@ -180,7 +180,7 @@ fn summary(sched: &Schedule, out: &Outcome, r: &Report) -> String {
     row(
         "writes lost (total; worst one fault)",
         format!(
-            "{}; {} (bound: acked within {:.1} s before to {:.1} s after a fault on its master)",
+            "{}; {} (bound: acked within {:.1} s before to {:.1} s after a fault that can isolate its master)",
             r.lost,
             r.worst_loss
                 .map_or("0".to_owned(), |(n, s)| format!("{n} at step #{s}")),

@@ -359,7 +359,7 @@ impl Harness {
                 self.members(&["add", &id.to_string(), &format!("{}:26380", addr(host))])
             }
             Fault::Switchover => Ok(()),
-            Fault::Maintenance => self.ctl_within(&["resume", "mymaster"], MEMBERSHIP_WITHIN),
+            Fault::Maintenance => self.ctl_retrying(&["resume", "mymaster"], MEMBERSHIP_WITHIN),
         }
     }
 
@@ -442,7 +442,7 @@ impl Harness {
     }
 
     /// `ctl ARGS`, retried every 300 ms within `within`.
-    fn ctl_within(&self, args: &[&str], within: Duration) -> Result<(), String> {
+    fn ctl_retrying(&self, args: &[&str], within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
         let mut last = String::new();
         for _ in 0..200 {
@@ -462,7 +462,7 @@ impl Harness {
     fn members(&mut self, args: &[&str]) -> Result<(), String> {
         let mut full = vec!["members"];
         full.extend_from_slice(args);
-        let r = self.ctl_within(&full, MEMBERSHIP_WITHIN);
+        let r = self.ctl_retrying(&full, MEMBERSHIP_WITHIN);
         if r.is_err() {
             self.unsettled = true;
         }
