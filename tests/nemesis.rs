@@ -8,6 +8,7 @@
 //! - `NEMESIS_RUNS=N`: how many runs (seeds S, S+1, …); `NEMESIS_SCHEDULE=FILE` replays a
 //!   printed schedule instead.
 //! - `NEMESIS_SHRINK_SECONDS=N`: time allowed to shrink a failing schedule (default 900; 0: off).
+//! - `NEMESIS_KEEP=DIR`: keep every daemon's whole log of each run under DIR.
 //!
 //! A failing run prints its seed and schedule, then the shortest schedule found that still fails.
 

@@ -128,13 +128,14 @@ async fn identities_decide_who_may_do_what() {
         .insert("x-raftinel-node", "2".parse().unwrap());
     assert_eq!(code(peer.report(req).await), Code::Unauthenticated);
 
-    // A genuine node certificate for an id that is not a member: no Raft, no writes.
+    // A genuine node certificate for an id that is not a member: no Raft, no writes (a vote
+    // request is answered, never granted: tests/attacks.rs).
     let outsider = Dialer::new(Some(TlsPem::load(&pki.cert, &pki.key, &pki.ca).unwrap()));
     let ch = outsider.channel(&c.nodes[&leader].grpc).unwrap();
     let mut peer = RaftInternalClient::new(ch.clone());
     assert_eq!(
         code(peer.vote(garbage.clone()).await),
-        Code::PermissionDenied
+        Code::FailedPrecondition
     );
     assert_eq!(
         code(peer.append_entries(garbage.clone()).await),

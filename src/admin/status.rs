@@ -2,6 +2,8 @@
 
 use tonic::Status;
 
+use openraft::error::ChangeMembershipError;
+
 use crate::raft::types::typ::{CheckIsLeaderError, ClientWriteError, RaftError};
 use crate::topology::{Refusal, RefusalKind};
 
@@ -32,6 +34,12 @@ pub fn write_error(e: &RaftError<ClientWriteError>) -> Status {
         RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
             Status::unavailable("leadership moved during the write; retry")
         }
+        // A change still committing is transient. openraft checks it before leadership, so a
+        // follower (or a removed node that never learned of its removal) answers it too: ctl
+        // must go on to the next node rather than stop there.
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(p),
+        )) => Status::unavailable(format!("{p}; retry once it commits")),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
             Status::failed_precondition(c.to_string())
         }
@@ -43,4 +51,39 @@ pub fn timed_out(what: &str) -> Status {
     Status::unavailable(format!(
         "no quorum: the {what} was not confirmed by a majority in time (a write may still commit later)"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::error::{ChangeMembershipError, EmptyMembership, InProgress};
+    use openraft::LogId;
+    use tonic::Code;
+
+    use super::*;
+
+    fn membership(e: ChangeMembershipError<u64>) -> Status {
+        write_error(&RaftError::APIError(
+            ClientWriteError::ChangeMembershipError(e),
+        ))
+    }
+
+    #[test]
+    fn a_change_in_progress_is_worth_asking_another_node() {
+        let s = membership(ChangeMembershipError::InProgress(InProgress {
+            committed: None,
+            membership_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(3, 1), 9)),
+        }));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(
+            s.message().contains("retry once it commits"),
+            "{}",
+            s.message()
+        );
+    }
+
+    #[test]
+    fn a_change_that_cannot_be_made_is_a_precondition() {
+        let s = membership(ChangeMembershipError::EmptyMembership(EmptyMembership {}));
+        assert_eq!(s.code(), Code::FailedPrecondition);
+    }
 }

@@ -86,6 +86,13 @@ pub trait Instances {
         target: &Addr,
         timeout_ms: u64,
     ) -> impl Future<Output = Result<(), HandoverError>> + Send;
+    /// Persists the role the instance at `at` holds now (CONFIG REWRITE), as REPLICAOF does
+    /// itself: FAILOVER TO changes two roles without it.
+    fn persist_role(
+        &self,
+        master: &MasterRecord,
+        at: &Addr,
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
     fn role(
         &self,
         master: &MasterRecord,
@@ -199,7 +206,15 @@ pub async fn switchover<L: Log, I: Instances>(
         return Err(StepError::Handover(e.to_string()));
     }
     let within = Duration::from_millis(timeout_ms + 1000);
-    await_master_and_switch(log, redis, master, &target, epoch, within).await
+    await_master_and_switch(log, redis, master, &target, epoch, within).await?;
+    // Otherwise a restart brings back the old roles from the config files: the new master as a
+    // replica of the old one, which replicates from it, and no instance is master.
+    for at in [&target, &master.addr] {
+        if let Err(e) = redis.persist_role(master, at).await {
+            tracing::warn!(instance = %at, error = %e, "role not persisted (CONFIG REWRITE)");
+        }
+    }
+    Ok(())
 }
 
 /// Points replicas at `to`, all at once, right after proving leadership: `pick` chooses them

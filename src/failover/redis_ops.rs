@@ -1,5 +1,6 @@
 //! The leader's commands to Redis instances, each on a fresh connection with the failover's
-//! timeouts: promotion, repointing, the lease fence, FAILOVER TO, and reading back the role.
+//! timeouts: promotion, repointing, the lease fence, FAILOVER TO, persisting the role, and reading
+//! back the role.
 
 use std::time::Duration;
 
@@ -46,6 +47,10 @@ impl Instance {
         self.conn
             .failover_to(target, timeout_ms, COMMAND_TIMEOUT)
             .await
+    }
+
+    pub async fn rewrite_config(&mut self) -> Result<(), ConnError> {
+        self.conn.rewrite_config(COMMAND_TIMEOUT).await
     }
 
     pub async fn role(&mut self) -> Result<Role, ConnError> {

@@ -820,6 +820,13 @@ impl exec::Instances for RedisInstances<'_> {
         })
     }
 
+    async fn persist_role(&self, master: &MasterRecord, at: &Addr) -> Result<(), StepError> {
+        Ok(Instance::connect(self.0, at, master)
+            .await?
+            .rewrite_config()
+            .await?)
+    }
+
     async fn role(&self, master: &MasterRecord, at: &Addr) -> Result<Role, StepError> {
         Ok(Instance::connect(self.0, at, master).await?.role().await?)
     }

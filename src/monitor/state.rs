@@ -61,6 +61,8 @@ pub struct InstanceState {
     pub sdown: bool,
     pub info_at: Option<Instant>,
     pub info: Option<InfoReply>,
+    /// Since when its INFO has said role replica, without a break.
+    pub replica_since: Option<Instant>,
 }
 
 impl InstanceState {
@@ -70,7 +72,29 @@ impl InstanceState {
             sdown: false,
             info_at: None,
             info: None,
+            replica_since: None,
         }
+    }
+
+    /// When it is SDOWN for want of a valid reply.
+    fn reply_deadline(&self, down_after: Duration) -> Instant {
+        deadline(self.last_reply, down_after)
+    }
+
+    /// Sentinel's second SDOWN rule, for the log's master only: one that has reported role
+    /// replica for longer than down-after + 2 INFO periods is down. A master restarted with a
+    /// stale `replicaof` (or left a replica by a hand-made change) would otherwise be waited for
+    /// forever while it replicates from nothing.
+    fn role_deadline(&self, down_after: Duration, is_master: bool) -> Option<Instant> {
+        let since = self.replica_since.filter(|_| is_master)?;
+        Some(deadline(since, down_after.saturating_add(INFO_PERIOD * 2)))
+    }
+
+    fn due(&self, down_after: Duration, is_master: bool, now: Instant) -> bool {
+        now >= self.reply_deadline(down_after)
+            || self
+                .role_deadline(down_after, is_master)
+                .is_some_and(|d| now >= d)
     }
 }
 
@@ -144,6 +168,10 @@ impl Shared {
                 // The old master stays probed as a replica of this name.
                 let old = std::mem::replace(&mut ns.master, rec.addr.clone());
                 ns.discovered.insert(old, now);
+                // Its time as a replica counts from now: it was not the master until now.
+                if let Some(inst) = ns.instances.get_mut(&rec.addr) {
+                    inst.replica_since = inst.replica_since.map(|_| now);
+                }
             }
             if ns.down_after != down_after || ns.access != access {
                 out.retuned.insert(name.clone());
@@ -208,27 +236,41 @@ impl Shared {
         entered
     }
 
-    fn instance_mut(&mut self, name: &str, addr: &Addr) -> Option<(&mut InstanceState, Duration)> {
+    /// The instance, its master's down-after, and whether it is the log's master.
+    fn instance_mut(
+        &mut self,
+        name: &str,
+        addr: &Addr,
+    ) -> Option<(&mut InstanceState, Duration, bool)> {
         let ns = self.names.get_mut(name)?;
         let down_after = ns.down_after;
-        Some((ns.instances.get_mut(addr)?, down_after))
+        let is_master = ns.master == *addr;
+        Some((ns.instances.get_mut(addr)?, down_after, is_master))
     }
 
-    /// A valid PING reply. Returns true when it ended an SDOWN.
+    /// A valid PING reply. Returns true when it ended an SDOWN (a master that still reports
+    /// role replica past its deadline stays down).
     pub fn valid_reply(&mut self, name: &str, addr: &Addr, now: Instant) -> bool {
-        let Some((inst, _)) = self.instance_mut(name, addr) else {
+        let Some((inst, down_after, is_master)) = self.instance_mut(name, addr) else {
             return false;
         };
         inst.last_reply = inst.last_reply.max(now);
-        std::mem::replace(&mut inst.sdown, false)
+        // Only the timer starts an SDOWN.
+        if inst.sdown && !inst.due(down_after, is_master, now) {
+            inst.sdown = false;
+            return true;
+        }
+        false
     }
 
-    /// When the instance goes SDOWN if nothing valid arrives: Some(None) if it is down already,
-    /// None if it is not monitored any more.
+    /// When the instance goes SDOWN if nothing changes: Some(None) if it is down already, None
+    /// if it is not monitored any more.
     pub fn sdown_deadline(&self, name: &str, addr: &Addr) -> Option<Option<Instant>> {
         let ns = self.names.get(name)?;
         let inst = ns.instances.get(addr)?;
-        Some((!inst.sdown).then(|| deadline(inst.last_reply, ns.down_after)))
+        let reply = inst.reply_deadline(ns.down_after);
+        let role = inst.role_deadline(ns.down_after, ns.master == *addr);
+        Some((!inst.sdown).then(|| role.map_or(reply, |r| r.min(reply))))
     }
 
     /// The SDOWN timer fired `lag` late at `now` (lag recorded first, so no report shows the
@@ -241,10 +283,10 @@ impl Shared {
         lag: Duration,
     ) -> (bool, bool) {
         let tilted = self.note_lag(now, lag);
-        let Some((inst, down_after)) = self.instance_mut(name, addr) else {
+        let Some((inst, down_after, is_master)) = self.instance_mut(name, addr) else {
             return (false, tilted);
         };
-        if inst.sdown || now < deadline(inst.last_reply, down_after) {
+        if inst.sdown || !inst.due(down_after, is_master, now) {
             return (false, tilted);
         }
         inst.sdown = true;
@@ -252,17 +294,26 @@ impl Shared {
     }
 
     /// A parsed INFO. Returns true when something a reader acts on changed (role, run id,
-    /// replid, master link, priority, the replica list), not for offsets alone.
+    /// replid, master link, priority, the replica list, an SDOWN the role ended), not for
+    /// offsets alone.
     pub fn record_info(&mut self, name: &str, addr: &Addr, now: Instant, info: InfoReply) -> bool {
-        let Some((inst, _)) = self.instance_mut(name, addr) else {
+        let Some((inst, down_after, is_master)) = self.instance_mut(name, addr) else {
             return false;
         };
-        let changed = match &inst.info {
+        let mut changed = match &inst.info {
             Some(old) => !same_shape(old, &info),
             None => true,
         };
+        inst.replica_since = match info.role {
+            ReportedRole::Replica { .. } => inst.replica_since.or(Some(now)),
+            ReportedRole::Master { .. } => None,
+        };
         inst.info = Some(info);
         inst.info_at = Some(now);
+        if inst.sdown && !inst.due(down_after, is_master, now) {
+            inst.sdown = false;
+            changed = true;
+        }
         changed
     }
 

@@ -217,6 +217,91 @@ fn sdown_only_from_the_deadline_and_cleared_by_a_valid_reply() {
     );
 }
 
+fn replica_info(of: u16) -> InfoReply {
+    InfoReply {
+        role: ReportedRole::Replica {
+            master: addr(of),
+            link_up: false,
+            link_down_ms: 0,
+            priority: 100,
+            offset: 1,
+            last_io_ms: None,
+        },
+        ..master_info(&[])
+    }
+}
+
+// Sentinel's rule: the log's master reporting role replica for down-after + 2 INFO periods is
+// SDOWN, although it answers every PING; it is up again once it says master.
+#[test]
+fn a_master_that_reports_replica_too_long_is_sdown() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    s.reconcile(&masters(&[record(1, 300)]), t0);
+    let a = addr(1);
+    let limit = Duration::from_millis(300) + INFO_PERIOD * 2;
+    assert!(s.record_info("m", &a, t0, replica_info(2)));
+    assert_eq!(
+        s.sdown_deadline("m", &a),
+        Some(Some(t0 + Duration::from_millis(300)))
+    );
+    // PINGs keep coming; only the role deadline remains.
+    let mut t = t0;
+    while t < t0 + limit - Duration::from_millis(100) {
+        t += Duration::from_millis(100);
+        assert!(!s.valid_reply("m", &a, t));
+        s.record_info("m", &a, t, replica_info(2));
+    }
+    assert_eq!(s.sdown_deadline("m", &a), Some(Some(t0 + limit)));
+    assert_eq!(s.sdown_timer("m", &a, t, Duration::ZERO), (false, false));
+    assert_eq!(
+        s.sdown_timer("m", &a, t0 + limit, Duration::ZERO),
+        (true, false)
+    );
+    // A PING reply does not end it while the role is still wrong.
+    assert!(!s.valid_reply("m", &a, t0 + limit));
+    assert!(s.report(1, t0 + limit).masters["m"][0].sdown);
+    // Role master again: up.
+    let back = t0 + limit + Duration::from_millis(50);
+    assert!(s.record_info("m", &a, back, master_info(&[])));
+    assert!(!s.report(1, back).masters["m"][0].sdown);
+}
+
+// Only the log's master is judged on its role; a replica newly named master counts its time as
+// a replica from the switch.
+#[test]
+fn the_role_rule_applies_to_the_logs_master_from_when_it_became_master() {
+    let t0 = Instant::now();
+    let mut s = Shared::new(t0);
+    let mut rec = record(1, 300);
+    rec.replicas.push(ReplicaRecord {
+        addr: addr(2),
+        run_id: String::new(),
+        replid: String::new(),
+    });
+    s.reconcile(&masters(&[rec.clone()]), t0);
+    let r = addr(2);
+    s.record_info("m", &r, t0, replica_info(1));
+    let late = t0 + Duration::from_secs(10);
+    s.valid_reply("m", &r, late);
+    assert_eq!(s.sdown_timer("m", &r, late, Duration::ZERO), (false, false));
+    rec.addr = r.clone();
+    s.reconcile(&masters(&[rec]), late);
+    assert_eq!(
+        s.sdown_deadline("m", &r),
+        Some(Some(late + Duration::from_millis(300)))
+    );
+    let due = late + Duration::from_millis(300) + INFO_PERIOD * 2;
+    let mut t = late;
+    while t + Duration::from_millis(100) < due {
+        t += Duration::from_millis(100);
+        s.valid_reply("m", &r, t);
+        assert_eq!(s.sdown_timer("m", &r, t, Duration::ZERO), (false, false));
+    }
+    s.valid_reply("m", &r, due);
+    assert_eq!(s.sdown_timer("m", &r, due, Duration::ZERO), (true, false));
+}
+
 #[test]
 fn info_is_fast_while_the_master_is_down_or_failing_over() {
     let t0 = Instant::now();

@@ -54,7 +54,15 @@ impl RaftService {
     /// node of another cluster is a wiring mistake worth its own message). The incarnation comes
     /// first: a wiped node must not adopt the cluster id of a leader that calls its old id.
     async fn member<T>(&self, req: &Request<T>) -> Result<u64, Status> {
-        let id = admit_member(&principal_of(req), |id| membership_of(&self.raft, id))?;
+        self.admit(req, Caller::Member).await
+    }
+
+    async fn admit<T>(&self, req: &Request<T>, caller: Caller) -> Result<u64, Status> {
+        let principal = principal_of(req);
+        let id = match caller {
+            Caller::Member => admit_member(&principal, |id| membership_of(&self.raft, id))?,
+            Caller::AnyNode => admit_member(&principal, |_| None)?,
+        };
         let own = self.identity.incarnation();
         let recorded = recorded_incarnation(&self.raft, id);
         let claims = Claims::of(req.metadata());
@@ -67,6 +75,15 @@ impl RaftService {
         self.identity.admit_peer(req.metadata()).await?;
         Ok(id)
     }
+}
+
+/// Who may make a call.
+enum Caller {
+    /// Appends, snapshots, reports, promises: only a node of this node's current membership.
+    Member,
+    /// A vote request: any node of the cluster (certificate, cluster id and, where recorded,
+    /// incarnation still checked); a non-member's is answered, never granted (see `vote`).
+    AnyNode,
 }
 
 /// The incarnation this node's current membership records for `id`; `None` while it has none.
@@ -117,9 +134,20 @@ impl RaftInternal for RaftService {
         reply(&resp)
     }
 
+    /// A non-member's request is answered as Raft rejects a candidate with a shorter log: with
+    /// this node's vote and last log id, and nothing changed here. Refused at the door instead,
+    /// it looked like a network error to a candidate this node does not (or no longer) count:
+    /// the candidate never learned of this node's longer log, so it never backed off, and with
+    /// one node that did count it, it outbid every other candidate's term for good (an election
+    /// livelock the nemesis found with a fourth voter whose addition did not commit).
     async fn vote(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
-        self.member(&req).await?;
-        let rpc = body(req)?;
+        let from = self.admit(&req, Caller::AnyNode).await?;
+        let rpc: openraft::raft::VoteRequest<u64> = body(req)?;
+        if membership_of(&self.raft, from) == Some(false) {
+            // Term 0 and no log: rejected by the log check before any vote is looked at.
+            let nothing = openraft::raft::VoteRequest::new(openraft::Vote::new(0, from), None);
+            return reply(&self.raft.vote(nothing).await);
+        }
         reply(&self.raft.vote(rpc).await)
     }
 

@@ -122,6 +122,21 @@ impl Conn {
         }
     }
 
+    /// `CONFIG REWRITE`, so a restart keeps the role Redis holds now; a Redis without a config
+    /// file has nothing to keep, which is not an error.
+    pub async fn rewrite_config(&mut self, limit: Duration) -> Result<(), ConnError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("REWRITE");
+        match self.query("CONFIG REWRITE", &cmd, limit).await {
+            Err(ConnError::Redis { source, .. })
+                if source.to_string().contains("without a config file") =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// `FAILOVER TO host port TIMEOUT ms`: Redis pauses writes until the target has every one of
     /// them, then swaps roles, so no acknowledged write is lost.
     pub async fn failover_to(

@@ -56,13 +56,21 @@ impl Setup {
         self.spawn_redis(host, master);
     }
 
-    /// Starts `host`'s Redis fenced, a replica of `master`'s if given (else a master, as a
-    /// restarted Redis with no `replicaof` in its config comes back).
+    /// Starts `host`'s Redis fenced; the first time, a replica of `master`'s if given. A restart
+    /// keeps the role its config file was last rewritten with.
     pub fn spawn_redis(&mut self, host: &str, master: Option<&str>) {
         let dir = self.dir.path().join(format!("redis-{host}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut args = vec![
+        // A config file, as the deploy kit's Redis has: CONFIG REWRITE (raftinel's, with each
+        // REPLICAOF) keeps the role across a restart. The options below override it at start.
+        let conf = dir.join("redis.conf");
+        if !conf.exists() {
+            let role = master.map_or(String::new(), |m| format!("replicaof {} 6379\n", addr(m)));
+            std::fs::write(&conf, role).unwrap();
+        }
+        let args = vec![
             "redis-server".to_owned(),
+            conf.display().to_string(),
             "--bind".into(),
             "0.0.0.0".into(),
             "--protected-mode".into(),
@@ -83,9 +91,6 @@ impl Setup {
             "--min-replicas-max-lag".into(),
             "10".into(),
         ];
-        if let Some(m) = master {
-            args.extend(["--replicaof".into(), addr(m).into(), "6379".into()]);
-        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let log = self.log(&format!("redis-{host}"));
         self.lab.spawn(host, "redis", &args, &log);

@@ -162,6 +162,7 @@ impl Harness {
         history.ending = ending;
         let logs = self.s.logs();
         history.logs = self.stop_and_read_logs();
+        self.keep_logs();
         Outcome {
             history,
             applied: self.applied,
@@ -486,18 +487,19 @@ impl Harness {
             .collect())
     }
 
-    /// Makes the voters the nodes that run (adds first, so the voters never shrink below them),
+    /// Makes the voters the nodes the harness keeps (adds first, so the voters never shrink below them),
     /// within `within`.
     fn reconcile(&mut self, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
         let mut last = String::new();
         for _ in 0..100 {
+            // Every node that exists, running or not: a node killed mid-run comes back, and
+            // removing it meanwhile would leave a removed node running on its host.
             let want: BTreeMap<u64, String> = self
                 .ids
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|(h, _)| !self.down.contains(&(h.to_string(), Daemon::Raftinel)))
                 .map(|(h, id)| (*id, h.clone()))
                 .collect();
             match self.voters() {
@@ -618,6 +620,31 @@ impl Harness {
     }
 
     /// Stops every node (kill -9, as a crash) and reads each one's Raft log from its data dir.
+    /// With `NEMESIS_KEEP=DIR`, every daemon's whole log is copied to DIR/RUN/, where the tail
+    /// printed on a failure is not enough to say why.
+    fn keep_logs(&self) {
+        let Ok(keep) = std::env::var("NEMESIS_KEEP") else {
+            return;
+        };
+        let to = std::path::Path::new(&keep)
+            .join(format!("run-{}", std::process::id()))
+            .join(format!("{}", self.t0.elapsed().as_millis()));
+        if let Err(e) = std::fs::create_dir_all(&to) {
+            eprintln!("nemesis: NEMESIS_KEEP: cannot create {}: {e}", to.display());
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(self.s.dir.path()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "log") {
+                let _ = std::fs::copy(&path, to.join(e.file_name()));
+            }
+        }
+        eprintln!("nemesis: logs kept in {}", to.display());
+    }
+
     fn stop_and_read_logs(&mut self) -> Vec<NodeLog> {
         let ids: Vec<(String, u64)> = self
             .ids

@@ -21,6 +21,7 @@ enum Call {
     Promote(Addr),
     Replicate(Addr, Addr),
     FailoverTo(Addr),
+    PersistRole(Addr),
     Role(Addr),
     Replid(Addr),
 }
@@ -155,6 +156,10 @@ impl Instances for World {
             self.promoted.lock().unwrap().insert(target.clone());
         }
         answer
+    }
+
+    async fn persist_role(&self, _: &MasterRecord, at: &Addr) -> Result<(), StepError> {
+        self.record(Call::PersistRole(at.clone()))
     }
 
     async fn role(&self, _: &MasterRecord, at: &Addr) -> Result<Role, StepError> {
@@ -369,7 +374,7 @@ fn switchover_to(
 }
 
 // A switchover commits its epoch before FAILOVER TO, and the switch once the target reports
-// master.
+// master; then both changed roles are persisted (FAILOVER TO does not rewrite the config).
 #[test]
 fn a_switchover_commits_the_epoch_before_the_handover() {
     let (w, r) = switchover_to(2, Vec::new());
@@ -382,8 +387,28 @@ fn a_switchover_commits_the_epoch_before_the_handover() {
             Call::Role(addr(2)),
             Call::Replid(addr(2)),
             Call::Commit("MasterSwitched"),
+            Call::PersistRole(addr(2)),
+            Call::PersistRole(addr(1)),
         ]
     );
+}
+
+// A role that could not be persisted is logged; the switch stands.
+#[test]
+fn an_unpersisted_role_does_not_undo_the_switch() {
+    let w = World::new(Some(5));
+    let master = w.master();
+    let started = Command::FailoverStarted {
+        name: "m".to_owned(),
+        epoch: 1,
+        candidate: addr(2),
+        candidate_holder: None,
+        reason: "switchover".to_owned(),
+        at_ms: 0,
+    };
+    rt().block_on(switchover(&w, &w, &master, started)).unwrap();
+    assert_eq!(w.calls().last(), Some(&Call::PersistRole(addr(1))));
+    assert_eq!(w.master().addr, addr(2));
 }
 
 // The old master's node drops our connection as soon as the epoch is committed: FAILOVER TO is
@@ -396,7 +421,7 @@ fn a_lost_link_sends_the_handover_again() {
     ));
     let (w, r) = switchover_to(2, vec![lost(), underway]);
     r.unwrap();
-    assert_eq!(w.calls().last(), Some(&Call::Commit("MasterSwitched")));
+    assert!(w.calls().contains(&Call::Commit("MasterSwitched")));
     let tos = w
         .calls()
         .iter()
