@@ -88,6 +88,18 @@ pub fn admit_member(
     }
 }
 
+/// Appends and snapshots: from a member, or from a node this node never saw removed. A follower
+/// behind the membership changes does not know a newer leader, and refusing it, it could never
+/// catch up; a removed node stays refused. `removed(id)`: the id left the membership in this
+/// node's applied log.
+pub fn admit_leader(
+    who: &Principal,
+    member: impl FnOnce(u64) -> Option<bool>,
+    removed: impl FnOnce(u64) -> bool,
+) -> Result<u64, Status> {
+    admit_member(who, |id| member(id).map(|m| m || !removed(id)))
+}
+
 /// Whether `id` is in `raft`'s current (effective) membership, voter or learner; `None` while
 /// the membership is empty. Read in place: it runs on every heartbeat.
 pub fn membership_of(raft: &crate::raft::Raft, id: u64) -> Option<bool> {
@@ -282,6 +294,28 @@ mod tests {
             let s = admit_member(&who, |_| None).unwrap_err();
             assert_eq!(s.code(), tonic::Code::Unauthenticated);
         }
+    }
+
+    #[test]
+    fn leaders_are_heard_unless_removed() {
+        let members = std::collections::BTreeSet::from([1, 2, 3]);
+        let known = |id: u64| Some(members.contains(&id));
+        let removed = |id: u64| id == 4;
+        // A member, and a node added after this node's view: heard.
+        assert_eq!(
+            admit_leader(&Principal::Node(2), known, removed).ok(),
+            Some(2)
+        );
+        assert_eq!(
+            admit_leader(&Principal::Node(9), known, removed).ok(),
+            Some(9)
+        );
+        // A removed node: refused.
+        let s = admit_leader(&Principal::Node(4), known, removed).unwrap_err();
+        assert_eq!(s.code(), tonic::Code::PermissionDenied);
+        // Not a node: refused before anything else.
+        let s = admit_leader(&Principal::Client, known, removed).unwrap_err();
+        assert_eq!(s.code(), tonic::Code::Unauthenticated);
     }
 
     #[test]

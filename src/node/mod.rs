@@ -197,6 +197,7 @@ fn start(
         reports: reports.clone(),
         contact: contact.clone(),
         promiser: lease_peers.promiser.clone(),
+        view: node.view.clone(),
     };
     let mut tasks = Tasks::default();
     let server = grpc::server(

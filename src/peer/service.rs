@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
-use crate::admin::authn::{admit_member, membership_of, principal_of};
+use crate::admin::authn::{admit_leader, admit_member, membership_of, principal_of};
 use crate::admin::Principal;
 use crate::failover::reports::Reports;
 use crate::lease::promiser::Promiser;
@@ -24,7 +25,7 @@ use crate::pb::{
 use crate::raft::codec::{decode, encode};
 use crate::raft::freshness::LeaderContact;
 use crate::raft::incarnation::{self, Claims, Mismatch};
-use crate::raft::{ClusterIdentity, Raft, TypeConfig};
+use crate::raft::{ClusterIdentity, Raft, SmData, TypeConfig};
 
 pub struct RaftService {
     pub raft: Raft,
@@ -37,6 +38,8 @@ pub struct RaftService {
     pub contact: LeaderContact,
     /// This node's lease promises (invariant 4).
     pub promiser: Promiser,
+    /// The applied state: which ids were removed from the membership.
+    pub view: watch::Receiver<Arc<SmData>>,
 }
 
 fn reply<T: Serialize>(value: &T) -> Result<Response<RaftBytes>, Status> {
@@ -61,6 +64,11 @@ impl RaftService {
         let principal = principal_of(req);
         let id = match caller {
             Caller::Member => admit_member(&principal, |id| membership_of(&self.raft, id))?,
+            Caller::Leader => admit_leader(
+                &principal,
+                |id| membership_of(&self.raft, id),
+                |id| self.view.borrow().retired.contains(&id),
+            )?,
             Caller::AnyNode => admit_member(&principal, |_| None)?,
         };
         let own = self.identity.incarnation();
@@ -79,8 +87,13 @@ impl RaftService {
 
 /// Who may make a call.
 enum Caller {
-    /// Appends, snapshots, reports, promises: only a node of this node's current membership.
+    /// Reports, promises, releases: only a node of this node's current membership (they are
+    /// counted per member).
     Member,
+    /// Appends and snapshots: `admit_leader` (the nemesis found two voters stuck at index 299
+    /// for good, refusing the leaders of index 732 as non-members, and no leader could be
+    /// elected without them).
+    Leader,
     /// A vote request: any node of the cluster (certificate, cluster id and, where recorded,
     /// incarnation still checked); a non-member's is answered, never granted (see `vote`).
     AnyNode,
@@ -122,7 +135,7 @@ fn say_loudly(e: &Mismatch) {
 #[tonic::async_trait]
 impl RaftInternal for RaftService {
     async fn append_entries(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
-        self.member(&req).await?;
+        self.admit(&req, Caller::Leader).await?;
         let rpc: openraft::raft::AppendEntriesRequest<TypeConfig> = body(req)?;
         let commit = rpc.leader_commit.map_or(0, |l| l.index);
         let resp = self.raft.append_entries(rpc).await;
@@ -155,7 +168,7 @@ impl RaftInternal for RaftService {
         &self,
         req: Request<RaftBytes>,
     ) -> Result<Response<RaftBytes>, Status> {
-        self.member(&req).await?;
+        self.admit(&req, Caller::Leader).await?;
         let rpc = body(req)?;
         reply(&self.raft.install_snapshot(rpc).await)
     }
