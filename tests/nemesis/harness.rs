@@ -487,8 +487,8 @@ impl Harness {
             .collect())
     }
 
-    /// Makes the voters the nodes the harness keeps (adds first, so the voters never shrink below them),
-    /// within `within`.
+    /// Makes the voters the nodes the harness keeps, within `within`: adds first, removals only
+    /// once every wanted node is a voter.
     fn reconcile(&mut self, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
         let mut last = String::new();
@@ -627,7 +627,6 @@ impl Harness {
         out
     }
 
-    /// Stops every node (kill -9, as a crash) and reads each one's Raft log from its data dir.
     /// With `NEMESIS_KEEP=DIR`, every daemon's whole log is copied to DIR/RUN/, where the tail
     /// printed on a failure is not enough to say why.
     fn keep_logs(&self) {
@@ -653,6 +652,7 @@ impl Harness {
         eprintln!("nemesis: logs kept in {}", to.display());
     }
 
+    /// Stops every node (kill -9, as a crash) and reads each one's Raft log from its data dir.
     fn stop_and_read_logs(&mut self) -> Vec<NodeLog> {
         let ids: Vec<(String, u64)> = self
             .ids
