@@ -228,6 +228,8 @@ pub struct Watcher {
 
 /// How long one `ctl watch` runs before it is restarted.
 const WATCH_FOR: Duration = Duration::from_secs(10);
+/// The shortest a watch round may take, so the rounds last the whole run.
+const WATCH_ROUND_MIN: Duration = Duration::from_secs(1);
 
 impl Watcher {
     /// `ctl_tls`: ctl's certificate flags.
@@ -242,13 +244,18 @@ impl Watcher {
                 args.extend(ctl_tls.iter().cloned());
                 let (stop, seen, next) = (stop.clone(), seen.clone(), next.clone());
                 std::thread::spawn(move || {
-                    let rounds = limit.as_millis() / WATCH_FOR.as_millis() * 2 + 2;
+                    // At most one round a second: a watch that fails at once (node down, no
+                    // leader) used to spend a budget counted in 10 s rounds within minutes,
+                    // and the promotions of the rest of a long run went unseen.
+                    let rounds = limit.as_secs() + 2;
                     for _ in 0..rounds {
                         if stop.load(Ordering::Relaxed) || t0.elapsed() > limit {
                             break;
                         }
+                        let round = Instant::now();
                         watch_once(t0, &args, &stop, &seen, &next);
-                        std::thread::sleep(Duration::from_millis(100));
+                        let rest = WATCH_ROUND_MIN.saturating_sub(round.elapsed());
+                        std::thread::sleep(rest.max(Duration::from_millis(100)));
                     }
                 })
             })
