@@ -18,6 +18,16 @@ fn record(port: u16, down_after_ms: u64) -> MasterRecord {
     MasterRecord::new("m", addr(port), 2, down_after_ms)
 }
 
+/// `rec` with the replica at `port` in the log.
+fn with_replica(mut rec: MasterRecord, port: u16) -> MasterRecord {
+    rec.replicas.push(ReplicaRecord {
+        addr: addr(port),
+        run_id: String::new(),
+        replid: String::new(),
+    });
+    rec
+}
+
 fn masters(records: &[MasterRecord]) -> BTreeMap<String, MasterRecord> {
     records
         .iter()
@@ -92,12 +102,7 @@ fn the_largest_down_after_never_overflows() {
 fn master_and_log_replicas_are_probed_and_nothing_is_down_at_start() {
     let t0 = Instant::now();
     let mut s = Shared::new(t0);
-    let mut rec = record(1, 300);
-    rec.replicas.push(ReplicaRecord {
-        addr: addr(2),
-        run_id: String::new(),
-        replid: String::new(),
-    });
+    let rec = with_replica(record(1, 300), 2);
     let out = s.reconcile(&masters(&[rec]), t0);
     assert_eq!(wanted(&out), vec![1, 2]);
     let report = s.report(7, t0 + Duration::from_millis(299));
@@ -273,12 +278,7 @@ fn a_master_that_reports_replica_too_long_is_sdown() {
 fn the_role_rule_applies_to_the_logs_master_from_when_it_became_master() {
     let t0 = Instant::now();
     let mut s = Shared::new(t0);
-    let mut rec = record(1, 300);
-    rec.replicas.push(ReplicaRecord {
-        addr: addr(2),
-        run_id: String::new(),
-        replid: String::new(),
-    });
+    let mut rec = with_replica(record(1, 300), 2);
     s.reconcile(&masters(&[rec.clone()]), t0);
     let r = addr(2);
     s.record_info("m", &r, t0, replica_info(1));
@@ -306,12 +306,7 @@ fn the_role_rule_applies_to_the_logs_master_from_when_it_became_master() {
 fn info_is_fast_while_the_master_is_down_or_failing_over() {
     let t0 = Instant::now();
     let mut s = Shared::new(t0);
-    let mut rec = record(1, 300);
-    rec.replicas.push(ReplicaRecord {
-        addr: addr(2),
-        run_id: String::new(),
-        replid: String::new(),
-    });
+    let mut rec = with_replica(record(1, 300), 2);
     s.reconcile(&masters(&[rec.clone()]), t0);
     let every = |s: &Shared| s.probe_settings("m", &addr(2)).map(|p| p.info_every);
     assert_eq!(every(&s), Some(INFO_PERIOD));
