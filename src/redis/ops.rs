@@ -42,6 +42,19 @@ fn set_min_replicas(pipe: &mut redis::Pipeline, replicas: i64, lag: i64) {
         .ignore();
 }
 
+/// CONFIG REWRITE refused because Redis runs without a config file: nothing to persist, not an
+/// error.
+fn without_config_file_ok(r: Result<(), ConnError>) -> Result<(), ConnError> {
+    match r {
+        Err(ConnError::Redis { source, .. })
+            if source.to_string().contains("without a config file") =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// The fence's commands (see [`Conn::fence`]).
 fn fence_pipeline() -> redis::Pipeline {
     let mut pipe = redis::pipe();
@@ -111,15 +124,8 @@ impl Conn {
             .arg("REWRITE")
             .ignore();
         kill_clients(&mut pipe);
-        match self.pipeline("REPLICAOF", &pipe, limit).await {
-            // The block ran; only CONFIG REWRITE (no config file) may have failed inside it.
-            Err(ConnError::Redis { source, .. })
-                if source.to_string().contains("without a config file") =>
-            {
-                Ok(())
-            }
-            other => other,
-        }
+        // The block ran; only CONFIG REWRITE (no config file) may have failed inside it.
+        without_config_file_ok(self.pipeline("REPLICAOF", &pipe, limit).await)
     }
 
     /// `CONFIG REWRITE`, so a restart keeps the role Redis holds now; a Redis without a config
@@ -127,14 +133,7 @@ impl Conn {
     pub async fn rewrite_config(&mut self, limit: Duration) -> Result<(), ConnError> {
         let mut cmd = redis::cmd("CONFIG");
         cmd.arg("REWRITE");
-        match self.query("CONFIG REWRITE", &cmd, limit).await {
-            Err(ConnError::Redis { source, .. })
-                if source.to_string().contains("without a config file") =>
-            {
-                Ok(())
-            }
-            other => other,
-        }
+        without_config_file_ok(self.query("CONFIG REWRITE", &cmd, limit).await)
     }
 
     /// `FAILOVER TO host port TIMEOUT ms`: Redis pauses writes until the target has every one of
