@@ -9,6 +9,7 @@
 
 pub mod candidate;
 pub mod decide;
+pub mod delta;
 pub mod exec;
 pub mod holders;
 pub mod next;

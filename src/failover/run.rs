@@ -34,15 +34,17 @@ use crate::topology::TopologyEvent;
 use crate::topology::{Addr, Command, MasterRecord, Vip};
 
 const TICK: Duration = Duration::from_millis(25);
+/// How often every master is looked at although nothing about it changed.
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESEND_AFTER: Duration = Duration::from_millis(1000);
 const RERANK_WITHIN: Duration = Duration::from_millis(150);
 /// How often the leader asks whether a superseded lease grant is dead yet.
 const SETTLE_EVERY: Duration = Duration::from_millis(200);
 
-/// The probe period the monitor uses for a master: min(down-after / 10, 100 ms), at least 10 ms.
+/// The probe period the monitor uses for a master ([`crate::monitor::ping_interval`]).
 pub fn ping_interval_ms(down_after_ms: u64) -> u64 {
-    (down_after_ms / 10).clamp(10, 100)
+    crate::monitor::ping_interval(Duration::from_millis(down_after_ms)).as_millis() as u64
 }
 
 /// A report older than this is unknown, not evidence.
@@ -86,6 +88,13 @@ struct Busy(Arc<Mutex<HashSet<String>>>);
 struct BusyGuard(Busy, String);
 
 impl Busy {
+    fn holds(&self, name: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
+    }
+
     fn claim(&self, name: &str) -> Option<BusyGuard> {
         let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
         set.insert(name.to_string())
@@ -113,11 +122,14 @@ impl Runner {
         let mut caught_up = false;
         let mut odown: HashMap<String, (Addr, bool)> = HashMap::new();
         let mut reconf: HashSet<(Addr, Addr, &'static str)> = HashSet::new();
+        let mut swept = tokio::time::Instant::now();
+        let mut last_view: Option<Arc<SmData>> = None;
         loop {
+            let mut sweep = false;
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 r = changed.changed() => if r.is_err() { break },
-                r = metrics.changed() => if r.is_err() { break },
+                r = metrics.changed() => { if r.is_err() { break } sweep = true; }
                 r = view.changed() => if r.is_err() { break },
                 _ = tick.tick() => {}
             }
@@ -148,9 +160,30 @@ impl Runner {
                     continue;
                 }
                 caught_up = true;
+                sweep = true;
             }
             let data = self.view.borrow().clone();
             let snapshot = self.reports.snapshot();
+            // Every master is looked at when the state or membership changed and every
+            // SWEEP_EVERY (a silent node's reports age out); otherwise only those whose
+            // observations changed and those with something under way.
+            let now = tokio::time::Instant::now();
+            sweep |= last_view.as_ref().map_or(true, |v| !Arc::ptr_eq(v, &data))
+                || now.saturating_duration_since(swept) >= SWEEP_EVERY;
+            if sweep {
+                swept = now;
+            }
+            last_view = Some(data.clone());
+            let dirty = self.reports.take_dirty();
+            let hot = self.reports.hot();
+            let active = |m: &MasterRecord| {
+                sweep
+                    || dirty.contains(&m.name)
+                    || hot.contains(&m.name)
+                    || m.failover.is_some()
+                    || odown.get(&m.name).is_some_and(|(_, down)| *down)
+                    || busy.holds(&m.name)
+            };
             let down: BTreeSet<String> = data
                 .topology
                 .masters()
@@ -180,7 +213,8 @@ impl Runner {
                     .in_current_span(),
                 );
             }
-            for master in data.topology.masters() {
+            let todo: Vec<&MasterRecord> = data.topology.masters().filter(|m| active(m)).collect();
+            for master in todo {
                 self.publish_odown(master, &snapshot, &mut odown);
                 self.publish_reconf(master, &snapshot, &mut reconf);
                 let Some(guard) = busy.claim(&master.name) else {

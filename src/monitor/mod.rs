@@ -24,6 +24,7 @@ use tracing::{debug, info_span, Instrument};
 
 pub use observation::{Colocation, NodeReport, Observation, ReplicaLink, ReportedRole};
 pub use probe::ProbeError;
+pub use state::ping_interval;
 
 use crate::raft::state_machine::SmData;
 use crate::redis::Connector;

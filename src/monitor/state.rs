@@ -14,9 +14,11 @@ use crate::topology::{Addr, MasterRecord};
 
 /// INFO period while nothing is wrong.
 pub const INFO_PERIOD: Duration = Duration::from_millis(1000);
-/// Bounds of the PING period, `down_after / 10`.
-pub const MIN_PING: Duration = Duration::from_millis(10);
-pub const MAX_PING: Duration = Duration::from_millis(100);
+/// Bounds of the PING period, `down_after / 10` (DESIGN "Detection"). SDOWN fires from a timer at
+/// last valid reply + down-after, so the period only sets its precision: faster probing buys
+/// nothing and costs every instance a round trip per period on every node.
+pub const MIN_PING: Duration = Duration::from_millis(100);
+pub const MAX_PING: Duration = Duration::from_secs(1);
 /// Bounds of the connect / command timeout, `down_after / 2` (Sentinel closes a link whose PING
 /// is pending that long).
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(50);
@@ -26,8 +28,13 @@ const FAR: Duration = Duration::from_secs(100 * 365 * 86_400);
 /// A discovered replica no longer listed by its master is dropped after this many down-afters.
 pub const FORGET_AFTER: u32 = 10;
 
+/// The PING period; a down-after below 300 ms still gets three PINGs per down-after, so one late
+/// reply is not an SDOWN.
 pub fn ping_interval(down_after: Duration) -> Duration {
-    (down_after / 10).clamp(MIN_PING, MAX_PING)
+    (down_after / 10)
+        .clamp(MIN_PING, MAX_PING)
+        .min(down_after / 3)
+        .max(Duration::from_millis(1))
 }
 
 pub fn command_timeout(down_after: Duration) -> Duration {

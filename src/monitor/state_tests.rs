@@ -61,12 +61,21 @@ fn master_info(replicas: &[u16]) -> InfoReply {
 
 #[test]
 fn timing_rules() {
+    assert_eq!(ping_interval(Duration::from_millis(300)), MIN_PING);
+    assert_eq!(ping_interval(Duration::from_millis(1000)), MIN_PING);
     assert_eq!(
-        ping_interval(Duration::from_millis(300)),
-        Duration::from_millis(30)
+        ping_interval(Duration::from_millis(5000)),
+        Duration::from_millis(500)
     );
-    assert_eq!(ping_interval(Duration::from_millis(5000)), MAX_PING);
-    assert_eq!(ping_interval(Duration::from_millis(50)), MIN_PING);
+    assert_eq!(ping_interval(Duration::from_secs(30)), MAX_PING);
+    assert_eq!(
+        ping_interval(Duration::from_millis(150)),
+        Duration::from_millis(50)
+    );
+    assert_eq!(
+        ping_interval(Duration::from_millis(1)),
+        Duration::from_millis(1)
+    );
     assert_eq!(
         command_timeout(Duration::from_millis(300)),
         Duration::from_millis(150)
@@ -316,7 +325,7 @@ fn info_is_fast_while_the_master_is_down_or_failing_over() {
         t0 + Duration::from_millis(300),
         Duration::ZERO,
     );
-    assert_eq!(every(&s), Some(Duration::from_millis(30)));
+    assert_eq!(every(&s), Some(MIN_PING));
     s.valid_reply("m", &addr(1), t0 + Duration::from_millis(301));
     assert_eq!(every(&s), Some(INFO_PERIOD));
     rec.failover = Some(FailoverRecord {
@@ -331,7 +340,7 @@ fn info_is_fast_while_the_master_is_down_or_failing_over() {
         revoked: None,
     });
     s.reconcile(&masters(&[rec]), t0);
-    assert_eq!(every(&s), Some(Duration::from_millis(30)));
+    assert_eq!(every(&s), Some(MIN_PING));
 }
 
 #[test]
@@ -359,5 +368,5 @@ fn publish_interval_follows_the_fastest_master() {
     let mut fast = record(1, 200);
     fast.name = "fast".into();
     s.reconcile(&masters(&[record(2, 5000), fast]), t0);
-    assert_eq!(s.publish_interval(), Duration::from_millis(20));
+    assert_eq!(s.publish_interval(), Duration::from_millis(200) / 3);
 }

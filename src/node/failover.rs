@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, watch};
 use super::tasks::Tasks;
 use super::Shared;
 use crate::events::IndexedEvent;
-use crate::failover::reports::{send_reports, OwnReport, Reports};
+use crate::failover::reports::{send_reports, OwnReport, Reports, Sender};
 use crate::failover::run::Runner;
 use crate::lease::renew::Peers;
 use crate::raft::EventLog;
@@ -30,17 +30,17 @@ pub(super) struct Inputs {
 /// Starts the report sender, the runner and the hooks as critical tasks.
 pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) {
     let config = &node.config;
+    let sender = Sender {
+        node_id: config.id,
+        raft: node.raft.clone(),
+        identity: node.identity.clone(),
+        dialer: node.dialer.clone(),
+        view: node.view.clone(),
+        reports: inputs.reports.clone(),
+    };
     tasks.critical(
         "report sender",
-        send_reports(
-            config.id,
-            node.raft.clone(),
-            inputs.own,
-            inputs.reports.clone(),
-            node.identity.clone(),
-            node.dialer.clone(),
-            node.cancel.clone(),
-        ),
+        send_reports(sender, inputs.own, node.cancel.clone()),
     );
     let runner = Runner {
         node_id: config.id,

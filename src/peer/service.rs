@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::admin::authn::{admit_leader, admit_member, membership_of, principal_of};
 use crate::admin::Principal;
+use crate::failover::delta::ReportDelta;
 use crate::failover::reports::Reports;
 use crate::lease::promiser::Promiser;
 use crate::monitor::NodeReport;
@@ -53,6 +54,27 @@ fn body<T: serde::de::DeserializeOwned>(req: Request<RaftBytes>) -> Result<T, St
 }
 
 impl RaftService {
+    /// Applies a member's report delta, if this node leads.
+    fn observed(&self, from: u64, delta: ReportDelta) -> Result<Response<ReportReply>, Status> {
+        if delta.node_id != from {
+            return Err(Status::permission_denied(format!(
+                "node {from} sent a report in node {}'s name",
+                delta.node_id
+            )));
+        }
+        // Only the leader decides; a stale sender learns to look again.
+        let accepted = self.raft.metrics().borrow().current_leader == Some(self.node_id);
+        if !accepted {
+            return Ok(Response::new(ReportReply::default()));
+        }
+        let need_full = self.reports.apply(delta).is_err();
+        Ok(Response::new(ReportReply {
+            accepted,
+            need_full,
+            hot: self.reports.hot().into_iter().collect(),
+        }))
+    }
+
     /// The calling member's id, after the incarnation check and then the cluster-id check (a
     /// node of another cluster is a wiring mistake worth its own message). The incarnation comes
     /// first: a wiped node must not adopt the cluster id of a leader that calls its old id.
@@ -203,18 +225,22 @@ impl RaftInternal for RaftService {
     async fn report(&self, req: Request<RaftBytes>) -> Result<Response<ReportReply>, Status> {
         let from = self.member(&req).await?;
         let report: NodeReport = body(req)?;
-        if report.node_id != from {
-            return Err(Status::permission_denied(format!(
-                "node {from} sent a report in node {}'s name",
-                report.node_id
-            )));
-        }
-        // Only the leader decides; a stale sender learns to look again.
-        let accepted = self.raft.metrics().borrow().current_leader == Some(self.node_id);
-        if accepted {
-            self.reports.put(std::sync::Arc::new(report));
-        }
-        Ok(Response::new(ReportReply { accepted }))
+        // A sender of an earlier release: every report is a full set.
+        let delta = ReportDelta {
+            node_id: report.node_id,
+            full: true,
+            tilt: report.tilt,
+            local: Some(report.local),
+            masters: report.masters,
+            ..ReportDelta::default()
+        };
+        self.observed(from, delta)
+    }
+
+    async fn observe(&self, req: Request<RaftBytes>) -> Result<Response<ReportReply>, Status> {
+        let from = self.member(&req).await?;
+        let delta: ReportDelta = body(req)?;
+        self.observed(from, delta)
     }
 
     async fn node_info(

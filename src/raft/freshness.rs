@@ -55,11 +55,45 @@ pub struct Inputs {
     pub election_max_ms: u64,
 }
 
+/// The strict rule, without memory: hears the leader and is at most one round behind.
 pub fn fresh(i: &Inputs) -> bool {
     if let Some(ack) = i.leader_quorum_ack_ms {
         return ack <= i.election_max_ms;
     }
-    matches!(i.contact_age_ms, Some(age) if age <= i.election_max_ms) && i.applied >= i.need_applied
+    hears(i) && i.applied >= i.need_applied
+}
+
+fn hears(i: &Inputs) -> bool {
+    matches!(i.contact_age_ms, Some(age) if age <= i.election_max_ms)
+}
+
+/// The rule with hysteresis. Not hearing the leader (invariant 9's cut-off node) closes at once;
+/// a follower that hears it but is more than one round behind stays open until it has been behind
+/// for a whole election_timeout_max: under load, applying trails the leader by an entry now and
+/// then, and closing the port for that drops every client and subscriber for nothing. Reopening
+/// always needs the strict rule.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hysteresis {
+    open: bool,
+    /// When the node was first seen behind while hearing the leader, in the caller's ms clock.
+    behind_since_ms: Option<u64>,
+}
+
+impl Hysteresis {
+    pub fn update(&mut self, i: &Inputs, now_ms: u64) -> bool {
+        let strict = fresh(i);
+        let behind = i.leader_quorum_ack_ms.is_none() && hears(i) && !strict;
+        self.behind_since_ms = if behind {
+            Some(self.behind_since_ms.unwrap_or(now_ms))
+        } else {
+            None
+        };
+        let grace = self
+            .behind_since_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) <= i.election_max_ms);
+        self.open = strict || (self.open && grace);
+        self.open
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +130,55 @@ mod tests {
         };
         assert!(fresh(&leader(50)));
         assert!(!fresh(&leader(601)), "a leader cut off from its quorum");
+    }
+
+    #[test]
+    fn a_follower_briefly_behind_stays_open_but_one_that_cannot_hear_closes_at_once() {
+        let mut h = Hysteresis::default();
+        assert!(
+            !h.update(&follower(Some(10), 10, 9), 0),
+            "never opened: strict"
+        );
+        assert!(h.update(&follower(Some(10), 10, 10), 10));
+        assert!(
+            h.update(&follower(Some(10), 12, 11), 20),
+            "one entry behind"
+        );
+        assert!(
+            h.update(&follower(Some(10), 13, 11), 620),
+            "behind for 600 ms"
+        );
+        assert!(
+            !h.update(&follower(Some(10), 14, 12), 621),
+            "behind too long"
+        );
+        assert!(
+            !h.update(&follower(Some(10), 14, 13), 630),
+            "reopens only caught up"
+        );
+        assert!(h.update(&follower(Some(10), 14, 14), 640));
+        assert!(
+            !h.update(&follower(Some(601), 14, 14), 650),
+            "cannot hear: at once"
+        );
+        assert!(h.update(&follower(Some(10), 14, 14), 660));
+        assert!(h.update(&follower(Some(10), 15, 14), 670));
+        assert!(
+            h.update(&follower(Some(10), 15, 15), 680),
+            "caught up: grace restarts"
+        );
+        assert!(h.update(&follower(Some(10), 16, 15), 1200));
+    }
+
+    #[test]
+    fn a_leader_gets_no_grace() {
+        let mut h = Hysteresis::default();
+        let leader = |ack| Inputs {
+            leader_quorum_ack_ms: Some(ack),
+            ..follower(None, 0, 0)
+        };
+        assert!(h.update(&leader(50), 0));
+        assert!(!h.update(&leader(601), 10));
     }
 
     #[test]

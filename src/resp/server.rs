@@ -65,6 +65,8 @@ pub async fn track_freshness(
 ) {
     let mut tick = tokio::time::interval(FRESHNESS_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rule = freshness::Hysteresis::default();
+    let started = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -89,7 +91,8 @@ pub async fn track_freshness(
             applied,
             election_max_ms,
         };
-        let fresh = freshness::fresh(&inputs);
+        let now_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let fresh = rule.update(&inputs, now_ms);
         if !fresh && *tx.borrow() {
             tracing::warn!(?inputs, "no longer fresh");
         }

@@ -3,6 +3,7 @@
 
 mod candidate;
 mod decide;
+mod delta;
 mod exec;
 mod holders;
 mod lineage;
