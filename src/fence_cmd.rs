@@ -186,7 +186,7 @@ mod tests {
         let mut view = SmData::default();
         let mut m = MasterRecord::new("m", addr.clone(), 2, 1000);
         m.auth_pass = Some(Secret::new("pw"));
-        view.topology.masters.insert("m".into(), m);
+        view.topology.masters.insert("m".into(), m.into());
         let ways = candidates(Some(&view), &plain, &addr);
         assert_eq!(ways.len(), 2);
         assert!(ways[0].pass.is_some() && !ways[0].tls);

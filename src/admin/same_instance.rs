@@ -80,7 +80,7 @@ mod tests {
             run_id: "r2".to_owned(),
             replid: String::new(),
         });
-        topology.masters.insert("a".to_owned(), m);
+        topology.masters.insert("a".to_owned(), m.into());
         let mut report = NodeReport::default();
         report.masters.insert(
             "a".to_owned(),

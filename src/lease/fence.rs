@@ -379,7 +379,7 @@ mod tests {
                 });
                 obs.push(Observation::answering(3, "r3"));
             }
-            view.topology.masters.insert(name.to_owned(), m);
+            view.topology.masters.insert(name.to_owned(), m.into());
             report.masters.insert(name.to_owned(), obs);
         }
         (view, report)
@@ -418,7 +418,12 @@ mod tests {
 
         // A started failover of `a` revokes its writability: no settings of its own remain.
         let mut moving = view.clone();
-        if let Some(m) = moving.topology.masters.get_mut("a") {
+        if let Some(m) = moving
+            .topology
+            .masters
+            .get_mut("a")
+            .map(std::sync::Arc::make_mut)
+        {
             m.failover = Some(FailoverRecord {
                 epoch: 7,
                 candidate: Addr::new("10.0.0.1", 3),
@@ -441,7 +446,12 @@ mod tests {
     #[test]
     fn a_name_that_demoted_the_instance_wins() {
         let (mut view, mut report) = log(MinReplicas::default(), MinReplicas::default());
-        if let Some(b) = view.topology.masters.get_mut("b") {
+        if let Some(b) = view
+            .topology
+            .masters
+            .get_mut("b")
+            .map(std::sync::Arc::make_mut)
+        {
             b.replicas[0].run_id = "r1".to_owned();
         }
         if let Some(obs) = report.masters.get_mut("b") {

@@ -154,7 +154,7 @@ impl Shared {
     /// last INFO; instance states created (nothing down at start) and dropped.
     pub fn reconcile(
         &mut self,
-        masters: &BTreeMap<String, MasterRecord>,
+        masters: &BTreeMap<String, std::sync::Arc<MasterRecord>>,
         now: Instant,
     ) -> Reconciled {
         let mut out = Reconciled::default();

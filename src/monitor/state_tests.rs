@@ -28,10 +28,10 @@ fn with_replica(mut rec: MasterRecord, port: u16) -> MasterRecord {
     rec
 }
 
-fn masters(records: &[MasterRecord]) -> BTreeMap<String, MasterRecord> {
+fn masters(records: &[MasterRecord]) -> BTreeMap<String, std::sync::Arc<MasterRecord>> {
     records
         .iter()
-        .map(|r| (r.name.clone(), r.clone()))
+        .map(|r| (r.name.clone(), std::sync::Arc::new(r.clone())))
         .collect()
 }
 

@@ -163,7 +163,7 @@ mod tests {
                     .topology
                     .masters
                     .iter()
-                    .map(|(k, m)| (k.clone(), m.into()))
+                    .map(|(k, m)| (k.clone(), (&**m).into()))
                     .collect(),
                 leases: data.topology.leases.clone(),
             },
@@ -179,7 +179,9 @@ mod tests {
         m.auth_pass = Some(Secret::new("pw"));
         m.vip_problems.insert(2, "no interface".into());
         let mut data = SmData::default();
-        data.topology.masters.insert(m.name.clone(), m.clone());
+        data.topology
+            .masters
+            .insert(m.name.clone(), m.clone().into());
         data.topology
             .leases
             .insert(1, LeaseGrant { holder: 1, id: 7 });
@@ -189,7 +191,7 @@ mod tests {
         assert!(!got.topology.masters["mymaster"].tls);
 
         // Written now: the current version, with the field.
-        data.topology.masters.get_mut("mymaster").unwrap().tls = true;
+        std::sync::Arc::make_mut(data.topology.masters.get_mut("mymaster").unwrap()).tls = true;
         let now = crate::raft::codec::encode(&data).unwrap();
         assert_eq!(now[0], crate::raft::codec::FORMAT_VERSION);
         assert!(decode_data(&now).unwrap().topology.masters["mymaster"].tls);

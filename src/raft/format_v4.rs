@@ -169,7 +169,7 @@ mod tests {
                     .topology
                     .masters
                     .iter()
-                    .map(|(k, m)| (k.clone(), m.into()))
+                    .map(|(k, m)| (k.clone(), (&**m).into()))
                     .collect(),
                 leases: data.topology.leases.clone(),
             },
@@ -186,7 +186,9 @@ mod tests {
         m.auth_pass = Some(Secret::new("pw"));
         m.vip_problems.insert(2, "no interface".into());
         let mut data = SmData::default();
-        data.topology.masters.insert(m.name.clone(), m.clone());
+        data.topology
+            .masters
+            .insert(m.name.clone(), m.clone().into());
         data.topology
             .leases
             .insert(1, LeaseGrant { holder: 1, id: 7 });
@@ -206,7 +208,12 @@ mod tests {
             to_write: 1,
             max_lag_s: 5,
         };
-        if let Some(m) = data.topology.masters.get_mut("mymaster") {
+        if let Some(m) = data
+            .topology
+            .masters
+            .get_mut("mymaster")
+            .map(std::sync::Arc::make_mut)
+        {
             m.min_replicas = set;
         }
         let now = crate::raft::codec::encode(&data).unwrap();

@@ -85,7 +85,11 @@ impl From<SmDataV5> for SmData {
 fn topology(v5: TopologyStateV5, membership: &Membership<u64, Member>) -> TopologyState {
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
     let mut topology = TopologyState {
-        masters: v5.masters,
+        masters: v5
+            .masters
+            .into_iter()
+            .map(|(k, v)| (k, std::sync::Arc::new(v)))
+            .collect(),
         leases: v5.leases,
         grant_voters: BTreeMap::new(),
         superseded: BTreeMap::new(),
@@ -339,7 +343,13 @@ mod tests {
         assert_eq!(got.last_applied, Some(log_id(9)));
         assert_eq!(got.membership.log_id(), &Some(log_id(1)));
         unknown_incarnations(got.membership.membership());
-        assert_eq!(got.topology.masters, masters);
+        let got_masters: BTreeMap<_, _> = got
+            .topology
+            .masters
+            .into_iter()
+            .map(|(k, v)| (k, (*v).clone()))
+            .collect();
+        assert_eq!(got_masters, masters);
         assert!(got.topology.leases.is_empty() && got.topology.superseded.is_empty());
         assert!(got.retired.is_empty());
 

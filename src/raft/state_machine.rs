@@ -1,5 +1,6 @@
-//! The state machine: raftinel's `TopologyState` kept in memory and persisted whole to sled after
-//! every applied batch (it is a few KB), its snapshots, and the stored events that Watch resumes from.
+//! The state machine: raftinel's `TopologyState` kept in memory and persisted to sled after every
+//! applied batch (what changed: `sm_layout`), its snapshots, and the stored events that Watch
+//! resumes from.
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
@@ -16,12 +17,12 @@ use tokio::sync::watch;
 use super::codec::{decode, encode, versioned, CodecError};
 use super::crashpoint;
 use super::install_gate::InstallGate;
+use super::sm_layout::Persisted;
 use super::types::typ::{Entry, LogId, SnapshotMeta, StorageError};
 use super::types::{Member, Response, TypeConfig};
 use crate::events::{EventBus, IndexedEvent};
 use crate::topology::{ApplyContext, TopologyEvent, TopologyState};
 
-const DATA: &[u8] = b"data";
 const SNAPSHOT: &[u8] = b"snapshot";
 const EVENTS_FROM: &[u8] = b"events_from";
 
@@ -145,6 +146,8 @@ pub struct StateMachineStore {
     sm: sled::Tree,
     events: sled::Tree,
     data: SmData,
+    /// What of `data` is on disk.
+    persisted: Persisted,
     view: watch::Sender<Arc<SmData>>,
     bus: EventBus,
     snapshot_seq: Arc<AtomicU64>,
@@ -161,19 +164,16 @@ impl StateMachineStore {
         let events = db
             .open_tree("events")
             .map_err(|e| StorageIOError::read_state_machine(&e))?;
-        let data = match sm
-            .get(DATA)
-            .map_err(|e| StorageIOError::read_state_machine(&e))?
-        {
-            Some(v) => decode_data(&v).map_err(|e| StorageIOError::read_state_machine(&e))?,
-            None => SmData::default(),
-        };
+        let (data, persisted) =
+            Persisted::load(&sm).map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let data = data.unwrap_or_default();
         Ok(StateMachineStore {
             db: db.clone(),
             sm,
             events,
             view: watch::channel(Arc::new(data.clone())).0,
             data,
+            persisted,
             bus,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             install: InstallGate::default(),
@@ -197,7 +197,7 @@ impl StateMachineStore {
         }
     }
 
-    fn persist(&self, events: &[IndexedEvent]) -> Result<(), StorageError> {
+    fn persist(&mut self, events: &[IndexedEvent]) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
         let mut seq = 0u32;
         let mut last_index = 0;
@@ -213,13 +213,12 @@ impl StateMachineStore {
         self.events
             .apply_batch(batch)
             .map_err(|e| StorageIOError::write_state_machine(&e))?;
-        let bytes = encode(&self.data).map_err(|e| StorageIOError::write_state_machine(&e))?;
         // No fsync here: applying is on a follower's freshness path, and an fsync that queues
         // behind other writers holds it back by whole heartbeats. The next log flush of this same
         // db (every append, vote and purge) makes it durable, and a snapshot's own flush comes
         // before any purge; a tail lost in a crash is re-applied from the durable log at boot.
-        self.sm
-            .insert(DATA, bytes)
+        self.persisted
+            .write(&self.sm, &self.data, false)
             .map_err(|e| StorageIOError::write_state_machine(&e))?;
         Ok(())
     }

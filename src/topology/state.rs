@@ -2,6 +2,7 @@
 //! deterministic (no I/O, no clock, no randomness), so every node computes the same state.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,8 @@ use super::refusal::Refusal;
 /// Every monitored master and every current lease grant.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct TopologyState {
-    pub masters: BTreeMap<String, MasterRecord>,
+    /// Shared with the views handed out: an applied entry copies only the records it changes.
+    pub masters: BTreeMap<String, Arc<MasterRecord>>,
     /// Keyed by holder node id: at most one current grant per holder.
     pub leases: BTreeMap<u64, LeaseGrant>,
     /// The voter set each grant still referred to (current, revoked by a failover in progress or
@@ -85,15 +87,19 @@ impl TopologyState {
     }
 
     pub fn master(&self, name: &str) -> Option<&MasterRecord> {
-        self.masters.get(name)
+        self.masters.get(name).map(|m| &**m)
     }
 
     pub fn masters(&self) -> impl Iterator<Item = &MasterRecord> {
-        self.masters.values()
+        self.masters.values().map(|m| &**m)
     }
 
+    /// The record to change, copied first if a view still shares it.
     fn master_mut(&mut self, name: &str) -> Result<&mut MasterRecord, Refusal> {
-        self.masters.get_mut(name).ok_or(Refusal::NoSuchMaster)
+        self.masters
+            .get_mut(name)
+            .map(Arc::make_mut)
+            .ok_or(Refusal::NoSuchMaster)
     }
 
     fn dispatch(
@@ -134,7 +140,7 @@ impl TopologyState {
                 }
                 let master = MasterRecord::new(name.clone(), addr.clone(), *quorum, *down_after_ms);
                 let events = vec![event::monitor(&master)];
-                self.masters.insert(name.clone(), master);
+                self.masters.insert(name.clone(), Arc::new(master));
                 events
             }
             Command::Remove { name } => {
@@ -177,7 +183,11 @@ impl TopologyState {
                 reason,
                 at_ms,
             } => {
-                let master = self.masters.get_mut(name).ok_or(Refusal::NoSuchMaster)?;
+                let master = self
+                    .masters
+                    .get_mut(name)
+                    .map(Arc::make_mut)
+                    .ok_or(Refusal::NoSuchMaster)?;
                 let record = FailoverRecord {
                     epoch: *epoch,
                     candidate: candidate.clone(),
@@ -260,6 +270,7 @@ impl TopologyState {
                     // A failover in progress owns its replica set until it ends (invariant 3).
                     if let Some(master) = self.masters.get_mut(name) {
                         if master.failover.is_none() {
+                            let master = Arc::make_mut(master);
                             master.replicas.clear();
                             events.push(event::about_master("+reset-master", master));
                         }
@@ -306,11 +317,18 @@ impl TopologyState {
                 // A failover that revoked this grant learns it is dead without waiting for it.
                 let mut revoked = false;
                 for master in self.masters.values_mut() {
-                    if let Some(r) = master.failover.as_mut().and_then(|f| f.revoked.as_mut()) {
-                        if r.grant.id == *id {
-                            r.released = true;
-                            revoked = true;
-                        }
+                    let revokes =
+                        |f: &FailoverRecord| f.revoked.as_ref().is_some_and(|r| r.grant.id == *id);
+                    if !master.failover.as_ref().is_some_and(revokes) {
+                        continue;
+                    }
+                    if let Some(r) = Arc::make_mut(master)
+                        .failover
+                        .as_mut()
+                        .and_then(|f| f.revoked.as_mut())
+                    {
+                        r.released = true;
+                        revoked = true;
                     }
                 }
                 if !revoked {

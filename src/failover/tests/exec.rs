@@ -101,7 +101,7 @@ impl World {
     }
 
     fn master(&self) -> MasterRecord {
-        self.state.lock().unwrap().masters["m"].clone()
+        (*self.state.lock().unwrap().masters["m"]).clone()
     }
 
     fn calls(&self) -> Vec<Call> {

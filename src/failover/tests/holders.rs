@@ -14,7 +14,7 @@ fn colocated(node: u64, local: &[u16]) -> NodeReport {
 
 fn state(m: MasterRecord) -> TopologyState {
     let mut s = TopologyState::default();
-    s.masters.insert(NAME.to_owned(), m);
+    s.masters.insert(NAME.to_owned(), m.into());
     s
 }
 
@@ -48,7 +48,7 @@ fn lease_entries_assign_then_grant_never_during_a_failover() {
             holder: Some(1)
         })
     );
-    s.masters.get_mut(NAME).unwrap().holder = Some(1);
+    std::sync::Arc::make_mut(s.masters.get_mut(NAME).unwrap()).holder = Some(1);
     assert_eq!(
         next_lease_entry(&s, &ins(&reports), fresh),
         Some(Command::LeaseGranted { holder: 1 })
@@ -82,9 +82,7 @@ fn vip_readiness_follows_fresh_reports() {
             problem: Some("raftinel lacks CAP_NET_ADMIN".to_owned())
         })
     );
-    s.masters
-        .get_mut(NAME)
-        .unwrap()
+    std::sync::Arc::make_mut(s.masters.get_mut(NAME).unwrap())
         .vip_problems
         .insert(2, "raftinel lacks CAP_NET_ADMIN".to_owned());
     assert_eq!(next_vip_entry(&s, &ins(&reports), fresh), None);
@@ -104,7 +102,7 @@ fn vip_readiness_follows_fresh_reports() {
         })
     );
     // No VIP: nothing to say.
-    s.masters.get_mut(NAME).unwrap().vip = None;
+    std::sync::Arc::make_mut(s.masters.get_mut(NAME).unwrap()).vip = None;
     assert_eq!(next_vip_entry(&s, &ins(&reports), fresh), None);
 }
 
@@ -124,7 +122,7 @@ fn the_configs_vip_only_fills_a_gap() {
             options: vec![("vip".to_owned(), "10.77.0.200/24".to_owned())]
         })
     );
-    s.masters.get_mut(NAME).unwrap().vip = Some(vip(201));
+    std::sync::Arc::make_mut(s.masters.get_mut(NAME).unwrap()).vip = Some(vip(201));
     assert_eq!(config_vip_entry(&s, &config), None);
     // Not monitored: nothing.
     assert_eq!(config_vip_entry(&TopologyState::default(), &config), None);
