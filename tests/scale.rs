@@ -5,6 +5,8 @@
 //! crate's pub/sub client on each node's Sentinel port. Timings are not asserted here (the scale
 //! benchmark measures them); only that everything happens within generous bounds.
 
+#![allow(clippy::await_holding_lock)] // serial(): one cluster test at a time
+
 mod common;
 
 use std::collections::BTreeSet;
