@@ -35,7 +35,7 @@ pub struct ProbeCtx {
     pub shared: Arc<Mutex<Shared>>,
     /// Wakes the publisher: something in the report changed.
     pub changed: Arc<Notify>,
-    /// Wakes this task's SDOWN timer: a valid reply arrived or the settings changed.
+    /// Wakes this task's SDOWN timer: an SDOWN ended or the settings changed.
     pub wake: Arc<Notify>,
     pub redis: Connector,
 }
@@ -79,9 +79,12 @@ impl ProbeCtx {
 
     fn valid_reply(&self) {
         let ended = lock(&self.shared).valid_reply(&self.name, &self.addr, Instant::now());
-        self.wake.notify_one();
+        // A reply only moves the deadline later: the timer finds that when it fires and sleeps
+        // again, so it is woken only to arm itself after an SDOWN (one wake-up per deadline
+        // instead of one per PING).
         if ended {
             info!("-sdown");
+            self.wake.notify_one();
             self.changed.notify_one();
         }
     }
@@ -209,6 +212,8 @@ async fn probe_loop(ctx: &ProbeCtx) {
                     let changed =
                         lock(&ctx.shared).record_info(&ctx.name, &ctx.addr, Instant::now(), reply);
                     if changed {
+                        // A role change may move the SDOWN deadline earlier, or end an SDOWN.
+                        ctx.wake.notify_one();
                         ctx.changed.notify_one();
                     }
                 }
