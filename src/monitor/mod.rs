@@ -49,6 +49,7 @@ struct Supervisor {
     cancel: CancellationToken,
     report: watch::Sender<Arc<NodeReport>>,
     redis: Connector,
+    epoch: Instant,
 }
 
 impl Monitor {
@@ -78,6 +79,7 @@ impl Monitor {
             cancel,
             report,
             redis,
+            epoch: now,
         };
         let data = view.borrow_and_update().clone();
         sup.reconcile(&data, now);
@@ -164,6 +166,7 @@ impl Supervisor {
                 changed: self.changed.clone(),
                 wake: wake.clone(),
                 redis: self.redis.clone(),
+                epoch: self.epoch,
             };
             let join = probe::spawn(self.node_id, ctx, cancel.clone());
             self.tasks.insert(key, Task { cancel, wake, join });

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::info::{self, InfoError};
-use super::state::{ProbeSettings, Shared};
+use super::state::{grid_after, ProbeSettings, Shared};
 use crate::redis::{Access, Conn, ConnError, Connector};
 use crate::topology::Addr;
 
@@ -38,6 +38,9 @@ pub struct ProbeCtx {
     /// Wakes this task's SDOWN timer: an SDOWN ended or the settings changed.
     pub wake: Arc<Notify>,
     pub redis: Connector,
+    /// Where every task's PING grid starts: tasks with the same period PING in the same
+    /// instant, so one runtime wake-up serves all of them instead of one per instance.
+    pub epoch: Instant,
 }
 
 pub fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -154,7 +157,7 @@ async fn probe_loop(ctx: &ProbeCtx) {
             return;
         };
         let now = Instant::now();
-        next = (next + settings.ping).max(now);
+        next = grid_after(ctx.epoch, now, settings.ping);
         if link.as_ref().is_some_and(|l| l.access != settings.access) {
             debug!("credentials or TLS changed: reconnecting");
             link = None;

@@ -41,6 +41,19 @@ pub fn command_timeout(down_after: Duration) -> Duration {
     (down_after / 2).clamp(MIN_TIMEOUT, MAX_TIMEOUT)
 }
 
+/// The first point of the grid `epoch + k × period` after `now` (`now` + period if the grid is
+/// degenerate).
+pub fn grid_after(epoch: Instant, now: Instant, period: Duration) -> Instant {
+    let p = period.as_nanos();
+    if p == 0 || now < epoch {
+        return deadline(now, period);
+    }
+    let since = now.duration_since(epoch).as_nanos();
+    let next = (since / p + 1).saturating_mul(p);
+    let next = Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX));
+    deadline(epoch, next)
+}
+
 /// `from + d`, or a far future instead of overflowing.
 pub fn deadline(from: Instant, d: Duration) -> Instant {
     from.checked_add(d)

@@ -370,3 +370,15 @@ fn publish_interval_follows_the_fastest_master() {
     s.reconcile(&masters(&[record(2, 5000), fast]), t0);
     assert_eq!(s.publish_interval(), Duration::from_millis(200) / 3);
 }
+
+#[test]
+fn pings_are_aligned_on_one_grid() {
+    let epoch = Instant::now();
+    let p = Duration::from_millis(100);
+    let at = |ms| epoch + Duration::from_millis(ms);
+    assert_eq!(grid_after(epoch, at(0), p), at(100));
+    assert_eq!(grid_after(epoch, at(99), p), at(100));
+    assert_eq!(grid_after(epoch, at(100), p), at(200));
+    assert_eq!(grid_after(epoch, at(1234), p), at(1300));
+    assert_eq!(grid_after(epoch, at(5), Duration::ZERO), at(5));
+}
