@@ -12,14 +12,16 @@
 //!   RSS per node, min–max over the three, and CPU per master;
 //! - `SENTINEL SET name down-after-milliseconds D` latency on node 1, median and max of 20;
 //! - mass failover, the method of the Python harness: a `PSUBSCRIBE *` client on every
-//!   node, every master `kill -9`'d in one loop (t0 before it), then per master, concurrently,
-//!   `SENTINEL GET-MASTER-ADDR-BY-NAME` on node 1 every 5 ms until it names another address and
-//!   `SET` on that address every 5 ms until it succeeds: the time from t0 (budget 60 s);
+//!   node, every master `kill -9`'d in one loop (t0 before it), then `SENTINEL
+//!   GET-MASTER-ADDR-BY-NAME` for every master not yet moved, on node 1 every 10 ms (one pipeline
+//!   on one connection), and once a master's address changed, `SET` on the new address every
+//!   10 ms (one connection each) until it succeeds: its time from t0 (budget 60 s);
 //! - duplicate promotions (a name with more than one `+switch-master` on one node), wrongly downed
 //!   instances (`+sdown`/`+odown` during the idle window, or of a replica after the kill), and
 //!   `+switch-master` delivered per node (distinct names, waiting up to 10 s).
 //!
-//! Run: `cargo bench --bench scale`; `SCALE_SYSTEMS=raftinel` (or `sentinel`) runs one side.
+//! Run: `cargo bench --bench scale`; `SCALE_SYSTEMS=raftinel` (or `sentinel`) runs one side;
+//! `SCALE_KEEP=DIR` keeps the raftinel nodes' logs.
 //! Every process is killed on drop (PR_SET_PDEATHSIG too); only 127.0.0.1 is used.
 
 #[path = "../tests/common/mod.rs"]
@@ -37,6 +39,8 @@ use futures::StreamExt;
 
 const FAILOVER_BUDGET: Duration = Duration::from_secs(60);
 const SETUP_BUDGET: Duration = Duration::from_secs(180);
+/// How often the address is asked for and a write tried during the failover.
+const POLL: Duration = Duration::from_millis(10);
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -58,7 +62,10 @@ struct Fleet {
 fn fleet(m: usize, hz1: bool) -> Fleet {
     let extra: &[&str] = if hz1 { &["--hz", "1"] } else { &[] };
     let masters: Vec<Redis> = (0..m).map(|_| Redis::start(extra)).collect();
-    let replicas = masters.iter().map(|x| Redis::replica_of(x, extra)).collect();
+    let replicas = masters
+        .iter()
+        .map(|x| Redis::replica_of(x, extra))
+        .collect();
     Fleet { masters, replicas }
 }
 
@@ -93,6 +100,19 @@ async fn cmd(addr: &str, args: &[&str]) -> Result<redis::Value, String> {
         .map_err(|e| e.to_string())
 }
 
+/// `cmd`, tried again for up to 10 s: a node opens its Sentinel port only once it is fresh.
+async fn cmd_retry(addr: &str, args: &[&str]) -> Result<redis::Value, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match cmd(addr, args).await {
+            Err(e) if Instant::now() < deadline && !e.contains("already") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn len(v: &redis::Value) -> usize {
     match v {
         redis::Value::Array(a) => a.len(),
@@ -107,9 +127,13 @@ async fn wait_known(addrs: &[String], m: usize, sentinels: bool) -> Result<(), S
         for i in 0..m {
             loop {
                 let n = name(i);
-                let replicas = cmd(addr, &["SENTINEL", "REPLICAS", &n]).await.map(|v| len(&v));
+                let replicas = cmd(addr, &["SENTINEL", "REPLICAS", &n])
+                    .await
+                    .map(|v| len(&v));
                 let peers = if sentinels {
-                    cmd(addr, &["SENTINEL", "SENTINELS", &n]).await.map(|v| len(&v))
+                    cmd(addr, &["SENTINEL", "SENTINELS", &n])
+                        .await
+                        .map(|v| len(&v))
                 } else {
                     Ok(2)
                 };
@@ -134,8 +158,16 @@ async fn raftinel(f: &Fleet, down_after: u64) -> Result<Controllers, String> {
     let t0 = Instant::now();
     for (i, m) in f.masters.iter().enumerate() {
         let (n, port) = (name(i), m.port.to_string());
-        cmd(&addrs[0], &["SENTINEL", "MONITOR", &n, "127.0.0.1", &port, "2"]).await?;
-        cmd(&addrs[0], &["SENTINEL", "SET", &n, "failover-timeout", "2000"]).await?;
+        cmd(
+            &addrs[0],
+            &["SENTINEL", "MONITOR", &n, "127.0.0.1", &port, "2"],
+        )
+        .await?;
+        cmd(
+            &addrs[0],
+            &["SENTINEL", "SET", &n, "failover-timeout", "2000"],
+        )
+        .await?;
     }
     wait_known(&addrs, f.masters.len(), false).await?;
     let setup = t0.elapsed();
@@ -153,7 +185,11 @@ async fn raftinel(f: &Fleet, down_after: u64) -> Result<Controllers, String> {
 fn sentinel_command(conf: &std::path::Path) -> Command {
     let on_path = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("redis-sentinel").is_file()));
-    let mut c = Command::new(if on_path { "redis-sentinel" } else { "redis-server" });
+    let mut c = Command::new(if on_path {
+        "redis-sentinel"
+    } else {
+        "redis-server"
+    });
     c.arg(conf);
     if !on_path {
         c.arg("--sentinel");
@@ -259,30 +295,110 @@ fn switches(heard: &Heard) -> BTreeMap<String, usize> {
     out
 }
 
-/// From t0 until a SET succeeds on the address node 1 gives for `n` once it is not `old`.
-async fn until_writable(addr: String, n: String, old: u16, t0: Instant) -> Option<Duration> {
+async fn connect(addr: &str) -> Option<redis::aio::MultiplexedConnection> {
+    let client = redis::Client::open(format!("redis://{addr}")).ok()?;
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .ok()?
+    .ok()
+}
+
+/// From t0 until a SET succeeds on `port`, over one connection (made again if it breaks).
+async fn until_writable(port: u16, t0: Instant) -> Option<Duration> {
     let deadline = t0 + FAILOVER_BUDGET;
-    let mut new = None;
+    let mut conn = None;
     while Instant::now() < deadline {
-        if new.is_none() {
-            if let Ok(redis::Value::Array(a)) =
-                cmd(&addr, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", &n]).await
-            {
-                let port = a.get(1).and_then(|v| match v {
-                    redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-                    _ => None,
-                });
-                new = port.filter(|p: &u16| *p != old);
+        if conn.is_none() {
+            conn = connect(&format!("127.0.0.1:{port}")).await;
+        }
+        if let Some(c) = conn.as_mut() {
+            let mut set = redis::cmd("SET");
+            set.arg("k").arg("v");
+            match tokio::time::timeout(Duration::from_secs(1), set.query_async::<()>(c)).await {
+                Ok(Ok(())) => return Some(t0.elapsed()),
+                Ok(Err(e))
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly) => {}
+                _ => conn = None,
             }
         }
-        if let Some(p) = new {
-            if cmd(&format!("127.0.0.1:{p}"), &["SET", "k", "v"]).await.is_ok() {
-                return Some(t0.elapsed());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(POLL).await;
     }
     None
+}
+
+/// The port `GET-MASTER-ADDR-BY-NAME` names for every name in `names`, in one pipeline.
+async fn addresses(
+    c: &mut redis::aio::MultiplexedConnection,
+    names: &[String],
+) -> Option<Vec<Option<u16>>> {
+    let mut pipe = redis::pipe();
+    for n in names {
+        pipe.cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(n);
+    }
+    let got = tokio::time::timeout(
+        Duration::from_secs(2),
+        pipe.query_async::<Vec<redis::Value>>(c),
+    );
+    let Ok(Ok(values)) = got.await else {
+        return None;
+    };
+    let ports = values
+        .iter()
+        .map(|v| match v {
+            redis::Value::Array(a) => match a.get(1)? {
+                redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    Some(ports)
+}
+
+/// Asks node 1 for every master's address every POLL (one pipeline) until it changes, then
+/// writes to the new address until that succeeds: each master's time from t0.
+async fn failover_times(addr: &str, olds: &[u16], t0: Instant) -> Vec<Duration> {
+    let mut pending: Vec<(String, u16)> = olds
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (name(i), *p))
+        .collect();
+    let mut writes = tokio::task::JoinSet::new();
+    let mut conn = None;
+    while !pending.is_empty() && Instant::now() < t0 + FAILOVER_BUDGET {
+        if conn.is_none() {
+            conn = connect(addr).await;
+        }
+        if let Some(c) = conn.as_mut() {
+            let names: Vec<String> = pending.iter().map(|(n, _)| n.clone()).collect();
+            let Some(ports) = addresses(c, &names).await else {
+                conn = None;
+                continue;
+            };
+            let mut still = Vec::new();
+            for ((n, old), port) in pending.into_iter().zip(ports) {
+                match port.filter(|p| *p != old) {
+                    Some(p) => {
+                        writes.spawn(until_writable(p, t0));
+                    }
+                    None => still.push((n, old)),
+                }
+            }
+            pending = still;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let mut times = Vec::new();
+    while let Some(t) = writes.join_next().await {
+        if let Ok(Some(t)) = t {
+            times.push(t);
+        }
+    }
+    times.sort();
+    times
 }
 
 /// One system's row.
@@ -313,6 +429,13 @@ fn troubles(logs: &[std::path::PathBuf]) -> Option<(usize, usize, usize)> {
         .map(|l| std::fs::read_to_string(l).unwrap_or_default())
         .collect();
     let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    for line in text
+        .lines()
+        .filter(|l| l.contains("no longer fresh"))
+        .take(3)
+    {
+        eprintln!("    {line}");
+    }
     Some((
         count("no longer fresh"),
         count("pub/sub client too slow"),
@@ -345,24 +468,34 @@ async fn measure(system: &'static str, f: &mut Fleet, c: &Controllers) -> Result
     for _ in 0..20 {
         let t = Instant::now();
         let n = name(0);
-        cmd(&c.addrs[0], &["SENTINEL", "SET", &n, "down-after-milliseconds", &down_after]).await?;
+        cmd(
+            &c.addrs[0],
+            &[
+                "SENTINEL",
+                "SET",
+                &n,
+                "down-after-milliseconds",
+                &down_after,
+            ],
+        )
+        .await?;
         row.set_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let olds: Vec<u16> = f.masters.iter().map(|r| r.port).collect();
     let t0 = Instant::now();
+    // SIGKILL to all first, reaping after: the loop takes microseconds per master, not a wait each.
+    for r in &f.masters {
+        if let Some(pid) = r.pid() {
+            // SAFETY: kill(2) on our own child's pid, which is not reaped before the loop below.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+    let killed = t0.elapsed();
     for r in &mut f.masters {
         r.kill9();
     }
-    let mut waits = tokio::task::JoinSet::new();
-    for (i, old) in olds.iter().enumerate() {
-        waits.spawn(until_writable(c.addrs[0].clone(), name(i), *old, t0));
-    }
-    while let Some(t) = waits.join_next().await {
-        if let Ok(Some(t)) = t {
-            row.times.push(t);
-        }
-    }
-    row.times.sort();
+    eprintln!("    {system} M={m}: {m} SIGKILLs sent in {killed:?}");
+    row.times = failover_times(&c.addrs[0], &olds, t0).await;
     let settle = Instant::now() + Duration::from_secs(10);
     while Instant::now() < settle && listeners.iter().any(|(h, _)| switches(h).len() < m) {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -383,6 +516,11 @@ async fn measure(system: &'static str, f: &mut Fleet, c: &Controllers) -> Result
     }
     row.wrongly_down = wrong.len();
     row.troubles = troubles(&c.logs);
+    if let Ok(dir) = std::env::var("SCALE_KEEP") {
+        for (i, l) in c.logs.iter().enumerate() {
+            let _ = std::fs::copy(l, format!("{dir}/{system}-{m}-n{}.log", i + 1));
+        }
+    }
     for (_, task) in listeners {
         task.abort();
     }

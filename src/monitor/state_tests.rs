@@ -325,7 +325,7 @@ fn info_is_fast_while_the_master_is_down_or_failing_over() {
         t0 + Duration::from_millis(300),
         Duration::ZERO,
     );
-    assert_eq!(every(&s), Some(MIN_PING));
+    assert_eq!(every(&s), Some(FAST_INFO));
     s.valid_reply("m", &addr(1), t0 + Duration::from_millis(301));
     assert_eq!(every(&s), Some(INFO_PERIOD));
     rec.failover = Some(FailoverRecord {
@@ -340,7 +340,7 @@ fn info_is_fast_while_the_master_is_down_or_failing_over() {
         revoked: None,
     });
     s.reconcile(&masters(&[rec]), t0);
-    assert_eq!(every(&s), Some(MIN_PING));
+    assert_eq!(every(&s), Some(FAST_INFO));
 }
 
 #[test]
