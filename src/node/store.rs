@@ -10,7 +10,7 @@ use super::NodeError;
 use crate::config::Config;
 use crate::dial::Dialer;
 use crate::events::{EventBus, IndexedEvent};
-use crate::raft::network::{Network, Timing};
+use crate::raft::network::Network;
 use crate::raft::{ClusterIdentity, EventLog, LogStore, Raft, SmData, StateMachineStore};
 
 /// sled's default cache is 1 GiB; raftinel's state is a few KB plus a bounded log.
@@ -50,11 +50,11 @@ pub(super) async fn open(config: &Config, dialer: &Dialer) -> Result<Store, Node
     let log_store =
         LogStore::open(&db, sm.install_gate()).map_err(|source| NodeError::Open { dir, source })?;
     let (view, event_log) = (sm.view(), sm.event_log());
-    let timing = Timing {
-        retry_after: Duration::from_millis(config.raft.heartbeat_ms),
-        min_deadline: Duration::from_millis(config.raft.election_min_ms.saturating_mul(2) / 3),
-    };
-    let network = Network::new(dialer.clone(), identity.clone(), timing);
+    let network = Network::new(
+        dialer.clone(),
+        identity.clone(),
+        Duration::from_millis(config.raft.heartbeat_ms),
+    );
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config(config)?),

@@ -28,28 +28,17 @@ use crate::pb::RaftBytes;
 pub struct Network {
     dialer: Dialer,
     identity: ClusterIdentity,
-    timing: Timing,
-}
-
-/// How the Raft RPCs are paced.
-#[derive(Clone, Copy, Debug)]
-pub struct Timing {
-    /// Paces retries to a peer that refuses connections: one heartbeat interval, not openraft's
-    /// 500 ms, so a peer back from a restart is heard from within one heartbeat.
-    pub retry_after: Duration,
-    /// The least deadline of an AppendEntries or Vote. openraft's own is 3/4 of a heartbeat
-    /// (75 ms by default): on a busy 2-core host a follower's reply takes that long now and then,
-    /// and the resend repeats the same work. Two thirds of election_timeout_min still ends the
-    /// call before the follower would start an election.
-    pub min_deadline: Duration,
+    retry_after: Duration,
 }
 
 impl Network {
-    pub fn new(dialer: Dialer, identity: ClusterIdentity, timing: Timing) -> Self {
+    /// `retry_after` paces retries to a peer that refuses connections: one heartbeat interval,
+    /// not openraft's 500 ms, so a peer back from a restart is heard from within one heartbeat.
+    pub fn new(dialer: Dialer, identity: ClusterIdentity, retry_after: Duration) -> Self {
         Network {
             dialer,
             identity,
-            timing,
+            retry_after,
         }
     }
 
@@ -66,7 +55,7 @@ pub struct PeerClient {
     addr: String,
     channel: Option<Channel>,
     identity: ClusterIdentity,
-    timing: Timing,
+    retry_after: Duration,
     /// The target's incarnation in the membership this client was made for.
     expected: u64,
     /// The last refusal logged, so that a refusing peer is reported once, not every heartbeat.
@@ -82,7 +71,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.addr.clone(),
             channel: self.channel(&node.addr),
             identity: self.identity.clone(),
-            timing: self.timing,
+            retry_after: self.retry_after,
             expected: node.incarnation,
             refused: Mutex::new(None),
         }
@@ -116,7 +105,9 @@ impl PeerClient {
         })?;
         let data = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut request = tonic::Request::new(RaftBytes { data });
-        request.set_timeout(option.soft_ttl().max(self.timing.min_deadline));
+        // openraft 0.9 bounds an AppendEntries by heartbeat_interval itself
+        // (replication/mod.rs): a longer deadline here would change nothing.
+        request.set_timeout(option.soft_ttl());
         self.identity.stamp(request.metadata_mut());
         stamp_target(request.metadata_mut(), self.expected);
         let mut client = RaftInternalClient::new(channel)
@@ -160,7 +151,7 @@ impl PeerClient {
 
 impl RaftNetwork<TypeConfig> for PeerClient {
     fn backoff(&self) -> Backoff {
-        Backoff::new(std::iter::repeat(self.timing.retry_after))
+        Backoff::new(std::iter::repeat(self.retry_after))
     }
 
     async fn append_entries(
