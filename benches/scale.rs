@@ -449,7 +449,14 @@ async fn measure(system: &'static str, f: &mut Fleet, c: &Controllers) -> Result
     let down_after = env_or("SCALE_DOWN_AFTER", 1000u64).to_string();
     let mut listeners = Vec::new();
     for a in &c.addrs {
-        listeners.push(listen(a).await?);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match listen(a).await {
+                Ok(l) => break listeners.push(l),
+                Err(e) if Instant::now() > deadline => return Err(format!("subscribe {a}: {e}")),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before: Vec<u64> = c.pids.iter().map(|p| cpu_ticks(*p)).collect();
@@ -468,17 +475,16 @@ async fn measure(system: &'static str, f: &mut Fleet, c: &Controllers) -> Result
     for _ in 0..20 {
         let t = Instant::now();
         let n = name(0);
-        cmd(
-            &c.addrs[0],
-            &[
-                "SENTINEL",
-                "SET",
-                &n,
-                "down-after-milliseconds",
-                &down_after,
-            ],
-        )
-        .await?;
+        let args = [
+            "SENTINEL",
+            "SET",
+            &n,
+            "down-after-milliseconds",
+            &down_after,
+        ];
+        cmd_retry(&c.addrs[0], &args)
+            .await
+            .map_err(|e| format!("SENTINEL SET: {e}"))?;
         row.set_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let olds: Vec<u16> = f.masters.iter().map(|r| r.port).collect();
