@@ -158,16 +158,14 @@ async fn raftinel(f: &Fleet, down_after: u64) -> Result<Controllers, String> {
     let t0 = Instant::now();
     for (i, m) in f.masters.iter().enumerate() {
         let (n, port) = (name(i), m.port.to_string());
-        cmd(
-            &addrs[0],
-            &["SENTINEL", "MONITOR", &n, "127.0.0.1", &port, "2"],
-        )
-        .await?;
-        cmd(
-            &addrs[0],
-            &["SENTINEL", "SET", &n, "failover-timeout", "2000"],
-        )
-        .await?;
+        let monitor = ["SENTINEL", "MONITOR", &n, "127.0.0.1", &port, "2"];
+        cmd_retry(&addrs[0], &monitor)
+            .await
+            .map_err(|e| format!("MONITOR {n}: {e}"))?;
+        let set = ["SENTINEL", "SET", &n, "failover-timeout", "2000"];
+        cmd_retry(&addrs[0], &set)
+            .await
+            .map_err(|e| format!("SET {n}: {e}"))?;
     }
     wait_known(&addrs, f.masters.len(), false).await?;
     let setup = t0.elapsed();
