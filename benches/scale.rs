@@ -105,7 +105,11 @@ async fn cmd_retry(addr: &str, args: &[&str]) -> Result<redis::Value, String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match cmd(addr, args).await {
-            Err(e) if Instant::now() < deadline && !e.contains("already") => {
+            // Only the connection failed: Redis-level errors are answers.
+            Err(e)
+                if Instant::now() < deadline
+                    && (e.contains("os error") || e.contains("timed out")) =>
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             other => return other,
@@ -159,9 +163,11 @@ async fn raftinel(f: &Fleet, down_after: u64) -> Result<Controllers, String> {
     for (i, m) in f.masters.iter().enumerate() {
         let (n, port) = (name(i), m.port.to_string());
         let monitor = ["SENTINEL", "MONITOR", &n, "127.0.0.1", &port, "2"];
-        cmd_retry(&addrs[0], &monitor)
-            .await
-            .map_err(|e| format!("MONITOR {n}: {e}"))?;
+        match cmd_retry(&addrs[0], &monitor).await {
+            // A retry after a timed-out MONITOR that committed after all.
+            Err(e) if e.contains("Duplicate master name") => {}
+            other => other.map(drop).map_err(|e| format!("MONITOR {n}: {e}"))?,
+        }
         let set = ["SENTINEL", "SET", &n, "failover-timeout", "2000"];
         cmd_retry(&addrs[0], &set)
             .await
