@@ -34,7 +34,8 @@ use crate::topology::TopologyEvent;
 use crate::topology::{Addr, Command, MasterRecord, Vip};
 
 const TICK: Duration = Duration::from_millis(25);
-/// How often every master is looked at although nothing about it changed.
+/// How often every master is looked at although nothing about it changed, and how often an idle
+/// leader wakes at all.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESEND_AFTER: Duration = Duration::from_millis(1000);
@@ -114,8 +115,9 @@ impl Runner {
         let mut changed = self.reports.subscribe();
         let mut metrics = self.raft.metrics();
         let mut view = self.view.clone();
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Every TICK while something is under way, every SWEEP_EVERY otherwise: an idle leader
+        // of many masters should not walk them 40 times a second.
+        let mut wake_at = tokio::time::Instant::now();
         let busy = Busy::default();
         let mut tasks = JoinSet::new();
         let mut leading = false;
@@ -124,20 +126,29 @@ impl Runner {
         let mut reconf: HashSet<(Addr, Addr, &'static str)> = HashSet::new();
         let mut swept = tokio::time::Instant::now();
         let mut last_view: Option<Arc<SmData>> = None;
+        // Metrics change on every replication ack; only a membership change calls for a sweep.
+        let mut last_membership = None;
         loop {
             let mut sweep = false;
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 r = changed.changed() => if r.is_err() { break },
-                r = metrics.changed() => { if r.is_err() { break } sweep = true; }
+                r = metrics.changed() => if r.is_err() { break },
                 r = view.changed() => if r.is_err() { break },
-                _ = tick.tick() => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
             }
+            wake_at = tokio::time::Instant::now() + SWEEP_EVERY;
             while tasks.try_join_next().is_some() {}
-            let is_leader = {
+            let (is_leader, membership) = {
                 let m = metrics.borrow();
-                m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+                let leads =
+                    m.state == ServerState::Leader && m.current_leader == Some(self.node_id);
+                (leads, *m.membership_config.log_id())
             };
+            if last_membership != Some(membership) {
+                last_membership = Some(membership);
+                sweep = true;
+            }
             if is_leader != leading {
                 leading = is_leader;
                 caught_up = false;
@@ -157,6 +168,7 @@ impl Runner {
                 let confirmed =
                     tokio::time::timeout(COMMIT_TIMEOUT, self.raft.ensure_linearizable()).await;
                 if !matches!(confirmed, Ok(Ok(_))) {
+                    wake_at = tokio::time::Instant::now() + TICK;
                     continue;
                 }
                 caught_up = true;
@@ -176,14 +188,14 @@ impl Runner {
             last_view = Some(data.clone());
             let dirty = self.reports.take_dirty();
             let hot = self.reports.hot();
-            let active = |m: &MasterRecord| {
-                sweep
-                    || dirty.contains(&m.name)
-                    || hot.contains(&m.name)
+            // Something under way: looked at again within a TICK.
+            let pressing = |m: &MasterRecord| {
+                hot.contains(&m.name)
                     || m.failover.is_some()
                     || odown.get(&m.name).is_some_and(|(_, down)| *down)
                     || busy.holds(&m.name)
             };
+            let active = |m: &MasterRecord| sweep || dirty.contains(&m.name) || pressing(m);
             let down: BTreeSet<String> = data
                 .topology
                 .masters()
@@ -196,6 +208,7 @@ impl Runner {
                 .or_else(|| next_vip_entry(&data.topology, &inputs, fresh_ms))
                 .or_else(|| config_vip_entry(&data.topology, &self.config_vips));
             let unsettled = data.topology.unsettled();
+            let leases_pending = entry.is_some() || unsettled.is_some();
             if let (true, Some(guard)) =
                 (entry.is_some() || unsettled.is_some(), busy.claim(LEASES))
             {
@@ -212,6 +225,9 @@ impl Runner {
                     }
                     .in_current_span(),
                 );
+            }
+            if leases_pending || busy.holds(LEASES) || data.topology.masters().any(pressing) {
+                wake_at = now + TICK;
             }
             let todo: Vec<&MasterRecord> = data.topology.masters().filter(|m| active(m)).collect();
             for master in todo {
