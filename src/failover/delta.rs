@@ -63,7 +63,6 @@ pub struct Outbox {
 /// What the leader holds of this node, as the sender knows it.
 #[derive(Debug)]
 struct Leader {
-    tilt: bool,
     local: Colocation,
     masters: BTreeMap<String, Vec<Observation>>,
 }
@@ -93,7 +92,7 @@ impl Outbox {
         &mut self,
         report: &NodeReport,
         precision: impl Fn(&str) -> Precision,
-    ) -> (ReportDelta, Pending) {
+    ) -> ReportDelta {
         self.seq = self.seq.wrapping_add(1);
         let mut delta = ReportDelta {
             node_id: report.node_id,
@@ -129,30 +128,27 @@ impl Outbox {
                     .collect();
             }
         }
-        let pending = Pending {
-            tilt: report.tilt,
-            local: report.local.clone(),
-        };
-        (delta, pending)
+        delta
     }
 
     /// Records what became of `delta`: applied, the leader holds what it says; otherwise the
     /// next delta is a full set.
-    pub fn settle(&mut self, delta: ReportDelta, pending: Pending, ack: Ack) {
+    pub fn settle(&mut self, delta: ReportDelta, ack: Ack) {
         if ack != Ack::Applied {
             self.held = None;
             return;
         }
         let held = self.held.get_or_insert_with(|| Leader {
-            tilt: false,
             local: Colocation::default(),
             masters: BTreeMap::new(),
         });
         if delta.full {
             held.masters.clear();
         }
-        held.tilt = pending.tilt;
-        held.local = pending.local;
+        // A delta carries the host's view whenever it changed (always in a full set).
+        if let Some(local) = delta.local {
+            held.local = local;
+        }
         for name in &delta.removed {
             held.masters.remove(name);
         }
@@ -163,13 +159,6 @@ impl Outbox {
     pub fn reset(&mut self) {
         self.held = None;
     }
-}
-
-/// What `settle` needs besides the delta itself.
-#[derive(Debug)]
-pub struct Pending {
-    tilt: bool,
-    local: Colocation,
 }
 
 /// A delta that does not follow what the leader holds: the sender must send a full set.

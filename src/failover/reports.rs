@@ -179,7 +179,7 @@ pub async fn send_reports(sender: Sender, own: OwnReport, cancel: CancellationTo
             hot.clear();
         }
         let data = sender.view.borrow().clone();
-        let (delta, pending) = outbox.next(&report, |name| precision(&data, &report, &hot, name));
+        let delta = outbox.next(&report, |name| precision(&data, &report, &hot, name));
         let ack = match (leader, addr) {
             (Some(l), _) if l == sender.node_id => {
                 let ack = match sender.reports.apply(delta.clone()) {
@@ -201,7 +201,7 @@ pub async fn send_reports(sender: Sender, own: OwnReport, cancel: CancellationTo
             },
             _ => Ack::Lost,
         };
-        outbox.settle(delta, pending, ack);
+        outbox.settle(delta, ack);
     }
 }
 

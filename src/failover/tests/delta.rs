@@ -48,7 +48,7 @@ fn round(
     p: Precision,
     lose: bool,
 ) -> ReportDelta {
-    let (delta, pending) = out.next(r, |_| p);
+    let delta = out.next(r, |_| p);
     let ack = if lose {
         Ack::Lost
     } else {
@@ -57,7 +57,7 @@ fn round(
             Err(Gap) => Ack::NeedFull,
         }
     };
-    out.settle(delta.clone(), pending, ack);
+    out.settle(delta.clone(), ack);
     delta
 }
 
@@ -139,10 +139,10 @@ fn a_gap_or_another_session_is_refused_and_a_full_set_repairs_it() {
     let (mut out, mut held) = (Outbox::new(7), None);
     let r = report(&[NAME]);
     round(&mut out, &mut held, &r, QUIET, false);
-    let (d1, _) = out.next(&r, |_| QUIET);
-    let (d2, p2) = out.next(&r, |_| QUIET);
+    let d1 = out.next(&r, |_| QUIET);
+    let d2 = out.next(&r, |_| QUIET);
     assert_eq!(apply(&mut held, d2.clone()), Err(Gap), "seq skipped");
-    out.settle(d2, p2, Ack::NeedFull);
+    out.settle(d2, Ack::NeedFull);
     assert_eq!(
         apply(&mut held, d1),
         Ok(Default::default()),
@@ -164,7 +164,7 @@ fn a_new_leader_gets_a_full_set() {
     let r = report(&[NAME]);
     round(&mut out, &mut held, &r, QUIET, false);
     let mut new_leader: Option<Held> = None;
-    let (beat, _) = out.next(&r, |_| QUIET);
+    let beat = out.next(&r, |_| QUIET);
     assert_eq!(apply(&mut new_leader, beat), Err(Gap), "holds nothing");
     out.reset();
     assert!(round(&mut out, &mut new_leader, &r, QUIET, false).full);
@@ -177,10 +177,10 @@ fn removed_masters_and_tilt_reach_the_leader() {
     round(&mut out, &mut held, &r, QUIET, false);
     r.masters.remove("b");
     r.tilt = true;
-    let (d, pending) = out.next(&r, |_| QUIET);
+    let d = out.next(&r, |_| QUIET);
     assert_eq!(d.removed, ["b"]);
     let changed = apply(&mut held, d.clone()).expect("applies");
-    out.settle(d, pending, Ack::Applied);
+    out.settle(d, Ack::Applied);
     assert!(
         changed.contains("b") && changed.contains(NAME),
         "{changed:?}"
