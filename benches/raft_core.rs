@@ -4,7 +4,7 @@
 //! default timings, RUST_LOG=warn), waits for a leader, then measures through the generated gRPC
 //! client on one channel per target node:
 //! 1. commit latency of a topology write (`Set`) on the leader;
-//! 2. linearizable `GetMaster` latency on the leader;
+//! 2. linearizable `GetMaster` latency on the leader, and local for comparison;
 //! 3. linearizable and local `GetMaster` throughput on the leader, 32 concurrent tasks;
 //! 4. idle RSS of each node after the load;
 //! 5. write and linearizable read latency through a follower (forwarding cost).
@@ -322,6 +322,8 @@ async fn main() {
     let w_leader = writes(&lc, WRITES, WARMUP).await;
     // 2. Linearizable read latency on the leader.
     let r_leader = reads(&lc, READS, pb::Consistency::Linearizable).await;
+    // The same call without the read index: what the transport and the service cost alone.
+    let r_local = reads(&lc, READS, pb::Consistency::Local).await;
     // 3. Read throughput on the leader.
     let tp_lin = read_throughput(&lc, pb::Consistency::Linearizable).await;
     let tp_local = read_throughput(&lc, pb::Consistency::Local).await;
@@ -368,6 +370,7 @@ async fn main() {
     );
     latency_row("1. Set (write commit), leader", &w_leader, &wg);
     latency_row("2. GetMaster LINEARIZABLE, leader", &r_leader, &rg);
+    latency_row("2. GetMaster LOCAL, leader", &r_local, "-");
     latency_row("5. Set via follower (forwarded)", &w_follower, "-");
     latency_row("5. GetMaster LIN. via follower", &r_follower, "-");
     println!();

@@ -11,6 +11,8 @@ use common::{serial, Cluster};
 use raftinel::pb::{self, Consistency};
 
 const ELECTION_MAX: Duration = Duration::from_millis(600);
+/// How long a leader serves reads on a quorum's acknowledgement (election-timeout-min / 2).
+const LEASE_WINDOW: Duration = Duration::from_millis(150);
 
 // --- a leader is elected; a Monitor sent to any node is readable linearizably from all three
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,6 +230,9 @@ async fn isolated_node_answers_unavailable_quickly() {
     for id in [1, 2, 3].into_iter().filter(|i| *i != leader) {
         c.kill(id);
     }
+    // Until its read lease runs out (half of election-timeout-min after the last acknowledgement)
+    // the leader may still answer, correctly: no other leader can exist yet.
+    tokio::time::sleep(LEASE_WINDOW).await;
     for (what, id) in [("leader", leader)] {
         let t = Instant::now();
         let err = c
@@ -283,6 +288,52 @@ async fn isolated_node_answers_unavailable_quickly() {
         "follower answered after {:?}",
         t.elapsed()
     );
+}
+
+// --- lease reads: a leader frozen (SIGSTOP) while the others elect a new one and commit a change
+// never answers a linearizable read with the old value once it runs again
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_leader_never_serves_a_stale_linearizable_read() {
+    let _g = serial();
+    let mut c = Cluster::new(3, "");
+    c.start_all();
+    let _logs = c.logs_on_panic(40);
+    let old = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(old, "mymaster", 6390).await;
+    // Reads on the leader ride the lease now.
+    for _ in 0..50 {
+        c.get(old, "mymaster", Consistency::Linearizable)
+            .await
+            .unwrap();
+    }
+    let pid = c.pid(old).unwrap() as i32;
+    // SAFETY: plain signals to a child process this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let others: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != old).collect();
+    let new = c.wait_leader(&others, Duration::from_secs(10)).await;
+    let mut cl = c.client(new).await;
+    let set = pb::SetRequest {
+        name: "mymaster".into(),
+        options: vec![pb::SetOption {
+            option: "down-after-milliseconds".into(),
+            value: "7777".into(),
+        }],
+    };
+    cl.set(set).await.unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut answered = 0;
+    while Instant::now() < until {
+        if let Ok(m) = c.get(old, "mymaster", Consistency::Linearizable).await {
+            assert_eq!(
+                m.down_after_ms, 7777,
+                "stale linearizable read on the old leader"
+            );
+            answered += 1;
+        }
+    }
+    assert!(answered > 0, "the old leader never answered again");
 }
 
 // --- membership 3 → 4 → 3 with writes continuing

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use openraft::ServerState;
 use tokio::time::{timeout_at, Instant};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
@@ -13,6 +14,7 @@ use tonic::Status;
 use super::status;
 use crate::dial::Dialer;
 use crate::pb::topology_client::TopologyClient;
+use crate::raft::read_lease::ReadLease;
 use crate::raft::types::typ::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
 use crate::raft::{ClusterIdentity, Raft, Response};
 use crate::topology::Command;
@@ -43,12 +45,19 @@ pub struct Router {
     pub raft: Raft,
     pub dialer: Dialer,
     pub identity: ClusterIdentity,
+    /// Lets a leader that a quorum acknowledged within `lease_window` read without a round trip.
+    pub lease: ReadLease,
+    pub lease_window: Duration,
 }
 
 impl Router {
-    /// Confirms leadership with a quorum (ReadIndex) and waits for it to be applied. Retries
-    /// briefly: one slow heartbeat must not fail a read (openraft issue #1852).
+    /// Confirms leadership with a quorum and waits for it to be applied: from the read lease when
+    /// it holds, else by ReadIndex. Retries briefly: one slow heartbeat must not fail a read
+    /// (openraft issue #1852).
     pub async fn linearizable(&self, deadline: Instant) -> Result<(), Routed> {
+        if self.lease_holds() {
+            return Ok(());
+        }
         let mut last = Status::unavailable("no quorum");
         for attempt in 0..READ_TRIES {
             match timeout_at(deadline, self.raft.ensure_linearizable()).await {
@@ -66,6 +75,31 @@ impl Router {
             tokio::time::sleep(backoff).await;
         }
         Err(last.into())
+    }
+
+    /// This node leads, has applied an entry of its own term, and a majority of the (single,
+    /// not joint) voter set acknowledged it within the lease window.
+    fn lease_holds(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        if m.state != ServerState::Leader || m.current_leader != Some(m.id) {
+            return false;
+        }
+        let term = m.vote.leader_id().term;
+        if m.last_applied.map(|l| l.leader_id.term) != Some(term) {
+            return false;
+        }
+        let joint = m.membership_config.membership().get_joint_config();
+        let [voters] = joint.as_slice() else {
+            return false;
+        };
+        self.lease.holds(
+            m.id,
+            &m.vote,
+            voters,
+            self.lease_window,
+            std::time::Instant::now(),
+        )
     }
 
     /// Commits a topology command; a refusal becomes its status code.

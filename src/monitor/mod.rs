@@ -60,10 +60,26 @@ impl Monitor {
     /// connections.
     pub fn spawn(
         node_id: u64,
-        mut view: watch::Receiver<Arc<SmData>>,
+        view: watch::Receiver<Arc<SmData>>,
         cancel: CancellationToken,
         redis: Connector,
     ) -> watch::Receiver<Arc<NodeReport>> {
+        let (report, supervisor) = Self::start(node_id, view, cancel, redis);
+        tokio::spawn(supervisor);
+        report
+    }
+
+    /// Like `spawn`, but the caller runs the supervisor: the node gives the probes a runtime of
+    /// their own. Probe tasks go to the runtime this is called in.
+    pub fn start(
+        node_id: u64,
+        mut view: watch::Receiver<Arc<SmData>>,
+        cancel: CancellationToken,
+        redis: Connector,
+    ) -> (
+        watch::Receiver<Arc<NodeReport>>,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         let now = Instant::now();
         let (report, rx) = watch::channel(Arc::new(NodeReport {
             node_id,
@@ -84,11 +100,10 @@ impl Monitor {
         let data = view.borrow_and_update().clone();
         sup.reconcile(&data, now);
         sup.publish(now);
-        tokio::spawn(
-            sup.run(view)
-                .instrument(info_span!("monitor", node = node_id)),
-        );
-        rx
+        let run = sup
+            .run(view)
+            .instrument(info_span!("monitor", node = node_id));
+        (rx, run)
     }
 }
 

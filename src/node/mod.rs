@@ -38,6 +38,7 @@ use crate::peer::RaftService;
 use crate::raft::bootstrap::Bootstrap;
 use crate::raft::freshness::LeaderContact;
 use crate::raft::identity::IdentityError;
+use crate::raft::read_lease::ReadLease;
 use crate::raft::types::typ::StorageError;
 use crate::raft::{ClusterIdentity, EventLog, Raft, SmData};
 use crate::redis::Connector;
@@ -49,6 +50,7 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 struct Shared {
     config: Arc<Config>,
     raft: Raft,
+    lease: ReadLease,
     view: watch::Receiver<Arc<SmData>>,
     bus: EventBus,
     identity: ClusterIdentity,
@@ -91,6 +93,8 @@ pub enum NodeError {
     Sentinel(#[from] crate::resp::server::ServerError),
     #[error("starting the Sentinel port's runtime: {0}")]
     SentinelRuntime(std::io::Error),
+    #[error("starting the monitor's runtime: {0}")]
+    MonitorRuntime(std::io::Error),
     #[error("{0}")]
     SentinelTls(#[from] crate::resp::tls::TlsError),
 }
@@ -131,6 +135,7 @@ async fn run_node(
         db,
         identity,
         raft,
+        lease,
         view,
         event_log,
         bus,
@@ -141,6 +146,7 @@ async fn run_node(
     let node = Shared {
         config: config.clone(),
         raft,
+        lease,
         view,
         bus,
         identity,
@@ -198,6 +204,8 @@ fn start(
         contact: contact.clone(),
         promiser: lease_peers.promiser.clone(),
         view: node.view.clone(),
+        votes_from: tokio::time::Instant::now()
+            + Duration::from_millis(config.raft.election_min_ms),
     };
     let mut tasks = Tasks::default();
     let server = grpc::server(
@@ -212,12 +220,7 @@ fn start(
     tasks.once("bootstrap", bootstrap(node).run(node.cancel.clone()));
     // Detection on every node; decisions on the leader only (the runner idles elsewhere).
     log_redis_tls(config);
-    let own_report = Monitor::spawn(
-        config.id,
-        node.view.clone(),
-        node.cancel.clone(),
-        node.redis.clone(),
-    );
+    let own_report = spawn_monitor(&mut tasks, node)?;
     let (odown_tx, odown_rx) = watch::channel(Arc::default());
     let inputs = sentinel::Inputs {
         listeners: sentinel_listeners,
@@ -254,6 +257,32 @@ fn start(
     Ok((tasks, notify))
 }
 
+/// The probes on a thread and runtime of their own, like the Sentinel port: hundreds of probe
+/// tasks waking on one PING grid would otherwise queue ahead of Raft's appends, replication and
+/// heartbeats in the main runtime (at 200 masters a SENTINEL SET spent most of its 47 ms p50
+/// there). Contention with Raft now goes through the OS scheduler.
+fn spawn_monitor(
+    tasks: &mut Tasks,
+    node: &Shared,
+) -> Result<watch::Receiver<Arc<crate::monitor::NodeReport>>, NodeError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(NodeError::MonitorRuntime)?;
+    let (report, supervisor) = {
+        let _inside = runtime.enter();
+        Monitor::start(
+            node.config.id,
+            node.view.clone(),
+            node.cancel.clone(),
+            node.redis.clone(),
+        )
+    };
+    let supervisor = supervisor.in_current_span();
+    tasks.critical_blocking("monitor", move || runtime.block_on(supervisor));
+    Ok(report)
+}
+
 /// The one shutdown path: cancel, wait for every task (bounded), stop Raft, flush the store.
 async fn stop(
     node: Shared,
@@ -285,6 +314,8 @@ fn admin_and_api(node: &Shared, events: &EventLog, reports: &Reports) -> (Arc<Ad
             raft: node.raft.clone(),
             dialer: node.dialer.clone(),
             identity: node.identity.clone(),
+            lease: node.lease.clone(),
+            lease_window: Duration::from_millis(node.config.raft.election_min_ms / 2),
         },
         view: node.view.clone(),
         config: node.config.clone(),

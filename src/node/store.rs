@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::dial::Dialer;
 use crate::events::{EventBus, IndexedEvent};
 use crate::raft::network::Network;
+use crate::raft::read_lease::ReadLease;
 use crate::raft::{ClusterIdentity, EventLog, LogStore, Raft, SmData, StateMachineStore};
 
 /// sled's default cache is 1 GiB; raftinel's state is a few KB plus a bounded log.
@@ -21,6 +22,8 @@ pub(super) struct Store {
     pub db: sled::Db,
     pub identity: ClusterIdentity,
     pub raft: Raft,
+    /// The followers' acknowledgements, heard by the network, for lease reads.
+    pub lease: ReadLease,
     pub view: watch::Receiver<Arc<SmData>>,
     pub event_log: EventLog,
     pub bus: EventBus,
@@ -50,10 +53,12 @@ pub(super) async fn open(config: &Config, dialer: &Dialer) -> Result<Store, Node
     let log_store =
         LogStore::open(&db, sm.install_gate()).map_err(|source| NodeError::Open { dir, source })?;
     let (view, event_log) = (sm.view(), sm.event_log());
+    let lease = ReadLease::default();
     let network = Network::new(
         dialer.clone(),
         identity.clone(),
         Duration::from_millis(config.raft.heartbeat_ms),
+        lease.clone(),
     );
     let raft = Raft::new(
         config.id,
@@ -68,6 +73,7 @@ pub(super) async fn open(config: &Config, dialer: &Dialer) -> Result<Store, Node
         db,
         identity,
         raft,
+        lease,
         view,
         event_log,
         bus,

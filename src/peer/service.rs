@@ -41,6 +41,10 @@ pub struct RaftService {
     pub promiser: Promiser,
     /// The applied state: which ids were removed from the membership.
     pub view: watch::Receiver<Arc<SmData>>,
+    /// No vote is looked at before this (election-timeout-min after start): a restarted voter
+    /// has forgotten which leader it heard last, and a leader may still serve lease reads on
+    /// its acknowledgement from before the restart (`raft::read_lease`).
+    pub votes_from: tokio::time::Instant,
 }
 
 fn reply<T: Serialize>(value: &T) -> Result<Response<RaftBytes>, Status> {
@@ -178,6 +182,8 @@ impl RaftInternal for RaftService {
     async fn vote(&self, req: Request<RaftBytes>) -> Result<Response<RaftBytes>, Status> {
         let from = self.admit(&req, Caller::AnyNode).await?;
         let rpc: openraft::raft::VoteRequest<u64> = body(req)?;
+        // The candidate's own deadline bounds the wait.
+        tokio::time::sleep_until(self.votes_from).await;
         if membership_of(&self.raft, from) == Some(false) {
             // Term 0 and no log: rejected by the log check before any vote is looked at.
             let nothing = openraft::raft::VoteRequest::new(openraft::Vote::new(0, from), None);

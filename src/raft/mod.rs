@@ -17,6 +17,7 @@ pub mod incarnation;
 pub mod install_gate;
 pub mod log_store;
 pub mod network;
+pub mod read_lease;
 mod sm_layout;
 pub mod state_machine;
 pub mod types;

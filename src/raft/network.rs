@@ -17,6 +17,7 @@ use tonic::transport::Channel;
 
 use super::codec::{decode, encode};
 use super::identity::{stamp_target, ClusterIdentity};
+use super::read_lease::ReadLease;
 use super::types::typ::{RaftError, RpcError};
 use super::types::{Member, NodeId, TypeConfig};
 use crate::dial::Dialer;
@@ -29,16 +30,24 @@ pub struct Network {
     dialer: Dialer,
     identity: ClusterIdentity,
     retry_after: Duration,
+    lease: ReadLease,
 }
 
 impl Network {
     /// `retry_after` paces retries to a peer that refuses connections: one heartbeat interval,
     /// not openraft's 500 ms, so a peer back from a restart is heard from within one heartbeat.
-    pub fn new(dialer: Dialer, identity: ClusterIdentity, retry_after: Duration) -> Self {
+    /// `lease` hears every accepted AppendEntries.
+    pub fn new(
+        dialer: Dialer,
+        identity: ClusterIdentity,
+        retry_after: Duration,
+        lease: ReadLease,
+    ) -> Self {
         Network {
             dialer,
             identity,
             retry_after,
+            lease,
         }
     }
 
@@ -60,6 +69,7 @@ pub struct PeerClient {
     expected: u64,
     /// The last refusal logged, so that a refusing peer is reported once, not every heartbeat.
     refused: Mutex<Option<String>>,
+    lease: ReadLease,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -74,6 +84,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             retry_after: self.retry_after,
             expected: node.incarnation,
             refused: Mutex::new(None),
+            lease: self.lease.clone(),
         }
     }
 }
@@ -159,7 +170,14 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
-        self.call(Rpc::Append, &rpc, &option).await
+        let sent = std::time::Instant::now();
+        let reply = self.call(Rpc::Append, &rpc, &option).await;
+        if let Ok(r) = &reply {
+            if !matches!(r, AppendEntriesResponse::HigherVote(_)) {
+                self.lease.acked(self.target, &rpc.vote, sent);
+            }
+        }
+        reply
     }
 
     async fn install_snapshot(
