@@ -23,6 +23,7 @@
 //! Run: `cargo bench --bench lab` (root; needs redis-server, redis-sentinel, iproute2, iptables;
 //! keepalived for its series). `LAB_TRIALS=N` sets the trials per series (default 10);
 //! `LAB_ONLY=raftinel,sentinel,keepalived` (any of them) runs only those series;
+//! `LAB_SCENARIOS=host-loss,partition,daemon-kill` (any of them) only those scenarios;
 //! `RAFTINEL_LAB_PREFIX` names the lab's namespaces apart from the tests' (default `rlt-`).
 
 #[path = "../tests/common/mod.rs"]
@@ -49,7 +50,16 @@ fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 
 /// Whether `LAB_ONLY` (a comma-separated list; all when unset) asks for `series`.
 fn only(series: &str) -> bool {
-    std::env::var("LAB_ONLY").map_or(true, |v| v.split(',').any(|s| s.trim() == series))
+    listed("LAB_ONLY", series)
+}
+
+/// Whether `LAB_SCENARIOS` (a comma-separated list; all when unset) asks for `name`.
+fn scenario(name: &str) -> bool {
+    listed("LAB_SCENARIOS", name)
+}
+
+fn listed(var: &str, name: &str) -> bool {
+    std::env::var(var).map_or(true, |v| v.split(',').any(|s| s.trim() == name))
 }
 
 struct HostLoss {
@@ -354,18 +364,26 @@ fn main() {
     let n = trials();
     println!("lab benchmark: {n} trials per series, down-after 1000 ms, lease defaults (L 700, m 100, V 1 s)");
     let series = series();
-    println!("host loss (master's host killed, link down; raftinel's Raft leader there too):");
-    for s in &series {
-        host_loss_rows(&s.name, n, s.with_vip, &s.make);
+    if scenario("host-loss") {
+        println!("host loss (master's host killed, link down; raftinel's Raft leader there too):");
+        for s in &series {
+            host_loss_rows(&s.name, n, s.with_vip, &s.make);
+        }
     }
-    println!("partition of the master's host from the others (REJECT), client still reaches it:");
-    for s in &series {
-        partition_rows(&s.name, n, s.with_vip, &s.make);
+    if scenario("partition") {
+        println!(
+            "partition of the master's host from the others (REJECT), client still reaches it:"
+        );
+        for s in &series {
+            partition_rows(&s.name, n, s.with_vip, &s.make);
+        }
     }
-    println!("kill -9 of the VIP holder's daemon on n1 (its Redis lives on):");
-    for s in &series {
-        if let Some(kill) = &s.daemon_kill {
-            daemon_kill_rows(&s.name, n, &s.make, kill);
+    if scenario("daemon-kill") {
+        println!("kill -9 of the VIP holder's daemon on n1 (its Redis lives on):");
+        for s in &series {
+            if let Some(kill) = &s.daemon_kill {
+                daemon_kill_rows(&s.name, n, &s.make, kill);
+            }
         }
     }
 }

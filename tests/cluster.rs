@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use common::{serial, Cluster};
 use raftinel::pb::{self, Consistency};
 
+/// Twice the default election-timeout-max (300 ms): a bound, not a figure.
 const ELECTION_MAX: Duration = Duration::from_millis(600);
-/// How long a leader serves reads on a quorum's acknowledgement (election-timeout-min / 2).
+/// How long a leader serves reads on a quorum's acknowledgement: election-timeout-min / 2 = 75 ms
+/// by default, doubled for a slow CI box.
 const LEASE_WINDOW: Duration = Duration::from_millis(150);
 
 // --- a leader is elected; a Monitor sent to any node is readable linearizably from all three

@@ -206,11 +206,11 @@ pub enum ConfigError {
     },
 
     /// `raft.election-timeout-min-ms` ≥ `raft.election-timeout-max-ms`.
-    #[error("`raft.election-timeout-min-ms` = {min} must be < `raft.election-timeout-max-ms` = {max} (the timeout is drawn at random from that range); raise the max, e.g. to 2 × the min (defaults 300 and 600)")]
+    #[error("`raft.election-timeout-min-ms` = {min} must be < `raft.election-timeout-max-ms` = {max} (the timeout is drawn at random from that range); raise the max, e.g. to 2 × the min (defaults 150 and 300)")]
     ElectionRange { min: u64, max: u64 },
 
     /// `3 × raft.heartbeat-ms > raft.election-timeout-min-ms`.
-    #[error("3 × `raft.heartbeat-ms` = 3 × {heartbeat} = {} must be ≤ `raft.election-timeout-min-ms` = {min}, or one late heartbeat starts an election; lower the heartbeat or raise the election timeout (defaults 100 and 300)", u128::from(*heartbeat) * 3)]
+    #[error("3 × `raft.heartbeat-ms` = 3 × {heartbeat} = {} must be ≤ `raft.election-timeout-min-ms` = {min}, or one late heartbeat starts an election; lower the heartbeat or raise the election timeout (defaults 50 and 150)", u128::from(*heartbeat) * 3)]
     HeartbeatVsElection { heartbeat: u64, min: u64 },
 
     /// `R + 2T + F > L − m` (invariant 8).

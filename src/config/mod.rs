@@ -167,14 +167,16 @@ pub struct MasterScripts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RaftTimings {
     /// Interval (ms) between leader heartbeats. Must be ≥ 1 and ≤ `election_min_ms / 3`, so a
-    /// single late heartbeat never starts an election. Default 100.
+    /// single late heartbeat never starts an election. Default 50 (a LAN; see docs/timings.md).
     pub heartbeat_ms: u64,
     /// Lower bound (ms) of the randomized election timeout. Must be < `election_max_ms` and ≥
-    /// 3 × `heartbeat_ms`. Default 300.
+    /// 3 × `heartbeat_ms`. Default 150.
     pub election_min_ms: u64,
     /// Upper bound (ms) of the election timeout; also the freshness window of invariant 9. We
     /// suggest 2 × `election_min_ms`; keep 2 × this ≤ down-after + 650 or losing the leader and a
-    /// master together makes the failover wait for the election. Default 600.
+    /// master together makes the failover wait for the election. openraft's followers also
+    /// refuse votes for this long after hearing the leader, so a dead leader is replaced
+    /// `election_max_ms + election timeout` after its last heartbeat. Default 300.
     pub election_max_ms: u64,
     /// Take a snapshot after this many log entries since the last one. Must be ≥ 1. Default 1000.
     pub snapshot_every: u64,
@@ -189,9 +191,9 @@ pub struct RaftTimings {
 impl Default for RaftTimings {
     fn default() -> Self {
         RaftTimings {
-            heartbeat_ms: 100,
-            election_min_ms: 300,
-            election_max_ms: 600,
+            heartbeat_ms: 50,
+            election_min_ms: 150,
+            election_max_ms: 300,
             snapshot_every: 1000,
             keep_logs: 500,
             install_snapshot_timeout_ms: 5000,
