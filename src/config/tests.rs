@@ -107,7 +107,7 @@ fn minimal_file_gets_every_default() {
             r.keep_logs,
             r.install_snapshot_timeout_ms
         ),
-        (100, 300, 600, 1000, 500, 5000)
+        (50, 150, 300, 1000, 500, 5000)
     );
     let l = c.lease;
     assert_eq!(
@@ -605,22 +605,22 @@ fn deny_scripts_reconfig() {
 fn raft_timing_rules() {
     err(
         &file("", "[raft]\nheartbeat-ms = 0"),
-        &["`raft.heartbeat-ms` = 0", "≥ 1", "default is 100"],
+        &["`raft.heartbeat-ms` = 0", "≥ 1", "default is 50"],
     );
     err(
         &file("", "[raft]\nheartbeat-ms = 150"),
         &[
             "`raft.heartbeat-ms`",
             "3 × 150 = 450",
-            "`raft.election-timeout-min-ms` = 300",
+            "`raft.election-timeout-min-ms` = 150",
             "lower the heartbeat",
         ],
     );
     err(
-        &file("", "[raft]\nelection-timeout-min-ms = 600"),
+        &file("", "[raft]\nelection-timeout-min-ms = 300"),
         &[
-            "`raft.election-timeout-min-ms` = 600",
-            "`raft.election-timeout-max-ms` = 600",
+            "`raft.election-timeout-min-ms` = 300",
+            "`raft.election-timeout-max-ms` = 300",
             "raise the max",
         ],
     );
@@ -720,7 +720,7 @@ fn timing_check_down_after_for_sentinel_set() {
         msg.contains("`down-after-milliseconds` = 799") && msg.contains("700 + 100 = 800"),
         "{msg}"
     );
-    let fast = "[lease]\nduration-ms = 300\nmargin-ms = 50\nrenew-interval-ms = 50\nrenew-timeout-ms = 50\nfence-budget-ms = 50";
+    let fast = "[lease]\nduration-ms = 300\nmargin-ms = 50\nrenew-interval-ms = 50\nrenew-timeout-ms = 50\nfence-budget-ms = 50\n[raft]\nheartbeat-ms = 100\nelection-timeout-min-ms = 300\nelection-timeout-max-ms = 600";
     let (c, _) = ok(&file("default-down-after-ms = 1000", fast));
     match c.timing_check_down_after(400) {
         Ok(w) => warned(
