@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use openraft::ServerState;
 use tokio::time::{timeout_at, Instant};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
@@ -45,9 +44,8 @@ pub struct Router {
     pub raft: Raft,
     pub dialer: Dialer,
     pub identity: ClusterIdentity,
-    /// Lets a leader that a quorum acknowledged within `lease_window` read without a round trip.
+    /// Lets a leader that a quorum acknowledged recently read without a round trip.
     pub lease: ReadLease,
-    pub lease_window: Duration,
 }
 
 impl Router {
@@ -55,7 +53,10 @@ impl Router {
     /// it holds, else by ReadIndex. Retries briefly: one slow heartbeat must not fail a read
     /// (openraft issue #1852).
     pub async fn linearizable(&self, deadline: Instant) -> Result<(), Routed> {
-        if self.lease_holds() {
+        if self
+            .lease
+            .holds(&self.raft.metrics().borrow(), std::time::Instant::now())
+        {
             return Ok(());
         }
         let mut last = Status::unavailable("no quorum");
@@ -75,31 +76,6 @@ impl Router {
             tokio::time::sleep(backoff).await;
         }
         Err(last.into())
-    }
-
-    /// This node leads, has applied an entry of its own term, and a majority of the (single,
-    /// not joint) voter set acknowledged it within the lease window.
-    fn lease_holds(&self) -> bool {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow();
-        if m.state != ServerState::Leader || m.current_leader != Some(m.id) {
-            return false;
-        }
-        let term = m.vote.leader_id().term;
-        if m.last_applied.map(|l| l.leader_id.term) != Some(term) {
-            return false;
-        }
-        let joint = m.membership_config.membership().get_joint_config();
-        let [voters] = joint.as_slice() else {
-            return false;
-        };
-        self.lease.holds(
-            m.id,
-            &m.vote,
-            voters,
-            self.lease_window,
-            std::time::Instant::now(),
-        )
     }
 
     /// Commits a topology command; a refusal becomes its status code.

@@ -204,8 +204,7 @@ fn start(
         contact: contact.clone(),
         promiser: lease_peers.promiser.clone(),
         view: node.view.clone(),
-        votes_from: tokio::time::Instant::now()
-            + Duration::from_millis(config.raft.election_min_ms),
+        votes_from: tokio::time::Instant::now() + node.lease.vote_hold(),
     };
     let mut tasks = Tasks::default();
     let server = grpc::server(
@@ -315,7 +314,6 @@ fn admin_and_api(node: &Shared, events: &EventLog, reports: &Reports) -> (Arc<Ad
             dialer: node.dialer.clone(),
             identity: node.identity.clone(),
             lease: node.lease.clone(),
-            lease_window: Duration::from_millis(node.config.raft.election_min_ms / 2),
         },
         view: node.view.clone(),
         config: node.config.clone(),

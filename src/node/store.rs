@@ -53,7 +53,7 @@ pub(super) async fn open(config: &Config, dialer: &Dialer) -> Result<Store, Node
     let log_store =
         LogStore::open(&db, sm.install_gate()).map_err(|source| NodeError::Open { dir, source })?;
     let (view, event_log) = (sm.view(), sm.event_log());
-    let lease = ReadLease::default();
+    let lease = ReadLease::new(Duration::from_millis(config.raft.election_min_ms));
     let network = Network::new(
         dialer.clone(),
         identity.clone(),

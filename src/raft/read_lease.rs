@@ -18,16 +18,54 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::types::typ::Vote;
+use openraft::ServerState;
+
+use super::types::typ::{RaftMetrics, Vote};
 use super::types::NodeId;
 
 /// What the leader knows of each follower's latest acknowledgement.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ReadLease {
     acks: Arc<Mutex<BTreeMap<NodeId, (Vote, Instant)>>>,
+    /// election-timeout-min: the lease lasts half of it, a restarted node's vote hold all of it.
+    election_min: Duration,
 }
 
 impl ReadLease {
+    pub fn new(election_min: Duration) -> Self {
+        ReadLease {
+            acks: Arc::default(),
+            election_min,
+        }
+    }
+
+    /// How long after it starts a node must not vote: at least the lease of any acknowledgement
+    /// it gave before a restart.
+    pub fn vote_hold(&self) -> Duration {
+        self.election_min
+    }
+
+    fn window(&self) -> Duration {
+        self.election_min / 2
+    }
+
+    /// Whether the node whose metrics are `m` may serve a read at `now` without a round trip: it
+    /// leads, has applied an entry of its own term, and a majority of its (single, not joint)
+    /// voter set acknowledged it within the window.
+    pub fn holds(&self, m: &RaftMetrics, now: Instant) -> bool {
+        if m.state != ServerState::Leader || m.current_leader != Some(m.id) {
+            return false;
+        }
+        if m.last_applied.map(|l| l.leader_id.term) != Some(m.vote.leader_id().term) {
+            return false;
+        }
+        let joint = m.membership_config.membership().get_joint_config();
+        let [voters] = joint.as_slice() else {
+            return false;
+        };
+        self.acknowledged(m.id, &m.vote, voters, now)
+    }
+
     /// `target` accepted (did not answer with a higher vote) an AppendEntries carrying `vote`
     /// that was sent at `sent`.
     pub fn acked(&self, target: NodeId, vote: &Vote, sent: Instant) {
@@ -41,19 +79,17 @@ impl ReadLease {
         }
     }
 
-    /// Whether the leader `me`, at `vote` with `voters` (a single, not a joint, configuration),
-    /// may serve a read at `now` without a round trip.
-    pub fn holds(
+    /// Whether a majority of `voters` acknowledged the leader `me` at `vote` within the window.
+    fn acknowledged(
         &self,
         me: NodeId,
         vote: &Vote,
         voters: &BTreeSet<NodeId>,
-        window: Duration,
         now: Instant,
     ) -> bool {
         let acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
         match quorum_acked(me, vote, voters, &acks, now) {
-            Some(t) => now.saturating_duration_since(t) < window,
+            Some(t) => now.saturating_duration_since(t) < self.window(),
             None => false,
         }
     }
@@ -143,20 +179,19 @@ mod tests {
 
     #[test]
     fn the_lease_lasts_the_window_from_the_send_time_and_late_replies_do_not_go_back() {
-        let lease = ReadLease::default();
+        let lease = ReadLease::new(Duration::from_millis(300));
         let start = Instant::now();
         let v = vote(2, 1);
         let set = voters(&[1, 2, 3]);
-        let window = Duration::from_millis(150);
-        assert!(!lease.holds(1, &v, &set, window, start));
+        assert!(!lease.acknowledged(1, &v, &set, start));
         lease.acked(3, &v, start);
         lease.acked(3, &v, start - Duration::from_millis(500));
-        assert!(lease.holds(1, &v, &set, window, start + Duration::from_millis(149)));
-        assert!(!lease.holds(1, &v, &set, window, start + Duration::from_millis(150)));
+        assert!(lease.acknowledged(1, &v, &set, start + Duration::from_millis(149)));
+        assert!(!lease.acknowledged(1, &v, &set, start + Duration::from_millis(150)));
         // A new term starts from nothing.
         let next = vote(3, 1);
-        assert!(!lease.holds(1, &next, &set, window, start));
+        assert!(!lease.acknowledged(1, &next, &set, start));
         lease.acked(2, &next, start);
-        assert!(lease.holds(1, &next, &set, window, start));
+        assert!(lease.acknowledged(1, &next, &set, start));
     }
 }
