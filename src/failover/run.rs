@@ -25,7 +25,8 @@ use crate::admin::now_ms;
 use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::lease::renew::Peers as LeasePeers;
 use crate::monitor::{NodeReport, ReportedRole};
-use crate::raft::types::typ::{ClientWriteError, RaftError};
+use crate::raft::group_commit::{GroupCommit, WriteError};
+use crate::raft::types::typ::RaftError;
 use crate::raft::{Raft, SmData};
 use crate::redis::{ConnError, Connector, Failure, Role};
 use crate::topology::event::master_prefix;
@@ -37,7 +38,7 @@ const TICK: Duration = Duration::from_millis(25);
 /// How often every master is looked at although nothing about it changed, and how often an idle
 /// leader wakes at all.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESEND_AFTER: Duration = Duration::from_millis(1000);
 const RERANK_WITHIN: Duration = Duration::from_millis(150);
 /// How often the leader asks whether a superseded lease grant is dead yet.
@@ -77,6 +78,8 @@ pub struct Runner {
     pub config_vips: Arc<BTreeMap<String, Vip>>,
     /// Connections to Redis, with this node's TLS files.
     pub redis: Connector,
+    /// Where the runner's entries are written.
+    pub writes: GroupCommit,
 }
 
 /// The busy-set key of lease entries (holder assignments and grants): one commit at a time.
@@ -294,7 +297,12 @@ impl Runner {
     /// The candidate ranked again on replication offsets read now: reports carry INFO up to a
     /// period old, and the replica that acknowledged the last writes must win. Replicas that do
     /// not answer at once keep the reports' verdict out of the ranking.
-    async fn rerank(&self, master: &MasterRecord, proposed: Addr) -> Addr {
+    async fn rerank(
+        &self,
+        master: &MasterRecord,
+        proposed: Addr,
+        instances: &RedisInstances<'_>,
+    ) -> Addr {
         let snapshot = self.reports.snapshot();
         let inputs = report_inputs(&snapshot);
         let fresh = fresh_ms(master.down_after_ms);
@@ -319,7 +327,7 @@ impl Runner {
             asks.spawn(async move {
                 let mut i = Instance::connect(&redis, &addr, &master).await.ok()?;
                 let (priority, offset) = i.replica_offset().await.ok()??;
-                Some((addr, priority, offset))
+                Some((addr, priority, offset, i))
             });
         }
         // A healthy Redis answers INFO in well under a millisecond; a hung one must not delay
@@ -327,8 +335,9 @@ impl Runner {
         let deadline = tokio::time::Instant::now() + RERANK_WITHIN;
         let mut now: HashMap<Addr, (u32, u64)> = HashMap::new();
         while let Ok(Some(r)) = tokio::time::timeout_at(deadline, asks.join_next()).await {
-            if let Ok(Some((addr, priority, offset))) = r {
-                now.insert(addr, (priority, offset));
+            if let Ok(Some((addr, priority, offset, i))) = r {
+                now.insert(addr.clone(), (priority, offset));
+                instances.keep(&addr, i);
             }
         }
         asks.abort_all();
@@ -482,16 +491,13 @@ impl Runner {
         })
     }
 
+    /// Through the group commit: the steps of a mass failover share entries.
     async fn commit(&self, cmd: Command) -> Result<u64, StepError> {
-        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.client_write(cmd)).await {
-            Err(_) => Err(StepError::Timeout),
-            Ok(Ok(resp)) => match resp.data.result {
-                Ok(_) => Ok(resp.log_id.index),
-                Err(refusal) => Err(StepError::Refused(refusal.to_string())),
-            },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(StepError::NotLeader)
-            }
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.writes.write(cmd)).await {
+            Err(_) | Ok(Err(WriteError::Timeout)) => Err(StepError::Timeout),
+            Ok(Ok((index, Ok(_)))) => Ok(index),
+            Ok(Ok((_, Err(refusal)))) => Err(StepError::Refused(refusal.to_string())),
+            Ok(Err(WriteError::NotLeader)) => Err(StepError::NotLeader),
             Ok(Err(e)) => Err(StepError::Raft(e.to_string())),
         }
     }
@@ -517,7 +523,10 @@ impl Runner {
         match step {
             Step::None => Ok(()),
             Step::Start { candidate, reason } => {
-                let candidate = self.rerank(master, candidate).await;
+                // One set of connections for the whole step: the candidate's, opened to read its
+                // offset, also carries the promotion and the reads after it.
+                let instances = self.instances();
+                let candidate = self.rerank(master, candidate, &instances).await;
                 let epoch = master.epoch + 1;
                 tracing::warn!(%candidate, %reason, epoch, "starting failover");
                 let started = Command::FailoverStarted {
@@ -530,7 +539,7 @@ impl Runner {
                 };
                 // The commit proves leadership: the promotion follows at once.
                 let ready = self.before_promotion(master);
-                exec::start(self, &self.instances(), master, started, ready).await
+                exec::start(self, &instances, master, started, ready).await
             }
             Step::Promote { .. } => {
                 // The candidate is the one the log names for the epoch.
@@ -693,7 +702,10 @@ impl Runner {
 
     /// The real instances, for the executor.
     fn instances(&self) -> RedisInstances<'_> {
-        RedisInstances(&self.redis)
+        RedisInstances {
+            redis: &self.redis,
+            open: Mutex::default(),
+        }
     }
 
     /// Whether a fresh report got a reply from `master`'s address within the last few pings.
@@ -830,15 +842,52 @@ impl exec::Log for Runner {
     }
 }
 
-/// The executor's Redis port over `redis_ops::Instance`, one fresh connection per call.
-struct RedisInstances<'a>(&'a Connector);
+/// The executor's Redis port over `redis_ops::Instance`. Connections live as long as the step:
+/// a mass failover of 200 masters on two cores spent a third of its time opening one for each
+/// command. One that broke is dropped and the next command opens another.
+struct RedisInstances<'a> {
+    redis: &'a Connector,
+    open: Mutex<HashMap<Addr, Instance>>,
+}
+
+impl RedisInstances<'_> {
+    fn keep(&self, at: &Addr, i: Instance) {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(at.clone(), i);
+    }
+
+    /// The step's connection to `at`, or a new one. Taken out while in use, so commands to
+    /// different instances run side by side.
+    async fn take(&self, master: &MasterRecord, at: &Addr) -> Result<Instance, ConnError> {
+        let open = self
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(at);
+        match open {
+            Some(i) => Ok(i),
+            None => Instance::connect(self.redis, at, master).await,
+        }
+    }
+
+    /// Puts the connection back unless the command lost it.
+    fn settle<T>(&self, at: &Addr, i: Instance, r: Result<T, ConnError>) -> Result<T, ConnError> {
+        if r.as_ref()
+            .map_or_else(|e| !e.failure().link_lost(), |_| true)
+        {
+            self.keep(at, i);
+        }
+        r
+    }
+}
 
 impl exec::Instances for RedisInstances<'_> {
     async fn promote(&self, master: &MasterRecord, at: &Addr) -> Result<(), StepError> {
-        Ok(Instance::connect(self.0, at, master)
-            .await?
-            .promote()
-            .await?)
+        let mut i = self.take(master, at).await?;
+        let r = i.promote().await;
+        Ok(self.settle(at, i, r)?)
     }
 
     async fn replicate(
@@ -847,10 +896,9 @@ impl exec::Instances for RedisInstances<'_> {
         at: &Addr,
         to: &Addr,
     ) -> Result<(), StepError> {
-        Ok(Instance::connect(self.0, at, master)
-            .await?
-            .replicate(to)
-            .await?)
+        let mut i = self.take(master, at).await?;
+        let r = i.replicate(to).await;
+        Ok(self.settle(at, i, r)?)
     }
 
     async fn failover_to(
@@ -860,8 +908,9 @@ impl exec::Instances for RedisInstances<'_> {
         timeout_ms: u64,
     ) -> Result<(), HandoverError> {
         let sent = async {
-            let mut old = Instance::connect(self.0, &master.addr, master).await?;
-            old.failover_to(target, timeout_ms).await
+            let mut old = self.take(master, &master.addr).await?;
+            let r = old.failover_to(target, timeout_ms).await;
+            self.settle(&master.addr, old, r)
         };
         sent.await.map_err(|e| match e.failure() {
             Failure::Gone | Failure::Broken => HandoverError::LinkLost(e.to_string()),
@@ -871,20 +920,20 @@ impl exec::Instances for RedisInstances<'_> {
     }
 
     async fn persist_role(&self, master: &MasterRecord, at: &Addr) -> Result<(), StepError> {
-        Ok(Instance::connect(self.0, at, master)
-            .await?
-            .rewrite_config()
-            .await?)
+        let mut i = self.take(master, at).await?;
+        let r = i.rewrite_config().await;
+        Ok(self.settle(at, i, r)?)
     }
 
     async fn role(&self, master: &MasterRecord, at: &Addr) -> Result<Role, StepError> {
-        Ok(Instance::connect(self.0, at, master).await?.role().await?)
+        let mut i = self.take(master, at).await?;
+        let r = i.role().await;
+        Ok(self.settle(at, i, r)?)
     }
 
     async fn replid(&self, master: &MasterRecord, at: &Addr) -> Result<String, StepError> {
-        Ok(Instance::connect(self.0, at, master)
-            .await?
-            .replid()
-            .await?)
+        let mut i = self.take(master, at).await?;
+        let r = i.replid().await;
+        Ok(self.settle(at, i, r)?)
     }
 }

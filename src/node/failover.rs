@@ -13,6 +13,7 @@ use crate::events::IndexedEvent;
 use crate::failover::reports::{send_reports, OwnReport, Reports, Sender};
 use crate::failover::run::Runner;
 use crate::lease::renew::Peers;
+use crate::raft::group_commit::GroupCommit;
 use crate::raft::EventLog;
 
 /// What the failover tasks start from.
@@ -42,6 +43,12 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) {
         "report sender",
         send_reports(sender, inputs.own, node.cancel.clone()),
     );
+    let (writes, writer) = GroupCommit::new(
+        node.raft.clone(),
+        crate::failover::run::COMMIT_TIMEOUT,
+        node.cancel.clone(),
+    );
+    tasks.critical("group commit", writer);
     let runner = Runner {
         node_id: config.id,
         raft: node.raft.clone(),
@@ -54,6 +61,7 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) {
         lease_timeout: Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
         config_vips: Arc::new(config.vips.clone()),
         redis: node.redis.clone(),
+        writes,
     };
     tasks.critical("failover runner", runner.run(node.cancel.clone()));
     tasks.critical(

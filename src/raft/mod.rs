@@ -12,6 +12,7 @@ mod format_v3;
 mod format_v4;
 mod format_v5;
 pub mod freshness;
+pub mod group_commit;
 pub mod identity;
 pub mod incarnation;
 pub mod install_gate;

@@ -103,6 +103,30 @@ pub enum Command {
     /// A grant a membership change superseded is dead at a majority of the voters it was granted
     /// under: failovers and VIP moves stop waiting for it. Appended last, like `Reset`.
     LeaseSettled { id: u64 },
+    /// Several failover steps, for different masters, committed as one entry (group commit,
+    /// `raft::group_commit`): each is applied on its own, as if it had an entry of its own at
+    /// this index. Only [`Command::batchable`] commands may be in it. Appended last, like `Reset`.
+    Batch(Vec<Command>),
+}
+
+/// At most this many commands in one batch entry: applying one stays a bounded piece of work.
+pub const MAX_BATCH: usize = 256;
+
+impl Command {
+    /// Whether the command may share an entry with others: its effect does not depend on having
+    /// the entry's index to itself (a lease grant's id is its index) and it is not a batch.
+    pub fn batchable(&self) -> bool {
+        matches!(
+            self,
+            Command::FailoverStarted { .. }
+                | Command::MasterSwitched { .. }
+                | Command::FailoverEnded { .. }
+                | Command::FailoverAborted { .. }
+                | Command::ReplicasDiscovered { .. }
+                | Command::ConflictDetected { .. }
+                | Command::VipReadiness { .. }
+        )
+    }
 }
 
 /// SET options for `Debug`, with auth-pass values redacted like Sentinel's `+set` event.
@@ -243,6 +267,7 @@ impl fmt::Debug for Command {
                 .field("name", name)
                 .finish(),
             Command::LeaseSettled { id } => f.debug_struct("LeaseSettled").field("id", id).finish(),
+            Command::Batch(cmds) => f.debug_tuple("Batch").field(cmds).finish(),
         }
     }
 }

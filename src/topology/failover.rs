@@ -119,10 +119,13 @@ fn record_outcome(master: &mut MasterRecord, outcome: FailoverOutcome) {
 }
 
 /// FailoverStarted: takes the epoch, revokes the old holder's grant and grants the candidate's host.
+/// `pending` is the old holder's grant an earlier failover revoked that may still be alive: with
+/// no current grant to revoke, this failover waits for that one.
 pub(super) fn start(
     master: &mut MasterRecord,
     leases: &mut BTreeMap<u64, LeaseGrant>,
     record: FailoverRecord,
+    pending: Option<Revoked>,
     index: u64,
 ) -> Result<Vec<TopologyEvent>, Refusal> {
     if master.failover.is_some() {
@@ -144,11 +147,13 @@ pub(super) fn start(
     // and nodes stop promising for the revoked id (invariant 4).
     let mut record = record;
     if let Some(old) = master.holder {
-        record.revoked = lease::revoke_holder(leases, old).map(|grant| Revoked {
-            grant,
-            at: index,
-            released: false,
-        });
+        record.revoked = lease::revoke_holder(leases, old)
+            .map(|grant| Revoked {
+                grant,
+                at: index,
+                released: false,
+            })
+            .or(pending);
     }
     if let Some(new) = record.candidate_holder {
         lease::grant(leases, new, index);

@@ -71,6 +71,10 @@ pub enum Refusal {
     /// encoding numbers variants.
     #[error("ERR {addr} is already monitored as '{name}'")]
     AlreadyMonitored { addr: String, name: String },
+    /// A batch entry holding a command that must have an entry of its own, or more than
+    /// `MAX_BATCH` commands. Only a faulty or hostile leader writes one; appended last.
+    #[error("ERR a batch entry holds a command that cannot be batched, or too many")]
+    NotBatchable,
 }
 
 /// How an API layer should classify a refusal (maps onto gRPC status codes).
@@ -101,7 +105,8 @@ impl Refusal {
             | Refusal::EmptyName
             | Refusal::InvalidName { .. }
             | Refusal::ControlCharacters { .. }
-            | Refusal::InvalidHost => RefusalKind::InvalidArgument,
+            | Refusal::InvalidHost
+            | Refusal::NotBatchable => RefusalKind::InvalidArgument,
             // These depend on the state, not on the request: retrying later may succeed.
             Refusal::FailoverInProgress
             | Refusal::NoFailoverInProgress { .. }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::command::Command;
+use super::command::{Command, MAX_BATCH};
 use super::event::{self, TopologyEvent};
-use super::failover::{self, FailoverRecord, FailoverState};
+use super::failover::{self, FailoverRecord, FailoverState, Revoked};
 use super::lease::{self, LeaseGrant, Superseded};
 use super::master::{
     check_name, parse_option, Addr, Conflict, FailoverRequest, MasterOption, MasterRecord,
@@ -54,13 +54,20 @@ pub struct Applied {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Done,
-    LeaseGranted { id: u64 },
+    LeaseGranted {
+        id: u64,
+    },
+    /// One result per command of a `Command::Batch`, in its order.
+    Batch(Vec<Result<Outcome, Refusal>>),
 }
 
 impl TopologyState {
     /// Applies one committed command. A refusal is a value and leaves the state exactly as it was:
     /// the command runs on a copy that replaces the state only on success (states are small).
     pub fn apply(&mut self, cmd: &Command, ctx: ApplyContext<'_>) -> Applied {
+        if let Command::Batch(cmds) = cmd {
+            return self.apply_batch(cmds, ctx);
+        }
         let mut next = self.clone();
         match next.dispatch(cmd, ctx) {
             Ok((outcome, events)) => {
@@ -76,6 +83,40 @@ impl TopologyState {
                 events: Vec::new(),
             },
         }
+    }
+
+    /// Each command of a batch on its own, in order: one refused leaves the others applied. The
+    /// whole batch is refused, changing nothing, if any command in it may not be batched.
+    fn apply_batch(&mut self, cmds: &[Command], ctx: ApplyContext<'_>) -> Applied {
+        if cmds.len() > MAX_BATCH || !cmds.iter().all(Command::batchable) {
+            return Applied {
+                result: Err(Refusal::NotBatchable),
+                events: Vec::new(),
+            };
+        }
+        let mut results = Vec::with_capacity(cmds.len());
+        let mut events = Vec::new();
+        for cmd in cmds {
+            let applied = self.apply(cmd, ctx);
+            results.push(applied.result);
+            events.extend(applied.events);
+        }
+        Applied {
+            result: Ok(Outcome::Batch(results)),
+            events,
+        }
+    }
+
+    /// The grant of `holder` that a failover still in progress revoked and its holder has not
+    /// released. A failover of another master on the same host revokes nothing (the grant is
+    /// gone already) but must wait for that grant all the same: until it is dead, the host may
+    /// still keep this master's Redis writable (invariant 4).
+    fn pending_revocation(&self, holder: u64) -> Option<Revoked> {
+        self.masters
+            .values()
+            .filter_map(|m| m.failover.as_ref()?.revoked)
+            .filter(|r| r.grant.holder == holder && !r.released)
+            .max_by_key(|r| r.at)
     }
 
     /// The name that monitors `addr`, as its master or as a known replica.
@@ -183,6 +224,10 @@ impl TopologyState {
                 reason,
                 at_ms,
             } => {
+                let pending = self
+                    .master(name)
+                    .and_then(|m| m.holder)
+                    .and_then(|holder| self.pending_revocation(holder));
                 let master = self
                     .masters
                     .get_mut(name)
@@ -199,7 +244,7 @@ impl TopologyState {
                     promoted_at_ms: None,
                     revoked: None,
                 };
-                failover::start(master, &mut self.leases, record, ctx.index)?
+                failover::start(master, &mut self.leases, record, pending, ctx.index)?
             }
             Command::MasterSwitched {
                 name,
@@ -340,6 +385,8 @@ impl TopologyState {
                 self.settle(*id)?;
                 Vec::new()
             }
+            // `apply` takes batches apart before dispatching.
+            Command::Batch(_) => return Err(Refusal::NotBatchable),
         };
         Ok((Outcome::Done, events))
     }

@@ -532,3 +532,38 @@ fn min_interval_and_reset_table() {
         Refusal::NoSuchMaster,
     );
 }
+
+// Group commit (issue 13): a batch applies each command as if it had the entry to itself, a
+// refusal inside it stays that command's, and a batch holding a command that needs its own entry
+// (a lease grant's id is the index) is refused whole.
+#[test]
+fn a_batch_applies_each_command_on_its_own() {
+    let mut log = Log::monitored();
+    let alone = {
+        let mut other = Log::monitored();
+        other.ok(&started(1, 6391, Some(2)))
+    };
+    let batch = Command::Batch(vec![started(1, 6391, Some(2)), started(1, 6392, None)]);
+    let applied = log.apply(&batch);
+    let Ok(Outcome::Batch(results)) = applied.result else {
+        panic!("{:?}", applied.result)
+    };
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0], Ok(Outcome::Done));
+    assert_eq!(results[1], Err(Refusal::FailoverInProgress));
+    assert_eq!(applied.events, alone);
+    assert_eq!(
+        log.mymaster().failover.as_ref().unwrap().candidate.port,
+        6391
+    );
+
+    for bad in [
+        Command::Batch(vec![switched(1), Command::LeaseGranted { holder: 3 }]),
+        Command::Batch(vec![Command::Batch(vec![switched(1)])]),
+        Command::Batch(vec![switched(1); command::MAX_BATCH + 1]),
+    ] {
+        log.refused(&bad, Refusal::NotBatchable);
+    }
+    assert!(log.ok(&Command::Batch(vec![switched(1), ended(1)])).len() > 1);
+    assert!(log.mymaster().failover.is_none());
+}

@@ -249,3 +249,73 @@ fn settling_a_superseded_grant() {
     let ids: Vec<u64> = log.state.must_die(&revoked).iter().map(|g| g.id).collect();
     assert_eq!(ids, [revoked.grant.id]);
 }
+
+fn started_of(name: &str, epoch: u64, port: u16, candidate_holder: Option<u64>) -> Command {
+    match started(epoch, port, candidate_holder) {
+        Command::FailoverStarted {
+            epoch,
+            candidate,
+            candidate_holder,
+            reason,
+            at_ms,
+            ..
+        } => Command::FailoverStarted {
+            name: name.to_owned(),
+            epoch,
+            candidate,
+            candidate_holder,
+            reason,
+            at_ms,
+        },
+        _ => unreachable!(),
+    }
+}
+
+// DESIGN invariant 4 when one host runs several masters and is lost: the first failover revokes
+// the host's grant; the second finds nothing left to revoke but must still wait for that grant,
+// or it promotes while the cut-off host may keep its old master writable.
+#[test]
+fn a_second_failover_from_the_same_host_waits_for_the_revoked_grant() {
+    let mut log = Log::monitored();
+    log.ok(&monitor("other", 7000, 2));
+    log.ok(&Command::ReplicasDiscovered {
+        name: "other".to_owned(),
+        replicas: vec![replica(7001)],
+    });
+    log.ok(&Command::HolderAssigned {
+        name: "other".to_owned(),
+        holder: Some(1),
+    });
+    let first = log.index;
+    log.ok(&started(1, 6391, Some(2)));
+    let revoked = log.mymaster().failover.as_ref().unwrap().revoked;
+    assert_eq!(revoked.map(|r| (r.grant.id, r.at)), Some((4, first)));
+    log.ok(&started_of("other", 1, 7001, Some(2)));
+    let other = |log: &Log| log.state.master("other").unwrap().failover.clone().unwrap();
+    assert_eq!(other(&log).revoked, revoked);
+    // The holder's release counts for both.
+    log.ok(&Command::LeaseReleased { id: 4 });
+    assert!(other(&log).revoked.unwrap().released);
+    assert!(
+        log.mymaster()
+            .failover
+            .as_ref()
+            .unwrap()
+            .revoked
+            .unwrap()
+            .released
+    );
+    // A released grant is not handed on: a third master's failover has nothing to wait for.
+    log.ok(&monitor("third", 8000, 2));
+    log.ok(&Command::ReplicasDiscovered {
+        name: "third".to_owned(),
+        replicas: vec![replica(8001)],
+    });
+    log.ok(&Command::HolderAssigned {
+        name: "third".to_owned(),
+        holder: Some(1),
+    });
+    log.ok(&started_of("third", 1, 8001, None));
+    let third = log.state.master("third").unwrap().failover.clone().unwrap();
+    assert_eq!(third.revoked, None);
+}
