@@ -119,6 +119,31 @@ impl TopologyState {
             .max_by_key(|r| r.at)
     }
 
+    /// The masters whose records differ from `older`'s (an applied entry replaces only the records
+    /// it changes, so an unchanged one is the same `Arc`); `None` when anything besides the
+    /// records changed (grants, their voters), which any master's next step may read.
+    pub fn changed_masters(&self, older: &TopologyState) -> Option<BTreeSet<String>> {
+        let same_rest = self.leases == older.leases
+            && self.grant_voters == older.grant_voters
+            && self.superseded == older.superseded
+            && self.voter_addrs == older.voter_addrs;
+        if !same_rest {
+            return None;
+        }
+        let changed = self
+            .masters
+            .iter()
+            .filter(|(name, m)| {
+                older
+                    .masters
+                    .get(*name)
+                    .map_or(true, |o| !Arc::ptr_eq(m, o))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        Some(changed)
+    }
+
     /// The name that monitors `addr`, as its master or as a known replica.
     pub fn monitored_as(&self, addr: &Addr) -> Option<&str> {
         self.masters

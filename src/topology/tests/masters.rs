@@ -683,3 +683,27 @@ fn an_instance_is_monitored_under_one_name() {
     });
     log.ok(&monitor("again", 6390, 2));
 }
+
+// Issue 13: the leader looks again only at the masters an entry changed; grants changing means
+// every master (a decision may wait on any grant).
+#[test]
+fn changed_masters_names_only_the_records_an_entry_replaced() {
+    let mut log = Log::monitored();
+    log.ok(&monitor("other", 7000, 2));
+    let before = log.state.clone();
+    assert_eq!(log.state.changed_masters(&before), Some(Default::default()));
+    log.ok(&set(&[("down-after-milliseconds", "2000")]));
+    assert_eq!(
+        log.state.changed_masters(&before),
+        Some(["mymaster".to_owned()].into())
+    );
+    let before = log.state.clone();
+    log.ok(&monitor("third", 8000, 2));
+    assert_eq!(
+        log.state.changed_masters(&before),
+        Some(["third".to_owned()].into())
+    );
+    let before = log.state.clone();
+    log.ok(&Command::LeaseGranted { holder: 2 });
+    assert_eq!(log.state.changed_masters(&before), None);
+}
