@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::info::{self, InfoError};
-use super::state::{grid_after, ProbeSettings, Shared};
+use super::state::{deadline, grid_after, reconnect_after, ProbeSettings, Shared};
 use crate::redis::{Access, Conn, ConnError, Connector};
 use crate::topology::Addr;
 
@@ -180,8 +180,14 @@ async fn probe_loop(ctx: &ProbeCtx) {
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
+                    let wait = reconnect_after(settings.ping, failures);
+                    next = grid_after(
+                        ctx.epoch,
+                        deadline(now, wait.saturating_sub(settings.ping)),
+                        settings.ping,
+                    );
                     if failures == 1 {
-                        warn!(error = %e, "cannot connect; retrying every ping");
+                        warn!(error = %e, "cannot connect; retrying, less often while it fails");
                     } else {
                         debug!(error = %e, failures, "cannot connect");
                     }

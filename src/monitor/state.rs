@@ -42,6 +42,19 @@ pub fn ping_interval(down_after: Duration) -> Duration {
         .max(Duration::from_millis(1))
 }
 
+/// The longest wait between attempts to connect to an instance that keeps refusing.
+const MAX_RECONNECT: Duration = Duration::from_secs(1);
+
+/// How long after its `failures`-th failed connect an instance is tried again: the ping period
+/// at first, doubling up to a second (Sentinel's reconnect period) or the period if longer. A
+/// mass failure of 200 masters otherwise costs each node 2,000 failed connects a second at
+/// down-after 1 s, on the cores the failover needs; a restarted instance is still found
+/// again within a second.
+pub fn reconnect_after(ping: Duration, failures: u32) -> Duration {
+    let doubled = ping.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    doubled.min(MAX_RECONNECT.max(ping))
+}
+
 pub fn command_timeout(down_after: Duration) -> Duration {
     (down_after / 2).clamp(MIN_TIMEOUT, MAX_TIMEOUT)
 }

@@ -109,6 +109,7 @@ async fn commit(raft: &Raft, group: Vec<Pending>, limit: Duration) {
     let (cmds, replies): (Vec<Command>, Vec<_>) =
         group.into_iter().map(|p| (p.cmd, p.reply)).unzip();
     let n = cmds.len();
+    let started = tokio::time::Instant::now();
     let written = match tokio::time::timeout(limit, raft.client_write(entry(cmds))).await {
         Err(_) => Err(WriteError::Timeout),
         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
@@ -117,6 +118,12 @@ async fn commit(raft: &Raft, group: Vec<Pending>, limit: Duration) {
         Ok(Err(e)) => Err(WriteError::Raft(e.to_string())),
         Ok(Ok(resp)) => Ok((resp.log_id.index, spread(n, resp.data.result))),
     };
+    tracing::debug!(
+        commands = n,
+        ms = started.elapsed().as_millis() as u64,
+        ok = written.is_ok(),
+        "entry written"
+    );
     match written {
         Ok((index, results)) => {
             for (reply, result) in replies.into_iter().zip(results) {

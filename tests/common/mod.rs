@@ -218,7 +218,7 @@ impl Cluster {
                 c
             }
         };
-        self.nodes[&id].serve(&mut cmd, "info,openraft=warn");
+        self.nodes[&id].serve(&mut cmd, &node_log());
         let child = cmd.spawn().unwrap();
         self.nodes.get_mut(&id).unwrap().child = Some(child);
     }
@@ -229,7 +229,7 @@ impl Cluster {
         let mut cmd = Command::new("setpriv");
         let caps = "+net_admin,+net_raw";
         cmd.args(["--inh-caps", caps, "--ambient-caps", caps, bin()]);
-        self.nodes[&id].serve(&mut cmd, "info,openraft=warn");
+        self.nodes[&id].serve(&mut cmd, &node_log());
         let child = cmd.spawn().unwrap();
         self.nodes.get_mut(&id).unwrap().child = Some(child);
     }
@@ -536,4 +536,9 @@ impl Cluster {
     pub fn pid(&self, id: u64) -> Option<u32> {
         self.nodes[&id].child.as_ref().map(Child::id)
     }
+}
+
+/// The nodes' log filter: `RAFTINEL_NODE_LOG` when set (to debug a run), else info.
+pub fn node_log() -> String {
+    std::env::var("RAFTINEL_NODE_LOG").unwrap_or_else(|_| "info,openraft=warn".to_owned())
 }
