@@ -20,7 +20,7 @@
 //!   keepalived + Redis pairing. Its daemon kill freezes then kills every keepalived process on n1,
 //!   so none can send a goodbye advert. Skipped, with a line saying so, if keepalived is missing.
 //!
-//! Run: `cargo bench --bench lab` (root; needs redis-server, redis-sentinel, iproute2, iptables;
+//! Run: `cargo bench --bench lab` (root; needs redis-server, iproute2, iptables;
 //! keepalived for its series). `LAB_TRIALS=N` sets the trials per series (default 10);
 //! `LAB_ONLY=raftinel,sentinel,keepalived` (any of them) runs only those series;
 //! `LAB_SCENARIOS=host-loss,partition,daemon-kill` (any of them) only those scenarios;
@@ -286,7 +286,9 @@ fn sentinel_setup() -> Option<Setup> {
         std::fs::write(&conf, text).ok()?;
         let conf = conf.display().to_string();
         let log = s.log(&format!("sentinel-{h}"));
-        s.lab.spawn(h, "sentinel", &["redis-sentinel", &conf], &log);
+        // `redis-sentinel` is redis-server by another name, and Debian packages it apart.
+        s.lab
+            .spawn(h, "sentinel", &["redis-server", &conf, "--sentinel"], &log);
     }
     // Sentinels find each other through the master's hello channel every 2 s.
     std::thread::sleep(Duration::from_secs(5));

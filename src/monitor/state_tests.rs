@@ -387,7 +387,10 @@ fn pings_are_aligned_on_one_grid() {
 fn reconnects_back_off_to_a_second() {
     let ms = Duration::from_millis;
     let tries: Vec<_> = (1..=6).map(|f| reconnect_after(ms(100), f)).collect();
-    assert_eq!(tries, [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]);
+    assert_eq!(
+        tries,
+        [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
+    );
     // A period above the cap is kept: never more often than before, never slower than it.
     assert_eq!(reconnect_after(ms(1000), 1), ms(1000));
     assert_eq!(reconnect_after(ms(1000), 9), ms(1000));
