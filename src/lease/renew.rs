@@ -48,12 +48,22 @@ impl Peers {
             .collect()
     }
 
-    /// How many of the voters `grant` was granted under promise on it within `timeout`, out of
-    /// how many (issue 11 §3: never the counter's own membership).
+    /// How many of the voters `grant` was granted under promise on it within `timeout` (counting
+    /// stops at a majority), out of how many (issue 11 §3: never the counter's own membership).
     pub async fn promises(&self, view: &SmData, grant: u64, timeout: Duration) -> (usize, usize) {
         let voters = view.topology.voters_of(grant).cloned().unwrap_or_default();
-        self.count(view, Question::Promise { grant }, &voters, timeout)
-            .await
+        // The window counts from the send, so a majority's promises are all a round needs: a
+        // lost host's voter must not hold back every round by the timeout (the new master's
+        // fence lifts after the first round of its host's new grant).
+        let majority = voters.len() / 2 + 1;
+        self.count(
+            view,
+            Question::Promise { grant },
+            &voters,
+            timeout,
+            majority,
+        )
+        .await
     }
 
     /// Whether a majority of the voters `grant` was granted under report it (revoked or
@@ -70,18 +80,22 @@ impl Peers {
             revoked_at: grant.revoked_at,
             vip,
         };
-        let (yes, voters) = self.count(view, q, &grant.voters, timeout).await;
+        // A majority's yes settles it: a lost host's voter must not cost the whole timeout
+        // (the failover after a host loss waits on this).
+        let majority = grant.voters.len() / 2 + 1;
+        let (yes, voters) = self.count(view, q, &grant.voters, timeout, majority).await;
         yes * 2 > voters
     }
 
     /// Puts `q` to every node of `voters` at once (this node answers locally): how many said yes
-    /// within `timeout`, out of how many voters.
+    /// within `timeout`, out of how many voters. Stops asking once `enough` said yes.
     async fn count(
         &self,
         view: &SmData,
         q: Question,
         voters: &BTreeSet<u64>,
         timeout: Duration,
+        enough: usize,
     ) -> (usize, usize) {
         let mut asks = JoinSet::new();
         let mut yes = 0;
@@ -93,7 +107,10 @@ impl Peers {
             let peers = self.clone();
             asks.spawn(async move { peers.ask(&addr, incarnation, q, timeout).await });
         }
-        while let Some(r) = asks.join_next().await {
+        while yes < enough {
+            let Some(r) = asks.join_next().await else {
+                break;
+            };
             yes += usize::from(r.unwrap_or(false));
         }
         (yes, voters.len())

@@ -126,29 +126,11 @@ fn failover_happy_path() {
 #[test]
 fn failover_refusals() {
     let mut log = Log::monitored();
-    let nosuch = |cmd: Command| match cmd {
-        Command::FailoverStarted {
-            epoch,
-            candidate,
-            candidate_holder,
-            reason,
-            at_ms,
-            ..
-        } => Command::FailoverStarted {
-            name: "nosuch".to_owned(),
-            epoch,
-            candidate,
-            candidate_holder,
-            reason,
-            at_ms,
-        },
-        other => other,
-    };
     let no_failover = Refusal::NoFailoverInProgress {
         name: "mymaster".to_owned(),
     };
     let table = [
-        (nosuch(started(1, 6391, None)), Refusal::NoSuchMaster),
+        (started_of("nosuch", 1, 6391, None), Refusal::NoSuchMaster),
         (
             Command::MasterSwitched {
                 name: "nosuch".to_owned(),

@@ -250,25 +250,17 @@ fn settling_a_superseded_grant() {
     assert_eq!(ids, [revoked.grant.id]);
 }
 
-fn started_of(name: &str, epoch: u64, port: u16, candidate_holder: Option<u64>) -> Command {
-    match started(epoch, port, candidate_holder) {
-        Command::FailoverStarted {
-            epoch,
-            candidate,
-            candidate_holder,
-            reason,
-            at_ms,
-            ..
-        } => Command::FailoverStarted {
-            name: name.to_owned(),
-            epoch,
-            candidate,
-            candidate_holder,
-            reason,
-            at_ms,
-        },
-        _ => unreachable!(),
-    }
+/// Monitors `name` at `port` with a replica at `port + 1`, its master's host held by node 1.
+fn on_host_1(log: &mut Log, name: &str, port: u16) {
+    log.ok(&monitor(name, port, 2));
+    log.ok(&Command::ReplicasDiscovered {
+        name: name.to_owned(),
+        replicas: vec![replica(port + 1)],
+    });
+    log.ok(&Command::HolderAssigned {
+        name: name.to_owned(),
+        holder: Some(1),
+    });
 }
 
 // DESIGN invariant 4 when one host runs several masters and is lost: the first failover revokes
@@ -277,15 +269,7 @@ fn started_of(name: &str, epoch: u64, port: u16, candidate_holder: Option<u64>) 
 #[test]
 fn a_second_failover_from_the_same_host_waits_for_the_revoked_grant() {
     let mut log = Log::monitored();
-    log.ok(&monitor("other", 7000, 2));
-    log.ok(&Command::ReplicasDiscovered {
-        name: "other".to_owned(),
-        replicas: vec![replica(7001)],
-    });
-    log.ok(&Command::HolderAssigned {
-        name: "other".to_owned(),
-        holder: Some(1),
-    });
+    on_host_1(&mut log, "other", 7000);
     let first = log.index;
     log.ok(&started(1, 6391, Some(2)));
     let revoked = log.mymaster().failover.as_ref().unwrap().revoked;
@@ -306,15 +290,7 @@ fn a_second_failover_from_the_same_host_waits_for_the_revoked_grant() {
             .released
     );
     // A released grant is not handed on: a third master's failover has nothing to wait for.
-    log.ok(&monitor("third", 8000, 2));
-    log.ok(&Command::ReplicasDiscovered {
-        name: "third".to_owned(),
-        replicas: vec![replica(8001)],
-    });
-    log.ok(&Command::HolderAssigned {
-        name: "third".to_owned(),
-        holder: Some(1),
-    });
+    on_host_1(&mut log, "third", 8000);
     log.ok(&started_of("third", 1, 8001, None));
     let third = log.state.master("third").unwrap().failover.clone().unwrap();
     assert_eq!(third.revoked, None);

@@ -56,8 +56,12 @@ fn holder(node: Option<u64>) -> Command {
 }
 
 fn started(epoch: u64, port: u16, candidate_holder: Option<u64>) -> Command {
+    started_of("mymaster", epoch, port, candidate_holder)
+}
+
+fn started_of(name: &str, epoch: u64, port: u16, candidate_holder: Option<u64>) -> Command {
     Command::FailoverStarted {
-        name: "mymaster".to_owned(),
+        name: name.to_owned(),
         epoch,
         candidate: addr(port),
         candidate_holder,
