@@ -327,6 +327,11 @@ impl Runner {
                 .ok()
             })
             .collect();
+        // Nothing to rank when the proposed replica is the only eligible one: no round trip
+        // to wait for (every master of a one-replica fleet, at once in a mass failover).
+        if ok.iter().all(|e| e.addr == proposed) {
+            return proposed;
+        }
         let mut asks = JoinSet::new();
         for e in &ok {
             let (addr, master, redis) = (e.addr.clone(), master.clone(), self.redis.clone());
