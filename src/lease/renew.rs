@@ -52,18 +52,8 @@ impl Peers {
     /// stops at a majority), out of how many (issue 11 §3: never the counter's own membership).
     pub async fn promises(&self, view: &SmData, grant: u64, timeout: Duration) -> (usize, usize) {
         let voters = view.topology.voters_of(grant).cloned().unwrap_or_default();
-        // The window counts from the send, so a majority's promises are all a round needs: a
-        // lost host's voter must not hold back every round by the timeout (the new master's
-        // fence lifts after the first round of its host's new grant).
-        let majority = voters.len() / 2 + 1;
-        self.count(
-            view,
-            Question::Promise { grant },
-            &voters,
-            timeout,
-            majority,
-        )
-        .await
+        self.count(view, Question::Promise { grant }, &voters, timeout)
+            .await
     }
 
     /// Whether a majority of the voters `grant` was granted under report it (revoked or
@@ -80,23 +70,23 @@ impl Peers {
             revoked_at: grant.revoked_at,
             vip,
         };
-        // A majority's yes settles it: a lost host's voter must not cost the whole timeout
-        // (the failover after a host loss waits on this).
-        let majority = grant.voters.len() / 2 + 1;
-        let (yes, voters) = self.count(view, q, &grant.voters, timeout, majority).await;
+        let (yes, voters) = self.count(view, q, &grant.voters, timeout).await;
         yes * 2 > voters
     }
 
     /// Puts `q` to every node of `voters` at once (this node answers locally): how many said yes
-    /// within `timeout`, out of how many voters. Stops asking once `enough` said yes.
+    /// within `timeout`, out of how many voters. Stops asking once a majority said yes: either
+    /// question is settled then (a promise window counts from the send), and a lost host's voter
+    /// must not hold back every round by the timeout — the new master's fence lifts only after
+    /// its host's first round on the new grant, and a failover waits on "dead".
     async fn count(
         &self,
         view: &SmData,
         q: Question,
         voters: &BTreeSet<u64>,
         timeout: Duration,
-        enough: usize,
     ) -> (usize, usize) {
+        let enough = voters.len() / 2 + 1;
         let mut asks = JoinSet::new();
         let mut yes = 0;
         for (id, addr, incarnation) in Self::addresses(view, voters) {

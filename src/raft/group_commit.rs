@@ -139,14 +139,10 @@ async fn commit(raft: &Raft, group: Vec<Pending>, limit: Duration) {
 }
 
 /// The entry for `cmds`: the command itself when alone.
-fn entry(mut cmds: Vec<Command>) -> Command {
-    match cmds.pop() {
-        Some(only) if cmds.is_empty() => only,
-        Some(last) => {
-            cmds.push(last);
-            Command::Batch(cmds)
-        }
-        None => Command::Batch(cmds),
+fn entry(cmds: Vec<Command>) -> Command {
+    match <[Command; 1]>::try_from(cmds) {
+        Ok([only]) => only,
+        Err(cmds) => Command::Batch(cmds),
     }
 }
 
