@@ -86,11 +86,14 @@ impl Outbox {
         }
     }
 
-    /// The next delta from `report`; `precision` says, per master, how closely it must be kept.
-    /// Call [`Outbox::settle`] with the outcome before building the next one.
+    /// The next delta from `report` and this node's host view `local` (kept apart from the
+    /// monitor's report so that a beat never copies the report); `precision` says, per master,
+    /// how closely it must be kept. Call [`Outbox::settle`] with the outcome before building the
+    /// next one.
     pub fn next(
         &mut self,
         report: &NodeReport,
+        local: &Colocation,
         precision: impl Fn(&str) -> Precision,
     ) -> ReportDelta {
         self.seq = self.seq.wrapping_add(1);
@@ -104,12 +107,12 @@ impl Outbox {
         match &self.held {
             None => {
                 delta.full = true;
-                delta.local = Some(report.local.clone());
+                delta.local = Some(local.clone());
                 delta.masters = report.masters.clone();
             }
             Some(held) => {
-                if held.local != report.local {
-                    delta.local = Some(report.local.clone());
+                if held.local != *local {
+                    delta.local = Some(local.clone());
                 }
                 for (name, list) in &report.masters {
                     let same = held

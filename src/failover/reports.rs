@@ -167,11 +167,8 @@ pub async fn send_reports(sender: Sender, own: OwnReport, cancel: CancellationTo
             r = local.changed() => if r.is_err() { return },
             r = metrics.changed() => if r.is_err() { return },
         }
-        let mut report = own.borrow_and_update().clone();
+        let report = own.borrow_and_update().clone();
         let ids = local.borrow_and_update().clone();
-        if report.local != *ids {
-            Arc::make_mut(&mut report).local = (*ids).clone();
-        }
         let (leader, addr) = leader_of(&metrics);
         if leader != last_leader {
             last_leader = leader;
@@ -179,7 +176,7 @@ pub async fn send_reports(sender: Sender, own: OwnReport, cancel: CancellationTo
             hot.clear();
         }
         let data = sender.view.borrow().clone();
-        let delta = outbox.next(&report, |name| precision(&data, &report, &hot, name));
+        let delta = outbox.next(&report, &ids, |name| precision(&data, &report, &hot, name));
         let ack = match (leader, addr) {
             (Some(l), _) if l == sender.node_id => {
                 let ack = match sender.reports.apply(delta.clone()) {
@@ -191,7 +188,7 @@ pub async fn send_reports(sender: Sender, own: OwnReport, cancel: CancellationTo
             }
             (Some(_), Some(to)) => match sender.dialer.channel(&to.0) {
                 Ok(ch) => {
-                    let (ack, leader_hot) = sender.send(ch, &to, &delta, &report).await;
+                    let (ack, leader_hot) = sender.send(ch, &to, &delta, &report, &ids).await;
                     if let Some(h) = leader_hot {
                         hot = h;
                     }
@@ -244,6 +241,7 @@ impl Sender {
         to: &(String, u64),
         delta: &ReportDelta,
         report: &NodeReport,
+        local: &Colocation,
     ) -> (Ack, Option<BTreeSet<String>>) {
         let Ok(data) = encode(delta) else {
             return (Ack::Lost, None);
@@ -251,7 +249,11 @@ impl Sender {
         let mut client = RaftInternalClient::new(channel);
         let reply = match client.observe(self.request(to, data)).await {
             Err(s) if s.code() == tonic::Code::Unimplemented => {
-                let Ok(data) = encode(report) else {
+                let full = NodeReport {
+                    local: local.clone(),
+                    ..report.clone()
+                };
+                let Ok(data) = encode(&full) else {
                     return (Ack::Lost, None);
                 };
                 let _ = client.report(self.request(to, data)).await;

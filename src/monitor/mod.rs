@@ -32,6 +32,10 @@ use crate::topology::Addr;
 use probe::{lock, ProbeCtx};
 use state::Shared;
 
+/// How often the probe set is matched to the log when nothing woke the supervisor: what only
+/// time changes is a discovered replica aging out (after ten down-afters), or a task that ended.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
 /// This node's prober of every monitored instance.
 pub struct Monitor;
 
@@ -111,17 +115,22 @@ impl Supervisor {
     async fn run(mut self, mut view: watch::Receiver<Arc<SmData>>) {
         let mut view_open = true;
         let mut next_tick = Instant::now() + self.interval();
+        let mut reconciled = Instant::now();
         loop {
+            // A beat alone changes neither the log nor any INFO: the probe set stays as it was,
+            // except that discovered replicas age out, which a slower sweep catches.
+            let mut stale = false;
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
                 changed = view.changed(), if view_open => {
+                    stale = true;
                     if changed.is_err() {
                         debug!("topology view closed: keeping the last one");
                         view_open = false;
                     }
                 }
-                _ = self.changed.notified() => {}
+                _ = self.changed.notified() => stale = true,
                 _ = sleep_until(next_tick) => {}
             }
             let now = Instant::now();
@@ -135,10 +144,13 @@ impl Supervisor {
                 }
                 next_tick = now + self.interval();
             }
-            let data = view.borrow_and_update().clone();
-            self.reconcile(&data, now);
-            // A faster master may have appeared.
-            next_tick = next_tick.min(now + self.interval());
+            if stale || now.saturating_duration_since(reconciled) >= RECONCILE_EVERY {
+                let data = view.borrow_and_update().clone();
+                self.reconcile(&data, now);
+                reconciled = now;
+                // A faster master may have appeared.
+                next_tick = next_tick.min(now + self.interval());
+            }
             self.publish(now);
         }
         for (_, task) in std::mem::take(&mut self.tasks) {

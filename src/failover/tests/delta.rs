@@ -48,7 +48,7 @@ fn round(
     p: Precision,
     lose: bool,
 ) -> ReportDelta {
-    let delta = out.next(r, |_| p);
+    let delta = out.next(r, &r.local, |_| p);
     let ack = if lose {
         Ack::Lost
     } else {
@@ -139,8 +139,8 @@ fn a_gap_or_another_session_is_refused_and_a_full_set_repairs_it() {
     let (mut out, mut held) = (Outbox::new(7), None);
     let r = report(&[NAME]);
     round(&mut out, &mut held, &r, QUIET, false);
-    let d1 = out.next(&r, |_| QUIET);
-    let d2 = out.next(&r, |_| QUIET);
+    let d1 = out.next(&r, &r.local, |_| QUIET);
+    let d2 = out.next(&r, &r.local, |_| QUIET);
     assert_eq!(apply(&mut held, d2.clone()), Err(Gap), "seq skipped");
     out.settle(d2, Ack::NeedFull);
     assert_eq!(
@@ -164,7 +164,7 @@ fn a_new_leader_gets_a_full_set() {
     let r = report(&[NAME]);
     round(&mut out, &mut held, &r, QUIET, false);
     let mut new_leader: Option<Held> = None;
-    let beat = out.next(&r, |_| QUIET);
+    let beat = out.next(&r, &r.local, |_| QUIET);
     assert_eq!(apply(&mut new_leader, beat), Err(Gap), "holds nothing");
     out.reset();
     assert!(round(&mut out, &mut new_leader, &r, QUIET, false).full);
@@ -177,7 +177,7 @@ fn removed_masters_and_tilt_reach_the_leader() {
     round(&mut out, &mut held, &r, QUIET, false);
     r.masters.remove("b");
     r.tilt = true;
-    let d = out.next(&r, |_| QUIET);
+    let d = out.next(&r, &r.local, |_| QUIET);
     assert_eq!(d.removed, ["b"]);
     let changed = apply(&mut held, d.clone()).expect("applies");
     out.settle(d, Ack::Applied);
