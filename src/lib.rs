@@ -20,6 +20,7 @@
 //! - [`fence_cmd`]: `raftinel fence`, systemd's `ExecStopPost`: fences every local Redis.
 //! - [`sd_notify`]: systemd's readiness and watchdog messages.
 //! - [`glob`]: Redis's glob patterns (PSUBSCRIBE, SENTINEL RESET, CONFIG GET).
+//! - [`loglevel`]: Sentinel's `loglevel` over the process's tracing filter.
 
 pub mod admin;
 pub mod api;
@@ -33,6 +34,7 @@ pub mod fence_cmd;
 pub mod glob;
 pub mod hooks;
 pub mod lease;
+pub mod loglevel;
 pub mod monitor;
 pub mod node;
 pub mod pb;

@@ -176,15 +176,22 @@ fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
         .buffered_lines_limit(64 * 1024)
         .thread_name("raftinel-log")
         .finish(std::io::stderr());
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn,h2=warn,tower=warn")
-    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(raftinel::loglevel::DEFAULT_FILTER));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(writer)
-        .init();
+        .with_filter_reloading();
+    // SENTINEL CONFIG SET loglevel swaps the filter at run time.
+    let handle = builder.reload_handle();
+    builder.init();
+    raftinel::loglevel::install(move |directive| {
+        let filter =
+            tracing_subscriber::EnvFilter::try_new(directive).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    });
     guard
 }
 

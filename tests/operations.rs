@@ -53,6 +53,71 @@ async fn cluster_with(master: &Redis, replicas: usize) -> Cluster {
     c
 }
 
+/// INCRs a counter without pause on the master it is pointed at, like a client re-resolving
+/// after a disconnect; `finish_on` checks that every acknowledged INCR is on the new master.
+struct Writer {
+    acked: Arc<AtomicI64>,
+    stop: Arc<AtomicBool>,
+    port: Arc<std::sync::atomic::AtomicU16>,
+    thread: std::thread::JoinHandle<u32>,
+}
+
+impl Writer {
+    fn start(master: u16) -> Writer {
+        let acked = Arc::new(AtomicI64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let port = Arc::new(std::sync::atomic::AtomicU16::new(master));
+        let thread = {
+            let (acked, stop, port) = (acked.clone(), stop.clone(), port.clone());
+            std::thread::spawn(move || {
+                let mut errors = 0u32;
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let p = port.load(Ordering::Relaxed);
+                    let r = redis::Client::open(format!("redis://127.0.0.1:{p}/"))
+                        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                        .and_then(|mut conn| {
+                            conn.set_read_timeout(Some(Duration::from_secs(3)))?;
+                            redis::cmd("INCR").arg("counter").query::<i64>(&mut conn)
+                        });
+                    match r {
+                        Ok(v) => {
+                            acked.fetch_max(v, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            errors += 1;
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                }
+                errors
+            })
+        };
+        Writer {
+            acked,
+            stop,
+            port,
+            thread,
+        }
+    }
+
+    /// Points the writer at `new`, lets it write there a little, stops it and checks.
+    async fn finish_on(self, new: &Redis) {
+        self.port.store(new.port, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.stop.store(true, Ordering::Relaxed);
+        let errors = self.thread.join().unwrap();
+        let max_acked = self.acked.load(Ordering::Relaxed);
+        let on_new: i64 = redis::from_redis_value(new.query(&["GET", "counter"]).unwrap()).unwrap();
+        eprintln!("acknowledged up to {max_acked}, new master has {on_new}, {errors} write errors");
+        assert!(max_acked > 0);
+        assert!(
+            on_new >= max_acked,
+            "lost acknowledged writes: acked {max_acked}, new master {on_new}"
+        );
+    }
+}
+
 // --- switchover under continuous writes: every acknowledged write is on the new master
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switchover_under_writes_loses_no_acknowledged_write() {
@@ -62,36 +127,7 @@ async fn switchover_under_writes_loses_no_acknowledged_write() {
     let _r2 = Redis::replica_of(&m, &[]);
     let c = cluster_with(&m, 2).await;
 
-    // The writer follows the log's master, like a client re-resolving after a disconnect.
-    let acked = Arc::new(AtomicI64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let port = Arc::new(std::sync::atomic::AtomicU16::new(m.port));
-    let writer = {
-        let (acked, stop, port) = (acked.clone(), stop.clone(), port.clone());
-        std::thread::spawn(move || {
-            let mut errors = 0u32;
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let p = port.load(Ordering::Relaxed);
-                let r = redis::Client::open(format!("redis://127.0.0.1:{p}/"))
-                    .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-                    .and_then(|mut conn| {
-                        conn.set_read_timeout(Some(Duration::from_secs(3)))?;
-                        redis::cmd("INCR").arg("counter").query::<i64>(&mut conn)
-                    });
-                match r {
-                    Ok(v) => {
-                        acked.fetch_max(v, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        errors += 1;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
-            errors
-        })
-    };
+    let w = Writer::start(m.port);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let to = format!("127.0.0.1:{}", r1.port);
     let out = c.ctl(&["switchover", "mymaster", "--to", &to]);
@@ -104,19 +140,8 @@ async fn switchover_under_writes_loses_no_acknowledged_write() {
         x.port == u32::from(r1.port)
     })
     .await;
-    port.store(r1.port, Ordering::Relaxed);
     assert_eq!(new.config_epoch, 1);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    let errors = writer.join().unwrap();
-    let max_acked = acked.load(Ordering::Relaxed);
-    let on_new: i64 = redis::from_redis_value(r1.query(&["GET", "counter"]).unwrap()).unwrap();
-    eprintln!("acknowledged up to {max_acked}, new master has {on_new}, {errors} write errors");
-    assert!(max_acked > 0);
-    assert!(
-        on_new >= max_acked,
-        "lost acknowledged writes: acked {max_acked}, new master {on_new}"
-    );
+    w.finish_on(&r1).await;
     until(
         &c,
         "old master is a replica and the switchover ends",
@@ -130,6 +155,49 @@ async fn switchover_under_writes_loses_no_acknowledged_write() {
     assert_eq!(h[0]["reason"], "switchover");
     assert_eq!(h[0]["from"], format!("127.0.0.1:{}", m.port));
     assert_eq!(h[0]["to"], to);
+}
+
+// --- Valkey 9's SENTINEL FAILOVER <name> COORDINATED is the same lossless switchover
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_coordinated_loses_no_acknowledged_write() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let r = Redis::replica_of(&m, &[]);
+    let c = cluster_with(&m, 1).await;
+    let w = Writer::start(m.port);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut s = redis::Client::open(format!("redis://{}/", c.nodes[&2].sentinel))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+        .unwrap();
+    let bad: redis::RedisResult<String> = redis::cmd("SENTINEL")
+        .arg(&["FAILOVER", "mymaster", "NOW"])
+        .query(&mut s);
+    assert!(
+        format!("{:?}", bad.unwrap_err()).contains("syntax error"),
+        "an unknown mode is refused"
+    );
+    let ok: String = redis::cmd("SENTINEL")
+        .arg(&["FAILOVER", "mymaster", "coordinated"])
+        .query(&mut s)
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let new = until(
+        &c,
+        "switched to the replica",
+        Duration::from_secs(15),
+        |x| x.port == u32::from(r.port),
+    )
+    .await;
+    assert_eq!(new.config_epoch, 1);
+    w.finish_on(&r).await;
+    until(&c, "the switchover ends", Duration::from_secs(15), |x| {
+        x.failover.is_none()
+    })
+    .await;
+    assert_eq!(m.role().as_deref(), Some("slave"));
+    let out = c.ctl(&["history", "mymaster", "--json"]);
+    let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(h[0]["reason"], "switchover", "not a forced failover");
 }
 
 // --- a forced failover promotes a replica of a healthy master; pause keeps raftinel hands-off

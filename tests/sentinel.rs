@@ -271,7 +271,6 @@ async fn replies_match_a_real_sentinel_byte_for_byte() {
         "debug",
         "info-cache",
         "pending-scripts",
-        "flushconfig",
     ] {
         assert_eq!(
             s.cmd(&["SENTINEL", sub]).await,
@@ -343,9 +342,134 @@ async fn replies_match_a_real_sentinel_byte_for_byte() {
     assert!(info.starts_with('$'), "{info}");
     assert!(info.contains("redis_mode:sentinel\r\n"));
     assert!(info.contains(&format!(
-        "master0:name=mymaster,status=ok,address=127.0.0.1:{port},slaves=1,sentinels=3,fencing=none\r\n"
+        "master0:name=mymaster,status=ok,address=127.0.0.1:{port},slaves=1,sentinels=3\r\n"
     )));
+    // raftinel's own field, in a section of its own, after Sentinel's.
+    assert!(
+        info.contains("\r\n# Raftinel\r\nfencing0:name=mymaster,fencing=none\r\n"),
+        "{info}"
+    );
     assert!(!s.cmd(&["INFO", "sentinel"]).await.contains("# Server"));
+}
+
+// --- replies Redis 7.0's sentinel shares with 7.2, compared with a real one run beside; the
+// 7.2-only ones (multi-parameter CONFIG, loglevel) against sentinel.c 7.2's text
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_flushconfig_and_publish_answer_as_sentinel_does() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let real = common::redis::RealSentinel::watching(&m, "mymaster");
+    let c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(40);
+    settled(&c, 2, None).await;
+    let mut ours = Raw::connect(&c.nodes[&2].sentinel).await;
+    let mut theirs = Raw::connect(&format!("127.0.0.1:{}", real.port)).await;
+    for cmd in [
+        &["PUBLISH", "foo", "bar"][..],
+        &["PUBLISH", "foo"],
+        &["SENTINEL", "FLUSHCONFIG"],
+        &["SENTINEL", "flushconfig", "x"],
+        &["SENTINEL", "CONFIG", "SET", "nosuch", "1"],
+        &["SENTINEL", "CONFIG", "SET", "announce-port", "70000"],
+        &["SENTINEL", "CONFIG", "GET", "announce-port"],
+        &["SENTINEL", "CONFIG", "GET", "nosuch"],
+        &["COMMAND", "INFO", "publish"],
+    ] {
+        let want = theirs.cmd(cmd).await;
+        assert_eq!(ours.cmd(cmd).await, want, "{cmd:?}");
+    }
+
+    // 7.2: several parameters per call, each listed once, and loglevel.
+    assert_eq!(
+        ours.cmd(&[
+            "SENTINEL",
+            "CONFIG",
+            "GET",
+            "announce-port",
+            "loglevel",
+            "ANNOUNCE-PORT"
+        ])
+        .await,
+        "*4\r\n$13\r\nannounce-port\r\n$1\r\n0\r\n$8\r\nloglevel\r\n$6\r\nnotice\r\n"
+    );
+    assert_eq!(
+        ours.cmd(&["SENTINEL", "CONFIG", "GET"]).await,
+        "-ERR wrong number of arguments for 'sentinel|config' command\r\n"
+    );
+    assert_eq!(
+        ours.cmd(&["SENTINEL", "CONFIG", "SET", "announce-port"]).await,
+        "-ERR Only SENTINEL CONFIG GET <param> [<param> <param> ...]/ SET <param> <value> [<param> <value> ...] are supported.\r\n"
+    );
+    assert_eq!(
+        ours.cmd(&["SENTINEL", "CONFIG", "SET", "loglevel", "debug", "loglevel", "notice"])
+            .await,
+        "-ERR Duplicate argument 'loglevel' to SENTINEL CONFIG SET\r\n"
+    );
+    // The level changes this node's log filter: its debug lines appear.
+    let mark = c.log_mark(2);
+    assert_eq!(
+        ours.cmd(&[
+            "SENTINEL",
+            "CONFIG",
+            "SET",
+            "loglevel",
+            "debug",
+            "announce-port",
+            "0"
+        ])
+        .await,
+        "+OK\r\n"
+    );
+    assert_eq!(
+        ours.cmd(&["SENTINEL", "CONFIG", "GET", "log*"]).await,
+        "*2\r\n$8\r\nloglevel\r\n$5\r\ndebug\r\n"
+    );
+    let mut debug_seen = false;
+    for _ in 0..100 {
+        debug_seen = c.log_since(2, mark).contains(" DEBUG ");
+        if debug_seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(debug_seen, "no DEBUG line after loglevel debug");
+    assert_eq!(
+        ours.cmd(&["SENTINEL", "CONFIG", "SET", "loglevel", "notice"])
+            .await,
+        "+OK\r\n"
+    );
+    // A value raftinel cannot take is refused with Sentinel's wording and the reason.
+    let refused = ours
+        .cmd(&[
+            "SENTINEL",
+            "CONFIG",
+            "SET",
+            "loglevel",
+            "warning",
+            "resolve-hostnames",
+            "yes",
+        ])
+        .await;
+    assert!(
+        refused
+            .starts_with("-ERR Invalid value 'yes' to SENTINEL CONFIG SET 'resolve-hostnames': "),
+        "{refused}"
+    );
+    assert_eq!(
+        ours.cmd(&["SENTINEL", "CONFIG", "GET", "loglevel"]).await,
+        "*2\r\n$8\r\nloglevel\r\n$6\r\nnotice\r\n",
+        "nothing applied"
+    );
+    // Sentinel processes a peer's hello and answers 1; raftinel answers the same and ignores it.
+    assert_eq!(
+        ours.cmd(&[
+            "PUBLISH",
+            "__sentinel__:hello",
+            "127.0.0.1,1,x,0,mymaster,127.0.0.1,1,0"
+        ])
+        .await,
+        ":1\r\n"
+    );
 }
 
 // --- pipelining, inline commands, CLIENT, and protocol errors that close the connection
@@ -922,6 +1046,15 @@ fn writes(other_port: &str) -> Vec<(Vec<String>, &'static str)> {
             v(&["SENTINEL", "CONFIG", "SET", "resolve-hostnames", "no"]),
             "sentinel|config",
         ),
+        (
+            v(&["SENTINEL", "CONFIG", "SET", "loglevel", "debug"]),
+            "sentinel|config",
+        ),
+        (
+            v(&["SENTINEL", "FAILOVER", "mymaster", "COORDINATED"]),
+            "sentinel|failover",
+        ),
+        (v(&["SENTINEL", "FLUSHCONFIG"]), "sentinel|flushconfig"),
     ]
 }
 

@@ -361,3 +361,61 @@ impl Drop for Redis {
         self.kill9();
     }
 }
+
+/// A real Sentinel (`redis-server CONF --sentinel`; Debian packages redis-sentinel apart) watching
+/// one master under `name` with quorum 1, for byte-for-byte comparisons of replies. Killed on drop.
+pub struct RealSentinel {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RealSentinel {
+    pub fn watching(master: &Redis, name: &str) -> RealSentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = super::free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {name} 127.0.0.1 {} 1\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test.sh installs it)");
+        let s = RealSentinel {
+            port,
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let addr = format!("redis://127.0.0.1:{port}/");
+        while redis::Client::open(addr.as_str())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "redis-sentinel on {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    }
+}
+
+impl Drop for RealSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

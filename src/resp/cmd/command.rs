@@ -79,6 +79,12 @@ const TABLE: &[Spec] = &[
         PUBSUB,
     ),
     spec(
+        "publish",
+        3,
+        &["pubsub", "loading", "stale", "fast"],
+        &["@pubsub", "@fast"],
+    ),
+    spec(
         "punsubscribe",
         -1,
         &["pubsub", "noscript", "loading", "stale", "sentinel"],

@@ -1,6 +1,8 @@
 //! INFO in sentinel mode: the `server`, `clients`, `stats`, `cpu` and `sentinel` sections, with
 //! `redis_mode:sentinel` (how StackExchange.Redis recognises a sentinel) and one
-//! `masterN:name=…,status=…` line per master for monitoring tools.
+//! `masterN:name=…,status=…` line per master for monitoring tools, exactly as Sentinel writes
+//! it; then raftinel's own `raftinel` section (each master's fencing), so that parsers that
+//! split the masterN lines by `,` and `=` never meet a field Sentinel does not have.
 
 use std::fmt::Write;
 
@@ -10,7 +12,7 @@ use super::client::REDIS_VERSION;
 use crate::resp::reply::Reply;
 use crate::resp::{Ctx, Stats};
 
-const SECTIONS: [&str; 5] = ["server", "clients", "stats", "cpu", "sentinel"];
+const SECTIONS: [&str; 6] = ["server", "clients", "stats", "cpu", "sentinel", "raftinel"];
 
 pub fn info(ctx: &Ctx, args: &[Bytes]) -> Reply {
     let wanted: Vec<String> = args[1..]
@@ -34,7 +36,8 @@ pub fn info(ctx: &Ctx, args: &[Bytes]) -> Reply {
             "clients" => clients(ctx, &mut out),
             "stats" => stats(ctx, &mut out),
             "cpu" => cpu(&mut out),
-            _ => sentinel(ctx, &mut out),
+            "sentinel" => sentinel(ctx, &mut out),
+            _ => raftinel(ctx, &mut out),
         }
     }
     Reply::Bulk(Bytes::from(out))
@@ -144,11 +147,24 @@ fn sentinel(ctx: &Ctx, out: &mut String) {
         };
         let _ = write!(
             out,
-            "master{i}:name={},status={status},address={},slaves={},sentinels={sentinels},fencing={}\r\n",
+            "master{i}:name={},status={status},address={},slaves={},sentinels={sentinels}\r\n",
             m.name,
             m.addr,
             m.replicas.len(),
-            m.fencing(),
+        );
+    }
+}
+
+/// `fencingN:name=…,fencing=…`, N as in the Sentinel section's masterN.
+fn raftinel(ctx: &Ctx, out: &mut String) {
+    let view = ctx.view.borrow().clone();
+    out.push_str("# Raftinel\r\n");
+    for (i, m) in view.topology.masters().enumerate() {
+        let _ = write!(
+            out,
+            "fencing{i}:name={},fencing={}\r\n",
+            m.name,
+            m.fencing()
         );
     }
 }

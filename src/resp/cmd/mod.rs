@@ -3,6 +3,7 @@
 
 mod client;
 mod command;
+mod config;
 mod info;
 mod instance;
 mod pubsub;
@@ -62,6 +63,7 @@ pub async fn dispatch(ctx: &Ctx, s: &mut Session, args: &[Bytes], out: &mut Vec<
         "info" => info::info(ctx, args),
         "command" => command::command(args),
         "sentinel" => sentinel::sentinel(ctx, s, args).await,
+        "publish" => pubsub::publish(args),
         "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => {
             pubsub::subscription(ctx, s, cmd, args, out);
             return;

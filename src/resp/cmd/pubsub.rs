@@ -11,6 +11,18 @@ use crate::resp::reply::Reply;
 use crate::resp::session::Session;
 use crate::resp::{Ctx, Stats};
 
+/// PUBLISH <channel> <message>: Sentinel takes only its peers' hello messages. raftinel learns
+/// its peers from the Raft membership, so a hello is answered as Sentinel does and not acted on.
+pub fn publish(args: &[Bytes]) -> Reply {
+    if args[1].as_ref() != HELLO_CHANNEL {
+        return Reply::error("ERR Only HELLO messages are accepted by Sentinel instances.");
+    }
+    tracing::debug!("ignored a Sentinel hello message: peers come from the Raft membership");
+    Reply::Int(1)
+}
+
+const HELLO_CHANNEL: &[u8] = b"__sentinel__:hello";
+
 pub fn subscription(ctx: &Ctx, s: &mut Session, cmd: &str, args: &[Bytes], out: &mut Vec<Reply>) {
     let was = s.subscriptions();
     let pattern = cmd.starts_with('p');

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::instance::{self, MasterView};
-use super::{arity_ok, lossy, lowercase, unknown_subcommand, writes, wrong_arity, NAME_MAX};
+use super::{arity_ok, config, lowercase, unknown_subcommand, writes, wrong_arity, NAME_MAX};
 use crate::monitor::NodeReport;
 use crate::raft::SmData;
 use crate::resp::reply::Reply;
@@ -33,7 +33,6 @@ pub fn role(ctx: &Ctx) -> Reply {
 fn arity(sub: &str) -> Option<i32> {
     Some(match sub {
         "ckquorum"
-        | "failover"
         | "get-master-addr-by-name"
         | "get-primary-addr-by-name"
         | "master"
@@ -43,7 +42,8 @@ fn arity(sub: &str) -> Option<i32> {
         | "slaves"
         | "reset"
         | "sentinels" => 3,
-        "masters" | "primaries" | "myid" | "help" => 2,
+        "masters" | "primaries" | "myid" | "help" | "flushconfig" => 2,
+        "failover" => -3,
         "monitor" => 6,
         "set" => -5,
         "config" => -3,
@@ -71,12 +71,13 @@ pub async fn sentinel(ctx: &Ctx, s: &mut Session, args: &[Bytes]) -> Reply {
         "sentinels" => sentinels(ctx, &args[2]),
         "myid" => Reply::from(ctx.sentinel_id(ctx.node_id)),
         "ckquorum" => ckquorum(ctx, &args[2]).await,
-        "config" => config(s, args),
+        "config" => config::config(s, args),
+        "flushconfig" => flushconfig(s),
         "help" => help(),
         "monitor" => writes::monitor(ctx, s, args).await,
         "remove" => writes::remove(ctx, s, &args[2]).await,
         "set" => writes::set(ctx, s, args).await,
-        "failover" => writes::failover(ctx, s, &args[2]).await,
+        "failover" => writes::failover(ctx, s, args).await,
         "reset" => writes::reset(ctx, s, &args[2]).await,
         _ => unknown_subcommand(sub_raw, "SENTINEL"),
     }
@@ -252,46 +253,13 @@ fn ckquorum_verdict(usable: usize, voters: usize, configured: u32) -> Result<Str
     Err(text)
 }
 
-/// SENTINEL CONFIG GET <pattern> / SET <param> <value>. raftinel has no hostnames and announces
-/// the addresses in its membership, so these parameters are fixed: SET accepts only the value
-/// already in effect.
-fn config(s: &Session, args: &[Bytes]) -> Reply {
-    const PARAMS: [(&str, &str); 6] = [
-        ("resolve-hostnames", "no"),
-        ("announce-hostnames", "no"),
-        ("announce-ip", ""),
-        ("announce-port", "0"),
-        ("sentinel-user", ""),
-        ("sentinel-pass", ""),
-    ];
-    let op = args[2].to_ascii_lowercase();
-    match (op.as_slice(), args.len()) {
-        (b"get", 4) => Reply::fields(
-            PARAMS
-                .iter()
-                .filter(|(p, _)| crate::glob::matches(&args[3], p.as_bytes(), true))
-                .map(|(p, v)| (*p, Reply::from(*v))),
-        ),
-        (b"set", 5) => {
-            if let Err(denied) = s.permit_write("sentinel|config") {
-                return denied;
-            }
-            let param = lossy(&args[3], 128);
-            let value = lossy(&args[4], 128);
-            match PARAMS.iter().find(|(p, _)| p.eq_ignore_ascii_case(&param)) {
-                None => Reply::error(format!(
-                    "ERR Invalid argument '{param}' to SENTINEL CONFIG SET"
-                )),
-                Some((_, v)) if v.eq_ignore_ascii_case(&value) => Reply::ok(),
-                Some((p, _)) => Reply::error(format!(
-                    "ERR Invalid value '{value}' to SENTINEL CONFIG SET '{p}'"
-                )),
-            }
-        }
-        _ => Reply::error(
-            "ERR Only SENTINEL CONFIG GET <option> / SET <option> <value> are supported.",
-        ),
+/// FLUSHCONFIG: `+OK`. Sentinel rewrites its config file; raftinel's state is the Raft log,
+/// durable on every node as each entry commits, so there is nothing left to write.
+fn flushconfig(s: &Session) -> Reply {
+    if let Err(denied) = s.permit_write("sentinel|flushconfig") {
+        return denied;
     }
+    Reply::ok()
 }
 
 fn help() -> Reply {
@@ -300,15 +268,18 @@ fn help() -> Reply {
         "CKQUORUM <master-name>",
         "    Check if the current Sentinel configuration is able to reach the quorum needed",
         "    to failover a master and the majority needed to authorize the failover.",
-        "CONFIG SET <param> <value>",
+        "CONFIG SET param value [param value ...]",
         "    Set a global Sentinel configuration parameter.",
-        "CONFIG GET <param>",
+        "CONFIG GET <param> [param param param ...]",
         "    Get global Sentinel configuration parameter.",
         "GET-MASTER-ADDR-BY-NAME <master-name>",
         "    Return the ip and port number of the master with that name.",
-        "FAILOVER <master-name>",
+        "FAILOVER <master-name> [COORDINATED]",
         "    Manually failover a master node without asking for agreement from other",
-        "    Sentinels",
+        "    Sentinels; COORDINATED hands over with FAILOVER TO, losing no write.",
+        "FLUSHCONFIG",
+        "    Force Sentinel to rewrite its configuration on disk, including the current",
+        "    Sentinel state.",
         "MASTER <master-name>",
         "    Show the state and info of the specified master.",
         "MASTERS",

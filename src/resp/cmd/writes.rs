@@ -131,13 +131,19 @@ pub async fn set(ctx: &Ctx, s: &Session, args: &[Bytes]) -> Reply {
     write(ctx, s, "sentinel|set", req).await
 }
 
-/// SENTINEL FAILOVER <name>: Sentinel's INPROG and NOGOODSLAVE answers come first, from this
-/// node's state and observations; the leader then runs the failover.
-pub async fn failover(ctx: &Ctx, s: &Session, name: &Bytes) -> Reply {
+/// SENTINEL FAILOVER <name> [COORDINATED]: Sentinel's INPROG and NOGOODSLAVE answers come
+/// first, from this node's state and observations; the leader then runs the failover, or with
+/// COORDINATED (Valkey 9) the lossless switchover (FAILOVER TO on the old master).
+pub async fn failover(ctx: &Ctx, s: &Session, args: &[Bytes]) -> Reply {
     if let Err(denied) = s.permit_write("sentinel|failover") {
         return denied;
     }
-    let name = lossy(name, usize::MAX);
+    let coordinated = match args.get(3) {
+        None => false,
+        Some(mode) if args.len() == 4 && mode.eq_ignore_ascii_case(b"coordinated") => true,
+        Some(_) => return Reply::error("ERR syntax error"),
+    };
+    let name = lossy(&args[2], usize::MAX);
     {
         let view = ctx.view.borrow();
         let Some(m) = view.topology.master(&name) else {
@@ -150,7 +156,12 @@ pub async fn failover(ctx: &Ctx, s: &Session, name: &Bytes) -> Reply {
             return Reply::error("NOGOODSLAVE No suitable replica to promote");
         }
     }
-    write(ctx, s, "sentinel|failover", AdminRequest::Failover { name }).await
+    let req = if coordinated {
+        AdminRequest::Switchover { name, to: None }
+    } else {
+        AdminRequest::Failover { name }
+    };
+    write(ctx, s, "sentinel|failover", req).await
 }
 
 /// SENTINEL RESET <pattern>: `:N`, the number of masters reset.
