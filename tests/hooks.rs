@@ -317,3 +317,122 @@ async fn script_paths_are_denied_by_default() {
     assert_eq!(x.notification_script, "");
     assert_eq!(x.client_reconfig_script, "");
 }
+
+/// A map reply (RESP2: a flat array of field, value) as pairs.
+fn fields(v: &redis::Value) -> Vec<(String, redis::Value)> {
+    let items = match v {
+        redis::Value::Array(a) => a.clone(),
+        redis::Value::Map(m) => m.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect(),
+        other => panic!("not a map: {other:?}"),
+    };
+    items
+        .chunks(2)
+        .map(|kv| {
+            (
+                redis::from_redis_value(kv[0].clone()).unwrap(),
+                kv[1].clone(),
+            )
+        })
+        .collect()
+}
+
+fn text(v: &redis::Value) -> String {
+    redis::from_redis_value(v.clone()).unwrap()
+}
+
+fn sentinel_query(addr: &str, args: &[&str]) -> redis::Value {
+    let mut conn = redis::Client::open(format!("redis://{addr}/"))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+        .unwrap();
+    redis::cmd(args[0])
+        .arg(&args[1..])
+        .query(&mut conn)
+        .unwrap()
+}
+
+/// SENTINEL PENDING-SCRIPTS and INFO's script counts show the script the leader is running, with
+/// Sentinel's fields; followers run none; the queue empties when the script ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_scripts_shows_what_runs() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let mut c = Cluster::new(
+        3,
+        "default-down-after-ms = 1000\ndeny-scripts-reconfig = false\n",
+    );
+    let _logs = c.logs_on_panic(40);
+    let dir = c.tmp.path().to_owned();
+    let pid_file = dir.join("slow.pid");
+    let slow = dir.join("slow.sh");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\nprintf '%s' $$ > '{}'\nexec sleep 3\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    let (lead, follow) = (
+        c.nodes[&leader].sentinel.clone(),
+        c.nodes[&(1..=3).find(|id| *id != leader).unwrap()]
+            .sentinel
+            .clone(),
+    );
+    assert_eq!(
+        sentinel_query(&lead, &["SENTINEL", "PENDING-SCRIPTS"]),
+        redis::Value::Array(vec![])
+    );
+
+    // The `+set` of the script itself runs it on the leader.
+    set(&c, leader, "notification-script", slow.to_str().unwrap())
+        .await
+        .unwrap();
+    let pid = eventually("the script started", Duration::from_secs(10), || async {
+        std::fs::read_to_string(&pid_file)
+            .ok()
+            .filter(|p| !p.is_empty())
+    })
+    .await;
+    let queue = sentinel_query(&lead, &["SENTINEL", "PENDING-SCRIPTS"]);
+    let redis::Value::Array(jobs) = &queue else {
+        panic!("{queue:?}")
+    };
+    assert_eq!(jobs.len(), 1, "{queue:?}");
+    let job = fields(&jobs[0]);
+    let names: Vec<&str> = job.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["argv", "flags", "pid", "run-time", "retry-num"]);
+    let redis::Value::Array(argv) = &job[0].1 else {
+        panic!("{job:?}")
+    };
+    assert_eq!(text(&argv[0]), slow.display().to_string());
+    assert_eq!(text(&argv[1]), "+set");
+    assert_eq!(text(&job[1].1), "running");
+    assert_eq!(text(&job[2].1), pid);
+    assert!(text(&job[3].1).parse::<u64>().unwrap() < 10_000);
+    assert_eq!(text(&job[4].1), "0");
+    let info = text(&sentinel_query(&lead, &["INFO", "sentinel"]));
+    assert!(
+        info.contains("sentinel_running_scripts:1\r\nsentinel_scripts_queue_length:1\r\n"),
+        "{info}"
+    );
+    assert_eq!(
+        sentinel_query(&follow, &["SENTINEL", "PENDING-SCRIPTS"]),
+        redis::Value::Array(vec![]),
+        "followers run no script"
+    );
+
+    eventually("the script ended", Duration::from_secs(10), || async {
+        (sentinel_query(&lead, &["SENTINEL", "PENDING-SCRIPTS"]) == redis::Value::Array(vec![]))
+            .then_some(())
+    })
+    .await;
+    let info = text(&sentinel_query(&lead, &["INFO", "sentinel"]));
+    assert!(
+        info.contains("sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\n"),
+        "{info}"
+    );
+}

@@ -2,17 +2,19 @@
 //! each with stdin from /dev/null and a 60 s limit (then SIGKILL), retried by `plan::next`.
 //! Every run is logged with its master, event, exit status and duration.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{self, Exit, Job, Next};
+use super::{Pending, PendingScripts, PendingState};
 
 /// The limits of script runs: Sentinel's time limits by default (shorter in tests), and this
 /// node's script policy (see `plan::vet`).
@@ -87,23 +89,74 @@ impl Queue {
     }
 }
 
+/// A script that is running now, for SENTINEL PENDING-SCRIPTS.
+struct Started {
+    argv: Vec<String>,
+    at: Instant,
+    retry_num: u32,
+    /// 0 when it could not be started.
+    pid: u32,
+}
+
+/// Everything running or waiting, running first, as SENTINEL PENDING-SCRIPTS lists it.
+fn snapshot<'a>(running: impl Iterator<Item = &'a Started>, queue: &Queue) -> PendingScripts {
+    let mut out: Vec<Pending> = running
+        .map(|s| Pending {
+            argv: s.argv.clone(),
+            state: PendingState::Running {
+                pid: s.pid,
+                since: s.at,
+            },
+            retry_num: s.retry_num,
+        })
+        .collect();
+    out.sort_by_key(|p| match p.state {
+        PendingState::Running { since, .. } => Some(since),
+        PendingState::Scheduled { .. } => None,
+    });
+    let waiting = queue
+        .ready
+        .iter()
+        .map(|e| (e, None))
+        .chain(queue.delayed.iter().map(|(due, e)| (e, Some(*due))));
+    out.extend(waiting.map(|(e, due)| Pending {
+        argv: e.job.argv.clone(),
+        state: PendingState::Scheduled { due },
+        retry_num: e.runs,
+    }));
+    Arc::new(out)
+}
+
 /// Takes jobs from `jobs` until it closes or `cancel` fires; then stops, killing running scripts
-/// (SIGKILL) and dropping queued ones, with a log line saying how many.
+/// (SIGKILL) and dropping queued ones, with a log line saying how many. `pending` is kept
+/// up to date with what runs and waits.
 pub async fn run(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     limits: Limits,
+    pending: watch::Sender<PendingScripts>,
     cancel: CancellationToken,
 ) {
     let mut queue = Queue::default();
     let mut running: JoinSet<Ran> = JoinSet::new();
+    let mut started: HashMap<Id, Started> = HashMap::new();
     let mut open = true;
     loop {
         while running.len() < plan::MAX_RUNNING {
-            let Some(entry) = queue.ready.pop_front() else {
+            let Some(mut entry) = queue.ready.pop_front() else {
                 break;
             };
-            running.spawn(run_once(entry, limits.max_runtime));
+            let retry_num = entry.runs;
+            let child = start(&mut entry);
+            let info = Started {
+                argv: entry.job.argv.clone(),
+                at: Instant::now(),
+                retry_num,
+                pid: child.as_ref().ok().and_then(|c| c.id()).unwrap_or(0),
+            };
+            let handle = running.spawn(finish(entry, child, limits.max_runtime));
+            started.insert(handle.id(), info);
         }
+        pending.send_replace(snapshot(started.values(), &queue));
         if !open && running.is_empty() && queue.held() == 0 {
             return;
         }
@@ -133,15 +186,22 @@ pub async fn run(
                 }
                 None => open = false,
             },
-            Some(done) = running.join_next(), if !running.is_empty() => match done {
-                Ok(ran) => after(ran, limits, &mut queue),
-                Err(e) => tracing::error!(error = %e, "script task failed"),
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => match done {
+                Ok((id, ran)) => {
+                    started.remove(&id);
+                    after(ran, limits, &mut queue);
+                }
+                Err(e) => {
+                    started.remove(&e.id());
+                    tracing::error!(error = %e, "script task failed");
+                }
             },
             _ = sleep_until(due), if due.is_some() => queue.release_due(Instant::now()),
         }
     }
     let (killed, dropped) = (running.len(), queue.held());
     running.shutdown().await;
+    pending.send_replace(Arc::default());
     if killed + dropped > 0 {
         tracing::warn!(
             killed,
@@ -201,13 +261,12 @@ fn describe(exit: &Exit) -> String {
     }
 }
 
-/// One run of `entry`'s argv. Output goes where the node's goes (as Sentinel's children inherit
-/// its stdout and stderr); dropping this future kills the script.
-async fn run_once(mut entry: Entry, max_runtime: Duration) -> Ran {
+/// Starts one run of `entry`'s argv, in the caller (spawning a child does not block), so the
+/// queue shows its pid at once. Output goes where the node's goes (as Sentinel's children
+/// inherit its stdout and stderr).
+fn start(entry: &mut Entry) -> Result<tokio::process::Child, Exit> {
     entry.runs += 1;
-    let start = Instant::now();
-    let script = entry.job.script().to_owned();
-    let mut cmd = tokio::process::Command::new(&script);
+    let mut cmd = tokio::process::Command::new(entry.job.script());
     cmd.args(entry.job.argv.iter().skip(1))
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
@@ -218,14 +277,25 @@ async fn run_once(mut entry: Entry, max_runtime: Duration) -> Ran {
     unsafe {
         cmd.pre_exec(drop_ambient_capabilities);
     }
-    let exit = match cmd.spawn() {
-        Err(e) => Exit::SpawnFailed(e.to_string()),
+    cmd.spawn().map_err(|e| Exit::SpawnFailed(e.to_string()))
+}
+
+/// Waits for a run `start` began; dropping this future kills the script.
+async fn finish(
+    entry: Entry,
+    child: Result<tokio::process::Child, Exit>,
+    max_runtime: Duration,
+) -> Ran {
+    let began = Instant::now();
+    let exit = match child {
+        Err(exit) => exit,
         Ok(mut child) => match tokio::time::timeout(max_runtime, child.wait()).await {
             Ok(Ok(status)) => exit_of(status),
             Ok(Err(e)) => Exit::SpawnFailed(format!("waiting for it: {e}")),
             Err(_) => {
                 // SIGKILL, then reap it.
                 if let Err(e) = child.kill().await {
+                    let script = entry.job.script();
                     tracing::warn!(error = %e, %script, "killing a timed-out script");
                 }
                 Exit::TimedOut
@@ -233,7 +303,7 @@ async fn run_once(mut entry: Entry, max_runtime: Duration) -> Ran {
         },
     };
     Ran {
-        took: start.elapsed(),
+        took: began.elapsed(),
         entry,
         exit,
     }

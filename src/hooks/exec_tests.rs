@@ -47,7 +47,8 @@ async fn run_all(jobs: Vec<Job>, limits: Limits) {
     }
     drop(tx);
     let cancel = CancellationToken::new();
-    tokio::time::timeout(Duration::from_secs(30), run(rx, limits, cancel))
+    let (pending, _) = watch::channel(Arc::default());
+    tokio::time::timeout(Duration::from_secs(30), run(rx, limits, pending, cancel))
         .await
         .unwrap();
 }
@@ -180,7 +181,8 @@ async fn cancel_kills_running_scripts() {
     let (tx, rx) = mpsc::unbounded_channel();
     tx.send(job(vec![path])).unwrap();
     let cancel = CancellationToken::new();
-    let runner = tokio::spawn(run(rx, Limits::new(false), cancel.clone()));
+    let (pending, mut shown) = watch::channel(Arc::default());
+    let runner = tokio::spawn(run(rx, Limits::new(false), pending, cancel.clone()));
     let pid_file = dir.path().join("pid");
     let deadline = Instant::now() + Duration::from_secs(5);
     let pid = loop {
@@ -190,6 +192,23 @@ async fn cancel_kills_running_scripts() {
         assert!(Instant::now() < deadline, "the script did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    // The queue shows it running, with the script's pid once the child exists.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now: PendingScripts = shown.borrow_and_update().clone();
+        if let [Pending {
+            state: PendingState::Running { pid: p, .. },
+            retry_num: 0,
+            ..
+        }] = now.as_slice()
+        {
+            if p.to_string() == pid {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "not shown running: {now:?}");
+        let _ = tokio::time::timeout(Duration::from_millis(50), shown.changed()).await;
+    }
     cancel.cancel();
     tokio::time::timeout(Duration::from_secs(2), runner)
         .await
@@ -260,5 +279,53 @@ async fn scripts_run_without_ambient_capabilities() {
     assert_eq!(
         lines(&dir.path().join("caps")),
         ["CapAmb:\t0000000000000000"]
+    );
+}
+
+/// Running first (oldest first), then waiting for a slot, then waiting for a retry.
+#[test]
+fn the_queue_is_shown_running_first() {
+    let now = Instant::now();
+    let started = |argv: &str, secs: u64, pid: u32| Started {
+        argv: vec![argv.to_owned()],
+        at: now - Duration::from_secs(secs),
+        retry_num: 0,
+        pid,
+    };
+    let running = [started("/new", 1, 11), started("/old", 5, 22)];
+    let mut queue = Queue::default();
+    queue.delayed.push((
+        now + Duration::from_secs(30),
+        Entry {
+            job: job(vec!["/retry".into()]),
+            runs: 2,
+        },
+    ));
+    queue.ready.push_back(Entry {
+        job: job(vec!["/ready".into()]),
+        runs: 0,
+    });
+    let shown = snapshot(running.iter(), &queue);
+    let order: Vec<(&str, u32)> = shown
+        .iter()
+        .map(|p| (p.argv[0].as_str(), p.retry_num))
+        .collect();
+    assert_eq!(
+        order,
+        [("/old", 0), ("/new", 0), ("/ready", 0), ("/retry", 2)]
+    );
+    assert_eq!(
+        shown[0].state,
+        PendingState::Running {
+            pid: 22,
+            since: now - Duration::from_secs(5)
+        }
+    );
+    assert_eq!(shown[2].state, PendingState::Scheduled { due: None });
+    assert_eq!(
+        shown[3].state,
+        PendingState::Scheduled {
+            due: Some(now + Duration::from_secs(30))
+        }
     );
 }

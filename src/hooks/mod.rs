@@ -27,22 +27,43 @@ use crate::raft::types::typ::RaftMetrics;
 use crate::raft::{EventLog, Raft, SmData};
 use plan::{Backlog, Cursor, Job, ScriptBook};
 
+/// A script running or waiting to run on this node, as SENTINEL PENDING-SCRIPTS and INFO show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub argv: Vec<String>,
+    pub state: PendingState,
+    /// Runs before this one (Sentinel's `retry-num`).
+    pub retry_num: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingState {
+    /// `pid` is 0 for the moment between the start and the child existing.
+    Running {
+        pid: u32,
+        since: tokio::time::Instant,
+    },
+    /// Waiting for a free slot (`due` None) or for its retry time.
+    Scheduled { due: Option<tokio::time::Instant> },
+}
+
+/// This node's script queue, running ones first.
+pub type PendingScripts = Arc<Vec<Pending>>;
+
 /// How often followers drop remembered jobs whose window has passed.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
-/// Runs until `cancel`: follows `live` (subscribed before Raft started, so no applied event is
-/// missed) and runs the scripts of the events applied while this node leads. `events` is the
-/// store that a lagging subscriber catches up from. `policy` is this node's own, applied to
+/// Runs until `cancel`: follows the live events (subscribed before Raft started, so no applied
+/// event is missed) and runs the scripts of the events applied while this node leads.
+/// `policy` is this node's own, applied to
 /// every job before it runs (`plan::vet`).
-pub async fn run(
-    node_id: u64,
-    policy: Policy,
-    raft: Raft,
-    live: broadcast::Receiver<IndexedEvent>,
-    view: watch::Receiver<Arc<SmData>>,
-    events: EventLog,
-    cancel: CancellationToken,
-) {
+pub async fn run(node_id: u64, policy: Policy, raft: Raft, io: Io, cancel: CancellationToken) {
+    let Io {
+        live,
+        view,
+        events,
+        pending,
+    } = io;
     let (tx, rx) = mpsc::unbounded_channel();
     let follower = Follower {
         node_id,
@@ -59,10 +80,22 @@ pub async fn run(
         exec::run(
             rx,
             exec::Limits::new(policy.deny_scripts_reconfig),
+            pending,
             cancel.clone()
         ),
         follower.run(raft.metrics(), live, cancel)
     );
+}
+
+/// What the hooks read and show.
+pub struct Io {
+    /// Applied events, subscribed before Raft started.
+    pub live: broadcast::Receiver<IndexedEvent>,
+    pub view: watch::Receiver<Arc<SmData>>,
+    /// The store a lagging subscriber catches up from.
+    pub events: EventLog,
+    /// Where the script queue is shown (SENTINEL PENDING-SCRIPTS, INFO).
+    pub pending: watch::Sender<PendingScripts>,
 }
 
 /// This node's script policy, from its own config (invariant 12).

@@ -26,6 +26,8 @@ pub(super) struct Inputs {
     /// Subscribed before Raft started applying: the hooks see every applied event.
     pub hook_feed: broadcast::Receiver<IndexedEvent>,
     pub event_log: EventLog,
+    /// Where the hooks show their queue.
+    pub scripts: watch::Sender<crate::hooks::PendingScripts>,
 }
 
 /// Starts the report sender, the runner and the hooks as critical tasks.
@@ -73,9 +75,12 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) {
                 own: config.scripts.clone(),
             },
             node.raft.clone(),
-            inputs.hook_feed,
-            node.view.clone(),
-            inputs.event_log,
+            crate::hooks::Io {
+                live: inputs.hook_feed,
+                view: node.view.clone(),
+                events: inputs.event_log,
+                pending: inputs.scripts,
+            },
             node.cancel.clone(),
         ),
     );

@@ -221,11 +221,13 @@ fn start(
     log_redis_tls(config);
     let own_report = spawn_monitor(&mut tasks, node)?;
     let (odown_tx, odown_rx) = watch::channel(Arc::default());
+    let (scripts_tx, scripts_rx) = watch::channel(Arc::default());
     let inputs = sentinel::Inputs {
         listeners: sentinel_listeners,
         contact,
         report: own_report.clone(),
         odown: odown_rx,
+        scripts: scripts_rx,
         api,
         admin,
     };
@@ -251,6 +253,7 @@ fn start(
         odown: odown_tx,
         hook_feed,
         event_log,
+        scripts: scripts_tx,
     };
     failover::spawn(&mut tasks, node, inputs);
     Ok((tasks, notify))

@@ -38,6 +38,8 @@ pub(super) struct Inputs {
     pub contact: LeaderContact,
     pub report: watch::Receiver<Arc<NodeReport>>,
     pub odown: watch::Receiver<Arc<std::collections::BTreeSet<String>>>,
+    /// The hooks' queue: SENTINEL PENDING-SCRIPTS and INFO's script counts.
+    pub scripts: watch::Receiver<crate::hooks::PendingScripts>,
     pub api: Arc<Api>,
     pub admin: Arc<Admin>,
 }
@@ -61,6 +63,7 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
         view: node.view.clone(),
         report: inputs.report.clone(),
         odown: inputs.odown,
+        scripts: inputs.scripts,
         api: inputs.api,
         admin: inputs.admin,
         main: tokio::runtime::Handle::current(),

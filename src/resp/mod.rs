@@ -46,6 +46,8 @@ pub struct Ctx {
     pub report: watch::Receiver<Arc<NodeReport>>,
     /// Masters the leader's runner judges objectively down (empty on followers).
     pub odown: watch::Receiver<Arc<BTreeSet<String>>>,
+    /// This node's script queue (the hooks), running first.
+    pub scripts: watch::Receiver<crate::hooks::PendingScripts>,
     pub api: Arc<Api>,
     /// The admin path every write goes through.
     pub admin: Arc<Admin>,

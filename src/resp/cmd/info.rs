@@ -127,12 +127,18 @@ fn sentinel(ctx: &Ctx, out: &mut String) {
     let report = ctx.report.borrow().clone();
     let odown = ctx.odown.borrow().clone();
     let sentinels = view.membership.membership().voter_ids().count().max(1);
+    let scripts = ctx.scripts.borrow().clone();
+    let running = scripts
+        .iter()
+        .filter(|p| matches!(p.state, crate::hooks::PendingState::Running { .. }))
+        .count();
     let _ = write!(
         out,
         "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:-1\r\n\
-         sentinel_running_scripts:0\r\nsentinel_scripts_queue_length:0\r\nsentinel_simulate_failure_flags:0\r\n",
+         sentinel_running_scripts:{running}\r\nsentinel_scripts_queue_length:{}\r\nsentinel_simulate_failure_flags:0\r\n",
         view.topology.masters().count(),
         u8::from(report.tilt),
+        scripts.len(),
     );
     for (i, m) in view.topology.masters().enumerate() {
         let sdown = report

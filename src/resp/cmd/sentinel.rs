@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::instance::{self, MasterView};
 use super::{arity_ok, config, lowercase, unknown_subcommand, writes, wrong_arity, NAME_MAX};
+use crate::hooks::PendingState;
 use crate::monitor::NodeReport;
 use crate::raft::SmData;
 use crate::resp::reply::Reply;
@@ -42,7 +43,7 @@ fn arity(sub: &str) -> Option<i32> {
         | "slaves"
         | "reset"
         | "sentinels" => 3,
-        "masters" | "primaries" | "myid" | "help" | "flushconfig" => 2,
+        "masters" | "primaries" | "myid" | "help" | "flushconfig" | "pending-scripts" => 2,
         "failover" => -3,
         "monitor" => 6,
         "set" => -5,
@@ -73,6 +74,7 @@ pub async fn sentinel(ctx: &Ctx, s: &mut Session, args: &[Bytes]) -> Reply {
         "ckquorum" => ckquorum(ctx, &args[2]).await,
         "config" => config::config(s, args),
         "flushconfig" => flushconfig(s),
+        "pending-scripts" => pending_scripts(ctx),
         "help" => help(),
         "monitor" => writes::monitor(ctx, s, args).await,
         "remove" => writes::remove(ctx, s, &args[2]).await,
@@ -253,6 +255,43 @@ fn ckquorum_verdict(usable: usize, voters: usize, configured: u32) -> Result<Str
     Err(text)
 }
 
+/// PENDING-SCRIPTS: this node's script queue, running ones first, as Sentinel lists its own.
+fn pending_scripts(ctx: &Ctx) -> Reply {
+    let queue = ctx.scripts.borrow().clone();
+    let now = tokio::time::Instant::now();
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Reply::Array(
+        queue
+            .iter()
+            .map(|p| {
+                let argv = Reply::Array(p.argv.iter().map(|a| Reply::from(a.as_str())).collect());
+                let (flags, pid, time) = match p.state {
+                    PendingState::Running { pid, since } => (
+                        "running",
+                        pid,
+                        ("run-time", ms(now.saturating_duration_since(since))),
+                    ),
+                    PendingState::Scheduled { due } => (
+                        "scheduled",
+                        0,
+                        (
+                            "run-delay",
+                            due.map_or(0, |d| ms(d.saturating_duration_since(now))),
+                        ),
+                    ),
+                };
+                Reply::fields([
+                    ("argv", argv),
+                    ("flags", Reply::from(flags)),
+                    ("pid", Reply::num(pid)),
+                    (time.0, Reply::num(time.1)),
+                    ("retry-num", Reply::num(p.retry_num)),
+                ])
+            })
+            .collect(),
+    )
+}
+
 /// FLUSHCONFIG: `+OK`. Sentinel rewrites its config file; raftinel's state is the Raft log,
 /// durable on every node as each entry commits, so there is nothing left to write.
 fn flushconfig(s: &Session) -> Reply {
@@ -288,6 +327,8 @@ fn help() -> Reply {
         "    Start monitoring a new master with the specified name, ip, port and quorum.",
         "MYID",
         "    Return the ID of the Sentinel instance.",
+        "PENDING-SCRIPTS",
+        "    Get pending scripts information.",
         "REMOVE <master-name>",
         "    Remove a master from Sentinel's monitor list.",
         "REPLICAS <master-name>",
