@@ -410,8 +410,11 @@ async fn a_starved_runtime_reports_tilt_for_down_after() {
     assert!(!rep.tilt);
     // Block the only runtime thread: every monitor timer fires late by > down-after / 4.
     std::thread::sleep(Duration::from_millis(200));
-    let (_, tilted) = mon.wait(100, |r| r.tilt).await.expect("TILT");
-    let (_, over) = mon.wait(1000, |r| !r.tilt).await.expect("TILT ends");
+    let (rep, tilted) = mon.wait(100, |r| r.tilt).await.expect("TILT");
+    assert_eq!(rep.tilt_total, 1);
+    assert!(rep.tilt_since.is_some_and(|t| t <= tilted));
+    let (rep, over) = mon.wait(1000, |r| !r.tilt).await.expect("TILT ends");
+    assert_eq!((rep.tilt_since, rep.tilt_total), (None, 1));
     let lasted = over.duration_since(tilted).as_millis();
     // down-after (300 ms) after the late timer; a loaded host may fire another timer late,
     // which rightly starts TILT over, hence the upper slack.

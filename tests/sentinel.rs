@@ -473,6 +473,90 @@ async fn config_flushconfig_and_publish_answer_as_sentinel_does() {
     );
 }
 
+/// INFO sentinel from `addr`, or None while the port is closed (the node is not fresh yet).
+fn info_sentinel(addr: &str) -> Option<String> {
+    let mut conn = redis::Client::open(format!("redis://{addr}/"))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(300)))
+        .ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    redis::cmd("INFO").arg("sentinel").query(&mut conn).ok()
+}
+
+// --- TILT in INFO: a node whose timers were starved (SIGSTOP longer than down-after / 4) says
+// so with Sentinel's since-seconds and Valkey's total, and both settle when TILT ends
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_reports_tilt_in_info() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(40);
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(5)).await;
+    let node = (1..=3).find(|id| *id != leader).unwrap();
+    let mut s = Raw::connect(&c.nodes[&node].sentinel).await;
+    assert_eq!(
+        s.cmd(&[
+            "SENTINEL",
+            "SET",
+            "mymaster",
+            "down-after-milliseconds",
+            "4000"
+        ])
+        .await,
+        "+OK\r\n"
+    );
+    let addr = c.nodes[&node].sentinel.clone();
+    let info = info_sentinel(&addr).unwrap();
+    assert!(
+        info.contains(
+            "sentinel_tilt:0\r\nsentinel_tilt_since_seconds:-1\r\nsentinel_total_tilt:0\r\n"
+        ),
+        "{info}"
+    );
+    let pid = c.pid(node).unwrap().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_millis(2000));
+    signal("-CONT");
+    // TILT lasts down-after from when the late timer fired; the port reopens once the node has
+    // heard the leader again.
+    let mut tilted = None;
+    for _ in 0..60 {
+        if let Some(i) = info_sentinel(&addr).filter(|i| i.contains("sentinel_tilt:1\r\n")) {
+            tilted = Some(i);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let info = tilted.expect("TILT shown in INFO");
+    assert!(info.contains("sentinel_total_tilt:1\r\n"), "{info}");
+    let since: i64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("sentinel_tilt_since_seconds:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!((0..=4).contains(&since), "{info}");
+    let mut over = None;
+    for _ in 0..120 {
+        if let Some(i) = info_sentinel(&addr).filter(|i| i.contains("sentinel_tilt:0\r\n")) {
+            over = Some(i);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let info = over.expect("TILT ends");
+    assert!(
+        info.contains("sentinel_tilt_since_seconds:-1\r\nsentinel_total_tilt:1\r\n"),
+        "{info}"
+    );
+}
+
 // --- pipelining, inline commands, CLIENT, and protocol errors that close the connection
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelining_inline_and_protocol_errors() {

@@ -194,6 +194,7 @@ pub fn apply(held: &mut Option<Held>, delta: ReportDelta) -> Result<BTreeSet<Str
             tilt,
             masters,
             local: local.unwrap_or_default(),
+            ..NodeReport::default()
         };
         *held = Some((session, seq, Arc::new(report)));
         return Ok(changed);

@@ -142,7 +142,7 @@ mod tests {
             node_id: 1,
             tilt: false,
             masters: [("m".to_string(), obs)].into_iter().collect(),
-            local: Default::default(),
+            ..NodeReport::default()
         }
     }
 

@@ -72,6 +72,13 @@ pub struct NodeReport {
     pub masters: std::collections::BTreeMap<String, Vec<Observation>>,
     /// The Redis instances on this node's host, as its lease guard sees them.
     pub local: Colocation,
+    /// When this node's current TILT began (INFO's `sentinel_tilt_since_seconds`). Local: never
+    /// sent, so reports keep their wire format.
+    #[serde(skip)]
+    pub tilt_since: Option<tokio::time::Instant>,
+    /// How many times this node entered TILT since it started (`sentinel_total_tilt`). Local.
+    #[serde(skip)]
+    pub tilt_total: u64,
 }
 
 /// What a node reports about its own host (DESIGN "Co-location", invariant 4).

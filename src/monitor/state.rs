@@ -382,6 +382,11 @@ impl Shared {
             tilt: self.tilt.is_active(self.clock_ms(now)),
             masters,
             local: Default::default(),
+            tilt_since: self
+                .tilt
+                .since_ms(self.clock_ms(now))
+                .map(|ms| self.started + Duration::from_millis(ms)),
+            tilt_total: self.tilt.entered(),
         }
     }
 }

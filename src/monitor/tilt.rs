@@ -9,6 +9,10 @@ pub const LAG_DIVISOR: u64 = 4;
 pub struct Tilt {
     /// TILT lasts while now < `until_ms`.
     until_ms: Option<u64>,
+    /// When the current (or last) TILT began.
+    since_ms: Option<u64>,
+    /// How many times TILT was entered (Sentinel's `sentinel_total_tilt`).
+    entered: u64,
 }
 
 /// Whether a timer that fired `lag_ms` late is a scheduling lag for a master with this down-after.
@@ -27,7 +31,21 @@ impl Tilt {
         let was_active = self.is_active(now_ms);
         let until = now_ms.saturating_add(down_after_ms);
         self.until_ms = Some(self.until_ms.map_or(until, |u| u.max(until)));
+        if !was_active {
+            self.since_ms = Some(now_ms);
+            self.entered = self.entered.saturating_add(1);
+        }
         !was_active
+    }
+
+    /// When the current TILT began, if it is on.
+    pub fn since_ms(&self, now_ms: u64) -> Option<u64> {
+        self.since_ms.filter(|_| self.is_active(now_ms))
+    }
+
+    /// How many times TILT was entered.
+    pub fn entered(&self) -> u64 {
+        self.entered
     }
 
     pub fn is_active(&self, now_ms: u64) -> bool {
@@ -86,9 +104,18 @@ mod tests {
         assert!(t.record_lag(5_000, 400, 1000));
         assert!(!t.record_lag(5_800, 300, 1000));
         assert!(t.is_active(6_500));
+        assert_eq!(
+            t.since_ms(6_500),
+            Some(5_000),
+            "an extension is the same TILT"
+        );
         assert!(!t.is_active(6_800));
+        assert_eq!(t.since_ms(6_800), None);
+        assert_eq!(t.entered(), 1);
         // After it ended, the next lag enters TILT again.
         assert!(t.record_lag(7_000, 300, 1000));
+        assert_eq!(t.since_ms(7_000), Some(7_000));
+        assert_eq!(t.entered(), 2);
     }
 
     #[test]

@@ -128,16 +128,23 @@ fn sentinel(ctx: &Ctx, out: &mut String) {
     let odown = ctx.odown.borrow().clone();
     let sentinels = view.membership.membership().voter_ids().count().max(1);
     let scripts = ctx.scripts.borrow().clone();
+    // Sentinel's: whole seconds in the current TILT, -1 outside one.
+    let tilt_since = match report.tilt_since.filter(|_| report.tilt) {
+        Some(t) => i64::try_from(t.elapsed().as_secs()).unwrap_or(i64::MAX),
+        None => -1,
+    };
     let running = scripts
         .iter()
         .filter(|p| matches!(p.state, crate::hooks::PendingState::Running { .. }))
         .count();
     let _ = write!(
         out,
-        "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:-1\r\n\
-         sentinel_running_scripts:{running}\r\nsentinel_scripts_queue_length:{}\r\nsentinel_simulate_failure_flags:0\r\n",
+        "# Sentinel\r\nsentinel_masters:{}\r\nsentinel_tilt:{}\r\nsentinel_tilt_since_seconds:{tilt_since}\r\n\
+         sentinel_total_tilt:{}\r\nsentinel_running_scripts:{running}\r\nsentinel_scripts_queue_length:{}\r\n\
+         sentinel_simulate_failure_flags:0\r\n",
         view.topology.masters().count(),
         u8::from(report.tilt),
+        report.tilt_total,
         scripts.len(),
     );
     for (i, m) in view.topology.masters().enumerate() {
