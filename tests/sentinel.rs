@@ -505,6 +505,9 @@ async fn a_stopped_node_reports_tilt_in_info() {
         "+OK\r\n"
     );
     let addr = c.nodes[&node].sentinel.clone();
+    // Subscribed on another node: a sentinel's TILT events are its own, never another's.
+    let mut other = Raw::connect(&c.nodes[&leader].sentinel).await;
+    psubscribe(&mut other, "*tilt").await;
     let info = info_sentinel(&addr).unwrap();
     assert!(
         info.contains(
@@ -535,6 +538,20 @@ async fn a_stopped_node_reports_tilt_in_info() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let info = tilted.expect("TILT shown in INFO");
+    // The port closed while the node could not hear the leader (and may close once more while
+    // the node's own late election timer settles): a subscriber that joins once the port has
+    // stayed open for a second sees the TILT end, down-after after it began.
+    let mut open_since = Instant::now();
+    for _ in 0..40 {
+        if info_sentinel(&addr).is_none() {
+            open_since = Instant::now();
+        } else if open_since.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut sub = Raw::connect(&addr).await;
+    psubscribe(&mut sub, "*tilt").await;
     assert!(info.contains("sentinel_total_tilt:1\r\n"), "{info}");
     let since: i64 = info
         .lines()
@@ -554,6 +571,16 @@ async fn a_stopped_node_reports_tilt_in_info() {
     assert!(
         info.contains("sentinel_tilt_since_seconds:-1\r\nsentinel_total_tilt:1\r\n"),
         "{info}"
+    );
+    assert_eq!(
+        sub.reply().await,
+        "*4\r\n$8\r\npmessage\r\n$5\r\n*tilt\r\n$5\r\n-tilt\r\n$17\r\n#tilt mode exited\r\n"
+    );
+    let pong = other.cmd(&["PING"]).await;
+    assert!(
+        !pong.contains("tilt mode") && !other.text().contains("tilt mode"),
+        "another node published this node's TILT: {pong}{}",
+        other.text()
     );
 }
 

@@ -1,6 +1,6 @@
-//! `+sdown` / `-sdown` and `+reboot` from this node's own reports, as Sentinel publishes them per
-//! sentinel: each flip of an instance's SDOWN flag, and each change of its run id, becomes an
-//! event on the bus (index `LOCAL`: not in the log).
+//! `+sdown` / `-sdown`, `+reboot` and `+tilt` / `-tilt` from this node's own reports, as Sentinel
+//! publishes them per sentinel: each flip of an instance's SDOWN flag, each change of its run id
+//! and each flip of the node's TILT becomes an event on the bus (index `LOCAL`: not in the log).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,7 +57,23 @@ pub fn reboots(before: &NodeReport, after: &NodeReport) -> Vec<(String, Addr)> {
     out
 }
 
-/// Publishes this node's SDOWN flips and reboots until `cancel` fires.
+/// Sentinel's `+tilt "#tilt mode entered"` / `-tilt "#tilt mode exited"` (no instance, so no
+/// script runs for it) when this node's TILT flipped between two reports.
+pub fn tilt_flip(before: &NodeReport, after: &NodeReport) -> Option<TopologyEvent> {
+    let (kind, payload) = match (before.tilt, after.tilt) {
+        (false, true) => ("+tilt", "#tilt mode entered"),
+        (true, false) => ("-tilt", "#tilt mode exited"),
+        _ => return None,
+    };
+    Some(TopologyEvent {
+        kind: kind.to_owned(),
+        payload: payload.to_owned(),
+        master: None,
+        epoch: 0,
+    })
+}
+
+/// Publishes this node's TILT flips, SDOWN flips and reboots until `cancel` fires.
 pub async fn publish_sdown(
     mut reports: watch::Receiver<Arc<NodeReport>>,
     view: watch::Receiver<Arc<SmData>>,
@@ -72,6 +88,13 @@ pub async fn publish_sdown(
         }
         let now = reports.borrow().clone();
         let data = view.borrow().clone();
+        // First, as Sentinel checks TILT before any instance in its timer.
+        if let Some(event) = tilt_flip(&last, &now) {
+            bus.publish(IndexedEvent {
+                index: LOCAL,
+                event,
+            });
+        }
         let changes = flips(&last, &now)
             .into_iter()
             .map(|(name, addr, down)| (if down { "+sdown" } else { "-sdown" }, name, addr))
@@ -102,6 +125,27 @@ pub async fn publish_sdown(
 mod tests {
     use super::*;
     use crate::monitor::Observation;
+
+    #[test]
+    fn tilt_flips_are_events_without_an_instance() {
+        let calm = report(&[(1, false)]);
+        let tilted = NodeReport {
+            tilt: true,
+            ..calm.clone()
+        };
+        let on = tilt_flip(&calm, &tilted).unwrap();
+        assert_eq!(
+            (on.kind.as_str(), on.payload.as_str(), on.master),
+            ("+tilt", "#tilt mode entered", None)
+        );
+        let off = tilt_flip(&tilted, &calm).unwrap();
+        assert_eq!(
+            (off.kind.as_str(), off.payload.as_str()),
+            ("-tilt", "#tilt mode exited")
+        );
+        assert!(tilt_flip(&calm, &calm).is_none());
+        assert!(tilt_flip(&tilted, &tilted).is_none());
+    }
 
     #[test]
     fn a_new_run_id_is_a_reboot() {
