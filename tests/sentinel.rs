@@ -584,6 +584,80 @@ async fn a_stopped_node_reports_tilt_in_info() {
     );
 }
 
+/// Each peer's flags in SENTINEL SENTINELS from `addr`, by its Sentinel port; None while the
+/// port is closed.
+fn peer_flags(addr: &str) -> Option<Vec<(String, String)>> {
+    let mut conn = redis::Client::open(format!("redis://{addr}/"))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(300)))
+        .ok()?;
+    let v: Vec<Vec<String>> = redis::cmd("SENTINEL")
+        .arg(&["SENTINELS", "mymaster"])
+        .query(&mut conn)
+        .ok()?;
+    let field = |entry: &Vec<String>, name: &str| {
+        entry
+            .chunks(2)
+            .find(|kv| kv[0] == name)
+            .map(|kv| kv[1].clone())
+            .unwrap_or_default()
+    };
+    Some(
+        v.iter()
+            .map(|e| (field(e, "port"), field(e, "flags")))
+            .collect(),
+    )
+}
+
+// --- a peer this node cannot reach is flagged s_down in SENTINELS after the master's
+// down-after (redis_exporter's healthy-sentinel count reads these flags), and recovers
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_peer_is_flagged_down_in_sentinels() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let mut c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(40);
+    let port_of = |id: u64| c.nodes[&id].sentinel.rsplit(':').next().unwrap().to_owned();
+    let (p2, p3) = (port_of(2), port_of(3));
+    let asked = c.nodes[&1].sentinel.clone();
+    let healthy = vec![
+        (p2.clone(), "sentinel".to_owned()),
+        (p3.clone(), "sentinel".to_owned()),
+    ];
+    let mut flags = None;
+    for _ in 0..50 {
+        flags = peer_flags(&asked);
+        if flags.as_ref() == Some(&healthy) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(flags.as_ref(), Some(&healthy));
+
+    c.stop(3);
+    let down = vec![
+        (p2.clone(), "sentinel".to_owned()),
+        (p3.clone(), "s_down,sentinel".to_owned()),
+    ];
+    for _ in 0..80 {
+        flags = peer_flags(&asked);
+        if flags.as_ref() == Some(&down) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(flags.as_ref(), Some(&down), "node 3 flagged down");
+
+    c.start(3);
+    for _ in 0..100 {
+        flags = peer_flags(&asked);
+        if flags.as_ref() == Some(&healthy) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(flags.as_ref(), Some(&healthy), "node 3 back");
+}
+
 // --- pipelining, inline commands, CLIENT, and protocol errors that close the connection
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelining_inline_and_protocol_errors() {

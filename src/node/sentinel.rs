@@ -58,12 +58,24 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
             node.cancel.clone(),
         ),
     );
+    let (peers_tx, peers_rx) = watch::channel(Arc::default());
+    tasks.critical(
+        "peer probes",
+        crate::resp::peers::watch_peers(
+            config.id,
+            inputs.api.clone(),
+            node.view.clone(),
+            peers_tx,
+            node.cancel.clone(),
+        ),
+    );
     let ctx = Arc::new(crate::resp::Ctx {
         node_id: config.id,
         view: node.view.clone(),
         report: inputs.report.clone(),
         odown: inputs.odown,
         scripts: inputs.scripts,
+        peers: peers_rx,
         api: inputs.api,
         admin: inputs.admin,
         main: tokio::runtime::Handle::current(),

@@ -19,6 +19,7 @@ pub mod access;
 pub mod admission;
 pub mod cmd;
 pub mod frame;
+pub mod peers;
 pub mod reply;
 pub mod server;
 pub mod session;
@@ -48,6 +49,8 @@ pub struct Ctx {
     pub odown: watch::Receiver<Arc<BTreeSet<String>>>,
     /// This node's script queue (the hooks), running first.
     pub scripts: watch::Receiver<crate::hooks::PendingScripts>,
+    /// The other voters as this node's probes see them (SENTINELS flags).
+    pub peers: watch::Receiver<peers::PeerView>,
     pub api: Arc<Api>,
     /// The admin path every write goes through.
     pub admin: Arc<Admin>,

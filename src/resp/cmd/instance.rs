@@ -3,7 +3,12 @@
 //! field order. The address and config come from the log; health from this node's own
 //! observations. No I/O.
 
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use crate::monitor::{NodeReport, Observation, ReportedRole};
+use crate::resp::peers::PeerSeen;
 use crate::resp::reply::Reply;
 use crate::topology::{Addr, FailoverState, MasterRecord};
 
@@ -187,16 +192,34 @@ fn replica(m: &MasterRecord, addr: &Addr, run_id: &str, report: &NodeReport) -> 
 
 /// Another raftinel node, as SENTINEL SENTINELS lists a peer sentinel. Never flagged down: a node
 /// that cannot serve refuses connections, which is what clients act on.
-pub fn sentinel(id: &str, addr: &Addr, down_after_ms: u64) -> Reply {
+/// A peer in SENTINELS: `s_down` once a probe of it has waited longer than the master's
+/// down-after, with the ping ages of this node's probes of it.
+pub fn sentinel(
+    id: &str,
+    addr: &Addr,
+    down_after_ms: u64,
+    seen: Option<&PeerSeen>,
+    now: Instant,
+) -> Reply {
     let mut fields = Vec::with_capacity(14);
+    let down = seen.is_some_and(|s| s.is_down(now, Duration::from_millis(down_after_ms)));
     common(
         &mut fields,
         id.to_owned(),
         addr,
         id,
-        flags(false, false, "sentinel", false, &[]),
+        flags(down, false, "sentinel", false, &[]),
     );
-    pings(&mut fields, None);
+    let age = |t: Instant| {
+        u64::try_from(now.saturating_duration_since(t).as_millis()).unwrap_or(u64::MAX)
+    };
+    let ok_age = seen.map_or(0, |s| age(s.last_ok));
+    fields.push((
+        "last-ping-sent",
+        num(seen.and_then(|s| s.pending_since).map_or(0, age)),
+    ));
+    fields.push(("last-ok-ping-reply", num(ok_age)));
+    fields.push(("last-ping-reply", num(ok_age)));
     fields.push(("down-after-milliseconds", num(down_after_ms)));
     fields.push(("last-hello-message", num(0)));
     fields.push(("voted-leader", "?".into()));

@@ -168,6 +168,8 @@ fn sentinels(ctx: &Ctx, name: &Bytes) -> Reply {
         return Reply::error(NO_SUCH_MASTER);
     };
     let voters: BTreeSet<u64> = view.membership.membership().voter_ids().collect();
+    let peers = ctx.peers.borrow().clone();
+    let now = tokio::time::Instant::now();
     let mut out = Vec::new();
     for (id, member) in view.membership.membership().nodes() {
         if *id == ctx.node_id || !voters.contains(id) {
@@ -181,6 +183,8 @@ fn sentinels(ctx: &Ctx, name: &Bytes) -> Reply {
             &ctx.sentinel_id(*id),
             &addr,
             m.down_after_ms,
+            peers.get(id),
+            now,
         ));
     }
     Reply::Array(out)

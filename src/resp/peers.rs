@@ -1,0 +1,135 @@
+//! How this node sees the other voters, for SENTINEL SENTINELS: each is probed once a second, as
+//! a sentinel PINGs its peers, and one that has not answered for the master's down-after is
+//! flagged `s_down` (redis_exporter counts a master's healthy sentinels from these flags).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::Api;
+use crate::raft::SmData;
+
+/// Sentinel's PING period to its peers.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// One peer as this node last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerSeen {
+    /// The last answer, or when this node started watching the peer.
+    pub last_ok: Instant,
+    /// When the oldest probe still unanswered was sent (Sentinel's `act_ping_time`).
+    pub pending_since: Option<Instant>,
+}
+
+impl PeerSeen {
+    /// Sentinel's SDOWN for a sentinel: a probe unanswered for longer than `down_after`.
+    pub fn is_down(&self, now: Instant, down_after: Duration) -> bool {
+        self.pending_since
+            .is_some_and(|t| now.saturating_duration_since(t) > down_after)
+    }
+}
+
+/// Every other voter by node id.
+pub type PeerView = Arc<BTreeMap<u64, PeerSeen>>;
+
+/// One round's outcome folded in: `answered` per voter probed at `sent`, answers seen at `now`;
+/// voters no longer probed are dropped.
+pub fn record(
+    seen: &BTreeMap<u64, PeerSeen>,
+    answered: &[(u64, bool)],
+    sent: Instant,
+    now: Instant,
+) -> BTreeMap<u64, PeerSeen> {
+    answered
+        .iter()
+        .map(|(id, ok)| {
+            let before = seen.get(id).copied().unwrap_or(PeerSeen {
+                last_ok: sent,
+                pending_since: None,
+            });
+            let after = if *ok {
+                PeerSeen {
+                    last_ok: now,
+                    pending_since: None,
+                }
+            } else {
+                PeerSeen {
+                    pending_since: before.pending_since.or(Some(sent)),
+                    ..before
+                }
+            };
+            (*id, after)
+        })
+        .collect()
+}
+
+/// Probes every other voter once a second until `cancel`, publishing what it saw.
+pub async fn watch_peers(
+    node_id: u64,
+    api: Arc<Api>,
+    view: watch::Receiver<Arc<SmData>>,
+    out: watch::Sender<PeerView>,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let voters: Vec<_> = {
+            let data = view.borrow();
+            let membership = data.membership.membership();
+            membership
+                .voter_ids()
+                .filter(|id| *id != node_id)
+                .filter_map(|id| membership.get_node(&id).map(|n| (id, n.clone())))
+                .collect()
+        };
+        let sent = Instant::now();
+        let probes = voters.iter().map(|(id, n)| {
+            let api = api.clone();
+            async move { (*id, api.reachable(*id, n).await) }
+        });
+        let answered = futures::future::join_all(probes).await;
+        let next = record(&out.borrow(), &answered, sent, Instant::now());
+        out.send_replace(Arc::new(next));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_down_once_a_probe_waits_longer_than_down_after() {
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        let d = Duration::from_millis(2500);
+        let mut seen = record(&BTreeMap::new(), &[(2, true), (3, false)], s(0), s(0));
+        assert_eq!(seen[&2].pending_since, None);
+        assert_eq!(seen[&3].pending_since, Some(s(0)));
+        // The oldest unanswered probe counts, not the latest.
+        seen = record(&seen, &[(2, true), (3, false)], s(1), s(1));
+        seen = record(&seen, &[(2, true), (3, false)], s(2), s(2));
+        assert_eq!(seen[&3].pending_since, Some(s(0)));
+        assert!(!seen[&3].is_down(s(2), d));
+        assert!(seen[&3].is_down(s(3), d));
+        assert!(!seen[&2].is_down(s(3), d));
+        // An answer clears it; a voter no longer probed is forgotten.
+        seen = record(&seen, &[(3, true)], s(4), s(4));
+        assert_eq!(
+            seen[&3],
+            PeerSeen {
+                last_ok: s(4),
+                pending_since: None
+            }
+        );
+        assert!(!seen.contains_key(&2));
+    }
+}
