@@ -658,6 +658,46 @@ async fn an_unreachable_peer_is_flagged_down_in_sentinels() {
     assert_eq!(flags.as_ref(), Some(&healthy), "node 3 back");
 }
 
+// --- a role an instance reports that differs from the log's: Sentinel's -role-change (+ when
+// it matches again), published by every node from its own probes
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_made_master_by_hand_is_a_role_change() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let r = Redis::replica_of(&m, &[]);
+    let c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(40);
+    for id in 1..=3 {
+        settled(&c, id, Some(r.port)).await;
+    }
+    let mut subs = Vec::new();
+    for id in 1..=3 {
+        let mut s = Raw::connect(&c.nodes[&id].sentinel).await;
+        psubscribe(&mut s, "*role-change").await;
+        subs.push(s);
+    }
+    r.query(&["REPLICAOF", "NO", "ONE"]).unwrap();
+    let (rp, mp) = (r.port, m.port);
+    let payload = format!(
+        "slave 127.0.0.1:{rp} 127.0.0.1 {rp} @ mymaster 127.0.0.1 {mp} new reported role is master"
+    );
+    let want = format!(
+        "*4\r\n$8\r\npmessage\r\n$12\r\n*role-change\r\n$12\r\n-role-change\r\n${}\r\n{payload}\r\n",
+        payload.len()
+    );
+    // A node whose INFO never caught the replica as master (the leader may turn it back into a
+    // replica first) rightly says nothing, as a sentinel would; the others say it first.
+    let mut saw = 0;
+    for (i, s) in subs.iter_mut().enumerate() {
+        let first = tokio::time::timeout(Duration::from_secs(4), s.reply()).await;
+        if let Ok(got) = first {
+            assert_eq!(got, want, "node {}", i + 1);
+            saw += 1;
+        }
+    }
+    assert!(saw >= 1, "no node published -role-change");
+}
+
 // --- pipelining, inline commands, CLIENT, and protocol errors that close the connection
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelining_inline_and_protocol_errors() {

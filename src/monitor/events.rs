@@ -1,6 +1,7 @@
-//! `+sdown` / `-sdown`, `+reboot` and `+tilt` / `-tilt` from this node's own reports, as Sentinel
-//! publishes them per sentinel: each flip of an instance's SDOWN flag, each change of its run id
-//! and each flip of the node's TILT becomes an event on the bus (index `LOCAL`: not in the log).
+//! `+sdown` / `-sdown`, `+reboot`, `±role-change` and `+tilt` / `-tilt` from this node's own
+//! reports, as Sentinel publishes them per sentinel: each flip of an instance's SDOWN flag, each
+//! change of its run id or of the role it reports, and each flip of the node's TILT becomes an
+//! event on the bus (index `LOCAL`: not in the log).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::NodeReport;
+use super::{NodeReport, Observation, ReportedRole};
 use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::raft::SmData;
 use crate::topology::event::{master_prefix, replica_prefix};
@@ -57,6 +58,56 @@ pub fn reboots(before: &NodeReport, after: &NodeReport) -> Vec<(String, Addr)> {
     out
 }
 
+/// Instances whose reported role changed between two reports, as (master name, instance, now
+/// reports master). Before its first INFO an instance counts as having the role the log gives
+/// it (`master_addr` per name), as Sentinel starts from its configured role.
+pub fn role_changes(
+    before: &NodeReport,
+    after: &NodeReport,
+    master_addr: impl Fn(&str) -> Option<Addr>,
+) -> Vec<(String, Addr, bool)> {
+    let reported = |o: &Observation| match &o.role {
+        Some(ReportedRole::Master { .. }) => Some(true),
+        Some(ReportedRole::Replica { .. }) => Some(false),
+        None => None,
+    };
+    let was: BTreeMap<(&str, &Addr), Option<bool>> = before
+        .masters
+        .iter()
+        .flat_map(|(name, obs)| {
+            obs.iter()
+                .map(move |o| ((name.as_str(), &o.addr), reported(o)))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (name, obs) in &after.masters {
+        let Some(master) = master_addr(name) else {
+            continue;
+        };
+        for o in obs {
+            let Some(now) = reported(o) else { continue };
+            let then = was
+                .get(&(name.as_str(), &o.addr))
+                .copied()
+                .flatten()
+                .unwrap_or(o.addr == master);
+            if then != now {
+                out.push((name.clone(), o.addr.clone(), now));
+            }
+        }
+    }
+    out
+}
+
+/// Sentinel's `%@` for an instance of `master`: the master's or a replica's.
+fn prefix_of(master: &crate::topology::MasterRecord, addr: &Addr) -> String {
+    if *addr == master.addr {
+        master_prefix(&master.name, addr)
+    } else {
+        replica_prefix(addr, &master.name, &master.addr)
+    }
+}
+
 /// Sentinel's `+tilt "#tilt mode entered"` / `-tilt "#tilt mode exited"` (no instance, so no
 /// script runs for it) when this node's TILT flipped between two reports.
 pub fn tilt_flip(before: &NodeReport, after: &NodeReport) -> Option<TopologyEvent> {
@@ -103,18 +154,32 @@ pub async fn publish_sdown(
                     .into_iter()
                     .map(|(name, addr)| ("+reboot", name, addr)),
             );
+        let master_addr = |name: &str| data.topology.master(name).map(|m| m.addr.clone());
+        let roles = role_changes(&last, &now, master_addr);
         for (kind, name, addr) in changes {
             let Some(master) = data.topology.master(&name) else {
                 continue;
             };
-            let prefix = if addr == master.addr {
-                master_prefix(&name, &addr)
-            } else {
-                replica_prefix(&addr, &name, &master.addr)
-            };
             bus.publish(IndexedEvent {
                 index: LOCAL,
-                event: TopologyEvent::new(kind, prefix, master),
+                event: TopologyEvent::new(kind, prefix_of(master, &addr), master),
+            });
+        }
+        for (name, addr, is_master) in roles {
+            let Some(master) = data.topology.master(&name) else {
+                continue;
+            };
+            // `+` when the new role is the one the log gives the instance, `-` when not.
+            let kind = if is_master == (addr == master.addr) {
+                "+role-change"
+            } else {
+                "-role-change"
+            };
+            let role = if is_master { "master" } else { "slave" };
+            let payload = format!("{} new reported role is {role}", prefix_of(master, &addr));
+            bus.publish(IndexedEvent {
+                index: LOCAL,
+                event: TopologyEvent::new(kind, payload, master),
             });
         }
         last = now;
@@ -124,7 +189,51 @@ pub async fn publish_sdown(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::Observation;
+
+    #[test]
+    fn a_reported_role_change_is_judged_against_the_last_report_or_the_log() {
+        let master = Addr::new("127.0.0.1", 1);
+        let replica = Addr::new("127.0.0.1", 2);
+        let of = |m: bool| {
+            Some(if m {
+                ReportedRole::Master { replicas: vec![] }
+            } else {
+                ReportedRole::Replica {
+                    master: master.clone(),
+                    link_up: true,
+                    link_down_ms: 0,
+                    priority: 100,
+                    offset: 0,
+                    last_io_ms: None,
+                }
+            })
+        };
+        let with = |roles: &[(u16, Option<ReportedRole>)]| {
+            let mut r = report(&roles.iter().map(|(p, _)| (*p, false)).collect::<Vec<_>>());
+            for (o, (_, role)) in r.masters.values_mut().flatten().zip(roles) {
+                o.role = role.clone();
+            }
+            r
+        };
+        let log = |_: &str| Some(master.clone());
+        // First INFO as the log says: nothing; a replica that says master: a change.
+        let none = with(&[(1, None), (2, None)]);
+        assert!(role_changes(&none, &with(&[(1, of(true)), (2, of(false))]), log).is_empty());
+        let promoted = with(&[(1, of(true)), (2, of(true))]);
+        assert_eq!(
+            role_changes(&none, &promoted, log),
+            vec![("m".to_string(), replica.clone(), true)]
+        );
+        // From the last report, not the log: back to replica is a change again.
+        let back = with(&[(1, of(true)), (2, of(false))]);
+        assert_eq!(
+            role_changes(&promoted, &back, log),
+            vec![("m".to_string(), replica, false)]
+        );
+        assert!(role_changes(&back, &back, log).is_empty());
+        // A name the log no longer has is skipped.
+        assert!(role_changes(&none, &promoted, |_: &str| None).is_empty());
+    }
 
     #[test]
     fn tilt_flips_are_events_without_an_instance() {
