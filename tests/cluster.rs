@@ -377,6 +377,24 @@ async fn membership_grows_to_four_and_back_with_writes() {
     };
     let n4 = c.nodes[&4].grpc.clone();
     let s4 = c.nodes[&4].sentinel.clone();
+    // A subscriber on node 1 hears Sentinel's +sentinel for the new voter, once per master.
+    let mut sub = None;
+    for _ in 0..100 {
+        // The port opens once the node is fresh.
+        if let Ok(s) = tokio::net::TcpStream::connect(&c.nodes[&1].sentinel).await {
+            sub = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut sub = sub.expect("node 1's Sentinel port opens");
+    let ack = subscribe_reply(
+        &mut sub,
+        b"*2\r\n$10\r\nPSUBSCRIBE\r\n$9\r\n+sentinel\r\n",
+        ":1\r\n",
+    )
+    .await;
+    assert!(ack.ends_with(":1\r\n"), "{ack}");
     let out = c.ctl(&["members", "add", "4", &n4, "--sentinel", &s4]);
     assert!(
         out.status.success(),
@@ -391,6 +409,14 @@ async fn membership_grows_to_four_and_back_with_writes() {
         .expect("node 4 is a member");
     assert!(m4.voter);
     assert_eq!(m4.sentinel_addr, s4);
+    let tail = format!(" {} @ w 127.0.0.1 8000\r\n", s4.replace(':', " "));
+    let heard = subscribe_reply(&mut sub, b"", &tail).await;
+    let payload = heard.lines().last().unwrap_or_default().to_owned();
+    assert!(
+        payload.starts_with("sentinel ")
+            && payload.len() == "sentinel ".len() + 40 + tail.len() - 2,
+        "{heard}"
+    );
     c.wait_leader(&[1, 2, 3, 4], Duration::from_secs(10)).await;
     let out = c.ctl(&["members", "remove", "4"]);
     assert!(
@@ -410,6 +436,30 @@ async fn membership_grows_to_four_and_back_with_writes() {
     );
     // Node 4 (removed) must not disturb the three: a write still commits.
     c.monitor(1, "after-remove", 9000).await;
+}
+
+/// Sends `cmd` (if any) and reads until what was read ends with `until`, within 10 s.
+async fn subscribe_reply(s: &mut tokio::net::TcpStream, cmd: &[u8], until: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(cmd).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).ends_with(until) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(left, s.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "nothing ending {until:?}; have {:?}",
+                    String::from_utf8_lossy(&got)
+                )
+            })
+            .unwrap();
+        assert!(n > 0, "closed; have {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
 }
 
 /// `ctl` must succeed; returns its stdout.

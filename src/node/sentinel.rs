@@ -69,6 +69,16 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
             node.cancel.clone(),
         ),
     );
+    let identity = node.identity.clone();
+    tasks.critical(
+        "Sentinel joins",
+        crate::resp::peers::announce_joins(
+            node.view.clone(),
+            node.bus.clone(),
+            move |id| crate::resp::sentinel_id(&identity.get().unwrap_or_default(), id),
+            node.cancel.clone(),
+        ),
+    );
     let ctx = Arc::new(crate::resp::Ctx {
         node_id: config.id,
         view: node.view.clone(),

@@ -1,6 +1,7 @@
 //! How this node sees the other voters, for SENTINEL SENTINELS: each is probed once a second, as
 //! a sentinel PINGs its peers, and one that has not answered for the master's down-after is
-//! flagged `s_down` (redis_exporter counts a master's healthy sentinels from these flags).
+//! flagged `s_down` (redis_exporter counts a master's healthy sentinels from these flags). A
+//! voter that joins is announced with Sentinel's `+sentinel`, once per monitored master.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,9 +10,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::debug;
 
 use crate::api::Api;
+use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::raft::SmData;
+use crate::topology::{Addr, TopologyEvent};
 
 /// Sentinel's PING period to its peers.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -99,6 +103,70 @@ pub async fn watch_peers(
         let answered = futures::future::join_all(probes).await;
         let next = record(&out.borrow(), &answered, sent, Instant::now());
         out.send_replace(Arc::new(next));
+    }
+}
+
+/// Sentinel's `+sentinel` for a peer that joined: `sentinel <id> <ip> <port> @ <master-name>
+/// <master-ip> <master-port>`, one per monitored master.
+pub fn joined_events(data: &SmData, id: &str, sentinel: &Addr) -> Vec<TopologyEvent> {
+    data.topology
+        .masters()
+        .map(|m| {
+            let payload = format!(
+                "sentinel {id} {} {} @ {} {} {}",
+                sentinel.host, sentinel.port, m.name, m.addr.host, m.addr.port
+            );
+            TopologyEvent::new("+sentinel", payload, m)
+        })
+        .collect()
+}
+
+/// The voters with their Sentinel addresses, as the applied membership has them.
+fn voters(data: &SmData) -> BTreeMap<u64, Option<Addr>> {
+    let membership = data.membership.membership();
+    membership
+        .voter_ids()
+        .map(|id| {
+            let addr = membership
+                .get_node(&id)
+                .and_then(|n| n.sentinel_addr.parse::<std::net::SocketAddr>().ok())
+                .map(|a| Addr::new(a.ip().to_string(), a.port()));
+            (id, addr)
+        })
+        .collect()
+}
+
+/// Publishes `+sentinel` for every voter that joins after this node started, until `cancel`.
+pub async fn announce_joins(
+    mut view: watch::Receiver<Arc<SmData>>,
+    bus: EventBus,
+    sentinel_id: impl Fn(u64) -> String,
+    cancel: CancellationToken,
+) {
+    let mut known = voters(&view.borrow_and_update());
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = view.changed() => if r.is_err() { return },
+        }
+        let data = view.borrow_and_update().clone();
+        let now = voters(&data);
+        for (id, addr) in &now {
+            if known.contains_key(id) {
+                continue;
+            }
+            let Some(addr) = addr else {
+                debug!(node = id, "a voter without a Sentinel address joined");
+                continue;
+            };
+            for event in joined_events(&data, &sentinel_id(*id), addr) {
+                bus.publish(IndexedEvent {
+                    index: LOCAL,
+                    event,
+                });
+            }
+        }
+        known = now;
     }
 }
 
