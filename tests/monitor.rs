@@ -414,7 +414,8 @@ async fn a_starved_runtime_reports_tilt_for_down_after() {
     assert_eq!(rep.tilt_total, 1);
     assert!(rep.tilt_since.is_some_and(|t| t <= tilted));
     let (rep, over) = mon.wait(1000, |r| !r.tilt).await.expect("TILT ends");
-    assert_eq!((rep.tilt_since, rep.tilt_total), (None, 1));
+    // Another late timer on a loaded host is a second trigger, rightly counted.
+    assert!(rep.tilt_since.is_none() && rep.tilt_total >= 1, "{rep:?}");
     let lasted = over.duration_since(tilted).as_millis();
     // down-after (300 ms) after the late timer; a loaded host may fire another timer late,
     // which rightly starts TILT over, hence the upper slack.

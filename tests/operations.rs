@@ -166,7 +166,25 @@ async fn sentinel_failover_coordinated_loses_no_acknowledged_write() {
     let c = cluster_with(&m, 1).await;
     let w = Writer::start(m.port);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut s = redis::Client::open(format!("redis://{}/", c.nodes[&2].sentinel))
+    // Node 2 refuses with NOGOODSLAVE until its own INFO has seen the replica: wait for that.
+    let addr = format!("redis://{}/", c.nodes[&2].sentinel);
+    let replica_seen = || -> Option<()> {
+        let mut s = redis::Client::open(addr.as_str())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+            .ok()?;
+        let replicas: Vec<Vec<String>> = redis::cmd("SENTINEL")
+            .arg(&["REPLICAS", "mymaster"])
+            .query(&mut s)
+            .ok()?;
+        let flags = replicas.first()?.chunks(2).find(|kv| kv[0] == "flags")?[1].clone();
+        (flags == "slave").then_some(())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replica_seen().is_none() {
+        assert!(Instant::now() < deadline, "node 2 never saw the replica");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut s = redis::Client::open(addr.as_str())
         .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
         .unwrap();
     let bad: redis::RedisResult<String> = redis::cmd("SENTINEL")

@@ -98,7 +98,8 @@ struct Started {
     pid: u32,
 }
 
-/// Everything running or waiting, running first, as SENTINEL PENDING-SCRIPTS lists it.
+/// Everything running or waiting, running first (Sentinel keeps one list in queue order, running
+/// ones in place; raftinel's running scripts are not in its queue).
 fn snapshot<'a>(running: impl Iterator<Item = &'a Started>, queue: &Queue) -> PendingScripts {
     let mut out: Vec<Pending> = running
         .map(|s| Pending {
@@ -145,12 +146,12 @@ pub async fn run(
             let Some(mut entry) = queue.ready.pop_front() else {
                 break;
             };
-            let retry_num = entry.runs;
             let child = start(&mut entry);
             let info = Started {
                 argv: entry.job.argv.clone(),
                 at: Instant::now(),
-                retry_num,
+                // Sentinel counts the run when it starts: 1 on the first.
+                retry_num: entry.runs,
                 pid: child.as_ref().ok().and_then(|c| c.id()).unwrap_or(0),
             };
             let handle = running.spawn(finish(entry, child, limits.max_runtime));

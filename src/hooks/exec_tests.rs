@@ -198,7 +198,7 @@ async fn cancel_kills_running_scripts() {
         let now: PendingScripts = shown.borrow_and_update().clone();
         if let [Pending {
             state: PendingState::Running { pid: p, .. },
-            retry_num: 0,
+            retry_num: 1,
             ..
         }] = now.as_slice()
         {

@@ -32,13 +32,13 @@ use plan::{Backlog, Cursor, Job, ScriptBook};
 pub struct Pending {
     pub argv: Vec<String>,
     pub state: PendingState,
-    /// Runs before this one (Sentinel's `retry-num`).
+    /// Runs started so far, this one included when it runs (Sentinel's `retry-num`).
     pub retry_num: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PendingState {
-    /// `pid` is 0 for the moment between the start and the child existing.
+    /// `pid` is 0 when the script could not be started.
     Running {
         pid: u32,
         since: tokio::time::Instant,

@@ -108,13 +108,17 @@ fn prefix_of(master: &crate::topology::MasterRecord, addr: &Addr) -> String {
     }
 }
 
-/// Sentinel's `+tilt "#tilt mode entered"` / `-tilt "#tilt mode exited"` (no instance, so no
-/// script runs for it) when this node's TILT flipped between two reports.
+/// Sentinel's `+tilt "#tilt mode entered"` (on every trigger, as Sentinel publishes it even when
+/// already tilted) / `-tilt "#tilt mode exited"` between two reports; no instance, so no script
+/// runs for it.
 pub fn tilt_flip(before: &NodeReport, after: &NodeReport) -> Option<TopologyEvent> {
-    let (kind, payload) = match (before.tilt, after.tilt) {
-        (false, true) => ("+tilt", "#tilt mode entered"),
-        (true, false) => ("-tilt", "#tilt mode exited"),
-        _ => return None,
+    let triggered = after.tilt && (!before.tilt || after.tilt_since != before.tilt_since);
+    let (kind, payload) = if triggered {
+        ("+tilt", "#tilt mode entered")
+    } else if before.tilt && !after.tilt {
+        ("-tilt", "#tilt mode exited")
+    } else {
+        return None;
     };
     Some(TopologyEvent {
         kind: kind.to_owned(),
@@ -125,7 +129,7 @@ pub fn tilt_flip(before: &NodeReport, after: &NodeReport) -> Option<TopologyEven
 }
 
 /// Publishes this node's TILT flips, SDOWN flips and reboots until `cancel` fires.
-pub async fn publish_sdown(
+pub async fn publish_local_events(
     mut reports: watch::Receiver<Arc<NodeReport>>,
     view: watch::Receiver<Arc<SmData>>,
     bus: EventBus,
@@ -254,6 +258,15 @@ mod tests {
         );
         assert!(tilt_flip(&calm, &calm).is_none());
         assert!(tilt_flip(&tilted, &tilted).is_none());
+        let again = NodeReport {
+            tilt_since: Some(tokio::time::Instant::now()),
+            ..tilted.clone()
+        };
+        assert_eq!(
+            tilt_flip(&tilted, &again).map(|e| e.kind),
+            Some("+tilt".to_owned()),
+            "a new trigger while tilted"
+        );
     }
 
     #[test]

@@ -9,9 +9,9 @@ pub const LAG_DIVISOR: u64 = 4;
 pub struct Tilt {
     /// TILT lasts while now < `until_ms`.
     until_ms: Option<u64>,
-    /// When the current (or last) TILT began.
+    /// When the current (or last) TILT was last triggered.
     since_ms: Option<u64>,
-    /// How many times TILT was entered (Sentinel's `sentinel_total_tilt`).
+    /// How many times TILT was triggered (Sentinel's `sentinel_total_tilt`).
     entered: u64,
 }
 
@@ -22,8 +22,10 @@ pub fn is_lag(lag_ms: u64, down_after_ms: u64) -> bool {
 
 impl Tilt {
     /// A timer fired `lag_ms` late, noticed at `now_ms`, judged against one master's down-after.
-    /// A lag extends TILT to `now_ms + down_after_ms` (never shortens it). Returns true when this
-    /// call turned TILT on.
+    /// A lag extends TILT to `now_ms + down_after_ms` (never shortens it). A stall that began
+    /// after the last trigger is a new trigger, as each late run of Sentinel's one timer is:
+    /// TILT's start moves to now and the count goes up; the many probe timers one stall made
+    /// late are the same trigger. Returns true when this call turned TILT on.
     pub fn record_lag(&mut self, now_ms: u64, lag_ms: u64, down_after_ms: u64) -> bool {
         if !is_lag(lag_ms, down_after_ms) {
             return false;
@@ -31,7 +33,8 @@ impl Tilt {
         let was_active = self.is_active(now_ms);
         let until = now_ms.saturating_add(down_after_ms);
         self.until_ms = Some(self.until_ms.map_or(until, |u| u.max(until)));
-        if !was_active {
+        let stalled_from = now_ms.saturating_sub(lag_ms);
+        if self.since_ms.map_or(true, |t| stalled_from >= t) {
             self.since_ms = Some(now_ms);
             self.entered = self.entered.saturating_add(1);
         }
@@ -102,20 +105,18 @@ mod tests {
     fn a_second_lag_extends_and_reports_no_new_entry() {
         let mut t = Tilt::default();
         assert!(t.record_lag(5_000, 400, 1000));
+        // Another timer late from the same stall (it began before 5 000): the same trigger.
+        assert!(!t.record_lag(5_010, 450, 1000));
+        assert_eq!((t.since_ms(5_010), t.entered()), (Some(5_000), 1));
+        // A new stall while tilted: TILT goes on from now and counts again, as in Sentinel.
         assert!(!t.record_lag(5_800, 300, 1000));
         assert!(t.is_active(6_500));
-        assert_eq!(
-            t.since_ms(6_500),
-            Some(5_000),
-            "an extension is the same TILT"
-        );
+        assert_eq!((t.since_ms(6_500), t.entered()), (Some(5_800), 2));
         assert!(!t.is_active(6_800));
         assert_eq!(t.since_ms(6_800), None);
-        assert_eq!(t.entered(), 1);
         // After it ended, the next lag enters TILT again.
         assert!(t.record_lag(7_000, 300, 1000));
-        assert_eq!(t.since_ms(7_000), Some(7_000));
-        assert_eq!(t.entered(), 2);
+        assert_eq!((t.since_ms(7_000), t.entered()), (Some(7_000), 3));
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
             node.cancel.clone(),
         ),
     );
+    let identity = node.identity.clone();
+    let sentinel_id = move |id| crate::resp::sentinel_id(&identity.get().unwrap_or_default(), id);
     let (peers_tx, peers_rx) = watch::channel(Arc::default());
     tasks.critical(
         "peer probes",
@@ -66,16 +68,16 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
             inputs.api.clone(),
             node.view.clone(),
             peers_tx,
+            (node.bus.clone(), sentinel_id.clone()),
             node.cancel.clone(),
         ),
     );
-    let identity = node.identity.clone();
     tasks.critical(
         "Sentinel joins",
         crate::resp::peers::announce_joins(
             node.view.clone(),
             node.bus.clone(),
-            move |id| crate::resp::sentinel_id(&identity.get().unwrap_or_default(), id),
+            sentinel_id,
             node.cancel.clone(),
         ),
     );
@@ -112,7 +114,7 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
     tasks.critical_blocking("Sentinel port", move || runtime.block_on(serve));
     tasks.critical(
         "Sentinel events",
-        crate::monitor::events::publish_sdown(
+        crate::monitor::events::publish_local_events(
             inputs.report,
             node.view.clone(),
             node.bus.clone(),

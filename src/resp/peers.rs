@@ -1,7 +1,8 @@
 //! How this node sees the other voters, for SENTINEL SENTINELS: each is probed once a second, as
 //! a sentinel PINGs its peers, and one that has not answered for the master's down-after is
-//! flagged `s_down` (redis_exporter counts a master's healthy sentinels from these flags). A
-//! voter that joins is announced with Sentinel's `+sentinel`, once per monitored master.
+//! flagged `s_down`, with Sentinel's `+sdown` / `-sdown` (redis_exporter counts a master's healthy
+//! sentinels from these flags). A voter that joins is announced with `+sentinel`, once per
+//! monitored master.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tracing::debug;
 use crate::api::Api;
 use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::raft::SmData;
-use crate::topology::{Addr, TopologyEvent};
+use crate::topology::{Addr, MasterRecord, TopologyEvent};
 
 /// Sentinel's PING period to its peers.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -71,14 +72,44 @@ pub fn record(
         .collect()
 }
 
-/// Probes every other voter once a second until `cancel`, publishing what it saw.
+/// The (master, peer) pairs whose peer is down for that master's down-after, each with the
+/// peer's Sentinel `%@` payload: Sentinel keeps its peers per master and flags them with the
+/// master's down-after.
+pub fn down_pairs(
+    data: &SmData,
+    seen: &BTreeMap<u64, PeerSeen>,
+    now: Instant,
+    sentinel_id: &impl Fn(u64) -> String,
+) -> BTreeMap<(String, u64), String> {
+    let addrs = voters(data);
+    let mut out = BTreeMap::new();
+    for m in data.topology.masters() {
+        let down_after = Duration::from_millis(m.down_after_ms);
+        for (id, s) in seen {
+            let Some(Some(addr)) = addrs.get(id) else {
+                continue;
+            };
+            if s.is_down(now, down_after) {
+                let payload = prefix(&sentinel_id(*id), addr, m);
+                out.insert((m.name.clone(), *id), payload);
+            }
+        }
+    }
+    out
+}
+
+/// Probes every other voter once a second until `cancel`, publishing what it saw and Sentinel's
+/// `+sdown` / `-sdown` for a peer, per master, when it flips.
 pub async fn watch_peers(
     node_id: u64,
     api: Arc<Api>,
     view: watch::Receiver<Arc<SmData>>,
     out: watch::Sender<PeerView>,
+    events: (EventBus, impl Fn(u64) -> String),
     cancel: CancellationToken,
 ) {
+    let (bus, sentinel_id) = events;
+    let mut down: BTreeMap<(String, u64), String> = BTreeMap::new();
     let mut tick = tokio::time::interval(PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -101,7 +132,24 @@ pub async fn watch_peers(
             async move { (*id, api.reachable(*id, n).await) }
         });
         let answered = futures::future::join_all(probes).await;
-        let next = record(&out.borrow(), &answered, sent, Instant::now());
+        let now = Instant::now();
+        let next = record(&out.borrow(), &answered, sent, now);
+        let data = view.borrow().clone();
+        let down_now = down_pairs(&data, &next, now, &sentinel_id);
+        let ended = down.iter().filter(|(k, _)| !down_now.contains_key(*k));
+        let began = down_now.iter().filter(|(k, _)| !down.contains_key(*k));
+        let flips = ended
+            .map(|(k, p)| ("-sdown", k, p))
+            .chain(began.map(|(k, p)| ("+sdown", k, p)));
+        for (kind, (name, _), payload) in flips {
+            if let Some(m) = data.topology.master(name) {
+                bus.publish(IndexedEvent {
+                    index: LOCAL,
+                    event: TopologyEvent::new(kind, payload.clone(), m),
+                });
+            }
+        }
+        down = down_now;
         out.send_replace(Arc::new(next));
     }
 }
@@ -111,14 +159,16 @@ pub async fn watch_peers(
 pub fn joined_events(data: &SmData, id: &str, sentinel: &Addr) -> Vec<TopologyEvent> {
     data.topology
         .masters()
-        .map(|m| {
-            let payload = format!(
-                "sentinel {id} {} {} @ {} {} {}",
-                sentinel.host, sentinel.port, m.name, m.addr.host, m.addr.port
-            );
-            TopologyEvent::new("+sentinel", payload, m)
-        })
+        .map(|m| TopologyEvent::new("+sentinel", prefix(id, sentinel, m), m))
         .collect()
+}
+
+/// Sentinel's `%@` for a peer sentinel of master `m`.
+fn prefix(id: &str, sentinel: &Addr, m: &MasterRecord) -> String {
+    format!(
+        "sentinel {id} {} {} @ {} {} {}",
+        sentinel.host, sentinel.port, m.name, m.addr.host, m.addr.port
+    )
 }
 
 /// The voters with their Sentinel addresses, as the applied membership has them.

@@ -190,10 +190,9 @@ fn replica(m: &MasterRecord, addr: &Addr, run_id: &str, report: &NodeReport) -> 
     Reply::fields(fields)
 }
 
-/// Another raftinel node, as SENTINEL SENTINELS lists a peer sentinel. Never flagged down: a node
-/// that cannot serve refuses connections, which is what clients act on.
-/// A peer in SENTINELS: `s_down` once a probe of it has waited longer than the master's
-/// down-after, with the ping ages of this node's probes of it.
+/// Another raftinel node, as SENTINEL SENTINELS lists a peer sentinel: `s_down` once a probe of
+/// it has waited longer than the master's down-after, `disconnected` while the last probe failed,
+/// with the ping ages of this node's probes of it.
 pub fn sentinel(
     id: &str,
     addr: &Addr,
@@ -208,7 +207,13 @@ pub fn sentinel(
         id.to_owned(),
         addr,
         id,
-        flags(down, false, "sentinel", false, &[]),
+        flags(
+            down,
+            false,
+            "sentinel",
+            seen.is_some_and(|s| s.pending_since.is_some()),
+            &[],
+        ),
     );
     let age = |t: Instant| {
         u64::try_from(now.saturating_duration_since(t).as_millis()).unwrap_or(u64::MAX)

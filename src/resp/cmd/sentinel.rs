@@ -259,7 +259,7 @@ fn ckquorum_verdict(usable: usize, voters: usize, configured: u32) -> Result<Str
     Err(text)
 }
 
-/// PENDING-SCRIPTS: this node's script queue, running ones first, as Sentinel lists its own.
+/// PENDING-SCRIPTS: this node's script queue with Sentinel's fields, running ones first.
 fn pending_scripts(ctx: &Ctx) -> Reply {
     let queue = ctx.scripts.borrow().clone();
     let now = tokio::time::Instant::now();
