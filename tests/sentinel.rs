@@ -530,15 +530,19 @@ async fn a_stopped_node_reports_tilt_in_info() {
     std::thread::sleep(Duration::from_millis(3000));
     signal("-CONT");
     // The port reopens once the node has heard the leader again.
-    let mut tilted = None;
-    for _ in 0..60 {
-        if let Some(i) = info_sentinel(&addr).filter(|i| i.contains("sentinel_tilt:1\r\n")) {
-            tilted = Some(i);
-            break;
+    let shows = |want: &'static str| {
+        let addr = addr.clone();
+        move || {
+            let info = info_sentinel(&addr).filter(|i| i.contains(want));
+            async move { info }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let info = tilted.expect("TILT shown in INFO");
+    };
+    let info = eventually(
+        "TILT shown in INFO",
+        Duration::from_secs(3),
+        shows("sentinel_tilt:1\r\n"),
+    )
+    .await;
     let field = |info: &str, name: &str| -> i64 {
         info.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -564,15 +568,12 @@ async fn a_stopped_node_reports_tilt_in_info() {
     }
     let mut sub = Raw::connect(&addr).await;
     psubscribe(&mut sub, "*tilt").await;
-    let mut over = None;
-    for _ in 0..160 {
-        if let Some(i) = info_sentinel(&addr).filter(|i| i.contains("sentinel_tilt:0\r\n")) {
-            over = Some(i);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let info = over.expect("TILT ends");
+    let info = eventually(
+        "TILT ends",
+        Duration::from_secs(16),
+        shows("sentinel_tilt:0\r\n"),
+    )
+    .await;
     assert_eq!(field(&info, "sentinel_tilt_since_seconds:"), -1, "{info}");
     assert!(field(&info, "sentinel_total_tilt:") >= 1, "{info}");
     // Any further trigger on a loaded host comes first as +tilt; then the end.
@@ -635,15 +636,19 @@ async fn an_unreachable_peer_is_flagged_down_in_sentinels() {
         (p2.clone(), "sentinel".to_owned()),
         (p3.clone(), "sentinel".to_owned()),
     ];
-    let mut flags = None;
-    for _ in 0..50 {
-        flags = peer_flags(&asked);
-        if flags.as_ref() == Some(&healthy) {
-            break;
+    let flagged = |want: Vec<(String, String)>| {
+        let asked = asked.clone();
+        move || {
+            let hit = peer_flags(&asked).filter(|f| *f == want).map(drop);
+            async move { hit }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(flags.as_ref(), Some(&healthy));
+    };
+    eventually(
+        "both peers healthy",
+        Duration::from_secs(5),
+        flagged(healthy.clone()),
+    )
+    .await;
     let mut sub = Raw::connect(&asked).await;
     psubscribe(&mut sub, "*sdown").await;
     let myid = Raw::connect(&c.nodes[&3].sentinel)
@@ -657,14 +662,7 @@ async fn an_unreachable_peer_is_flagged_down_in_sentinels() {
         (p2.clone(), "sentinel".to_owned()),
         (p3.clone(), "s_down,sentinel,disconnected".to_owned()),
     ];
-    for _ in 0..80 {
-        flags = peer_flags(&asked);
-        if flags.as_ref() == Some(&down) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(flags.as_ref(), Some(&down), "node 3 flagged down");
+    eventually("node 3 flagged down", Duration::from_secs(8), flagged(down)).await;
     // Sentinel's +sdown for a peer: `sentinel <id> <ip> <port> @ <master> <ip> <port>`.
     let payload = format!(
         "sentinel {id3} 127.0.0.1 {p3} @ mymaster 127.0.0.1 {}",
@@ -679,14 +677,7 @@ async fn an_unreachable_peer_is_flagged_down_in_sentinels() {
     assert_eq!(sub.reply().await, event("+sdown"));
 
     c.start(3);
-    for _ in 0..100 {
-        flags = peer_flags(&asked);
-        if flags.as_ref() == Some(&healthy) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(flags.as_ref(), Some(&healthy), "node 3 back");
+    eventually("node 3 back", Duration::from_secs(10), flagged(healthy)).await;
     assert_eq!(sub.reply().await, event("-sdown"));
 }
 
