@@ -589,10 +589,12 @@ async fn a_stopped_node_reports_tilt_in_info() {
         got = sub.reply().await;
     }
     assert_eq!(got, exited);
-    let pong = other.cmd(&["PING"]).await;
+    // The resumed node's late election timer may have unseated the leader, whose port then
+    // dropped this subscriber: what it got before that is what counts.
+    let _ = tokio::time::timeout(Duration::from_millis(500), other.closed()).await;
     assert!(
-        !pong.contains("tilt mode") && !other.text().contains("tilt mode"),
-        "another node published this node's TILT: {pong}{}",
+        !other.text().contains("tilt mode"),
+        "another node published this node's TILT: {}",
         other.text()
     );
 }
