@@ -88,8 +88,8 @@ fn replica(r: &ReplicaRecord) -> pb::Replica {
 pub fn event(e: &IndexedEvent) -> pb::Event {
     pb::Event {
         index: e.index,
-        kind: e.event.kind.clone(),
-        payload: e.event.payload.clone(),
+        kind: e.event.channel().to_owned(),
+        payload: e.event.payload(),
         master: e.event.master.clone().unwrap_or_default(),
         epoch: e.event.epoch,
     }

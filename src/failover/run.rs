@@ -29,7 +29,7 @@ use crate::raft::group_commit::{GroupCommit, WriteError};
 use crate::raft::types::typ::RaftError;
 use crate::raft::{Raft, SmData};
 use crate::redis::{ConnError, Connector, Failure, Role};
-use crate::topology::event::master_prefix;
+use crate::topology::event::{self, Event};
 use crate::topology::lease::MustDie;
 use crate::topology::TopologyEvent;
 use crate::topology::{Addr, Command, MasterRecord, Vip};
@@ -126,7 +126,7 @@ impl Runner {
         let mut leading = false;
         let mut caught_up = false;
         let mut odown: HashMap<String, (Addr, bool)> = HashMap::new();
-        let mut reconf: HashSet<(Addr, Addr, &'static str)> = HashSet::new();
+        let mut reconf: HashSet<(Addr, Addr, event::Step)> = HashSet::new();
         let mut swept = tokio::time::Instant::now();
         let mut last_view: Option<Arc<SmData>> = None;
         // Metrics change on every replication ack; only a membership change calls for a sweep.
@@ -376,7 +376,7 @@ impl Runner {
         &self,
         master: &MasterRecord,
         snapshot: &[(u64, Arc<NodeReport>)],
-        announced: &mut HashSet<(Addr, Addr, &'static str)>,
+        announced: &mut HashSet<(Addr, Addr, event::Step)>,
     ) {
         let sent: Vec<Addr> = {
             let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
@@ -400,9 +400,9 @@ impl Runner {
                     master: m, link_up, ..
                 }) if m == &master.addr => {
                     if *link_up {
-                        "+slave-reconf-done"
+                        event::Step::ReconfDone
                     } else {
-                        "+slave-reconf-inprog"
+                        event::Step::ReconfInprog
                     }
                 }
                 _ => continue,
@@ -414,9 +414,8 @@ impl Runner {
     }
 
     /// A leader-side event about a replica of `master` (not in the log: index LOCAL).
-    fn publish_about_replica(&self, kind: &str, addr: &Addr, master: &MasterRecord) {
-        let payload = crate::topology::event::replica_prefix(addr, &master.name, &master.addr);
-        let event = TopologyEvent::new(kind, payload, master);
+    fn publish_about_replica(&self, step: event::Step, addr: &Addr, master: &MasterRecord) {
+        let event = event::about_replica(step, addr, master, &master.addr);
         self.bus.publish(IndexedEvent {
             index: LOCAL,
             event,
@@ -458,19 +457,13 @@ impl Runner {
         if was_down == verdict.odown {
             return;
         }
-        let prefix = master_prefix(&master.name, &master.addr);
-        let event = if verdict.odown {
-            TopologyEvent::new(
-                "+odown",
-                format!(
-                    "{prefix} #quorum {}/{}",
-                    verdict.sdown_votes, verdict.quorum
-                ),
-                master,
-            )
-        } else {
-            TopologyEvent::new("-odown", prefix, master)
+        let odown = Event::Odown {
+            at: master.addr.clone(),
+            down: verdict.odown,
+            votes: verdict.sdown_votes,
+            quorum: verdict.quorum,
         };
+        let event = TopologyEvent::new(odown, master);
         self.bus.publish(IndexedEvent {
             index: LOCAL,
             event,
@@ -575,9 +568,9 @@ impl Runner {
                 // During a failover this is Sentinel's replica reconfiguration; outside one, a
                 // replica found following the wrong master is being fixed.
                 let kind = if master.failover.is_some() {
-                    "+slave-reconf-sent"
+                    event::Step::ReconfSent
                 } else {
-                    "+fix-slave-config"
+                    event::Step::FixSlaveConfig
                 };
                 let pick = || self.not_recently_sent(replicas, &to);
                 self.repoint(master, &to, kind, pick).await
@@ -590,7 +583,7 @@ impl Runner {
                     }
                     picked
                 };
-                self.repoint(master, &to, "+convert-to-slave", pick).await
+                self.repoint(master, &to, event::Step::ConvertToSlave, pick).await
             }
             Step::End => {
                 let epoch = in_progress.unwrap_or(master.epoch);
@@ -695,7 +688,7 @@ impl Runner {
         &self,
         master: &MasterRecord,
         to: &Addr,
-        kind: &str,
+        kind: event::Step,
         pick: impl FnOnce() -> Vec<Addr>,
     ) -> Result<(), StepError> {
         let current = || self.still_current(master);

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{IndexedEvent, LOCAL};
 use crate::raft::types::typ::RaftMetrics;
 use crate::raft::{EventLog, Raft, SmData};
+use crate::topology::event::Event;
 use plan::{Backlog, Cursor, Job, ScriptBook};
 
 /// A script running or waiting to run on this node, as SENTINEL PENDING-SCRIPTS and INFO show it.
@@ -210,7 +211,7 @@ impl Follower {
         let scripts = master.and_then(|m| self.book.get(m));
         let jobs = plan::jobs_for(e, scripts);
         let window = Duration::from_millis(scripts.map_or(0, |s| s.failover_timeout_ms));
-        if let (Some(m), "-monitor") = (master, e.event.kind.as_str()) {
+        if let (Some(m), Event::Unmonitor { .. }) = (master, &e.event.event) {
             self.book.forget(m);
         }
         if self.leading {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::MasterScripts;
 use crate::events::IndexedEvent;
-use crate::topology::MasterRecord;
+use crate::topology::event::Event;
+use crate::topology::{Addr, MasterRecord};
 
 /// Sentinel's limit on scripts running at once (`SENTINEL_SCRIPT_MAX_RUNNING`).
 pub const MAX_RUNNING: usize = 16;
@@ -230,76 +231,46 @@ pub fn jobs_for(e: &IndexedEvent, scripts: Option<&Scripts>) -> Vec<Job> {
     let (Some(master), Some(scripts)) = (e.event.master.as_deref(), scripts) else {
         return Vec::new();
     };
+    let channel = e.event.channel();
     let job = |hook, argv, own| Job {
         index: e.index,
         master: master.to_owned(),
-        event: e.event.kind.clone(),
+        event: channel.to_owned(),
         hook,
         argv,
         own,
     };
     let mut jobs = Vec::new();
     if let Some(path) = &scripts.notification {
-        if notifies(&e.event.kind) {
-            let argv = vec![path.clone(), e.event.kind.clone(), e.event.payload.clone()];
+        if notifies(channel) {
+            let argv = vec![path.clone(), channel.to_owned(), e.event.payload()];
             jobs.push(job(HookKind::Notification, argv, scripts.own.notification));
         }
     }
-    if let Some(path) = &scripts.client_reconfig {
-        if e.event.kind == "+switch-master" {
-            if let Some(argv) = parse_switch_master(master, &e.event.payload)
-                .map(|s| reconfig_argv(path, master, &s))
-            {
-                jobs.push(job(
-                    HookKind::ClientReconfig,
-                    argv,
-                    scripts.own.client_reconfig,
-                ));
-            }
-        }
+    if let (Some(path), Event::SwitchMaster { from, to }) =
+        (&scripts.client_reconfig, &e.event.event)
+    {
+        let argv = reconfig_argv(path, master, from, to);
+        jobs.push(job(
+            HookKind::ClientReconfig,
+            argv,
+            scripts.own.client_reconfig,
+        ));
     }
     jobs
 }
 
-/// The addresses of a `+switch-master` payload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Switch {
-    pub from_host: String,
-    pub from_port: u16,
-    pub to_host: String,
-    pub to_port: u16,
-}
-
-/// Parses "<master-name> <old-ip> <old-port> <new-ip> <new-port>"; the name is matched as a
-/// prefix, so a name with spaces still parses.
-pub fn parse_switch_master(name: &str, payload: &str) -> Option<Switch> {
-    let rest = payload.strip_prefix(name)?.strip_prefix(' ')?;
-    let parts: Vec<&str> = rest.split(' ').collect();
-    let [from_host, from_port, to_host, to_port] = parts.as_slice() else {
-        return None;
-    };
-    if from_host.is_empty() || to_host.is_empty() {
-        return None;
-    }
-    Some(Switch {
-        from_host: (*from_host).to_owned(),
-        from_port: from_port.parse().ok()?,
-        to_host: (*to_host).to_owned(),
-        to_port: to_port.parse().ok()?,
-    })
-}
-
 /// `<path> <master-name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>`.
-pub fn reconfig_argv(path: &str, master: &str, s: &Switch) -> Vec<String> {
+pub fn reconfig_argv(path: &str, master: &str, from: &Addr, to: &Addr) -> Vec<String> {
     vec![
         path.to_owned(),
         master.to_owned(),
         RECONFIG_ROLE.to_owned(),
         RECONFIG_STATE.to_owned(),
-        s.from_host.clone(),
-        s.from_port.to_string(),
-        s.to_host.clone(),
-        s.to_port.to_string(),
+        from.host.clone(),
+        from.port.to_string(),
+        to.host.clone(),
+        to.port.to_string(),
     ]
 }
 

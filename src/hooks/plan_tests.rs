@@ -4,18 +4,28 @@
 
 use super::*;
 use crate::config::MasterScripts;
+use crate::topology::event::{Event, Instance, Step};
 use crate::topology::{Addr, TopologyEvent};
 
-fn event(index: u64, kind: &str, payload: &str) -> IndexedEvent {
+fn event(index: u64, event: Event) -> IndexedEvent {
     IndexedEvent {
         index,
         event: TopologyEvent {
-            kind: kind.to_owned(),
-            payload: payload.to_owned(),
             master: Some("mymaster".to_owned()),
             epoch: 1,
+            event,
         },
     }
+}
+
+fn local(port: u16) -> Addr {
+    Addr::new("127.0.0.1", port)
+}
+
+/// `+switch-master` of mymaster from port `from` to `to` at 127.0.0.1.
+fn switch(index: u64, from: u16, to: u16) -> IndexedEvent {
+    let (from, to) = (local(from), local(to));
+    event(index, Event::SwitchMaster { from, to })
 }
 
 fn both() -> Scripts {
@@ -83,7 +93,12 @@ fn which_kinds_notify() {
 // Sentinel: notification-script <event-type> <event-description>.
 #[test]
 fn notification_argv() {
-    let e = event(7, "+set", "master mymaster 127.0.0.1 6390 quorum 2");
+    let set = Event::Set {
+        at: local(6390),
+        option: "quorum".into(),
+        value: "2".into(),
+    };
+    let e = event(7, set);
     let jobs = jobs_for(&e, Some(&both()));
     assert_eq!(
         argvs(&jobs),
@@ -109,11 +124,7 @@ fn notification_argv() {
 // <to-port>, on the switch; the notification-script also gets +switch-master.
 #[test]
 fn switch_master_runs_both_scripts() {
-    let e = event(
-        12,
-        "+switch-master",
-        "mymaster 127.0.0.1 6390 127.0.0.1 6391",
-    );
+    let e = switch(12, 6390, 6391);
     let jobs = jobs_for(&e, Some(&both()));
     assert_eq!(
         argvs(&jobs),
@@ -148,11 +159,7 @@ fn switch_master_runs_both_scripts() {
 
 #[test]
 fn nothing_runs_without_a_script_a_master_or_a_trigger() {
-    let e = event(
-        3,
-        "+switch-master",
-        "mymaster 127.0.0.1 6390 127.0.0.1 6391",
-    );
+    let e = switch(3, 6390, 6391);
     assert!(jobs_for(&e, None).is_empty());
     let none = Scripts {
         notification: None,
@@ -164,61 +171,13 @@ fn nothing_runs_without_a_script_a_master_or_a_trigger() {
     let mut orphan = e.clone();
     orphan.event.master = None;
     assert!(jobs_for(&orphan, Some(&both())).is_empty());
-    let slave = event(
-        3,
-        "+slave",
-        "slave 127.0.0.1:6391 127.0.0.1 6391 @ mymaster 127.0.0.1 6390",
-    );
-    assert!(jobs_for(&slave, Some(&both())).is_empty());
-    // A payload that does not parse still notifies, but runs no reconfig script.
-    let bad = event(3, "+switch-master", "mymaster 127.0.0.1 x 127.0.0.1 6391");
-    let jobs = jobs_for(&bad, Some(&both()));
-    assert_eq!(jobs.len(), 1);
-    assert_eq!(jobs[0].hook, HookKind::Notification);
-}
-
-#[test]
-fn switch_master_payloads() {
-    let s = |from_host: &str, from_port, to_host: &str, to_port| {
-        Some(Switch {
-            from_host: from_host.to_owned(),
-            from_port,
-            to_host: to_host.to_owned(),
-            to_port,
-        })
+    let about = Instance::Replica {
+        at: local(6391),
+        master_at: local(6390),
     };
-    let table = [
-        (
-            "m",
-            "m 10.0.0.1 6379 10.0.0.2 6380",
-            s("10.0.0.1", 6379, "10.0.0.2", 6380),
-        ),
-        (
-            "m",
-            "m ::1 6379 fd00::2 6380",
-            s("::1", 6379, "fd00::2", 6380),
-        ),
-        (
-            "my m",
-            "my m 10.0.0.1 1 10.0.0.2 2",
-            s("10.0.0.1", 1, "10.0.0.2", 2),
-        ),
-        ("m", "other 10.0.0.1 6379 10.0.0.2 6380", None),
-        ("m", "m 10.0.0.1 6379 10.0.0.2", None),
-        ("m", "m 10.0.0.1 6379 10.0.0.2 6380 extra", None),
-        ("m", "m 10.0.0.1 65536 10.0.0.2 6380", None),
-        ("m", "m  6379 10.0.0.2 6380", None),
-        ("m", "m", None),
-    ];
-    for (name, payload, want) in table {
-        assert_eq!(parse_switch_master(name, payload), want, "{payload:?}");
-    }
-    let argv = reconfig_argv(
-        "/r",
-        "m",
-        &s("a", 1, "b", 2).unwrap_or_else(|| unreachable!()),
-    );
-    assert_eq!(argv, ["/r", "m", "leader", "start", "a", "1", "b", "2"]);
+    let step = Step::Slave;
+    let slave = event(3, Event::Step { step, about });
+    assert!(jobs_for(&slave, Some(&both())).is_empty());
 }
 
 // sentinelCollectTerminatedScripts: exit 1 or a signal (our timeout kill included) → retried
@@ -461,7 +420,7 @@ fn own_scripts_override_the_log() {
         }
     );
     assert_eq!(book.get("b").map(|s| s.own), Some(Own::default()));
-    let mut e = event(4, "+switch-master", "a 127.0.0.1 6390 127.0.0.1 6391");
+    let mut e = switch(4, 6390, 6391);
     e.event.master = Some("a".to_owned());
     let jobs = jobs_for(&e, Some(a));
     let own: Vec<(HookKind, bool)> = jobs.iter().map(|j| (j.hook, j.own)).collect();

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::{NodeReport, Observation, ReportedRole};
 use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::raft::SmData;
-use crate::topology::event::{master_prefix, replica_prefix};
-use crate::topology::{Addr, TopologyEvent};
+use crate::topology::event::{instance_of, Event, Step};
+use crate::topology::{Addr, MasterRecord, TopologyEvent};
 
 /// The SDOWN flips between two reports, as (master name, instance, now down).
 pub fn flips(before: &NodeReport, after: &NodeReport) -> Vec<(String, Addr, bool)> {
@@ -99,33 +99,46 @@ pub fn role_changes(
     out
 }
 
-/// Sentinel's `%@` for an instance of `master`: the master's or a replica's.
-fn prefix_of(master: &crate::topology::MasterRecord, addr: &Addr) -> String {
-    if *addr == master.addr {
-        master_prefix(&master.name, addr)
-    } else {
-        replica_prefix(addr, &master.name, &master.addr)
-    }
-}
-
 /// Sentinel's `+tilt "#tilt mode entered"` (on every trigger, as Sentinel publishes it even when
 /// already tilted) / `-tilt "#tilt mode exited"` between two reports; no instance, so no script
 /// runs for it.
 pub fn tilt_flip(before: &NodeReport, after: &NodeReport) -> Option<TopologyEvent> {
     let triggered = after.tilt && (!before.tilt || after.tilt_since != before.tilt_since);
-    let (kind, payload) = if triggered {
-        ("+tilt", "#tilt mode entered")
+    let entered = if triggered {
+        true
     } else if before.tilt && !after.tilt {
-        ("-tilt", "#tilt mode exited")
+        false
     } else {
         return None;
     };
-    Some(TopologyEvent {
-        kind: kind.to_owned(),
-        payload: payload.to_owned(),
-        master: None,
-        epoch: 0,
-    })
+    Some(TopologyEvent::node(Event::Tilt { entered }))
+}
+
+/// What changed about one instance between two reports.
+enum Change {
+    Sdown(bool),
+    Reboot,
+    /// It now reports master (`true`) or replica.
+    Role(bool),
+}
+
+impl Change {
+    fn event(self, master: &MasterRecord, addr: &Addr) -> Event {
+        let about = instance_of(master, addr);
+        match self {
+            Change::Sdown(down) => Event::Sdown { about, down },
+            Change::Reboot => Event::Step {
+                step: Step::Reboot,
+                about,
+            },
+            // `+` when the new role is the one the log gives the instance, `-` when not.
+            Change::Role(reports_master) => Event::RoleChange {
+                about,
+                reports_master,
+                expected: reports_master == (*addr == master.addr),
+            },
+        }
+    }
 }
 
 /// Publishes this node's TILT flips, SDOWN flips and reboots until `cancel` fires.
@@ -152,38 +165,23 @@ pub async fn publish_local_events(
         }
         let changes = flips(&last, &now)
             .into_iter()
-            .map(|(name, addr, down)| (if down { "+sdown" } else { "-sdown" }, name, addr))
+            .map(|(name, addr, down)| (Change::Sdown(down), name, addr))
             .chain(
                 reboots(&last, &now)
                     .into_iter()
-                    .map(|(name, addr)| ("+reboot", name, addr)),
+                    .map(|(name, addr)| (Change::Reboot, name, addr)),
             );
         let master_addr = |name: &str| data.topology.master(name).map(|m| m.addr.clone());
-        let roles = role_changes(&last, &now, master_addr);
-        for (kind, name, addr) in changes {
+        let roles = role_changes(&last, &now, master_addr)
+            .into_iter()
+            .map(|(name, addr, is_master)| (Change::Role(is_master), name, addr));
+        for (change, name, addr) in changes.chain(roles) {
             let Some(master) = data.topology.master(&name) else {
                 continue;
             };
             bus.publish(IndexedEvent {
                 index: LOCAL,
-                event: TopologyEvent::new(kind, prefix_of(master, &addr), master),
-            });
-        }
-        for (name, addr, is_master) in roles {
-            let Some(master) = data.topology.master(&name) else {
-                continue;
-            };
-            // `+` when the new role is the one the log gives the instance, `-` when not.
-            let kind = if is_master == (addr == master.addr) {
-                "+role-change"
-            } else {
-                "-role-change"
-            };
-            let role = if is_master { "master" } else { "slave" };
-            let payload = format!("{} new reported role is {role}", prefix_of(master, &addr));
-            bus.publish(IndexedEvent {
-                index: LOCAL,
-                event: TopologyEvent::new(kind, payload, master),
+                event: TopologyEvent::new(change.event(master, &addr), master),
             });
         }
         last = now;
@@ -247,15 +245,10 @@ mod tests {
             ..calm.clone()
         };
         let on = tilt_flip(&calm, &tilted).unwrap();
-        assert_eq!(
-            (on.kind.as_str(), on.payload.as_str(), on.master),
-            ("+tilt", "#tilt mode entered", None)
-        );
+        assert_eq!(on.text(), ("+tilt", "#tilt mode entered".to_owned()));
+        assert_eq!(on.master, None);
         let off = tilt_flip(&tilted, &calm).unwrap();
-        assert_eq!(
-            (off.kind.as_str(), off.payload.as_str()),
-            ("-tilt", "#tilt mode exited")
-        );
+        assert_eq!(off.text(), ("-tilt", "#tilt mode exited".to_owned()));
         assert!(tilt_flip(&calm, &calm).is_none());
         assert!(tilt_flip(&tilted, &tilted).is_none());
         let again = NodeReport {
@@ -263,8 +256,8 @@ mod tests {
             ..tilted.clone()
         };
         assert_eq!(
-            tilt_flip(&tilted, &again).map(|e| e.kind),
-            Some("+tilt".to_owned()),
+            tilt_flip(&tilted, &again).map(|e| e.channel()),
+            Some("+tilt"),
             "a new trigger while tilted"
         );
     }

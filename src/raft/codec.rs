@@ -13,12 +13,17 @@ use serde::Serialize;
 /// 6: `Member.incarnation` (in log entries, the state and snapshots), `SmData.retired`, each lease
 /// grant's voter set and superseded grants (`TopologyState.grant_voters`, `superseded`,
 /// `voter_addrs`), `Command::LeaseSettled`; version 5 is still read (see `raft::format_v5`).
-pub const FORMAT_VERSION: u8 = 6;
+/// 7: events are typed (`topology::event::Event`); stored events of older versions are dropped
+/// when the state machine opens (`state_machine::drop_untyped_events`).
+pub const FORMAT_VERSION: u8 = 7;
 
-/// The oldest version still read. Only the state machine's data and what holds a `Member`
-/// changed shape since: they are decoded by `state_machine::decode_data` and
-/// `format_v5::{decode_entry, decode_snapshot}`, which upgrade them; everything else decodes as
-/// is.
+/// The first version whose stored events are typed.
+pub const TYPED_EVENTS: u8 = 7;
+
+/// The oldest version still read. Only the state machine's data, what holds a `Member` and the
+/// stored events changed shape since: the first two are decoded by `state_machine::decode_data`
+/// and `format_v5::{decode_entry, decode_snapshot}`, which upgrade them, and old events are
+/// dropped; everything else decodes as is.
 pub const OLDEST_READ: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]

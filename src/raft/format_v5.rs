@@ -11,11 +11,14 @@ use std::fmt;
 use openraft::{EntryPayload, Membership, StoredMembership};
 use serde::{Deserialize, Serialize};
 
-use super::codec::{decode, versioned, CodecError, FORMAT_VERSION};
+use super::codec::{decode, versioned, CodecError};
 use super::state_machine::SmData;
 use super::types::typ::{Entry, LogId, SnapshotMeta};
 use super::types::Member;
 use crate::topology::{Command, LeaseGrant, MasterRecord, TopologyState};
+
+/// The first format version whose `Member` has an incarnation.
+const INCARNATION: u8 = 6;
 
 /// `Member` field for field, in order, without `incarnation`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +126,7 @@ enum PayloadV5 {
 /// A stored log entry in any readable format version.
 pub fn decode_entry(bytes: &[u8]) -> Result<Entry, CodecError> {
     match versioned(bytes)? {
-        (v, body) if v < FORMAT_VERSION => {
+        (v, body) if v < INCARNATION => {
             let old: EntryV5 = bincode::deserialize(body)?;
             let payload = match old.payload {
                 PayloadV5::Blank => EntryPayload::Blank,
@@ -157,7 +160,7 @@ struct StoredSnapshotV5 {
 /// in any readable format version.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<(SnapshotMeta, Vec<u8>), CodecError> {
     match versioned(bytes)? {
-        (v, body) if v < FORMAT_VERSION => {
+        (v, body) if v < INCARNATION => {
             let old: StoredSnapshotV5 = bincode::deserialize(body)?;
             let meta = SnapshotMeta {
                 last_log_id: old.meta.last_log_id,
@@ -260,7 +263,7 @@ mod tests {
             )),
         };
         let bytes = encode(&now).unwrap();
-        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(bytes[0], crate::raft::codec::FORMAT_VERSION);
         assert_eq!(decode_entry(&bytes).unwrap(), now);
     }
 

@@ -14,7 +14,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::codec::{decode, encode, versioned, CodecError};
+use super::codec::{decode, encode, versioned, CodecError, TYPED_EVENTS};
 use super::crashpoint;
 use super::install_gate::InstallGate;
 use super::sm_layout::Persisted;
@@ -134,11 +134,52 @@ impl EventLog {
             idx.copy_from_slice(k.get(..8).unwrap_or(&[0u8; 8]));
             out.push(IndexedEvent {
                 index: u64::from_be_bytes(idx),
-                event: decode::<TopologyEvent>(&v)?,
+                event: decode_event(&v)?,
             });
         }
         Ok(out)
     }
+}
+
+/// A stored event; one of an untyped version left behind is corruption, as they are dropped at
+/// open.
+fn decode_event(bytes: &[u8]) -> Result<TopologyEvent, CodecError> {
+    match versioned(bytes)? {
+        (v, _) if v < TYPED_EVENTS => Err(CodecError::Version { found: v }),
+        _ => decode(bytes),
+    }
+}
+
+/// Drops the events stored before events were typed (format 7) and moves the start of the
+/// retained events past them, so Watch from before them gets OUT_OF_RANGE, as for events
+/// dropped by age. They all come before any typed one (an upgrade happens once, at a restart).
+fn drop_untyped_events(sm: &sled::Tree, events: &sled::Tree) -> Result<(), StorageError> {
+    let mut batch = sled::Batch::default();
+    let mut last = None;
+    for item in events.iter() {
+        let (k, v) = item.map_err(|e| StorageIOError::read_state_machine(&e))?;
+        if v.first().is_some_and(|version| *version >= TYPED_EVENTS) {
+            break;
+        }
+        let mut idx = [0u8; 8];
+        idx.copy_from_slice(k.get(..8).unwrap_or(&[0u8; 8]));
+        last = Some(u64::from_be_bytes(idx));
+        batch.remove(k);
+    }
+    let Some(last) = last else {
+        return Ok(());
+    };
+    tracing::info!(
+        through = last,
+        "dropping events stored before events were typed (format 7)"
+    );
+    events
+        .apply_batch(batch)
+        .map_err(|e| StorageIOError::write_state_machine(&e))?;
+    let from = encode(&(last + 1)).map_err(|e| StorageIOError::write_state_machine(&e))?;
+    sm.insert(EVENTS_FROM, from)
+        .map_err(|e| StorageIOError::write_state_machine(&e))?;
+    Ok(())
 }
 
 pub struct StateMachineStore {
@@ -164,6 +205,7 @@ impl StateMachineStore {
         let events = db
             .open_tree("events")
             .map_err(|e| StorageIOError::read_state_machine(&e))?;
+        drop_untyped_events(&sm, &events)?;
         let (data, persisted) =
             Persisted::load(&sm).map_err(|e| StorageIOError::read_state_machine(&e))?;
         let data = data.unwrap_or_default();
@@ -442,5 +484,31 @@ mod tests {
         let learner = membership(&[&[1, 2]], &[1, 2, 4]);
         assert!(removed_ids(&two, &learner).is_empty());
         assert!(removed_ids(&learner, &membership(&[&[1, 2, 4]], &[1, 2, 4])).is_empty());
+    }
+
+    // Format 7: events stored untyped by an older version are dropped at open, and reading from
+    // before them says they are no longer retained; the typed ones after them stay.
+    #[test]
+    fn untyped_events_are_dropped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let events = db.open_tree("events").unwrap();
+        events.insert(event_key(3, 0), vec![6u8, 1, 2, 3]).unwrap();
+        events.insert(event_key(4, 0), vec![6u8, 4]).unwrap();
+        let typed = TopologyEvent::node(crate::topology::event::Event::Tilt { entered: true });
+        events.insert(event_key(5, 0), encode(&typed).unwrap()).unwrap();
+        let store = StateMachineStore::open(&db, EventBus::default()).unwrap();
+        let log = store.event_log();
+        assert!(matches!(
+            log.read(1, 10),
+            Err(EventLogError::Purged { first: 5 })
+        ));
+        let kept = log.read(5, 10).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].index, &kept[0].event), (5, &typed));
+        // Opening again finds nothing more to drop.
+        drop(store);
+        let again = StateMachineStore::open(&db, EventBus::default()).unwrap();
+        assert_eq!(again.event_log().read(5, 10).unwrap().len(), 1);
     }
 }

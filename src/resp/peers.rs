@@ -16,6 +16,7 @@ use tracing::debug;
 use crate::api::Api;
 use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::raft::SmData;
+use crate::topology::event::{Event, Instance, Step};
 use crate::topology::{Addr, MasterRecord, TopologyEvent};
 
 /// Sentinel's PING period to its peers.
@@ -80,7 +81,7 @@ pub fn down_pairs(
     seen: &BTreeMap<u64, PeerSeen>,
     now: Instant,
     sentinel_id: &impl Fn(u64) -> String,
-) -> BTreeMap<(String, u64), String> {
+) -> BTreeMap<(String, u64), Instance> {
     let addrs = voters(data);
     let mut out = BTreeMap::new();
     for m in data.topology.masters() {
@@ -90,8 +91,7 @@ pub fn down_pairs(
                 continue;
             };
             if s.is_down(now, down_after) {
-                let payload = prefix(&sentinel_id(*id), addr, m);
-                out.insert((m.name.clone(), *id), payload);
+                out.insert((m.name.clone(), *id), peer(&sentinel_id(*id), addr, m));
             }
         }
     }
@@ -109,7 +109,7 @@ pub async fn watch_peers(
     cancel: CancellationToken,
 ) {
     let (bus, sentinel_id) = events;
-    let mut down: BTreeMap<(String, u64), String> = BTreeMap::new();
+    let mut down: BTreeMap<(String, u64), Instance> = BTreeMap::new();
     let mut tick = tokio::time::interval(PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -139,13 +139,14 @@ pub async fn watch_peers(
         let ended = down.iter().filter(|(k, _)| !down_now.contains_key(*k));
         let began = down_now.iter().filter(|(k, _)| !down.contains_key(*k));
         let flips = ended
-            .map(|(k, p)| ("-sdown", k, p))
-            .chain(began.map(|(k, p)| ("+sdown", k, p)));
-        for (kind, (name, _), payload) in flips {
+            .map(|(k, p)| (false, k, p))
+            .chain(began.map(|(k, p)| (true, k, p)));
+        for (down, (name, _), about) in flips {
             if let Some(m) = data.topology.master(name) {
+                let about = about.clone();
                 bus.publish(IndexedEvent {
                     index: LOCAL,
-                    event: TopologyEvent::new(kind, payload.clone(), m),
+                    event: TopologyEvent::new(Event::Sdown { about, down }, m),
                 });
             }
         }
@@ -159,16 +160,21 @@ pub async fn watch_peers(
 pub fn joined_events(data: &SmData, id: &str, sentinel: &Addr) -> Vec<TopologyEvent> {
     data.topology
         .masters()
-        .map(|m| TopologyEvent::new("+sentinel", prefix(id, sentinel, m), m))
+        .map(|m| {
+            let about = peer(id, sentinel, m);
+            let step = Step::Sentinel;
+            TopologyEvent::new(Event::Step { step, about }, m)
+        })
         .collect()
 }
 
-/// Sentinel's `%@` for a peer sentinel of master `m`.
-fn prefix(id: &str, sentinel: &Addr, m: &MasterRecord) -> String {
-    format!(
-        "sentinel {id} {} {} @ {} {} {}",
-        sentinel.host, sentinel.port, m.name, m.addr.host, m.addr.port
-    )
+/// A peer sentinel of master `m`, as events name it.
+fn peer(id: &str, sentinel: &Addr, m: &MasterRecord) -> Instance {
+    Instance::Sentinel {
+        id: id.to_owned(),
+        at: sentinel.clone(),
+        master_at: m.addr.clone(),
+    }
 }
 
 /// The voters with their Sentinel addresses, as the applied membership has them.

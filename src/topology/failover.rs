@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{self, TopologyEvent};
+use super::event::{self, Step, TopologyEvent};
 use super::lease::{self, LeaseGrant};
 use super::master::{Addr, MasterRecord, ReplicaRecord};
 use super::refusal::Refusal;
@@ -165,18 +165,18 @@ pub(super) fn start(
     let candidate = &record.candidate;
     let events = vec![
         event::new_epoch(master),
-        event::about_master("+try-failover", master),
-        event::about_master("+elected-leader", master),
-        event::about_master("+failover-state-select-slave", master),
-        event::about_replica("+selected-slave", candidate, master, &master.addr),
+        event::about_master(Step::TryFailover, master),
+        event::about_master(Step::ElectedLeader, master),
+        event::about_master(Step::SelectSlave, master),
+        event::about_replica(Step::SelectedSlave, candidate, master, &master.addr),
         event::about_replica(
-            "+failover-state-send-slaveof-noone",
+            Step::SendSlaveofNoone,
             candidate,
             master,
             &master.addr,
         ),
         event::about_replica(
-            "+failover-state-wait-promotion",
+            Step::WaitPromotion,
             candidate,
             master,
             &master.addr,
@@ -220,9 +220,9 @@ pub(super) fn switch(
     let revoked = failover.revoked;
 
     let old = std::mem::replace(&mut master.addr, new.clone());
-    let mut events = vec![event::about_replica("+promoted-slave", &new, master, &old)];
+    let mut events = vec![event::about_replica(Step::PromotedSlave, &new, master, &old)];
     events.push(event::about_instance_at(
-        "+failover-state-reconf-slaves",
+        Step::ReconfSlaves,
         master,
         &old,
     ));
@@ -244,7 +244,7 @@ pub(super) fn switch(
     // Sentinel announces every replica again under the new master right after +switch-master.
     for replica in &master.replicas {
         events.push(event::about_replica(
-            "+slave",
+            Step::Slave,
             &replica.addr,
             master,
             &master.addr,
@@ -274,7 +274,7 @@ pub(super) fn end(
     };
     master.failover = None;
     record_outcome(master, outcome);
-    Ok(vec![event::about_master("+failover-end", master)])
+    Ok(vec![event::about_master(Step::FailoverEnd, master)])
 }
 
 /// FailoverAborted: gives up before promotion; the epoch stays taken (it never goes back).
@@ -300,8 +300,5 @@ pub(super) fn abort(
     };
     master.failover = None;
     record_outcome(master, outcome);
-    Ok(vec![event::about_master(
-        &event::failover_abort_kind(reason),
-        master,
-    )])
+    Ok(vec![event::abort(master, reason)])
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::command::{Command, MAX_BATCH};
-use super::event::{self, TopologyEvent};
+use super::event::{self, Event, Step, TopologyEvent};
 use super::failover::{self, FailoverRecord, FailoverState, Revoked};
 use super::lease::{self, LeaseGrant, Superseded};
 use super::master::{
@@ -289,12 +289,12 @@ impl TopologyState {
             Command::Pause { name } => {
                 let master = self.master_mut(name)?;
                 master.paused = true;
-                vec![event::about_master("+paused", master)]
+                vec![event::about_master(Step::Paused, master)]
             }
             Command::Resume { name } => {
                 let master = self.master_mut(name)?;
                 master.paused = false;
-                vec![event::about_master("-paused", master)]
+                vec![event::about_master(Step::Unpaused, master)]
             }
             Command::RequestFailover { name, kind, at_ms } => {
                 let master = self.master_mut(name)?;
@@ -324,14 +324,12 @@ impl TopologyState {
                     Vec::new()
                 } else {
                     master.conflict = Some(conflict);
-                    let payload = format!(
-                        "{} {} {} {}",
-                        event::master_prefix(&master.name, &master.addr),
-                        addr.host,
-                        addr.port,
-                        detail
-                    );
-                    vec![TopologyEvent::new("+topology-conflict", payload, master)]
+                    let event = Event::Conflict {
+                        at: master.addr.clone(),
+                        instance: addr.clone(),
+                        detail: detail.clone(),
+                    };
+                    vec![TopologyEvent::new(event, master)]
                 }
             }
             Command::Reset { names } => {
@@ -342,7 +340,7 @@ impl TopologyState {
                         if master.failover.is_none() {
                             let master = Arc::make_mut(master);
                             master.replicas.clear();
-                            events.push(event::about_master("+reset-master", master));
+                            events.push(event::about_master(Step::ResetMaster, master));
                         }
                     }
                 }
@@ -372,12 +370,11 @@ impl TopologyState {
                 }
                 master.overwrite_ok.dedup();
                 master.conflict = None;
-                let payload = format!(
-                    "{} keep {}",
-                    event::master_prefix(&master.name, &master.addr),
-                    keep
-                );
-                vec![TopologyEvent::new("-topology-conflict", payload, master)]
+                let event = Event::Resolved {
+                    at: master.addr.clone(),
+                    keep: keep.clone(),
+                };
+                vec![TopologyEvent::new(event, master)]
             }
             Command::LeaseGranted { holder } => {
                 let grant = lease::grant(&mut self.leases, *holder, ctx.index);
@@ -473,7 +470,7 @@ fn replicas_discovered(
     let events = next
         .iter()
         .filter(|r| master.replica(&r.addr).is_none())
-        .map(|r| event::about_replica("+slave", &r.addr, master, &master.addr))
+        .map(|r| event::about_replica(Step::Slave, &r.addr, master, &master.addr))
         .collect();
     master.replicas = next;
     events

@@ -127,21 +127,23 @@ fn ack(cmd: &str, name: Reply, count: usize) -> Reply {
 
 /// The messages one event produces for this connection: one per matching channel and pattern.
 pub fn deliver(s: &Session, ev: &IndexedEvent, out: &mut Vec<Reply>) {
-    let channel = ev.event.kind.as_bytes();
-    let payload = || Reply::from(ev.event.payload.as_str());
+    let kind = ev.event.channel();
+    let channel = kind.as_bytes();
+    // Made once, and only for a connection that listens.
+    let mut text = None;
+    let mut payload = || {
+        let p = text.get_or_insert_with(|| Bytes::from(ev.event.payload()));
+        Reply::Bulk(p.clone())
+    };
     if s.channels.contains(channel) {
-        out.push(Reply::Push(vec![
-            "message".into(),
-            Reply::from(ev.event.kind.as_str()),
-            payload(),
-        ]));
+        out.push(Reply::Push(vec!["message".into(), Reply::from(kind), payload()]));
     }
     for p in &s.patterns {
         if crate::glob::matches(p, channel, false) {
             out.push(Reply::Push(vec![
                 "pmessage".into(),
                 Reply::Bulk(p.clone()),
-                Reply::from(ev.event.kind.as_str()),
+                Reply::from(kind),
                 payload(),
             ]));
         }

@@ -283,7 +283,7 @@ fn abort_then_next_epoch() {
         },
     );
     let events = log.ok(&started(2, 6392, None));
-    assert_eq!(events[0].payload, "2");
+    assert_eq!(events[0].payload(), "2");
     let events = log.ok(&aborted(2, "candidate unreachable"));
     assert_eq!(
         kinds_and_payloads(&events),
@@ -302,7 +302,7 @@ fn abort_channels() {
         ("", "-failover-abort"),
     ];
     for (reason, kind) in table {
-        assert_eq!(event::failover_abort_kind(reason), kind);
+        assert_eq!(event::Step::Abort(event::Abort::of(reason)).channel(), kind);
     }
 }
 

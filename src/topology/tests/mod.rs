@@ -169,10 +169,23 @@ impl Log {
     }
 }
 
-fn kinds_and_payloads(events: &[TopologyEvent]) -> Vec<(&str, &str)> {
+/// An event's Sentinel text, comparable with `(channel, message)` pairs.
+#[derive(Debug)]
+struct Text(&'static str, String);
+
+impl PartialEq<(&str, &str)> for Text {
+    fn eq(&self, other: &(&str, &str)) -> bool {
+        self.0 == other.0 && self.1 == other.1
+    }
+}
+
+fn kinds_and_payloads(events: &[TopologyEvent]) -> Vec<Text> {
     events
         .iter()
-        .map(|e| (e.kind.as_str(), e.payload.as_str()))
+        .map(|e| {
+            let (channel, payload) = e.text();
+            Text(channel, payload)
+        })
         .collect()
 }
 
