@@ -583,7 +583,8 @@ impl Runner {
                     }
                     picked
                 };
-                self.repoint(master, &to, event::Step::ConvertToSlave, pick).await
+                self.repoint(master, &to, event::Step::ConvertToSlave, pick)
+                    .await
             }
             Step::End => {
                 let epoch = in_progress.unwrap_or(master.epoch);

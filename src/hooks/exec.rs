@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::plan::{self, Exit, Job, Next};
 use super::{Pending, PendingScripts, PendingState};
+use crate::events::{EventBus, IndexedEvent, LOCAL};
+use crate::topology::TopologyEvent;
 
 /// The limits of script runs: Sentinel's time limits by default (shorter in tests), and this
 /// node's script policy (see `plan::vet`).
@@ -134,7 +136,7 @@ fn snapshot<'a>(running: impl Iterator<Item = &'a Started>, queue: &Queue) -> Pe
 pub async fn run(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     limits: Limits,
-    pending: watch::Sender<PendingScripts>,
+    (pending, bus): (watch::Sender<PendingScripts>, EventBus),
     cancel: CancellationToken,
 ) {
     let mut queue = Queue::default();
@@ -190,7 +192,7 @@ pub async fn run(
             Some(done) = running.join_next_with_id(), if !running.is_empty() => match done {
                 Ok((id, ran)) => {
                     started.remove(&id);
-                    after(ran, limits, &mut queue);
+                    after(ran, limits, &mut queue, &bus);
                 }
                 Err(e) => {
                     started.remove(&e.id());
@@ -219,10 +221,16 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 /// Logs a finished run and requeues it if it is to be retried.
-fn after(ran: Ran, limits: Limits, queue: &mut Queue) {
+fn after(ran: Ran, limits: Limits, queue: &mut Queue, bus: &EventBus) {
     let Ran { entry, exit, took } = ran;
     let job = &entry.job;
     let next = plan::next(&exit, entry.runs, limits.retry_delay);
+    if let Some(event) = plan::script_error(job, &exit, &next) {
+        bus.publish(IndexedEvent {
+            index: LOCAL,
+            event: TopologyEvent::node(event),
+        });
+    }
     let took_ms = took.as_millis() as u64;
     let status = describe(&exit);
     let (master, event, hook, script) = (
@@ -241,7 +249,6 @@ fn after(ran: Ran, limits: Limits, queue: &mut Queue) {
             exit = %status, took_ms, retry_in_s = delay.as_secs(),
             "script ran and asked for a retry"
         ),
-        // Sentinel's `-script-error <path> <bysignal> <exitcode>`.
         Next::Failed | Next::GaveUp => tracing::warn!(
             master, event, hook, script, index = job.index, run = entry.runs,
             exit = %status, took_ms, gave_up = next == Next::GaveUp,

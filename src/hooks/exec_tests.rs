@@ -39,8 +39,16 @@ const FAST: Limits = Limits {
     deny_scripts_reconfig: false,
 };
 
-/// Submits `jobs`, closes the queue and waits for the runner to finish them all.
-async fn run_all(jobs: Vec<Job>, limits: Limits) {
+/// A bus that publishes this node's own events at once.
+fn open_bus() -> EventBus {
+    let bus = EventBus::default();
+    bus.open_from(0);
+    bus
+}
+
+/// Submits `jobs`, closes the queue and waits for the runner to finish them all; returns the
+/// `-script-error` messages published.
+async fn run_all(jobs: Vec<Job>, limits: Limits) -> Vec<String> {
     let (tx, rx) = mpsc::unbounded_channel();
     for j in jobs {
         tx.send(j).unwrap();
@@ -48,9 +56,20 @@ async fn run_all(jobs: Vec<Job>, limits: Limits) {
     drop(tx);
     let cancel = CancellationToken::new();
     let (pending, _) = watch::channel(Arc::default());
-    tokio::time::timeout(Duration::from_secs(30), run(rx, limits, pending, cancel))
-        .await
-        .unwrap();
+    let bus = open_bus();
+    let mut events = bus.subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        run(rx, limits, (pending, bus), cancel),
+    )
+    .await
+    .unwrap();
+    let mut errors = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        assert_eq!(e.event.channel(), "-script-error");
+        errors.push(e.event.payload());
+    }
+    errors
 }
 
 #[tokio::test]
@@ -91,7 +110,8 @@ async fn argv_stdin_and_the_retry_rule() {
         &format!("echo run >> {d}/sig.runs\nkill -TERM $$"),
     );
     let started = Instant::now();
-    run_all(
+    let missing = dir.path().join("missing.sh").display().to_string();
+    let mut errors = run_all(
         vec![
             job(vec![
                 args,
@@ -104,11 +124,22 @@ async fn argv_stdin_and_the_retry_rule() {
             job(vec![always]),
             job(vec![slow]),
             job(vec![signal]),
-            job(vec![dir.path().join("missing.sh").display().to_string()]),
+            job(vec![missing.clone()]),
         ],
         FAST,
     )
     .await;
+    // Sentinel's `-script-error <path> <bysignal> <exitcode>` for each run given up on.
+    errors.sort();
+    let mut want = vec![
+        format!("{d}/two.sh 0 2"),
+        format!("{d}/one.sh 0 1"),
+        format!("{d}/sig.sh 15 0"),
+        format!("{d}/slow.sh 9 0"),
+        format!("{missing} 0 2"),
+    ];
+    want.sort();
+    assert_eq!(errors, want);
     let runs = |name: &str| lines(&dir.path().join(format!("{name}.runs"))).len();
     assert_eq!(
         lines(&dir.path().join("args.runs")),
@@ -182,7 +213,12 @@ async fn cancel_kills_running_scripts() {
     tx.send(job(vec![path])).unwrap();
     let cancel = CancellationToken::new();
     let (pending, mut shown) = watch::channel(Arc::default());
-    let runner = tokio::spawn(run(rx, Limits::new(false), pending, cancel.clone()));
+    let runner = tokio::spawn(run(
+        rx,
+        Limits::new(false),
+        (pending, open_bus()),
+        cancel.clone(),
+    ));
     let pid_file = dir.path().join("pid");
     let deadline = Instant::now() + Duration::from_secs(5);
     let pid = loop {

@@ -22,7 +22,7 @@ use openraft::ServerState;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{IndexedEvent, LOCAL};
+use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::raft::types::typ::RaftMetrics;
 use crate::raft::{EventLog, Raft, SmData};
 use crate::topology::event::Event;
@@ -64,6 +64,7 @@ pub async fn run(node_id: u64, policy: Policy, raft: Raft, io: Io, cancel: Cance
         view,
         events,
         pending,
+        bus,
     } = io;
     let (tx, rx) = mpsc::unbounded_channel();
     let follower = Follower {
@@ -81,7 +82,7 @@ pub async fn run(node_id: u64, policy: Policy, raft: Raft, io: Io, cancel: Cance
         exec::run(
             rx,
             exec::Limits::new(policy.deny_scripts_reconfig),
-            pending,
+            (pending, bus),
             cancel.clone()
         ),
         follower.run(raft.metrics(), live, cancel)
@@ -97,6 +98,8 @@ pub struct Io {
     pub events: EventLog,
     /// Where the script queue is shown (SENTINEL PENDING-SCRIPTS, INFO).
     pub pending: watch::Sender<PendingScripts>,
+    /// Where `-script-error` is published.
+    pub bus: EventBus,
 }
 
 /// This node's script policy, from its own config (invariant 12).

@@ -315,6 +315,26 @@ pub fn next(exit: &Exit, runs: u32, base: Duration) -> Next {
     }
 }
 
+/// Sentinel's `-script-error <path> <bysignal> <exitcode>` for a run that is not retried and did
+/// not succeed: the timeout's kill is signal 9, and a script that could not be started counts as
+/// Sentinel's child that failed to exec (exit 2).
+pub fn script_error(job: &Job, exit: &Exit, next: &Next) -> Option<Event> {
+    if !matches!(next, Next::Failed | Next::GaveUp) {
+        return None;
+    }
+    let (signal, code) = match exit {
+        Exit::Code(c) => (0, *c),
+        Exit::Signal(s) => (*s, 0),
+        Exit::TimedOut => (9, 0),
+        Exit::SpawnFailed(_) => (0, 2),
+    };
+    Some(Event::ScriptError {
+        path: job.script().to_owned(),
+        signal,
+        code,
+    })
+}
+
 /// `base` × 2^(runs − 1).
 pub fn retry_delay(runs: u32, base: Duration) -> Duration {
     let doublings = runs.saturating_sub(1).min(16);

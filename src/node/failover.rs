@@ -80,6 +80,7 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) {
                 view: node.view.clone(),
                 events: inputs.event_log,
                 pending: inputs.scripts,
+                bus: node.bus.clone(),
             },
             node.cancel.clone(),
         ),

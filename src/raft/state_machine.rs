@@ -496,7 +496,9 @@ mod tests {
         events.insert(event_key(3, 0), vec![6u8, 1, 2, 3]).unwrap();
         events.insert(event_key(4, 0), vec![6u8, 4]).unwrap();
         let typed = TopologyEvent::node(crate::topology::event::Event::Tilt { entered: true });
-        events.insert(event_key(5, 0), encode(&typed).unwrap()).unwrap();
+        events
+            .insert(event_key(5, 0), encode(&typed).unwrap())
+            .unwrap();
         let store = StateMachineStore::open(&db, EventBus::default()).unwrap();
         let log = store.event_log();
         assert!(matches!(

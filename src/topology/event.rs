@@ -192,7 +192,9 @@ impl Event {
             Event::Odown { down: true, .. } => "+odown",
             Event::Odown { down: false, .. } => "-odown",
             Event::RoleChange { expected: true, .. } => "+role-change",
-            Event::RoleChange { expected: false, .. } => "-role-change",
+            Event::RoleChange {
+                expected: false, ..
+            } => "-role-change",
             Event::Conflict { .. } => "+topology-conflict",
             Event::Resolved { .. } => "-topology-conflict",
             Event::Tilt { entered: true } => "+tilt",
@@ -244,10 +246,9 @@ impl TopologyEvent {
             }
             Event::NewEpoch => self.epoch.to_string(),
             Event::Step { about, .. } | Event::Sdown { about, .. } => prefix(name, about),
-            Event::SwitchMaster { from, to } => format!(
-                "{name} {} {} {} {}",
-                from.host, from.port, to.host, to.port
-            ),
+            Event::SwitchMaster { from, to } => {
+                format!("{name} {} {} {} {}", from.host, from.port, to.host, to.port)
+            }
             Event::Odown {
                 at,
                 down: true,
@@ -410,7 +411,11 @@ mod tests {
         let m = record();
         let r = Addr::new("10.0.0.2", 6380);
         let cases = [
-            (monitor(&m), "+monitor", "master mymaster 10.0.0.1 6379 quorum 2"),
+            (
+                monitor(&m),
+                "+monitor",
+                "master mymaster 10.0.0.1 6379 quorum 2",
+            ),
             (
                 about_replica(Step::ReconfDone, &r, &m, &m.addr),
                 "+slave-reconf-done",

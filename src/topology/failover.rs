@@ -169,18 +169,8 @@ pub(super) fn start(
         event::about_master(Step::ElectedLeader, master),
         event::about_master(Step::SelectSlave, master),
         event::about_replica(Step::SelectedSlave, candidate, master, &master.addr),
-        event::about_replica(
-            Step::SendSlaveofNoone,
-            candidate,
-            master,
-            &master.addr,
-        ),
-        event::about_replica(
-            Step::WaitPromotion,
-            candidate,
-            master,
-            &master.addr,
-        ),
+        event::about_replica(Step::SendSlaveofNoone, candidate, master, &master.addr),
+        event::about_replica(Step::WaitPromotion, candidate, master, &master.addr),
     ];
     master.failover = Some(record);
     Ok(events)
@@ -220,12 +210,13 @@ pub(super) fn switch(
     let revoked = failover.revoked;
 
     let old = std::mem::replace(&mut master.addr, new.clone());
-    let mut events = vec![event::about_replica(Step::PromotedSlave, &new, master, &old)];
-    events.push(event::about_instance_at(
-        Step::ReconfSlaves,
+    let mut events = vec![event::about_replica(
+        Step::PromotedSlave,
+        &new,
         master,
         &old,
-    ));
+    )];
+    events.push(event::about_instance_at(Step::ReconfSlaves, master, &old));
     master.config_epoch = epoch;
     master.replid = Some(replid.to_owned());
     master.holder = holder;

@@ -136,7 +136,11 @@ pub fn deliver(s: &Session, ev: &IndexedEvent, out: &mut Vec<Reply>) {
         Reply::Bulk(p.clone())
     };
     if s.channels.contains(channel) {
-        out.push(Reply::Push(vec!["message".into(), Reply::from(kind), payload()]));
+        out.push(Reply::Push(vec![
+            "message".into(),
+            Reply::from(kind),
+            payload(),
+        ]));
     }
     for p in &s.patterns {
         if crate::glob::matches(p, channel, false) {
