@@ -10,11 +10,12 @@ use openraft::StoredMembership;
 use serde::{Deserialize, Serialize};
 
 use super::format_v5::{MemberV5, SmDataV5, TopologyStateV5};
+use super::format_v6::MasterRecordV6;
 use super::types::typ::LogId;
 use crate::topology::master::Conflict;
 use crate::topology::{
-    Addr, FailoverOutcome, FailoverRecord, FailoverRequest, LeaseGrant, MasterRecord, MinReplicas,
-    ReplicaRecord, Revoked, Secret, Vip,
+    Addr, FailoverOutcome, FailoverRecord, FailoverRequest, LeaseGrant, MinReplicas, ReplicaRecord,
+    Revoked, Secret, Vip,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -79,12 +80,12 @@ impl From<SmDataV4> for SmDataV5 {
     }
 }
 
-impl From<MasterRecordV4> for MasterRecord {
+impl From<MasterRecordV4> for MasterRecordV6 {
     /// Version 4 had no min-replicas options: unfencing put Redis's defaults back when the node
     /// had seen nothing else, so the defaults are what the log now says. It had no
     /// min-failover-interval (0: off) and no cleared retry delay either.
-    fn from(m: MasterRecordV4) -> MasterRecord {
-        MasterRecord {
+    fn from(m: MasterRecordV4) -> MasterRecordV6 {
+        MasterRecordV6 {
             name: m.name,
             addr: m.addr,
             quorum: m.quorum,
@@ -119,8 +120,8 @@ impl From<MasterRecordV4> for MasterRecord {
 }
 
 #[cfg(test)]
-impl From<&MasterRecord> for MasterRecordV4 {
-    fn from(m: &MasterRecord) -> MasterRecordV4 {
+impl From<&crate::topology::MasterRecord> for MasterRecordV4 {
+    fn from(m: &crate::topology::MasterRecord) -> MasterRecordV4 {
         let m = m.clone();
         MasterRecordV4 {
             name: m.name,
@@ -157,6 +158,7 @@ impl From<&MasterRecord> for MasterRecordV4 {
 mod tests {
     use super::*;
     use crate::raft::state_machine::{decode_data, SmData};
+    use crate::topology::MasterRecord;
 
     /// What a version-4 build wrote: the version byte, then bincode of the old shape.
     fn written_by_v4(data: &SmData) -> Vec<u8> {

@@ -12,6 +12,7 @@ use openraft::{EntryPayload, Membership, StoredMembership};
 use serde::{Deserialize, Serialize};
 
 use super::codec::{decode, versioned, CodecError};
+use super::format_v6::MasterRecordV6;
 use super::state_machine::SmData;
 use super::types::typ::{Entry, LogId, SnapshotMeta};
 use super::types::Member;
@@ -64,7 +65,7 @@ pub(super) struct SmDataV5 {
 /// `TopologyState` before `grant_voters`, `superseded` and `voter_addrs`.
 #[derive(Serialize, Deserialize)]
 pub(super) struct TopologyStateV5 {
-    pub(super) masters: BTreeMap<String, MasterRecord>,
+    pub(super) masters: BTreeMap<String, MasterRecordV6>,
     pub(super) leases: BTreeMap<u64, LeaseGrant>,
 }
 
@@ -91,7 +92,7 @@ fn topology(v5: TopologyStateV5, membership: &Membership<u64, Member>) -> Topolo
         masters: v5
             .masters
             .into_iter()
-            .map(|(k, v)| (k, std::sync::Arc::new(v)))
+            .map(|(k, v)| (k, std::sync::Arc::new(MasterRecord::from(v))))
             .collect(),
         leases: v5.leases,
         grant_voters: BTreeMap::new(),
@@ -332,13 +333,13 @@ mod tests {
     fn version_5_state_and_snapshot_decode_with_unknown_incarnations() {
         let mut masters = BTreeMap::new();
         let m = MasterRecord::new("mymaster", Addr::new("10.0.0.1", 6379), 2, 1000);
-        masters.insert(m.name.clone(), m);
+        masters.insert(m.name.clone(), m.clone());
         let stored_m = StoredMembership::new(Some(log_id(1)), v5_members());
         let state = written_by_v5(&SmDataV5 {
             last_applied: Some(log_id(9)),
             membership: stored_m.clone(),
             topology: TopologyStateV5 {
-                masters: masters.clone(),
+                masters: BTreeMap::from([(m.name.clone(), MasterRecordV6::from(&m))]),
                 leases: BTreeMap::new(),
             },
         });

@@ -11,6 +11,7 @@ pub mod crashpoint;
 mod format_v3;
 mod format_v4;
 mod format_v5;
+mod format_v6;
 pub mod freshness;
 pub mod group_commit;
 pub mod identity;

@@ -70,6 +70,7 @@ pub fn decode_data(bytes: &[u8]) -> Result<SmData, CodecError> {
             Ok(super::format_v5::SmDataV5::from(v4).into())
         }
         (5, body) => Ok(bincode::deserialize::<super::format_v5::SmDataV5>(body)?.into()),
+        (6, body) => Ok(bincode::deserialize::<super::format_v6::SmDataV6>(body)?.into()),
         _ => decode(bytes),
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::master::{Addr, ReplicaRecord, RequestKind, Secret};
+use super::master::{Addr, Reconf, ReplicaRecord, RequestKind, Secret};
 
 /// One log entry's payload. Times (`at_ms`) are the proposing leader's wall clock, carried in the
 /// entry so that applying stays deterministic.
@@ -107,6 +107,24 @@ pub enum Command {
     /// `raft::group_commit`): each is applied on its own, as if it had an entry of its own at
     /// this index. Only [`Command::batchable`] commands may be in it. Appended last, like `Reset`.
     Batch(Vec<Command>),
+    /// The leader's ODOWN verdict on the master at `addr` flipped (Sentinel's `+odown` /
+    /// `-odown`, now on every node). Appended last, like `Reset`.
+    Odown {
+        name: String,
+        addr: Addr,
+        down: bool,
+        votes: u32,
+        quorum: u32,
+        at_ms: u64,
+    },
+    /// A replica advanced in following the new master of the failover at `epoch` (Sentinel's
+    /// `+slave-reconf-*`, now on every node). Appended last, like `Reset`.
+    ReplicaReconf {
+        name: String,
+        epoch: u64,
+        replica: Addr,
+        stage: Reconf,
+    },
 }
 
 /// At most this many commands in one batch entry: applying one stays a bounded piece of work.
@@ -125,6 +143,8 @@ impl Command {
                 | Command::ReplicasDiscovered { .. }
                 | Command::ConflictDetected { .. }
                 | Command::VipReadiness { .. }
+                | Command::Odown { .. }
+                | Command::ReplicaReconf { .. }
         )
     }
 }
@@ -268,6 +288,34 @@ impl fmt::Debug for Command {
                 .finish(),
             Command::LeaseSettled { id } => f.debug_struct("LeaseSettled").field("id", id).finish(),
             Command::Batch(cmds) => f.debug_tuple("Batch").field(cmds).finish(),
+            Command::Odown {
+                name,
+                addr,
+                down,
+                votes,
+                quorum,
+                at_ms,
+            } => f
+                .debug_struct("Odown")
+                .field("name", name)
+                .field("addr", addr)
+                .field("down", down)
+                .field("votes", votes)
+                .field("quorum", quorum)
+                .field("at_ms", at_ms)
+                .finish(),
+            Command::ReplicaReconf {
+                name,
+                epoch,
+                replica,
+                stage,
+            } => f
+                .debug_struct("ReplicaReconf")
+                .field("name", name)
+                .field("epoch", epoch)
+                .field("replica", replica)
+                .field("stage", stage)
+                .finish(),
         }
     }
 }

@@ -6,9 +6,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{self, Step, TopologyEvent};
+use super::event::{self, Event, Step, TopologyEvent};
 use super::lease::{self, LeaseGrant};
-use super::master::{Addr, MasterRecord, ReplicaRecord};
+use super::master::{Addr, MasterRecord, Odown, Reconf, ReplicaRecord};
 use super::refusal::Refusal;
 
 /// Where a failover stands in the log.
@@ -210,6 +210,8 @@ pub(super) fn switch(
     let revoked = failover.revoked;
 
     let old = std::mem::replace(&mut master.addr, new.clone());
+    // The down instance is no longer the master: like Sentinel, no -odown for it.
+    master.odown = None;
     let mut events = vec![event::about_replica(
         Step::PromotedSlave,
         &new,
@@ -264,6 +266,7 @@ pub(super) fn end(
         to: failover.candidate.clone(),
     };
     master.failover = None;
+    master.reconf.clear();
     record_outcome(master, outcome);
     Ok(vec![event::about_master(Step::FailoverEnd, master)])
 }
@@ -290,6 +293,72 @@ pub(super) fn abort(
         to: failover.candidate.clone(),
     };
     master.failover = None;
+    master.reconf.clear();
     record_outcome(master, outcome);
     Ok(vec![event::abort(master, reason)])
+}
+
+/// Odown: the leader's verdict on the master at `addr` flipped. A repeat changes nothing and says
+/// nothing; a verdict on an instance a switch already replaced is refused.
+pub(super) fn odown(
+    master: &mut MasterRecord,
+    addr: &Addr,
+    down: bool,
+    (votes, quorum): (u32, u32),
+    at_ms: u64,
+) -> Result<Vec<TopologyEvent>, Refusal> {
+    if *addr != master.addr {
+        return Err(Refusal::NotTheMaster {
+            addr: addr.to_string(),
+        });
+    }
+    if down == master.odown.is_some() {
+        return Ok(Vec::new());
+    }
+    master.odown = down.then_some(Odown {
+        since_ms: at_ms,
+        votes,
+        quorum,
+    });
+    let event = Event::Odown {
+        at: addr.clone(),
+        down,
+        votes,
+        quorum,
+    };
+    Ok(vec![TopologyEvent::new(event, master)])
+}
+
+/// ReplicaReconf: a replica advanced in following the promoted candidate of the failover at
+/// `epoch`; only forward, and only once promoted.
+pub(super) fn reconf(
+    master: &mut MasterRecord,
+    epoch: u64,
+    replica: &Addr,
+    stage: Reconf,
+) -> Result<Vec<TopologyEvent>, Refusal> {
+    let failover = in_progress(master, epoch)?;
+    if failover.state != FailoverState::Promoted {
+        return Err(Refusal::NotPromoted { epoch });
+    }
+    if master.replica(replica).is_none() {
+        return Err(Refusal::NotAReplica {
+            addr: replica.to_string(),
+        });
+    }
+    if master.reconf.get(replica).is_some_and(|s| *s >= stage) {
+        return Ok(Vec::new());
+    }
+    master.reconf.insert(replica.clone(), stage);
+    let step = match stage {
+        Reconf::Sent => Step::ReconfSent,
+        Reconf::Inprog => Step::ReconfInprog,
+        Reconf::Done => Step::ReconfDone,
+    };
+    Ok(vec![event::about_replica(
+        step,
+        replica,
+        master,
+        &master.addr,
+    )])
 }

@@ -155,6 +155,37 @@ pub struct MasterRecord {
     /// `raftinel ctl reset-failover-delay` (and SENTINEL RESET): attempts up to this epoch delay
     /// no automatic failover.
     pub retry_cleared_epoch: u64,
+    /// The leader's verdict that a quorum sees the master at `addr` down (Sentinel's ODOWN), so
+    /// every node shows it and publishes `+odown`; cleared when up again or switched.
+    pub odown: Option<Odown>,
+    /// How far each replica is in following the new master, during the failover in progress
+    /// (Sentinel's reconf_sent / reconf_inprog / reconf_done); cleared when it ends.
+    pub reconf: std::collections::BTreeMap<Addr, Reconf>,
+    /// Sentinel's `master-reboot-down-after-period` (ms, 0: off): a master that restarted (new
+    /// run id) is down until it answers PING with PONG, or this long.
+    pub reboot_down_after_ms: u64,
+    /// Sentinel's `rename-command`: the name each command raftinel sends has on these instances,
+    /// by the command's name in lower case.
+    pub renamed: std::collections::BTreeMap<String, String>,
+}
+
+/// A quorum saw the master down: since when (the leader's clock), and the count it saw.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Odown {
+    pub since_ms: u64,
+    pub votes: u32,
+    pub quorum: u32,
+}
+
+/// A replica's progress in following the new master, in order.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reconf {
+    /// Told REPLICAOF the new master.
+    Sent,
+    /// Reports the new master, link not up yet.
+    Inprog,
+    /// Reports the new master with the link up.
+    Done,
 }
 
 /// The operator's `min-replicas-to-write` and `min-replicas-max-lag` (seconds) for a master.
@@ -325,6 +356,10 @@ impl MasterRecord {
             vip_problems: std::collections::BTreeMap::new(),
             min_failover_interval_ms: 0,
             retry_cleared_epoch: 0,
+            odown: None,
+            reconf: std::collections::BTreeMap::new(),
+            reboot_down_after_ms: 0,
+            renamed: std::collections::BTreeMap::new(),
         }
     }
 

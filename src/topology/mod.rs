@@ -18,7 +18,7 @@ pub use failover::{FailoverOutcome, FailoverRecord, FailoverState, Revoked};
 pub use lease::{LeaseGrant, Superseded};
 pub use master::{
     check_name, has_control, interface_name, parse_option, Addr, FailoverRequest, MasterOption,
-    MasterRecord, MinReplicas, NameRule, ReplicaRecord, RequestKind, Secret, Vip,
+    MasterRecord, MinReplicas, NameRule, Odown, Reconf, ReplicaRecord, RequestKind, Secret, Vip,
 };
 pub use refusal::{Refusal, RefusalKind};
 pub use state::{check_quorum, Applied, ApplyContext, Outcome, TopologyState};

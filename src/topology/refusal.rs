@@ -75,6 +75,10 @@ pub enum Refusal {
     /// `MAX_BATCH` commands. Only a faulty or hostile leader writes one; appended last.
     #[error("ERR a batch entry holds a command that cannot be batched, or too many")]
     NotBatchable,
+    /// An ODOWN verdict about an instance the log no longer names as the master (a switch came
+    /// first). Appended last.
+    #[error("ERR {addr} is no longer the master")]
+    NotTheMaster { addr: String },
 }
 
 /// How an API layer should classify a refusal (maps onto gRPC status codes).
@@ -115,6 +119,7 @@ impl Refusal {
             | Refusal::CannotAbortPromoted { .. }
             | Refusal::AlreadyPromoted { .. }
             | Refusal::NotPromoted { .. }
+            | Refusal::NotTheMaster { .. }
             | Refusal::NoConflict => RefusalKind::FailedPrecondition,
         }
     }

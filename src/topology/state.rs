@@ -409,6 +409,26 @@ impl TopologyState {
             }
             // `apply` takes batches apart before dispatching.
             Command::Batch(_) => return Err(Refusal::NotBatchable),
+            Command::Odown {
+                name,
+                addr,
+                down,
+                votes,
+                quorum,
+                at_ms,
+            } => failover::odown(
+                self.master_mut(name)?,
+                addr,
+                *down,
+                (*votes, *quorum),
+                *at_ms,
+            )?,
+            Command::ReplicaReconf {
+                name,
+                epoch,
+                replica,
+                stage,
+            } => failover::reconf(self.master_mut(name)?, *epoch, replica, *stage)?,
         };
         Ok((Outcome::Done, events))
     }

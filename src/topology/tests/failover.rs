@@ -549,3 +549,107 @@ fn a_batch_applies_each_command_on_its_own() {
     assert!(log.ok(&Command::Batch(vec![switched(1), ended(1)])).len() > 1);
     assert!(log.mymaster().failover.is_none());
 }
+
+fn odown(port: u16, down: bool) -> Command {
+    Command::Odown {
+        name: "mymaster".into(),
+        addr: addr(port),
+        down,
+        votes: 3,
+        quorum: 2,
+        at_ms: 500,
+    }
+}
+
+fn reconf(epoch: u64, port: u16, stage: Reconf) -> Command {
+    Command::ReplicaReconf {
+        name: "mymaster".into(),
+        epoch,
+        replica: addr(port),
+        stage,
+    }
+}
+
+// Issue 14: the leader's ODOWN verdict is in the log, so every node shows it and publishes
+// Sentinel's +odown / -odown; a repeat says nothing, a switch clears it without -odown (as
+// Sentinel: the old master is a replica now), and a verdict on a replaced master is refused.
+#[test]
+fn odown_verdicts_in_the_log() {
+    let mut log = Log::monitored();
+    let events = log.ok(&odown(6390, true));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [("+odown", "master mymaster 127.0.0.1 6390 #quorum 3/2")]
+    );
+    assert_eq!(
+        log.mymaster().odown,
+        Some(Odown {
+            since_ms: 500,
+            votes: 3,
+            quorum: 2
+        })
+    );
+    assert!(log.ok(&odown(6390, true)).is_empty(), "a repeat");
+    let events = log.ok(&odown(6390, false));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [("-odown", "master mymaster 127.0.0.1 6390")]
+    );
+    assert!(log.ok(&odown(6390, false)).is_empty());
+    log.ok(&odown(6390, true));
+    log.ok(&started(1, 6391, None));
+    log.ok(&switched(1));
+    assert_eq!(log.mymaster().odown, None);
+    log.refused(
+        &odown(6390, false),
+        Refusal::NotTheMaster {
+            addr: "127.0.0.1:6390".into(),
+        },
+    );
+}
+
+// Issue 14: each replica's progress toward the new master is in the log (every node's flags and
+// +slave-reconf-*), only forward, only for a promoted failover's replicas, and gone at the end.
+#[test]
+fn replica_reconf_in_the_log() {
+    let mut log = Log::monitored();
+    log.ok(&started(1, 6391, None));
+    log.refused(
+        &reconf(1, 6392, Reconf::Sent),
+        Refusal::NotPromoted { epoch: 1 },
+    );
+    log.ok(&switched(1));
+    let events = log.ok(&reconf(1, 6392, Reconf::Sent));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [(
+            "+slave-reconf-sent",
+            "slave 127.0.0.1:6392 127.0.0.1 6392 @ mymaster 127.0.0.1 6391"
+        )]
+    );
+    let events = log.ok(&reconf(1, 6392, Reconf::Done));
+    assert_eq!(events[0].channel(), "+slave-reconf-done");
+    assert!(log.ok(&reconf(1, 6392, Reconf::Inprog)).is_empty(), "never back");
+    assert_eq!(log.mymaster().reconf.get(&addr(6392)), Some(&Reconf::Done));
+    log.refused(
+        &reconf(1, 6399, Reconf::Sent),
+        Refusal::NotAReplica {
+            addr: "127.0.0.1:6399".into(),
+        },
+    );
+    log.refused(
+        &reconf(2, 6392, Reconf::Sent),
+        Refusal::EpochMismatch {
+            epoch: 2,
+            in_progress: 1,
+        },
+    );
+    log.ok(&ended(1));
+    assert!(log.mymaster().reconf.is_empty());
+    log.refused(
+        &reconf(1, 6392, Reconf::Done),
+        Refusal::NoFailoverInProgress {
+            name: "mymaster".into(),
+        },
+    );
+}
