@@ -40,6 +40,20 @@ pub struct OdownVerdict {
     pub vetoed: Option<String>,
 }
 
+/// Whether the log's ODOWN verdict should change: to down when a quorum sees the master down
+/// and the log does not say so; to up when the log says down but so many fresh reports see it up
+/// that no quorum can say down (a leader that has not heard from enough nodes yet, just after
+/// an election, must not clear it).
+pub fn odown_change(logged: bool, v: &OdownVerdict, voters: usize) -> Option<bool> {
+    let up = v.fresh_reports.saturating_sub(v.sdown_votes) as usize;
+    let certainly_up = up > voters.saturating_sub(v.quorum as usize);
+    match (logged, v.odown) {
+        (false, true) => Some(true),
+        (true, false) if certainly_up => Some(false),
+        _ => None,
+    }
+}
+
 /// Every counting observation of `addr` under master `name`, with the report that carried it.
 pub fn observations<'a, 'r>(
     name: &'a str,

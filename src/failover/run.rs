@@ -18,7 +18,7 @@ use super::decide::Step;
 use super::exec::{self, HandoverError, StepError};
 use super::holders::{config_vip_entry, holder_of, next_lease_entry, next_vip_entry};
 use super::next;
-use super::odown::{freshest_reply, odown, ReportIn};
+use super::odown::{freshest_reply, odown, odown_change, ReportIn};
 use super::redis_ops::Instance;
 use super::reports::Reports;
 use crate::admin::now_ms;
@@ -29,10 +29,9 @@ use crate::raft::group_commit::{GroupCommit, WriteError};
 use crate::raft::types::typ::RaftError;
 use crate::raft::{Raft, SmData};
 use crate::redis::{ConnError, Connector, Failure, Role};
-use crate::topology::event::{self, Event};
+use crate::topology::event;
 use crate::topology::lease::MustDie;
-use crate::topology::TopologyEvent;
-use crate::topology::{Addr, Command, MasterRecord, Vip};
+use crate::topology::{Addr, Command, FailoverState, MasterRecord, Reconf, Vip};
 
 const TICK: Duration = Duration::from_millis(25);
 /// How often every master is looked at although nothing about it changed, and how often an idle
@@ -63,13 +62,11 @@ pub struct Runner {
     pub raft: Raft,
     pub view: watch::Receiver<Arc<SmData>>,
     pub reports: Reports,
-    /// For `+odown` / `-odown`, which only the leader (which sees every report) can tell.
+    /// For the events only the acting leader publishes (`+fix-slave-config`,
+    /// `+convert-to-slave`), as only the acting sentinel does.
     pub bus: EventBus,
     /// Replicas recently sent REPLICAOF, and to which master.
     pub sent: Arc<Mutex<Sent>>,
-    /// The masters this leader judges objectively down, for the Sentinel port's flags and INFO
-    /// (empty while not leading).
-    pub odown_names: Arc<watch::Sender<Arc<BTreeSet<String>>>>,
     /// Asks the nodes whether a revoked grant is dead before a promotion (invariant 4).
     pub lease_peers: LeasePeers,
     /// Per-node timeout of that question (the renew RPC timeout T).
@@ -125,8 +122,8 @@ impl Runner {
         let mut tasks = JoinSet::new();
         let mut leading = false;
         let mut caught_up = false;
-        let mut odown: HashMap<String, (Addr, bool)> = HashMap::new();
-        let mut reconf: HashSet<(Addr, Addr, event::Step)> = HashSet::new();
+        let mut odown = HashMap::new();
+        let mut reconf = HashSet::new();
         let mut swept = tokio::time::Instant::now();
         let mut last_view: Option<Arc<SmData>> = None;
         // Metrics change on every replication ack; only a membership change calls for a sweep.
@@ -162,7 +159,6 @@ impl Runner {
                 }
             }
             if !leading {
-                self.set_odown_names(BTreeSet::new());
                 continue;
             }
             if !caught_up {
@@ -201,17 +197,10 @@ impl Runner {
             let pressing = |m: &MasterRecord| {
                 hot.contains(&m.name)
                     || m.failover.is_some()
-                    || odown.get(&m.name).is_some_and(|(_, down)| *down)
+                    || m.odown.is_some()
                     || busy.holds(&m.name)
             };
             let active = |m: &MasterRecord| sweep || dirty.contains(&m.name) || pressing(m);
-            let down: BTreeSet<String> = data
-                .topology
-                .masters()
-                .filter(|m| matches!(odown.get(&m.name), Some((a, true)) if *a == m.addr))
-                .map(|m| m.name.clone())
-                .collect();
-            self.set_odown_names(down);
             let inputs = report_inputs(&snapshot);
             let entry = next_lease_entry(&data.topology, &inputs, fresh_ms)
                 .or_else(|| next_vip_entry(&data.topology, &inputs, fresh_ms))
@@ -240,8 +229,8 @@ impl Runner {
             }
             let todo: Vec<&MasterRecord> = data.topology.masters().filter(|m| active(m)).collect();
             for master in todo {
-                self.publish_odown(master, &snapshot, &mut odown);
-                self.publish_reconf(master, &snapshot, &mut reconf);
+                self.announce_odown(master, &snapshot, &mut odown);
+                self.announce_reconf(master, &snapshot, &mut reconf);
                 let Some(guard) = busy.claim(&master.name) else {
                     continue;
                 };
@@ -370,14 +359,23 @@ impl Runner {
             .unwrap_or(0)
     }
 
-    /// `+slave-reconf-inprog` / `+slave-reconf-done` for the replicas this leader repointed, as
-    /// their INFO shows them syncing from, then linked to, the new master (each once).
-    fn publish_reconf(
+    /// Records in the log each replica this leader repointed during a failover as its INFO shows
+    /// it syncing from, then linked to, the new master (Sentinel's `+slave-reconf-inprog` /
+    /// `-done`, which every node then publishes); each stage asked for once.
+    fn announce_reconf(
         &self,
         master: &MasterRecord,
         snapshot: &[(u64, Arc<NodeReport>)],
-        announced: &mut HashSet<(Addr, Addr, event::Step)>,
+        announced: &mut HashSet<(Addr, Addr, Reconf)>,
     ) {
+        let Some(epoch) = master
+            .failover
+            .as_ref()
+            .filter(|f| f.state == FailoverState::Promoted)
+            .map(|f| f.epoch)
+        else {
+            return;
+        };
         let sent: Vec<Addr> = {
             let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
             sent.iter()
@@ -400,20 +398,36 @@ impl Runner {
                     master: m, link_up, ..
                 }) if m == &master.addr => {
                     if *link_up {
-                        event::Step::ReconfDone
+                        Reconf::Done
                     } else {
-                        event::Step::ReconfInprog
+                        Reconf::Inprog
                     }
                 }
                 _ => continue,
             };
+            if master.reconf.get(&replica).is_some_and(|s| *s >= stage) {
+                continue;
+            }
             if announced.insert((replica.clone(), master.addr.clone(), stage)) {
-                self.publish_about_replica(stage, &replica, master);
+                self.announce(Command::ReplicaReconf {
+                    name: master.name.clone(),
+                    epoch,
+                    replica,
+                    stage,
+                });
             }
         }
     }
 
-    /// A leader-side event about a replica of `master` (not in the log: index LOCAL).
+    /// Queues an announcement for the log, ahead of any step decided after it.
+    fn announce(&self, cmd: Command) {
+        if let Err(e) = self.writes.submit(cmd) {
+            tracing::debug!(error = %e, "announcement not queued; asked again on a later round");
+        }
+    }
+
+    /// A leader-side event about a replica of `master` that only the leader publishes, as only the
+    /// acting sentinel does (not in the log: index LOCAL).
     fn publish_about_replica(&self, step: event::Step, addr: &Addr, master: &MasterRecord) {
         let event = event::about_replica(step, addr, master, &master.addr);
         self.bus.publish(IndexedEvent {
@@ -422,51 +436,37 @@ impl Runner {
         });
     }
 
-    fn set_odown_names(&self, names: BTreeSet<String>) {
-        self.odown_names.send_if_modified(|cur| {
-            let changed = **cur != names;
-            if changed {
-                *cur = Arc::new(names);
-            }
-            changed
-        });
-    }
-
-    /// Publishes `+odown` / `-odown` when the quorum verdict for `master` flips.
-    fn publish_odown(
+    /// Records in the log when the quorum verdict on `master` flips (Sentinel's `+odown` /
+    /// `-odown`, which every node then publishes); asked again after `RESEND_AFTER` while the log
+    /// does not show it.
+    fn announce_odown(
         &self,
         master: &MasterRecord,
         snapshot: &[(u64, Arc<NodeReport>)],
-        seen: &mut HashMap<String, (Addr, bool)>,
+        asked: &mut HashMap<String, (Addr, bool, tokio::time::Instant)>,
     ) {
         let inputs = report_inputs(snapshot);
-        let verdict = odown(
-            &master.name,
-            master,
-            &inputs,
-            &self.voters(),
-            fresh_ms(master.down_after_ms),
-        );
-        let was = seen.insert(master.name.clone(), (master.addr.clone(), verdict.odown));
-        // After a switch the down instance is no longer the master: like Sentinel, no -odown.
-        let was_down = match was {
-            Some((addr, down)) if addr == master.addr => down,
-            Some(_) => return,
-            None => false,
-        };
-        if was_down == verdict.odown {
+        let voters = self.voters();
+        let fresh = fresh_ms(master.down_after_ms);
+        let verdict = odown(&master.name, master, &inputs, &voters, fresh);
+        let Some(down) = odown_change(master.odown.is_some(), &verdict, voters.len()) else {
+            asked.remove(&master.name);
             return;
+        };
+        let now = tokio::time::Instant::now();
+        if let Some((addr, d, at)) = asked.get(&master.name) {
+            if *addr == master.addr && *d == down && now.duration_since(*at) < RESEND_AFTER {
+                return;
+            }
         }
-        let odown = Event::Odown {
-            at: master.addr.clone(),
-            down: verdict.odown,
+        asked.insert(master.name.clone(), (master.addr.clone(), down, now));
+        self.announce(Command::Odown {
+            name: master.name.clone(),
+            addr: master.addr.clone(),
+            down,
             votes: verdict.sdown_votes,
             quorum: verdict.quorum,
-        };
-        let event = TopologyEvent::new(odown, master);
-        self.bus.publish(IndexedEvent {
-            index: LOCAL,
-            event,
+            at_ms: now_ms(),
         });
     }
 
@@ -694,10 +694,20 @@ impl Runner {
     ) -> Result<(), StepError> {
         let current = || self.still_current(master);
         let sent = exec::repoint(self, &self.instances(), master, to, current, pick).await?;
+        let epoch = master.failover.as_ref().map(|f| f.epoch);
         for (addr, result) in sent {
-            match result {
-                Ok(()) => self.publish_about_replica(kind, &addr, master),
-                Err(e) => {
+            match (result, epoch) {
+                // Sentinel's +slave-reconf-sent, in the log so that every node publishes it.
+                (Ok(()), Some(epoch)) if kind == event::Step::ReconfSent => {
+                    self.announce(Command::ReplicaReconf {
+                        name: master.name.clone(),
+                        epoch,
+                        replica: addr,
+                        stage: Reconf::Sent,
+                    })
+                }
+                (Ok(()), _) => self.publish_about_replica(kind, &addr, master),
+                (Err(e), _) => {
                     tracing::warn!(replica = %addr, error = %e, "repointing failed; retried on a later round")
                 }
             }

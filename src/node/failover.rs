@@ -1,7 +1,6 @@
 //! The node's failover tasks: sending its observations to the leader, the leader's failover
 //! runner (idle on followers), and Sentinel's scripts run by whichever node leads.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +20,6 @@ pub(super) struct Inputs {
     pub reports: Reports,
     pub own: OwnReport,
     pub lease_peers: Peers,
-    /// Where the runner publishes the masters it holds objectively down.
-    pub odown: watch::Sender<Arc<BTreeSet<String>>>,
     /// Subscribed before Raft started applying: the hooks see every applied event.
     pub hook_feed: broadcast::Receiver<IndexedEvent>,
     pub event_log: EventLog,
@@ -58,7 +55,6 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) {
         reports: inputs.reports,
         bus: node.bus.clone(),
         sent: Default::default(),
-        odown_names: Arc::new(inputs.odown),
         lease_peers: inputs.lease_peers,
         lease_timeout: Duration::from_millis(config.lease.renew_timeout_ms.max(1)),
         config_vips: Arc::new(config.vips.clone()),

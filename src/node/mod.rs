@@ -220,13 +220,11 @@ fn start(
     // Detection on every node; decisions on the leader only (the runner idles elsewhere).
     log_redis_tls(config);
     let own_report = spawn_monitor(&mut tasks, node)?;
-    let (odown_tx, odown_rx) = watch::channel(Arc::default());
     let (scripts_tx, scripts_rx) = watch::channel(Arc::default());
     let inputs = sentinel::Inputs {
         listeners: sentinel_listeners,
         contact,
         report: own_report.clone(),
-        odown: odown_rx,
         scripts: scripts_rx,
         api,
         admin,
@@ -250,7 +248,6 @@ fn start(
             local,
         },
         lease_peers,
-        odown: odown_tx,
         hook_feed,
         event_log,
         scripts: scripts_tx,

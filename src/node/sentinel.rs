@@ -37,7 +37,6 @@ pub(super) struct Inputs {
     pub listeners: Listeners,
     pub contact: LeaderContact,
     pub report: watch::Receiver<Arc<NodeReport>>,
-    pub odown: watch::Receiver<Arc<std::collections::BTreeSet<String>>>,
     /// The hooks' queue: SENTINEL PENDING-SCRIPTS and INFO's script counts.
     pub scripts: watch::Receiver<crate::hooks::PendingScripts>,
     pub api: Arc<Api>,
@@ -85,7 +84,6 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
         node_id: config.id,
         view: node.view.clone(),
         report: inputs.report.clone(),
-        odown: inputs.odown,
         scripts: inputs.scripts,
         peers: peers_rx,
         api: inputs.api,

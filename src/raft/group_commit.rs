@@ -56,6 +56,19 @@ impl GroupCommit {
         (GroupCommit { tx }, writer(raft, rx, limit, cancel))
     }
 
+    /// Queues `cmd` at once, ahead of every write asked for later, without waiting for it: what
+    /// the leader announces (ODOWN, replica progress) must be in the log before the steps decided
+    /// after it. Dropped when the queue is full; the caller asks again.
+    pub fn submit(&self, cmd: Command) -> Result<(), WriteError> {
+        let (reply, _) = oneshot::channel();
+        self.tx
+            .try_send(Pending { cmd, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => WriteError::Timeout,
+                mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
+            })
+    }
+
     /// Commits `cmd`, alone or with whatever else is waiting.
     pub async fn write(&self, cmd: Command) -> Result<Written, WriteError> {
         let (reply, answer) = oneshot::channel();

@@ -25,7 +25,6 @@ pub mod server;
 pub mod session;
 pub mod tls;
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -45,8 +44,6 @@ pub struct Ctx {
     pub view: watch::Receiver<Arc<SmData>>,
     /// This node's own observations: the health fields of every reply.
     pub report: watch::Receiver<Arc<NodeReport>>,
-    /// Masters the leader's runner judges objectively down (empty on followers).
-    pub odown: watch::Receiver<Arc<BTreeSet<String>>>,
     /// This node's script queue (the hooks), running first.
     pub scripts: watch::Receiver<crate::hooks::PendingScripts>,
     /// The other voters as this node's probes see them (SENTINELS flags).

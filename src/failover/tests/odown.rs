@@ -368,3 +368,35 @@ fn no_veto_without_odown() {
     let v = verdict(&m, &reports, &[0, 0, 0]);
     assert_eq!((v.odown, v.vetoed), (false, None));
 }
+
+// Issue 14: the log's ODOWN follows the verdict, down at once, up only once no quorum can say
+// down any more (a new leader with few reports keeps it).
+#[test]
+fn the_logged_odown_changes_only_on_a_sure_verdict() {
+    use crate::failover::odown::odown_change;
+    let v = |sdown_votes, fresh_reports| OdownVerdict {
+        sdown_votes,
+        fresh_reports,
+        quorum: 2,
+        odown: sdown_votes >= 2,
+        vetoed: None,
+    };
+    let table = [
+        // (logged, votes down, fresh reports, change) with 3 voters, quorum 2
+        (false, 2, 2, Some(true)),
+        (false, 3, 3, Some(true)),
+        (false, 1, 3, None),
+        (true, 2, 3, None),
+        (true, 1, 2, None),
+        (true, 0, 1, None),
+        (true, 1, 3, Some(false)),
+        (true, 0, 2, Some(false)),
+    ];
+    for (logged, down, fresh, want) in table {
+        assert_eq!(
+            odown_change(logged, &v(down, fresh), 3),
+            want,
+            "{logged} {down}/{fresh}"
+        );
+    }
+}

@@ -125,7 +125,6 @@ fn rusage() -> (f64, f64) {
 fn sentinel(ctx: &Ctx, out: &mut String) {
     let view = ctx.view.borrow().clone();
     let report = ctx.report.borrow().clone();
-    let odown = ctx.odown.borrow().clone();
     let sentinels = view.membership.membership().voter_ids().count().max(1);
     let scripts = ctx.scripts.borrow().clone();
     // Sentinel's: whole seconds in the current TILT, -1 outside one.
@@ -151,7 +150,7 @@ fn sentinel(ctx: &Ctx, out: &mut String) {
         let sdown = report
             .observation(&m.name, &m.addr)
             .is_some_and(|o| o.sdown);
-        let status = if odown.contains(&m.name) {
+        let status = if m.odown.is_some() {
             "odown"
         } else if sdown {
             "sdown"

@@ -16,7 +16,6 @@ use crate::topology::{Addr, FailoverState, MasterRecord};
 pub struct MasterView<'a> {
     pub master: &'a MasterRecord,
     pub report: &'a NodeReport,
-    pub odown: bool,
     pub other_sentinels: usize,
 }
 
@@ -112,7 +111,7 @@ pub fn master(v: &MasterView) -> Reply {
         m.name.clone(),
         &m.addr,
         obs.map_or("", |o| o.run_id.as_str()),
-        flags(sdown, v.odown, "master", disconnected(obs), &extra),
+        flags(sdown, v.master.odown.is_some(), "master", disconnected(obs), &extra),
     );
     if let Some(f) = &m.failover {
         let state = match f.state {

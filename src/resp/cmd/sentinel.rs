@@ -121,16 +121,12 @@ fn voters_other_than(view: &SmData, me: u64) -> usize {
         .count()
 }
 
-fn snapshot(ctx: &Ctx) -> (Arc<SmData>, Arc<NodeReport>, Arc<BTreeSet<String>>) {
-    (
-        ctx.view.borrow().clone(),
-        ctx.report.borrow().clone(),
-        ctx.odown.borrow().clone(),
-    )
+fn snapshot(ctx: &Ctx) -> (Arc<SmData>, Arc<NodeReport>) {
+    (ctx.view.borrow().clone(), ctx.report.borrow().clone())
 }
 
 fn masters(ctx: &Ctx) -> Reply {
-    let (view, report, odown) = snapshot(ctx);
+    let (view, report) = snapshot(ctx);
     let others = voters_other_than(&view, ctx.node_id);
     Reply::Array(
         view.topology
@@ -139,7 +135,6 @@ fn masters(ctx: &Ctx) -> Reply {
                 instance::master(&MasterView {
                     master: m,
                     report: &report,
-                    odown: odown.contains(&m.name),
                     other_sentinels: others,
                 })
             })
@@ -148,7 +143,7 @@ fn masters(ctx: &Ctx) -> Reply {
 }
 
 fn with_master(ctx: &Ctx, name: &Bytes, f: fn(&MasterView) -> Reply) -> Reply {
-    let (view, report, odown) = snapshot(ctx);
+    let (view, report) = snapshot(ctx);
     let others = voters_other_than(&view, ctx.node_id);
     let Some(m) = lookup(&view, name) else {
         return Reply::error(NO_SUCH_MASTER);
@@ -156,7 +151,6 @@ fn with_master(ctx: &Ctx, name: &Bytes, f: fn(&MasterView) -> Reply) -> Reply {
     f(&MasterView {
         master: m,
         report: &report,
-        odown: odown.contains(&m.name),
         other_sentinels: others,
     })
 }
