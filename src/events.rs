@@ -13,7 +13,7 @@ pub const LOCAL: u64 = 0;
 
 /// Room for bursts between a slow consumer's reads; a consumer that falls further behind gets
 /// `Lagged` and resumes from the stored events by log index.
-const CAPACITY: usize = 4096;
+pub const CAPACITY: usize = 4096;
 
 /// An event and the log index of the entry that caused it; index 0 marks this node's own
 /// observation (`+sdown`, `+odown`, ...), which is not in the log and cannot be replayed.

@@ -1081,6 +1081,97 @@ async fn events_reach_subscribers_on_every_node() {
     }
 }
 
+/// The (channel, message) of a `pmessage` push for pattern `*`.
+fn pmessage(reply: &str) -> (String, String) {
+    let parts: Vec<&str> = reply.split("\r\n").collect();
+    match parts.as_slice() {
+        ["*4", _, "pmessage", _, "*", _, channel, _, payload, ..] => {
+            ((*channel).to_owned(), (*payload).to_owned())
+        }
+        _ => panic!("not a pmessage: {reply:?}"),
+    }
+}
+
+// --- issue 14: a PSUBSCRIBE * client on each node sees the whole failover after a kill -9, in
+//     one sentinel's order: its own +sdown before +odown, the failover steps, each replica's
+//     +slave-reconf-*, +failover-end; the nodes that did not run it learn it with
+//     +config-update-from before +switch-master
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_publishes_the_whole_failover_in_sentinels_order() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let r2 = Redis::replica_of(&m, &[]);
+    let c = cluster_with(&m, TIMINGS).await;
+    let _logs = c.logs_on_panic(80);
+    for id in 1..=3 {
+        settled(&c, id, Some(r2.port)).await;
+        settled(&c, id, Some(r1.port)).await;
+    }
+    let mut subs = Vec::new();
+    for id in 1..=3 {
+        let mut s = Raw::connect(&c.nodes[&id].sentinel).await;
+        psubscribe(&mut s, "*").await;
+        subs.push((id, s));
+    }
+    let mport = m.port.to_string();
+    m.kill9();
+    let mut seen: Vec<(u64, Vec<(String, String)>)> = Vec::new();
+    for (id, s) in subs.iter_mut() {
+        let mut events: Vec<(String, String)> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let done = |e: &[(String, String)]| {
+            e.iter().any(|(k, _)| k == "+failover-end")
+                && e.iter().any(|(k, _)| k == "+slave-reconf-done")
+        };
+        while !done(&events) {
+            assert!(
+                Instant::now() < deadline,
+                "node {id}: no whole failover; got {events:?}"
+            );
+            events.push(pmessage(&s.reply().await));
+        }
+        seen.push((*id, events));
+    }
+    let master_at = format!("master mymaster 127.0.0.1 {mport}");
+    let mut updated = 0;
+    for (id, events) in &seen {
+        let pos = |k: &str, prefix: &str| {
+            events
+                .iter()
+                .position(|(c, p)| c == k && p.starts_with(prefix))
+                .unwrap_or_else(|| panic!("node {id}: no {k} {prefix}… in {events:?}"))
+        };
+        let order = [
+            pos("+sdown", &master_at),
+            pos("+odown", &format!("{master_at} #quorum ")),
+            pos("+new-epoch", ""),
+            pos("+try-failover", &master_at),
+            pos("+selected-slave", "slave "),
+            pos("+promoted-slave", "slave "),
+            pos("+switch-master", "mymaster 127.0.0.1 "),
+            pos("+slave-reconf-sent", "slave "),
+            pos("+slave-reconf-done", "slave "),
+            pos("+failover-end", "master mymaster "),
+        ];
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "node {id}: not in Sentinel's order: {events:?}"
+        );
+        if let Some(at) = events.iter().position(|(c, _)| c == "+config-update-from") {
+            assert!(at < pos("+switch-master", ""), "node {id}: {events:?}");
+            assert!(events[at].1.starts_with("sentinel "), "{events:?}");
+            let from = format!("@ mymaster 127.0.0.1 {mport}");
+            assert!(events[at].1.ends_with(&from), "{events:?}");
+            updated += 1;
+        }
+    }
+    assert_eq!(
+        updated, 2,
+        "the two nodes that did not run the failover: {seen:?}"
+    );
+}
+
 // --- invariant 9: a node that cannot hear a leader closes its Sentinel port (connection
 //     refused, and open connections dropped), and reopens once it has caught up
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tracing::Instrument;
 
 use super::tasks::Tasks;
@@ -59,6 +59,18 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
     );
     let identity = node.identity.clone();
     let sentinel_id = move |id| crate::resp::sentinel_id(&identity.get().unwrap_or_default(), id);
+    let (feed, _) = broadcast::channel(crate::events::CAPACITY);
+    tasks.critical(
+        "Sentinel event order",
+        crate::resp::order::run(
+            config.id,
+            node.bus.clone(),
+            feed.clone(),
+            (node.raft.clone(), node.view.clone()),
+            sentinel_id.clone(),
+            node.cancel.clone(),
+        ),
+    );
     let (peers_tx, peers_rx) = watch::channel(Arc::default());
     tasks.critical(
         "peer probes",
@@ -90,7 +102,7 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
         admin: inputs.admin,
         main: tokio::runtime::Handle::current(),
         raft: node.raft.clone(),
-        bus: node.bus.clone(),
+        feed,
         identity: node.identity.clone(),
         auth: config.sentinel_auth.clone(),
         limits: config.sentinel_limits,

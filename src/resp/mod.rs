@@ -19,6 +19,7 @@ pub mod access;
 pub mod admission;
 pub mod cmd;
 pub mod frame;
+pub mod order;
 pub mod peers;
 pub mod reply;
 pub mod server;
@@ -28,13 +29,13 @@ pub mod tls;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::admin::Admin;
 use crate::api::Api;
 use crate::config::{SentinelAuth, SentinelLimits};
-use crate::events::EventBus;
+use crate::events::IndexedEvent;
 use crate::monitor::NodeReport;
 use crate::raft::{ClusterIdentity, Raft, SmData};
 
@@ -56,7 +57,8 @@ pub struct Ctx {
     /// never queues ahead of heartbeats.
     pub main: tokio::runtime::Handle,
     pub raft: Raft,
-    pub bus: EventBus,
+    /// The events for this node's subscribers, in one sentinel's order (`order`).
+    pub feed: broadcast::Sender<IndexedEvent>,
     pub identity: ClusterIdentity,
     pub auth: SentinelAuth,
     pub limits: SentinelLimits,

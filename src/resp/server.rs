@@ -339,7 +339,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             .fetch_add(answered, Ordering::Relaxed);
         // Subscribe before the next event can be missed; unsubscribe drops the receiver.
         match (s.subscriptions() > 0, events.is_some()) {
-            (true, false) => events = Some(ctx.bus.subscribe()),
+            (true, false) => events = Some(ctx.feed.subscribe()),
             (false, true) => events = None,
             _ => {}
         }

@@ -111,7 +111,13 @@ pub fn master(v: &MasterView) -> Reply {
         m.name.clone(),
         &m.addr,
         obs.map_or("", |o| o.run_id.as_str()),
-        flags(sdown, v.master.odown.is_some(), "master", disconnected(obs), &extra),
+        flags(
+            sdown,
+            v.master.odown.is_some(),
+            "master",
+            disconnected(obs),
+            &extra,
+        ),
     );
     if let Some(f) = &m.failover {
         let state = match f.state {

@@ -629,7 +629,10 @@ fn replica_reconf_in_the_log() {
     );
     let events = log.ok(&reconf(1, 6392, Reconf::Done));
     assert_eq!(events[0].channel(), "+slave-reconf-done");
-    assert!(log.ok(&reconf(1, 6392, Reconf::Inprog)).is_empty(), "never back");
+    assert!(
+        log.ok(&reconf(1, 6392, Reconf::Inprog)).is_empty(),
+        "never back"
+    );
     assert_eq!(log.mymaster().reconf.get(&addr(6392)), Some(&Reconf::Done));
     log.refused(
         &reconf(1, 6399, Reconf::Sent),
