@@ -295,6 +295,8 @@ mod tests {
                 repl_offset: 0,
                 replid2: String::new(),
                 second_repl_offset: None,
+                role_age_ms: 0,
+                reboot: false,
             })
             .collect();
         NodeReport {

@@ -61,6 +61,14 @@ pub struct Observation {
     /// under `replid2` ends at this − 1); None when Redis reports -1 or the field is absent.
     #[serde(default)]
     pub second_repl_offset: Option<u64>,
+    /// Time since its INFO last changed role (Sentinel's role-reported-time). Local to this
+    /// node: never sent, so reports keep their wire format.
+    #[serde(skip)]
+    pub role_age_ms: u64,
+    /// The log's master restarted and has not answered PONG since, with
+    /// master-reboot-down-after-period set (Sentinel's `master_reboot` flag). Local.
+    #[serde(skip)]
+    pub reboot: bool,
 }
 
 /// Everything one node observed, per monitored master name: the master and every replica.
@@ -108,6 +116,8 @@ impl Observation {
             repl_offset: 0,
             replid2: String::new(),
             second_repl_offset: None,
+            role_age_ms: 0,
+            reboot: false,
         }
     }
 }

@@ -80,8 +80,8 @@ impl ProbeCtx {
         }
     }
 
-    fn valid_reply(&self) {
-        let ended = lock(&self.shared).valid_reply(&self.name, &self.addr, Instant::now());
+    fn valid_reply(&self, pong: bool) {
+        let ended = lock(&self.shared).valid_reply(&self.name, &self.addr, Instant::now(), pong);
         // A reply only moves the deadline later: the timer finds that when it fires and sleeps
         // again, so it is woken only to arm itself after an SDOWN (one wake-up per deadline
         // instead of one per PING).
@@ -199,7 +199,7 @@ async fn probe_loop(ctx: &ProbeCtx) {
             continue;
         };
         match ping(&mut l.conn, settings.timeout).await {
-            Ok(()) => ctx.valid_reply(),
+            Ok(pong) => ctx.valid_reply(pong),
             Err(e) if is_link_fatal(&e) => {
                 debug!(error = %e, "dropping the link");
                 link = None;
@@ -253,12 +253,13 @@ fn is_link_fatal(e: &ProbeError) -> bool {
 }
 
 /// +PONG is valid, and so are -LOADING and -MASTERDOWN (the instance is alive).
-async fn ping(conn: &mut Conn, limit: Duration) -> Result<(), ProbeError> {
+/// A valid reply: `true` for +PONG, `false` for -LOADING / -MASTERDOWN.
+async fn ping(conn: &mut Conn, limit: Duration) -> Result<bool, ProbeError> {
     match conn
         .query::<redis::Value>("PING", &redis::cmd("PING"), limit)
         .await
     {
-        Ok(redis::Value::SimpleString(s)) if s == "PONG" => Ok(()),
+        Ok(redis::Value::SimpleString(s)) if s == "PONG" => Ok(true),
         Ok(other) => Err(ProbeError::BadPong(format!("{other:?}"))),
         Err(e)
             if matches!(
@@ -266,7 +267,7 @@ async fn ping(conn: &mut Conn, limit: Duration) -> Result<(), ProbeError> {
                 Some("LOADING" | "MASTERDOWN")
             ) =>
         {
-            Ok(())
+            Ok(false)
         }
         Err(e) => Err(e.into()),
     }

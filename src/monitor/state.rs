@@ -101,6 +101,20 @@ pub struct InstanceState {
     pub info: Option<InfoReply>,
     /// Since when its INFO has said role replica, without a break.
     pub replica_since: Option<Instant>,
+    /// Since when its INFO has said the role it says now (Sentinel's role-reported-time).
+    pub role_since: Instant,
+    /// The log's master restarted (a new run id) at this time and has not answered PONG since
+    /// (Sentinel's master_reboot), while master-reboot-down-after-period is set.
+    pub reboot_since: Option<Instant>,
+}
+
+/// What makes an instance SDOWN: its master's periods and whether it is the log's master.
+#[derive(Clone, Copy, Debug)]
+struct Rules {
+    down_after: Duration,
+    /// master-reboot-down-after-period; zero is off.
+    reboot_after: Duration,
+    is_master: bool,
 }
 
 impl InstanceState {
@@ -111,6 +125,8 @@ impl InstanceState {
             info_at: None,
             info: None,
             replica_since: None,
+            role_since: now,
+            reboot_since: None,
         }
     }
 
@@ -128,11 +144,29 @@ impl InstanceState {
         Some(deadline(since, down_after.saturating_add(INFO_PERIOD * 2)))
     }
 
-    fn due(&self, down_after: Duration, is_master: bool, now: Instant) -> bool {
-        now >= self.reply_deadline(down_after)
-            || self
-                .role_deadline(down_after, is_master)
-                .is_some_and(|d| now >= d)
+    /// Sentinel's third SDOWN rule: a master that restarted and has not answered PONG within
+    /// master-reboot-down-after-period is down.
+    fn reboot_deadline(&self, r: Rules) -> Option<Instant> {
+        let since = self
+            .reboot_since
+            .filter(|_| r.is_master && !r.reboot_after.is_zero())?;
+        Some(deadline(since, r.reboot_after))
+    }
+
+    /// The earliest time a rule makes it SDOWN.
+    fn sdown_at(&self, r: Rules) -> Instant {
+        let reply = self.reply_deadline(r.down_after);
+        [
+            self.role_deadline(r.down_after, r.is_master),
+            self.reboot_deadline(r),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(reply, Instant::min)
+    }
+
+    fn due(&self, r: Rules, now: Instant) -> bool {
+        now >= self.sdown_at(r)
     }
 }
 
@@ -140,6 +174,8 @@ impl InstanceState {
 pub struct NameState {
     pub master: Addr,
     pub down_after: Duration,
+    /// master-reboot-down-after-period; zero is off.
+    pub reboot_after: Duration,
     pub failover: bool,
     pub access: Access,
     /// Replicas recorded in the log.
@@ -196,6 +232,7 @@ impl Shared {
             let ns = self.names.entry(name.clone()).or_insert_with(|| NameState {
                 master: rec.addr.clone(),
                 down_after,
+                reboot_after: Duration::ZERO,
                 failover: false,
                 access: access.clone(),
                 known: BTreeSet::new(),
@@ -215,6 +252,7 @@ impl Shared {
                 out.retuned.insert(name.clone());
             }
             ns.down_after = down_after;
+            ns.reboot_after = Duration::from_millis(rec.reboot_down_after_ms);
             ns.access = access;
             ns.failover = rec.failover.is_some();
             ns.known = rec.replicas.iter().map(|r| r.addr.clone()).collect();
@@ -274,27 +312,30 @@ impl Shared {
         entered
     }
 
-    /// The instance, its master's down-after, and whether it is the log's master.
-    fn instance_mut(
-        &mut self,
-        name: &str,
-        addr: &Addr,
-    ) -> Option<(&mut InstanceState, Duration, bool)> {
+    /// The instance and its SDOWN rules.
+    fn instance_mut(&mut self, name: &str, addr: &Addr) -> Option<(&mut InstanceState, Rules)> {
         let ns = self.names.get_mut(name)?;
-        let down_after = ns.down_after;
-        let is_master = ns.master == *addr;
-        Some((ns.instances.get_mut(addr)?, down_after, is_master))
+        let rules = Rules {
+            down_after: ns.down_after,
+            reboot_after: ns.reboot_after,
+            is_master: ns.master == *addr,
+        };
+        Some((ns.instances.get_mut(addr)?, rules))
     }
 
-    /// A valid PING reply. Returns true when it ended an SDOWN (a master that still reports
-    /// role replica past its deadline stays down).
-    pub fn valid_reply(&mut self, name: &str, addr: &Addr, now: Instant) -> bool {
-        let Some((inst, down_after, is_master)) = self.instance_mut(name, addr) else {
+    /// A valid PING reply (`pong`: +PONG, not -LOADING or -MASTERDOWN, which do not end a
+    /// reboot). Returns true when it ended an SDOWN (a master that still reports role replica
+    /// past its deadline stays down).
+    pub fn valid_reply(&mut self, name: &str, addr: &Addr, now: Instant, pong: bool) -> bool {
+        let Some((inst, rules)) = self.instance_mut(name, addr) else {
             return false;
         };
         inst.last_reply = inst.last_reply.max(now);
+        if pong {
+            inst.reboot_since = None;
+        }
         // Only the timer starts an SDOWN.
-        if inst.sdown && !inst.due(down_after, is_master, now) {
+        if inst.sdown && !inst.due(rules, now) {
             inst.sdown = false;
             return true;
         }
@@ -306,9 +347,12 @@ impl Shared {
     pub fn sdown_deadline(&self, name: &str, addr: &Addr) -> Option<Option<Instant>> {
         let ns = self.names.get(name)?;
         let inst = ns.instances.get(addr)?;
-        let reply = inst.reply_deadline(ns.down_after);
-        let role = inst.role_deadline(ns.down_after, ns.master == *addr);
-        Some((!inst.sdown).then(|| role.map_or(reply, |r| r.min(reply))))
+        let rules = Rules {
+            down_after: ns.down_after,
+            reboot_after: ns.reboot_after,
+            is_master: ns.master == *addr,
+        };
+        Some((!inst.sdown).then(|| inst.sdown_at(rules)))
     }
 
     /// The SDOWN timer fired `lag` late at `now` (lag recorded first, so no report shows the
@@ -321,10 +365,10 @@ impl Shared {
         lag: Duration,
     ) -> (bool, bool) {
         let tilted = self.note_lag(now, lag);
-        let Some((inst, down_after, is_master)) = self.instance_mut(name, addr) else {
+        let Some((inst, rules)) = self.instance_mut(name, addr) else {
             return (false, tilted);
         };
-        if inst.sdown || !inst.due(down_after, is_master, now) {
+        if inst.sdown || !inst.due(rules, now) {
             return (false, tilted);
         }
         inst.sdown = true;
@@ -335,20 +379,33 @@ impl Shared {
     /// replid, master link, priority, the replica list, an SDOWN the role ended), not for
     /// offsets alone.
     pub fn record_info(&mut self, name: &str, addr: &Addr, now: Instant, info: InfoReply) -> bool {
-        let Some((inst, down_after, is_master)) = self.instance_mut(name, addr) else {
+        let Some((inst, rules)) = self.instance_mut(name, addr) else {
             return false;
         };
         let mut changed = match &inst.info {
             Some(old) => !same_shape(old, &info),
             None => true,
         };
+        let was_replica = inst
+            .info
+            .as_ref()
+            .map(|i| matches!(i.role, ReportedRole::Replica { .. }));
+        let is_replica = matches!(info.role, ReportedRole::Replica { .. });
+        if was_replica.is_some_and(|was| was != is_replica) {
+            inst.role_since = now;
+        }
+        let old_run_id = inst.info.as_ref().map(|i| i.run_id.as_str());
+        if old_run_id.is_some_and(|old| !old.is_empty() && old != info.run_id) {
+            inst.reboot_since = Some(now);
+            changed = true;
+        }
         inst.replica_since = match info.role {
             ReportedRole::Replica { .. } => inst.replica_since.or(Some(now)),
             ReportedRole::Master { .. } => None,
         };
         inst.info = Some(info);
         inst.info_at = Some(now);
-        if inst.sdown && !inst.due(down_after, is_master, now) {
+        if inst.sdown && !inst.due(rules, now) {
             inst.sdown = false;
             changed = true;
         }
@@ -370,10 +427,11 @@ impl Shared {
         for (name, ns) in &self.names {
             let mut list = Vec::with_capacity(ns.instances.len());
             if let Some(inst) = ns.instances.get(&ns.master) {
-                list.push(observe(&ns.master, inst, now));
+                let reboot = inst.reboot_since.is_some() && !ns.reboot_after.is_zero();
+                list.push(observe(&ns.master, inst, now, reboot));
             }
             for (addr, inst) in ns.instances.iter().filter(|(a, _)| **a != ns.master) {
-                list.push(observe(addr, inst, now));
+                list.push(observe(addr, inst, now, false));
             }
             masters.insert(name.clone(), list);
         }
@@ -391,7 +449,7 @@ impl Shared {
     }
 }
 
-fn observe(addr: &Addr, inst: &InstanceState, now: Instant) -> Observation {
+fn observe(addr: &Addr, inst: &InstanceState, now: Instant, reboot: bool) -> Observation {
     let info = inst.info.as_ref();
     Observation {
         addr: addr.clone(),
@@ -404,6 +462,8 @@ fn observe(addr: &Addr, inst: &InstanceState, now: Instant) -> Observation {
         repl_offset: info.map(|i| i.repl_offset).unwrap_or(0),
         replid2: info.map(|i| i.replid2.clone()).unwrap_or_default(),
         second_repl_offset: info.and_then(|i| i.second_repl_offset),
+        role_age_ms: ms(now.saturating_duration_since(inst.role_since)),
+        reboot,
     }
 }
 

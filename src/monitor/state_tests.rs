@@ -162,7 +162,7 @@ fn a_switch_probes_the_new_master_and_keeps_the_old_as_replica() {
     let t0 = Instant::now();
     let mut s = Shared::new(t0);
     s.reconcile(&masters(&[record(1, 100)]), t0);
-    s.valid_reply("m", &addr(1), t0);
+    s.valid_reply("m", &addr(1), t0, true);
     let t1 = t0 + Duration::from_millis(50);
     let out = s.reconcile(&masters(&[record(2, 100)]), t1);
     assert_eq!(wanted(&out), vec![1, 2]);
@@ -223,8 +223,8 @@ fn sdown_only_from_the_deadline_and_cleared_by_a_valid_reply() {
     assert_eq!(s.sdown_deadline("m", &a), Some(None));
     assert!(s.report(1, due).masters["m"][0].sdown);
     let back = due + Duration::from_millis(10);
-    assert!(s.valid_reply("m", &a, back));
-    assert!(!s.valid_reply("m", &a, back));
+    assert!(s.valid_reply("m", &a, back, true));
+    assert!(!s.valid_reply("m", &a, back, true));
     assert_eq!(
         s.sdown_deadline("m", &a),
         Some(Some(back + Duration::from_millis(300)))
@@ -263,7 +263,7 @@ fn a_master_that_reports_replica_too_long_is_sdown() {
     let mut t = t0;
     while t < t0 + limit - Duration::from_millis(100) {
         t += Duration::from_millis(100);
-        assert!(!s.valid_reply("m", &a, t));
+        assert!(!s.valid_reply("m", &a, t, true));
         s.record_info("m", &a, t, replica_info(2));
     }
     assert_eq!(s.sdown_deadline("m", &a), Some(Some(t0 + limit)));
@@ -273,7 +273,7 @@ fn a_master_that_reports_replica_too_long_is_sdown() {
         (true, false)
     );
     // A PING reply does not end it while the role is still wrong.
-    assert!(!s.valid_reply("m", &a, t0 + limit));
+    assert!(!s.valid_reply("m", &a, t0 + limit, true));
     assert!(s.report(1, t0 + limit).masters["m"][0].sdown);
     // Role master again: up.
     let back = t0 + limit + Duration::from_millis(50);
@@ -292,7 +292,7 @@ fn the_role_rule_applies_to_the_logs_master_from_when_it_became_master() {
     let r = addr(2);
     s.record_info("m", &r, t0, replica_info(1));
     let late = t0 + Duration::from_secs(10);
-    s.valid_reply("m", &r, late);
+    s.valid_reply("m", &r, late, true);
     assert_eq!(s.sdown_timer("m", &r, late, Duration::ZERO), (false, false));
     rec.addr = r.clone();
     s.reconcile(&masters(&[rec]), late);
@@ -304,10 +304,10 @@ fn the_role_rule_applies_to_the_logs_master_from_when_it_became_master() {
     let mut t = late;
     while t + Duration::from_millis(100) < due {
         t += Duration::from_millis(100);
-        s.valid_reply("m", &r, t);
+        s.valid_reply("m", &r, t, true);
         assert_eq!(s.sdown_timer("m", &r, t, Duration::ZERO), (false, false));
     }
-    s.valid_reply("m", &r, due);
+    s.valid_reply("m", &r, due, true);
     assert_eq!(s.sdown_timer("m", &r, due, Duration::ZERO), (true, false));
 }
 
@@ -326,7 +326,7 @@ fn info_is_fast_while_the_master_is_down_or_failing_over() {
         Duration::ZERO,
     );
     assert_eq!(every(&s), Some(FAST_INFO));
-    s.valid_reply("m", &addr(1), t0 + Duration::from_millis(301));
+    s.valid_reply("m", &addr(1), t0 + Duration::from_millis(301), true);
     assert_eq!(every(&s), Some(INFO_PERIOD));
     rec.failover = Some(FailoverRecord {
         epoch: 1,
@@ -396,4 +396,46 @@ fn reconnects_back_off_to_a_second() {
     assert_eq!(reconnect_after(ms(1000), 9), ms(1000));
     assert_eq!(reconnect_after(ms(100), u32::MAX), ms(1000));
     assert_eq!(reconnect_after(ms(100), 0), ms(100));
+}
+
+// Sentinel's master-reboot-down-after-period: a master with a new run id that answers only
+// -LOADING is SDOWN once the period passes, and flagged master_reboot until a +PONG; with the
+// period 0 (the default) a reboot changes nothing. Its role-reported-time restarts only when the
+// role changes.
+#[test]
+fn a_rebooted_master_is_down_after_the_reboot_period() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut s = Shared::new(t0);
+    let mut rec = record(1, 5000);
+    rec.reboot_down_after_ms = 400;
+    s.reconcile(&masters(&[rec.clone()]), t0);
+    let a = addr(1);
+    s.record_info("m", &a, t0, master_info(&[]));
+    let rebooted = InfoReply {
+        run_id: "new".into(),
+        ..master_info(&[])
+    };
+    let t1 = t0 + ms(100);
+    s.record_info("m", &a, t1, rebooted.clone());
+    assert!(s.report(1, t1).masters["m"][0].reboot);
+    assert_eq!(s.sdown_deadline("m", &a), Some(Some(t1 + ms(400))));
+    // -LOADING keeps it rebooting; the period passes: SDOWN although it answers.
+    s.valid_reply("m", &a, t1 + ms(300), false);
+    let due = t1 + ms(400);
+    assert_eq!(s.sdown_timer("m", &a, due, Duration::ZERO), (true, false));
+    // +PONG ends it.
+    assert!(s.valid_reply("m", &a, due + ms(10), true));
+    let o = &s.report(1, due + ms(10)).masters["m"][0];
+    assert!(!o.sdown && !o.reboot);
+    assert_eq!(o.role_age_ms, 510, "the role never changed");
+
+    rec.reboot_down_after_ms = 0;
+    s.reconcile(&masters(&[rec]), due + ms(20));
+    let t2 = due + ms(30);
+    s.record_info("m", &a, t2, master_info(&[]));
+    assert!(!s.report(1, t2).masters["m"][0].reboot);
+    assert_eq!(s.sdown_deadline("m", &a), Some(Some(due + ms(10) + ms(5000))));
+    s.record_info("m", &a, t2, replica_info(2));
+    assert_eq!(s.report(1, t2 + ms(5)).masters["m"][0].role_age_ms, 5);
 }

@@ -55,6 +55,8 @@ fn seen(port: u16) -> Observation {
         repl_offset: 0,
         replid2: String::new(),
         second_repl_offset: None,
+        role_age_ms: 0,
+        reboot: false,
     }
 }
 

@@ -81,6 +81,8 @@ fn random_observation(rng: &mut XorShift, port: u16) -> Observation {
         repl_offset: rng.pick(&[0, 1_000, 2_000]),
         replid2: rng.pick(&["", "L", "P"]).to_owned(),
         second_repl_offset: rng.pick(&[None, Some(1), Some(1_001)]),
+        role_age_ms: 0,
+        reboot: false,
     }
 }
 
