@@ -389,3 +389,68 @@ async fn min_failover_interval_shows_and_reset_failover_delay_clears_it() {
         .expect_err("no such master");
     assert_eq!(missing.message(), "ERR No such master with that name");
 }
+
+// --- issue 14: Sentinel's `rename-command` is honoured in everything raftinel sends: a master and
+//     replicas whose CONFIG, REPLICAOF, CLIENT, MULTI and EXEC are renamed (and SLAVEOF disabled)
+//     fail over through the renamed commands after a kill -9
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_uses_the_renamed_commands() {
+    let _g = serial();
+    let renames = [
+        "--rename-command",
+        "CONFIG",
+        "cfg-x",
+        "--rename-command",
+        "REPLICAOF",
+        "rof-x",
+        "--rename-command",
+        "SLAVEOF",
+        "",
+        "--rename-command",
+        "CLIENT",
+        "cli-x",
+        "--rename-command",
+        "MULTI",
+        "mu-x",
+        "--rename-command",
+        "EXEC",
+        "ex-x",
+    ];
+    let mut m = Redis::start(&renames);
+    let r1 = Redis::replica_of(&m, &renames);
+    let r2 = Redis::replica_of(&m, &renames);
+    let c = cluster_with(&m, 2).await;
+    let _logs = c.logs_on_panic(60);
+    let set = c.ctl_settled(&[
+        "set",
+        "mymaster",
+        "rename-command",
+        "CONFIG cfg-x",
+        "rename-command",
+        "replicaof rof-x",
+        "rename-command",
+        "client cli-x",
+        "rename-command",
+        "MULTI mu-x",
+        "rename-command",
+        "exec ex-x",
+    ]);
+    assert!(set.status.success(), "{set:?}");
+    m.kill9();
+    let new = until(&c, "failover ends", Duration::from_secs(20), |x| {
+        x.config_epoch == 1 && x.failover.is_none()
+    })
+    .await;
+    let (promoted, other) = if new.port == u32::from(r1.port) {
+        (&r1, &r2)
+    } else {
+        (&r2, &r1)
+    };
+    assert_eq!(promoted.role().as_deref(), Some("master"));
+    let follows = || other.info_field("master_port") == Some(promoted.port.to_string());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !follows() {
+        assert!(Instant::now() < deadline, "the other replica was not repointed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -97,7 +97,7 @@ impl Local {
             Err(e) if e.failure() == Failure::Unexpected => false,
             Err(e) => return Err(e),
         };
-        let mut get = redis::cmd("CONFIG");
+        let mut get = conn.names().cmd("CONFIG");
         get.arg("GET")
             .arg("min-replicas-to-write")
             .arg("min-replicas-max-lag")

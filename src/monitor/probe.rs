@@ -256,7 +256,7 @@ fn is_link_fatal(e: &ProbeError) -> bool {
 /// A valid reply: `true` for +PONG, `false` for -LOADING / -MASTERDOWN.
 async fn ping(conn: &mut Conn, limit: Duration) -> Result<bool, ProbeError> {
     match conn
-        .query::<redis::Value>("PING", &redis::cmd("PING"), limit)
+        .query::<redis::Value>("PING", &conn.names().cmd("PING"), limit)
         .await
     {
         Ok(redis::Value::SimpleString(s)) if s == "PONG" => Ok(true),

@@ -1,7 +1,7 @@
 //! Connecting to one Redis instance and running commands on it with a time limit; a failure is
 //! classified by the redis crate's error kind and the underlying `io::ErrorKind`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,35 @@ pub struct Access {
     pub user: Option<String>,
     pub pass: Option<Secret>,
     pub tls: bool,
+    /// The names commands have there (Sentinel's `rename-command`).
+    pub names: Names,
+}
+
+/// Sentinel's `rename-command` for one master's instances: the name each command raftinel sends
+/// has there (Redis's own `rename-command` on those instances).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names(Arc<BTreeMap<String, String>>);
+
+impl Names {
+    /// From the log's map, keyed by the command's name in lower case.
+    pub fn of(renamed: &BTreeMap<String, String>) -> Names {
+        Names(Arc::new(renamed.clone()))
+    }
+
+    /// The name `command` (as raftinel writes it) has on these instances.
+    pub fn get<'a>(&'a self, command: &'a str) -> &'a str {
+        if self.0.is_empty() {
+            return command;
+        }
+        self.0
+            .get(&command.to_ascii_lowercase())
+            .map_or(command, String::as_str)
+    }
+
+    /// `command` under its name there, to add arguments to.
+    pub fn cmd(&self, command: &str) -> redis::Cmd {
+        redis::cmd(self.get(command))
+    }
 }
 
 impl Access {
@@ -29,6 +58,7 @@ impl Access {
             user: m.auth_user.clone(),
             pass: m.auth_pass.clone(),
             tls: m.tls || tls_here,
+            names: Names::of(&m.renamed),
         }
     }
 
@@ -170,6 +200,7 @@ impl Connector {
         Ok(Conn {
             addr: addr.clone(),
             inner,
+            names: access.names.clone(),
         })
     }
 
@@ -205,11 +236,17 @@ impl Connector {
 pub struct Conn {
     addr: Addr,
     inner: MultiplexedConnection,
+    names: Names,
 }
 
 impl Conn {
     pub fn addr(&self) -> &Addr {
         &self.addr
+    }
+
+    /// The names commands have on this instance.
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 
     /// Runs `cmd` and waits at most `limit` for its reply; `what` names it in errors.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::conn::{Conn, ConnError};
+use super::conn::{Conn, ConnError, Names};
 use crate::topology::{Addr, MinReplicas};
 
 /// `min-replicas-to-write` while fenced: no master ever has that many good replicas.
@@ -22,9 +22,9 @@ pub enum Role {
 
 /// Every normal and pub/sub client disconnected, so it looks up the master again (our own
 /// connection is skipped by default).
-fn kill_clients(pipe: &mut redis::Pipeline) {
+fn kill_clients(pipe: &mut redis::Pipeline, names: &Names) {
     for kind in ["normal", "pubsub"] {
-        pipe.cmd("CLIENT")
+        pipe.cmd(names.get("CLIENT"))
             .arg("KILL")
             .arg("TYPE")
             .arg(kind)
@@ -32,8 +32,8 @@ fn kill_clients(pipe: &mut redis::Pipeline) {
     }
 }
 
-fn set_min_replicas(pipe: &mut redis::Pipeline, replicas: i64, lag: i64) {
-    pipe.cmd("CONFIG")
+fn set_min_replicas(pipe: &mut redis::Pipeline, names: &Names, replicas: i64, lag: i64) {
+    pipe.cmd(names.get("CONFIG"))
         .arg("SET")
         .arg("min-replicas-max-lag")
         .arg(lag)
@@ -56,19 +56,20 @@ fn without_config_file_ok(r: Result<(), ConnError>) -> Result<(), ConnError> {
 }
 
 /// The fence's commands (see [`Conn::fence`]).
-fn fence_pipeline() -> redis::Pipeline {
+fn fence_pipeline(names: &Names) -> redis::Pipeline {
     let mut pipe = redis::pipe();
-    set_min_replicas(&mut pipe, FENCE_REPLICAS, FENCE_MAX_LAG);
-    kill_clients(&mut pipe);
+    set_min_replicas(&mut pipe, names, FENCE_REPLICAS, FENCE_MAX_LAG);
+    kill_clients(&mut pipe, names);
     pipe
 }
 
 /// The operator's settings as one CONFIG SET (see [`Conn::unfence`]); Redis applies a
 /// multi-parameter CONFIG SET all or nothing.
-fn unfence_pipeline(settings: MinReplicas) -> redis::Pipeline {
+fn unfence_pipeline(names: &Names, settings: MinReplicas) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     set_min_replicas(
         &mut pipe,
+        names,
         i64::from(settings.to_write),
         i64::from(settings.max_lag_s),
     );
@@ -79,7 +80,8 @@ impl Conn {
     /// The lease fence: writes fail at once (NOREPLICAS), and the fence is state inside Redis
     /// that outlives raftinel; then every client is dropped so it re-resolves. One round trip.
     pub async fn fence(&mut self, limit: Duration) -> Result<(), ConnError> {
-        self.pipeline("fence", &fence_pipeline(), limit).await
+        let pipe = fence_pipeline(self.names());
+        self.pipeline("fence", &pipe, limit).await
     }
 
     /// Puts the operator's `min-replicas-*` from the log on the instance: lifts the fence, and
@@ -89,14 +91,14 @@ impl Conn {
         settings: MinReplicas,
         limit: Duration,
     ) -> Result<(), ConnError> {
-        self.pipeline("unfence", &unfence_pipeline(settings), limit)
-            .await
+        let pipe = unfence_pipeline(self.names(), settings);
+        self.pipeline("unfence", &pipe, limit).await
     }
 
     /// `CLIENT KILL TYPE normal` and `pubsub`.
     pub async fn kill_clients(&mut self, limit: Duration) -> Result<(), ConnError> {
         let mut pipe = redis::pipe();
-        kill_clients(&mut pipe);
+        kill_clients(&mut pipe, self.names());
         self.pipeline("CLIENT KILL", &pipe, limit).await
     }
 
@@ -115,23 +117,48 @@ impl Conn {
     /// Sentinel's reconfiguration block: the role change, persisted if Redis has a config file
     /// (CONFIG REWRITE fails harmlessly otherwise), and every client disconnected.
     async fn reconfigure(&mut self, replicaof: &[&str], limit: Duration) -> Result<(), ConnError> {
+        let names = self.names().clone();
+        let (multi, exec) = (names.get("MULTI"), names.get("EXEC"));
+        if multi != "MULTI" || exec != "EXEC" {
+            return self.reconfigure_renamed(replicaof, limit).await;
+        }
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("REPLICAOF")
-            .arg(replicaof)
-            .ignore()
-            .cmd("CONFIG")
-            .arg("REWRITE")
-            .ignore();
-        kill_clients(&mut pipe);
+        pipe.atomic();
+        reconfiguration(&mut pipe, &names, replicaof);
         // The block ran; only CONFIG REWRITE (no config file) may have failed inside it.
         without_config_file_ok(self.pipeline("REPLICAOF", &pipe, limit).await)
+    }
+
+    /// The same block where MULTI or EXEC is renamed (the client library's transactions send
+    /// the plain names): EXEC's replies are checked here.
+    async fn reconfigure_renamed(
+        &mut self,
+        replicaof: &[&str],
+        limit: Duration,
+    ) -> Result<(), ConnError> {
+        let names = self.names().clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd(names.get("MULTI")).ignore();
+        reconfiguration(&mut pipe, &names, replicaof);
+        pipe.cmd(names.get("EXEC"));
+        let (replies,): (Vec<redis::Value>,) = self.pipeline("REPLICAOF", &pipe, limit).await?;
+        for reply in replies {
+            if let Err(source) = reply.extract_error() {
+                let failed = Err(ConnError::Redis {
+                    addr: self.addr().clone(),
+                    what: "REPLICAOF",
+                    source,
+                });
+                without_config_file_ok(failed)?;
+            }
+        }
+        Ok(())
     }
 
     /// `CONFIG REWRITE`, so a restart keeps the role Redis holds now; a Redis without a config
     /// file has nothing to keep, which is not an error.
     pub async fn rewrite_config(&mut self, limit: Duration) -> Result<(), ConnError> {
-        let mut cmd = redis::cmd("CONFIG");
+        let mut cmd = self.names().cmd("CONFIG");
         cmd.arg("REWRITE");
         without_config_file_ok(self.query("CONFIG REWRITE", &cmd, limit).await)
     }
@@ -144,7 +171,7 @@ impl Conn {
         timeout_ms: u64,
         limit: Duration,
     ) -> Result<(), ConnError> {
-        let mut cmd = redis::cmd("FAILOVER");
+        let mut cmd = self.names().cmd("FAILOVER");
         cmd.arg("TO")
             .arg(&target.host)
             .arg(target.port)
@@ -154,7 +181,8 @@ impl Conn {
     }
 
     pub async fn role(&mut self, limit: Duration) -> Result<Role, ConnError> {
-        let reply: Vec<redis::Value> = self.query("ROLE", &redis::cmd("ROLE"), limit).await?;
+        let role = self.names().cmd("ROLE");
+        let reply: Vec<redis::Value> = self.query("ROLE", &role, limit).await?;
         parse_role(&reply).ok_or_else(|| ConnError::Unexpected {
             addr: self.addr().clone(),
             what: "ROLE",
@@ -163,12 +191,23 @@ impl Conn {
 
     /// `INFO section…` as text.
     pub async fn info(&mut self, sections: &[&str], limit: Duration) -> Result<String, ConnError> {
-        let mut cmd = redis::cmd("INFO");
+        let mut cmd = self.names().cmd("INFO");
         for s in sections {
             cmd.arg(*s);
         }
         self.query("INFO", &cmd, limit).await
     }
+}
+
+/// Sentinel's reconfiguration: the role change, CONFIG REWRITE, every client disconnected.
+fn reconfiguration(pipe: &mut redis::Pipeline, names: &Names, replicaof: &[&str]) {
+    pipe.cmd(names.get("REPLICAOF"))
+        .arg(replicaof)
+        .ignore()
+        .cmd(names.get("CONFIG"))
+        .arg("REWRITE")
+        .ignore();
+    kill_clients(pipe, names);
 }
 
 /// ROLE's reply: `master …`, `slave host port …` or another role name.
@@ -243,10 +282,31 @@ mod tests {
             .collect()
     }
 
+    // Sentinel's rename-command: every command goes out under the instance's name for it, the
+    // case of the configured name ignored; unrenamed ones keep theirs.
+    #[test]
+    fn renamed_commands_go_out_under_their_names() {
+        let renamed = std::collections::BTreeMap::from([
+            ("config".to_owned(), "cfg-x".to_owned()),
+            ("replicaof".to_owned(), "rof".to_owned()),
+        ]);
+        let names = Names::of(&renamed);
+        assert_eq!(names.get("CONFIG"), "cfg-x");
+        assert_eq!(names.get("CLIENT"), "CLIENT");
+        let fence = words(&fence_pipeline(&names));
+        assert_eq!((fence[0].as_str(), fence[6].as_str()), ("cfg-x", "CLIENT"));
+        let mut pipe = redis::pipe();
+        reconfiguration(&mut pipe, &names, &["NO", "ONE"]);
+        assert_eq!(
+            words(&pipe)[..5],
+            ["rof", "NO", "ONE", "cfg-x", "REWRITE"]
+        );
+    }
+
     #[test]
     fn the_fence_is_one_round_trip_of_the_same_three_commands() {
         assert_eq!(
-            words(&fence_pipeline()),
+            words(&fence_pipeline(&Names::default())),
             [
                 "CONFIG",
                 "SET",
@@ -269,7 +329,7 @@ mod tests {
     #[test]
     fn unfencing_sets_exactly_the_logs_values_and_kills_nobody() {
         let set = |to_write, max_lag_s| {
-            words(&unfence_pipeline(MinReplicas {
+            words(&unfence_pipeline(&Names::default(), MinReplicas {
                 to_write,
                 max_lag_s,
             }))
@@ -292,7 +352,7 @@ mod tests {
         assert_eq!(highest[3], "2147483647");
         assert_eq!(highest[5], "2147483646");
         assert_eq!(
-            words(&unfence_pipeline(MinReplicas::default()))[3..],
+            words(&unfence_pipeline(&Names::default(), MinReplicas::default()))[3..],
             ["10", "min-replicas-to-write", "0"]
         );
     }

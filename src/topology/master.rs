@@ -387,6 +387,15 @@ impl MasterRecord {
             MasterOption::Vip(vip) => self.vip = *vip,
             MasterOption::VipInterface(name) => self.vip_interface = name.clone(),
             MasterOption::MinFailoverIntervalMs(ms) => self.min_failover_interval_ms = *ms,
+            MasterOption::RebootDownAfterMs(ms) => self.reboot_down_after_ms = *ms,
+            MasterOption::RenameCommand { command, renamed } => {
+                let key = command.to_ascii_lowercase();
+                if renamed.eq_ignore_ascii_case(command) {
+                    self.renamed.remove(&key);
+                } else {
+                    self.renamed.insert(key, renamed.clone());
+                }
+            }
         }
     }
 }
@@ -417,6 +426,11 @@ pub enum MasterOption {
     VipInterface(Option<String>),
     /// raftinel's own: no automatic failover within this many ms of the last one's start (0: off).
     MinFailoverIntervalMs(u64),
+    /// Sentinel's `master-reboot-down-after-period` (Valkey's `primary-…`), ms, 0: off.
+    RebootDownAfterMs(u64),
+    /// Sentinel's `rename-command <command> <renamed>`: the name `command` has on this master's
+    /// instances; renaming it to itself removes the entry.
+    RenameCommand { command: String, renamed: String },
 }
 
 impl MasterOption {
@@ -437,6 +451,8 @@ impl MasterOption {
             MasterOption::Vip(_) => "vip",
             MasterOption::VipInterface(_) => "vip-interface",
             MasterOption::MinFailoverIntervalMs(_) => "min-failover-interval",
+            MasterOption::RebootDownAfterMs(_) => "master-reboot-down-after-period",
+            MasterOption::RenameCommand { .. } => "rename-command",
         }
     }
 
@@ -447,7 +463,7 @@ impl MasterOption {
 }
 
 /// The SET options raftinel knows, lowercase.
-const OPTIONS: [&str; 14] = [
+const OPTIONS: [&str; 17] = [
     "down-after-milliseconds",
     "failover-timeout",
     "parallel-syncs",
@@ -462,6 +478,9 @@ const OPTIONS: [&str; 14] = [
     "min-replicas-to-write",
     "min-replicas-max-lag",
     "min-failover-interval",
+    "master-reboot-down-after-period",
+    "primary-reboot-down-after-period",
+    "rename-command",
 ];
 
 /// Parses one SENTINEL SET `<option> <value>` pair; option names are case-insensitive as in
@@ -493,6 +512,33 @@ pub fn parse_option(option: &str, value: &str) -> Result<MasterOption, Refusal> 
                 value: value.to_owned(),
             }),
         "quorum" => positive::<u32>(option, value).map(MasterOption::Quorum),
+        // Sentinel's check: a number, not negative (0 turns it off).
+        "master-reboot-down-after-period" | "primary-reboot-down-after-period" => value
+            .parse::<u64>()
+            .map(MasterOption::RebootDownAfterMs)
+            .map_err(|_| Refusal::InvalidOptionValue {
+                option: option.to_owned(),
+                value: value.to_owned(),
+            }),
+        // The two words SENTINEL SET takes, joined by a space; an empty one is refused naming
+        // it, as Sentinel does.
+        "rename-command" => match value.split_once(' ') {
+            Some((command, renamed))
+                if !command.is_empty() && !renamed.is_empty() && !renamed.contains(' ') =>
+            {
+                Ok(MasterOption::RenameCommand {
+                    command: command.to_owned(),
+                    renamed: renamed.to_owned(),
+                })
+            }
+            Some((command, renamed)) => Err(Refusal::InvalidOptionValue {
+                option: option.to_owned(),
+                value: if command.is_empty() { command } else { renamed }.to_owned(),
+            }),
+            None => Err(Refusal::UnknownOption {
+                option: option.to_owned(),
+            }),
+        },
         "auth-pass" => Ok(MasterOption::AuthPass(non_empty(value).map(Secret::new))),
         "auth-user" => Ok(MasterOption::AuthUser(non_empty(value).map(str::to_owned))),
         // Redis's yes/no, as in its own `tls-replication yes`.

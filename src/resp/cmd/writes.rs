@@ -107,23 +107,45 @@ pub async fn remove(ctx: &Ctx, s: &Session, name: &Bytes) -> Reply {
     write(ctx, s, "sentinel|remove", req).await
 }
 
+/// SET's `<option> <value>` pairs; `rename-command` takes two words, given on as one value
+/// joined by a space. `Err` names the option whose values are missing.
+fn set_options(args: &[Bytes]) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut rest = args.iter();
+    while let Some(option) = rest.next() {
+        let name = lossy(option, usize::MAX);
+        let words = if option.eq_ignore_ascii_case(b"rename-command") {
+            2
+        } else {
+            1
+        };
+        let values: Vec<String> = rest
+            .by_ref()
+            .take(words)
+            .map(|v| lossy(v, usize::MAX))
+            .collect();
+        if values.len() < words {
+            return Err(lossy(option, 128));
+        }
+        out.push((name, values.join(" ")));
+    }
+    Ok(out)
+}
+
 /// SENTINEL SET <name> <option> <value> [<option> <value> ...]: all options or none (Sentinel
 /// keeps the options before a bad one; raftinel commits one entry).
 pub async fn set(ctx: &Ctx, s: &Session, args: &[Bytes]) -> Reply {
     if let Err(denied) = s.permit_write("sentinel|set") {
         return denied;
     }
-    let pairs = &args[3..];
-    if pairs.len() % 2 == 1 {
-        let option = pairs.last().map(|o| lossy(o, 128)).unwrap_or_default();
-        return Reply::error(format!(
-            "ERR Unknown option or number of arguments for SENTINEL SET '{option}'"
-        ));
-    }
-    let options = pairs
-        .chunks(2)
-        .map(|p| (lossy(&p[0], usize::MAX), lossy(&p[1], usize::MAX)))
-        .collect();
+    let options = match set_options(&args[3..]) {
+        Ok(options) => options,
+        Err(option) => {
+            return Reply::error(format!(
+                "ERR Unknown option or number of arguments for SENTINEL SET '{option}'"
+            ))
+        }
+    };
     let req = AdminRequest::Set {
         name: lossy(&args[2], usize::MAX),
         options,

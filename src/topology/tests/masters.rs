@@ -707,3 +707,68 @@ fn changed_masters_names_only_the_records_an_entry_replaced() {
     log.ok(&Command::LeaseGranted { holder: 2 });
     assert_eq!(log.state.changed_masters(&before), None);
 }
+
+// Sentinel 7.2's SET master-reboot-down-after-period (Valkey's primary-… alias) and
+// rename-command <command> <renamed>: stored in the log, +set with Sentinel's words, renaming a
+// command to itself removes it, and Sentinel's checks (not negative; no empty name).
+#[test]
+fn reboot_period_and_renamed_commands() {
+    let mut log = Log::monitored();
+    let events = log.ok(&set(&[
+        ("master-reboot-down-after-period", "5000"),
+        ("rename-command", "CONFIG GUESSME"),
+        ("rename-command", "replicaof rof"),
+    ]));
+    assert_eq!(
+        kinds_and_payloads(&events),
+        [
+            (
+                "+set",
+                "master mymaster 127.0.0.1 6390 master-reboot-down-after-period 5000"
+            ),
+            (
+                "+set",
+                "master mymaster 127.0.0.1 6390 rename-command CONFIG GUESSME"
+            ),
+            (
+                "+set",
+                "master mymaster 127.0.0.1 6390 rename-command replicaof rof"
+            ),
+        ]
+    );
+    let m = log.mymaster();
+    assert_eq!(m.reboot_down_after_ms, 5000);
+    assert_eq!(
+        m.renamed.iter().collect::<Vec<_>>(),
+        [
+            (&"config".to_owned(), &"GUESSME".to_owned()),
+            (&"replicaof".to_owned(), &"rof".to_owned())
+        ]
+    );
+    log.ok(&set(&[
+        ("primary-reboot-down-after-period", "0"),
+        ("rename-command", "Config config"),
+    ]));
+    let m = log.mymaster();
+    assert_eq!(m.reboot_down_after_ms, 0);
+    assert_eq!(m.renamed.len(), 1, "renamed to itself: removed");
+    for (option, value) in [
+        ("master-reboot-down-after-period", "-1"),
+        ("master-reboot-down-after-period", "x"),
+    ] {
+        log.refused(
+            &set(&[(option, value)]),
+            Refusal::InvalidOptionValue {
+                option: option.into(),
+                value: value.into(),
+            },
+        );
+    }
+    log.refused(
+        &set(&[("rename-command", "config ")]),
+        Refusal::InvalidOptionValue {
+            option: "rename-command".into(),
+            value: String::new(),
+        },
+    );
+}
