@@ -450,7 +450,10 @@ async fn a_failover_uses_the_renamed_commands() {
     let follows = || other.info_field("master_port") == Some(promoted.port.to_string());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !follows() {
-        assert!(Instant::now() < deadline, "the other replica was not repointed");
+        assert!(
+            Instant::now() < deadline,
+            "the other replica was not repointed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -435,7 +435,10 @@ fn a_rebooted_master_is_down_after_the_reboot_period() {
     let t2 = due + ms(30);
     s.record_info("m", &a, t2, master_info(&[]));
     assert!(!s.report(1, t2).masters["m"][0].reboot);
-    assert_eq!(s.sdown_deadline("m", &a), Some(Some(due + ms(10) + ms(5000))));
+    assert_eq!(
+        s.sdown_deadline("m", &a),
+        Some(Some(due + ms(10) + ms(5000)))
+    );
     s.record_info("m", &a, t2, replica_info(2));
     assert_eq!(s.report(1, t2 + ms(5)).masters["m"][0].role_age_ms, 5);
 }

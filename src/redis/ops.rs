@@ -297,10 +297,7 @@ mod tests {
         assert_eq!((fence[0].as_str(), fence[6].as_str()), ("cfg-x", "CLIENT"));
         let mut pipe = redis::pipe();
         reconfiguration(&mut pipe, &names, &["NO", "ONE"]);
-        assert_eq!(
-            words(&pipe)[..5],
-            ["rof", "NO", "ONE", "cfg-x", "REWRITE"]
-        );
+        assert_eq!(words(&pipe)[..5], ["rof", "NO", "ONE", "cfg-x", "REWRITE"]);
     }
 
     #[test]
@@ -329,10 +326,13 @@ mod tests {
     #[test]
     fn unfencing_sets_exactly_the_logs_values_and_kills_nobody() {
         let set = |to_write, max_lag_s| {
-            words(&unfence_pipeline(&Names::default(), MinReplicas {
-                to_write,
-                max_lag_s,
-            }))
+            words(&unfence_pipeline(
+                &Names::default(),
+                MinReplicas {
+                    to_write,
+                    max_lag_s,
+                },
+            ))
         };
         assert_eq!(
             set(1, 5),

@@ -430,7 +430,10 @@ pub enum MasterOption {
     RebootDownAfterMs(u64),
     /// Sentinel's `rename-command <command> <renamed>`: the name `command` has on this master's
     /// instances; renaming it to itself removes the entry.
-    RenameCommand { command: String, renamed: String },
+    RenameCommand {
+        command: String,
+        renamed: String,
+    },
 }
 
 impl MasterOption {

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use crate::monitor::{NodeReport, Observation, ReportedRole};
 use crate::resp::peers::PeerSeen;
 use crate::resp::reply::Reply;
-use crate::topology::{Addr, FailoverState, MasterRecord};
+use crate::topology::{Addr, FailoverState, MasterRecord, Reconf, RequestKind};
 
 /// What a master's reply needs beyond its record.
 pub struct MasterView<'a> {
@@ -57,9 +57,12 @@ fn common(
     fields.push(("link-refcount", num(1)));
 }
 
-fn pings(fields: &mut Vec<(&'static str, Reply)>, obs: Option<&Observation>) {
+/// Sentinel's ping ages. `last-ping-sent` is how long the PING now unanswered has waited (0 when
+/// none is): this node PINGs every `ping_ms`, so one is outstanding once the last reply is older
+/// than a period.
+fn pings(fields: &mut Vec<(&'static str, Reply)>, obs: Option<&Observation>, ping_ms: u64) {
     let age = obs.map_or(0, |o| o.reply_age_ms);
-    fields.push(("last-ping-sent", num(0)));
+    fields.push(("last-ping-sent", num(age.saturating_sub(ping_ms))));
     fields.push(("last-ok-ping-reply", num(age)));
     fields.push(("last-ping-reply", num(age)));
 }
@@ -78,23 +81,28 @@ fn disconnected(obs: Option<&Observation>) -> bool {
     !obs.is_some_and(|o| o.info_age_ms.is_some())
 }
 
-/// The fields from this node's probes that masters and replicas share, in Sentinel's order.
+/// The fields from this node's probes that masters and replicas share, in Sentinel's order;
+/// `odown_ms` is how long the log has said the master is objectively down.
 fn health(
     fields: &mut Vec<(&'static str, Reply)>,
     m: &MasterRecord,
     obs: Option<&Observation>,
-    role: &'static str,
+    (role, odown_ms): (&'static str, Option<u64>),
 ) {
-    pings(fields, obs);
+    let ping_ms = crate::failover::run::ping_interval_ms(m.down_after_ms);
+    pings(fields, obs, ping_ms);
     if let Some(o) = obs.filter(|o| o.sdown) {
         let down_for = o.reply_age_ms.saturating_sub(m.down_after_ms);
         fields.push(("s-down-time", num(down_for)));
+    }
+    if let Some(ms) = odown_ms {
+        fields.push(("o-down-time", num(ms)));
     }
     fields.push(("down-after-milliseconds", num(m.down_after_ms)));
     let info_age = obs.and_then(|o| o.info_age_ms).unwrap_or(0);
     fields.push(("info-refresh", num(info_age)));
     fields.push(("role-reported", role_name(obs, role).into()));
-    fields.push(("role-reported-time", num(0)));
+    fields.push(("role-reported-time", num(obs.map_or(0, |o| o.role_age_ms))));
 }
 
 pub fn master(v: &MasterView) -> Reply {
@@ -104,6 +112,14 @@ pub fn master(v: &MasterView) -> Reply {
     let mut extra = Vec::new();
     if m.failover.is_some() {
         extra.push("failover_in_progress");
+    }
+    let forced = matches!(&m.request, Some(r) if r.kind == RequestKind::Forced)
+        || m.failover.as_ref().is_some_and(|f| f.reason == "forced");
+    if forced {
+        extra.push("force_failover");
+    }
+    if obs.is_some_and(|o| o.reboot) {
+        extra.push("master_reboot");
     }
     let mut fields = Vec::with_capacity(24);
     common(
@@ -126,7 +142,10 @@ pub fn master(v: &MasterView) -> Reply {
         };
         fields.push(("failover-state", state.into()));
     }
-    health(&mut fields, m, obs, "master");
+    let odown_ms = m
+        .odown
+        .map(|o| crate::admin::now_ms().saturating_sub(o.since_ms));
+    health(&mut fields, m, obs, ("master", odown_ms));
     fields.push(("config-epoch", num(m.config_epoch)));
     fields.push(("num-slaves", num(m.replicas.len())));
     fields.push(("num-other-sentinels", num(v.other_sentinels)));
@@ -165,9 +184,15 @@ fn replica(m: &MasterRecord, addr: &Addr, run_id: &str, report: &NodeReport) -> 
         addr.to_string(),
         addr,
         run_id,
-        flags(sdown, false, "slave", disconnected(obs), &[]),
+        flags(
+            sdown,
+            false,
+            "slave",
+            disconnected(obs),
+            &replica_flags(m, addr),
+        ),
     );
-    health(&mut fields, m, obs, "slave");
+    health(&mut fields, m, obs, ("slave", None));
     let link = obs.and_then(|o| match &o.role {
         Some(ReportedRole::Replica {
             master,
@@ -193,6 +218,22 @@ fn replica(m: &MasterRecord, addr: &Addr, run_id: &str, report: &NodeReport) -> 
     fields.push(("slave-repl-offset", num(link.map_or(0, |l| l.4))));
     fields.push(("replica-announced", num(1)));
     Reply::fields(fields)
+}
+
+/// Sentinel's failover flags of a replica: the candidate of the failover in progress is
+/// `promoted`; the others show how far they are in following it.
+fn replica_flags(m: &MasterRecord, addr: &Addr) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if m.failover.as_ref().is_some_and(|f| f.candidate == *addr) {
+        out.push("promoted");
+    }
+    match m.reconf.get(addr) {
+        Some(Reconf::Sent) => out.push("reconf_sent"),
+        Some(Reconf::Inprog) => out.push("reconf_inprog"),
+        Some(Reconf::Done) => out.push("reconf_done"),
+        None => {}
+    }
+    out
 }
 
 /// Another raftinel node, as SENTINEL SENTINELS lists a peer sentinel: `s_down` once a probe of
@@ -245,4 +286,115 @@ pub fn has_good_replica(m: &MasterRecord, report: &NodeReport) -> bool {
                 && matches!(o.role, Some(ReportedRole::Replica { priority, .. }) if priority > 0)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{FailoverRecord, FailoverRequest, Odown, ReplicaRecord};
+
+    fn field<'a>(reply: &'a Reply, name: &str) -> Option<&'a Reply> {
+        let Reply::Map(pairs) = reply else {
+            panic!("not a map: {reply:?}")
+        };
+        pairs
+            .iter()
+            .find(|(k, _)| *k == Reply::from(name))
+            .map(|(_, v)| v)
+    }
+
+    fn text(r: Option<&Reply>) -> String {
+        match r {
+            Some(Reply::Bulk(b)) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("not a bulk: {other:?}"),
+        }
+    }
+
+    fn record() -> MasterRecord {
+        let mut m = MasterRecord::new("m", Addr::new("10.0.0.1", 1), 2, 1000);
+        for port in [2, 3] {
+            m.replicas.push(ReplicaRecord {
+                addr: Addr::new("10.0.0.1", port),
+                run_id: String::new(),
+                replid: String::new(),
+            });
+        }
+        m
+    }
+
+    fn observed(port: u16, reply_age_ms: u64) -> Observation {
+        Observation {
+            addr: Addr::new("10.0.0.1", port),
+            sdown: false,
+            reply_age_ms,
+            info_age_ms: Some(10),
+            role: None,
+            run_id: String::new(),
+            replid: String::new(),
+            repl_offset: 0,
+            replid2: String::new(),
+            second_repl_offset: None,
+            role_age_ms: 4242,
+            reboot: true,
+        }
+    }
+
+    // Sentinel's flags and times from the log and this node's probes: o_down with o-down-time,
+    // force_failover and master_reboot on the master; promoted and reconf_* on replicas; a PING
+    // outstanding once the last reply is older than a period; role-reported-time.
+    #[test]
+    fn flags_and_times_of_a_failover_in_progress() {
+        let mut m = record();
+        m.odown = Some(Odown {
+            since_ms: crate::admin::now_ms().saturating_sub(5_000),
+            votes: 2,
+            quorum: 2,
+        });
+        m.request = Some(FailoverRequest {
+            kind: RequestKind::Forced,
+            at_ms: 0,
+        });
+        m.failover = Some(FailoverRecord {
+            epoch: 1,
+            candidate: Addr::new("10.0.0.1", 2),
+            candidate_holder: None,
+            state: FailoverState::Promoted,
+            reason: "forced".into(),
+            from: m.addr.clone(),
+            started_at_ms: 0,
+            promoted_at_ms: Some(1),
+            revoked: None,
+        });
+        m.reconf.insert(Addr::new("10.0.0.1", 3), Reconf::Inprog);
+        let mut report = NodeReport::default();
+        report
+            .masters
+            .insert("m".into(), vec![observed(1, 350), observed(2, 0)]);
+        let master = super::master(&MasterView {
+            master: &m,
+            report: &report,
+            other_sentinels: 2,
+        });
+        assert_eq!(
+            text(field(&master, "flags")),
+            "o_down,master,failover_in_progress,force_failover,master_reboot"
+        );
+        let odown: u64 = text(field(&master, "o-down-time")).parse().unwrap();
+        assert!((5_000..6_000).contains(&odown), "{odown}");
+        assert_eq!(text(field(&master, "last-ping-sent")), "250");
+        assert_eq!(text(field(&master, "role-reported-time")), "4242");
+        let Reply::Array(replicas) = replicas(&MasterView {
+            master: &m,
+            report: &report,
+            other_sentinels: 2,
+        }) else {
+            panic!("not an array")
+        };
+        assert_eq!(text(field(&replicas[0], "flags")), "slave,promoted");
+        assert_eq!(text(field(&replicas[0], "last-ping-sent")), "0");
+        assert_eq!(
+            text(field(&replicas[1], "flags")),
+            "slave,disconnected,reconf_inprog"
+        );
+    }
 }
