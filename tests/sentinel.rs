@@ -265,12 +265,7 @@ async fn replies_match_a_real_sentinel_byte_for_byte() {
         s.cmd(&["SENTINEL", "config", "get", "announce-port"]).await,
         "*2\r\n$13\r\nannounce-port\r\n$1\r\n0\r\n"
     );
-    for sub in [
-        "is-master-down-by-addr",
-        "simulate-failure",
-        "debug",
-        "info-cache",
-    ] {
+    for sub in ["is-master-down-by-addr", "simulate-failure", "debug"] {
         assert_eq!(
             s.cmd(&["SENTINEL", sub]).await,
             format!("-ERR unknown subcommand '{sub}'. Try SENTINEL HELP.\r\n")
@@ -375,9 +370,26 @@ async fn config_flushconfig_and_publish_answer_as_sentinel_does() {
         &["COMMAND", "INFO", "publish"],
         &["SENTINEL", "PENDING-SCRIPTS"],
         &["SENTINEL", "pending-scripts", "x"],
+        &["SENTINEL", "INFO-CACHE"],
+        &["SENTINEL", "INFO-CACHE", "nosuch"],
     ] {
         let want = theirs.cmd(cmd).await;
         assert_eq!(ours.cmd(cmd).await, want, "{cmd:?}");
+    }
+    // INFO-CACHE: the same shape (name, then [age, INFO text] of the master), the INFO being
+    // Redis's own text; a name given twice is listed once.
+    for s in [&mut ours, &mut theirs] {
+        let cache = s
+            .cmd(&["SENTINEL", "INFO-CACHE", "mymaster", "mymaster"])
+            .await;
+        assert!(
+            cache.starts_with("*2\r\n$8\r\nmymaster\r\n*1\r\n*2\r\n:"),
+            "{cache}"
+        );
+        assert!(
+            cache.contains("# Replication\r\nrole:master\r\n"),
+            "{cache}"
+        );
     }
 
     // 7.2: several parameters per call, each listed once, and loglevel.

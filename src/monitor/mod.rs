@@ -39,6 +39,17 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 /// This node's prober of every monitored instance.
 pub struct Monitor;
 
+/// This node's last INFO of every instance, for SENTINEL INFO-CACHE.
+#[derive(Clone)]
+pub struct InfoCache(Arc<Mutex<Shared>>);
+
+impl InfoCache {
+    /// The master then its other instances: age of the last INFO in ms (0 if none) and its text.
+    pub fn of(&self, name: &str) -> Option<Vec<(u64, Option<Arc<str>>)>> {
+        probe::lock(&self.0).info_cache(name, Instant::now())
+    }
+}
+
 struct Task {
     cancel: CancellationToken,
     wake: Arc<Notify>,
@@ -68,7 +79,7 @@ impl Monitor {
         cancel: CancellationToken,
         redis: Connector,
     ) -> watch::Receiver<Arc<NodeReport>> {
-        let (report, supervisor) = Self::start(node_id, view, cancel, redis);
+        let (report, _, supervisor) = Self::start(node_id, view, cancel, redis);
         tokio::spawn(supervisor);
         report
     }
@@ -82,6 +93,7 @@ impl Monitor {
         redis: Connector,
     ) -> (
         watch::Receiver<Arc<NodeReport>>,
+        InfoCache,
         impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let now = Instant::now();
@@ -104,10 +116,11 @@ impl Monitor {
         let data = view.borrow_and_update().clone();
         sup.reconcile(&data, now);
         sup.publish(now);
+        let cache = InfoCache(sup.shared.clone());
         let run = sup
             .run(view)
             .instrument(info_span!("monitor", node = node_id));
-        (rx, run)
+        (rx, cache, run)
     }
 }
 

@@ -218,8 +218,13 @@ async fn probe_loop(ctx: &ProbeCtx) {
         match fetch_info(&mut l.conn, settings.timeout, plain_info).await {
             Ok(text) => match info::parse(&text) {
                 Ok(reply) => {
-                    let changed =
-                        lock(&ctx.shared).record_info(&ctx.name, &ctx.addr, Instant::now(), reply);
+                    let changed = {
+                        let mut shared = lock(&ctx.shared);
+                        let changed =
+                            shared.record_info(&ctx.name, &ctx.addr, Instant::now(), reply);
+                        shared.keep_info_text(&ctx.name, &ctx.addr, text.into());
+                        changed
+                    };
                     if changed {
                         // A role change may move the SDOWN deadline earlier, or end an SDOWN.
                         ctx.wake.notify_one();

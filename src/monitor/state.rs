@@ -2,6 +2,7 @@
 //! log, the instances to probe and what each last answered; builds the `NodeReport`. No I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -106,6 +107,8 @@ pub struct InstanceState {
     /// The log's master restarted (a new run id) at this time and has not answered PONG since
     /// (Sentinel's master_reboot), while master-reboot-down-after-period is set.
     pub reboot_since: Option<Instant>,
+    /// The last INFO reply as Redis sent it (SENTINEL INFO-CACHE).
+    pub info_text: Option<Arc<str>>,
 }
 
 /// What makes an instance SDOWN: its master's periods and whether it is the log's master.
@@ -127,6 +130,7 @@ impl InstanceState {
             replica_since: None,
             role_since: now,
             reboot_since: None,
+            info_text: None,
         }
     }
 
@@ -410,6 +414,32 @@ impl Shared {
             changed = true;
         }
         changed
+    }
+
+    /// Keeps an INFO reply's text for SENTINEL INFO-CACHE.
+    pub fn keep_info_text(&mut self, name: &str, addr: &Addr, text: Arc<str>) {
+        if let Some((inst, _)) = self.instance_mut(name, addr) {
+            inst.info_text = Some(text);
+        }
+    }
+
+    /// SENTINEL INFO-CACHE for `name`: the master then its other instances, each with the age of
+    /// its last INFO (0 if none) and that INFO's text.
+    pub fn info_cache(&self, name: &str, now: Instant) -> Option<Vec<(u64, Option<Arc<str>>)>> {
+        let ns = self.names.get(name)?;
+        let entry = |inst: &InstanceState| {
+            let age = inst
+                .info_at
+                .map_or(0, |t| ms(now.saturating_duration_since(t)));
+            (age, inst.info_text.clone())
+        };
+        let master = ns.instances.get(&ns.master).map(entry);
+        let others = ns
+            .instances
+            .iter()
+            .filter(|(a, _)| **a != ns.master)
+            .map(|(_, i)| entry(i));
+        Some(master.into_iter().chain(others).collect())
     }
 
     /// The shortest PING period of any master: how often the report is republished.

@@ -219,12 +219,13 @@ fn start(
     tasks.once("bootstrap", bootstrap(node).run(node.cancel.clone()));
     // Detection on every node; decisions on the leader only (the runner idles elsewhere).
     log_redis_tls(config);
-    let own_report = spawn_monitor(&mut tasks, node)?;
+    let (own_report, info_cache) = spawn_monitor(&mut tasks, node)?;
     let (scripts_tx, scripts_rx) = watch::channel(Arc::default());
     let inputs = sentinel::Inputs {
         listeners: sentinel_listeners,
         contact,
         report: own_report.clone(),
+        info_cache,
         scripts: scripts_rx,
         api,
         admin,
@@ -263,12 +264,18 @@ fn start(
 fn spawn_monitor(
     tasks: &mut Tasks,
     node: &Shared,
-) -> Result<watch::Receiver<Arc<crate::monitor::NodeReport>>, NodeError> {
+) -> Result<
+    (
+        watch::Receiver<Arc<crate::monitor::NodeReport>>,
+        crate::monitor::InfoCache,
+    ),
+    NodeError,
+> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(NodeError::MonitorRuntime)?;
-    let (report, supervisor) = {
+    let (report, cache, supervisor) = {
         let _inside = runtime.enter();
         Monitor::start(
             node.config.id,
@@ -279,7 +286,7 @@ fn spawn_monitor(
     };
     let supervisor = supervisor.in_current_span();
     tasks.critical_blocking("monitor", move || runtime.block_on(supervisor));
-    Ok(report)
+    Ok((report, cache))
 }
 
 /// The one shutdown path: cancel, wait for every task (bounded), stop Raft, flush the store.

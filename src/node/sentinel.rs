@@ -37,6 +37,7 @@ pub(super) struct Inputs {
     pub listeners: Listeners,
     pub contact: LeaderContact,
     pub report: watch::Receiver<Arc<NodeReport>>,
+    pub info_cache: crate::monitor::InfoCache,
     /// The hooks' queue: SENTINEL PENDING-SCRIPTS and INFO's script counts.
     pub scripts: watch::Receiver<crate::hooks::PendingScripts>,
     pub api: Arc<Api>,
@@ -96,6 +97,7 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
         node_id: config.id,
         view: node.view.clone(),
         report: inputs.report.clone(),
+        info_cache: inputs.info_cache,
         scripts: inputs.scripts,
         peers: peers_rx,
         api: inputs.api,

@@ -45,6 +45,8 @@ pub struct Ctx {
     pub view: watch::Receiver<Arc<SmData>>,
     /// This node's own observations: the health fields of every reply.
     pub report: watch::Receiver<Arc<NodeReport>>,
+    /// This node's last INFO of each instance (SENTINEL INFO-CACHE).
+    pub info_cache: crate::monitor::InfoCache,
     /// This node's script queue (the hooks), running first.
     pub scripts: watch::Receiver<crate::hooks::PendingScripts>,
     /// The other voters as this node's probes see them (SENTINELS flags).

@@ -47,7 +47,7 @@ fn arity(sub: &str) -> Option<i32> {
         "failover" => -3,
         "monitor" => 6,
         "set" => -5,
-        "config" => -3,
+        "config" | "info-cache" => -3,
         _ => return None,
     })
 }
@@ -75,6 +75,7 @@ pub async fn sentinel(ctx: &Ctx, s: &mut Session, args: &[Bytes]) -> Reply {
         "config" => config::config(s, args),
         "flushconfig" => flushconfig(s),
         "pending-scripts" => pending_scripts(ctx),
+        "info-cache" => info_cache(ctx, &args[2..]),
         "help" => help(),
         "monitor" => writes::monitor(ctx, s, args).await,
         "remove" => writes::remove(ctx, s, &args[2]).await,
@@ -253,6 +254,37 @@ fn ckquorum_verdict(usable: usize, voters: usize, configured: u32) -> Result<Str
     Err(text)
 }
 
+/// INFO-CACHE <name> [<name> ...]: for each named master (unknown names skipped, each once, in
+/// the order given), this node's last INFO of the master and of each other instance with its age
+/// in ms; the text is the sections the monitor asks for (server, replication), not all of INFO.
+fn info_cache(ctx: &Ctx, names: &[Bytes]) -> Reply {
+    let view = ctx.view.borrow().clone();
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        let Some(m) = lookup(&view, name) else {
+            continue;
+        };
+        if !seen.insert(m.name.as_str()) {
+            continue;
+        }
+        let instances = ctx.info_cache.of(&m.name).unwrap_or_default();
+        let entries = instances
+            .into_iter()
+            .map(|(age, text)| {
+                let info = text.map_or(Reply::Nil, |t| Reply::from(&*t));
+                Reply::Array(vec![
+                    Reply::Int(i64::try_from(age).unwrap_or(i64::MAX)),
+                    info,
+                ])
+            })
+            .collect();
+        out.push(Reply::from(m.name.as_str()));
+        out.push(Reply::Array(entries));
+    }
+    Reply::Array(out)
+}
+
 /// PENDING-SCRIPTS: this node's script queue with Sentinel's fields, running ones first.
 fn pending_scripts(ctx: &Ctx) -> Reply {
     let queue = ctx.scripts.borrow().clone();
@@ -317,6 +349,8 @@ fn help() -> Reply {
         "FLUSHCONFIG",
         "    Force Sentinel to rewrite its configuration on disk, including the current",
         "    Sentinel state.",
+        "INFO-CACHE <master-name>",
+        "    Return last cached INFO output from masters and all its replicas.",
         "MASTER <master-name>",
         "    Show the state and info of the specified master.",
         "MASTERS",
