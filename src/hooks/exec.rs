@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::plan::{self, Exit, Job, Next};
 use super::{Pending, PendingScripts, PendingState};
 use crate::events::{EventBus, IndexedEvent, LOCAL};
+use crate::topology::event::Event;
 use crate::topology::TopologyEvent;
 
 /// The limits of script runs: Sentinel's time limits by default (shorter in tests), and this
@@ -52,6 +53,8 @@ struct Ran {
     entry: Entry,
     exit: Exit,
     took: Duration,
+    /// The child's pid, 0 if it never started.
+    pid: u32,
 }
 
 /// Jobs waiting for a free slot or for their retry time.
@@ -222,10 +225,24 @@ async fn sleep_until(due: Option<Instant>) {
 
 /// Logs a finished run and requeues it if it is to be retried.
 fn after(ran: Ran, limits: Limits, queue: &mut Queue, bus: &EventBus) {
-    let Ran { entry, exit, took } = ran;
+    let Ran {
+        entry,
+        exit,
+        took,
+        pid,
+    } = ran;
     let job = &entry.job;
     let next = plan::next(&exit, entry.runs, limits.retry_delay);
-    if let Some(event) = plan::script_error(job, &exit, &next) {
+    // Sentinel's `-script-timeout <path> <pid>` when it kills one, then `-script-error` if the
+    // script is given up on.
+    let timeout = (exit == Exit::TimedOut).then(|| Event::ScriptTimeout {
+        path: job.script().to_owned(),
+        pid,
+    });
+    for event in timeout
+        .into_iter()
+        .chain(plan::script_error(job, &exit, &next))
+    {
         bus.publish(IndexedEvent {
             index: LOCAL,
             event: TopologyEvent::node(event),
@@ -295,6 +312,7 @@ async fn finish(
     max_runtime: Duration,
 ) -> Ran {
     let began = Instant::now();
+    let pid = child.as_ref().ok().and_then(|c| c.id()).unwrap_or(0);
     let exit = match child {
         Err(exit) => exit,
         Ok(mut child) => match tokio::time::timeout(max_runtime, child.wait()).await {
@@ -314,6 +332,7 @@ async fn finish(
         took: began.elapsed(),
         entry,
         exit,
+        pid,
     }
 }
 

@@ -66,8 +66,15 @@ async fn run_all(jobs: Vec<Job>, limits: Limits) -> Vec<String> {
     .unwrap();
     let mut errors = Vec::new();
     while let Ok(e) = events.try_recv() {
-        assert_eq!(e.event.channel(), "-script-error");
-        errors.push(e.event.payload());
+        match e.event.channel() {
+            "-script-error" => errors.push(e.event.payload()),
+            // `<path> <pid>`: one per kill of a script that ran too long.
+            "-script-timeout" => errors.push(format!(
+                "timeout {}",
+                e.event.payload().split(' ').next().unwrap_or("")
+            )),
+            other => panic!("{other}"),
+        }
     }
     errors
 }
@@ -138,6 +145,7 @@ async fn argv_stdin_and_the_retry_rule() {
         format!("{d}/slow.sh 9 0"),
         format!("{missing} 0 2"),
     ];
+    want.extend((0..plan::MAX_RUNS).map(|_| format!("timeout {d}/slow.sh")));
     want.sort();
     assert_eq!(errors, want);
     let runs = |name: &str| lines(&dir.path().join(format!("{name}.runs"))).len();

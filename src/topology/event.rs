@@ -143,6 +143,11 @@ pub enum Event {
         signal: i32,
         code: i32,
     },
+    /// A script ran past the time limit and was killed.
+    ScriptTimeout {
+        path: String,
+        pid: u32,
+    },
 }
 
 impl Step {
@@ -200,6 +205,7 @@ impl Event {
             Event::Tilt { entered: true } => "+tilt",
             Event::Tilt { entered: false } => "-tilt",
             Event::ScriptError { .. } => "-script-error",
+            Event::ScriptTimeout { .. } => "-script-timeout",
         }
     }
 
@@ -278,6 +284,7 @@ impl TopologyEvent {
             Event::Tilt { entered: true } => "#tilt mode entered".to_owned(),
             Event::Tilt { entered: false } => "#tilt mode exited".to_owned(),
             Event::ScriptError { path, signal, code } => format!("{path} {signal} {code}"),
+            Event::ScriptTimeout { path, pid } => format!("{path} {pid}"),
         }
     }
 
