@@ -13,6 +13,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)               # the namespace 
 # redis-py runs from a venv (tests/sentinel_clients.rs): Debian's python3 needs python3-venv
 # (which brings ensurepip) before `python3 -m venv` works.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv python3-pip)
+# ioredis and node-redis v5 (tests/sentinel_clients.rs) need Node.js 18 or later and npm.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: please install: ${need[*]}" >&2
@@ -24,14 +26,23 @@ fi
 # The package starts a system redis on 6379; the tests start their own on free ports.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
 
-# The venv with redis-py 8 for the client tests; they find it through RAFTINEL_PYTHON.
+# The venv with redis-py 8 and valkey-py 6 for the client tests; they find it through
+# RAFTINEL_PYTHON.
 venv="$(realpath -m "${CARGO_TARGET_DIR:-target}")/py-venv"
-has_redis_py='import redis, sys; v = tuple(int(x) for x in redis.__version__.split(".")[:2]); sys.exit(not (8, 1) <= v < (9, 0))'
-if ! "$venv/bin/python" -c "$has_redis_py" >/dev/null 2>&1; then
+has_clients='import redis, valkey, sys; v = tuple(int(x) for x in redis.__version__.split(".")[:2]); sys.exit(not (8, 1) <= v < (9, 0))'
+if ! "$venv/bin/python" -c "$has_clients" >/dev/null 2>&1; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check 'redis>=8.1,<9'
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check 'redis>=8.1,<9' 'valkey>=6.1,<7'
 fi
 export RAFTINEL_PYTHON="$venv/bin/python"
+
+# ioredis 5 and node-redis 5 for the client tests; they find them through RAFTINEL_NODE_MODULES.
+nodedir="$(realpath -m "${CARGO_TARGET_DIR:-target}")/node-clients"
+if [ ! -f "$nodedir/node_modules/ioredis/package.json" ] || [ ! -f "$nodedir/node_modules/redis/package.json" ]; then
+  mkdir -p "$nodedir"
+  npm install --silent --no-audit --no-fund --prefix "$nodedir" 'ioredis@5' 'redis@5'
+fi
+export RAFTINEL_NODE_MODULES="$nodedir/node_modules"
 
 # Cluster tests serialize themselves; unit tests run in parallel on the two cores.
 log=$(mktemp)

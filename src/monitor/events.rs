@@ -297,6 +297,7 @@ mod tests {
                 second_repl_offset: None,
                 role_age_ms: 0,
                 reboot: false,
+                link_up: true,
             })
             .collect();
         NodeReport {

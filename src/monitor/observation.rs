@@ -69,6 +69,10 @@ pub struct Observation {
     /// master-reboot-down-after-period set (Sentinel's `master_reboot` flag). Local.
     #[serde(skip)]
     pub reboot: bool,
+    /// This node's connection to it is up: Sentinel flags an instance `disconnected` from the
+    /// moment its link drops (a killed master at once), not after down-after. Local.
+    #[serde(skip)]
+    pub link_up: bool,
 }
 
 /// Everything one node observed, per monitored master name: the master and every replica.
@@ -118,6 +122,7 @@ impl Observation {
             second_repl_offset: None,
             role_age_ms: 0,
             reboot: false,
+            link_up: true,
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
@@ -80,6 +80,14 @@ impl ProbeCtx {
         }
     }
 
+    /// The connection came up or went down: republished at once, as Sentinel flags a dropped
+    /// link `disconnected` at once (Sentinel clients skip such a master).
+    fn link(&self, up: bool) {
+        if lock(&self.shared).set_link(&self.name, &self.addr, up) {
+            self.changed.notify_one();
+        }
+    }
+
     fn valid_reply(&self, pong: bool) {
         let ended = lock(&self.shared).valid_reply(&self.name, &self.addr, Instant::now(), pong);
         // A reply only moves the deadline later: the timer finds that when it fires and sleeps
@@ -142,6 +150,32 @@ async fn sdown_timer(ctx: &ProbeCtx) {
 struct Link {
     conn: Conn,
     access: Access,
+    /// Where the client library says at once that the connection dropped (RESP3 links).
+    closed: Option<mpsc::UnboundedReceiver<redis::PushInfo>>,
+}
+
+/// Sleeps until `next`, or until the link drops: returns true then.
+async fn wait_or_drop(ctx: &ProbeCtx, next: Instant, link: &mut Option<Link>) -> bool {
+    loop {
+        let Some(closed) = link.as_mut().and_then(|l| l.closed.as_mut()) else {
+            paced_sleep(ctx, next).await;
+            return false;
+        };
+        tokio::select! {
+            _ = paced_sleep(ctx, next) => return false,
+            push = closed.recv() => match push {
+                Some(p) if p.kind != redis::PushKind::Disconnection => continue,
+                _ => return true,
+            },
+        }
+    }
+}
+
+/// A refusal of `HELLO 3`: a Redis before 6.0, probed in RESP2 from then on.
+fn no_resp3(e: &ConnError) -> bool {
+    e.redis().is_some_and(|r| {
+        r.code() == Some("NOPROTO") || r.to_string().to_ascii_uppercase().contains("HELLO")
+    })
 }
 
 async fn probe_loop(ctx: &ProbeCtx) {
@@ -151,8 +185,13 @@ async fn probe_loop(ctx: &ProbeCtx) {
     // Redis before 7.0 refuses `INFO server replication`; then plain INFO is used.
     let mut plain_info = false;
     let mut failures = 0u32;
+    let mut resp3 = true;
     loop {
-        paced_sleep(ctx, next).await;
+        if wait_or_drop(ctx, next, &mut link).await {
+            debug!("the link dropped");
+            link = None;
+            ctx.link(false);
+        }
         let Some(settings) = ctx.settings() else {
             return;
         };
@@ -163,12 +202,10 @@ async fn probe_loop(ctx: &ProbeCtx) {
             link = None;
         }
         if link.is_none() {
-            let conn = ctx
-                .redis
-                .connect(&ctx.addr, &settings.access, settings.timeout)
-                .await;
+            let conn = connect(ctx, &settings, &mut resp3).await;
+            ctx.link(conn.is_ok());
             match conn {
-                Ok(conn) => {
+                Ok((conn, closed)) => {
                     if failures > 0 {
                         info!(failures, "connected");
                     }
@@ -176,6 +213,7 @@ async fn probe_loop(ctx: &ProbeCtx) {
                     link = Some(Link {
                         conn,
                         access: settings.access.clone(),
+                        closed,
                     });
                 }
                 Err(e) => {
@@ -203,6 +241,7 @@ async fn probe_loop(ctx: &ProbeCtx) {
             Err(e) if is_link_fatal(&e) => {
                 debug!(error = %e, "dropping the link");
                 link = None;
+                ctx.link(false);
                 continue;
             }
             Err(e) => debug!(error = %e, "invalid PING reply"),
@@ -243,6 +282,7 @@ async fn probe_loop(ctx: &ProbeCtx) {
                 debug!(error = %e, "INFO failed");
                 if is_link_fatal(&e) {
                     link = None;
+                    ctx.link(false);
                 }
             }
         }
@@ -258,6 +298,27 @@ fn is_link_fatal(e: &ProbeError) -> bool {
 }
 
 /// +PONG is valid, and so are -LOADING and -MASTERDOWN (the instance is alive).
+/// A probe's connection: RESP3 with drop notices while the instance speaks it, else RESP2.
+async fn connect(
+    ctx: &ProbeCtx,
+    settings: &ProbeSettings,
+    resp3: &mut bool,
+) -> Result<(Conn, Option<mpsc::UnboundedReceiver<redis::PushInfo>>), ConnError> {
+    let (addr, access, limit) = (&ctx.addr, &settings.access, settings.timeout);
+    if *resp3 {
+        match ctx.redis.connect_watched(addr, access, limit).await {
+            Ok((conn, closed)) => return Ok((conn, Some(closed))),
+            Err(e) if no_resp3(&e) => {
+                info!(error = %e, "no RESP3: probing in RESP2 (a dropped link is noticed at the next PING)");
+                *resp3 = false;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let conn = ctx.redis.connect(addr, access, limit).await?;
+    Ok((conn, None))
+}
+
 /// A valid reply: `true` for +PONG, `false` for -LOADING / -MASTERDOWN.
 async fn ping(conn: &mut Conn, limit: Duration) -> Result<bool, ProbeError> {
     match conn

@@ -109,6 +109,8 @@ pub struct InstanceState {
     pub reboot_since: Option<Instant>,
     /// The last INFO reply as Redis sent it (SENTINEL INFO-CACHE).
     pub info_text: Option<Arc<str>>,
+    /// The probe's connection is up (Sentinel's link `disconnected` flag when not).
+    pub link_up: bool,
 }
 
 /// What makes an instance SDOWN: its master's periods and whether it is the log's master.
@@ -131,6 +133,7 @@ impl InstanceState {
             role_since: now,
             reboot_since: None,
             info_text: None,
+            link_up: false,
         }
     }
 
@@ -416,6 +419,17 @@ impl Shared {
         changed
     }
 
+    /// The probe's connection came up or went down. Returns whether that changed.
+    pub fn set_link(&mut self, name: &str, addr: &Addr, up: bool) -> bool {
+        match self.instance_mut(name, addr) {
+            Some((inst, _)) if inst.link_up != up => {
+                inst.link_up = up;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Keeps an INFO reply's text for SENTINEL INFO-CACHE.
     pub fn keep_info_text(&mut self, name: &str, addr: &Addr, text: Arc<str>) {
         if let Some((inst, _)) = self.instance_mut(name, addr) {
@@ -494,6 +508,7 @@ fn observe(addr: &Addr, inst: &InstanceState, now: Instant, reboot: bool) -> Obs
         second_repl_offset: info.and_then(|i| i.second_repl_offset),
         role_age_ms: ms(now.saturating_duration_since(inst.role_since)),
         reboot,
+        link_up: inst.link_up,
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 use super::tls::RedisTls;
@@ -178,15 +179,44 @@ impl Connector {
         access: &Access,
         limit: Duration,
     ) -> Result<Conn, ConnError> {
+        self.open(addr, access, limit, None).await
+    }
+
+    /// `connect` in RESP3, whose drop the client library reports at once on the receiver: the
+    /// monitor flags a link `disconnected` the moment it drops, as Sentinel does (Sentinel
+    /// clients skip a master so flagged). A Redis without RESP3 (before 6.0) refuses `HELLO 3`:
+    /// the caller connects with `connect` then.
+    pub async fn connect_watched(
+        &self,
+        addr: &Addr,
+        access: &Access,
+        limit: Duration,
+    ) -> Result<(Conn, mpsc::UnboundedReceiver<redis::PushInfo>), ConnError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let conn = self.open(addr, access, limit, Some(tx)).await?;
+        Ok((conn, rx))
+    }
+
+    async fn open(
+        &self,
+        addr: &Addr,
+        access: &Access,
+        limit: Duration,
+        pushes: Option<mpsc::UnboundedSender<redis::PushInfo>>,
+    ) -> Result<Conn, ConnError> {
         let fail = |source| ConnError::Redis {
             addr: addr.clone(),
             what: "connect",
             source,
         };
-        let client = self.client(addr, access).map_err(fail)?;
-        let config = AsyncConnectionConfig::new()
+        let resp3 = pushes.is_some();
+        let client = self.client(addr, access, resp3).map_err(fail)?;
+        let mut config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(limit))
             .set_response_timeout(None);
+        if let Some(tx) = pushes {
+            config = config.set_push_sender(tx);
+        }
         let inner = timeout(
             limit,
             client.get_multiplexed_async_connection_with_config(&config),
@@ -204,8 +234,16 @@ impl Connector {
         })
     }
 
-    fn client(&self, addr: &Addr, access: &Access) -> redis::RedisResult<redis::Client> {
+    fn client(
+        &self,
+        addr: &Addr,
+        access: &Access,
+        resp3: bool,
+    ) -> redis::RedisResult<redis::Client> {
         let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
+        if resp3 {
+            settings = settings.set_protocol(redis::ProtocolVersion::RESP3);
+        }
         if let Some(pass) = &access.pass {
             settings = settings.set_password(pass.expose());
             if let Some(user) = &access.user {

@@ -3,7 +3,7 @@
 Run by tests/sentinel_clients.rs with the venv that scripts/test.sh builds (redis-py 8, which
 opens sentinel connections with HELLO 3 and discovers the master with SENTINEL MASTERS).
 
-    redis_py_sentinel.py write    --sentinels H:P,H:P,... --service NAME --duration SECONDS [--sentinel-ca PEM]
+    redis_py_sentinel.py write    --sentinels H:P,H:P,... --service NAME --duration SECONDS [--sentinel-ca PEM] [--lib valkey]
     redis_py_sentinel.py discover --sentinels H:P,H:P,... --service NAME
 
 `write` runs `SET key:i i` in a loop (2 ms apart) through `Sentinel.master_for(...)` for SECONDS, catching
@@ -23,18 +23,35 @@ address and the milliseconds each took:
   to the front of its list, so this does not touch the refusing one;
 - `ms_no_retry`: a fresh Sentinel whose sentinel connections do not retry
   (`sentinel_kwargs={"retry": Retry(NoBackoff(), 0)}`), which shows what the server costs.
+
+With `--lib valkey` both run on valkey-py instead (its modules mirror redis-py's).
 """
 
 import argparse
+import importlib
 import json
 import sys
 import time
 
-import redis
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, ReadOnlyError, TimeoutError
-from redis.retry import Retry
-from redis.sentinel import Sentinel
+
+def library():
+    """`--lib valkey` runs the same code with valkey-py, whose modules mirror redis-py's."""
+    if "--lib" in sys.argv[:-1]:
+        return sys.argv[sys.argv.index("--lib") + 1]
+    return "redis"
+
+
+LIB = library()
+redis = importlib.import_module(LIB)
+NoBackoff = importlib.import_module(f"{LIB}.backoff").NoBackoff
+_errors = importlib.import_module(f"{LIB}.exceptions")
+ConnectionError, ReadOnlyError, TimeoutError = (
+    _errors.ConnectionError,
+    _errors.ReadOnlyError,
+    _errors.TimeoutError,
+)
+Retry = importlib.import_module(f"{LIB}.retry").Retry
+Sentinel = importlib.import_module(f"{LIB}.sentinel").Sentinel
 
 TIMEOUT = 0.5  # seconds, for sentinel and master connections alike
 RETRY_SLEEP = 0.05
@@ -118,7 +135,7 @@ def write(args):
                 "ok_per_master": ok_per_master,
                 "last_ok_key": last_ok_key,
                 "error_kinds": error_kinds,
-                "redis_py": redis.__version__,
+                "library": f"{LIB} {redis.__version__}",
             }
         ),
         flush=True,
@@ -164,6 +181,7 @@ def main():
     p.add_argument("--service", default="mymaster")
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--sentinel-ca", default=None)
+    p.add_argument("--lib", choices=["redis", "valkey"], default="redis")
     args = p.parse_args()
     if args.mode == "write":
         write(args)

@@ -57,6 +57,7 @@ fn seen(port: u16) -> Observation {
         second_repl_offset: None,
         role_age_ms: 0,
         reboot: false,
+        link_up: true,
     }
 }
 

@@ -83,6 +83,7 @@ fn random_observation(rng: &mut XorShift, port: u16) -> Observation {
         second_repl_offset: rng.pick(&[None, Some(1), Some(1_001)]),
         role_age_ms: 0,
         reboot: false,
+        link_up: true,
     }
 }
 

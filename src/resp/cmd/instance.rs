@@ -75,10 +75,9 @@ fn role_name(obs: Option<&Observation>, default: &'static str) -> &'static str {
     }
 }
 
-/// Never reached by this node, or not for down-after: Sentinel shows such links as
-/// `disconnected`.
+/// This node's connection to it is down (or never came up): Sentinel's `disconnected`.
 fn disconnected(obs: Option<&Observation>) -> bool {
-    !obs.is_some_and(|o| o.info_age_ms.is_some())
+    !obs.is_some_and(|o| o.link_up)
 }
 
 /// The fields from this node's probes that masters and replicas share, in Sentinel's order;
@@ -336,6 +335,7 @@ mod tests {
             second_repl_offset: None,
             role_age_ms: 4242,
             reboot: true,
+            link_up: true,
         }
     }
 
