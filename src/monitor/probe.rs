@@ -171,10 +171,12 @@ async fn wait_or_drop(ctx: &ProbeCtx, next: Instant, link: &mut Option<Link>) ->
     }
 }
 
-/// A refusal of `HELLO 3`: a Redis before 6.0, probed in RESP2 from then on.
+/// A refusal of `HELLO 3` itself (a Redis before 6.0 has no such command): probed in RESP2 from
+/// then on. An AUTH refusal inside HELLO is not one: it is retried as it is.
 fn no_resp3(e: &ConnError) -> bool {
     e.redis().is_some_and(|r| {
-        r.code() == Some("NOPROTO") || r.to_string().to_ascii_uppercase().contains("HELLO")
+        let text = r.to_string().to_ascii_lowercase();
+        r.code() == Some("NOPROTO") || (text.contains("unknown command") && text.contains("hello"))
     })
 }
 
@@ -346,4 +348,45 @@ async fn fetch_info(conn: &mut Conn, limit: Duration, plain: bool) -> Result<Str
         &["server", "replication"]
     };
     Ok(conn.info(sections, limit).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(resp: &[u8]) -> ConnError {
+        let source = match redis::parse_redis_value(resp).and_then(|v| v.extract_error()) {
+            Err(e) => e,
+            Ok(v) => panic!("{v:?} is not an error"),
+        };
+        ConnError::Redis {
+            addr: Addr::new("127.0.0.1", 1),
+            what: "connect",
+            source,
+        }
+    }
+
+    // Only a Redis without HELLO is probed in RESP2 for good; a refused AUTH inside HELLO (a
+    // password not set yet) is retried in RESP3 once the password is there.
+    #[test]
+    fn only_a_missing_hello_means_no_resp3() {
+        assert!(no_resp3(&refused(
+            b"-ERR unknown command 'HELLO', with args beginning with: '3' \r\n"
+        )));
+        assert!(no_resp3(&refused(
+            b"-NOPROTO unsupported protocol version\r\n"
+        )));
+        for other in [
+            &b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n"[..],
+            b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+            b"-ERR unknown command 'PING'\r\n",
+        ] {
+            assert!(!no_resp3(&refused(other)), "{}", String::from_utf8_lossy(other));
+        }
+        let timeout = ConnError::Timeout {
+            addr: Addr::new("127.0.0.1", 1),
+            what: "connect",
+        };
+        assert!(!no_resp3(&timeout));
+    }
 }
