@@ -3,7 +3,8 @@
 //! holds SDOWN itself, after its own `+sdown`: so a master's `+odown` waits here (with the
 //! master's events after it) for this node's `+sdown`, at most a short while; past that, the rest
 //! goes on and the `+odown` follows this node's `+sdown` if it comes while the log still says
-//! down (a node that never sees the master down says neither, as such a sentinel would). A
+//! down (a node that never sees the master down says neither, as such a sentinel would), and a
+//! `+switch-master` ends the wait at once: clients must not learn of a switch late. A
 //! `-odown` is said only after a `+odown`. Before the `+switch-master` of a failover another
 //! node ran, this node says `+config-update-from` that node, as a sentinel that learns the new
 //! configuration from a peer does. Gate and timing are pure ([`Order`]); [`run`] feeds it.
@@ -132,6 +133,10 @@ impl Order {
                 }
             }
             return;
+        }
+        // A switch is never held back: clients of this node move to the new master at once.
+        if matches!(e.event.event, Event::SwitchMaster { .. }) {
+            self.release(&name, false, now, out);
         }
         if let Some(held) = self.held.get_mut(&name) {
             held.after.push(e);
@@ -412,6 +417,20 @@ mod tests {
             ["+sdown"],
             "no +odown once the log says up"
         );
+    }
+
+    // A node that does not see the master down holds the failover's steps at most until the
+    // switch: +switch-master goes out at once, after what waited, without a +odown.
+    #[test]
+    fn a_switch_ends_the_wait() {
+        let t = Instant::now();
+        let mut o = Order::new(1);
+        o.push(odown(10, true), t, &env(None));
+        o.push(new_epoch(11), t, &env(None));
+        let out = o.push(switch(12), t, &env(Some(1)));
+        assert_eq!(channels(&out), ["+new-epoch", "+switch-master"]);
+        assert_eq!(o.next_due(), None);
+        assert_eq!(channels(&o.push(sdown(true), t, &env(None))), ["+sdown"]);
     }
 
     // A sentinel that learns a failover from the peer that ran it says +config-update-from
