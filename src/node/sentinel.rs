@@ -61,16 +61,13 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
     let identity = node.identity.clone();
     let sentinel_id = move |id| crate::resp::sentinel_id(&identity.get().unwrap_or_default(), id);
     let (feed, _) = broadcast::channel(crate::events::CAPACITY);
-    tasks.critical(
-        "Sentinel event order",
-        crate::resp::order::run(
-            config.id,
-            node.bus.clone(),
-            feed.clone(),
-            (node.raft.clone(), node.view.clone()),
-            sentinel_id.clone(),
-            node.cancel.clone(),
-        ),
+    let order = crate::resp::order::run(
+        config.id,
+        node.bus.clone(),
+        feed.clone(),
+        (node.raft.clone(), node.view.clone()),
+        sentinel_id.clone(),
+        node.cancel.clone(),
     );
     let (peers_tx, peers_rx) = watch::channel(Arc::default());
     tasks.critical(
@@ -121,9 +118,13 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
         .enable_all()
         .build()
         .map_err(NodeError::SentinelRuntime)?;
-    let serve = crate::resp::server::serve(ctx, inputs.listeners, fresh_rx, node.cancel.clone())
-        .in_current_span();
-    tasks.critical_blocking("Sentinel port", move || runtime.block_on(serve));
+    let serve = crate::resp::server::serve(ctx, inputs.listeners, fresh_rx, node.cancel.clone());
+    // The event order runs beside the sessions it feeds: handing them an event wakes no thread.
+    let port = async move {
+        tokio::join!(serve, order);
+    }
+    .in_current_span();
+    tasks.critical_blocking("Sentinel port", move || runtime.block_on(port));
     tasks.critical(
         "Sentinel events",
         crate::monitor::events::publish_local_events(
