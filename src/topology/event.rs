@@ -208,15 +208,6 @@ impl Event {
             Event::ScriptTimeout { .. } => "-script-timeout",
         }
     }
-
-    /// The instance the event is about, if it is about one.
-    pub fn instance(&self) -> Option<&Instance> {
-        match self {
-            Event::Step { about, .. } | Event::Sdown { about, .. } => Some(about),
-            Event::RoleChange { about, .. } => Some(about),
-            _ => None,
-        }
-    }
 }
 
 impl TopologyEvent {
@@ -295,7 +286,7 @@ impl TopologyEvent {
 }
 
 /// Sentinel's `%@` for an instance of master `name`.
-pub fn prefix(name: &str, about: &Instance) -> String {
+fn prefix(name: &str, about: &Instance) -> String {
     match about {
         Instance::Master { at } => master_prefix(name, at),
         Instance::Replica { at, master_at } => replica_prefix(at, name, master_at),
