@@ -459,13 +459,12 @@ async fn config_flushconfig_and_publish_answer_as_sentinel_does() {
             "SET",
             "loglevel",
             "warning",
-            "resolve-hostnames",
-            "yes",
+            "announce-port",
+            "26999",
         ])
         .await;
     assert!(
-        refused
-            .starts_with("-ERR Invalid value 'yes' to SENTINEL CONFIG SET 'resolve-hostnames': "),
+        refused.starts_with("-ERR Invalid value '26999' to SENTINEL CONFIG SET 'announce-port': "),
         "{refused}"
     );
     assert_eq!(

@@ -2,7 +2,7 @@
 //! this node's config, then commit it on the leader or forward it there.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use crate::pb::NodeInfoRequest;
 use crate::raft::types::typ::{ClientWriteError, RaftError};
 use crate::raft::{Member, SmData};
 use crate::redis::Connector;
-use crate::topology::{Addr, Command, RequestKind};
+use crate::topology::{Addr, Command, Refusal, RequestKind};
 
 /// How long adding a member waits for the new node to say who it is.
 const ASK_NODE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -92,6 +92,13 @@ impl Admin {
     ) -> Result<AdminReply, AdminError> {
         let who = &self.current(who);
         authorize(who, req.action())?;
+        if let AdminRequest::Monitor { host, .. } = &req {
+            // This node's `resolve-hostnames`, and the name must resolve now (Sentinel's check).
+            if let Err(e) = self.redis.hostnames().accept(host).await {
+                tracing::info!(error = %e, "MONITOR refused");
+                return Err(Status::invalid_argument(Refusal::InvalidHost.to_string()).into());
+            }
+        }
         tracing::debug!(who = %who.describe(), ?req, "admin request");
         let wait = match req.action() {
             super::Action::Membership => MEMBERSHIP_DEADLINE,
@@ -158,10 +165,8 @@ impl Admin {
                 // Early, in apply's words; `apply` refuses it on every node anyway (invariant 12).
                 crate::topology::check_name(&name)
                     .map_err(|r| Status::invalid_argument(r.to_string()))?;
-                if host.parse::<IpAddr>().is_err() {
-                    return Err(Status::invalid_argument(
-                        "ERR Invalid IP address or hostname specified",
-                    ));
+                if !Addr::valid_host(&host) {
+                    return Err(Status::invalid_argument(Refusal::InvalidHost.to_string()));
                 }
                 let addr = Addr {
                     host,

@@ -88,6 +88,8 @@ pub(super) struct FileSentinel {
     pub timeout: Option<u64>,
     pub max_subscriptions: Option<u64>,
     pub max_channel_length: Option<u64>,
+    pub resolve_hostnames: Option<bool>,
+    pub announce_hostnames: Option<bool>,
 }
 
 /// One `[sentinel.users]` entry: a bare password string (role `admin`, as every user was

@@ -134,6 +134,9 @@ pub struct Config {
     pub sentinel_auth: SentinelAuth,
     /// Bounds on the Sentinel port's clients (`[sentinel]`).
     pub sentinel_limits: SentinelLimits,
+    /// `sentinel.resolve-hostnames` / `sentinel.announce-hostnames`, both off by default as in
+    /// Sentinel; SENTINEL CONFIG SET changes them at run time. Set them alike on every node.
+    pub hostnames: crate::redis::HostnameSettings,
     /// The Sentinel port's TLS listener, if `sentinel.tls-port` is set.
     pub sentinel_tls: Option<SentinelTls>,
     /// How peers and admins prove who they are on the gRPC port (invariant 11).
@@ -483,6 +486,10 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         sentinel_auth: sentinel_auth(&file.sentinel)?,
         security: Security::default(),
         sentinel_limits: sentinel_limits(&file.sentinel)?,
+        hostnames: crate::redis::HostnameSettings {
+            resolve: file.sentinel.resolve_hostnames.unwrap_or(false),
+            announce: file.sentinel.announce_hostnames.unwrap_or(false),
+        },
         sentinel_tls,
         watchdog_device: watchdog_device(file.watchdog_device, file.watchdog_timeout_s)?,
     };

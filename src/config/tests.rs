@@ -1039,6 +1039,21 @@ fn no_credentials_means_protected_mode() {
 }
 
 #[test]
+fn hostnames_are_off_unless_the_sentinel_table_turns_them_on() {
+    let (c, _) = ok(&file("", ""));
+    assert_eq!(c.hostnames, crate::redis::HostnameSettings::default());
+    let (c, _) = ok(&file(
+        "",
+        "[sentinel]\nresolve-hostnames = true\nannounce-hostnames = true\n",
+    ));
+    assert!(c.hostnames.resolve && c.hostnames.announce);
+    err(
+        &file("", "[sentinel]\nresolve-hostnames = \"yes\"\n"),
+        &["resolve-hostnames"],
+    );
+}
+
+#[test]
 fn sentinel_bounds_have_defaults_and_refuse_zero() {
     let d = SentinelLimits::default();
     assert_eq!(

@@ -65,6 +65,7 @@ pub async fn run(node_id: u64, policy: Policy, raft: Raft, io: Io, cancel: Cance
         events,
         pending,
         bus,
+        hostnames,
     } = io;
     let (tx, rx) = mpsc::unbounded_channel();
     let follower = Follower {
@@ -77,6 +78,7 @@ pub async fn run(node_id: u64, policy: Policy, raft: Raft, io: Io, cancel: Cance
         leading: false,
         ran_through: 0,
         jobs: tx,
+        hostnames,
     };
     tokio::join!(
         exec::run(
@@ -100,6 +102,8 @@ pub struct Io {
     pub pending: watch::Sender<PendingScripts>,
     /// Where `-script-error` is published.
     pub bus: EventBus,
+    /// Scripts get addresses as this node announces them (`announce-hostnames`), as Sentinel's.
+    pub hostnames: crate::redis::Hostnames,
 }
 
 /// This node's script policy, from its own config (invariant 12).
@@ -130,6 +134,7 @@ struct Follower {
     /// The last log index whose hooks this node ran (in memory only).
     ran_through: u64,
     jobs: mpsc::UnboundedSender<Job>,
+    hostnames: crate::redis::Hostnames,
 }
 
 impl Follower {
@@ -206,13 +211,24 @@ impl Follower {
         let _ = self.jobs.send(job);
     }
 
+    /// `e` with its addresses as this node announces them.
+    fn announced<'e>(&self, e: &'e IndexedEvent) -> std::borrow::Cow<'e, IndexedEvent> {
+        match self.hostnames.announce_event(&e.event) {
+            Some(event) => std::borrow::Cow::Owned(IndexedEvent {
+                index: e.index,
+                event,
+            }),
+            None => std::borrow::Cow::Borrowed(e),
+        }
+    }
+
     /// One applied event, handled once: its jobs run now if this node leads, else are remembered.
     fn handle(&mut self, e: &IndexedEvent) {
         // The state is published before its events: it already holds this event's entry.
         self.book.refresh(self.view.borrow().topology.masters());
         let master = e.event.master.as_deref();
         let scripts = master.and_then(|m| self.book.get(m));
-        let jobs = plan::jobs_for(e, scripts);
+        let jobs = plan::jobs_for(&self.announced(e), scripts);
         let window = Duration::from_millis(scripts.map_or(0, |s| s.failover_timeout_ms));
         if let (Some(m), Event::Unmonitor { .. }) = (master, &e.event.event) {
             self.book.forget(m);
@@ -235,7 +251,7 @@ impl Follower {
         }
         self.book.refresh(self.view.borrow().topology.masters());
         let scripts = e.event.master.as_deref().and_then(|m| self.book.get(m));
-        for job in plan::jobs_for(e, scripts) {
+        for job in plan::jobs_for(&self.announced(e), scripts) {
             self.submit(job);
         }
     }

@@ -27,6 +27,16 @@ pub enum ReportedRole {
     },
 }
 
+impl ReportedRole {
+    /// Every address the role names: its replicas, or its master.
+    pub fn addrs_mut(&mut self) -> Vec<&mut Addr> {
+        match self {
+            ReportedRole::Master { replicas } => replicas.iter_mut().map(|r| &mut r.addr).collect(),
+            ReportedRole::Replica { master, .. } => vec![master],
+        }
+    }
+}
+
 /// One `slaveN` line of a master's INFO replication.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaLink {

@@ -10,8 +10,9 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use super::info::{self, InfoError};
+use super::info::{self, InfoError, InfoReply};
 use super::state::{deadline, grid_after, reconnect_after, ProbeSettings, Shared};
+use crate::redis::hostnames::is_ip;
 use crate::redis::{Access, Conn, ConnError, Connector};
 use crate::topology::Addr;
 
@@ -188,6 +189,7 @@ async fn probe_loop(ctx: &ProbeCtx) {
     let mut plain_info = false;
     let mut failures = 0u32;
     let mut resp3 = true;
+    let mut bad_pongs = 0u32;
     loop {
         if wait_or_drop(ctx, next, &mut link).await {
             debug!("the link dropped");
@@ -239,14 +241,26 @@ async fn probe_loop(ctx: &ProbeCtx) {
             continue;
         };
         match ping(&mut l.conn, settings.timeout).await {
-            Ok(pong) => ctx.valid_reply(pong),
+            Ok(pong) => {
+                bad_pongs = 0;
+                ctx.valid_reply(pong)
+            }
             Err(e) if is_link_fatal(&e) => {
                 debug!(error = %e, "dropping the link");
                 link = None;
                 ctx.link(false);
                 continue;
             }
-            Err(e) => debug!(error = %e, "invalid PING reply"),
+            // Sentinel's rule: an error other than -LOADING / -MASTERDOWN (e.g. -MISCONF, which
+            // Redis gives PING when it cannot persist) is no sign of life. Said once per spell.
+            Err(e) => {
+                bad_pongs = bad_pongs.saturating_add(1);
+                if bad_pongs == 1 {
+                    warn!(error = %e, "invalid PING reply: not counted as alive");
+                } else {
+                    debug!(error = %e, "invalid PING reply");
+                }
+            }
         }
         let due = match last_info {
             Some(t) => t.elapsed() >= settings.info_every,
@@ -259,6 +273,7 @@ async fn probe_loop(ctx: &ProbeCtx) {
         match fetch_info(&mut l.conn, settings.timeout, plain_info).await {
             Ok(text) => match info::parse(&text) {
                 Ok(reply) => {
+                    let reply = identify(ctx, reply, settings.timeout).await;
                     let changed = {
                         let mut shared = lock(&ctx.shared);
                         let changed =
@@ -289,6 +304,38 @@ async fn probe_loop(ctx: &ProbeCtx) {
             }
         }
     }
+}
+
+/// Spells each address the reply names as this node already knows the instance, as Sentinel
+/// compares a reported host by what it resolves to: a replica naming its master by hostname
+/// while the log has its IP (or the other way round) is one instance, not two. Only hostnames
+/// cost anything; lookups are bounded by `limit` in all.
+async fn identify(ctx: &ProbeCtx, mut reply: InfoReply, limit: Duration) -> InfoReply {
+    let known = lock(&ctx.shared).known_addrs(&ctx.name);
+    let hostnames = ctx.redis.hostnames();
+    let names: Vec<String> = reply
+        .role
+        .addrs_mut()
+        .into_iter()
+        .map(|a| &*a)
+        .chain(&known)
+        .filter(|a| !is_ip(&a.host))
+        .map(|a| a.host.clone())
+        .collect();
+    if names.is_empty() {
+        return reply;
+    }
+    let refresh = hostnames.refresh(names.iter().map(String::as_str));
+    if tokio::time::timeout(limit, refresh).await.is_err() {
+        debug!("hostname lookups did not finish within the command timeout");
+    }
+    let known: Vec<&Addr> = known.iter().collect();
+    for a in reply.role.addrs_mut() {
+        if let Some(k) = hostnames.identify(a, &known) {
+            *a = k;
+        }
+    }
+    reply
 }
 
 /// A timeout or a broken connection: reconnect on the next tick. A server error keeps the link.

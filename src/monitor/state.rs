@@ -385,6 +385,19 @@ impl Shared {
     /// A parsed INFO. Returns true when something a reader acts on changed (role, run id,
     /// replid, master link, priority, the replica list, an SDOWN the role ended), not for
     /// offsets alone.
+    /// Every address known for `name`: the master, the log's replicas, the discovered ones and
+    /// those probed.
+    pub fn known_addrs(&self, name: &str) -> Vec<Addr> {
+        let Some(n) = self.names.get(name) else {
+            return Vec::new();
+        };
+        let mut all: BTreeSet<&Addr> = n.known.iter().collect();
+        all.insert(&n.master);
+        all.extend(n.discovered.keys());
+        all.extend(n.instances.keys());
+        all.into_iter().cloned().collect()
+    }
+
     pub fn record_info(&mut self, name: &str, addr: &Addr, now: Instant, info: InfoReply) -> bool {
         let Some((inst, rules)) = self.instance_mut(name, addr) else {
             return false;

@@ -77,6 +77,7 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) {
                 events: inputs.event_log,
                 pending: inputs.scripts,
                 bus: node.bus.clone(),
+                hostnames: node.redis.hostnames().clone(),
             },
             node.cancel.clone(),
         ),

@@ -151,7 +151,8 @@ async fn run_node(
         bus,
         identity,
         dialer,
-        redis: Connector::new(config.redis_tls.clone(), config.tls_masters.clone()),
+        redis: Connector::new(config.redis_tls.clone(), config.tls_masters.clone())
+            .with_hostnames(crate::redis::Hostnames::new(config.hostnames)),
         cancel: CancellationToken::new(),
     };
     let (caught_up_tx, caught_up) = watch::channel(false);

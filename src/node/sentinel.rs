@@ -105,6 +105,7 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
         identity: node.identity.clone(),
         auth: config.sentinel_auth.clone(),
         limits: config.sentinel_limits,
+        hostnames: node.redis.hostnames().clone(),
         port: config.sentinel_listen.port(),
         election_max_ms: config.raft.election_max_ms,
         run_id: crate::resp::random_run_id(),

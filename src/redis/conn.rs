@@ -10,6 +10,7 @@ use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConn
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+use super::hostnames::{is_ip, HostError, Hostnames};
 use super::tls::RedisTls;
 use crate::topology::{Addr, MasterRecord, Secret};
 
@@ -124,6 +125,12 @@ pub enum ConnError {
     },
     #[error("{addr}: unexpected reply to {what}")]
     Unexpected { addr: Addr, what: &'static str },
+    #[error("{addr}: {source}")]
+    Resolve {
+        addr: Addr,
+        #[source]
+        source: HostError,
+    },
 }
 
 impl ConnError {
@@ -132,6 +139,8 @@ impl ConnError {
             ConnError::Timeout { .. } => Failure::TimedOut,
             ConnError::Redis { source, .. } => classify(source),
             ConnError::Unexpected { .. } => Failure::Unexpected,
+            // The name may resolve again; the instance may be alive meanwhile.
+            ConnError::Resolve { .. } => Failure::Broken,
         }
     }
 
@@ -150,6 +159,8 @@ pub struct Connector {
     tls: Arc<RedisTls>,
     /// `[masters.NAME] tls = true` of this node's config.
     tls_names: Arc<BTreeSet<String>>,
+    /// A hostname is looked up at every connect, as Sentinel re-resolves on reconnect.
+    hostnames: Hostnames,
 }
 
 impl Connector {
@@ -157,7 +168,18 @@ impl Connector {
         Connector {
             tls: Arc::new(tls),
             tls_names: Arc::new(tls_names),
+            hostnames: Hostnames::default(),
         }
+    }
+
+    /// The node's hostname settings and answers, shared with the Sentinel port.
+    pub fn with_hostnames(mut self, hostnames: Hostnames) -> Self {
+        self.hostnames = hostnames;
+        self
+    }
+
+    pub fn hostnames(&self) -> &Hostnames {
+        &self.hostnames
     }
 
     /// How this node reaches the instances of `m`.
@@ -210,7 +232,21 @@ impl Connector {
             source,
         };
         let resp3 = pushes.is_some();
-        let client = self.client(addr, access, resp3).map_err(fail)?;
+        let ip = if is_ip(&addr.host) {
+            None
+        } else {
+            let found = timeout(limit, self.hostnames.lookup(&addr.host))
+                .await
+                .map_err(|_| ConnError::Timeout {
+                    addr: addr.clone(),
+                    what: "hostname lookup",
+                })?;
+            Some(found.map_err(|source| ConnError::Resolve {
+                addr: addr.clone(),
+                source,
+            })?)
+        };
+        let client = self.client(addr, ip, access, resp3).map_err(fail)?;
         let mut config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(limit))
             .set_response_timeout(None);
@@ -231,12 +267,16 @@ impl Connector {
             addr: addr.clone(),
             inner,
             names: access.names.clone(),
+            hostnames: self.hostnames.clone(),
         })
     }
 
+    /// `ip`: what a hostname resolved to just now; plain TCP goes there, TLS goes by the name
+    /// (the certificate names the host as given).
     fn client(
         &self,
         addr: &Addr,
+        ip: Option<std::net::IpAddr>,
         access: &Access,
         resp3: bool,
     ) -> redis::RedisResult<redis::Client> {
@@ -252,7 +292,8 @@ impl Connector {
         }
         let (host, port) = (addr.host.clone(), addr.port);
         if !access.tls {
-            let info = ConnectionAddr::Tcp(host, port)
+            let to = ip.map_or(host, |ip| ip.to_string());
+            let info = ConnectionAddr::Tcp(to, port)
                 .into_connection_info()?
                 .set_redis_settings(settings);
             return redis::Client::open(info);
@@ -275,6 +316,7 @@ pub struct Conn {
     addr: Addr,
     inner: MultiplexedConnection,
     names: Names,
+    hostnames: Hostnames,
 }
 
 impl Conn {
@@ -285,6 +327,10 @@ impl Conn {
     /// The names commands have on this instance.
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    pub fn hostnames(&self) -> &Hostnames {
+        &self.hostnames
     }
 
     /// Runs `cmd` and waits at most `limit` for its reply; `what` names it in errors.

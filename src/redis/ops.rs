@@ -107,9 +107,11 @@ impl Conn {
         self.reconfigure(&["NO", "ONE"], limit).await
     }
 
-    /// `REPLICAOF host port` in Sentinel's reconfiguration block. A TLS master is reached by its
-    /// replicas with Redis's own `tls-replication yes`, which is the operator's to set.
+    /// `REPLICAOF host port` in Sentinel's reconfiguration block, `host` as this node announces
+    /// it (a hostname only with `announce-hostnames yes`, as Sentinel sends it). A TLS master is
+    /// reached by its replicas with Redis's own `tls-replication yes`, the operator's to set.
     pub async fn replicate(&mut self, to: &Addr, limit: Duration) -> Result<(), ConnError> {
+        let to = self.hostnames().announce(to).into_owned();
         let port = to.port.to_string();
         self.reconfigure(&[&to.host, &port], limit).await
     }
@@ -165,19 +167,36 @@ impl Conn {
 
     /// `FAILOVER TO host port TIMEOUT ms`: Redis pauses writes until the target has every one of
     /// them, then swaps roles, so no acknowledged write is lost.
+    ///
+    /// Redis finds the target among its replicas by the address it lists for it: the name the
+    /// replica announces, or its IP. A target the log knows by hostname is tried by name, then by
+    /// the address the name resolved to.
     pub async fn failover_to(
         &mut self,
         target: &Addr,
         timeout_ms: u64,
         limit: Duration,
     ) -> Result<(), ConnError> {
-        let mut cmd = self.names().cmd("FAILOVER");
-        cmd.arg("TO")
-            .arg(&target.host)
-            .arg(target.port)
-            .arg("TIMEOUT")
-            .arg(timeout_ms);
-        self.query("FAILOVER TO", &cmd, limit).await
+        let mut hosts = vec![target.host.clone()];
+        if let Some(ip) = self.hostnames().ip_of(&target.host) {
+            if ip.to_string() != target.host {
+                hosts.push(ip.to_string());
+            }
+        }
+        let mut result = Ok(());
+        for host in hosts {
+            let mut cmd = self.names().cmd("FAILOVER");
+            cmd.arg("TO")
+                .arg(&host)
+                .arg(target.port)
+                .arg("TIMEOUT")
+                .arg(timeout_ms);
+            result = self.query("FAILOVER TO", &cmd, limit).await;
+            if !result.as_ref().is_err_and(not_a_replica) {
+                break;
+            }
+        }
+        result
     }
 
     pub async fn role(&mut self, limit: Duration) -> Result<Role, ConnError> {
@@ -200,6 +219,13 @@ impl Conn {
 }
 
 /// Sentinel's reconfiguration: the role change, CONFIG REWRITE, every client disconnected.
+/// Redis's refusal of a FAILOVER TO whose host and port match none of its replicas.
+fn not_a_replica(e: &ConnError) -> bool {
+    e.redis()
+        .and_then(|r| r.detail())
+        .is_some_and(|d| d.contains("is not a replica"))
+}
+
 fn reconfiguration(pipe: &mut redis::Pipeline, names: &Names, replicaof: &[&str]) {
     pipe.cmd(names.get("REPLICAOF"))
         .arg(replicaof)

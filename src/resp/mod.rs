@@ -64,6 +64,8 @@ pub struct Ctx {
     pub identity: ClusterIdentity,
     pub auth: SentinelAuth,
     pub limits: SentinelLimits,
+    /// `resolve-hostnames` / `announce-hostnames` and what each hostname resolved to.
+    pub hostnames: crate::redis::Hostnames,
     pub port: u16,
     pub election_max_ms: u64,
     /// A random id of this process, as Redis's INFO `run_id` (distinct from SENTINEL MYID).

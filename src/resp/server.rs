@@ -363,7 +363,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             }
             ev = recv(&mut events) => match ev {
                 Ok(ev) => {
-                    cmd::deliver(s, &ev, &mut replies);
+                    cmd::deliver(s, &ctx.hostnames, &ev, &mut replies);
                     for r in replies.drain(..) {
                         r.encode(s.proto, &mut wbuf);
                     }

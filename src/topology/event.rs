@@ -182,7 +182,64 @@ impl Step {
     }
 }
 
+impl Instance {
+    fn addrs(&self) -> Vec<&Addr> {
+        match self {
+            Instance::Master { at } => vec![at],
+            Instance::Replica { at, master_at } | Instance::Sentinel { at, master_at, .. } => {
+                vec![at, master_at]
+            }
+        }
+    }
+
+    fn addrs_mut(&mut self) -> Vec<&mut Addr> {
+        match self {
+            Instance::Master { at } => vec![at],
+            Instance::Replica { at, master_at } | Instance::Sentinel { at, master_at, .. } => {
+                vec![at, master_at]
+            }
+        }
+    }
+}
+
 impl Event {
+    /// Every address the event names, in the order `addrs_mut` gives them.
+    fn addrs(&self) -> Vec<&Addr> {
+        match self {
+            Event::Monitor { at, .. }
+            | Event::Unmonitor { at }
+            | Event::Set { at, .. }
+            | Event::Odown { at, .. } => vec![at],
+            Event::Step { about, .. } | Event::Sdown { about, .. } => about.addrs(),
+            Event::RoleChange { about, .. } => about.addrs(),
+            Event::SwitchMaster { from, to } => vec![from, to],
+            Event::Conflict { at, instance, .. } => vec![at, instance],
+            Event::Resolved { at, keep } => vec![at, keep],
+            Event::NewEpoch
+            | Event::Tilt { .. }
+            | Event::ScriptError { .. }
+            | Event::ScriptTimeout { .. } => Vec::new(),
+        }
+    }
+
+    fn addrs_mut(&mut self) -> Vec<&mut Addr> {
+        match self {
+            Event::Monitor { at, .. }
+            | Event::Unmonitor { at }
+            | Event::Set { at, .. }
+            | Event::Odown { at, .. } => vec![at],
+            Event::Step { about, .. } | Event::Sdown { about, .. } => about.addrs_mut(),
+            Event::RoleChange { about, .. } => about.addrs_mut(),
+            Event::SwitchMaster { from, to } => vec![from, to],
+            Event::Conflict { at, instance, .. } => vec![at, instance],
+            Event::Resolved { at, keep } => vec![at, keep],
+            Event::NewEpoch
+            | Event::Tilt { .. }
+            | Event::ScriptError { .. }
+            | Event::ScriptTimeout { .. } => Vec::new(),
+        }
+    }
+
     /// Sentinel's channel name, e.g. "+switch-master".
     pub fn channel(&self) -> &'static str {
         match self {
@@ -277,6 +334,23 @@ impl TopologyEvent {
             Event::ScriptError { path, signal, code } => format!("{path} {signal} {code}"),
             Event::ScriptTimeout { path, pid } => format!("{path} {pid}"),
         }
+    }
+
+    /// The event with each address respelled by `show` (`None`: keep it), or `None` when no
+    /// address changes: the Sentinel port announces hostnames or their addresses.
+    pub fn respelled(&self, show: impl Fn(&Addr) -> Option<Addr>) -> Option<TopologyEvent> {
+        // Most events name IP addresses only: no copy for them.
+        let mut shown: Vec<Option<Addr>> = self.event.addrs().into_iter().map(&show).collect();
+        if shown.iter().all(Option::is_none) {
+            return None;
+        }
+        let mut out = self.clone();
+        for (a, s) in out.event.addrs_mut().into_iter().zip(shown.iter_mut()) {
+            if let Some(s) = s.take() {
+                *a = s;
+            }
+        }
+        Some(out)
     }
 
     /// Channel and message, for the Sentinel-speaking edges.
@@ -470,5 +544,23 @@ mod tests {
         for (event, channel, payload) in cases {
             assert_eq!(event.text(), (channel, payload.to_owned()));
         }
+    }
+
+    #[test]
+    fn respelling_changes_only_the_addresses_shown() {
+        let ev = TopologyEvent {
+            master: Some("m".into()),
+            epoch: 3,
+            event: Event::SwitchMaster {
+                from: Addr::new("a.test", 1),
+                to: Addr::new("10.0.0.2", 2),
+            },
+        };
+        assert_eq!(ev.respelled(|_| None), None);
+        let shown = ev
+            .respelled(|a| (a.host == "a.test").then(|| Addr::new("10.0.0.1", a.port)))
+            .unwrap();
+        assert_eq!(shown.payload(), "m 10.0.0.1 1 10.0.0.2 2");
+        assert_eq!(shown.epoch, 3);
     }
 }

@@ -39,6 +39,28 @@ impl Addr {
         let port = u16::try_from(port).map_err(|_| Refusal::InvalidPort)?;
         Ok(Addr::new(host, port))
     }
+
+    /// What the log takes as a host wherever a MONITOR is applied: an IP address, or a name
+    /// that could be one in DNS (RFC 1123 labels: letters, digits and inner hyphens, 1–63 bytes
+    /// each, 253 in all). Whether a name resolves is the accepting node's check (it depends on
+    /// the time and the resolver, so it cannot be the state machine's).
+    pub fn valid_host(host: &str) -> bool {
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            return true;
+        }
+        let name = host.strip_suffix('.').unwrap_or(host);
+        !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+            // An all-numeric last label would read as a mistyped IP address.
+            && !name.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    }
 }
 
 impl fmt::Display for Addr {

@@ -63,7 +63,8 @@ pub enum Refusal {
     /// redis #14970 / valkey #3847: SET values are single-line text. The value is not echoed.
     #[error("ERR Invalid argument for SENTINEL SET '{option}': the value must not contain control characters")]
     ControlCharacters { option: String },
-    /// Sentinel's reply for a MONITOR address that is not an IP (`apply` checks it too).
+    /// Sentinel's reply for a MONITOR host that is not an IP address or an accepted hostname
+    /// (`apply` checks the form again).
     #[error("ERR Invalid IP address or hostname specified")]
     InvalidHost,
     /// raftinel's own (Sentinel has no such check): one Redis under two names would leave the

@@ -184,7 +184,7 @@ impl TopologyState {
                 // older version let in stays in the state (it can be REMOVEd); the hooks never
                 // run a script for it.
                 check_name(name)?;
-                if addr.host.parse::<std::net::IpAddr>().is_err() {
+                if !Addr::valid_host(&addr.host) {
                     return Err(Refusal::InvalidHost);
                 }
                 // Sentinel checks the quorum before the duplicate name.

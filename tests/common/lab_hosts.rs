@@ -81,6 +81,12 @@ impl Setup {
             "".into(),
             "--appendonly".into(),
             if self.appendonly { "yes" } else { "no" }.into(),
+            // The AOF is for a killed Redis to restart with its writes: the page cache keeps
+            // them (the lab kills processes, never the kernel). An fsync on the CI machine's
+            // busy disk can block Redis's main thread for seconds ("Asynchronous AOF fsync is
+            // taking too long"), a stall of Redis's own the nemesis is not about.
+            "--appendfsync".into(),
+            "no".into(),
             "--repl-diskless-sync-delay".into(),
             "0".into(),
             "--dir".into(),
@@ -270,6 +276,16 @@ impl Setup {
             let lines: Vec<&str> = text.lines().collect();
             out.push_str(&format!("--- raftinel on {h}\n"));
             for l in &lines[lines.len().saturating_sub(30)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        // Redis's own warnings (`#` lines): a stall of its own shows there.
+        for h in HOSTS {
+            let text = std::fs::read_to_string(self.log(&format!("redis-{h}"))).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().filter(|l| l.contains(" # ")).collect();
+            out.push_str(&format!("--- redis on {h} (warnings)\n"));
+            for l in &lines[lines.len().saturating_sub(10)..] {
                 out.push_str(l);
                 out.push('\n');
             }

@@ -372,13 +372,19 @@ pub struct RealSentinel {
 
 impl RealSentinel {
     pub fn watching(master: &Redis, name: &str) -> RealSentinel {
+        RealSentinel::watching_at(master, "127.0.0.1", name, "")
+    }
+
+    /// Watching `master` by `host` (a hostname needs `sentinel resolve-hostnames yes` in
+    /// `settings`, lines that go before the monitor line).
+    pub fn watching_at(master: &Redis, host: &str, name: &str, settings: &str) -> RealSentinel {
         let dir = tempfile::tempdir().unwrap();
         let port = super::free_port();
         let conf = dir.path().join("sentinel.conf");
         std::fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {name} 127.0.0.1 {} 1\n",
+                "port {port}\nbind 127.0.0.1\ndir {}\n{settings}sentinel monitor {name} {host} {} 1\n",
                 dir.path().display(),
                 master.port
             ),

@@ -1,13 +1,15 @@
 //! SENTINEL CONFIG GET <pattern> [<pattern> ...] / SET <param> <value> [<param> <value> ...], as
 //! in Redis 7.2: every parameter is validated before any is applied, and the replies and errors
-//! use sentinel.c's words. `loglevel` switches this node's log filter; the others are fixed,
-//! because raftinel announces the addresses in its Raft membership, takes IP addresses only and
-//! authenticates its nodes to each other with TLS: SET accepts only the value in effect.
+//! use sentinel.c's words. `loglevel` switches this node's log filter and `resolve-hostnames` /
+//! `announce-hostnames` this node's handling of hostnames; the others are fixed, because
+//! raftinel announces the addresses in its Raft membership and authenticates its nodes to each
+//! other with TLS: SET accepts only the value in effect.
 
 use bytes::Bytes;
 
 use super::{lossy, text, wrong_arity};
 use crate::loglevel::{self, Level};
+use crate::redis::Hostnames;
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
 
@@ -21,20 +23,10 @@ enum Kind {
 }
 
 /// Sentinel's parameters in the order CONFIG GET lists them, each with raftinel's fixed value
-/// (`None`: the log level, which changes) and why it is fixed.
+/// (`None`: one this node changes) and why it is fixed.
 const PARAMS: [(&str, Kind, Option<&str>, &str); 7] = [
-    (
-        "resolve-hostnames",
-        Kind::YesNo,
-        Some("no"),
-        "raftinel takes IP addresses only",
-    ),
-    (
-        "announce-hostnames",
-        Kind::YesNo,
-        Some("no"),
-        "raftinel announces IP addresses only",
-    ),
+    (RESOLVE, Kind::YesNo, None, ""),
+    (ANNOUNCE, Kind::YesNo, None, ""),
     (
         "announce-ip",
         Kind::Text,
@@ -62,7 +54,10 @@ const PARAMS: [(&str, Kind, Option<&str>, &str); 7] = [
     ("loglevel", Kind::LogLevel, None, ""),
 ];
 
-pub fn config(s: &Session, args: &[Bytes]) -> Reply {
+const RESOLVE: &str = "resolve-hostnames";
+const ANNOUNCE: &str = "announce-hostnames";
+
+pub fn config(s: &Session, hostnames: &Hostnames, args: &[Bytes]) -> Reply {
     if args.len() < 4 {
         return wrong_arity("sentinel|config");
     }
@@ -72,24 +67,27 @@ pub fn config(s: &Session, args: &[Bytes]) -> Reply {
             if let Err(denied) = s.permit_write("sentinel|config") {
                 return denied;
             }
-            set(&args[3..])
+            set(hostnames, &args[3..])
         }
-        b"get" => get(&args[3..]),
+        b"get" => get(hostnames, &args[3..]),
         _ => Reply::error(
             "ERR Only SENTINEL CONFIG GET <param> [<param> <param> ...]/ SET <param> <value> [<param> <value> ...] are supported.",
         ),
     }
 }
 
-fn value_of(param: &str) -> String {
+fn value_of(param: &str, hostnames: &Hostnames) -> String {
+    let yes_no = |on: bool| if on { "yes" } else { "no" }.to_owned();
     match PARAMS.iter().find(|p| p.0 == param) {
         Some((_, _, Some(fixed), _)) => (*fixed).to_owned(),
+        Some((RESOLVE, ..)) => yes_no(hostnames.settings().resolve),
+        Some((ANNOUNCE, ..)) => yes_no(hostnames.settings().announce),
         _ => loglevel::current().name().to_owned(),
     }
 }
 
 /// Every parameter some pattern matches, once, in pattern order and then table order.
-fn get(patterns: &[Bytes]) -> Reply {
+fn get(hostnames: &Hostnames, patterns: &[Bytes]) -> Reply {
     let mut shown: Vec<&str> = Vec::new();
     for pattern in patterns {
         for (name, ..) in PARAMS {
@@ -98,28 +96,50 @@ fn get(patterns: &[Bytes]) -> Reply {
             }
         }
     }
-    Reply::fields(shown.into_iter().map(|p| (p, Reply::from(value_of(p)))))
+    Reply::fields(
+        shown
+            .into_iter()
+            .map(|p| (p, Reply::from(value_of(p, hostnames)))),
+    )
 }
 
 /// Validates every pair as sentinel.c does (unknown, duplicate, missing value, malformed value,
 /// in argument order), then refuses values raftinel cannot take, then applies: all or nothing.
-fn set(pairs: &[Bytes]) -> Reply {
+fn set(hostnames: &Hostnames, pairs: &[Bytes]) -> Reply {
     match validate(pairs) {
         Err(e) => Reply::error(e),
-        Ok(level) => {
-            if let Some(level) = level {
+        Ok(change) => {
+            if let Some(level) = change.level {
                 if let Err(e) = loglevel::set(level) {
                     return Reply::error(format!("ERR {e}"));
                 }
                 tracing::info!(loglevel = level.name(), "log level set by CONFIG SET");
+            }
+            let mut h = hostnames.settings();
+            h.resolve = change.resolve.unwrap_or(h.resolve);
+            h.announce = change.announce.unwrap_or(h.announce);
+            if h != hostnames.settings() {
+                tracing::info!(
+                    resolve = h.resolve,
+                    announce = h.announce,
+                    "hostname settings set by CONFIG SET"
+                );
+                hostnames.set(h);
             }
             Reply::ok()
         }
     }
 }
 
-/// The log level to set, if the request sets one.
-fn validate(pairs: &[Bytes]) -> Result<Option<Level>, String> {
+/// What a valid CONFIG SET changes.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Change {
+    level: Option<Level>,
+    resolve: Option<bool>,
+    announce: Option<bool>,
+}
+
+fn validate(pairs: &[Bytes]) -> Result<Change, String> {
     let mut seen: Vec<&str> = Vec::new();
     let mut checked = Vec::new();
     let mut i = 0;
@@ -154,18 +174,22 @@ fn validate(pairs: &[Bytes]) -> Result<Option<Level>, String> {
         if !well_formed {
             return Err(bad());
         }
-        checked.push((kind, fixed, why, value.clone(), bad()));
+        checked.push((name, kind, fixed, why, value.clone(), bad()));
         i += 2;
     }
-    let mut level = None;
-    for (kind, fixed, why, value, bad) in checked {
-        match fixed {
-            Some(fixed) if !same_value(kind, fixed, &value) => return Err(format!("{bad}: {why}")),
-            Some(_) => {}
-            None => level = Level::parse(&value),
+    let mut change = Change::default();
+    for (name, kind, fixed, why, value, bad) in checked {
+        match (fixed, name) {
+            (Some(fixed), _) if !same_value(kind, fixed, &value) => {
+                return Err(format!("{bad}: {why}"))
+            }
+            (Some(_), _) => {}
+            (None, RESOLVE) => change.resolve = Some(value.eq_ignore_ascii_case("yes")),
+            (None, ANNOUNCE) => change.announce = Some(value.eq_ignore_ascii_case("yes")),
+            (None, _) => change.level = Level::parse(&value),
         }
     }
-    Ok(level)
+    Ok(change)
 }
 
 fn same_value(kind: Kind, fixed: &str, value: &str) -> bool {
@@ -234,8 +258,6 @@ mod tests {
             e.starts_with("ERR Invalid value '1234' to SENTINEL CONFIG SET 'announce-port': "),
             "{e}"
         );
-        let e = validate(&args(&["resolve-hostnames", "yes"])).unwrap_err();
-        assert!(e.ends_with("raftinel takes IP addresses only"), "{e}");
         // Nothing is applied when any pair is refused.
         assert!(validate(&args(&["loglevel", "debug", "announce-ip", "10.77.0.9"])).is_err());
     }
@@ -252,14 +274,43 @@ mod tests {
             "loglevel",
             "WARNING",
         ]));
-        assert_eq!(ok, Ok(Some(Level::Warning)));
-        assert_eq!(validate(&args(&["announce-port", "0"])), Ok(None));
+        assert_eq!(
+            ok,
+            Ok(Change {
+                level: Some(Level::Warning),
+                resolve: Some(false),
+                announce: None
+            })
+        );
+        assert_eq!(
+            validate(&args(&["announce-port", "0"])),
+            Ok(Change::default())
+        );
+        assert_eq!(
+            validate(&args(&[
+                "announce-hostnames",
+                "YES",
+                "resolve-hostnames",
+                "yes"
+            ])),
+            Ok(Change {
+                level: None,
+                resolve: Some(true),
+                announce: Some(true)
+            })
+        );
     }
 
     #[test]
     fn get_lists_each_match_once_in_pattern_then_table_order() {
-        let Reply::Map(fields) = get(&args(&["loglevel", "announce-*", "LOGLEVEL", "nosuch"]))
-        else {
+        let hostnames = Hostnames::new(crate::redis::HostnameSettings {
+            resolve: true,
+            announce: false,
+        });
+        let Reply::Map(fields) = get(
+            &hostnames,
+            &args(&["loglevel", "announce-*", "LOGLEVEL", "nosuch"]),
+        ) else {
             panic!("a map");
         };
         let names: Vec<String> = fields

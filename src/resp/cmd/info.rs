@@ -161,7 +161,7 @@ fn sentinel(ctx: &Ctx, out: &mut String) {
             out,
             "master{i}:name={},status={status},address={},slaves={},sentinels={sentinels}\r\n",
             m.name,
-            m.addr,
+            ctx.hostnames.announce(&m.addr),
             m.replicas.len(),
         );
     }

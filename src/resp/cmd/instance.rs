@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::monitor::{NodeReport, Observation, ReportedRole};
+use crate::redis::Hostnames;
 use crate::resp::peers::PeerSeen;
 use crate::resp::reply::Reply;
 use crate::topology::{Addr, FailoverState, MasterRecord, Reconf, RequestKind};
@@ -17,6 +18,8 @@ pub struct MasterView<'a> {
     pub master: &'a MasterRecord,
     pub report: &'a NodeReport,
     pub other_sentinels: usize,
+    /// How this node announces addresses (`announce-hostnames`).
+    pub hostnames: &'a Hostnames,
 }
 
 fn num(n: impl itoa::Integer) -> Reply {
@@ -124,7 +127,7 @@ pub fn master(v: &MasterView) -> Reply {
     common(
         &mut fields,
         m.name.clone(),
-        &m.addr,
+        &v.hostnames.announce(&m.addr),
         obs.map_or("", |o| o.run_id.as_str()),
         flags(
             sdown,
@@ -165,23 +168,25 @@ pub fn replicas(v: &MasterView) -> Reply {
     Reply::Array(
         m.replicas
             .iter()
-            .map(|r| replica(m, &r.addr, &r.run_id, v.report))
+            .map(|r| replica(v, &r.addr, &r.run_id))
             .collect(),
     )
 }
 
-fn replica(m: &MasterRecord, addr: &Addr, run_id: &str, report: &NodeReport) -> Reply {
-    let obs = report.observation(&m.name, addr);
+fn replica(v: &MasterView, addr: &Addr, run_id: &str) -> Reply {
+    let m = v.master;
+    let obs = v.report.observation(&m.name, addr);
     let sdown = obs.is_some_and(|o| o.sdown);
     let run_id = obs
         .map(|o| o.run_id.as_str())
         .filter(|r| !r.is_empty())
         .unwrap_or(run_id);
     let mut fields = Vec::with_capacity(22);
+    let shown = v.hostnames.announce(addr);
     common(
         &mut fields,
-        addr.to_string(),
-        addr,
+        shown.to_string(),
+        &shown,
         run_id,
         flags(
             sdown,
@@ -203,7 +208,9 @@ fn replica(m: &MasterRecord, addr: &Addr, run_id: &str, report: &NodeReport) -> 
         }) => Some((master, *link_up, *link_down_ms, *priority, *offset)),
         _ => None,
     });
-    let (host, port) = link.map_or(("?".to_owned(), 0), |l| (l.0.host.clone(), l.0.port));
+    let (host, port) = link.map_or(("?".to_owned(), 0), |l| {
+        (v.hostnames.announce(l.0).host.clone(), l.0.port)
+    });
     fields.push(("master-link-down-time", num(link.map_or(0, |l| l.2))));
     let status = if link.is_some_and(|l| l.1) {
         "ok"
@@ -374,6 +381,7 @@ mod tests {
             master: &m,
             report: &report,
             other_sentinels: 2,
+            hostnames: &Hostnames::default(),
         });
         assert_eq!(
             text(field(&master, "flags")),
@@ -387,6 +395,7 @@ mod tests {
             master: &m,
             report: &report,
             other_sentinels: 2,
+            hostnames: &Hostnames::default(),
         }) else {
             panic!("not an array")
         };

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::wrong_arity;
 use crate::events::IndexedEvent;
+use crate::redis::Hostnames;
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
 use crate::resp::{Ctx, Stats};
@@ -125,14 +126,18 @@ fn ack(cmd: &str, name: Reply, count: usize) -> Reply {
     ])
 }
 
-/// The messages one event produces for this connection: one per matching channel and pattern.
-pub fn deliver(s: &Session, ev: &IndexedEvent, out: &mut Vec<Reply>) {
+/// The messages one event produces for this connection: one per matching channel and pattern,
+/// with addresses as this node announces them.
+pub fn deliver(s: &Session, hostnames: &Hostnames, ev: &IndexedEvent, out: &mut Vec<Reply>) {
     let kind = ev.event.channel();
     let channel = kind.as_bytes();
     // Made once, and only for a connection that listens.
     let mut text = None;
     let mut payload = || {
-        let p = text.get_or_insert_with(|| Bytes::from(ev.event.payload()));
+        let p = text.get_or_insert_with(|| {
+            let shown = hostnames.announce_event(&ev.event);
+            Bytes::from(shown.as_ref().unwrap_or(&ev.event).payload())
+        });
         Reply::Bulk(p.clone())
     };
     if s.channels.contains(channel) {

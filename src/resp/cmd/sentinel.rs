@@ -12,6 +12,7 @@ use super::{arity_ok, config, lowercase, unknown_subcommand, writes, wrong_arity
 use crate::hooks::PendingState;
 use crate::monitor::NodeReport;
 use crate::raft::SmData;
+use crate::redis::hostnames::is_ip;
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
 use crate::resp::Ctx;
@@ -72,7 +73,7 @@ pub async fn sentinel(ctx: &Ctx, s: &mut Session, args: &[Bytes]) -> Reply {
         "sentinels" => sentinels(ctx, &args[2]),
         "myid" => Reply::from(ctx.sentinel_id(ctx.node_id)),
         "ckquorum" => ckquorum(ctx, &args[2]).await,
-        "config" => config::config(s, args),
+        "config" => config::config(s, &ctx.hostnames, args),
         "flushconfig" => flushconfig(s),
         "pending-scripts" => pending_scripts(ctx),
         "info-cache" => info_cache(ctx, &args[2..]),
@@ -94,6 +95,11 @@ fn master_addr(ctx: &Ctx, s: &mut Session, name: &Bytes) -> Reply {
         return Reply::Raw(hit);
     }
     match lookup(&view, name) {
+        // A hostname's announced form changes without the state changing: never cached.
+        Some(m) if !is_ip(&m.addr.host) => {
+            let shown = ctx.hostnames.announce(&m.addr);
+            Reply::Array(vec![shown.host.as_str().into(), Reply::num(shown.port)])
+        }
         Some(m) => {
             let reply = Reply::Array(vec![m.addr.host.as_str().into(), Reply::num(m.addr.port)]);
             let mut encoded = bytes::BytesMut::new();
@@ -137,6 +143,7 @@ fn masters(ctx: &Ctx) -> Reply {
                     master: m,
                     report: &report,
                     other_sentinels: others,
+                    hostnames: &ctx.hostnames,
                 })
             })
             .collect(),
@@ -153,6 +160,7 @@ fn with_master(ctx: &Ctx, name: &Bytes, f: fn(&MasterView) -> Reply) -> Reply {
         master: m,
         report: &report,
         other_sentinels: others,
+        hostnames: &ctx.hostnames,
     })
 }
 

@@ -82,9 +82,12 @@ pub async fn monitor(ctx: &Ctx, s: &Session, args: &[Bytes]) -> Reply {
     if quorum <= 0 {
         return Reply::error("ERR Quorum must be 1 or greater.");
     }
-    let Some(host) = text(&args[3]).filter(|h| h.parse::<std::net::IpAddr>().is_ok()) else {
+    let Some(host) = text(&args[3]) else {
         return Reply::error("ERR Invalid IP address or hostname specified");
     };
+    if ctx.hostnames.accept(host).await.is_err() {
+        return Reply::error("ERR Invalid IP address or hostname specified");
+    }
     if !(0..=65535).contains(&port) {
         return Reply::error("ERR Invalid port number.");
     }

@@ -83,8 +83,9 @@ fn name_refusal_texts() {
     );
 }
 
-// Invariant 12: apply refuses a bad name on every node, leaving the state as it was; a name
-// Sentinel refuses as an address (not an IP) is refused too, in Sentinel's words.
+// Invariant 12: apply refuses a bad name on every node, leaving the state as it was; a host that
+// is neither an IP address nor a possible DNS name is refused too, in Sentinel's words (whether a
+// name resolves is the accepting node's check).
 #[test]
 fn monitor_applies_the_rules() {
     let mut log = Log::new();
@@ -98,10 +99,28 @@ fn monitor_applies_the_rules() {
         quorum: 2,
         down_after_ms: 5000,
     };
-    for bad in ["localhost", "-x", "", "10.0.0.1\n"] {
+    for bad in [
+        "-x",
+        "",
+        "10.0.0.1\n",
+        "a..b",
+        "a_b.test",
+        "x-.test",
+        "10.0.0.256",
+        &"a".repeat(64),
+        "m.test:6390",
+    ] {
         log.refused(&host(bad), Refusal::InvalidHost);
     }
     log.ok(&host("::1"));
+    let named = |n: &str, h: &str| Command::Monitor {
+        name: n.to_owned(),
+        addr: Addr::new(h, 6390),
+        quorum: 2,
+        down_after_ms: 5000,
+    };
+    log.ok(&named("h1", "localhost"));
+    log.ok(&named("h2", "Redis-1.DB.example."));
     log.ok(&monitor("mymaster", 6391, 2));
 }
 
