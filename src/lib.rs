@@ -18,6 +18,7 @@
 //! - [`ctl`]: `raftinel ctl`, the operator's client.
 //! - [`dial`]: outgoing gRPC channels, plain or mTLS. [`pb`]: generated protobuf code.
 //! - [`fence_cmd`]: `raftinel fence`, systemd's `ExecStopPost`: fences every local Redis.
+//! - [`http`]: the HTTP API: health checks for load balancers, probes, the cluster summary.
 //! - [`sd_notify`]: systemd's readiness and watchdog messages.
 //! - [`glob`]: Redis's glob patterns (PSUBSCRIBE, SENTINEL RESET, CONFIG GET).
 //! - [`loglevel`]: Sentinel's `loglevel` over the process's tracing filter.
@@ -33,6 +34,7 @@ pub mod failover;
 pub mod fence_cmd;
 pub mod glob;
 pub mod hooks;
+pub mod http;
 pub mod lease;
 pub mod loglevel;
 pub mod monitor;

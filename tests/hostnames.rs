@@ -1,8 +1,9 @@
 //! Hostnames, as Sentinel 6.2+ takes them (`resolve-hostnames`, `announce-hostnames`): a master
 //! monitored by name, a replica that announces a name (`replica-announce-ip`), a kill -9 failover
 //! onto it and the old master folded back in, each node answering as its own settings say, and
-//! the replies a real sentinel with the same settings gives. The names are /etc/hosts entries
-//! for 127.0.0.1 that the test adds and removes: root, as CI runs.
+//! the replies a real sentinel with the same settings gives; a name that moves is followed. The
+//! names are /etc/hosts entries for loopback addresses that the tests add and remove: root, as CI
+//! runs.
 
 #![allow(clippy::await_holding_lock)]
 
@@ -24,13 +25,17 @@ struct HostsEntries {
 
 impl HostsEntries {
     fn add(names: &[&str]) -> HostsEntries {
-        let marker = format!("raftinel-test-{}", std::process::id());
+        HostsEntries::add_at("127.0.0.1", names)
+    }
+
+    fn add_at(ip: &str, names: &[&str]) -> HostsEntries {
+        let marker = format!("raftinel-test-{}-{ip}", std::process::id());
         let mut text = std::fs::read_to_string(HOSTS).expect("reading /etc/hosts");
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
         for name in names {
-            text.push_str(&format!("127.0.0.1 {name} # {marker}\n"));
+            text.push_str(&format!("{ip} {name} # {marker}\n"));
         }
         std::fs::write(HOSTS, text)
             .unwrap_or_else(|e| panic!("this test adds names to /etc/hosts and needs root: {e}"));
@@ -281,4 +286,58 @@ async fn a_master_monitored_by_hostname_fails_over_as_sentinel_would() {
         },
     )
     .await;
+}
+
+/// A name is looked up again (at every connect, and while INFO is read): with
+/// `announce-hostnames no` the address it is announced at follows the name to where it points now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_moves_is_followed() {
+    let _g = serial();
+    let name = format!("moving-{}.raftinel.test", std::process::id());
+    let m = Redis::start(&["--bind", "127.0.0.1", "127.0.0.2"]);
+    let hosts = HostsEntries::add_at("127.0.0.2", &[&name]);
+    let mut c = Cluster::new(
+        3,
+        "default-down-after-ms = 1000\n[sentinel]\nresolve-hostnames = true\n",
+    );
+    c.start_all();
+    c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let _logs = c.logs_on_panic(40);
+    let at = c.nodes[&1].sentinel.clone();
+    let mut s = conn(&at).await;
+    let port = m.port.to_string();
+    let monitor = ["monitor", "mymaster", name.as_str(), port.as_str(), "2"];
+    assert_eq!(sentinel(&mut s, &monitor).await.unwrap(), Value::Okay);
+    let shows = |ip: &'static str| {
+        let (at, port) = (at.clone(), m.port);
+        move || {
+            let at = at.clone();
+            async move { (addr_by_name(&at).await == Some((ip.to_owned(), port))).then_some(()) }
+        }
+    };
+    eventually(
+        "announced at 127.0.0.2",
+        Duration::from_secs(10),
+        shows("127.0.0.2"),
+    )
+    .await;
+    drop(hosts);
+    let _hosts = HostsEntries::add_at("127.0.0.1", &[&name]);
+    // The probes' links drop, so each node connects again, looking the name up.
+    let _ = m.query(&["CLIENT", "KILL", "TYPE", "normal"]);
+    eventually(
+        "announced at 127.0.0.1",
+        Duration::from_secs(15),
+        shows("127.0.0.1"),
+    )
+    .await;
+    let master = sentinel(&mut conn(&at).await, &["master", "mymaster"])
+        .await
+        .unwrap();
+    let fields: Vec<String> = redis::from_redis_value(master).unwrap();
+    let flags = fields
+        .chunks(2)
+        .find(|kv| kv[0] == "flags")
+        .map(|kv| kv[1].clone());
+    assert_eq!(flags.as_deref(), Some("master"), "{fields:?}");
 }

@@ -104,6 +104,14 @@ pub enum ConfigError {
         addr: SocketAddr,
     },
 
+    /// `http-listen` collides with the gRPC or the Sentinel address.
+    #[error("{key} = {addr} is also {other}; the HTTP API needs its own address: set {key} to another IP:PORT, e.g. {}:26381", addr.ip())]
+    HttpClash {
+        key: String,
+        addr: SocketAddr,
+        other: String,
+    },
+
     /// `sentinel-listen` collides with a gRPC address.
     #[error("{key} = {addr} is also {other}; the Sentinel port needs its own address: set {key} to another IP:PORT, e.g. {}:26379", addr.ip())]
     SentinelClash {

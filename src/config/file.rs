@@ -16,6 +16,7 @@ pub(super) struct FileConfig {
     pub id: Option<u64>,
     pub listen: Option<String>,
     pub sentinel_listen: Option<String>,
+    pub http_listen: Option<String>,
     /// The Redis instances on this host, as IP:PORT strings (co-location).
     pub local_redis: Option<Vec<String>>,
     pub data_dir: Option<PathBuf>,

@@ -41,6 +41,9 @@ pub struct ServeArgs {
     /// IP:PORT of the Sentinel-compatible RESP port [default: listen's IP, port 26379]
     #[arg(long = "sentinel-listen", value_name = "IP:PORT")]
     pub sentinel_listen: Option<String>,
+    /// IP:PORT of the HTTP API (health checks, /cluster) [default: off]
+    #[arg(long = "http-listen", value_name = "IP:PORT")]
+    pub http_listen: Option<String>,
     /// The Redis instances on this host, which this node fences and holds the lease for:
     /// "IP:PORT,IP:PORT" (matched to monitored instances by run id)
     #[arg(long = "local-redis", value_name = "IP:PORT,...")]
@@ -86,6 +89,8 @@ pub struct Config {
     /// Sentinel-compatible RESP address. Default: `listen`'s IP with port 26379. Must differ from
     /// `listen` and every peer's address.
     pub sentinel_listen: SocketAddr,
+    /// The HTTP API's address (`http-listen`), if it is on.
+    pub http_listen: Option<SocketAddr>,
     /// Redis instances on this host (`local-redis`): this node keeps them fenced unless it holds
     /// their lease (invariants 2, 5). Empty: this node holds no lease.
     pub local_redis: Vec<SocketAddr>,
@@ -442,6 +447,30 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         )));
     }
 
+    let http_listen = addr(
+        pick(
+            args.http_listen.as_ref(),
+            "--http-listen",
+            file.http_listen.as_ref(),
+            "http-listen",
+        ),
+        false,
+    )?;
+    let http_listen = match http_listen {
+        Some((a, key)) if a == listen || a == sentinel_listen => {
+            return Err(ConfigError::HttpClash {
+                key,
+                addr: a,
+                other: if a == listen {
+                    listen_key
+                } else {
+                    sentinel_key
+                },
+            })
+        }
+        other => other.map(|(a, _)| a),
+    };
+
     let local_redis = match (&args.local_redis, &file.local_redis) {
         (Some(flag), _) => flag
             .split(',')
@@ -468,6 +497,7 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<(Config, Vec<Warning>),
         id,
         listen,
         sentinel_listen,
+        http_listen,
         local_redis,
         vip_interfaces: masters.vip_interfaces,
         vips: masters.vips,

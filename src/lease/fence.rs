@@ -155,6 +155,8 @@ pub struct Guard {
     pub holding: watch::Receiver<Holding>,
     /// Run ids of the local instances and the grants released, for this node's reports.
     pub local_ids: watch::Sender<Arc<Colocation>>,
+    /// The masters a local instance was writable for after the last round (HTTP `/primary`).
+    pub writable: watch::Sender<Arc<BTreeSet<String>>>,
     pub every: Duration,
     /// The VIPs of the masters this node holds.
     pub vips: Vips,
@@ -211,6 +213,11 @@ impl Guard {
             self.vips.reconcile(&view, &round.writable, until).await;
             any_writable = !round.writable.is_empty() || memory.exposed.values().any(|&e| e);
             self.alive.round(self.lease_held(), any_writable);
+            self.writable.send_if_modified(|old| {
+                (**old != round.writable)
+                    .then(|| *old = Arc::new(round.writable.clone()))
+                    .is_some()
+            });
             let report = memory.colocation(round.ids);
             self.local_ids.send_if_modified(|old| {
                 (**old != report).then(|| *old = Arc::new(report)).is_some()

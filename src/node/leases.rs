@@ -59,10 +59,16 @@ pub(super) fn spawn(
     peers: &Peers,
     report: watch::Receiver<Arc<NodeReport>>,
     notify: Notifier,
-) -> watch::Receiver<Arc<Colocation>> {
+) -> Local {
     let config = &node.config;
     let (holding_tx, holding_rx) = watch::channel(Holding::default());
     let (local_ids_tx, local_ids_rx) = watch::channel(Arc::default());
+    let (writable_tx, writable_rx) = watch::channel(Arc::default());
+    let local = Local {
+        colocation: local_ids_rx,
+        writable: writable_rx,
+        holding: holding_rx.clone(),
+    };
     tasks.critical(
         "lease renewer",
         renew(
@@ -84,6 +90,7 @@ pub(super) fn spawn(
         report,
         holding: holding_rx,
         local_ids: local_ids_tx,
+        writable: writable_tx,
         every: Duration::from_millis(config.lease.renew_interval_ms.max(1)),
         vips: Vips::new(
             config.id,
@@ -98,5 +105,13 @@ pub(super) fn spawn(
         alive: Alive::new(notify, config.watchdog_device.clone()),
     };
     tasks.critical("lease guard", guard.run(node.cancel.clone()));
-    local_ids_rx
+    local
+}
+
+/// What the guard says about this host: the run ids and released grants (for the reports), the
+/// masters it made writable, and the lease's window.
+pub(super) struct Local {
+    pub colocation: watch::Receiver<Arc<Colocation>>,
+    pub writable: watch::Receiver<Arc<std::collections::BTreeSet<String>>>,
+    pub holding: watch::Receiver<Holding>,
 }

@@ -93,6 +93,8 @@ pub enum NodeError {
     Sentinel(#[from] crate::resp::server::ServerError),
     #[error("starting the Sentinel port's runtime: {0}")]
     SentinelRuntime(std::io::Error),
+    #[error("{0}")]
+    Http(#[from] crate::http::HttpError),
     #[error("starting the monitor's runtime: {0}")]
     MonitorRuntime(std::io::Error),
     #[error("{0}")]
@@ -142,6 +144,10 @@ async fn run_node(
         hook_feed,
     } = store::open(&config, &dialer).await?;
     let sentinel_listeners = sentinel::listeners(&config).await?;
+    let http_listener = match config.http_listen {
+        Some(addr) => Some(crate::http::bind(addr).await?),
+        None => None,
+    };
     let listener = grpc::bind(&config, &identity).await?;
     let node = Shared {
         config: config.clone(),
@@ -157,7 +163,8 @@ async fn run_node(
     };
     let (caught_up_tx, caught_up) = watch::channel(false);
     let events = (hook_feed, event_log);
-    let (mut tasks, notify) = start(&node, listener, sentinel_listeners, tls, caught_up, events)?;
+    let listeners = (listener, sentinel_listeners, http_listener);
+    let (mut tasks, notify) = start(&node, listeners, tls, caught_up, events)?;
     let gate = open_events_when_caught_up(
         node.raft.clone(),
         node.bus.clone(),
@@ -184,8 +191,11 @@ async fn run_node(
 /// applied event), and the retained events.
 fn start(
     node: &Shared,
-    listener: tokio::net::TcpListener,
-    sentinel_listeners: crate::resp::server::Listeners,
+    (listener, sentinel_listeners, http_listener): (
+        tokio::net::TcpListener,
+        crate::resp::server::Listeners,
+        Option<tokio::net::TcpListener>,
+    ),
     tls: Option<TlsPem>,
     caught_up: watch::Receiver<bool>,
     events: (broadcast::Receiver<IndexedEvent>, EventLog),
@@ -231,7 +241,7 @@ fn start(
         api,
         admin,
     };
-    sentinel::spawn(&mut tasks, node, inputs)?;
+    let fresh = sentinel::spawn(&mut tasks, node, inputs)?;
     let notify = crate::sd_notify::Notifier::from_env().unwrap_or_else(|e| {
         tracing::error!(error = %e, "systemd will not hear from this node");
         Default::default()
@@ -243,11 +253,27 @@ fn start(
         own_report.clone(),
         notify.clone(),
     );
+    if let Some(listener) = http_listener {
+        let ctx = Arc::new(crate::http::HttpCtx {
+            node_id: config.id,
+            view: node.view.clone(),
+            fresh,
+            report: own_report.clone(),
+            colocation: local.colocation.clone(),
+            writable: local.writable,
+            holding: local.holding,
+            raft: node.raft.clone(),
+        });
+        tasks.critical(
+            "HTTP API",
+            crate::http::serve(listener, ctx, node.cancel.clone()),
+        );
+    }
     let inputs = failover::Inputs {
         reports,
         own: OwnReport {
             monitor: own_report,
-            local,
+            local: local.colocation,
         },
         lease_peers,
         hook_feed,

@@ -45,7 +45,12 @@ pub(super) struct Inputs {
 }
 
 /// Starts the port, its freshness tracker and its events as critical tasks.
-pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<(), NodeError> {
+/// Returns whether the node is fresh, as it opens and closes the port.
+pub(super) fn spawn(
+    tasks: &mut Tasks,
+    node: &Shared,
+    inputs: Inputs,
+) -> Result<watch::Receiver<bool>, NodeError> {
     let config = &node.config;
     let (fresh_tx, fresh_rx) = watch::channel(false);
     tasks.critical(
@@ -119,6 +124,7 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
         .enable_all()
         .build()
         .map_err(NodeError::SentinelRuntime)?;
+    let fresh = fresh_rx.clone();
     let serve = crate::resp::server::serve(ctx, inputs.listeners, fresh_rx, node.cancel.clone());
     // The event order runs beside the sessions it feeds: handing them an event wakes no thread.
     let port = async move {
@@ -135,5 +141,5 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) -> Result<
             node.cancel.clone(),
         ),
     );
-    Ok(())
+    Ok(fresh)
 }

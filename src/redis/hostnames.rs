@@ -23,6 +23,9 @@ pub const LOOKUP_LIMIT: Duration = Duration::from_secs(2);
 /// How old a remembered answer may be when a reported address is matched to a known one.
 pub const FRESH_FOR: Duration = Duration::from_secs(5);
 
+/// The most names remembered at once.
+const MAX_SEEN: usize = 4096;
+
 /// The two settings (`[sentinel]` keys, and SENTINEL CONFIG SET at run time).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HostnameSettings {
@@ -100,8 +103,14 @@ impl Hostnames {
             .map(|a| a.ip())
             .min_by_key(IpAddr::is_ipv6)
             .ok_or_else(|| unresolved("no address".to_owned()))?;
-        self.seen()
-            .insert(host.to_ascii_lowercase(), (found, Instant::now()));
+        let mut seen = self.seen();
+        if seen.len() >= MAX_SEEN {
+            // Names come from Redis too (`replica-announce-ip`): keep the map bounded.
+            seen.retain(|_, (_, at)| at.elapsed() <= FRESH_FOR);
+        }
+        if seen.len() < MAX_SEEN {
+            seen.insert(host.to_ascii_lowercase(), (found, Instant::now()));
+        }
         Ok(found)
     }
 

@@ -1,0 +1,302 @@
+//! The HTTP API on `http-listen`, for load balancers and probes:
+//! - `GET /primary/{name}` (`?addr=HOST:PORT`), `GET /replica/{name}` (`?lag=BYTES`): 200 or 503,
+//!   what HAProxy's `option httpchk` and cloud health checks ask;
+//! - `GET /health` (the process answers), `GET /ready` (fresh: hears the leader, caught up);
+//! - `GET /cluster`: this node's view as JSON.
+//!
+//! Read only: no route changes anything, so none takes credentials. Bounded: connections per
+//! source address and in all (the Sentinel port's admission), a request's head must arrive within
+//! `HEAD_LIMIT` and a connection lives at most `CONN_LIFETIME`. The verdicts are pure
+//! ([`checks`]); this file is the I/O around them.
+
+pub mod checks;
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::lease::holding::Holding;
+use crate::monitor::{Colocation, NodeReport};
+use crate::raft::{Raft, SmData};
+use crate::resp::admission::Admission;
+use crate::topology::Addr;
+
+/// Connections at once, in all and from one address: load balancers keep a few each.
+const MAX_CONNECTIONS: usize = 1024;
+const MAX_PER_IP: usize = 64;
+/// A request's head must arrive within this.
+const HEAD_LIMIT: Duration = Duration::from_secs(5);
+/// A kept-alive connection is closed after this; the checker opens another.
+const CONN_LIFETIME: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("binding the HTTP listener {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What the routes read; every field is a cheap handle.
+pub struct HttpCtx {
+    pub node_id: u64,
+    pub view: watch::Receiver<Arc<SmData>>,
+    pub fresh: watch::Receiver<bool>,
+    pub report: watch::Receiver<Arc<NodeReport>>,
+    pub colocation: watch::Receiver<Arc<Colocation>>,
+    /// Masters whose co-located Redis the lease guard made writable in its last round.
+    pub writable: watch::Receiver<Arc<BTreeSet<String>>>,
+    pub holding: watch::Receiver<Holding>,
+    pub raft: Raft,
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })
+}
+
+/// Serves until `cancel` fires.
+pub async fn serve(listener: TcpListener, ctx: Arc<HttpCtx>, cancel: CancellationToken) {
+    let admission = Admission::new(MAX_CONNECTIONS, MAX_PER_IP);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "HTTP API listening");
+    }
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = admission.admit(peer.ip()) else {
+            tracing::debug!(%peer, "HTTP connection refused: too many");
+            continue;
+        };
+        let (ctx, cancel) = (ctx.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = hyper::service::service_fn(move |req| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, Infallible>(route(&ctx, &req)) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_LIMIT);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = tokio::time::sleep(CONN_LIFETIME) => {}
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended");
+                },
+            }
+        });
+    }
+}
+
+fn route(ctx: &HttpCtx, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return json(StatusCode::METHOD_NOT_ALLOWED, &Error("only GET"));
+    }
+    let path = req.uri().path();
+    let query = req.uri().query().unwrap_or("");
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["health"] => json(StatusCode::OK, &Status::of(ctx, "ok")),
+        ["ready"] => {
+            let fresh = *ctx.fresh.borrow();
+            let code = if fresh {
+                StatusCode::OK
+            } else {
+                SERVICE_UNAVAILABLE
+            };
+            json(
+                code,
+                &Status::of(ctx, if fresh { "ready" } else { "not fresh" }),
+            )
+        }
+        ["cluster"] => json(StatusCode::OK, &cluster(ctx)),
+        ["primary", name] => match param(query, "addr").map(parse_addr).transpose() {
+            Ok(addr) => verdict(with_here(ctx, |view, _, here| {
+                checks::primary(&view.topology, here, &decode(name), addr.as_ref())
+            })),
+            Err(e) => json(StatusCode::BAD_REQUEST, &Error(e)),
+        },
+        ["replica", name] => match param(query, "lag").map(str::parse::<u64>).transpose() {
+            Ok(lag) => verdict(with_here(ctx, |view, report, here| {
+                checks::replica(&view.topology, report, here, &decode(name), lag)
+            })),
+            Err(_) => json(
+                StatusCode::BAD_REQUEST,
+                &Error("lag must be a number of bytes"),
+            ),
+        },
+        _ => json(StatusCode::NOT_FOUND, &Error("no such route")),
+    }
+}
+
+const SERVICE_UNAVAILABLE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
+
+/// Runs `f` over the node's state as of now.
+fn with_here<T>(ctx: &HttpCtx, f: impl FnOnce(&SmData, &NodeReport, &checks::Here) -> T) -> T {
+    let view = ctx.view.borrow().clone();
+    let report = ctx.report.borrow().clone();
+    let colocation = ctx.colocation.borrow().clone();
+    let writable = ctx.writable.borrow().clone();
+    let lease_open = ctx
+        .holding
+        .borrow()
+        .until
+        .is_some_and(|u| std::time::Instant::now() < u);
+    let here = checks::Here {
+        node_id: ctx.node_id,
+        fresh: *ctx.fresh.borrow(),
+        writable: &writable,
+        lease_open,
+        local_run_ids: &colocation.run_ids,
+    };
+    f(&view, &report, &here)
+}
+
+fn verdict(v: checks::Verdict) -> Response<Full<Bytes>> {
+    let code = if v.ok {
+        StatusCode::OK
+    } else {
+        SERVICE_UNAVAILABLE
+    };
+    json(code, &v)
+}
+
+#[derive(serde::Serialize)]
+struct Error(&'static str);
+
+#[derive(serde::Serialize)]
+struct Status {
+    node: u64,
+    status: &'static str,
+}
+
+impl Status {
+    fn of(ctx: &HttpCtx, status: &'static str) -> Status {
+        Status {
+            node: ctx.node_id,
+            status,
+        }
+    }
+}
+
+fn cluster(ctx: &HttpCtx) -> checks::Cluster {
+    let view = ctx.view.borrow().clone();
+    let m = ctx.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    let learners: Vec<u64> = membership.learner_ids().collect();
+    checks::Cluster {
+        node: ctx.node_id,
+        fresh: *ctx.fresh.borrow(),
+        leader: m.current_leader,
+        term: m.current_term,
+        last_log_index: m.last_log_index,
+        applied_index: view.applied_index(),
+        voters,
+        learners,
+        masters: checks::masters(&view.topology),
+    }
+}
+
+fn json(code: StatusCode, body: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let text = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The value of `key` in a query string (`a=1&b=2`), undecoded but for `%3A` (`:`).
+fn param<'q>(query: &'q str, key: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// A path segment or query value with percent-escapes undone (names are printable ASCII).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                let v = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
+                out.push(v as u8);
+                i += 3;
+            }
+            (b, ..) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `HOST:PORT` (`[v6]:PORT` too) as an address.
+fn parse_addr(raw: &str) -> Result<Addr, &'static str> {
+    let text = decode(raw);
+    let (host, port) = text.rsplit_once(':').ok_or("addr must be HOST:PORT")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| "addr's port must be 0-65535")?;
+    if host.is_empty() {
+        return Err("addr must be HOST:PORT");
+    }
+    Ok(Addr::new(host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_and_escapes() {
+        assert_eq!(param("lag=10&addr=a", "addr"), Some("a"));
+        assert_eq!(param("lag=10", "addr"), None);
+        assert_eq!(decode("my%2Dmaster"), "my-master");
+        assert_eq!(decode("bad%zz"), "bad%zz");
+        assert_eq!(
+            parse_addr("10.0.0.1%3A6379"),
+            Ok(Addr::new("10.0.0.1", 6379))
+        );
+        assert_eq!(parse_addr("[::1]:6379"), Ok(Addr::new("::1", 6379)));
+        assert!(parse_addr("10.0.0.1").is_err());
+        assert!(parse_addr(":6379").is_err());
+        assert!(parse_addr("h:99999").is_err());
+    }
+}

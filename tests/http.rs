@@ -1,0 +1,212 @@
+//! The HTTP API on a real three-node cluster, each node co-located with one real Redis
+//! (`--local-redis`): `/primary` answers 200 on the master's node only, moves with a kill -9
+//! failover within a second of `+switch-master` and never answers 200 on two nodes in one sample
+//! (every 10 ms); `/replica` with a lag bound; `/ready` is 503 on a node that hears no leader;
+//! `/cluster` agrees with the cluster.
+
+// Each test owns its runtime on its own thread; the std guard only serializes whole tests.
+#![allow(clippy::await_holding_lock)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis::Redis;
+use common::{eventually, free_port, serial, Cluster};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// `GET path` on `addr`: the status code and body, or None if no answer within 1 s.
+async fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let exchange = async {
+        let mut s = TcpStream::connect(addr).await.ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: raftinel\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let code = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n")?.1.to_owned();
+        Some((code, body))
+    };
+    tokio::time::timeout(Duration::from_secs(1), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+async fn code(addr: &str, path: &str) -> u16 {
+    get(addr, path).await.map_or(0, |(c, _)| c)
+}
+
+/// Three nodes, node i co-located with `redis[i-1]`, each with its HTTP API on; their addresses.
+fn colocated(redis: &[&Redis]) -> (Cluster, Vec<String>) {
+    let mut c = Cluster::new(3, "default-down-after-ms = 1000\n");
+    let mut http = Vec::new();
+    for (i, r) in redis.iter().enumerate() {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let n = c.nodes.get_mut(&(i as u64 + 1)).unwrap();
+        n.args = vec![
+            "--local-redis".into(),
+            format!("127.0.0.1:{}", r.port),
+            "--http-listen".into(),
+            addr.clone(),
+        ];
+        http.push(addr);
+    }
+    (c, http)
+}
+
+/// Which nodes (1-based) answer 200 on `path`, asked one after the other.
+async fn saying_ok(http: &[String], path: &str) -> Vec<usize> {
+    let mut ok = Vec::new();
+    for (i, a) in http.iter().enumerate() {
+        if code(a, path).await == 200 {
+            ok.push(i + 1);
+        }
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primary_follows_the_failover_and_is_never_on_two_nodes() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let r2 = Redis::replica_of(&m, &["--replica-priority", "0"]);
+    let (mut c, http) = colocated(&[&m, &r1, &r2]);
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let _logs = c.logs_on_panic(60);
+    c.monitor(leader, "mymaster", u32::from(m.port)).await;
+
+    for a in &http {
+        assert_eq!(get(a, "/health").await.map(|r| r.0), Some(200));
+    }
+    eventually("node 1 says primary", Duration::from_secs(15), || {
+        let http = http.clone();
+        async move { (saying_ok(&http, "/primary/mymaster").await == [1]).then_some(()) }
+    })
+    .await;
+    let (_, body) = get(&http[0], "/primary/mymaster").await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["role"], "master", "{body}");
+    assert_eq!(v["addr"], format!("127.0.0.1:{}", m.port), "{body}");
+    let by_addr = format!("/primary/mymaster?addr=127.0.0.1:{}", m.port);
+    assert_eq!(saying_ok(&http, &by_addr).await, [1, 2, 3]);
+    assert_eq!(code(&http[0], "/primary/nosuch").await, 503);
+    assert_eq!(code(&http[0], "/nosuch").await, 404);
+    assert_eq!(code(&http[0], "/primary/mymaster?addr=nonsense").await, 400);
+    eventually(
+        "node 2's replica within the lag",
+        Duration::from_secs(15),
+        || {
+            let a = http[1].clone();
+            async move { (code(&a, "/replica/mymaster?lag=1000000").await == 200).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(code(&http[0], "/replica/mymaster").await, 503, "a master");
+
+    let (_, body) = get(&http[2], "/cluster").await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["leader"], leader, "{body}");
+    assert_eq!(v["voters"], serde_json::json!([1, 2, 3]), "{body}");
+    assert_eq!(v["masters"][0]["name"], "mymaster", "{body}");
+
+    // kill -9 the master; sample every 10 ms until node 2 says primary.
+    let mut sub = redis::Client::open(format!("redis://{}/", c.nodes[&2].sentinel))
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    sub.subscribe("+switch-master").await.unwrap();
+    let killed = Instant::now();
+    m.kill9();
+    let sampler = {
+        let http = http.clone();
+        tokio::spawn(async move {
+            let mut two = Vec::new();
+            let mut moved = None;
+            for _ in 0..3000 {
+                let ok = saying_ok(&http, "/primary/mymaster").await;
+                if ok.len() > 1 {
+                    two.push(ok.clone());
+                }
+                if ok == [2] {
+                    moved = Some(Instant::now());
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (two, moved)
+        })
+    };
+    let switched = {
+        use futures::StreamExt;
+        let mut messages = sub.on_message();
+        tokio::time::timeout(Duration::from_secs(30), messages.next())
+            .await
+            .expect("no +switch-master within 30 s");
+        Instant::now()
+    };
+    let (two, moved) = sampler.await.unwrap();
+    assert!(two.is_empty(), "200 on two nodes at once: {two:?}");
+    let moved = moved.expect("/primary never moved to node 2");
+    eprintln!(
+        "+switch-master {:?} after the kill; /primary on node 2 {:?} after it",
+        switched - killed,
+        moved.saturating_duration_since(switched)
+    );
+    assert!(
+        moved.saturating_duration_since(switched) < Duration::from_secs(1),
+        "/primary moved {:?} after +switch-master",
+        moved.saturating_duration_since(switched)
+    );
+    drop(r1);
+    drop(r2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_503_on_a_node_that_hears_no_leader() {
+    let _g = serial();
+    let m = Redis::start(&[]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let r2 = Redis::replica_of(&m, &[]);
+    let (mut c, http) = colocated(&[&m, &r1, &r2]);
+    c.start_all();
+    c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let _logs = c.logs_on_panic(40);
+    eventually("every node ready", Duration::from_secs(15), || {
+        let http = http.clone();
+        async move { (saying_ok(&http, "/ready").await == [1, 2, 3]).then_some(()) }
+    })
+    .await;
+    // Node 1 alone: the other two stopped.
+    let stopped: Vec<u32> = [2, 3].iter().filter_map(|id| c.pid(*id)).collect();
+    assert_eq!(stopped.len(), 2);
+    let signal = |sig: &str| {
+        for pid in &stopped {
+            let _ = std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status();
+        }
+    };
+    signal("-STOP");
+    let cut_off = eventually("node 1 not ready", Duration::from_secs(15), || {
+        let a = http[0].clone();
+        async move {
+            let (code, body) = get(&a, "/ready").await?;
+            (code == 503).then_some(body)
+        }
+    })
+    .await;
+    signal("-CONT");
+    assert!(cut_off.contains("not fresh"), "{cut_off}");
+    assert_eq!(code(&http[0], "/health").await, 200);
+    eventually("node 1 ready again", Duration::from_secs(15), || {
+        let a = http[0].clone();
+        async move { (code(&a, "/ready").await == 200).then_some(()) }
+    })
+    .await;
+}
