@@ -163,6 +163,45 @@ async fn primary_follows_the_failover_and_is_never_on_two_nodes() {
         "/primary moved {:?} after +switch-master",
         moved.saturating_duration_since(switched)
     );
+    // /metrics parses as Prometheus text and agrees with the gRPC API.
+    let master = c
+        .get(2, "mymaster", raftinel::pb::Consistency::Linearizable)
+        .await
+        .unwrap();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let (code, text) = get(&http[1], "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
+    let value = |name: &str, master: Option<&str>| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == name && master.map_or(true, |m| s.labels.get("master") == Some(m))
+            })
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert_eq!(
+        value("raftinel_master_config_epoch", Some("mymaster")),
+        master.config_epoch as f64
+    );
+    assert_eq!(
+        value(
+            "raftinel_master_failovers_completed_total",
+            Some("mymaster")
+        ),
+        1.0
+    );
+    assert_eq!(value("raftinel_raft_leader_id", None), leader as f64);
+    assert_eq!(value("raftinel_master_primary_here", Some("mymaster")), 1.0);
+    assert_eq!(value("raftinel_fresh", None), 1.0);
     drop(r1);
     drop(r2);
 }

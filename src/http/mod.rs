@@ -2,7 +2,7 @@
 //! - `GET /primary/{name}` (`?addr=HOST:PORT`), `GET /replica/{name}` (`?lag=BYTES`): 200 or 503,
 //!   what HAProxy's `option httpchk` and cloud health checks ask;
 //! - `GET /health` (the process answers), `GET /ready` (fresh: hears the leader, caught up);
-//! - `GET /cluster`: this node's view as JSON.
+//! - `GET /cluster`: this node's view as JSON; `GET /metrics`: Prometheus ([`metrics`]).
 //!
 //! Read only: no route changes anything, so none takes credentials. Bounded: connections per
 //! source address and in all (the Sentinel port's admission), a request's head must arrive within
@@ -10,10 +10,12 @@
 //! ([`checks`]); this file is the I/O around them.
 
 pub mod checks;
+pub mod metrics;
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +62,8 @@ pub struct HttpCtx {
     pub writable: watch::Receiver<Arc<BTreeSet<String>>>,
     pub holding: watch::Receiver<Holding>,
     pub raft: Raft,
+    pub scripts: watch::Receiver<crate::hooks::PendingScripts>,
+    pub resp_stats: Arc<crate::resp::Stats>,
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
@@ -70,6 +74,37 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 
 /// Serves until `cancel` fires.
 pub async fn serve(listener: TcpListener, ctx: Arc<HttpCtx>, cancel: CancellationToken) {
+    let changes = Arc::new(AtomicU64::new(0));
+    let raft = ctx.raft.clone();
+    tokio::join!(
+        accept(listener, ctx, changes.clone(), cancel.clone()),
+        count_leader_changes(raft, changes, cancel)
+    );
+}
+
+/// Counts the changes of the leader this node knows, for `raftinel_raft_leader_changes_total`.
+async fn count_leader_changes(raft: Raft, changes: Arc<AtomicU64>, cancel: CancellationToken) {
+    let mut metrics = raft.metrics();
+    let mut last = metrics.borrow().current_leader;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = metrics.changed() => if r.is_err() { return },
+        }
+        let now = metrics.borrow().current_leader;
+        if now != last {
+            changes.fetch_add(1, Ordering::Relaxed);
+            last = now;
+        }
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    ctx: Arc<HttpCtx>,
+    changes: Arc<AtomicU64>,
+    cancel: CancellationToken,
+) {
     let admission = Admission::new(MAX_CONNECTIONS, MAX_PER_IP);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP API listening");
@@ -91,12 +126,13 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpCtx>, cancel: Cancellatio
             tracing::debug!(%peer, "HTTP connection refused: too many");
             continue;
         };
-        let (ctx, cancel) = (ctx.clone(), cancel.clone());
+        let (ctx, changes, cancel) = (ctx.clone(), changes.clone(), cancel.clone());
         tokio::spawn(async move {
             let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
-                let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(route(&ctx, &req)) }
+                let leader_changes = changes.load(Ordering::Relaxed);
+                let r = route(&ctx, &req, leader_changes);
+                async move { Ok::<_, Infallible>(r) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -114,7 +150,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<HttpCtx>, cancel: Cancellatio
     }
 }
 
-fn route(ctx: &HttpCtx, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn route(ctx: &HttpCtx, req: &Request<Incoming>, leader_changes: u64) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return json(StatusCode::METHOD_NOT_ALLOWED, &Error("only GET"));
     }
@@ -136,6 +172,7 @@ fn route(ctx: &HttpCtx, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             )
         }
         ["cluster"] => json(StatusCode::OK, &cluster(ctx)),
+        ["metrics"] => metrics(ctx, leader_changes),
         ["primary", name] => match param(query, "addr").map(parse_addr).transpose() {
             Ok(addr) => verdict(with_here(ctx, |view, _, here| {
                 checks::primary(&view.topology, here, &decode(name), addr.as_ref())
@@ -176,6 +213,49 @@ fn with_here<T>(ctx: &HttpCtx, f: impl FnOnce(&SmData, &NodeReport, &checks::Her
         local_run_ids: &colocation.run_ids,
     };
     f(&view, &report, &here)
+}
+
+fn metrics(ctx: &HttpCtx, leader_changes: u64) -> Response<Full<Bytes>> {
+    let raft = ctx.raft.metrics().borrow().clone();
+    let scripts = ctx.scripts.borrow().clone();
+    let stats = &ctx.resp_stats;
+    let resp = [
+        &stats.connected,
+        &stats.connections_received,
+        &stats.commands_processed,
+        &stats.rejected,
+    ]
+    .map(|c| c.load(Ordering::Relaxed));
+    let text = with_here(ctx, |view, report, here| {
+        let lease_left = ctx
+            .holding
+            .borrow()
+            .until
+            .and_then(|u| u.checked_duration_since(std::time::Instant::now()));
+        let primary_here = |name: &str| checks::primary(&view.topology, here, name, None).ok;
+        metrics::render(&metrics::Snapshot {
+            node_id: ctx.node_id,
+            fresh: here.fresh,
+            view,
+            report,
+            raft: &raft,
+            colocation: &ctx.colocation.borrow(),
+            writable: here.writable,
+            lease_left,
+            scripts: &scripts,
+            resp,
+            leader_changes,
+            primary_here: &primary_here,
+        })
+    });
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    r
 }
 
 fn verdict(v: checks::Verdict) -> Response<Full<Bytes>> {

@@ -237,11 +237,11 @@ fn start(
         contact,
         report: own_report.clone(),
         info_cache,
-        scripts: scripts_rx,
+        scripts: scripts_rx.clone(),
         api,
         admin,
     };
-    let fresh = sentinel::spawn(&mut tasks, node, inputs)?;
+    let (fresh, resp_stats) = sentinel::spawn(&mut tasks, node, inputs)?;
     let notify = crate::sd_notify::Notifier::from_env().unwrap_or_else(|e| {
         tracing::error!(error = %e, "systemd will not hear from this node");
         Default::default()
@@ -263,6 +263,8 @@ fn start(
             writable: local.writable,
             holding: local.holding,
             raft: node.raft.clone(),
+            scripts: scripts_rx,
+            resp_stats,
         });
         tasks.critical(
             "HTTP API",

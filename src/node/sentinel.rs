@@ -45,12 +45,12 @@ pub(super) struct Inputs {
 }
 
 /// Starts the port, its freshness tracker and its events as critical tasks.
-/// Returns whether the node is fresh, as it opens and closes the port.
+/// Returns whether the node is fresh (as it opens and closes the port) and the port's counters.
 pub(super) fn spawn(
     tasks: &mut Tasks,
     node: &Shared,
     inputs: Inputs,
-) -> Result<watch::Receiver<bool>, NodeError> {
+) -> Result<(watch::Receiver<bool>, Arc<crate::resp::Stats>), NodeError> {
     let config = &node.config;
     let (fresh_tx, fresh_rx) = watch::channel(false);
     tasks.critical(
@@ -95,6 +95,7 @@ pub(super) fn spawn(
             node.cancel.clone(),
         ),
     );
+    let stats: Arc<crate::resp::Stats> = Arc::default();
     let ctx = Arc::new(crate::resp::Ctx {
         node_id: config.id,
         view: node.view.clone(),
@@ -115,7 +116,7 @@ pub(super) fn spawn(
         election_max_ms: config.raft.election_max_ms,
         run_id: crate::resp::random_run_id(),
         started: tokio::time::Instant::now(),
-        stats: Default::default(),
+        stats: stats.clone(),
     });
     // Its own single-threaded runtime, like a sentinel's event loop: client load competes with
     // Raft for the CPU through the OS scheduler, never in the task queue of the runtime that
@@ -141,5 +142,5 @@ pub(super) fn spawn(
             node.cancel.clone(),
         ),
     );
-    Ok(fresh)
+    Ok((fresh, stats))
 }

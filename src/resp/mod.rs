@@ -71,7 +71,8 @@ pub struct Ctx {
     /// A random id of this process, as Redis's INFO `run_id` (distinct from SENTINEL MYID).
     pub run_id: String,
     pub started: Instant,
-    pub stats: Stats,
+    /// Shared with the HTTP API's metrics.
+    pub stats: Arc<Stats>,
 }
 
 /// Counters for INFO.
