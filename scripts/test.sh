@@ -10,6 +10,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server) # the Redis that
 command -v iptables >/dev/null 2>&1 || need+=(iptables)         # cut one node off from a master
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)        # run that node as another user
 command -v ip >/dev/null 2>&1 || need+=(iproute2)               # the namespace lab (deploy/lab)
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)           # deploy/haproxy on /primary (tests/http.rs)
 # redis-py runs from a venv (tests/sentinel_clients.rs): Debian's python3 needs python3-venv
 # (which brings ensurepip) before `python3 -m venv` works.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv python3-pip)
@@ -24,7 +25,7 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 # The package starts a system redis on 6379; the tests start their own on free ports.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server haproxy >/dev/null 2>&1 || true; fi
 
 # The venv with redis-py 8 and valkey-py 6 for the client tests; they find it through
 # RAFTINEL_PYTHON.

@@ -249,3 +249,117 @@ async fn ready_is_503_on_a_node_that_hears_no_leader() {
     })
     .await;
 }
+
+/// HAProxy (foreground, killed on drop) with deploy/haproxy/haproxy.cfg rewritten for this machine.
+struct Haproxy {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    /// `servers[i]`: the Redis port and the HTTP API address of host i+1.
+    fn shipped(servers: &[(u16, &str)]) -> Haproxy {
+        let text = include_str!("../deploy/haproxy/haproxy.cfg");
+        let port = free_port();
+        let mut cfg = String::new();
+        for line in text.lines() {
+            let mut line = line.replace("bind *:6380", &format!("bind 127.0.0.1:{port}"));
+            for (i, (redis, http)) in servers.iter().enumerate() {
+                let host = format!("10.0.0.{}", i + 1);
+                if line.contains(&format!("server redis{} {host}:6379", i + 1)) {
+                    let (ip, http_port) = http.split_once(':').unwrap();
+                    line = line
+                        .replace(&format!("{host}:6379"), &format!("127.0.0.1:{redis}"))
+                        .replace(
+                            "check port 26382",
+                            &format!("check addr {ip} port {http_port}"),
+                        );
+                }
+            }
+            assert!(!line.contains("10.0.0."), "unrewritten: {line}");
+            cfg.push_str(&line);
+            cfg.push('\n');
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let check = std::process::Command::new("haproxy")
+            .args(["-c", "-f"])
+            .arg(&path)
+            .output()
+            .expect("haproxy must be installed (scripts/test.sh installs it)");
+        assert!(check.status.success(), "{check:?}");
+        let child = std::process::Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Haproxy {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// SET through HAProxy on a fresh connection; true when the write was acknowledged.
+    fn write(&self, key: &str) -> bool {
+        let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)) else {
+            return false;
+        };
+        let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(300)) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+        redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .query::<()>(&mut c)
+            .is_ok()
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_with_the_shipped_config_routes_writes_to_the_new_master() {
+    let _g = serial();
+    let mut m = Redis::start(&[]);
+    let r1 = Redis::replica_of(&m, &[]);
+    let r2 = Redis::replica_of(&m, &["--replica-priority", "0"]);
+    let (mut c, http) = colocated(&[&m, &r1, &r2]);
+    c.start_all();
+    let leader = c.wait_leader(&[1, 2, 3], Duration::from_secs(10)).await;
+    let _logs = c.logs_on_panic(40);
+    c.monitor(leader, "mymaster", u32::from(m.port)).await;
+    let proxy = Haproxy::shipped(&[(m.port, &http[0]), (r1.port, &http[1]), (r2.port, &http[2])]);
+    eventually("a write through HAProxy", Duration::from_secs(15), || {
+        let ok = proxy.write("before");
+        async move { ok.then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        m.query(&["EXISTS", "before"]).ok(),
+        Some(redis::Value::Int(1))
+    );
+
+    m.kill9();
+    eventually(
+        "writes reach the new master",
+        Duration::from_secs(30),
+        || {
+            let ok = proxy.write("after")
+                && r1.query(&["EXISTS", "after"]).ok() == Some(redis::Value::Int(1));
+            async move { ok.then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(r1.role().as_deref(), Some("master"));
+}
