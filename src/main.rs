@@ -29,6 +29,8 @@ enum Cmd {
     Ctl(CtlArgs),
     /// Make the cluster CA, node and admin certificates.
     Certs(CertsArgs),
+    /// Apply a Sentinel's sentinel.conf to the cluster (or print the ctl commands with --dry-run).
+    ImportSentinel(ctl::ImportArgs),
     /// Fence every local Redis of a node's config (systemd's ExecStopPost): takes the same
     /// flags and config file as `serve`; exits 0 when each is fenced or down.
     Fence(ServeArgs),
@@ -64,6 +66,13 @@ fn main() -> ExitCode {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
         Cmd::Certs(_) => ExitCode::SUCCESS,
         Cmd::Fence(args) => runtime.block_on(fence(args)),
+        Cmd::ImportSentinel(args) => match runtime.block_on(ctl::import_sentinel(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("raftinel import-sentinel: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Ctl(args) => match runtime.block_on(ctl::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -2,8 +2,12 @@
 //! prints human-readable text or `--json`, and exits non-zero with a one-line reason on failure.
 
 mod client;
+mod import;
 mod output;
 mod secret;
+mod sentinel_conf;
+
+pub use import::ImportArgs;
 
 use std::path::PathBuf;
 
@@ -15,18 +19,27 @@ use client::Cluster;
 
 #[derive(Args, Debug)]
 pub struct CtlArgs {
-    /// gRPC addresses of cluster nodes, tried in turn: HOST:PORT[,HOST:PORT...]
-    #[arg(long, default_value = "127.0.0.1:26380")]
-    pub cluster: String,
+    #[command(flatten)]
+    pub conn: Connection,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Refuse to talk to a cluster with another id (see `ctl status`).
-    #[arg(long = "cluster-id")]
-    pub cluster_id: Option<String>,
     /// Read this node's applied state instead of a linearizable read through the leader.
     #[arg(long, global = true)]
     pub local: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// How to reach the cluster: its nodes and the credentials.
+#[derive(Args, Debug)]
+pub struct Connection {
+    /// gRPC addresses of cluster nodes, tried in turn: HOST:PORT[,HOST:PORT...]
+    #[arg(long, default_value = "127.0.0.1:26380")]
+    pub cluster: String,
+    /// Refuse to talk to a cluster with another id (see `ctl status`).
+    #[arg(long = "cluster-id")]
+    pub cluster_id: Option<String>,
     /// Admin client certificate (from `raftinel certs admin`), with --tls-key and --tls-ca.
     #[arg(long = "tls-cert", requires_all = ["tls_key", "tls_ca"])]
     pub tls_cert: Option<PathBuf>,
@@ -38,8 +51,39 @@ pub struct CtlArgs {
     /// File holding the admin token of the nodes' `admin-token-file`.
     #[arg(long = "token-file", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: CtlCommand,
+}
+
+impl Connection {
+    fn cluster(&self) -> Result<Cluster, CtlError> {
+        let tls = match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (Some(c), Some(k), Some(a)) => Some(TlsPem::load(c, k, a)?),
+            (None, None, Some(a)) => Some(TlsPem::load_ca(a)?),
+            _ => None,
+        };
+        let token = self
+            .token_file
+            .as_deref()
+            .map(client::read_token)
+            .transpose()?;
+        Cluster::new(
+            &self.cluster,
+            Dialer::new(tls),
+            self.cluster_id.clone(),
+            token,
+        )
+    }
+
+    /// What a TLS port answers a plaintext HTTP/2 client; say what to do about it.
+    fn explain(&self, e: CtlError) -> CtlError {
+        match e {
+            CtlError::Status(m) if self.tls_ca.is_none() && m.contains("h2 protocol error") => {
+                CtlError::Status(format!(
+                    "{m} (the nodes may require TLS: pass --tls-ca CA, plus --tls-cert/--tls-key or --token-file to write)"
+                ))
+            }
+            other => other,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,35 +207,30 @@ fn consistency(local: bool) -> i32 {
 
 /// Runs one ctl command, printing its result to stdout.
 pub async fn run(args: CtlArgs) -> Result<(), CtlError> {
-    let plaintext = args.tls_ca.is_none();
-    run_command(args).await.map_err(|e| match e {
-        // What a TLS port answers a plaintext HTTP/2 client; say what to do about it.
-        CtlError::Status(m) if plaintext && m.contains("h2 protocol error") => CtlError::Status(
-            format!("{m} (the nodes may require TLS: pass --tls-ca CA, plus --tls-cert/--tls-key or --token-file to write)"),
-        ),
-        other => other,
-    })
+    let cluster = args.conn.cluster()?;
+    run_command(cluster, args.json, args.local, args.command)
+        .await
+        .map_err(|e| args.conn.explain(e))
 }
 
-async fn run_command(args: CtlArgs) -> Result<(), CtlError> {
-    let tls = match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
-        (Some(c), Some(k), Some(a)) => Some(TlsPem::load(c, k, a)?),
-        (None, None, Some(a)) => Some(TlsPem::load_ca(a)?),
-        _ => None,
+/// `raftinel import-sentinel`.
+pub async fn import_sentinel(args: ImportArgs) -> Result<(), CtlError> {
+    let cluster = match args.dry_run {
+        true => None,
+        false => Some(args.conn.cluster()?),
     };
-    let token = args
-        .token_file
-        .as_deref()
-        .map(client::read_token)
-        .transpose()?;
-    let cluster = Cluster::new(
-        &args.cluster,
-        Dialer::new(tls),
-        args.cluster_id.clone(),
-        token,
-    )?;
-    let json = args.json;
-    match args.command {
+    import::run(cluster.as_ref(), &args)
+        .await
+        .map_err(|e| args.conn.explain(e))
+}
+
+async fn run_command(
+    cluster: Cluster,
+    json: bool,
+    local: bool,
+    command: CtlCommand,
+) -> Result<(), CtlError> {
+    match command {
         CtlCommand::Status => {
             let s = cluster
                 .call(|mut c, r| async move {
@@ -202,7 +241,7 @@ async fn run_command(args: CtlArgs) -> Result<(), CtlError> {
         }
         CtlCommand::Masters => {
             let req = pb::ListMastersRequest {
-                consistency: consistency(args.local),
+                consistency: consistency(local),
             };
             let reply = cluster
                 .call(|mut c, r| async move { c.list_masters(r.req(req)).await })
@@ -212,7 +251,7 @@ async fn run_command(args: CtlArgs) -> Result<(), CtlError> {
         CtlCommand::Master { name } => {
             let req = pb::GetMasterRequest {
                 name,
-                consistency: consistency(args.local),
+                consistency: consistency(local),
             };
             let m = cluster
                 .call(|mut c, r| {
@@ -357,7 +396,7 @@ async fn run_command(args: CtlArgs) -> Result<(), CtlError> {
         CtlCommand::History { name } => {
             let req = pb::HistoryRequest {
                 name,
-                consistency: consistency(args.local),
+                consistency: consistency(local),
             };
             let h = cluster
                 .call(|mut c, r| {

@@ -419,6 +419,13 @@ impl RealSentinel {
     }
 }
 
+impl RealSentinel {
+    /// Its sentinel.conf, as it rewrote it last.
+    pub fn conf(&self) -> std::path::PathBuf {
+        self._dir.path().join("sentinel.conf")
+    }
+}
+
 impl Drop for RealSentinel {
     fn drop(&mut self) {
         let _ = self.child.kill();
