@@ -159,10 +159,10 @@ fn retry_line(m: &pb::Master, now_ms: u64) -> Option<String> {
         .checked_sub(now_ms)
         .filter(|l| *l > 0)?;
     Some(format!(
-        "next automatic failover not before {} ms since the Unix epoch, in {} s: the attempt of \
+        "next automatic failover not before {}, in {} s: the attempt of \
          epoch {}: {} (raftinel ctl reset-failover-delay {} clears it; forced failovers are not \
          delayed)",
-        m.retry_not_before_ms,
+        rfc3339(m.retry_not_before_ms),
         left.div_ceil(1000),
         m.retry_epoch,
         m.retry_reason,
@@ -308,12 +308,12 @@ pub fn history(h: &pb::HistoryReply, json: bool) -> Result<(), CtlError> {
             format!("aborted: {}", e.aborted)
         };
         println!(
-            "epoch {}  {} -> {}  {}  started {} ms  took {} ms  {}",
+            "{}  epoch {}  {} -> {}  {}  took {} ms  {}",
+            rfc3339(e.started_at_ms),
             e.epoch,
             e.from,
             e.to,
             e.reason,
-            e.started_at_ms,
             e.finished_at_ms.saturating_sub(e.started_at_ms),
             outcome
         );
@@ -330,14 +330,38 @@ pub fn event(e: &pb::Event, json: bool) -> Result<(), CtlError> {
             }))?
         );
     } else {
-        println!("{} {} {}", e.index, e.kind, e.payload);
+        println!("{} {} {} {}", rfc3339(now_ms()), e.index, e.kind, e.payload);
     }
     Ok(())
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 in UTC, e.g. `2026-12-05T23:04:05.123Z`.
+pub fn rfc3339(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        ),
+        Err(_) => format!("{ms} ms"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_rfc3339_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_796_511_927_049), "2026-12-05T23:05:27.049Z");
+    }
 
     #[test]
     fn retry_line_says_until_when_and_why() {
@@ -351,7 +375,7 @@ mod tests {
         assert_eq!(
             retry_line(&m, 1_000).as_deref(),
             Some(
-                "next automatic failover not before 361000 ms since the Unix epoch, in 360 s: the \
+                "next automatic failover not before 1970-01-01T00:06:01.000Z, in 360 s: the \
                  attempt of epoch 3: aborted (slave-timeout) (raftinel ctl reset-failover-delay \
                  mymaster clears it; forced failovers are not delayed)"
             )
