@@ -31,6 +31,11 @@ enum Cmd {
     Certs(CertsArgs),
     /// Apply a Sentinel's sentinel.conf to the cluster (or print the ctl commands with --dry-run).
     ImportSentinel(ctl::ImportArgs),
+    /// Print a shell completion script: `raftinel completions bash > /etc/bash_completion.d/raftinel`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Fence every local Redis of a node's config (systemd's ExecStopPost): takes the same
     /// flags and config file as `serve`; exits 0 when each is fenced or down.
     Fence(ServeArgs),
@@ -39,8 +44,13 @@ enum Cmd {
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
-    // Certificates need no runtime.
+    // Certificates and completions need no runtime.
     let cli = match cli.command {
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "raftinel", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
         Cmd::Certs(args) => {
             return match raftinel::certs::cli::run(args) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -64,7 +74,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Cmd::Serve(args) => runtime.block_on(serve(args)),
-        Cmd::Certs(_) => ExitCode::SUCCESS,
+        Cmd::Certs(_) | Cmd::Completions { .. } => ExitCode::SUCCESS,
         Cmd::Fence(args) => runtime.block_on(fence(args)),
         Cmd::ImportSentinel(args) => match runtime.block_on(ctl::import_sentinel(args)) {
             Ok(()) => ExitCode::SUCCESS,

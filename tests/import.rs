@@ -154,6 +154,17 @@ async fn a_rewritten_sentinel_conf_is_imported_and_fails_over() {
     }
     assert!(text.contains(": listed by the cluster"), "{text}");
     assert!(!text.contains("not listed yet"), "{text}");
+    // ctl list: one row per instance.
+    let list = std::process::Command::new(bin())
+        .args(["ctl", "--cluster", &grpc, "list"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&list.stdout);
+    assert!(table.starts_with("MASTER "), "{table}");
+    assert!(
+        table.contains(&format!("mymaster  127.0.0.1:{}  master ", r1.port)),
+        "{table}"
+    );
     // Importing again changes nothing and says so.
     let again = import(&[&file, "--cluster", &grpc]);
     assert!(again.status.success(), "{again:?}");

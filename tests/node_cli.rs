@@ -148,3 +148,23 @@ fn corrupt_state_machine_stops_the_node_loudly() {
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("storage"), "{err}");
 }
+
+#[test]
+fn completions_cover_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for word in ["serve", "ctl", "import-sentinel", "switchover", "list"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let bad = Command::new(bin())
+        .args(["completions", "cmd.exe"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}

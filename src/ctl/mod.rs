@@ -92,6 +92,8 @@ pub enum CtlCommand {
     Status,
     /// Every monitored master.
     Masters,
+    /// Every instance of every master in one table: role, epoch, fencing, state.
+    List,
     /// One master: address, epoch, replicas, failover in progress.
     Master { name: String },
     /// Start monitoring a master (SENTINEL MONITOR).
@@ -247,6 +249,15 @@ async fn run_command(
                 .call(|mut c, r| async move { c.list_masters(r.req(req)).await })
                 .await?;
             output::masters(&reply.masters, json)
+        }
+        CtlCommand::List => {
+            let req = pb::ListMastersRequest {
+                consistency: consistency(local),
+            };
+            let reply = cluster
+                .call(|mut c, r| async move { c.list_masters(r.req(req)).await })
+                .await?;
+            output::list(&reply.masters, json)
         }
         CtlCommand::Master { name } => {
             let req = pb::GetMasterRequest {

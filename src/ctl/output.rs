@@ -198,6 +198,116 @@ pub fn masters(ms: &[pb::Master], json: bool) -> Result<(), CtlError> {
     Ok(())
 }
 
+/// One row per instance, patronictl's `list` shape.
+struct Row {
+    master: String,
+    instance: String,
+    role: &'static str,
+    epoch: u64,
+    fencing: String,
+    state: String,
+}
+
+fn rows(ms: &[pb::Master]) -> Vec<Row> {
+    let mut out = Vec::new();
+    for m in ms {
+        let state = if !m.conflict.is_empty() {
+            format!("conflict: {}", m.conflict)
+        } else if let Some(f) = &m.failover {
+            format!("failover to epoch {} ({})", f.epoch, f.reason)
+        } else if m.paused {
+            "paused".to_owned()
+        } else {
+            "ok".to_owned()
+        };
+        let fencing = match (m.fencing.as_str(), m.lease_holder) {
+            ("lease", h) if h != 0 => format!("lease (node {h})"),
+            (f, _) => f.to_owned(),
+        };
+        out.push(Row {
+            master: m.name.clone(),
+            instance: join_host_port(&m.host, m.port),
+            role: "master",
+            epoch: m.config_epoch,
+            fencing,
+            state,
+        });
+        for r in &m.replicas {
+            out.push(Row {
+                master: m.name.clone(),
+                instance: join_host_port(&r.host, r.port),
+                role: "replica",
+                epoch: m.config_epoch,
+                fencing: "read-only".to_owned(),
+                state: String::new(),
+            });
+        }
+    }
+    out
+}
+
+fn join_host_port(host: &str, port: u32) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+pub fn list(ms: &[pb::Master], json: bool) -> Result<(), CtlError> {
+    let rows = rows(ms);
+    if json {
+        return print_json(&Value::Array(
+            rows.iter()
+                .map(|r| {
+                    json!({
+                        "master": r.master, "instance": r.instance, "role": r.role,
+                        "epoch": r.epoch, "fencing": r.fencing, "state": r.state,
+                    })
+                })
+                .collect(),
+        ));
+    }
+    print!("{}", table(&rows));
+    Ok(())
+}
+
+fn table(rows: &[Row]) -> String {
+    let head = ["MASTER", "INSTANCE", "ROLE", "EPOCH", "FENCING", "STATE"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.master.clone(),
+                r.instance.clone(),
+                r.role.to_owned(),
+                r.epoch.to_string(),
+                r.fencing.clone(),
+                r.state.clone(),
+            ]
+        })
+        .collect();
+    let mut width = head.map(str::len);
+    for c in &cells {
+        for (w, cell) in width.iter_mut().zip(c) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |c: &[String]| {
+        let parts: Vec<String> = c
+            .iter()
+            .zip(width)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        format!("{}\n", parts.join("  ").trim_end())
+    };
+    let mut out = line(&head.map(str::to_owned));
+    for c in &cells {
+        out.push_str(&line(c));
+    }
+    out
+}
+
 pub fn written(w: &pb::WriteReply, json: bool) -> Result<(), CtlError> {
     if json {
         return print_json(&json!({ "ok": true, "index": w.index }));
@@ -356,6 +466,30 @@ pub fn rfc3339(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_is_one_aligned_row_per_instance() {
+        let m = pb::Master {
+            name: "mymaster".into(),
+            host: "10.0.0.1".into(),
+            port: 6379,
+            config_epoch: 2,
+            fencing: "lease".into(),
+            lease_holder: 1,
+            replicas: vec![pb::Replica {
+                host: "10.0.0.2".into(),
+                port: 6379,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            table(&rows(&[m])),
+            "MASTER    INSTANCE       ROLE     EPOCH  FENCING         STATE\n\
+             mymaster  10.0.0.1:6379  master   2      lease (node 1)  ok\n\
+             mymaster  10.0.0.2:6379  replica  2      read-only\n"
+        );
+    }
 
     #[test]
     fn times_are_rfc3339_in_utc() {
