@@ -66,14 +66,36 @@ pub struct HttpCtx {
     pub resp_stats: Arc<crate::resp::Stats>,
 }
 
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| HttpError::Bind { addr, source })
+/// Binds at start, so a taken port stops the node at once; the runtime that serves it adopts it.
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, HttpError> {
+    let bind = |addr| {
+        let l = std::net::TcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    };
+    bind(addr).map_err(|source| HttpError::Bind { addr, source })
 }
 
-/// Serves until `cancel` fires.
-pub async fn serve(listener: TcpListener, ctx: Arc<HttpCtx>, cancel: CancellationToken) {
+/// Serves until `cancel` fires, on a single-threaded runtime of its own (as the Sentinel port
+/// and the probes have): a check is a connection, and a connection there wakes no other thread.
+pub fn run(
+    listener: std::net::TcpListener,
+    ctx: Arc<HttpCtx>,
+    cancel: CancellationToken,
+) -> Result<(), std::io::Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match TcpListener::from_std(listener) {
+            Ok(l) => serve(l, ctx, cancel).await,
+            Err(e) => tracing::error!(error = %e, "HTTP listener unusable"),
+        }
+    });
+    Ok(())
+}
+
+async fn serve(listener: TcpListener, ctx: Arc<HttpCtx>, cancel: CancellationToken) {
     let changes = Arc::new(AtomicU64::new(0));
     let raft = ctx.raft.clone();
     tokio::join!(

@@ -145,7 +145,7 @@ async fn run_node(
     } = store::open(&config, &dialer).await?;
     let sentinel_listeners = sentinel::listeners(&config).await?;
     let http_listener = match config.http_listen {
-        Some(addr) => Some(crate::http::bind(addr).await?),
+        Some(addr) => Some(crate::http::bind(addr)?),
         None => None,
     };
     let listener = grpc::bind(&config, &identity).await?;
@@ -194,7 +194,7 @@ fn start(
     (listener, sentinel_listeners, http_listener): (
         tokio::net::TcpListener,
         crate::resp::server::Listeners,
-        Option<tokio::net::TcpListener>,
+        Option<std::net::TcpListener>,
     ),
     tls: Option<TlsPem>,
     caught_up: watch::Receiver<bool>,
@@ -266,10 +266,23 @@ fn start(
             scripts: scripts_rx,
             resp_stats,
         });
-        tasks.critical(
-            "HTTP API",
-            crate::http::serve(listener, ctx, node.cancel.clone()),
-        );
+        let cancel = node.cancel.clone();
+        let span = tracing::Span::current();
+        // A thread of its own, named so that its CPU can be told apart (benches/http.rs).
+        tasks.critical_blocking("HTTP API", move || {
+            let thread = std::thread::Builder::new()
+                .name("raftinel-http".into())
+                .spawn(move || {
+                    let _in = span.enter();
+                    crate::http::run(listener, ctx, cancel)
+                });
+            let ended = match thread.map(std::thread::JoinHandle::join) {
+                Ok(Ok(Ok(()))) => return,
+                Ok(Ok(Err(e))) | Err(e) => e.to_string(),
+                Ok(Err(_)) => "it panicked".to_owned(),
+            };
+            tracing::error!(error = %ended, "the HTTP API's thread ended");
+        });
     }
     let inputs = failover::Inputs {
         reports,
