@@ -18,7 +18,9 @@
 #   RAFTINEL_LOCAL_DIR  working directory: configs, data, logs, pid files (default ./local-cluster)
 #   RAFTINEL_BASE_PORT  node N serves gRPC on BASE+N and Sentinel on BASE+10+N; redis-server N
 #                       listens on BASE+20+N (instance 1 starts as the master)
-#                       (default 26380: gRPC 26381-26383, Sentinel 26391-26393, Redis 26401-26403;
+#                       and HTTP on BASE+30+N
+#                       (default 26380: gRPC 26381-26383, Sentinel 26391-26393, Redis 26401-26403,
+#                       HTTP 26411-26413;
 #                       keep it below the kernel's ephemeral range, 32768+, or outgoing connections
 #                       may take it)
 #   RAFTINEL_BIN        use this raftinel binary instead of building one
@@ -104,6 +106,7 @@ setup_env() {
 
 grpc_addr() { printf '%s:%d' "$HOST" $((BASE_PORT + $1)); }
 sentinel_addr() { printf '%s:%d' "$HOST" $((BASE_PORT + 10 + $1)); }
+http_addr() { printf '%s:%d' "$HOST" $((BASE_PORT + 30 + $1)); }
 node_dir() { printf '%s/node%d' "$LOCAL_DIR" "$1"; }
 pid_file() { printf '%s/node%d.pid' "$LOCAL_DIR" "$1"; }
 log_file() { printf '%s/node%d.log' "$LOCAL_DIR" "$1"; }
@@ -250,10 +253,11 @@ write_configs() {
         dir=$(node_dir "$id")
         mkdir -p -- "$dir"
         {
-            printf '# Written by deploy/local-cluster.sh (rewritten on every run). Keys: README.md, "Configuration"\n'
+            printf '# Written by deploy/local-cluster.sh (rewritten on every run). Keys: docs/configuration.md\n'
             printf 'id = %d\n' "$id"
             printf 'listen = "%s"\n' "$(grpc_addr "$id")"
             printf 'sentinel-listen = "%s"\n' "$(sentinel_addr "$id")"
+            printf 'http-listen = "%s"\n' "$(http_addr "$id")"
             printf 'data-dir = "%s/data"\n' "$dir"
             # Node N plays the host of redis-server N: it fences it unless it holds its lease.
             printf 'local-redis = ["%s:%d"]\n' "$HOST" "$(redis_port "$id")"
@@ -480,6 +484,9 @@ Watch, from another terminal:
       the Sentinel port: any Sentinel client works against these three nodes
   redis-cli -p ${sentinels[0]##*:} psubscribe '*'
       Sentinel's pub/sub events (+sdown, +switch-master, ...)
+  curl -s http://$(http_addr 1)/primary/$MASTER_NAME   (and node 2, 3: 200 on the master's node only)
+  curl -s http://$(http_addr 1)/metrics
+      the HTTP API: health checks for HAProxy, readiness, Prometheus metrics (docs/http-api.md)
 
 Trigger a failover: kill -9 the master (redis-server $MASTER_ID, $HOST:$mport):
   kill -9 $mpid

@@ -243,14 +243,14 @@ fn frozen_holder_raftinel_loses_the_vip_but_no_write() {
 // --- raftinel on the holder SIGSTOPped and its host cut off from the others (the client still
 //     reaches it): the one residual gap (DESIGN invariant 5). Nothing on the host can fence the
 //     master, so the majority promotes once the lease is dead, and the old side's writes are
-//     bounded by the operator's own min-replicas-max-lag (README "Quorum loss and the residual
+//     bounded by the operator's own min-replicas-max-lag (docs/leases-and-vip.md, "Quorum loss and the residual
 //     gap"); the moment raftinel runs again it fences, still cut off. The VIP leaves with its
 //     kernel lifetime and is never on two hosts.
 #[test]
 fn frozen_and_cut_off_holder_is_replaced_after_the_lease() {
     let _g = serial();
     let s = setup();
-    // The README's mitigation: min-replicas on the data node itself, set in the log; the holder
+    // docs/leases-and-vip.md's mitigation: min-replicas on the data node itself, set in the log; the holder
     // puts it on its unfenced master.
     assert!(s.ctl(&[
         "set",

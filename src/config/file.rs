@@ -164,7 +164,7 @@ fn toml_error(e: &toml::de::Error, text: &str, path: &str) -> ConfigError {
         raw.replacen("unknown field", "unknown key", 1)
     };
     let fix = if message.starts_with("unknown key") {
-        "remove it or correct its spelling (keys are kebab-case; see the Configuration section of README.md)"
+        "remove it or correct its spelling (keys are kebab-case; see docs/configuration.md)"
     } else if message.contains("duplicate key") {
         "keep only one of them"
     } else if message.contains("expected u64") {

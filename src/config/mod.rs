@@ -1,6 +1,6 @@
 //! Node configuration: a TOML file, `raftinel serve` flags over it, defaults, and validation whose
 //! errors name the key and the fix. The timing rules of invariant 8 live in `timing.rs`; the key
-//! reference is the "Configuration" section of README.md.
+//! reference is docs/configuration.md.
 
 mod error;
 mod file;

@@ -105,7 +105,7 @@ pub fn master(m: &pb::Master, json: bool) -> Result<(), CtlError> {
     }
     match m.lease_holder {
         0 => {
-            println!("  fencing: none (no raftinel on its host; see README: min-replicas-to-write)")
+            println!("  fencing: none (no raftinel on its host; see docs/leases-and-vip.md: min-replicas-to-write)")
         }
         h => println!("  fencing: lease (held by node {h})"),
     }

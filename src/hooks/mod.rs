@@ -1,7 +1,7 @@
 //! Sentinel's scripts: `notification-script` for WARNING events and `client-reconfig-script` on
 //! `+switch-master`, run by the node that is the Raft leader when the event is applied there.
 //! Every node follows the applied events; followers only remember recent jobs, which a node
-//! runs if it becomes leader (at-least-once across leader changes). README.md "Hooks" has the
+//! runs if it becomes leader (at-least-once across leader changes). docs/hooks.md has the
 //! operator's view.
 //!
 //! - [`plan`]: the pure rules (triggers, argv, retries, the new leader's backlog).

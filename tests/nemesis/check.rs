@@ -1,7 +1,7 @@
 //! The checker: pure functions over a run's `History` that name every broken promise.
 //! - No write acknowledged by an instance after another was promoted for a later epoch.
 //! - Acknowledged writes are lost only around a fault on the instance that took them: from its
-//!   replication lag before the fault to L (plus slack) after it (README "What a failover can
+//!   replication lag before the fault to L (plus slack) after it (docs/failover.md, "What a failover can
 //!   lose"), or the operator's min-replicas-max-lag while its raftinel was frozen (DESIGN
 //!   invariant 5's residual gap).
 //! - The VIP is never on two hosts in one sample.

@@ -66,7 +66,7 @@ pub struct Outcome {
 /// Runs `schedule` in a fresh lab and returns what happened.
 pub fn run(schedule: &Schedule) -> Outcome {
     let s = setup();
-    // The README's mitigation of the residual gap (a frozen raftinel on a host cut off): the
+    // docs/leases-and-vip.md's mitigation of the residual gap (a frozen raftinel on a host cut off): the
     // holder puts min-replicas on its unfenced master.
     let set = s.ctl(&[
         "set",
@@ -312,7 +312,7 @@ impl Harness {
                 let Some(old) = self.id_of(host) else {
                     return Err("skipped: no node on the host".into());
                 };
-                // The README's order: remove the node while it runs, then wipe it. A voter wiped
+                // docs/operations.md's order: remove the node while it runs, then wipe it. A voter wiped
                 // before its removal committed can leave the voters without a quorum for good.
                 self.members(&["remove", &old.to_string()])?;
                 self.open_window(i, f);
