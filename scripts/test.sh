@@ -54,6 +54,10 @@ status=0
 cargo test --locked --lib --bins --tests --no-run
 # The nemesis runs optimized (issue 12): a debug raftinel under seeded faults measures the debug build.
 cargo test --locked --release --test nemesis --no-run
+# The Debian package, which tests/package.rs installs and purges (RAFTINEL_DEB names it).
+cargo deb --version >/dev/null 2>&1 || cargo install --locked --quiet cargo-deb
+RAFTINEL_DEB="$(cargo deb --locked --quiet --strip | tail -n 1)"
+export RAFTINEL_DEB
 sync
 cargo test --locked --no-fail-fast --lib --bins --tests -- --test-threads=2 \
   --skip nemesis_runs_keep_every_promise 2>&1 | tee "$log" || status=$?
