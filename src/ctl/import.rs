@@ -77,13 +77,21 @@ async fn apply(cluster: &Cluster, m: &Master) -> usize {
         .await;
     match r {
         Ok(_) => println!("line {}: {what}: OK", m.line),
-        // Imported before: its settings are applied again.
-        Err(CtlError::Status(e)) if e.contains("Duplicate") => {
-            println!(
+        // Imported before: its settings are applied again, if the name is this deployment's
+        // (its master or a replica at the file's address), never to another Redis of that name.
+        Err(CtlError::Status(e)) if e.contains("Duplicate") => match ours(cluster, m).await {
+            Ok(true) => println!(
                 "line {}: {what}: already monitored; applying its settings",
                 m.line
-            )
-        }
+            ),
+            Ok(false) | Err(_) => {
+                println!(
+                    "line {}: {what}: refused: the cluster monitors another Redis as {} (see `raftinel ctl master {}`)",
+                    m.line, m.name, m.name
+                );
+                return 1 + m.options.len();
+            }
+        },
         Err(e) => {
             println!("line {}: {what}: refused: {e}", m.line);
             for (line, option, _) in &m.options {
@@ -168,23 +176,41 @@ async fn check_replicas(cluster: &Cluster, m: &Master) {
     }
 }
 
+/// Whether the cluster's `m.name` is the file's: its master or one of its replicas is at the
+/// file's address.
+async fn ours(cluster: &Cluster, m: &Master) -> Result<bool, CtlError> {
+    let req = pb::GetMasterRequest {
+        name: m.name.clone(),
+        consistency: pb::Consistency::Linearizable as i32,
+    };
+    let got = cluster
+        .call(|mut c, r| {
+            let req = req.clone();
+            async move { c.get_master(r.req(req)).await }
+        })
+        .await?;
+    let at = |host: &str, port: u32| host.eq_ignore_ascii_case(&m.host) && port == m.port;
+    Ok(at(&got.host, got.port) || got.replicas.iter().any(|r| at(&r.host, r.port)))
+}
+
 /// `--dry-run`: the ctl commands, passwords read from stdin rather than put in argv.
 fn print_commands(cluster: &str, m: &Master) {
-    let ctl = format!("raftinel ctl --cluster {cluster}");
+    let ctl = format!("raftinel ctl --cluster {}", quoted(cluster));
+    let name = quoted(&m.name);
     println!(
-        "{ctl} monitor {} {} {} {}    # line {}",
-        m.name, m.host, m.port, m.quorum, m.line
+        "{ctl} monitor {name} {} {} {}    # line {}",
+        quoted(&m.host),
+        m.port,
+        m.quorum,
+        m.line
     );
     for (line, option, value) in &m.options {
         if option == "auth-pass" {
-            println!(
-                "{ctl} set {} auth-pass -    # line {line}: type the password there",
-                m.name
-            );
+            println!("{ctl} set {name} auth-pass -    # line {line}: type the password there");
         } else {
             println!(
-                "{ctl} set {} {option} {}    # line {line}",
-                m.name,
+                "{ctl} set {name} {} {}    # line {line}",
+                quoted(option),
                 quoted(value)
             );
         }
@@ -212,21 +238,26 @@ fn quoted(value: &str) -> String {
     }
 }
 
-/// A skipped line as printed: passwords masked.
+/// A skipped line as printed: the words after a directive that carries a secret are masked,
+/// read as Redis splits them (so no spacing or quoting slips one through).
 fn masked(s: &Skipped) -> String {
-    let lower = s.text.to_ascii_lowercase();
-    // The words before the secret.
-    let hides = [
-        ("requirepass", 1),
-        ("sentinel auth-pass", 3),
-        ("sentinel sentinel-pass", 2),
-        ("user ", 2),
-    ];
-    match hides.iter().find(|(h, _)| lower.starts_with(h)) {
-        Some((_, keep)) => {
-            let kept: Vec<&str> = s.text.split_whitespace().take(*keep).collect();
-            format!("{} ******", kept.join(" "))
-        }
+    let Ok(words) = sentinel_conf::split_args(&s.text) else {
+        return "(a line that does not parse, not shown)".to_owned();
+    };
+    let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let first = lower.first().map(String::as_str).unwrap_or("");
+    let second = lower.get(1).map(String::as_str).unwrap_or("");
+    // How many words to show before the secret.
+    let keep = match (first, second) {
+        ("requirepass" | "masterauth" | "masteruser", _) => Some(1),
+        (d, _) if d.starts_with("tls-") && d.ends_with("-pass") => Some(1),
+        ("user", _) => Some(2),
+        ("sentinel", "auth-pass") => Some(3),
+        ("sentinel", "sentinel-pass") => Some(2),
+        _ => None,
+    };
+    match keep {
+        Some(n) => format!("{} ******", words[..n.min(words.len())].join(" ")),
         None => s.text.clone(),
     }
 }
@@ -251,6 +282,19 @@ mod tests {
         assert_eq!(
             masked(&s("sentinel auth-pass m s3cret")),
             "sentinel auth-pass m ******"
+        );
+        assert_eq!(
+            masked(&s("sentinel\tauth-pass  m \"s3 cret\"")),
+            "sentinel auth-pass m ******"
+        );
+        assert_eq!(masked(&s("masterauth hunter2")), "masterauth ******");
+        assert_eq!(
+            masked(&s("tls-key-file-pass hunter2")),
+            "tls-key-file-pass ******"
+        );
+        assert_eq!(
+            masked(&s("user \"bad")),
+            "(a line that does not parse, not shown)"
         );
         assert_eq!(secret("auth-pass", "x"), "******");
     }

@@ -145,9 +145,13 @@ pub fn parse(text: &str) -> Plan {
             text: trimmed.to_owned(),
             why: why.to_owned(),
         };
-        let Some(args) = split_args(trimmed) else {
-            plan.refused.push(skip("unbalanced quotes"));
-            continue;
+        let args = match split_args(trimmed) {
+            Ok(a) if !a.is_empty() => a,
+            Ok(_) => continue,
+            Err(why) => {
+                plan.refused.push(skip(why));
+                continue;
+            }
         };
         let directive = args[0].to_ascii_lowercase();
         if directive != "sentinel" {
@@ -250,69 +254,91 @@ fn sentinel_line(plan: &mut Plan, args: &[String], line: usize) -> Result<(), Ve
     }
 }
 
-/// Redis's `sdssplitargs`: words split on blanks; "double quotes" with \n \r \t \b \a \\ \" and
-/// \xHH escapes, 'single quotes' with \' only. `None` for unbalanced quotes.
-pub fn split_args(line: &str) -> Option<Vec<String>> {
+/// Redis's `sdssplitargs`, byte for byte: words split on ASCII blanks; a `"` anywhere opens a
+/// quoted part with `\n \r \t \b \a \\ \"` and `\xHH` (a raw byte) escapes, a `'` one with `\'`
+/// only; a closing quote must be followed by a blank or the end. Words must then be UTF-8 (SET
+/// values are text). `Err` says why the line is unusable.
+pub fn split_args(line: &str) -> Result<Vec<String>, &'static str> {
+    let b = line.as_bytes();
+    let blank = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let hex = |c: u8| (c as char).to_digit(16);
     let mut out = Vec::new();
-    let mut chars = line.chars().peekable();
+    let mut i = 0;
     loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
+        while i < b.len() && blank(b[i]) {
+            i += 1;
         }
-        let Some(&first) = chars.peek() else {
-            return Some(out);
-        };
-        let mut word = String::new();
-        match first {
-            '"' => {
-                chars.next();
-                loop {
-                    match chars.next()? {
-                        '"' => break,
-                        '\\' => match chars.next()? {
-                            'n' => word.push('\n'),
-                            'r' => word.push('\r'),
-                            't' => word.push('\t'),
-                            'b' => word.push('\u{8}'),
-                            'a' => word.push('\u{7}'),
-                            'x' => {
-                                let hex: String = [chars.next()?, chars.next()?].iter().collect();
-                                word.push(char::from(u8::from_str_radix(&hex, 16).ok()?));
-                            }
-                            c => word.push(c),
-                        },
-                        c => word.push(c),
-                    }
+        if i == b.len() {
+            return Ok(out);
+        }
+        let mut word: Vec<u8> = Vec::new();
+        let (mut in_double, mut in_single) = (false, false);
+        loop {
+            let Some(&c) = b.get(i) else {
+                if in_double || in_single {
+                    return Err("unbalanced quotes");
                 }
-            }
-            '\'' => {
-                chars.next();
-                loop {
-                    match chars.next()? {
-                        '\'' => break,
-                        '\\' if chars.peek() == Some(&'\'') => {
-                            chars.next();
-                            word.push('\'');
+                break;
+            };
+            if in_double {
+                match (
+                    c,
+                    b.get(i + 1).copied(),
+                    b.get(i + 2).copied(),
+                    b.get(i + 3).copied(),
+                ) {
+                    (b'\\', Some(b'x'), Some(h), Some(l))
+                        if hex(h).is_some() && hex(l).is_some() =>
+                    {
+                        word.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                        i += 3;
+                    }
+                    (b'\\', Some(e), ..) => {
+                        word.push(match e {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                        i += 1;
+                    }
+                    (b'"', ..) => {
+                        if b.get(i + 1).is_some_and(|&n| !blank(n)) {
+                            return Err("a closing quote must be followed by a blank");
                         }
-                        c => word.push(c),
-                    }
-                }
-            }
-            _ => {
-                while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() {
+                        i += 1;
                         break;
                     }
-                    word.push(c);
-                    chars.next();
+                    (c, ..) => word.push(c),
+                }
+            } else if in_single {
+                match (c, b.get(i + 1).copied()) {
+                    (b'\\', Some(b'\'')) => {
+                        word.push(b'\'');
+                        i += 1;
+                    }
+                    (b'\'', _) => {
+                        if b.get(i + 1).is_some_and(|&n| !blank(n)) {
+                            return Err("a closing quote must be followed by a blank");
+                        }
+                        i += 1;
+                        break;
+                    }
+                    (c, _) => word.push(c),
+                }
+            } else {
+                match c {
+                    c if blank(c) => break,
+                    b'"' => in_double = true,
+                    b'\'' => in_single = true,
+                    c => word.push(c),
                 }
             }
+            i += 1;
         }
-        // A closing quote must be followed by a blank or the end, as in sdssplitargs.
-        if matches!(first, '"' | '\'') && chars.peek().is_some_and(|c| !c.is_whitespace()) {
-            return None;
-        }
-        out.push(word);
+        out.push(String::from_utf8(word).map_err(|_| "a word that is not UTF-8")?);
     }
 }
 
@@ -373,16 +399,23 @@ sentinel unheard-of mymaster 1
 
     #[test]
     fn arguments_split_as_redis_splits_them() {
-        let s = |l: &str| split_args(l);
-        assert_eq!(s("a  b\tc"), Some(vec!["a".into(), "b".into(), "c".into()]));
+        let s = |l: &str| split_args(l).map_err(drop);
+        let w = |v: &[&str]| Ok(v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(s("a  b\tc"), w(&["a", "b", "c"]));
+        assert_eq!(s(r#"x "a b\x41\n""#), w(&["x", "a bA\n"]));
+        assert_eq!(s(r#""\xc3\xa9""#), w(&["é"]), "bytes, not code points");
+        assert_eq!(s(r#""\xzz""#), w(&["xzz"]), "no hex: the x itself");
+        assert_eq!(s(r"x 'it\'s'"), w(&["x", "it's"]));
         assert_eq!(
-            s(r#"x "a b\x41\n""#),
-            Some(vec!["x".into(), "a bA\n".into()])
+            s(r#"a"b c"d"#),
+            Err(()),
+            "a quote mid-word opens a quoted part"
         );
-        assert_eq!(s(r"x 'it\'s'"), Some(vec!["x".into(), "it's".into()]));
-        assert_eq!(s(r#"x "open"#), None);
-        assert_eq!(s(r#"x "a"b"#), None);
-        assert_eq!(s(""), Some(vec![]));
+        assert_eq!(s(r#"a"b c""#), w(&["ab c"]));
+        assert_eq!(s(r#"x "open"#), Err(()));
+        assert_eq!(s(r#"x "a"b"#), Err(()));
+        assert_eq!(s(r#""\xff""#), Err(()), "not UTF-8");
+        assert_eq!(s(""), w(&[]));
     }
 
     #[test]

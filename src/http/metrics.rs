@@ -43,7 +43,22 @@ pub struct Snapshot<'a> {
 }
 
 fn master(name: &str) -> Labels {
-    vec![("master".to_owned(), name.to_owned())]
+    vec![("master".to_owned(), label(name))]
+}
+
+/// A label value in the text format's escapes (`\\`, `\"`, `\n`): prometheus-client 0.23 writes
+/// values as given, and a master name may hold a quote or a backslash.
+fn label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn gauges(r: &mut Registry, name: &str, help: &str, samples: Vec<(Labels, i64)>) {
@@ -448,6 +463,13 @@ fn host(r: &mut Registry, s: &Snapshot) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(label("x\ny"), "x\\ny");
+        assert_eq!(label("plain"), "plain");
+    }
 
     #[test]
     fn an_idle_node_renders_its_own_figures() {

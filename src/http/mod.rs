@@ -174,7 +174,12 @@ async fn accept(
 
 fn route(ctx: &HttpCtx, req: &Request<Incoming>, leader_changes: u64) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return json(StatusCode::METHOD_NOT_ALLOWED, &Error("only GET"));
+        let mut r = json(StatusCode::METHOD_NOT_ALLOWED, &Error("only GET"));
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET, HEAD"),
+        );
+        return r;
     }
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or("");
@@ -222,11 +227,11 @@ fn with_here<T>(ctx: &HttpCtx, f: impl FnOnce(&SmData, &NodeReport, &checks::Her
     let report = ctx.report.borrow().clone();
     let colocation = ctx.colocation.borrow().clone();
     let writable = ctx.writable.borrow().clone();
-    let lease_open = ctx
-        .holding
-        .borrow()
-        .until
-        .is_some_and(|u| std::time::Instant::now() < u);
+    // The guard's own test: the window of the grant the log gives this node, open now.
+    let lease_open = view
+        .topology
+        .lease_of(ctx.node_id)
+        .is_some_and(|g| ctx.holding.borrow().valid(g.id, std::time::Instant::now()));
     let here = checks::Here {
         node_id: ctx.node_id,
         fresh: *ctx.fresh.borrow(),
@@ -240,6 +245,8 @@ fn with_here<T>(ctx: &HttpCtx, f: impl FnOnce(&SmData, &NodeReport, &checks::Her
 fn metrics(ctx: &HttpCtx, leader_changes: u64) -> Response<Full<Bytes>> {
     let raft = ctx.raft.metrics().borrow().clone();
     let scripts = ctx.scripts.borrow().clone();
+    // A copy: a borrow held while the text is built would hold up the lease guard's updates.
+    let colocation = ctx.colocation.borrow().clone();
     let stats = &ctx.resp_stats;
     let resp = [
         &stats.connected,
@@ -261,7 +268,7 @@ fn metrics(ctx: &HttpCtx, leader_changes: u64) -> Response<Full<Bytes>> {
             view,
             report,
             raft: &raft,
-            colocation: &ctx.colocation.borrow(),
+            colocation: &colocation,
             writable: here.writable,
             lease_left,
             scripts: &scripts,

@@ -121,6 +121,9 @@ struct Memory {
     /// Whether each was last read as a monitored, unfenced master: with the writable ones, what
     /// keeps the watchdog device armed (a fence that failed included).
     exposed: BTreeMap<Addr, bool>,
+    /// The masters each was last writable for: what HTTP `/primary` keeps saying through a round
+    /// that could not read it (a slow reply is no fence), still within the lease window.
+    last_writable: BTreeMap<Addr, Vec<String>>,
 }
 
 impl Memory {
@@ -144,6 +147,8 @@ impl Memory {
 struct Round {
     ids: BTreeSet<String>,
     writable: BTreeSet<String>,
+    /// Local instances this round could not read (but that are not gone).
+    unread: Vec<Addr>,
 }
 
 /// The fence task's inputs.
@@ -213,11 +218,19 @@ impl Guard {
             self.vips.reconcile(&view, &round.writable, until).await;
             any_writable = !round.writable.is_empty() || memory.exposed.values().any(|&e| e);
             self.alive.round(self.lease_held(), any_writable);
-            self.writable.send_if_modified(|old| {
-                (**old != round.writable)
-                    .then(|| *old = Arc::new(round.writable.clone()))
-                    .is_some()
-            });
+            let mut shown = round.writable.clone();
+            for addr in &round.unread {
+                shown.extend(
+                    memory
+                        .last_writable
+                        .get(addr)
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                );
+            }
+            self.writable
+                .send_if_modified(|old| (**old != shown).then(|| *old = Arc::new(shown)).is_some());
             let report = memory.colocation(round.ids);
             self.local_ids.send_if_modified(|old| {
                 (**old != report).then(|| *old = Arc::new(report)).is_some()
@@ -248,11 +261,14 @@ impl Guard {
                 let enforced = self
                     .enforce(local, &access, &state, &placement, &mut memory.last_kill)
                     .await;
-                round.writable.extend(enforced.into_iter().flatten());
+                let enforced: Vec<String> = enforced.into_iter().flatten().collect();
+                round.writable.extend(enforced.iter().cloned());
+                memory.last_writable.insert(local.addr.clone(), enforced);
             }
             Err(e) if e.failure() == Failure::Gone => {
                 let addr = local.addr.clone();
                 memory.exposed.insert(addr.clone(), false);
+                memory.last_writable.remove(&addr);
                 let gone = memory.last_id.get(&addr).map(String::as_str).unwrap_or("");
                 for grant in self.releasable(gone) {
                     if memory.released.insert(grant) {
@@ -260,7 +276,10 @@ impl Guard {
                     }
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "local Redis not readable"),
+            Err(e) => {
+                tracing::debug!(error = %e, "local Redis not readable");
+                round.unread.push(local.addr.clone());
+            }
         }
     }
 

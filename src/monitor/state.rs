@@ -382,22 +382,28 @@ impl Shared {
         (true, tilted)
     }
 
-    /// A parsed INFO. Returns true when something a reader acts on changed (role, run id,
-    /// replid, master link, priority, the replica list, an SDOWN the role ended), not for
-    /// offsets alone.
-    /// Every address known for `name`: the master, the log's replicas, the discovered ones and
-    /// those probed.
+    /// Every address known for `name`, the log's first (the master, its replicas) so that its
+    /// spelling wins, then the discovered ones and those probed.
     pub fn known_addrs(&self, name: &str) -> Vec<Addr> {
         let Some(n) = self.names.get(name) else {
             return Vec::new();
         };
-        let mut all: BTreeSet<&Addr> = n.known.iter().collect();
-        all.insert(&n.master);
-        all.extend(n.discovered.keys());
-        all.extend(n.instances.keys());
-        all.into_iter().cloned().collect()
+        let mut all: Vec<Addr> = std::iter::once(&n.master)
+            .chain(&n.known)
+            .cloned()
+            .collect();
+        let others = n.discovered.keys().chain(n.instances.keys());
+        for a in others {
+            if !all.contains(a) {
+                all.push(a.clone());
+            }
+        }
+        all
     }
 
+    /// A parsed INFO. Returns true when something a reader acts on changed (role, run id,
+    /// replid, master link, priority, the replica list, an SDOWN the role ended), not for
+    /// offsets alone.
     pub fn record_info(&mut self, name: &str, addr: &Addr, now: Instant, info: InfoReply) -> bool {
         let Some((inst, rules)) = self.instance_mut(name, addr) else {
             return false;

@@ -25,6 +25,8 @@ pub const FRESH_FOR: Duration = Duration::from_secs(5);
 
 /// The most names remembered at once.
 const MAX_SEEN: usize = 4096;
+/// The most lookups at once.
+const MAX_IN_FLIGHT: usize = 8;
 
 /// The two settings (`[sentinel]` keys, and SENTINEL CONFIG SET at run time).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,11 +50,27 @@ pub enum HostError {
 #[derive(Clone, Default)]
 pub struct Hostnames(Arc<Inner>);
 
-#[derive(Default)]
 struct Inner {
     resolve: AtomicBool,
     announce: AtomicBool,
     seen: Mutex<HashMap<String, (IpAddr, Instant)>>,
+    /// Names whose last lookup failed, and when: not asked again for `FRESH_FOR`.
+    failed: Mutex<HashMap<String, Instant>>,
+    /// Lookups in flight: a timed-out `getaddrinfo` keeps its blocking thread, so a DNS outage
+    /// must not grow them without bound.
+    in_flight: tokio::sync::Semaphore,
+}
+
+impl Default for Inner {
+    fn default() -> Inner {
+        Inner {
+            resolve: AtomicBool::new(false),
+            announce: AtomicBool::new(false),
+            seen: Mutex::default(),
+            failed: Mutex::default(),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+        }
+    }
 }
 
 impl Hostnames {
@@ -92,17 +110,40 @@ impl Hostnames {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(ip);
         }
+        if !Addr::valid_host(host) {
+            return Err(HostError::NotAnAddress(host.to_owned()));
+        }
         let unresolved = |reason: String| HostError::Unresolved {
             host: host.to_owned(),
             reason,
         };
+        let Ok(_permit) = self.0.in_flight.try_acquire() else {
+            return Err(unresolved("too many lookups in flight".to_owned()));
+        };
         let found = tokio::time::timeout(LOOKUP_LIMIT, tokio::net::lookup_host((host, 0)))
             .await
-            .map_err(|_| unresolved(format!("no answer within {LOOKUP_LIMIT:?}")))?
-            .map_err(|e| unresolved(e.to_string()))?
-            .map(|a| a.ip())
-            .min_by_key(IpAddr::is_ipv6)
-            .ok_or_else(|| unresolved("no address".to_owned()))?;
+            .map_err(|_| unresolved(format!("no answer within {LOOKUP_LIMIT:?}")))
+            .and_then(|r| r.map_err(|e| unresolved(e.to_string())))
+            .and_then(|addrs| {
+                addrs
+                    .map(|a| a.ip())
+                    .min_by_key(IpAddr::is_ipv6)
+                    .ok_or_else(|| unresolved("no address".to_owned()))
+            });
+        let found = match found {
+            Ok(ip) => ip,
+            Err(e) => {
+                let mut failed = self.failed();
+                if failed.len() >= MAX_SEEN {
+                    failed.retain(|_, at| at.elapsed() <= FRESH_FOR);
+                }
+                if failed.len() < MAX_SEEN {
+                    failed.insert(host.to_ascii_lowercase(), Instant::now());
+                }
+                return Err(e);
+            }
+        };
+        self.failed().remove(&host.to_ascii_lowercase());
         let mut seen = self.seen();
         if seen.len() >= MAX_SEEN {
             // Names come from Redis too (`replica-announce-ip`): keep the map bounded.
@@ -114,11 +155,20 @@ impl Hostnames {
         Ok(found)
     }
 
-    /// Looks up every hostname among `hosts` whose answer is older than `FRESH_FOR`; failures
-    /// leave it unknown (the address keeps its spelling).
+    /// Looks up every hostname among `hosts` whose answer is older than `FRESH_FOR` and that did
+    /// not fail within it; failures leave it unknown (the address keeps its spelling).
     pub async fn refresh<'a>(&self, hosts: impl IntoIterator<Item = &'a str>) {
         for host in hosts {
-            if !is_ip(host) && self.ip_within(host, FRESH_FOR).is_none() {
+            let failed_lately = || {
+                self.failed()
+                    .get(&host.to_ascii_lowercase())
+                    .is_some_and(|at| at.elapsed() <= FRESH_FOR)
+            };
+            if !is_ip(host)
+                && Addr::valid_host(host)
+                && self.ip_within(host, FRESH_FOR).is_none()
+                && !failed_lately()
+            {
                 if let Err(e) = self.lookup(host).await {
                     tracing::debug!(error = %e, "hostname lookup failed");
                 }
@@ -160,13 +210,19 @@ impl Hostnames {
         })
     }
 
-    /// The known instance `reported` names, spelled as the log knows it (see `identify`).
+    /// The known instance `reported` names, spelled as the log knows it (see `identify`), by
+    /// answers no older than `FRESH_FOR` only: a stale answer could name a reused address.
     pub fn identify(&self, reported: &Addr, known: &[&Addr]) -> Option<Addr> {
-        identify(reported, known, |h| self.ip_of(h))
+        let fresh = |h: &str| h.parse().ok().or_else(|| self.ip_within(h, FRESH_FOR));
+        identify(reported, known, fresh)
     }
 
     fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, (IpAddr, Instant)>> {
         self.0.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn failed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.0.failed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -174,10 +230,11 @@ pub fn is_ip(host: &str) -> bool {
     host.parse::<IpAddr>().is_ok()
 }
 
-/// The known address `reported` stands for: the same host spelled differently (case), or the
-/// same port at a host that resolves to the same address (a replica that names its master by
-/// hostname while the log has its IP, or the other way round). Sentinel's
-/// `sentinelAddrEqualsHostname`; `None` when no known one matches.
+/// The known address `reported` stands for: the same host spelled differently (case; the first
+/// in `known`, where the log's come first), or the same port at a host that resolves to the same
+/// address (a replica that names its master by hostname while the log has its IP, or the other
+/// way round). Sentinel's `sentinelAddrEqualsHostname`; `None` when no known one matches, or
+/// when several do by address (which one is meant cannot be told).
 pub fn identify(
     reported: &Addr,
     known: &[&Addr],
@@ -188,9 +245,11 @@ pub fn identify(
         return Some((*k).clone());
     }
     let ip = ip_of(&reported.host)?;
-    same_port()
-        .find(|k| ip_of(&k.host) == Some(ip))
-        .map(|k| (*k).clone())
+    let mut by_address = same_port().filter(|k| ip_of(&k.host) == Some(ip));
+    match (by_address.next(), by_address.next()) {
+        (Some(k), None) => Some((*k).clone()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +278,20 @@ mod tests {
             Some(m.clone())
         );
         assert_eq!(identify(&a("r.test", 6379), &known, table), Some(r.clone()));
+    }
+
+    #[test]
+    fn two_known_names_for_one_address_match_neither() {
+        let (m, other) = (a("m.test", 6379), a("alias.test", 6379));
+        let table = |h: &str| match h {
+            "m.test" | "alias.test" => Some("10.0.0.1".parse().unwrap()),
+            other => other.parse().ok(),
+        };
+        assert_eq!(identify(&a("10.0.0.1", 6379), &[&m, &other], table), None);
+        assert_eq!(
+            identify(&a("M.TEST", 6379), &[&m, &other], table),
+            Some(m.clone())
+        );
     }
 
     #[test]

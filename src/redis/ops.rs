@@ -218,7 +218,6 @@ impl Conn {
     }
 }
 
-/// Sentinel's reconfiguration: the role change, CONFIG REWRITE, every client disconnected.
 /// Redis's refusal of a FAILOVER TO whose host and port match none of its replicas.
 fn not_a_replica(e: &ConnError) -> bool {
     e.redis()
@@ -226,6 +225,7 @@ fn not_a_replica(e: &ConnError) -> bool {
         .is_some_and(|d| d.contains("is not a replica"))
 }
 
+/// Sentinel's reconfiguration: the role change, CONFIG REWRITE, every client disconnected.
 fn reconfiguration(pipe: &mut redis::Pipeline, names: &Names, replicaof: &[&str]) {
     pipe.cmd(names.get("REPLICAOF"))
         .arg(replicaof)
