@@ -202,6 +202,34 @@ async fn primary_follows_the_failover_and_is_never_on_two_nodes() {
     assert_eq!(value("raftinel_raft_leader_id", None), leader as f64);
     assert_eq!(value("raftinel_master_primary_here", Some("mymaster")), 1.0);
     assert_eq!(value("raftinel_fresh", None), 1.0);
+    let renewed = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"raftinel_lease_renewals_total{result="ok"} "#))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(renewed.is_some_and(|n| n > 0), "{renewed:?} in\n{text}");
+    // The failover ends (history, +failover-end) once the replicas follow: counted then.
+    let ended = eventually(
+        "the failover counted as ended",
+        Duration::from_secs(15),
+        || {
+            let a = http[1].clone();
+            async move {
+                let (_, text) = get(&a, "/metrics").await?;
+                let done = text.lines().any(|l| {
+                    l.starts_with("raftinel_failovers_total{")
+                        && l.contains(r#"reason="odown""#)
+                        && l.contains(r#"outcome="done""#)
+                        && l.ends_with(" 1")
+                });
+                done.then_some(text)
+            }
+        },
+    )
+    .await;
+    assert!(
+        ended.contains("raftinel_failover_duration_seconds_count 1"),
+        "{ended}"
+    );
     drop(r1);
     drop(r2);
 }

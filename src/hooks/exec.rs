@@ -136,10 +136,33 @@ fn snapshot<'a>(running: impl Iterator<Item = &'a Started>, queue: &Queue) -> Pe
 /// Takes jobs from `jobs` until it closes or `cancel` fires; then stops, killing running scripts
 /// (SIGKILL) and dropping queued ones, with a log line saying how many. `pending` is kept
 /// up to date with what runs and waits.
+/// Script runs that ended, by how (`raftinel_hook_runs_total{exit}`): exit 0, exit 1 (Sentinel's
+/// "retry"), another exit code, a signal, killed for running too long, not started.
+#[derive(Debug, Default)]
+pub struct Runs {
+    pub by_exit: [std::sync::atomic::AtomicU64; 6],
+}
+
+impl Runs {
+    pub const EXITS: [&'static str; 6] = ["0", "1", "other", "signal", "timeout", "not_started"];
+
+    fn count(&self, exit: &Exit) {
+        let i = match exit {
+            Exit::Code(0) => 0,
+            Exit::Code(1) => 1,
+            Exit::Code(_) => 2,
+            Exit::Signal(_) => 3,
+            Exit::TimedOut => 4,
+            Exit::SpawnFailed(_) => 5,
+        };
+        self.by_exit[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub async fn run(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     limits: Limits,
-    (pending, bus): (watch::Sender<PendingScripts>, EventBus),
+    (pending, bus, runs): (watch::Sender<PendingScripts>, EventBus, Arc<Runs>),
     cancel: CancellationToken,
 ) {
     let mut queue = Queue::default();
@@ -195,6 +218,7 @@ pub async fn run(
             Some(done) = running.join_next_with_id(), if !running.is_empty() => match done {
                 Ok((id, ran)) => {
                     started.remove(&id);
+                    runs.count(&ran.exit);
                     after(ran, limits, &mut queue, &bus);
                 }
                 Err(e) => {

@@ -60,7 +60,7 @@ async fn run_all(jobs: Vec<Job>, limits: Limits) -> Vec<String> {
     let mut events = bus.subscribe();
     tokio::time::timeout(
         Duration::from_secs(30),
-        run(rx, limits, (pending, bus), cancel),
+        run(rx, limits, (pending, bus, Arc::default()), cancel),
     )
     .await
     .unwrap();
@@ -224,7 +224,7 @@ async fn cancel_kills_running_scripts() {
     let runner = tokio::spawn(run(
         rx,
         Limits::new(false),
-        (pending, open_bus()),
+        (pending, open_bus(), Arc::default()),
         cancel.clone(),
     ));
     let pid_file = dir.path().join("pid");

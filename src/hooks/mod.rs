@@ -26,6 +26,7 @@ use crate::events::{EventBus, IndexedEvent, LOCAL};
 use crate::raft::types::typ::RaftMetrics;
 use crate::raft::{EventLog, Raft, SmData};
 use crate::topology::event::Event;
+pub use exec::Runs;
 use plan::{Backlog, Cursor, Job, ScriptBook};
 
 /// A script running or waiting to run on this node, as SENTINEL PENDING-SCRIPTS and INFO show it.
@@ -66,6 +67,7 @@ pub async fn run(node_id: u64, policy: Policy, raft: Raft, io: Io, cancel: Cance
         pending,
         bus,
         hostnames,
+        runs,
     } = io;
     let (tx, rx) = mpsc::unbounded_channel();
     let follower = Follower {
@@ -84,7 +86,7 @@ pub async fn run(node_id: u64, policy: Policy, raft: Raft, io: Io, cancel: Cance
         exec::run(
             rx,
             exec::Limits::new(policy.deny_scripts_reconfig),
-            (pending, bus),
+            (pending, bus, runs),
             cancel.clone()
         ),
         follower.run(raft.metrics(), live, cancel)
@@ -104,6 +106,8 @@ pub struct Io {
     pub bus: EventBus,
     /// Scripts get addresses as this node announces them (`announce-hostnames`), as Sentinel's.
     pub hostnames: crate::redis::Hostnames,
+    /// Where finished runs are counted (the HTTP API's metrics).
+    pub runs: Arc<exec::Runs>,
 }
 
 /// This node's script policy, from its own config (invariant 12).

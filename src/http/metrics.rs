@@ -6,13 +6,15 @@
 //! (`redis_sentinel_master_status`, `_slaves`, `_ok_slaves`, `_ckquorum_status`, `_config_epoch`,
 //! `_setting_*`, `redis_sentinel_tilt`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::failover::quorum::{effective_quorum, majority};
@@ -38,6 +40,11 @@ pub struct Snapshot<'a> {
     /// The Sentinel port: connections now, connections accepted, commands, refusals.
     pub resp: [u64; 4],
     pub leader_changes: u64,
+    /// Lease renewal rounds: a majority promised, not.
+    pub renewals: [u64; 2],
+    /// Finished script runs, by `Runs::EXITS`.
+    pub hook_runs: [u64; 6],
+    pub failovers: &'a Failovers,
     /// Whether this node's `/primary/{name}` answers 200, per master.
     pub primary_here: &'a dyn Fn(&str) -> bool,
 }
@@ -59,6 +66,74 @@ fn label(v: &str) -> String {
         }
     }
     out
+}
+
+/// Failovers this node saw end in the applied log since it started (by master, reason and
+/// outcome) and how long each took, from its start to its end as the log records them.
+pub struct Failovers {
+    counts: Family<Labels, Counter>,
+    durations: Histogram,
+    /// Per master, when the last failover counted ended (ms since the Unix epoch).
+    counted_to: Mutex<HashMap<String, u64>>,
+}
+
+impl Default for Failovers {
+    fn default() -> Failovers {
+        let buckets = [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 180.0];
+        Failovers {
+            counts: Family::default(),
+            durations: Histogram::new(buckets),
+            counted_to: Mutex::default(),
+        }
+    }
+}
+
+impl Failovers {
+    /// The failovers already in the log: not counted (they ended before this node started).
+    pub fn skip_past(&self, view: &SmData) {
+        let mut to = self.to();
+        for m in view.topology.masters() {
+            let last = m
+                .history
+                .iter()
+                .map(|f| f.finished_at_ms)
+                .max()
+                .unwrap_or(0);
+            to.insert(m.name.clone(), last);
+        }
+    }
+
+    /// Counts the failovers that ended since the last look.
+    pub fn count_new(&self, view: &SmData) {
+        let mut to = self.to();
+        for m in view.topology.masters() {
+            let since = to.get(&m.name).copied().unwrap_or(0);
+            let mut last = since;
+            for f in m.history.iter().filter(|f| f.finished_at_ms > since) {
+                let outcome = if f.aborted.is_some() {
+                    "aborted"
+                } else {
+                    "done"
+                };
+                let labels = vec![
+                    ("master".to_owned(), label(&m.name)),
+                    ("reason".to_owned(), label(&f.reason)),
+                    ("outcome".to_owned(), outcome.to_owned()),
+                ];
+                self.counts.get_or_create(&labels).inc();
+                let took = f.finished_at_ms.saturating_sub(f.started_at_ms);
+                self.durations.observe(took as f64 / 1000.0);
+                last = last.max(f.finished_at_ms);
+            }
+            to.insert(m.name.clone(), last);
+        }
+    }
+
+    fn to(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.counted_to
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 fn gauges(r: &mut Registry, name: &str, help: &str, samples: Vec<(Labels, i64)>) {
@@ -186,6 +261,27 @@ fn node(r: &mut Registry, s: &Snapshot) {
         "hooks_queued",
         "Scripts waiting to run (or to retry)",
         int(s.scripts.len() - running),
+    );
+    let runs = crate::hooks::Runs::EXITS
+        .iter()
+        .zip(s.hook_runs)
+        .map(|(exit, n)| (vec![("exit".to_owned(), (*exit).to_owned())], n))
+        .collect();
+    counters(
+        r,
+        "hook_runs",
+        "Script runs that ended since the node started, by exit: 0, 1 (retry), other, signal, timeout, not_started",
+        runs,
+    );
+    r.register(
+        "failovers",
+        "Failovers that ended in the log since this node started, by master, reason and outcome",
+        s.failovers.counts.clone(),
+    );
+    r.register(
+        "failover_duration_seconds",
+        "How long those failovers took, from their start to their end in the log",
+        s.failovers.durations.clone(),
     );
 }
 
@@ -416,6 +512,16 @@ fn settings(r: &mut Registry, s: &Snapshot) {
 
 /// This host: the lease, what is writable here, VIP problems.
 fn host(r: &mut Registry, s: &Snapshot) {
+    let [ok, failed] = s.renewals;
+    counters(
+        r,
+        "lease_renewals",
+        "Renewal rounds of this node's lease since it started: promised by a majority (ok) or not",
+        vec![
+            (vec![("result".to_owned(), "ok".to_owned())], ok),
+            (vec![("result".to_owned(), "failed".to_owned())], failed),
+        ],
+    );
     gauge(
         r,
         "lease_held",
@@ -491,6 +597,9 @@ mod tests {
             scripts: &scripts,
             resp: [1, 2, 3, 4],
             leader_changes: 5,
+            renewals: [6, 7],
+            hook_runs: [8, 0, 0, 0, 0, 9],
+            failovers: &Failovers::default(),
             primary_here: &|_| false,
         });
         for line in [
@@ -499,6 +608,9 @@ mod tests {
             "raftinel_raft_leader_changes_total 5",
             "raftinel_sentinel_commands_total 3",
             "raftinel_lease_held 0",
+            "raftinel_lease_renewals_total{result=\"failed\"} 7",
+            "raftinel_hook_runs_total{exit=\"not_started\"} 9",
+            "raftinel_failover_duration_seconds_count 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

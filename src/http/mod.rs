@@ -64,6 +64,8 @@ pub struct HttpCtx {
     pub raft: Raft,
     pub scripts: watch::Receiver<crate::hooks::PendingScripts>,
     pub resp_stats: Arc<crate::resp::Stats>,
+    pub renewals: Arc<crate::lease::renew::Renewals>,
+    pub hook_runs: Arc<crate::hooks::Runs>,
 }
 
 /// Binds at start, so a taken port stops the node at once; the runtime that serves it adopts it.
@@ -98,10 +100,42 @@ pub fn run(
 async fn serve(listener: TcpListener, ctx: Arc<HttpCtx>, cancel: CancellationToken) {
     let changes = Arc::new(AtomicU64::new(0));
     let raft = ctx.raft.clone();
+    let failovers = Arc::new(metrics::Failovers::default());
+    let (view, seen) = (ctx.view.clone(), failovers.clone());
+    let counted = Counted {
+        leader_changes: changes.clone(),
+        failovers,
+    };
     tokio::join!(
-        accept(listener, ctx, changes.clone(), cancel.clone()),
-        count_leader_changes(raft, changes, cancel)
+        accept(listener, ctx, counted, cancel.clone()),
+        count_leader_changes(raft, changes, cancel.clone()),
+        count_failovers(view, seen, cancel)
     );
+}
+
+/// What the HTTP API counts itself, from the node's own view, since it started.
+#[derive(Clone)]
+struct Counted {
+    leader_changes: Arc<AtomicU64>,
+    failovers: Arc<metrics::Failovers>,
+}
+
+/// Counts every failover that ends in the applied log, by reason and outcome, with its duration.
+async fn count_failovers(
+    mut view: watch::Receiver<Arc<SmData>>,
+    failovers: Arc<metrics::Failovers>,
+    cancel: CancellationToken,
+) {
+    // Those already in the log when the node started are not this node's to count.
+    failovers.skip_past(&view.borrow_and_update());
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = view.changed() => if r.is_err() { return },
+        }
+        let now = view.borrow_and_update().clone();
+        failovers.count_new(&now);
+    }
 }
 
 /// Counts the changes of the leader this node knows, for `raftinel_raft_leader_changes_total`.
@@ -124,7 +158,7 @@ async fn count_leader_changes(raft: Raft, changes: Arc<AtomicU64>, cancel: Cance
 async fn accept(
     listener: TcpListener,
     ctx: Arc<HttpCtx>,
-    changes: Arc<AtomicU64>,
+    counted: Counted,
     cancel: CancellationToken,
 ) {
     let admission = Admission::new(MAX_CONNECTIONS, MAX_PER_IP);
@@ -148,12 +182,11 @@ async fn accept(
             tracing::debug!(%peer, "HTTP connection refused: too many");
             continue;
         };
-        let (ctx, changes, cancel) = (ctx.clone(), changes.clone(), cancel.clone());
+        let (ctx, counted, cancel) = (ctx.clone(), counted.clone(), cancel.clone());
         tokio::spawn(async move {
             let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
-                let leader_changes = changes.load(Ordering::Relaxed);
-                let r = route(&ctx, &req, leader_changes);
+                let r = route(&ctx, &req, &counted);
                 async move { Ok::<_, Infallible>(r) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -172,7 +205,7 @@ async fn accept(
     }
 }
 
-fn route(ctx: &HttpCtx, req: &Request<Incoming>, leader_changes: u64) -> Response<Full<Bytes>> {
+fn route(ctx: &HttpCtx, req: &Request<Incoming>, counted: &Counted) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = json(StatusCode::METHOD_NOT_ALLOWED, &Error("only GET"));
         r.headers_mut().insert(
@@ -199,7 +232,7 @@ fn route(ctx: &HttpCtx, req: &Request<Incoming>, leader_changes: u64) -> Respons
             )
         }
         ["cluster"] => json(StatusCode::OK, &cluster(ctx)),
-        ["metrics"] => metrics(ctx, leader_changes),
+        ["metrics"] => metrics(ctx, counted),
         ["primary", name] => match param(query, "addr").map(parse_addr).transpose() {
             Ok(addr) => verdict(with_here(ctx, |view, _, here| {
                 checks::primary(&view.topology, here, &decode(name), addr.as_ref())
@@ -242,7 +275,7 @@ fn with_here<T>(ctx: &HttpCtx, f: impl FnOnce(&SmData, &NodeReport, &checks::Her
     f(&view, &report, &here)
 }
 
-fn metrics(ctx: &HttpCtx, leader_changes: u64) -> Response<Full<Bytes>> {
+fn metrics(ctx: &HttpCtx, counted: &Counted) -> Response<Full<Bytes>> {
     let raft = ctx.raft.metrics().borrow().clone();
     let scripts = ctx.scripts.borrow().clone();
     // A copy: a borrow held while the text is built would hold up the lease guard's updates.
@@ -273,7 +306,14 @@ fn metrics(ctx: &HttpCtx, leader_changes: u64) -> Response<Full<Bytes>> {
             lease_left,
             scripts: &scripts,
             resp,
-            leader_changes,
+            leader_changes: counted.leader_changes.load(Ordering::Relaxed),
+            renewals: [&ctx.renewals.ok, &ctx.renewals.failed].map(|c| c.load(Ordering::Relaxed)),
+            hook_runs: ctx
+                .hook_runs
+                .by_exit
+                .each_ref()
+                .map(|c| c.load(Ordering::Relaxed)),
+            failovers: &counted.failovers,
             primary_here: &primary_here,
         })
     });

@@ -179,12 +179,20 @@ enum Question {
     },
 }
 
+/// Renewal rounds of this node's grant since it started: those a majority promised, and the
+/// others (`raftinel_lease_renewals_total{result}`).
+#[derive(Debug, Default)]
+pub struct Renewals {
+    pub ok: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
 /// Runs renewal rounds until cancelled, publishing the holder's window on `out`.
 pub async fn renew(
     peers: Peers,
     view: watch::Receiver<Arc<SmData>>,
     timings: LeaseTimings,
-    out: watch::Sender<Holding>,
+    (out, renewals): (watch::Sender<Holding>, Arc<Renewals>),
     cancel: CancellationToken,
 ) {
     let every = Duration::from_millis(timings.renew_interval_ms.max(1));
@@ -225,6 +233,11 @@ pub async fn renew(
         let sent = Instant::now();
         let (yes, voters) = peers.promises(&state, grant, timeout).await;
         let until = acting_until(sent, yes, voters, lease, fence);
+        let counter = match until {
+            Some(_) => &renewals.ok,
+            None => &renewals.failed,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if until.is_none() {
             tracing::debug!(
                 grant,

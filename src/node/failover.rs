@@ -25,6 +25,8 @@ pub(super) struct Inputs {
     pub event_log: EventLog,
     /// Where the hooks show their queue.
     pub scripts: watch::Sender<crate::hooks::PendingScripts>,
+    /// Where the hooks count finished runs.
+    pub runs: std::sync::Arc<crate::hooks::Runs>,
 }
 
 /// Starts the report sender, the runner and the hooks as critical tasks.
@@ -78,6 +80,7 @@ pub(super) fn spawn(tasks: &mut Tasks, node: &Shared, inputs: Inputs) {
                 pending: inputs.scripts,
                 bus: node.bus.clone(),
                 hostnames: node.redis.hostnames().clone(),
+                runs: inputs.runs,
             },
             node.cancel.clone(),
         ),

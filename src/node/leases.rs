@@ -64,10 +64,12 @@ pub(super) fn spawn(
     let (holding_tx, holding_rx) = watch::channel(Holding::default());
     let (local_ids_tx, local_ids_rx) = watch::channel(Arc::default());
     let (writable_tx, writable_rx) = watch::channel(Arc::default());
+    let renewals: Arc<crate::lease::renew::Renewals> = Arc::default();
     let local = Local {
         colocation: local_ids_rx,
         writable: writable_rx,
         holding: holding_rx.clone(),
+        renewals: renewals.clone(),
     };
     tasks.critical(
         "lease renewer",
@@ -75,7 +77,7 @@ pub(super) fn spawn(
             peers.clone(),
             node.view.clone(),
             config.lease,
-            holding_tx,
+            (holding_tx, renewals),
             node.cancel.clone(),
         ),
     );
@@ -114,4 +116,5 @@ pub(super) struct Local {
     pub colocation: watch::Receiver<Arc<Colocation>>,
     pub writable: watch::Receiver<Arc<std::collections::BTreeSet<String>>>,
     pub holding: watch::Receiver<Holding>,
+    pub renewals: Arc<crate::lease::renew::Renewals>,
 }

@@ -253,6 +253,7 @@ fn start(
         own_report.clone(),
         notify.clone(),
     );
+    let hook_runs: Arc<crate::hooks::Runs> = Arc::default();
     if let Some(listener) = http_listener {
         let ctx = Arc::new(crate::http::HttpCtx {
             node_id: config.id,
@@ -265,6 +266,8 @@ fn start(
             raft: node.raft.clone(),
             scripts: scripts_rx,
             resp_stats,
+            renewals: local.renewals.clone(),
+            hook_runs: hook_runs.clone(),
         });
         let cancel = node.cancel.clone();
         let span = tracing::Span::current();
@@ -294,6 +297,7 @@ fn start(
         hook_feed,
         event_log,
         scripts: scripts_tx,
+        runs: hook_runs,
     };
     failover::spawn(&mut tasks, node, inputs);
     Ok((tasks, notify))
