@@ -140,6 +140,19 @@ async fn a_rewritten_sentinel_conf_is_imported_and_fails_over() {
         "{dry_out}"
     );
 
+    let json = import(&[&file, "--dry-run", "--json", "--cluster", &grpc]);
+    let lines: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let statuses: Vec<&str> = lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["status"].as_str())
+        .collect();
+    assert!(
+        statuses.contains(&"command") && statuses.contains(&"ignored"),
+        "{lines}"
+    );
+
     let out = import(&[&file, "--cluster", &grpc]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}\n{text}");

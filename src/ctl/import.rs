@@ -21,8 +21,42 @@ pub struct ImportArgs {
     /// Print the `raftinel ctl` commands instead of applying them.
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+    /// Print one JSON array of `{line, status, text}` at the end instead of lines as they go.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub conn: Connection,
+}
+
+/// Where each line's fate goes: printed at once, or kept for one JSON array.
+struct Out {
+    json: bool,
+    kept: Vec<serde_json::Value>,
+}
+
+impl Out {
+    /// A `--dry-run` command: printed as it is, ready to paste, with its line as a comment.
+    fn command(&mut self, line: usize, cmd: String) {
+        if self.json {
+            self.say(line, "command", cmd);
+        } else if cmd.contains('#') {
+            println!("{cmd} (line {line})");
+        } else {
+            println!("{cmd}    # line {line}");
+        }
+    }
+
+    /// `status`: applied, refused, ignored, checked or command (`--dry-run`).
+    fn say(&mut self, line: usize, status: &str, text: String) {
+        if self.json {
+            self.kept
+                .push(serde_json::json!({ "line": line, "status": status, "text": text }));
+        } else if line == 0 {
+            println!("{text}");
+        } else {
+            println!("line {line}: {text}");
+        }
+    }
 }
 
 pub async fn run(cluster: Option<&Cluster>, args: &ImportArgs) -> Result<(), CtlError> {
@@ -31,23 +65,32 @@ pub async fn run(cluster: Option<&Cluster>, args: &ImportArgs) -> Result<(), Ctl
         std::fs::read_to_string(&args.file).map_err(|e| CtlError::Usage(format!("{file}: {e}")))?;
     let plan = sentinel_conf::parse(&text);
     let mut refused = plan.refused.len();
+    let out = &mut Out {
+        json: args.json,
+        kept: Vec::new(),
+    };
     if plan.masters.is_empty() {
-        println!("{file}: no `sentinel monitor` line");
+        out.say(0, "ignored", format!("{file}: no `sentinel monitor` line"));
     }
     for m in &plan.masters {
         match cluster {
-            None => print_commands(&args.conn.cluster, m),
+            None => print_commands(out, &args.conn.cluster, m),
             Some(c) => {
-                refused += apply(c, m).await;
-                check_replicas(c, m).await;
+                refused += apply(out, c, m).await;
+                check_replicas(out, c, m).await;
             }
         }
     }
     for s in &plan.ignored {
-        println!("line {}: ignored: {}  ({})", s.line, masked(s), s.why);
+        let text = format!("ignored: {}  ({})", masked(s), s.why);
+        out.say(s.line, "ignored", text);
     }
     for s in &plan.refused {
-        println!("line {}: refused: {}  ({})", s.line, masked(s), s.why);
+        let text = format!("refused: {}  ({})", masked(s), s.why);
+        out.say(s.line, "refused", text);
+    }
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(&out.kept)?);
     }
     match refused {
         0 => Ok(()),
@@ -58,7 +101,7 @@ pub async fn run(cluster: Option<&Cluster>, args: &ImportArgs) -> Result<(), Ctl
 }
 
 /// MONITOR then each SET; returns how many lines were refused.
-async fn apply(cluster: &Cluster, m: &Master) -> usize {
+async fn apply(out: &mut Out, cluster: &Cluster, m: &Master) -> usize {
     let monitor = pb::MonitorRequest {
         name: m.name.clone(),
         host: m.host.clone(),
@@ -76,26 +119,29 @@ async fn apply(cluster: &Cluster, m: &Master) -> usize {
         })
         .await;
     match r {
-        Ok(_) => println!("line {}: {what}: OK", m.line),
+        Ok(_) => out.say(m.line, "applied", format!("{what}: OK")),
         // Imported before: its settings are applied again, if the name is this deployment's
         // (its master or a replica at the file's address), never to another Redis of that name.
         Err(CtlError::Status(e)) if e.contains("Duplicate") => match ours(cluster, m).await {
-            Ok(true) => println!(
-                "line {}: {what}: already monitored; applying its settings",
-                m.line
+            Ok(true) => out.say(
+                m.line,
+                "applied",
+                format!("{what}: already monitored; applying its settings"),
             ),
             Ok(false) | Err(_) => {
-                println!(
-                    "line {}: {what}: refused: the cluster monitors another Redis as {} (see `raftinel ctl master {}`)",
-                    m.line, m.name, m.name
+                let why = format!(
+                    "{what}: refused: the cluster monitors another Redis as {} (see `raftinel ctl master {}`)",
+                    m.name, m.name
                 );
+                out.say(m.line, "refused", why);
                 return 1 + m.options.len();
             }
         },
         Err(e) => {
-            println!("line {}: {what}: refused: {e}", m.line);
+            out.say(m.line, "refused", format!("{what}: refused: {e}"));
             for (line, option, _) in &m.options {
-                println!("line {line}: set {} {option}: not sent (no master)", m.name);
+                let text = format!("set {} {option}: not sent (no master)", m.name);
+                out.say(*line, "refused", text);
             }
             return 1 + m.options.len();
         }
@@ -117,10 +163,10 @@ async fn apply(cluster: &Cluster, m: &Master) -> usize {
             .await;
         let shown = format!("set {} {option} {}", m.name, secret(option, value));
         match r {
-            Ok(_) => println!("line {line}: {shown}: OK"),
+            Ok(_) => out.say(*line, "applied", format!("{shown}: OK")),
             Err(e) => {
                 refused += 1;
-                println!("line {line}: {shown}: refused: {e}");
+                out.say(*line, "refused", format!("{shown}: refused: {e}"));
             }
         }
     }
@@ -131,7 +177,7 @@ async fn apply(cluster: &Cluster, m: &Master) -> usize {
 const DISCOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Waits (bounded) until the cluster lists every `known-replica` of `m`, then says which it has.
-async fn check_replicas(cluster: &Cluster, m: &Master) {
+async fn check_replicas(out: &mut Out, cluster: &Cluster, m: &Master) {
     if m.known_replicas.is_empty() {
         return;
     }
@@ -166,12 +212,14 @@ async fn check_replicas(cluster: &Cluster, m: &Master) {
     }
     for (line, host, port) in &m.known_replicas {
         if listed.contains(&(host.clone(), *port)) {
-            println!("line {line}: known-replica {host} {port}: listed by the cluster");
+            let text = format!("known-replica {host} {port}: listed by the cluster");
+            out.say(*line, "checked", text);
         } else {
-            println!(
-                "line {line}: known-replica {host} {port}: not listed yet (raftinel learns replicas from the master's INFO: is {} up? see `raftinel ctl master {}`)",
+            let text = format!(
+                "known-replica {host} {port}: not listed yet (raftinel learns replicas from the master's INFO: is {} up? see `raftinel ctl master {}`)",
                 m.host, m.name
             );
+            out.say(*line, "checked", text);
         }
     }
 }
@@ -194,26 +242,19 @@ async fn ours(cluster: &Cluster, m: &Master) -> Result<bool, CtlError> {
 }
 
 /// `--dry-run`: the ctl commands, passwords read from stdin rather than put in argv.
-fn print_commands(cluster: &str, m: &Master) {
+fn print_commands(out: &mut Out, cluster: &str, m: &Master) {
     let ctl = format!("raftinel ctl --cluster {}", quoted(cluster));
     let name = quoted(&m.name);
-    println!(
-        "{ctl} monitor {name} {} {} {}    # line {}",
-        quoted(&m.host),
-        m.port,
-        m.quorum,
-        m.line
-    );
+    let host = quoted(&m.host);
+    let monitor = format!("{ctl} monitor {name} {host} {} {}", m.port, m.quorum);
+    out.command(m.line, monitor);
     for (line, option, value) in &m.options {
-        if option == "auth-pass" {
-            println!("{ctl} set {name} auth-pass -    # line {line}: type the password there");
+        let cmd = if option == "auth-pass" {
+            format!("{ctl} set {name} auth-pass -    # type the password there")
         } else {
-            println!(
-                "{ctl} set {name} {} {}    # line {line}",
-                quoted(option),
-                quoted(value)
-            );
-        }
+            format!("{ctl} set {name} {} {}", quoted(option), quoted(value))
+        };
+        out.command(*line, cmd);
     }
 }
 
