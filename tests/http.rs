@@ -202,6 +202,11 @@ async fn primary_follows_the_failover_and_is_never_on_two_nodes() {
     assert_eq!(value("raftinel_raft_leader_id", None), leader as f64);
     assert_eq!(value("raftinel_master_primary_here", Some("mymaster")), 1.0);
     assert_eq!(value("raftinel_fresh", None), 1.0);
+    let fenced = format!(
+        "raftinel_local_instance_fenced{{addr=\"127.0.0.1:{}\"}} 0",
+        r1.port
+    );
+    assert!(text.lines().any(|l| l == fenced), "{fenced} in\n{text}");
     let renewed = text
         .lines()
         .find_map(|l| l.strip_prefix(r#"raftinel_lease_renewals_total{result="ok"} "#))

@@ -45,6 +45,10 @@ pub struct Snapshot<'a> {
     /// Finished script runs, by `Runs::EXITS`.
     pub hook_runs: [u64; 6],
     pub failovers: &'a Failovers,
+    /// A follower's last calls from the leader.
+    pub contact: crate::raft::freshness::Contacts,
+    /// The masters whose VIP this host carries.
+    pub host: &'a crate::lease::fence::HostState,
     /// Whether this node's `/primary/{name}` answers 200, per master.
     pub primary_here: &'a dyn Fn(&str) -> bool,
 }
@@ -333,6 +337,20 @@ fn raft(r: &mut Registry, s: &Snapshot) {
             ms as f64 / 1000.0,
         );
     }
+    if let Some(at) = s.contact.last {
+        gauge_f64(
+            r,
+            "raft_seconds_since_leader_contact",
+            "On a follower: seconds since the leader's last accepted call",
+            at.elapsed().as_secs_f64(),
+        );
+        gauge(
+            r,
+            "raft_leader_commit_index",
+            "On a follower: the commit index the leader's last call carried",
+            int(s.contact.last_commit),
+        );
+    }
     if let Some(replication) = &m.replication {
         let matched = replication
             .iter()
@@ -546,11 +564,46 @@ fn host(r: &mut Registry, s: &Snapshot) {
         .masters()
         .map(|m| (master(&m.name), i64::from(s.writable.contains(&m.name))))
         .collect();
+    let vips = s
+        .view
+        .topology
+        .masters()
+        .filter(|m| m.vip.is_some())
+        .map(|m| {
+            (
+                master(&m.name),
+                i64::from(s.host.vips_held.contains(&m.name)),
+            )
+        })
+        .collect();
+    gauges(
+        r,
+        "vip_held",
+        "1 for a master whose VIP is on this host now",
+        vips,
+    );
     gauges(
         r,
         "master_writable_here",
         "1 when the master's Redis on this host is unfenced (writable)",
         writable,
+    );
+    let fenced = s
+        .host
+        .fenced
+        .iter()
+        .map(|(addr, &f)| {
+            (
+                vec![("addr".to_owned(), label(&addr.to_string()))],
+                i64::from(f),
+            )
+        })
+        .collect();
+    gauges(
+        r,
+        "local_instance_fenced",
+        "1 when a Redis on this host (local-redis) takes no writes: a replica, or a master raftinel fenced",
+        fenced,
     );
     let problems = s
         .colocation
@@ -577,15 +630,15 @@ mod tests {
         assert_eq!(label("plain"), "plain");
     }
 
-    #[test]
-    fn an_idle_node_renders_its_own_figures() {
+    /// What an idle node that knows nothing renders (counters given as below).
+    fn idle() -> String {
         let view = SmData::default();
         let report = NodeReport::default();
         let raft = typ::RaftMetrics::new_initial(7);
         let colocation = Colocation::default();
         let writable = BTreeSet::new();
         let scripts = PendingScripts::default();
-        let text = render(&Snapshot {
+        render(&Snapshot {
             node_id: 7,
             fresh: true,
             view: &view,
@@ -600,20 +653,61 @@ mod tests {
             renewals: [6, 7],
             hook_runs: [8, 0, 0, 0, 0, 9],
             failovers: &Failovers::default(),
+            host: &crate::lease::fence::HostState {
+                vips_held: BTreeSet::new(),
+                fenced: [(crate::topology::Addr::new("10.0.0.1", 6379), true)].into(),
+            },
+            contact: crate::raft::freshness::Contacts {
+                last: Some(tokio::time::Instant::now()),
+                last_commit: 42,
+                prev_commit: None,
+            },
             primary_here: &|_| false,
-        });
+        })
+    }
+
+    #[test]
+    fn an_idle_node_renders_its_own_figures() {
+        let text = idle();
         for line in [
             "raftinel_fresh 1",
             "raftinel_raft_is_leader 0",
             "raftinel_raft_leader_changes_total 5",
+            "raftinel_raft_leader_commit_index 42",
             "raftinel_sentinel_commands_total 3",
             "raftinel_lease_held 0",
             "raftinel_lease_renewals_total{result=\"failed\"} 7",
             "raftinel_hook_runs_total{exit=\"not_started\"} 9",
             "raftinel_failover_duration_seconds_count 0",
+            "raftinel_local_instance_fenced{addr=\"10.0.0.1:6379\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    /// deploy/grafana/raftinel.json asks only for series a node exports.
+    #[test]
+    fn the_grafana_dashboard_uses_only_metrics_that_exist() {
+        let dashboard = include_str!("../../deploy/grafana/raftinel.json");
+        let text = idle();
+        let mut names = BTreeSet::new();
+        for (i, _) in dashboard.match_indices("raftinel_") {
+            let name: String = dashboard[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            names.insert(name);
+        }
+        assert!(names.len() > 20, "{names:?}");
+        for name in names {
+            let base = ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .fold(name.as_str(), |n, s| n.strip_suffix(s).unwrap_or(n));
+            assert!(
+                text.contains(&format!("# TYPE {base} ")),
+                "the dashboard's {name} is not a metric"
+            );
+        }
     }
 }

@@ -124,6 +124,8 @@ struct Memory {
     /// The masters each was last writable for: what HTTP `/primary` keeps saying through a round
     /// that could not read it (a slow reply is no fence), still within the lease window.
     last_writable: BTreeMap<Addr, Vec<String>>,
+    /// Whether each takes no writes as last read (a replica, or a fenced master).
+    fenced: BTreeMap<Addr, bool>,
 }
 
 impl Memory {
@@ -140,6 +142,16 @@ impl Memory {
                 .collect(),
         }
     }
+}
+
+/// What the guard leaves on this host after a round, for the metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HostState {
+    /// The masters whose VIP is on this host.
+    pub vips_held: BTreeSet<String>,
+    /// Each local instance that answered: true when it takes no writes. One that cannot be
+    /// read keeps its last value; one that is gone is left out.
+    pub fenced: BTreeMap<Addr, bool>,
 }
 
 /// One round's findings: the run ids read and the masters left writable.
@@ -162,6 +174,8 @@ pub struct Guard {
     pub local_ids: watch::Sender<Arc<Colocation>>,
     /// The masters a local instance was writable for after the last round (HTTP `/primary`).
     pub writable: watch::Sender<Arc<BTreeSet<String>>>,
+    /// The VIPs and fences on this host after the last round (metrics).
+    pub host: watch::Sender<Arc<HostState>>,
     pub every: Duration,
     /// The VIPs of the masters this node holds.
     pub vips: Vips,
@@ -216,6 +230,12 @@ impl Guard {
             let view = self.view.borrow().clone();
             let until = self.holding.borrow().until;
             self.vips.reconcile(&view, &round.writable, until).await;
+            let host = HostState {
+                vips_held: self.vips.held(),
+                fenced: memory.fenced.clone(),
+            };
+            self.host
+                .send_if_modified(|old| (**old != host).then(|| *old = Arc::new(host)).is_some());
             any_writable = !round.writable.is_empty() || memory.exposed.values().any(|&e| e);
             self.alive.round(self.lease_held(), any_writable);
             let mut shown = round.writable.clone();
@@ -261,6 +281,11 @@ impl Guard {
                 let enforced = self
                     .enforce(local, &access, &state, &placement, &mut memory.last_kill)
                     .await;
+                // One raftinel does not monitor is as it was read: nothing here changed it.
+                let takes_no_writes = enforced
+                    .as_ref()
+                    .map_or(!state.master || state.fenced(), Vec::is_empty);
+                memory.fenced.insert(local.addr.clone(), takes_no_writes);
                 let enforced: Vec<String> = enforced.into_iter().flatten().collect();
                 round.writable.extend(enforced.iter().cloned());
                 memory.last_writable.insert(local.addr.clone(), enforced);
@@ -269,6 +294,7 @@ impl Guard {
                 let addr = local.addr.clone();
                 memory.exposed.insert(addr.clone(), false);
                 memory.last_writable.remove(&addr);
+                memory.fenced.remove(&addr);
                 let gone = memory.last_id.get(&addr).map(String::as_str).unwrap_or("");
                 for grant in self.releasable(gone) {
                     if memory.released.insert(grant) {

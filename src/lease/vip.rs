@@ -53,6 +53,11 @@ pub struct Vips {
 }
 
 impl Vips {
+    /// The masters whose VIP is on this host now.
+    pub fn held(&self) -> BTreeSet<String> {
+        self.held.keys().cloned().collect()
+    }
+
     pub fn new(
         node_id: u64,
         lifetime_s: u32,

@@ -64,10 +64,12 @@ pub(super) fn spawn(
     let (holding_tx, holding_rx) = watch::channel(Holding::default());
     let (local_ids_tx, local_ids_rx) = watch::channel(Arc::default());
     let (writable_tx, writable_rx) = watch::channel(Arc::default());
+    let (host_tx, host_rx) = watch::channel(Arc::default());
     let renewals: Arc<crate::lease::renew::Renewals> = Arc::default();
     let local = Local {
         colocation: local_ids_rx,
         writable: writable_rx,
+        host: host_rx,
         holding: holding_rx.clone(),
         renewals: renewals.clone(),
     };
@@ -93,6 +95,7 @@ pub(super) fn spawn(
         holding: holding_rx,
         local_ids: local_ids_tx,
         writable: writable_tx,
+        host: host_tx,
         every: Duration::from_millis(config.lease.renew_interval_ms.max(1)),
         vips: Vips::new(
             config.id,
@@ -115,6 +118,7 @@ pub(super) fn spawn(
 pub(super) struct Local {
     pub colocation: watch::Receiver<Arc<Colocation>>,
     pub writable: watch::Receiver<Arc<std::collections::BTreeSet<String>>>,
+    pub host: watch::Receiver<Arc<crate::lease::fence::HostState>>,
     pub holding: watch::Receiver<Holding>,
     pub renewals: Arc<crate::lease::renew::Renewals>,
 }

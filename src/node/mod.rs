@@ -232,6 +232,7 @@ fn start(
     log_redis_tls(config);
     let (own_report, info_cache) = spawn_monitor(&mut tasks, node)?;
     let (scripts_tx, scripts_rx) = watch::channel(Arc::default());
+    let http_contact = contact.clone();
     let inputs = sentinel::Inputs {
         listeners: sentinel_listeners,
         contact,
@@ -268,6 +269,8 @@ fn start(
             resp_stats,
             renewals: local.renewals.clone(),
             hook_runs: hook_runs.clone(),
+            contact: http_contact,
+            host: local.host.clone(),
         });
         let cancel = node.cancel.clone();
         let span = tracing::Span::current();
