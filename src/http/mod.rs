@@ -77,31 +77,9 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, HttpError> {
     let bind = |addr| {
         let l = std::net::TcpListener::bind(addr)?;
         l.set_nonblocking(true)?;
-        defer_accept(&l);
         Ok(l)
     };
     bind(addr).map_err(|source| HttpError::Bind { addr, source })
-}
-
-/// The kernel hands a connection over only once its request has arrived (`TCP_DEFER_ACCEPT`):
-/// a health check then costs this node one wake-up instead of two. Without it (the option
-/// refused), connections come as usual.
-fn defer_accept(l: &std::net::TcpListener) {
-    use std::os::fd::AsRawFd;
-    let secs: libc::c_int = 2;
-    // SAFETY: `l` owns an open socket; the value is a c_int of the size given.
-    let r = unsafe {
-        libc::setsockopt(
-            l.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            std::ptr::addr_of!(secs).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "TCP_DEFER_ACCEPT refused");
-    }
 }
 
 /// Serves until `cancel` fires, on a single-threaded runtime of its own (as the Sentinel port
@@ -208,7 +186,8 @@ async fn accept(
             tracing::debug!(%peer, "HTTP connection refused: too many");
             continue;
         };
-        let (ctx, counted, cancel) = (ctx.clone(), counted.clone(), cancel.clone());
+        let (ctx, counted) = (ctx.clone(), counted.clone());
+        // No cancellation here: at shutdown the runtime, dropped, drops every connection.
         tokio::spawn(async move {
             let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
@@ -220,12 +199,9 @@ async fn accept(
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_LIMIT);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = tokio::time::sleep(CONN_LIFETIME) => {}
-                r = conn => if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "HTTP connection ended");
-                },
+            match tokio::time::timeout(CONN_LIFETIME, conn).await {
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTP connection ended"),
+                Ok(Ok(())) | Err(_) => {}
             }
         });
     }
