@@ -199,9 +199,9 @@ async fn accept(
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_LIMIT);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(CONN_LIFETIME, conn).await {
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTP connection ended"),
-                Ok(Ok(())) | Err(_) => {}
+            // Past its lifetime the connection is dropped, whatever it was doing.
+            if let Ok(Err(e)) = tokio::time::timeout(CONN_LIFETIME, conn).await {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended");
             }
         });
     }
