@@ -1,5 +1,5 @@
 //! The one stream of typed topology events: produced by the state machine as entries are
-//! applied, consumed by gRPC Watch (and later pub/sub, hooks, metrics). No I/O.
+//! applied or observed, consumed by gRPC Watch, the Sentinel port's pub/sub and the hooks. No I/O.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ pub const LOCAL: u64 = 0;
 pub const CAPACITY: usize = 4096;
 
 /// An event and the log index of the entry that caused it; index 0 marks this node's own
-/// observation (`+sdown`, `+odown`, ...), which is not in the log and cannot be replayed.
+/// observation (`+sdown`, `±tilt`, ...), which is not in the log and cannot be replayed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexedEvent {
     pub index: u64,
