@@ -25,7 +25,9 @@ pub struct IndexedEvent {
 
 #[derive(Clone)]
 pub struct EventBus {
-    tx: broadcast::Sender<IndexedEvent>,
+    /// Shared, not copied: the channel preallocates `CAPACITY` slots, and every subscriber
+    /// gets each event.
+    tx: broadcast::Sender<Arc<IndexedEvent>>,
     /// Events of entries below this index are old news (replayed at restart or while catching
     /// up) and are not published live; they stay readable from the store by index.
     publish_from: Arc<AtomicU64>,
@@ -52,7 +54,7 @@ impl EventBus {
             return;
         }
         // No subscriber is normal: nobody is watching.
-        let _ = self.tx.send(event);
+        let _ = self.tx.send(Arc::new(event));
     }
 
     /// Opens live publishing from `index` on: called once the node has caught up with a current
@@ -61,7 +63,7 @@ impl EventBus {
         self.publish_from.fetch_min(index, Ordering::AcqRel);
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<IndexedEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<IndexedEvent>> {
         self.tx.subscribe()
     }
 }

@@ -96,7 +96,7 @@ pub async fn run(node_id: u64, policy: Policy, raft: Raft, io: Io, cancel: Cance
 /// What the hooks read and show.
 pub struct Io {
     /// Applied events, subscribed before Raft started.
-    pub live: broadcast::Receiver<IndexedEvent>,
+    pub live: broadcast::Receiver<Arc<IndexedEvent>>,
     pub view: watch::Receiver<Arc<SmData>>,
     /// The store a lagging subscriber catches up from.
     pub events: EventLog,
@@ -145,7 +145,7 @@ impl Follower {
     async fn run(
         mut self,
         mut metrics: watch::Receiver<RaftMetrics>,
-        mut live: broadcast::Receiver<IndexedEvent>,
+        mut live: broadcast::Receiver<Arc<IndexedEvent>>,
         cancel: CancellationToken,
     ) {
         let now_leads = leads(&metrics.borrow_and_update(), self.node_id);

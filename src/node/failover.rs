@@ -21,7 +21,7 @@ pub(super) struct Inputs {
     pub own: OwnReport,
     pub lease_peers: Peers,
     /// Subscribed before Raft started applying: the hooks see every applied event.
-    pub hook_feed: broadcast::Receiver<IndexedEvent>,
+    pub hook_feed: broadcast::Receiver<Arc<IndexedEvent>>,
     pub event_log: EventLog,
     /// Where the hooks show their queue.
     pub scripts: watch::Sender<crate::hooks::PendingScripts>,

@@ -198,7 +198,7 @@ fn start(
     ),
     tls: Option<TlsPem>,
     caught_up: watch::Receiver<bool>,
-    events: (broadcast::Receiver<IndexedEvent>, EventLog),
+    events: (broadcast::Receiver<Arc<IndexedEvent>>, EventLog),
 ) -> Result<(Tasks, crate::sd_notify::Notifier), NodeError> {
     let config = &node.config;
     let (hook_feed, event_log) = events;

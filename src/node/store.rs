@@ -28,7 +28,7 @@ pub(super) struct Store {
     pub event_log: EventLog,
     pub bus: EventBus,
     /// Subscribed before Raft starts applying: the hooks must see every applied event.
-    pub hook_feed: broadcast::Receiver<IndexedEvent>,
+    pub hook_feed: broadcast::Receiver<Arc<IndexedEvent>>,
 }
 
 /// Opens (or creates) the store in the data dir and starts openraft on it.

@@ -60,7 +60,7 @@ pub struct Ctx {
     pub main: tokio::runtime::Handle,
     pub raft: Raft,
     /// The events for this node's subscribers, in one sentinel's order (`order`).
-    pub feed: broadcast::Sender<IndexedEvent>,
+    pub feed: broadcast::Sender<Arc<IndexedEvent>>,
     pub identity: ClusterIdentity,
     pub auth: SentinelAuth,
     pub limits: SentinelLimits,

@@ -240,7 +240,7 @@ fn config_update_from(switch: &TopologyEvent, peer: &Peer, from: &Addr) -> Index
 pub async fn run(
     node_id: u64,
     bus: EventBus,
-    out: broadcast::Sender<IndexedEvent>,
+    out: broadcast::Sender<Arc<IndexedEvent>>,
     (raft, view): (Raft, watch::Receiver<Arc<SmData>>),
     sentinel_id: impl Fn(u64) -> String,
     cancel: CancellationToken,
@@ -261,7 +261,7 @@ pub async fn run(
             e = events.recv() => match e {
                 Ok(e) => {
                     let env = env_for(&e, &raft, &view, &sentinel_id);
-                    order.push(e, Instant::now(), &env)
+                    order.push(Arc::unwrap_or_clone(e), Instant::now(), &env)
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "Sentinel event order fell behind; events lost");
@@ -272,7 +272,7 @@ pub async fn run(
         };
         for e in ready {
             // No subscriber is normal.
-            let _ = out.send(e);
+            let _ = out.send(Arc::new(e));
         }
     }
 }

@@ -322,7 +322,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     let mut rbuf = BytesMut::with_capacity(4096);
     let mut wbuf = BytesMut::with_capacity(4096);
     let mut replies = Vec::new();
-    let mut events: Option<broadcast::Receiver<crate::events::IndexedEvent>> = None;
+    let mut events: Option<broadcast::Receiver<Arc<crate::events::IndexedEvent>>> = None;
     // Registered once: a fresh `cancelled()` per request would lock the token on every turn.
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
@@ -423,8 +423,8 @@ async fn answer<S: AsyncWrite + Unpin>(
 }
 
 async fn recv(
-    events: &mut Option<broadcast::Receiver<crate::events::IndexedEvent>>,
-) -> Result<crate::events::IndexedEvent, broadcast::error::RecvError> {
+    events: &mut Option<broadcast::Receiver<Arc<crate::events::IndexedEvent>>>,
+) -> Result<Arc<crate::events::IndexedEvent>, broadcast::error::RecvError> {
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
