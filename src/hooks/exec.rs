@@ -133,9 +133,6 @@ fn snapshot<'a>(running: impl Iterator<Item = &'a Started>, queue: &Queue) -> Pe
     Arc::new(out)
 }
 
-/// Takes jobs from `jobs` until it closes or `cancel` fires; then stops, killing running scripts
-/// (SIGKILL) and dropping queued ones, with a log line saying how many. `pending` is kept
-/// up to date with what runs and waits.
 /// Script runs that ended, by how (`raftinel_hook_runs_total{exit}`): exit 0, exit 1 (Sentinel's
 /// "retry"), another exit code, a signal, killed for running too long, not started.
 #[derive(Debug, Default)]
@@ -159,6 +156,9 @@ impl Runs {
     }
 }
 
+/// Takes jobs from `jobs` until it closes or `cancel` fires; then stops, killing running scripts
+/// (SIGKILL) and dropping queued ones, with a log line saying how many. `pending` is kept
+/// up to date with what runs and waits.
 pub async fn run(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     limits: Limits,

@@ -47,7 +47,7 @@ pub struct Snapshot<'a> {
     pub failovers: &'a Failovers,
     /// A follower's last calls from the leader.
     pub contact: crate::raft::freshness::Contacts,
-    /// The masters whose VIP this host carries.
+    /// The VIPs and the fences on this host.
     pub host: &'a crate::lease::fence::HostState,
     /// Whether this node's `/primary/{name}` answers 200, per master.
     pub primary_here: &'a dyn Fn(&str) -> bool,
@@ -129,7 +129,10 @@ impl Failovers {
                 self.durations.observe(took as f64 / 1000.0);
                 last = last.max(f.finished_at_ms);
             }
-            to.insert(m.name.clone(), last);
+            // Runs at every applied entry: a name is copied only when a failover ended.
+            if last > since {
+                to.insert(m.name.clone(), last);
+            }
         }
     }
 

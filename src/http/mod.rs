@@ -68,7 +68,7 @@ pub struct HttpCtx {
     pub hook_runs: Arc<crate::hooks::Runs>,
     /// The last calls from a leader (followers): contact age and the leader's commit index.
     pub contact: crate::raft::freshness::LeaderContact,
-    /// The masters whose VIP this host carries.
+    /// The VIPs and the fences on this host, as the lease guard left them.
     pub host: watch::Receiver<Arc<crate::lease::fence::HostState>>,
 }
 
