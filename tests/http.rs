@@ -396,3 +396,97 @@ async fn haproxy_with_the_shipped_config_routes_writes_to_the_new_master() {
     .await;
     assert_eq!(r1.role().as_deref(), Some("master"));
 }
+
+/// Writes `parts` to a new connection to `addr`, `pause` apart, then reads to the end (at most
+/// `within`): what came back, and whether the server closed the connection in that time.
+async fn exchange(
+    addr: &str,
+    parts: &[&[u8]],
+    pause: Duration,
+    within: Duration,
+) -> (String, bool) {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(pause).await;
+        }
+        s.write_all(p).await.expect("write");
+    }
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(within, s.read_to_end(&mut buf))
+        .await
+        .is_ok();
+    (String::from_utf8_lossy(&buf).into_owned(), closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_odd_and_silent_requests_get_an_answer_or_a_close_in_bounded_time() {
+    let _g = serial();
+    let mut c = Cluster::new(1, "");
+    let addr = format!("127.0.0.1:{}", free_port());
+    c.nodes.get_mut(&1).unwrap().args = vec!["--http-listen".into(), addr.clone()];
+    c.start_all();
+    c.wait_leader(&[1], Duration::from_secs(10)).await;
+    let _logs = c.logs_on_panic(40);
+    let second = Duration::from_secs(1);
+    // Its head in pieces, 300 ms apart, no `Connection: close`: the task-path answer, then a close.
+    let parts: [&[u8]; 3] = [b"GET /hea", b"lth HTTP/1.1\r\nHost: x\r\n", b"\r\n"];
+    let (text, closed) = exchange(&addr, &parts, Duration::from_millis(300), second).await;
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+    assert!(text.ends_with(r#"{"node":1,"status":"ok"}"#), "{text}");
+    assert!(closed, "kept open after its reply");
+    // HEAD: the head alone, with the body's length.
+    let (text, _) = exchange(&addr, &[b"HEAD /health HTTP/1.1\r\n\r\n"], second, second).await;
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\n") && text.contains("content-length: 24\r\n"),
+        "{text}"
+    );
+    // Not GET: 405 with Allow. Too large a head: 431. Not HTTP: 400. Unknown: 404.
+    let (text, _) = exchange(&addr, &[b"POST /health HTTP/1.1\r\n\r\n"], second, second).await;
+    assert!(
+        text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("\r\nallow: GET, HEAD\r\n"), "{text}");
+    let big = format!("GET /health HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(10_000));
+    let (text, _) = exchange(&addr, &[big.as_bytes()], second, second).await;
+    assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+    let (text, _) = exchange(&addr, &[b"PING\r\n\r\n"], second, second).await;
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    let (text, _) = exchange(&addr, &[b"GET /nope HTTP/1.1\r\n\r\n"], second, second).await;
+    assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"), "{text}");
+    // /metrics is larger than one small write; it arrives whole.
+    let (text, _) = exchange(&addr, &[b"GET /metrics HTTP/1.1\r\n\r\n"], second, second).await;
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.parse::<usize>().ok());
+    assert_eq!(length, Some(body.len()), "{head}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    // Silent, then half a head: each closed without a reply within its bound (the kernel's 2 s
+    // wait for first bytes, then the 5 s head limit), while others are answered meanwhile.
+    let silent = tokio::spawn({
+        let addr = addr.clone();
+        async move { exchange(&addr, &[], second, Duration::from_secs(10)).await }
+    });
+    let half = tokio::spawn({
+        let addr = addr.clone();
+        async move { exchange(&addr, &[b"GET /health HT"], second, Duration::from_secs(10)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        code(&addr, "/health").await,
+        200,
+        "answered beside the stalled ones"
+    );
+    for (what, task) in [("silent", silent), ("half a head", half)] {
+        let (text, closed) = task.await.expect("join");
+        assert!(
+            closed && text.is_empty(),
+            "{what}: closed {closed}, got {text:?}"
+        );
+    }
+}

@@ -5,26 +5,23 @@
 //! - `GET /cluster`: this node's view as JSON; `GET /metrics`: Prometheus ([`metrics`]).
 //!
 //! Read only: no route changes anything, so none takes credentials. Bounded: connections per
-//! source address and in all (the Sentinel port's admission), a request's head must arrive within
-//! `HEAD_LIMIT` and a connection lives at most `CONN_LIFETIME`. The verdicts are pure
-//! ([`checks`]); this file is the I/O around them.
+//! source address and in all (the Sentinel port's admission), one request per connection, its
+//! head and its reply each within a time limit ([`conn`]). The verdicts are pure ([`checks`]),
+//! as is the wire format ([`wire`]); this file is the routes and the accept loop.
 
 pub mod checks;
+mod conn;
 pub mod metrics;
+mod wire;
 
 use std::collections::BTreeSet;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -33,14 +30,13 @@ use crate::monitor::{Colocation, NodeReport};
 use crate::raft::{Raft, SmData};
 use crate::resp::admission::Admission;
 use crate::topology::Addr;
+use wire::{Reply, Request, Status};
 
 /// Connections at once, in all and from one address: load balancers keep a few each.
 const MAX_CONNECTIONS: usize = 1024;
 const MAX_PER_IP: usize = 64;
-/// A request's head must arrive within this.
-const HEAD_LIMIT: Duration = Duration::from_secs(5);
-/// A kept-alive connection is closed after this; the checker opens another.
-const CONN_LIFETIME: Duration = Duration::from_secs(300);
+/// Connections taken per wake-up before the loop lets the slower ones' tasks run.
+const ACCEPT_BATCH: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -77,6 +73,7 @@ pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, HttpError> {
     let bind = |addr| {
         let l = std::net::TcpListener::bind(addr)?;
         l.set_nonblocking(true)?;
+        conn::defer_accept(&l);
         Ok(l)
     };
     bind(addr).map_err(|source| HttpError::Bind { addr, source })
@@ -89,11 +86,16 @@ pub fn run(
     ctx: Arc<HttpCtx>,
     cancel: CancellationToken,
 ) -> Result<(), std::io::Error> {
+    // I/O and time only: no child processes or signals here to watch at every park.
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_io()
+        .enable_time()
         .build()?;
     runtime.block_on(async move {
-        match TcpListener::from_std(listener) {
+        // SAFETY: the std listener owns its socket and keeps that one descriptor open until the
+        // AsyncFd, its owner from here, drops it.
+        let registered = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) };
+        match registered {
             Ok(l) => serve(l, ctx, cancel).await,
             Err(e) => tracing::error!(error = %e, "HTTP listener unusable"),
         }
@@ -101,7 +103,11 @@ pub fn run(
     Ok(())
 }
 
-async fn serve(listener: TcpListener, ctx: Arc<HttpCtx>, cancel: CancellationToken) {
+async fn serve(
+    listener: AsyncFd<std::net::TcpListener>,
+    ctx: Arc<HttpCtx>,
+    cancel: CancellationToken,
+) {
     let changes = Arc::new(AtomicU64::new(0));
     let raft = ctx.raft.clone();
     let failovers = Arc::new(metrics::Failovers::default());
@@ -160,101 +166,86 @@ async fn count_leader_changes(raft: Raft, changes: Arc<AtomicU64>, cancel: Cance
 }
 
 async fn accept(
-    listener: TcpListener,
+    listener: AsyncFd<std::net::TcpListener>,
     ctx: Arc<HttpCtx>,
     counted: Counted,
     cancel: CancellationToken,
 ) {
     let admission = Admission::new(MAX_CONNECTIONS, MAX_PER_IP);
-    if let Ok(addr) = listener.local_addr() {
+    if let Ok(addr) = listener.get_ref().local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
+    let routes = move |req: &Request<'_>| route(&ctx, req, &counted);
     loop {
-        let (stream, peer) = tokio::select! {
+        let mut ready = tokio::select! {
             _ = cancel.cancelled() => return,
-            accepted = listener.accept() => match accepted {
+            r = listener.readable() => match r {
+                Ok(ready) => ready,
+                Err(e) => {
+                    tracing::error!(error = %e, "HTTP listener failed");
+                    return;
+                }
+            },
+        };
+        for _ in 0..ACCEPT_BATCH {
+            // Err(_) here is "would block": readiness is cleared, wait for the next.
+            let Ok(accepted) = ready.try_io(|l| l.get_ref().accept()) else {
+                break;
+            };
+            let (stream, peer) = match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // Out of descriptors and the like: wait rather than spin.
                     tracing::warn!(error = %e, "HTTP accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+                    break;
                 }
-            },
-        };
-        let Ok(slot) = admission.admit(peer.ip()) else {
-            tracing::debug!(%peer, "HTTP connection refused: too many");
-            continue;
-        };
-        let (ctx, counted) = (ctx.clone(), counted.clone());
-        // No cancellation here: at shutdown the runtime, dropped, drops every connection.
-        tokio::spawn(async move {
-            let _slot = slot;
-            let service = hyper::service::service_fn(move |req| {
-                let r = route(&ctx, &req, &counted);
-                async move { Ok::<_, Infallible>(r) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_LIMIT);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            // Past its lifetime the connection is dropped, whatever it was doing.
-            if let Ok(Err(e)) = tokio::time::timeout(CONN_LIFETIME, conn).await {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended");
+            };
+            let Ok(slot) = admission.admit(peer.ip()) else {
+                tracing::debug!(%peer, "HTTP connection refused: too many");
+                continue;
+            };
+            match stream.set_nonblocking(true) {
+                Ok(()) => conn::answer(stream, slot, &routes),
+                Err(e) => tracing::debug!(%peer, error = %e, "HTTP connection unusable"),
             }
-        });
+        }
     }
 }
 
-fn route(ctx: &HttpCtx, req: &Request<Incoming>, counted: &Counted) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = json(StatusCode::METHOD_NOT_ALLOWED, &Error("only GET"));
-        r.headers_mut().insert(
-            hyper::header::ALLOW,
-            hyper::header::HeaderValue::from_static("GET, HEAD"),
-        );
-        return r;
-    }
-    let path = req.uri().path();
-    let query = req.uri().query().unwrap_or("");
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+fn route(ctx: &HttpCtx, req: &Request<'_>, counted: &Counted) -> Reply {
+    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["health"] => json(StatusCode::OK, &Status::of(ctx, "ok")),
+        ["health"] => Reply::json(Status::Ok, &Health::of(ctx, "ok")),
         ["ready"] => {
             let fresh = *ctx.fresh.borrow();
             let code = if fresh {
-                StatusCode::OK
+                Status::Ok
             } else {
-                SERVICE_UNAVAILABLE
+                Status::Unavailable
             };
-            json(
+            Reply::json(
                 code,
-                &Status::of(ctx, if fresh { "ready" } else { "not fresh" }),
+                &Health::of(ctx, if fresh { "ready" } else { "not fresh" }),
             )
         }
-        ["cluster"] => json(StatusCode::OK, &cluster(ctx)),
+        ["cluster"] => Reply::json(Status::Ok, &cluster(ctx)),
         ["metrics"] => metrics(ctx, counted),
-        ["primary", name] => match param(query, "addr").map(parse_addr).transpose() {
+        ["primary", name] => match param(req.query, "addr").map(parse_addr).transpose() {
             Ok(addr) => verdict(with_here(ctx, |view, _, here| {
                 checks::primary(&view.topology, here, &decode(name), addr.as_ref())
             })),
-            Err(e) => json(StatusCode::BAD_REQUEST, &Error(e)),
+            Err(e) => Reply::error(Status::BadRequest, e),
         },
-        ["replica", name] => match param(query, "lag").map(str::parse::<u64>).transpose() {
+        ["replica", name] => match param(req.query, "lag").map(str::parse::<u64>).transpose() {
             Ok(lag) => verdict(with_here(ctx, |view, report, here| {
                 checks::replica(&view.topology, report, here, &decode(name), lag)
             })),
-            Err(_) => json(
-                StatusCode::BAD_REQUEST,
-                &Error("lag must be a number of bytes"),
-            ),
+            Err(_) => Reply::error(Status::BadRequest, "lag must be a number of bytes"),
         },
-        _ => json(StatusCode::NOT_FOUND, &Error("no such route")),
+        _ => Reply::error(Status::NotFound, "no such route"),
     }
 }
-
-const SERVICE_UNAVAILABLE: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
 
 /// Runs `f` over the node's state as of now.
 fn with_here<T>(ctx: &HttpCtx, f: impl FnOnce(&SmData, &NodeReport, &checks::Here) -> T) -> T {
@@ -277,7 +268,7 @@ fn with_here<T>(ctx: &HttpCtx, f: impl FnOnce(&SmData, &NodeReport, &checks::Her
     f(&view, &report, &here)
 }
 
-fn metrics(ctx: &HttpCtx, counted: &Counted) -> Response<Full<Bytes>> {
+fn metrics(ctx: &HttpCtx, counted: &Counted) -> Reply {
     let raft = ctx.raft.metrics().borrow().clone();
     let scripts = ctx.scripts.borrow().clone();
     // A copy: a borrow held while the text is built would hold up the lease guard's updates.
@@ -322,37 +313,32 @@ fn metrics(ctx: &HttpCtx, counted: &Counted) -> Response<Full<Bytes>> {
             primary_here: &primary_here,
         })
     });
-    let mut r = Response::new(Full::new(Bytes::from(text)));
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ),
-    );
-    r
+    Reply {
+        status: Status::Ok,
+        content_type: wire::OPENMETRICS,
+        body: text.into_bytes(),
+    }
 }
 
-fn verdict(v: checks::Verdict) -> Response<Full<Bytes>> {
+fn verdict(v: checks::Verdict) -> Reply {
     let code = if v.ok {
-        StatusCode::OK
+        Status::Ok
     } else {
-        SERVICE_UNAVAILABLE
+        Status::Unavailable
     };
-    json(code, &v)
+    Reply::json(code, &v)
 }
 
+/// `/health` and `/ready`'s body.
 #[derive(serde::Serialize)]
-struct Error(&'static str);
-
-#[derive(serde::Serialize)]
-struct Status {
+struct Health {
     node: u64,
     status: &'static str,
 }
 
-impl Status {
-    fn of(ctx: &HttpCtx, status: &'static str) -> Status {
-        Status {
+impl Health {
+    fn of(ctx: &HttpCtx, status: &'static str) -> Health {
+        Health {
             node: ctx.node_id,
             status,
         }
@@ -376,17 +362,6 @@ fn cluster(ctx: &HttpCtx) -> checks::Cluster {
         learners,
         masters: checks::masters(&view.topology),
     }
-}
-
-fn json(code: StatusCode, body: &impl serde::Serialize) -> Response<Full<Bytes>> {
-    let text = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut r = Response::new(Full::new(Bytes::from(text)));
-    *r.status_mut() = code;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    r
 }
 
 /// The value of `key` in a query string (`a=1&b=2`), undecoded but for `%3A` (`:`).
