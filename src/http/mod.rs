@@ -32,7 +32,7 @@ use crate::resp::admission::Admission;
 use crate::topology::Addr;
 use wire::{Reply, Request, Status};
 
-/// Connections at once, in all and from one address: load balancers keep a few each.
+/// Connections at once, in all and from one address; a check holds one for a moment.
 const MAX_CONNECTIONS: usize = 1024;
 const MAX_PER_IP: usize = 64;
 /// Connections taken per wake-up before the loop lets the slower ones' tasks run.
@@ -175,7 +175,11 @@ async fn accept(
     if let Ok(addr) = listener.get_ref().local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
-    let routes = move |req: &Request<'_>| route(&ctx, req, &counted);
+    // The routes run in this loop: a bug that panics costs its request a 500, not the API.
+    let routes = move |req: &Request<'_>| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(&ctx, req, &counted)))
+            .unwrap_or_else(|_| Reply::error(Status::Internal, "internal error"))
+    };
     loop {
         let mut ready = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -187,11 +191,15 @@ async fn accept(
                 }
             },
         };
-        for _ in 0..ACCEPT_BATCH {
+        for taken in 1..=ACCEPT_BATCH {
             // Err(_) here is "would block": readiness is cleared, wait for the next.
             let Ok(accepted) = ready.try_io(|l| l.get_ref().accept()) else {
                 break;
             };
+            if taken == ACCEPT_BATCH {
+                // More may wait, but the slower connections' tasks get their turn first.
+                tokio::task::yield_now().await;
+            }
             let (stream, peer) = match accepted {
                 Ok(a) => a,
                 Err(e) => {

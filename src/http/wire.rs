@@ -15,6 +15,9 @@ pub struct Request<'b> {
     pub path: &'b str,
     /// What follows `?`, or "".
     pub query: &'b str,
+    /// Bytes past the head were sent or announced (a body, a second request): the close must
+    /// take them first, or the kernel answers them with a reset that can cut the reply short.
+    pub more: bool,
 }
 
 /// What the bytes received so far make.
@@ -23,40 +26,53 @@ pub enum Parsed<'b> {
     /// The head is not whole yet.
     Partial,
     Request(Request<'b>),
-    /// Answered without asking the routes: malformed, too large, or not GET/HEAD.
-    Refused(Reply),
+    /// Answered without asking the routes: malformed, too large, or not GET/HEAD. What was not
+    /// read of it is drained before the close, as for [`Request::more`].
+    Refused {
+        reply: Reply,
+        head_only: bool,
+    },
 }
 
 /// Parses the start of a connection's bytes (at most [`MAX_HEAD`] of them).
 pub fn parse(buf: &[u8]) -> Parsed<'_> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return too_large(),
+    let parsed = req.parse(buf);
+    let refuse = |status, reason| Parsed::Refused {
+        reply: Reply::error(status, reason),
+        head_only: req.method == Some("HEAD"),
+    };
+    let head_len = match parsed {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return refuse(TOO_LARGE, HUGE),
         Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(httparse::Error::TooManyHeaders) => return too_large(),
-        Err(_) => return Parsed::Refused(Reply::error(Status::BadRequest, "malformed request")),
-    }
+        Err(httparse::Error::TooManyHeaders) => return refuse(TOO_LARGE, HUGE),
+        Err(_) => return refuse(Status::BadRequest, "malformed request"),
+    };
     let head_only = match req.method {
         Some("GET") => false,
         Some("HEAD") => true,
-        _ => return Parsed::Refused(Reply::error(Status::MethodNotAllowed, "only GET")),
+        _ => return refuse(Status::MethodNotAllowed, "only GET"),
     };
     let Some(target) = req.path.and_then(origin_form) else {
-        return Parsed::Refused(Reply::error(Status::BadRequest, "malformed request target"));
+        return refuse(Status::BadRequest, "malformed request target");
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let announced = req.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("transfer-encoding")
+            || (h.name.eq_ignore_ascii_case("content-length") && h.value.trim_ascii() != b"0")
+    });
     Parsed::Request(Request {
         head_only,
         path,
         query,
+        more: announced || head_len < buf.len(),
     })
 }
 
-fn too_large() -> Parsed<'static> {
-    Parsed::Refused(Reply::error(Status::HeadTooLarge, "request head too large"))
-}
+const TOO_LARGE: Status = Status::HeadTooLarge;
+const HUGE: &str = "request head too large";
 
 /// The path and query of a request target: `/p?q` as it is, `http://host/p?q` (absolute form,
 /// what a proxy may send) without its scheme and authority; None for anything else.
@@ -83,6 +99,7 @@ pub enum Status {
     NotFound,
     MethodNotAllowed,
     HeadTooLarge,
+    Internal,
     Unavailable,
 }
 
@@ -94,6 +111,7 @@ impl Status {
             Status::NotFound => "404 Not Found",
             Status::MethodNotAllowed => "405 Method Not Allowed",
             Status::HeadTooLarge => "431 Request Header Fields Too Large",
+            Status::Internal => "500 Internal Server Error",
             Status::Unavailable => "503 Service Unavailable",
         }
     }
@@ -161,7 +179,7 @@ mod tests {
 
     fn refused(raw: &[u8]) -> Status {
         match parse(raw) {
-            Parsed::Refused(r) => r.status,
+            Parsed::Refused { reply, .. } => reply.status,
             other => panic!("{raw:?} parsed as {other:?}"),
         }
     }
@@ -174,7 +192,8 @@ mod tests {
             Request {
                 head_only: false,
                 path: "/primary/mymaster",
-                query: "addr=10.0.0.1%3A6379"
+                query: "addr=10.0.0.1%3A6379",
+                more: false,
             }
         );
         assert_eq!(request("GET /health HTTP/1.0\r\n\r\n").query, "");
@@ -191,9 +210,26 @@ mod tests {
     }
 
     #[test]
-    fn bytes_after_the_head_are_not_read() {
+    fn bytes_past_the_head_sent_or_announced_are_to_be_drained() {
         let r = request("GET /health HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /x HTTP/1.1\r\n");
-        assert_eq!(r.path, "/health");
+        assert!(r.path == "/health" && r.more);
+        assert!(request("GET / HTTP/1.1\r\ncontent-length: 5\r\n\r\n").more);
+        assert!(request("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").more);
+        assert!(request("GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n").more);
+        assert!(!request("GET / HTTP/1.1\r\nContent-Length:  0 \r\n\r\n").more);
+        assert!(!request("GET / HTTP/1.1\r\nHost: x\r\n\r\n").more);
+    }
+
+    #[test]
+    fn a_refused_head_request_is_answered_without_a_body() {
+        let Parsed::Refused { head_only, .. } = parse(b"HEAD * HTTP/1.1\r\n\r\n") else {
+            panic!("not refused")
+        };
+        assert!(head_only);
+        let Parsed::Refused { head_only, .. } = parse(b"GET * HTTP/1.1\r\n\r\n") else {
+            panic!("not refused")
+        };
+        assert!(!head_only);
     }
 
     #[test]
@@ -220,10 +256,10 @@ mod tests {
             let raw = format!("{m} /health HTTP/1.1\r\n\r\n");
             assert_eq!(refused(raw.as_bytes()), Status::MethodNotAllowed, "{m}");
         }
-        let Parsed::Refused(r) = parse(b"POST / HTTP/1.1\r\n\r\n") else {
+        let Parsed::Refused { reply, .. } = parse(b"POST / HTTP/1.1\r\n\r\n") else {
             panic!("not refused")
         };
-        let text = String::from_utf8(r.encode(false, "d")).unwrap();
+        let text = String::from_utf8(reply.encode(false, "d")).unwrap();
         assert!(
             text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
             "{text}"
