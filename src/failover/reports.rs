@@ -156,7 +156,7 @@ pub async fn send_reports(sender: Sender, own: OwnReport, cancel: CancellationTo
         monitor: mut own,
         mut local,
     } = own;
-    let mut metrics = sender.raft.metrics();
+    let mut metrics = sender.raft.server_metrics();
     let mut outbox = Outbox::new(rand::random());
     let mut last_leader = None;
     let mut hot = BTreeSet::new();
@@ -204,7 +204,7 @@ pub async fn send_reports(sender: Sender, own: OwnReport, cancel: CancellationTo
 
 /// The leader as this node's Raft sees it, with its address and recorded incarnation.
 fn leader_of(
-    metrics: &watch::Receiver<openraft::RaftMetrics<u64, crate::raft::Member>>,
+    metrics: &watch::Receiver<crate::raft::types::typ::ServerMetrics>,
 ) -> (Option<u64>, Option<(String, u64)>) {
     let m = metrics.borrow();
     let addr = m.current_leader.and_then(|l| {

@@ -113,7 +113,7 @@ impl Drop for BusyGuard {
 impl Runner {
     pub async fn run(self, cancel: CancellationToken) {
         let mut changed = self.reports.subscribe();
-        let mut metrics = self.raft.metrics();
+        let mut metrics = self.raft.server_metrics();
         let mut view = self.view.clone();
         // Every TICK while something is under way, every SWEEP_EVERY otherwise: an idle leader
         // of many masters should not walk them 40 times a second.
@@ -126,7 +126,8 @@ impl Runner {
         let mut reconf = HashSet::new();
         let mut swept = tokio::time::Instant::now();
         let mut last_view: Option<Arc<SmData>> = None;
-        // Metrics change on every replication ack; only a membership change calls for a sweep.
+        // Server metrics change with the role, the leader or the membership; only a membership
+        // change calls for a sweep.
         let mut last_membership = None;
         loop {
             let mut sweep = false;

@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{EventBus, IndexedEvent, LOCAL};
-use crate::raft::types::typ::RaftMetrics;
+use crate::raft::types::typ::ServerMetrics;
 use crate::raft::{EventLog, Raft, SmData};
 use crate::topology::event::Event;
 pub use exec::Runs;
@@ -89,7 +89,7 @@ pub async fn run(node_id: u64, policy: Policy, raft: Raft, io: Io, cancel: Cance
             (pending, bus, runs),
             cancel.clone()
         ),
-        follower.run(raft.metrics(), live, cancel)
+        follower.run(raft.server_metrics(), live, cancel)
     );
 }
 
@@ -121,7 +121,7 @@ pub struct Policy {
 }
 
 /// Whether openraft says this node is the leader: state Leader and itself as current leader.
-fn leads(m: &RaftMetrics, node_id: u64) -> bool {
+fn leads(m: &ServerMetrics, node_id: u64) -> bool {
     m.state == ServerState::Leader && m.current_leader == Some(node_id)
 }
 
@@ -144,7 +144,7 @@ struct Follower {
 impl Follower {
     async fn run(
         mut self,
-        mut metrics: watch::Receiver<RaftMetrics>,
+        mut metrics: watch::Receiver<ServerMetrics>,
         mut live: broadcast::Receiver<Arc<IndexedEvent>>,
         cancel: CancellationToken,
     ) {

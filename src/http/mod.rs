@@ -150,7 +150,7 @@ async fn count_failovers(
 
 /// Counts the changes of the leader this node knows, for `raftinel_raft_leader_changes_total`.
 async fn count_leader_changes(raft: Raft, changes: Arc<AtomicU64>, cancel: CancellationToken) {
-    let mut metrics = raft.metrics();
+    let mut metrics = raft.server_metrics();
     let mut last = metrics.borrow().current_leader;
     loop {
         tokio::select! {

@@ -76,4 +76,8 @@ pub mod typ {
     pub type CheckIsLeaderError = openraft::error::CheckIsLeaderError<NodeId, Member>;
     pub type ForwardToLeader = openraft::error::ForwardToLeader<NodeId, Member>;
     pub type RaftMetrics = openraft::RaftMetrics<NodeId, Member>;
+    /// Vote, role, leader and membership only: sent when one of them changes, where RaftMetrics
+    /// is sent at every turn of the Raft core (every heartbeat and ack). What waits for a leader
+    /// change watches this.
+    pub type ServerMetrics = openraft::metrics::RaftServerMetrics<NodeId, Member>;
 }
