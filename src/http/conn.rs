@@ -28,9 +28,9 @@ const DRAIN_BYTES: usize = 64 * 1024;
 /// to a whole SYN-ACK retransmission, ~1 s here), after which it is handed over anyway.
 const DEFER_ACCEPT_SECS: libc::c_int = 1;
 
-/// The kernel hands a connection over only once its request has arrived, so that
-/// [`answer`]'s first read finds it. Refused (not Linux, say), connections come as usual and
-/// more of them take the slower path.
+/// The kernel hands a connection over once its first bytes have arrived (or after
+/// `DEFER_ACCEPT_SECS` anyway), so that [`answer`]'s first read finds the head. Refused (not
+/// Linux, say), connections come as usual and more of them take the slower path.
 pub fn defer_accept(l: &std::net::TcpListener) {
     let secs = DEFER_ACCEPT_SECS;
     // SAFETY: `l` owns an open socket; the value is a c_int of the size given.
